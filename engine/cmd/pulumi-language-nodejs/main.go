@@ -1,0 +1,236 @@
+// Command pulumi-language-nodejs is a small Node.js language host for the Pulumi
+// engine, used when the upstream host cannot be built (its Go module is not served by
+// the module proxy this project can reach).
+//
+// It implements what `pulumi up/preview/refresh/destroy` need from a language host:
+// GetPluginInfo, Run (start `@pulumi/pulumi/cmd/run` with node, exactly as the
+// upstream host does), an empty InstallDependencies stream, and an empty plugin list.
+// Everything else stays Unimplemented, which the engine tolerates.
+//
+// Launch contract (pkg/resource/plugin): the engine runs
+//
+//	pulumi-language-nodejs [--logtostderr] [-v=N] [--tracing URL] ENGINE_ADDRESS
+//
+// with cwd = the program directory, and reads the gRPC port from the first line
+// printed on stdout.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// exitCodeBail is what @pulumi/pulumi/cmd/run exits with after it has already shown
+// the user an actionable message: the engine must not print a second error.
+const exitCodeBail = 32
+
+// runScriptModule is the module the program runner is resolved from, relative to the
+// program directory (overridable like upstream's PULUMI_LANGUAGE_NODEJS_RUN_PATH).
+const runScriptModule = "@pulumi/pulumi/cmd/run"
+
+type host struct {
+	pulumirpc.UnimplementedLanguageRuntimeServer
+	engineAddress string
+	tracing       string
+}
+
+func main() {
+	engineAddress, tracing := parseArgs(os.Args[1:])
+	if engineAddress == "" {
+		fmt.Fprintln(os.Stderr, "usage: pulumi-language-nodejs [--tracing URL] ENGINE_ADDRESS")
+		os.Exit(2)
+	}
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pulumi-language-nodejs: cannot listen: %v\n", err)
+		os.Exit(1)
+	}
+	server := grpc.NewServer(grpc.MaxRecvMsgSize(400 * 1024 * 1024))
+	pulumirpc.RegisterLanguageRuntimeServer(server, &host{engineAddress: engineAddress, tracing: tracing})
+	// The engine reads exactly one line: the port.
+	fmt.Printf("%d\n", listener.Addr().(*net.TCPAddr).Port)
+	if err := server.Serve(listener); err != nil {
+		fmt.Fprintf(os.Stderr, "pulumi-language-nodejs: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// parseArgs tolerates the engine's logging flags (-v=N, --logtostderr) and takes the
+// last positional argument as the engine address.
+func parseArgs(args []string) (engineAddress, tracing string) {
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		switch {
+		case arg == "-tracing" || arg == "--tracing":
+			if i+1 < len(args) {
+				tracing = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(arg, "-tracing=") || strings.HasPrefix(arg, "--tracing="):
+			tracing = arg[strings.Index(arg, "=")+1:]
+		case strings.HasPrefix(arg, "-"):
+			// logging flags: ignored
+		default:
+			engineAddress = arg
+		}
+	}
+	return engineAddress, tracing
+}
+
+func (h *host) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
+	return &pulumirpc.PluginInfo{Version: version}, nil
+}
+
+func (h *host) GetRequiredPlugins(context.Context, *pulumirpc.GetRequiredPluginsRequest) (*pulumirpc.GetRequiredPluginsResponse, error) {
+	// Dynamic providers load on demand; nslab programs need no other plugin.
+	return &pulumirpc.GetRequiredPluginsResponse{}, nil
+}
+
+func (h *host) GetRequiredPackages(context.Context, *pulumirpc.GetRequiredPackagesRequest) (*pulumirpc.GetRequiredPackagesResponse, error) {
+	return &pulumirpc.GetRequiredPackagesResponse{}, nil
+}
+
+func (h *host) InstallDependencies(*pulumirpc.InstallDependenciesRequest, grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse]) error {
+	// Dependencies are installed by the project's own setup (npm ci), never here.
+	return nil
+}
+
+func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
+	info := req.GetInfo()
+	programDir := req.GetPwd()
+	entryPoint := req.GetProgram()
+	rootDir := ""
+	if info != nil {
+		programDir, entryPoint, rootDir = info.GetProgramDirectory(), info.GetEntryPoint(), info.GetRootDirectory()
+	}
+	nodePath, err := exec.LookPath("node")
+	if err != nil {
+		return &pulumirpc.RunResponse{Error: "could not find node on PATH: install Node.js 22 or newer"}, nil
+	}
+	runPath := os.Getenv("PULUMI_LANGUAGE_NODEJS_RUN_PATH")
+	if runPath == "" {
+		runPath = runScriptModule
+	}
+	runScript, err := resolveModule(ctx, nodePath, programDir, runPath)
+	if err != nil {
+		return &pulumirpc.RunResponse{Error: fmt.Sprintf(
+			"cannot find %s from %s: install the project's dependencies (npm ci): %v", runPath, programDir, err)}, nil
+	}
+
+	options := map[string]interface{}{}
+	if info != nil && info.GetOptions() != nil {
+		options = info.GetOptions().AsMap()
+	}
+	args := nodeArgs(options)
+	args = append(args, runScript, "--monitor", req.GetMonitorAddress(), "--engine", h.engineAddress)
+	args = appendIfSet(args, "--organization", req.GetOrganization())
+	args = appendIfSet(args, "--project", req.GetProject())
+	args = appendIfSet(args, "--root-directory", rootDir)
+	args = appendIfSet(args, "--stack", req.GetStack())
+	args = appendIfSet(args, "--pwd", programDir)
+	if req.GetDryRun() {
+		args = append(args, "--dry-run")
+	}
+	args = append(args, "--parallel", strconv.Itoa(int(req.GetParallel())))
+	args = appendIfSet(args, "--tracing", h.tracing)
+	args = append(args, entryPoint)
+	args = append(args, req.GetArgs()...)
+
+	env, err := runEnv(req, options)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, nodePath, args...)
+	cmd.Dir = programDir
+	cmd.Env = env
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			if exitErr.ExitCode() == exitCodeBail {
+				return &pulumirpc.RunResponse{Bail: true}, nil
+			}
+			return &pulumirpc.RunResponse{Error: fmt.Sprintf("Program exited with non-zero exit code: %d", exitErr.ExitCode())}, nil
+		}
+		return &pulumirpc.RunResponse{Error: fmt.Sprintf("Problem executing program (could not run language executor): %v", err)}, nil
+	}
+	return &pulumirpc.RunResponse{}, nil
+}
+
+// resolveModule asks node where a module resolves from the program directory.
+func resolveModule(ctx context.Context, nodePath, dir, module string) (string, error) {
+	cmd := exec.CommandContext(ctx, nodePath, "-e", "console.log(require.resolve(process.argv[1]))", module)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return "", fmt.Errorf("%v: %s", err, strings.TrimSpace(string(exitErr.Stderr)))
+		}
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// nodeArgs honours the `nodeargs` runtime option of Pulumi.yaml.
+func nodeArgs(options map[string]interface{}) []string {
+	raw, _ := options["nodeargs"].(string)
+	return strings.Fields(raw)
+}
+
+// runEnv passes config and the TypeScript options the way @pulumi/pulumi/cmd/run reads them.
+func runEnv(req *pulumirpc.RunRequest, options map[string]interface{}) ([]string, error) {
+	config := req.GetConfig()
+	if config == nil {
+		config = map[string]string{}
+	}
+	configJSON, err := json.Marshal(config)
+	if err != nil {
+		return nil, err
+	}
+	secretKeys := req.GetConfigSecretKeys()
+	if secretKeys == nil {
+		secretKeys = []string{}
+	}
+	secretJSON, err := json.Marshal(secretKeys)
+	if err != nil {
+		return nil, err
+	}
+	env := append(os.Environ(),
+		"PULUMI_CONFIG="+string(configJSON),
+		"PULUMI_CONFIG_SECRET_KEYS="+string(secretJSON))
+	typescript := true
+	if value, ok := options["typescript"].(bool); ok {
+		typescript = value
+	}
+	if typescript {
+		env = append(env, "PULUMI_NODEJS_TYPESCRIPT=true")
+	}
+	if tsconfig, ok := options["tsconfig"].(string); ok && tsconfig != "" {
+		env = append(env, "PULUMI_NODEJS_TSCONFIG_PATH="+tsconfig)
+	}
+	return env, nil
+}
+
+func appendIfSet(args []string, flag, value string) []string {
+	if value == "" {
+		return args
+	}
+	return append(args, flag, value)
+}

@@ -1,0 +1,65 @@
+/**
+ * One error type for everything nslab reports, with a kind that says what went wrong
+ * and therefore what the user (or a retry loop) can do about it.
+ */
+export type ErrorKind =
+  | "InvalidArgument"
+  | "NotFound"
+  | "AlreadyExists"
+  | "Permission"
+  | "Verification"
+  | "Unsupported"
+  | "CommandFailed";
+
+export class NslabError extends Error {
+  override readonly name = "NslabError";
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    readonly details: { command?: string; stderr?: string; exitCode?: number } = {},
+  ) {
+    super(message);
+  }
+}
+
+/** True when `err` is an NslabError of the given kind. */
+export function isKind(err: unknown, kind: ErrorKind): err is NslabError {
+  return err instanceof NslabError && err.kind === kind;
+}
+
+const PERMISSION = /Operation not permitted|Permission denied|EPERM|EACCES/i;
+const NOT_FOUND =
+  /Cannot find device|does not exist|No such device|No such file or directory|No such process|Cannot open network namespace|not found|ENOENT|No such (?:rule|table|chain)/i;
+const EXISTS = /File exists|already exists|EEXIST|Device or resource busy/i;
+const UNSUPPORTED = /Operation not supported|not supported|EOPNOTSUPP|Unknown device type/i;
+
+/**
+ * Builds the error for a failed command from its stderr and exit code: the one place
+ * where kernel messages are mapped to kinds. `subject` names the object ("veth
+ * \"veth-ns1\" in namespace \"ns1\"") so that the message says what failed.
+ */
+export function commandError(subject: string, command: string, stderr: string, exitCode: number): NslabError {
+  const detail = stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit code ${exitCode}`;
+  const details = { command, stderr, exitCode };
+  if (PERMISSION.test(stderr)) {
+    return new NslabError(
+      "Permission",
+      `${subject}: permission denied (${detail}). nslab needs CAP_NET_ADMIN: run as root or grant the capability.`,
+      details,
+    );
+  }
+  if (EXISTS.test(stderr)) {
+    return new NslabError(
+      "AlreadyExists",
+      `${subject} already exists (${detail}). Remove it, choose another name, or set adopt: true to take it over.`,
+      details,
+    );
+  }
+  if (UNSUPPORTED.test(stderr)) {
+    return new NslabError("Unsupported", `${subject}: this kernel does not support the operation (${detail}). Command: ${command}`, details);
+  }
+  if (NOT_FOUND.test(stderr)) {
+    return new NslabError("NotFound", `${subject}: not found (${detail}). Command: ${command}`, details);
+  }
+  return new NslabError("CommandFailed", `${subject}: command failed: ${command}: ${detail}`, details);
+}

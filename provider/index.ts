@@ -1,0 +1,56 @@
+/**
+ * The nslab provider module. The Pulumi dynamic provider that the SDK serializes into
+ * each resource's state is only a trampoline: at call time it does
+ * `require("nslab/provider").dispatch(kind, op, args)`, so refresh and destroy always
+ * run the installed code (not a copy frozen at the last update) and no third-party
+ * module is ever captured.
+ */
+import { NslabError } from "./errors";
+import { namespaceKind } from "./namespace";
+import type { ResourceKind } from "./resource";
+
+export { NslabError, isKind } from "./errors";
+export type { ErrorKind } from "./errors";
+export * as kernel from "./kernel";
+export { namespaceKind } from "./namespace";
+export type { NamespaceInputs, NamespaceOutputs } from "./namespace";
+export { ownerTag } from "./resource";
+export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const KINDS: Record<string, ResourceKind<any, any>> = {
+  [namespaceKind.kind]: namespaceKind,
+};
+
+export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";
+
+/** Strips engine bookkeeping (the serialized provider) from a property bag. */
+function props(value: unknown): Record<string, unknown> {
+  if (!value || typeof value !== "object") return {};
+  const { __provider: _ignored, ...rest } = value as Record<string, unknown>;
+  return rest;
+}
+
+/** Entry point of the trampoline: runs one lifecycle operation of one resource kind. */
+export async function dispatch(kind: string, op: Operation, args: unknown[]): Promise<unknown> {
+  const impl = KINDS[kind];
+  if (!impl) {
+    throw new NslabError("InvalidArgument", `nslab has no resource kind "${kind}" (known: ${Object.keys(KINDS).join(", ")}). Is the installed nslab older than the program?`);
+  }
+  switch (op) {
+    case "check":
+      return impl.check(args[0] ? props(args[0]) : undefined, props(args[1]));
+    case "diff":
+      return impl.diff(String(args[0]), props(args[1]), props(args[2]));
+    case "create":
+      return impl.create(props(args[0]));
+    case "read":
+      return impl.read(String(args[0]), props(args[1]));
+    case "update":
+      return impl.update(String(args[0]), props(args[1]), props(args[2]));
+    case "delete":
+      return impl.delete(String(args[0]), props(args[1]));
+    default:
+      throw new NslabError("InvalidArgument", `unknown provider operation "${String(op)}"`);
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * The one door to the kernel. Every `ip`, `nft`, `sysctl` and `nsenter` call nslab
+ * makes goes through this module: argument arrays (never a shell), no stdin unless a
+ * script is fed, a timeout, and errors built in one place (errors.ts). Nothing else
+ * imports execa.
+ *
+ * It also holds the per-process snapshot cache: one `ip -details -json addr show` per
+ * namespace, shared by every resource read in the same run and dropped whenever nslab
+ * itself writes to that namespace.
+ */
+import { execa } from "execa";
+import * as fs from "node:fs";
+import { commandError, NslabError } from "./errors";
+
+/** Upper bound for one command; a hung `ip` must not hang `pulumi up`. */
+const COMMAND_TIMEOUT_MS = 30_000;
+/** Where `ip netns` keeps named namespaces. */
+export const NETNS_DIR = "/run/netns";
+
+/** A namespace name, or undefined for the namespace the program (provider) runs in. */
+export type Netns = string | undefined;
+
+/** How an object is named in messages: `veth "a" in namespace "ns1"`. */
+export function describe(what: string, name: string, netns: Netns): string {
+  return `${what} "${name}" in ${netns ? `namespace "${netns}"` : "the program's namespace"}`;
+}
+
+interface RunOptions {
+  /** Names the object for error messages. */
+  subject: string;
+  /** Fed on stdin (for `-batch -` and `nft -f -`); stdin is closed otherwise. */
+  input?: string;
+}
+
+/** Runs `command args` and returns stdout; throws NslabError on a non-zero exit. */
+async function run(command: string, args: string[], options: RunOptions): Promise<string> {
+  const printable = [command, ...args].join(" ");
+  let result;
+  try {
+    result = await execa(command, args, {
+      input: options.input,
+      stdin: options.input === undefined ? "ignore" : undefined,
+      reject: false,
+      timeout: COMMAND_TIMEOUT_MS,
+      env: { LC_ALL: "C" },
+      stripFinalNewline: false,
+    });
+  } catch (err) {
+    throw new NslabError("CommandFailed", `${options.subject}: cannot run ${command}: ${(err as Error).message}`);
+  }
+  if (result.timedOut) {
+    throw new NslabError("CommandFailed", `${options.subject}: ${printable} timed out after ${COMMAND_TIMEOUT_MS} ms`);
+  }
+  if (result.exitCode !== 0) {
+    const stderr = String(result.stderr ?? "");
+    if (result.exitCode === undefined && /ENOENT/.test(String(result.message))) {
+      throw new NslabError("CommandFailed", `${options.subject}: ${command} is not installed (run scripts/setup)`);
+    }
+    throw commandError(options.subject, printable, stderr, result.exitCode ?? -1);
+  }
+  return String(result.stdout ?? "");
+}
+
+// ---- snapshots ------------------------------------------------------------------------
+
+const snapshots = new Map<string, Promise<LinkJson[]>>();
+const key = (netns: Netns) => netns ?? "";
+
+/** Drops the cached snapshot of `netns` (after a write, or in tests after a hand edit). */
+export function invalidate(netns: Netns): void {
+  snapshots.delete(key(netns));
+}
+
+/** Drops every cached snapshot. */
+export function resetSnapshots(): void {
+  snapshots.clear();
+}
+
+/** One interface as `ip -details -json addr show` prints it (the fields nslab reads). */
+export interface LinkJson {
+  ifindex: number;
+  ifname: string;
+  flags: string[];
+  mtu: number;
+  operstate?: string;
+  address?: string;
+  master?: string;
+  ifalias?: string;
+  link_index?: number;
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
+}
+
+/**
+ * Every interface of `netns` with details and addresses, from one cached snapshot.
+ * Equivalent to: ip [-n NS] -details -json addr show
+ */
+export function links(netns: Netns): Promise<LinkJson[]> {
+  let snapshot = snapshots.get(key(netns));
+  if (!snapshot) {
+    snapshot = ipJson<LinkJson[]>(["-details", "addr", "show"], netns, describe("links", "*", netns));
+    snapshots.set(key(netns), snapshot);
+    snapshot.catch(() => snapshots.delete(key(netns)));
+  }
+  return snapshot;
+}
+
+/**
+ * One interface, read fresh (used to verify after writing); undefined when absent.
+ * Equivalent to: ip [-n NS] -details -json addr show dev NAME
+ */
+export async function link(name: string, netns: Netns): Promise<LinkJson | undefined> {
+  if (netns !== undefined && !netnsExists(netns)) return undefined;
+  try {
+    const found = await ipJson<LinkJson[]>(["-details", "addr", "show", "dev", name], netns, describe("link", name, netns));
+    return found[0];
+  } catch (err) {
+    if (err instanceof NslabError && err.kind === "NotFound") return undefined;
+    throw err;
+  }
+}
+
+// ---- ip ---------------------------------------------------------------------------------
+
+function ipArgs(args: string[], netns: Netns): string[] {
+  return netns === undefined ? args : ["-n", netns, ...args];
+}
+
+/** Runs `ip [-n NS] ARGS` (a write: the namespace's snapshot is dropped). */
+export async function ip(args: string[], netns: Netns, subject: string): Promise<string> {
+  invalidate(netns);
+  try {
+    return await run("ip", ipArgs(args, netns), { subject });
+  } finally {
+    invalidate(netns);
+  }
+}
+
+/** Runs `ip [-n NS] -json ARGS` and parses the output (a read). */
+export async function ipJson<T>(args: string[], netns: Netns, subject: string): Promise<T> {
+  const out = await run("ip", ipArgs(["-json", ...args], netns), { subject });
+  const text = out.trim();
+  return (text === "" ? [] : JSON.parse(text)) as T;
+}
+
+/**
+ * Runs several `ip` commands in one process: `ip [-n NS] -batch -`. A failure names
+ * the command that failed (ip stops at the first error).
+ */
+export async function ipBatch(commands: string[][], netns: Netns, subject: string): Promise<void> {
+  if (commands.length === 0) return;
+  if (commands.length === 1) {
+    await ip(commands[0], netns, subject);
+    return;
+  }
+  invalidate(netns);
+  try {
+    await run("ip", ipArgs(["-batch", "-"], netns), { subject, input: commands.map((c) => c.join(" ")).join("\n") + "\n" });
+  } catch (err) {
+    if (err instanceof NslabError) {
+      const line = /Command failed -:(\d+)/.exec(err.details.stderr ?? "");
+      if (line) {
+        const failed = commands[Number(line[1]) - 1]?.join(" ");
+        throw new NslabError(err.kind, err.message.replace(/command failed: ip .*?-batch -/, `command failed: ip ${failed}`), {
+          ...err.details,
+          command: `ip ${failed}`,
+        });
+      }
+    }
+    throw err;
+  } finally {
+    invalidate(netns);
+  }
+}
+
+// ---- namespaces -------------------------------------------------------------------------
+
+/** True when /run/netns/NAME exists. */
+export function netnsExists(name: string): boolean {
+  return fs.existsSync(`${NETNS_DIR}/${name}`);
+}
+
+/** Names of the namespaces in /run/netns. */
+export function netnsList(): string[] {
+  try {
+    return fs.readdirSync(NETNS_DIR);
+  } catch {
+    return [];
+  }
+}
+
+/** Runs `command args` inside a namespace: nsenter --net=/run/netns/NS command args. */
+function inNetns(command: string, args: string[], netns: Netns): [string, string[]] {
+  return netns === undefined ? [command, args] : ["nsenter", [`--net=${NETNS_DIR}/${netns}`, "--", command, ...args]];
+}
+
+// ---- nft --------------------------------------------------------------------------------
+
+/** Applies an nft script atomically: [nsenter --net=NS] nft -f - */
+export async function nftScript(script: string, netns: Netns, subject: string): Promise<void> {
+  const [command, args] = inNetns("nft", ["-f", "-"], netns);
+  await run(command, args, { subject, input: script });
+}
+
+/** Runs [nsenter --net=NS] nft -j ARGS and parses the output. */
+export async function nftJson<T>(args: string[], netns: Netns, subject: string): Promise<T> {
+  const [command, argv] = inNetns("nft", ["-j", ...args], netns);
+  return JSON.parse(await run(command, argv, { subject })) as T;
+}
+
+// ---- sysctl -----------------------------------------------------------------------------
+
+/** Reads a sysctl: [nsenter --net=NS] sysctl -n KEY */
+export async function sysctlRead(name: string, netns: Netns, subject: string): Promise<string> {
+  const [command, args] = inNetns("sysctl", ["-n", name], netns);
+  return (await run(command, args, { subject })).trim();
+}
+
+/** Writes a sysctl: [nsenter --net=NS] sysctl -w KEY=VALUE */
+export async function sysctlWrite(name: string, value: string, netns: Netns, subject: string): Promise<void> {
+  const [command, args] = inNetns("sysctl", ["-q", "-w", `${name}=${value}`], netns);
+  await run(command, args, { subject });
+}

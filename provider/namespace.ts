@@ -1,0 +1,111 @@
+/**
+ * Namespace: a named network namespace, `/run/netns/<name>`, with `lo` up.
+ * Ownership: the namespace's own `lo` carries nslab's alias.
+ */
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { Checker } from "./validate";
+
+export interface NamespaceInputs extends CommonInputs {
+  name: string;
+}
+export interface NamespaceOutputs extends NamespaceInputs {
+  path: string;
+}
+
+const RULES: FieldRule[] = [{ name: "name", replace: true }];
+
+const subject = (name: string) => `namespace "${name}"`;
+
+/** The alias on the namespace's lo, or undefined when the namespace is gone. */
+async function marker(name: string): Promise<string | undefined> {
+  if (!kernel.netnsExists(name)) return undefined;
+  const lo = (await kernel.links(name)).find((l) => l.ifname === "lo");
+  return lo?.ifalias ?? "";
+}
+
+/** Equivalent to: ip -n NAME link set lo up; ip -n NAME link set lo alias TAG */
+async function claim(name: string, owner: string): Promise<void> {
+  await kernel.ipBatch(
+    [
+      ["link", "set", "dev", "lo", "up"],
+      ["link", "set", "dev", "lo", "alias", ownerTag(owner)],
+    ],
+    name,
+    subject(name),
+  );
+}
+
+function outputs(inputs: NamespaceInputs): NamespaceOutputs {
+  return compact({ ...inputs, path: `${kernel.NETNS_DIR}/${inputs.name}` });
+}
+
+export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
+  kind: "Namespace",
+
+  check(_olds, news) {
+    const c = new Checker();
+    const inputs = compact({
+      name: c.netns(news.name, "name", true) as string,
+      adopt: c.boolean(news.adopt, "adopt", false),
+      __owner: String(news.__owner ?? `Namespace:${news.name}`),
+    });
+    return { inputs, failures: c.failures };
+  },
+
+  diff(_id, olds, news) {
+    return diffFields(olds as never, news as never, RULES);
+  },
+
+  async create(inputs) {
+    const { name } = inputs;
+    if (kernel.netnsExists(name)) {
+      if (!inputs.adopt) {
+        throw new NslabError(
+          "AlreadyExists",
+          `${subject(name)} already exists. Remove it (ip netns del ${name}), choose another name, or set adopt: true to take it over.`,
+        );
+      }
+    } else {
+      // Equivalent to: ip netns add NAME
+      await kernel.ip(["netns", "add", name], undefined, subject(name));
+    }
+    try {
+      await claim(name, inputs.__owner);
+      const seen = await marker(name);
+      if (seen !== ownerTag(inputs.__owner)) {
+        throw new NslabError("Verification", `${subject(name)}: ownership mark on lo: desired '${ownerTag(inputs.__owner)}', current '${seen}'`);
+      }
+    } catch (err) {
+      // Transactional: a namespace we just made goes again; an adopted one is left.
+      if (!inputs.adopt) await kernel.ip(["netns", "delete", name], undefined, subject(name)).catch(() => undefined);
+      throw err;
+    }
+    return { id: name, outs: outputs(inputs) };
+  },
+
+  async read(id, props) {
+    const seen = await marker(props.name ?? id);
+    if (seen === undefined || seen !== ownerTag(props.__owner)) return {};
+    const inputs = compact({ name: props.name, adopt: props.adopt, __owner: props.__owner });
+    return { id, props: outputs(inputs), inputs };
+  },
+
+  async update(_id, _olds, news) {
+    await claim(news.name, news.__owner);
+    return { outs: outputs(news) };
+  },
+
+  async delete(id, props) {
+    const name = props.name ?? id;
+    const seen = await marker(name);
+    // Gone already, or no longer ours (someone replaced it): nothing of ours to delete.
+    if (seen === undefined || seen !== ownerTag(props.__owner)) return;
+    // Equivalent to: ip netns delete NAME
+    await kernel.ip(["netns", "delete", name], undefined, subject(name)).catch((err) => {
+      if (!kernel.netnsExists(name)) return;
+      throw err;
+    });
+  },
+};

@@ -1,0 +1,107 @@
+/**
+ * The shape every nslab resource kind implements, and the pure helpers they share:
+ * diffing normalised properties and ownership tags.
+ */
+import { createHash } from "node:crypto";
+import type { Failure } from "./validate";
+
+export interface CheckResult<I> {
+  inputs: I;
+  failures: Failure[];
+}
+
+export interface DiffResult {
+  changes: boolean;
+  replaces: string[];
+  stables: string[];
+  deleteBeforeReplace: boolean;
+}
+
+export interface ReadResult<I, O> {
+  id?: string;
+  props?: O;
+  inputs?: I;
+}
+
+/** Inputs every resource takes besides its own. */
+export interface CommonInputs {
+  /** Take over an existing object that matches instead of failing. */
+  adopt?: boolean;
+  /** Identifies the owning resource (project/stack/name); set by the SDK. */
+  __owner: string;
+}
+
+/**
+ * One resource kind: pure `check` and `diff`, kernel `create/read/update/delete`.
+ * `olds` passed to diff/update/read are the previous *outputs*, which always contain
+ * the inputs under the same names.
+ */
+export interface ResourceKind<I extends CommonInputs, O extends I> {
+  readonly kind: string;
+  check(olds: Partial<I> | undefined, news: Record<string, unknown>): CheckResult<I>;
+  diff(id: string, olds: O, news: I): DiffResult;
+  create(inputs: I): Promise<{ id: string; outs: O }>;
+  read(id: string, props: O): Promise<ReadResult<I, O>>;
+  update(id: string, olds: O, news: I): Promise<{ outs: O }>;
+  delete(id: string, props: O): Promise<void>;
+}
+
+/** How a property is compared and what changing it means. */
+export interface FieldRule {
+  name: string;
+  /** Changing it needs a new object (replace); otherwise it is updated in place. */
+  replace?: boolean;
+  /** Compared as a set (order does not matter). */
+  set?: boolean;
+  /** Optional and filled in by the kernel (e.g. a MAC): unset in news means "any". */
+  computed?: boolean;
+}
+
+/** Normalised form used for comparison. */
+function comparable(value: unknown, rule: FieldRule): string {
+  if (value === undefined || value === null) return "";
+  if (rule.set && Array.isArray(value)) return JSON.stringify([...value].map(String).sort());
+  return JSON.stringify(value);
+}
+
+/** Names of the fields whose values differ between olds and news. */
+export function changedFields(olds: Record<string, unknown>, news: Record<string, unknown>, rules: FieldRule[]): FieldRule[] {
+  return rules.filter((rule) => {
+    const next = news[rule.name];
+    if (rule.computed && (next === undefined || next === null)) return false;
+    return comparable(olds[rule.name], rule) !== comparable(next, rule);
+  });
+}
+
+/** A pure diff from field rules; replacements delete first when names would clash. */
+export function diffFields(
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+  rules: FieldRule[],
+  deleteBeforeReplace = true,
+): DiffResult {
+  const changed = changedFields(olds, news, rules);
+  const replaces = changed.filter((r) => r.replace).map((r) => r.name);
+  const stables = rules.filter((r) => r.replace && !changed.includes(r)).map((r) => r.name);
+  return {
+    changes: changed.length > 0,
+    replaces,
+    stables,
+    deleteBeforeReplace: replaces.length > 0 && deleteBeforeReplace,
+  };
+}
+
+/** Marker written on kernel objects nslab owns (interface alias, nft comment, ...). */
+export function ownerTag(owner: string): string {
+  return `nslab:${createHash("sha256").update(owner).digest("hex").slice(0, 16)}`;
+}
+
+/** True when `marker` (an alias or comment) says the object belongs to any nslab resource. */
+export function isNslabTag(marker: string | undefined): boolean {
+  return typeof marker === "string" && /^nslab:[0-9a-f]{16}$/.test(marker);
+}
+
+/** Removes undefined values so that outputs compare and serialise cleanly. */
+export function compact<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

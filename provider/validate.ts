@@ -1,0 +1,173 @@
+/**
+ * Pure validation and normalisation of user input: every check here touches no kernel,
+ * so `pulumi preview` catches bad input and nothing on the host changes. Each failure
+ * names the property and says how to fix it.
+ */
+import * as ipaddr from "ipaddr.js";
+
+/** One problem with one property, in the shape Pulumi's check expects. */
+export interface Failure {
+  property: string;
+  reason: string;
+}
+
+/** Linux IFNAMSIZ - 1. */
+export const IFNAME_MAX = 15;
+/** Names nslab refuses for interfaces: they collide with `ip` keywords or special files. */
+const RESERVED_IFNAMES = new Set([".", "..", "all", "default", "lo"]);
+const IFNAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const NETNS_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** Longest namespace name nslab accepts (a file name under /run/netns, kept short for messages). */
+export const NETNS_MAX = 64;
+export const MTU_MIN = 68;
+export const MTU_MAX = 65535;
+const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** Collects failures while normalising one resource's inputs. */
+export class Checker {
+  readonly failures: Failure[] = [];
+
+  fail(property: string, reason: string): undefined {
+    this.failures.push({ property, reason });
+    return undefined;
+  }
+
+  /** A required or optional string property. */
+  string(value: unknown, property: string, required: boolean): string | undefined {
+    if (value === undefined || value === null || value === "") {
+      if (required) this.fail(property, `${property} is required.`);
+      return undefined;
+    }
+    if (typeof value !== "string") return this.fail(property, `${property} must be a string, got ${JSON.stringify(value)}.`);
+    return value;
+  }
+
+  /** An interface name: 1-15 characters of [A-Za-z0-9_.-], not starting with '.' or '-'. */
+  ifname(value: unknown, property: string, required = true): string | undefined {
+    const name = this.string(value, property, required);
+    if (name === undefined) return undefined;
+    if (name.length > IFNAME_MAX) {
+      return this.fail(property, `${property} "${name}" is ${name.length} characters; Linux interface names have at most ${IFNAME_MAX}. Choose a shorter name.`);
+    }
+    if (!IFNAME_PATTERN.test(name)) {
+      return this.fail(property, `${property} "${name}" may only contain letters, digits, '_', '.' and '-', and must start with a letter, digit or '_'.`);
+    }
+    if (RESERVED_IFNAMES.has(name)) return this.fail(property, `${property} "${name}" is reserved; choose another name.`);
+    return name;
+  }
+
+  /** A namespace name (a file under /run/netns). */
+  netns(value: unknown, property: string, required = false): string | undefined {
+    const name = this.string(value, property, required);
+    if (name === undefined) return undefined;
+    if (name.length > NETNS_MAX) return this.fail(property, `${property} "${name}" is longer than ${NETNS_MAX} characters; choose a shorter name.`);
+    if (!NETNS_PATTERN.test(name)) {
+      return this.fail(property, `${property} "${name}" may only contain letters, digits, '_', '.' and '-', and must start with a letter, digit or '_'.`);
+    }
+    return name;
+  }
+
+  boolean(value: unknown, property: string, defaultValue: boolean): boolean;
+  boolean(value: unknown, property: string, defaultValue?: boolean): boolean | undefined;
+  boolean(value: unknown, property: string, defaultValue?: boolean): boolean | undefined {
+    if (value === undefined || value === null) return defaultValue;
+    if (typeof value !== "boolean") return this.fail(property, `${property} must be true or false, got ${JSON.stringify(value)}.`);
+    return value;
+  }
+
+  /** An integer in [min, max]. */
+  integer(value: unknown, property: string, min: number, max: number): number | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+      return this.fail(property, `${property} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}.`);
+    }
+    return value;
+  }
+
+  mtu(value: unknown, property: string): number | undefined {
+    return this.integer(value, property, MTU_MIN, MTU_MAX);
+  }
+
+  /** A unicast Ethernet address, normalised to lower case. */
+  mac(value: unknown, property: string): string | undefined {
+    const raw = this.string(value, property, false);
+    if (raw === undefined) return undefined;
+    const mac = raw.toLowerCase();
+    if (!MAC_PATTERN.test(mac)) return this.fail(property, `${property} "${raw}" is not a MAC address; write six hex pairs such as "02:00:00:00:00:01".`);
+    if (parseInt(mac.slice(0, 2), 16) & 1) return this.fail(property, `${property} "${raw}" is a multicast address; the first octet must be even (e.g. "02:...").`);
+    if (mac === "00:00:00:00:00:00") return this.fail(property, `${property} must not be all zeros.`);
+    return mac;
+  }
+
+  /** Interface addresses ("192.168.1.1/24", "fd00::1/64"), canonical and de-duplicated. */
+  addresses(value: unknown, property: string): string[] {
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) {
+      this.fail(property, `${property} must be a list of addresses with prefix length, such as ["192.168.1.1/24"].`);
+      return [];
+    }
+    const out: string[] = [];
+    value.forEach((item, i) => {
+      const cidr = this.interfaceAddress(item, `${property}[${i}]`);
+      if (cidr !== undefined && !out.includes(cidr)) out.push(cidr);
+    });
+    return out;
+  }
+
+  /** One interface address with its prefix length, canonical. */
+  interfaceAddress(value: unknown, property: string): string | undefined {
+    const raw = this.string(value, property, true);
+    if (raw === undefined) return undefined;
+    const cidr = canonicalCidr(raw);
+    if (cidr === undefined) {
+      return this.fail(property, `${property} "${raw}" is not an address with prefix length; write e.g. "192.168.1.1/24" or "fd00::1/64".`);
+    }
+    return cidr;
+  }
+
+  /** A network (host bits zero) such as "10.0.0.0/8", canonical. */
+  network(value: unknown, property: string, required = true): string | undefined {
+    const raw = this.string(value, property, required);
+    if (raw === undefined) return undefined;
+    const cidr = canonicalCidr(raw);
+    if (cidr === undefined) return this.fail(property, `${property} "${raw}" is not a network; write e.g. "10.0.0.0/8" or "fd00:1::/64".`);
+    const net = networkOf(cidr);
+    if (net !== cidr) return this.fail(property, `${property} "${raw}" has host bits set; did you mean "${net}"?`);
+    return cidr;
+  }
+
+  /** A single address without prefix, canonical. */
+  address(value: unknown, property: string, required = false): string | undefined {
+    const raw = this.string(value, property, required);
+    if (raw === undefined) return undefined;
+    if (!ipaddr.isValid(raw) || raw.includes("/")) return this.fail(property, `${property} "${raw}" is not an IP address; write e.g. "192.168.1.1" or "fd00::1".`);
+    return canonicalAddress(raw);
+  }
+}
+
+/** "fd00:0::1/64" -> "fd00::1/64"; undefined when not an address/prefix. */
+export function canonicalCidr(text: string): string | undefined {
+  if (!ipaddr.isValidCIDR(text)) return undefined;
+  const [addr, len] = ipaddr.parseCIDR(text);
+  return `${formatAddress(addr)}/${len}`;
+}
+
+export function canonicalAddress(text: string): string {
+  return formatAddress(ipaddr.parse(text));
+}
+
+function formatAddress(addr: ipaddr.IPv4 | ipaddr.IPv6): string {
+  return addr.kind() === "ipv6" ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString();
+}
+
+/** The network of a canonical CIDR: "192.168.1.7/24" -> "192.168.1.0/24". */
+export function networkOf(cidr: string): string {
+  const [addr, len] = ipaddr.parseCIDR(cidr);
+  const network = addr.kind() === "ipv6" ? ipaddr.IPv6.networkAddressFromCIDR(cidr) : ipaddr.IPv4.networkAddressFromCIDR(cidr);
+  return `${formatAddress(network)}/${len}`;
+}
+
+/** "ipv4" or "ipv6" for an address or CIDR. */
+export function familyOf(text: string): "ipv4" | "ipv6" {
+  return ipaddr.parse(text.split("/")[0]).kind();
+}
