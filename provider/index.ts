@@ -6,7 +6,10 @@
  * module is ever captured.
  */
 import { NslabError } from "./errors";
+import { bridgeKind } from "./bridge";
 import { namespaceKind } from "./namespace";
+import { tapKind } from "./tap";
+import { vethKind } from "./veth";
 import type { ResourceKind } from "./resource";
 
 export { NslabError, isKind } from "./errors";
@@ -14,12 +17,21 @@ export type { ErrorKind } from "./errors";
 export * as kernel from "./kernel";
 export { namespaceKind } from "./namespace";
 export type { NamespaceInputs, NamespaceOutputs } from "./namespace";
+export { vethKind } from "./veth";
+export type { VethInputs, VethOutputs, VethEnd } from "./veth";
+export { bridgeKind } from "./bridge";
+export type { BridgeInputs, BridgeOutputs } from "./bridge";
+export { tapKind } from "./tap";
+export type { TapInputs, TapOutputs } from "./tap";
 export { ownerTag } from "./resource";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const KINDS: Record<string, ResourceKind<any, any>> = {
   [namespaceKind.kind]: namespaceKind,
+  [vethKind.kind]: vethKind,
+  [bridgeKind.kind]: bridgeKind,
+  [tapKind.kind]: tapKind,
 };
 
 export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";

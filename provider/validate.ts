@@ -21,6 +21,7 @@ const NETNS_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 export const NETNS_MAX = 64;
 export const MTU_MIN = 68;
 export const MTU_MAX = 65535;
+export const IPV6_MTU_MIN = 1280;
 const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 /** Collects failures while normalising one resource's inputs. */
@@ -123,6 +124,13 @@ export class Checker {
       return this.fail(property, `${property} "${raw}" is not an address with prefix length; write e.g. "192.168.1.1/24" or "fd00::1/64".`);
     }
     return cidr;
+  }
+
+  /** IPv6 needs an MTU of at least 1280: the kernel refuses IPv6 addresses below it. */
+  ipv6Mtu(addresses: string[], mtu: number | undefined, property: string): void {
+    if (mtu !== undefined && mtu < IPV6_MTU_MIN && addresses.some((a) => familyOf(a) === "ipv6")) {
+      this.fail(property, `${property} ${mtu} is below ${IPV6_MTU_MIN}, the minimum for the IPv6 addresses given; raise it or drop the IPv6 addresses.`);
+    }
   }
 
   /** A network (host bits zero) such as "10.0.0.0/8", canonical. */

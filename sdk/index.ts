@@ -9,4 +9,10 @@
  */
 export { Namespace } from "./namespace";
 export type { NamespaceArgs } from "./namespace";
+export { VethPair } from "./veth";
+export type { VethPairArgs, VethEndArgs, VethEndState } from "./veth";
+export { Bridge } from "./bridge";
+export type { BridgeArgs } from "./bridge";
+export { TapDevice } from "./tap";
+export type { TapDeviceArgs } from "./tap";
 export type { AdoptArgs } from "./base";

@@ -1,0 +1,144 @@
+/**
+ * Bridge: a Linux bridge (a virtual switch) whose ports are veth ends or taps that name
+ * it as their `master`. Ownership: nslab's alias on the bridge.
+ */
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import { describe } from "./kernel";
+import { converge, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requirePlace, verifyLink } from "./link";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { Checker } from "./validate";
+
+export interface BridgeInputs extends CommonInputs, Omit<LinkSettings, "master"> {
+  stp: boolean;
+  vlanFiltering: boolean;
+}
+export interface BridgeOutputs extends BridgeInputs {
+  mac?: string;
+}
+
+const RULES: FieldRule[] = [
+  { name: "name", replace: true },
+  { name: "namespace", replace: true },
+  { name: "addresses", set: true },
+  { name: "mac", computed: true },
+  { name: "mtu", computed: true },
+  { name: "up" },
+  { name: "stp" },
+  { name: "vlanFiltering" },
+];
+
+const subject = (i: { name: string; namespace?: string }) => describe("bridge", i.name, i.namespace);
+
+/** Bridge attributes: stp_state always, vlan_filtering only when wanted (some kernels lack it). */
+function bridgeAttrs(i: BridgeInputs, live?: LiveLink): string[] {
+  const attrs: string[] = [];
+  if (!live || Number(live.info.stp_state ?? 0) !== (i.stp ? 1 : 0)) attrs.push("stp_state", i.stp ? "1" : "0");
+  if ((!live && i.vlanFiltering) || (live && Number(live.info.vlan_filtering ?? 0) !== (i.vlanFiltering ? 1 : 0))) {
+    attrs.push("vlan_filtering", i.vlanFiltering ? "1" : "0");
+  }
+  return attrs;
+}
+
+function unsupportedVlan(err: unknown, i: BridgeInputs): never {
+  if (err instanceof NslabError && err.kind === "Unsupported" && i.vlanFiltering) {
+    throw new NslabError("Unsupported", `${subject(i)}: vlanFiltering: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); set vlanFiltering: false.`);
+  }
+  throw err;
+}
+
+async function apply(i: BridgeInputs): Promise<LiveLink> {
+  const tag = ownerTag(i.__owner);
+  const live = await freshLink(i.name, i.namespace);
+  const attrs = bridgeAttrs(i, live);
+  if (attrs.length) {
+    // Equivalent to: ip link set dev NAME type bridge stp_state N [vlan_filtering N]
+    await kernel.ip(["link", "set", "dev", i.name, "type", "bridge", ...attrs], i.namespace, subject(i)).catch((e) => unsupportedVlan(e, i));
+  }
+  await converge(i, live, tag, subject(i));
+  const after = verifyLink(i, await freshLink(i.name, i.namespace), tag, subject(i));
+  if (Number(after.info.stp_state ?? 0) !== (i.stp ? 1 : 0)) {
+    throw new NslabError("Verification", `${subject(i)}: stp: desire '${i.stp}', current '${after.info.stp_state}'`);
+  }
+  return after;
+}
+
+const outputs = (i: BridgeInputs, live?: LiveLink): BridgeOutputs => compact({ ...i, ...linkOutputs(i, live) });
+
+export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
+  kind: "Bridge",
+
+  check(_olds, news) {
+    const c = new Checker();
+    const inputs = compact({
+      name: c.ifname(news.name, "name") as string,
+      namespace: c.netns(news.namespace, "namespace"),
+      addresses: c.addresses(news.addresses, "addresses"),
+      mac: c.mac(news.mac, "mac"),
+      mtu: c.mtu(news.mtu, "mtu"),
+      up: c.boolean(news.up, "up", true),
+      stp: c.boolean(news.stp, "stp", false),
+      vlanFiltering: c.boolean(news.vlanFiltering, "vlanFiltering", false),
+      adopt: c.boolean(news.adopt, "adopt", false),
+      __owner: String(news.__owner ?? `Bridge:${news.name}`),
+    });
+    c.ipv6Mtu(inputs.addresses, inputs.mtu, "mtu");
+    return { inputs, failures: c.failures };
+  },
+
+  diff(_id, olds, news) {
+    return diffFields(olds as never, news as never, RULES);
+  },
+
+  async create(i) {
+    await requirePlace(i, subject(i), "");
+    const created = await kernel
+      .ip(
+        // Equivalent to: ip link add name NAME [address MAC] [mtu M] type bridge stp_state N
+        ["link", "add", "name", i.name, ...(i.mac ? ["address", i.mac] : []), ...(i.mtu ? ["mtu", String(i.mtu)] : []), "type", "bridge", ...bridgeAttrs(i)],
+        i.namespace,
+        subject(i),
+      )
+      .then(() => true)
+      .catch(async (err) => {
+        if (err instanceof NslabError && err.kind === "AlreadyExists" && i.adopt) {
+          const live = await freshLink(i.name, i.namespace);
+          if (live?.kind === "bridge") return false;
+          throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live?.kind || "plain"} interface, not a bridge.`);
+        }
+        return unsupportedVlan(err, i);
+      });
+    try {
+      const live = await apply(i);
+      return { id: `${i.namespace ?? ""}/${i.name}`, outs: outputs(i, live) };
+    } catch (err) {
+      if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
+      throw err;
+    }
+  },
+
+  async read(id, props) {
+    const live = await findLink(props.name, props.namespace);
+    if (!live || live.kind !== "bridge" || live.alias !== ownerTag(props.__owner)) return {};
+    const { master: _master, ...settings } = liveSettings({ ...props, mtu: props.mtu }, live);
+    const inputs: BridgeInputs = compact({
+      ...props,
+      ...settings,
+      stp: Number(live.info.stp_state ?? 0) !== 0,
+      vlanFiltering: Number(live.info.vlan_filtering ?? 0) !== 0,
+    });
+    return { id, props: outputs(inputs, live), inputs };
+  },
+
+  async update(_id, _olds, news) {
+    return { outs: outputs(news, await apply(news)) };
+  },
+
+  async delete(_id, props) {
+    const live = await freshLink(props.name, props.namespace);
+    if (!live || live.kind !== "bridge" || live.alias !== ownerTag(props.__owner)) return;
+    await kernel.ip(["link", "del", "dev", props.name], props.namespace, subject(props)).catch(async (err) => {
+      if (await freshLink(props.name, props.namespace)) throw err;
+    });
+  },
+};

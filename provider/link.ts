@@ -1,0 +1,159 @@
+/**
+ * What veth ends, bridges and tap devices share: normalising a live interface into the
+ * properties nslab manages, the `ip` commands that converge it to the desired ones, and
+ * the check after writing.
+ */
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import type { LinkJson, Netns } from "./kernel";
+import { canonicalCidr } from "./validate";
+
+/** The per-interface properties users set. */
+export interface LinkSettings {
+  name: string;
+  namespace?: string;
+  addresses: string[];
+  mac?: string;
+  master?: string;
+  up: boolean;
+  mtu?: number;
+}
+
+/** A live interface, normalised for comparison with LinkSettings. */
+export interface LiveLink {
+  name: string;
+  ifindex: number;
+  kind: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  master?: string;
+  alias?: string;
+  /** Global (and user-managed) addresses, canonical; kernel-made link-local ones left out. */
+  addresses: string[];
+  /** All addresses, including link-local, canonical. */
+  allAddresses: string[];
+  info: Record<string, unknown>;
+}
+
+export function normaliseLink(link: LinkJson): LiveLink {
+  const all = (link.addr_info ?? []).map((a) => canonicalCidr(`${a.local}/${a.prefixlen}`) ?? `${a.local}/${a.prefixlen}`);
+  const global = (link.addr_info ?? [])
+    .filter((a) => a.scope !== "link")
+    .map((a) => canonicalCidr(`${a.local}/${a.prefixlen}`) ?? `${a.local}/${a.prefixlen}`);
+  return {
+    name: link.ifname,
+    ifindex: link.ifindex,
+    kind: link.linkinfo?.info_kind ?? "",
+    mac: (link.address ?? "").toLowerCase(),
+    mtu: link.mtu,
+    up: link.flags.includes("UP"),
+    master: link.master,
+    alias: link.ifalias,
+    addresses: global,
+    allAddresses: all,
+    info: link.linkinfo?.info_data ?? {},
+  };
+}
+
+/** The interface from the namespace's snapshot (one dump per namespace per run). */
+export async function findLink(name: string, netns: Netns): Promise<LiveLink | undefined> {
+  if (netns !== undefined && !kernel.netnsExists(netns)) return undefined;
+  const found = (await kernel.links(netns)).find((l) => l.ifname === name);
+  return found && normaliseLink(found);
+}
+
+/** The interface read fresh, bypassing the snapshot (after writing). */
+export async function freshLink(name: string, netns: Netns): Promise<LiveLink | undefined> {
+  const found = await kernel.link(name, netns);
+  return found && normaliseLink(found);
+}
+
+/**
+ * The `ip` commands (for one `ip -batch`) that take `live` to `desired`, alias first
+ * and link state last. `desired.mtu` undefined means "leave it".
+ * Equivalent to: ip link set dev NAME alias TAG; ip link set dev NAME mtu M; ...
+ */
+export function convergeCommands(desired: LinkSettings, live: LiveLink | undefined, tag: string): string[][] {
+  const dev = desired.name;
+  const cmds: string[][] = [];
+  // Down first, up last: taking a link down flushes its IPv6 addresses, and a link
+  // comes up once everything is in place.
+  if (!desired.up && live?.up !== false) cmds.push(["link", "set", "dev", dev, "down"]);
+  if (live?.alias !== tag) cmds.push(["link", "set", "dev", dev, "alias", tag]);
+  if (desired.mtu !== undefined && live?.mtu !== desired.mtu) cmds.push(["link", "set", "dev", dev, "mtu", String(desired.mtu)]);
+  if (desired.mac !== undefined && live?.mac !== desired.mac) cmds.push(["link", "set", "dev", dev, "address", desired.mac]);
+  if ((desired.master ?? "") !== (live?.master ?? "")) {
+    cmds.push(desired.master ? ["link", "set", "dev", dev, "master", desired.master] : ["link", "set", "dev", dev, "nomaster"]);
+  }
+  const have = new Set(live?.allAddresses ?? []);
+  const want = new Set(desired.addresses);
+  for (const addr of live?.addresses ?? []) if (!want.has(addr)) cmds.push(["address", "del", addr, "dev", dev]);
+  for (const addr of desired.addresses) if (!have.has(addr)) cmds.push(["address", "add", addr, "dev", dev]);
+  if (desired.up && live?.up !== true) cmds.push(["link", "set", "dev", dev, "up"]);
+  return cmds;
+}
+
+/** Applies convergeCommands in one `ip -batch` process. */
+export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string): Promise<void> {
+  await kernel.ipBatch(convergeCommands(desired, live, tag), desired.namespace, subject);
+}
+
+/** Throws a Verification error naming the first property the kernel did not take. */
+export function verifyLink(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string, prefix = ""): LiveLink {
+  if (!live) throw new NslabError("Verification", `${subject}: not found after writing it`);
+  const mismatch = (property: string, want: unknown, have: unknown) =>
+    new NslabError("Verification", `${subject}: ${prefix}${property}: desire '${String(want)}', current '${String(have)}'`);
+  if (live.alias !== tag) throw mismatch("owner mark (alias)", tag, live.alias);
+  if (desired.mtu !== undefined && live.mtu !== desired.mtu) throw mismatch("mtu", desired.mtu, live.mtu);
+  if (desired.mac !== undefined && live.mac !== desired.mac) throw mismatch("mac", desired.mac, live.mac);
+  if ((desired.master ?? "") !== (live.master ?? "")) throw mismatch("master", desired.master ?? "(none)", live.master ?? "(none)");
+  const missing = desired.addresses.filter((a) => !live.allAddresses.includes(a));
+  const extra = live.addresses.filter((a) => !desired.addresses.includes(a));
+  if (missing.length || extra.length) throw mismatch("addresses", desired.addresses.join(","), live.addresses.join(","));
+  if (live.up !== desired.up) throw mismatch("up", desired.up, live.up);
+  return live;
+}
+
+/** Fails early, before anything is created, when a namespace or master is missing. */
+export async function requirePlace(settings: LinkSettings, subject: string, property: string): Promise<void> {
+  const ns = settings.namespace;
+  if (ns !== undefined && !kernel.netnsExists(ns)) {
+    throw new NslabError(
+      "NotFound",
+      `${subject}: ${property}namespace "${ns}" does not exist. Create it first (nslab.Namespace) and pass its .name, so Pulumi orders the two.`,
+    );
+  }
+  if (settings.master) {
+    const master = await freshLink(settings.master, ns);
+    if (!master) {
+      throw new NslabError(
+        "NotFound",
+        `${subject}: ${property}master "${settings.master}" does not exist in ${ns ? `namespace "${ns}"` : "the program's namespace"}. A port's bridge must be in the same namespace; pass the bridge's .name.`,
+      );
+    }
+    if (master.kind !== "bridge") {
+      throw new NslabError("InvalidArgument", `${subject}: ${property}master "${settings.master}" is a ${master.kind || "plain"} interface, not a bridge.`);
+    }
+  }
+}
+
+/** The settings as outputs report them, with the live MAC filled in. */
+export function linkOutputs(settings: LinkSettings, live: LiveLink | undefined) {
+  return { ...settings, mac: settings.mac ?? live?.mac };
+}
+
+/**
+ * The settings as the kernel has them now (for read/refresh): what the user left
+ * unset (mac, mtu) stays unset, so that only real drift shows as a diff.
+ */
+export function liveSettings(settings: LinkSettings, live: LiveLink): LinkSettings {
+  return {
+    ...settings,
+    addresses: live.addresses.concat(settings.addresses.filter((a) => live.allAddresses.includes(a) && !live.addresses.includes(a))),
+    mac: settings.mac === undefined ? undefined : live.mac,
+    mtu: settings.mtu === undefined ? undefined : live.mtu,
+    master: live.master,
+    up: live.up,
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * TapDevice: a persistent tap (layer-2 frames) or tun (layer-3 packets) interface that
+ * a user-space program opens through /dev/net/tun. Ownership: nslab's alias.
+ */
+import * as fs from "node:fs";
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import { describe } from "./kernel";
+import { converge, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requirePlace, verifyLink } from "./link";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { Checker } from "./validate";
+
+export interface TapInputs extends CommonInputs, LinkSettings {
+  mode: "tap" | "tun";
+  owner?: number;
+  group?: number;
+  multiQueue: boolean;
+}
+export type TapOutputs = TapInputs;
+
+const RULES: FieldRule[] = [
+  { name: "name", replace: true },
+  { name: "namespace", replace: true },
+  { name: "mode", replace: true },
+  // The kernel sets owner, group and queues only when the device is made (TUNSETIFF).
+  { name: "owner", replace: true },
+  { name: "group", replace: true },
+  { name: "multiQueue", replace: true },
+  { name: "addresses", set: true },
+  { name: "mac", computed: true },
+  { name: "mtu", computed: true },
+  { name: "master" },
+  { name: "up" },
+];
+
+const ID_MAX = 4294967294;
+const subject = (i: { name: string; namespace?: string; mode?: string }) => describe(i.mode ?? "tap", i.name, i.namespace);
+
+/** `ip -d` prints owner and group as names when /etc/passwd has them: map back to ids. */
+function numericId(value: unknown, file: "/etc/passwd" | "/etc/group"): number | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (/^\d+$/.test(String(value))) return Number(value);
+  try {
+    const line = fs.readFileSync(file, "utf8").split("\n").find((l) => l.split(":")[0] === String(value));
+    return line ? Number(line.split(":")[2]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function liveTap(live: LiveLink) {
+  return {
+    mode: String(live.info.type ?? "") as "tap" | "tun",
+    owner: numericId(live.info.user, "/etc/passwd"),
+    group: numericId(live.info.group, "/etc/group"),
+    multiQueue: live.info.multi_queue === true,
+  };
+}
+
+async function apply(i: TapInputs): Promise<LiveLink> {
+  const tag = ownerTag(i.__owner);
+  await converge(i, await freshLink(i.name, i.namespace), tag, subject(i));
+  return verifyLink(i, await freshLink(i.name, i.namespace), tag, subject(i));
+}
+
+export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
+  kind: "TapDevice",
+
+  check(_olds, news) {
+    const c = new Checker();
+    let mode = c.string(news.mode, "mode", false) ?? "tap";
+    if (mode !== "tap" && mode !== "tun") mode = c.fail("mode", `mode must be "tap" (Ethernet frames) or "tun" (IP packets), got ${JSON.stringify(news.mode)}.`) ?? "tap";
+    const inputs = compact({
+      name: c.ifname(news.name, "name") as string,
+      namespace: c.netns(news.namespace, "namespace"),
+      mode: mode as "tap" | "tun",
+      owner: c.integer(news.owner, "owner", 0, ID_MAX),
+      group: c.integer(news.group, "group", 0, ID_MAX),
+      multiQueue: c.boolean(news.multiQueue, "multiQueue", false),
+      addresses: c.addresses(news.addresses, "addresses"),
+      mac: c.mac(news.mac, "mac"),
+      master: c.ifname(news.master, "master", false),
+      mtu: c.mtu(news.mtu, "mtu"),
+      up: c.boolean(news.up, "up", true),
+      adopt: c.boolean(news.adopt, "adopt", false),
+      __owner: String(news.__owner ?? `TapDevice:${news.name}`),
+    });
+    if (inputs.mode === "tun" && inputs.mac) c.fail("mac", "a tun device carries IP packets and has no MAC address; remove mac or use mode \"tap\".");
+    if (inputs.mode === "tun" && inputs.master) c.fail("master", "a tun device (layer 3) cannot be a bridge port; use mode \"tap\" or remove master.");
+    c.ipv6Mtu(inputs.addresses, inputs.mtu, "mtu");
+    return { inputs, failures: c.failures };
+  },
+
+  diff(_id, olds, news) {
+    return diffFields(olds as never, news as never, RULES);
+  },
+
+  async create(i) {
+    await requirePlace(i, subject(i), "");
+    let created = true;
+    try {
+      // Equivalent to: ip [-n NS] tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]
+      await kernel.ip(
+        [
+          "tuntap", "add", "dev", i.name, "mode", i.mode,
+          ...(i.owner !== undefined ? ["user", String(i.owner)] : []),
+          ...(i.group !== undefined ? ["group", String(i.group)] : []),
+          ...(i.multiQueue ? ["multi_queue"] : []),
+        ],
+        i.namespace,
+        subject(i),
+      );
+    } catch (err) {
+      const live = await freshLink(i.name, i.namespace);
+      if (!live) throw err;
+      if (!i.adopt) {
+        throw new NslabError("AlreadyExists", `${subject(i)} already exists. Remove it, choose another name, or set adopt: true to take it over.`);
+      }
+      const have = liveTap(live);
+      const want = { mode: i.mode, owner: i.owner, group: i.group, multiQueue: i.multiQueue };
+      const differs = (Object.keys(want) as (keyof typeof want)[]).find((k) => want[k] !== undefined && want[k] !== have[k]);
+      if (live.kind !== "tun" || differs) {
+        throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: the existing device does not match (${differs ?? "kind"}: desire '${String(differs ? want[differs] : "tun")}', current '${String(differs ? have[differs] : live.kind)}').`);
+      }
+      created = false;
+    }
+    try {
+      const live = await apply(i);
+      return { id: `${i.namespace ?? ""}/${i.name}`, outs: compact(linkOutputs(i, live)) as TapOutputs };
+    } catch (err) {
+      if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
+      throw err;
+    }
+  },
+
+  async read(id, props) {
+    const live = await findLink(props.name, props.namespace);
+    if (!live || live.kind !== "tun" || live.alias !== ownerTag(props.__owner)) return {};
+    const t = liveTap(live);
+    const inputs: TapInputs = compact({
+      ...props,
+      ...liveSettings(props, live),
+      mode: t.mode,
+      owner: props.owner === undefined ? undefined : t.owner,
+      group: props.group === undefined ? undefined : t.group,
+      multiQueue: t.multiQueue,
+    });
+    return { id, props: compact(linkOutputs(inputs, live)) as TapOutputs, inputs };
+  },
+
+  async update(_id, _olds, news) {
+    await requirePlace(news, subject(news), "");
+    return { outs: compact(linkOutputs(news, await apply(news))) as TapOutputs };
+  },
+
+  async delete(_id, props) {
+    const live = await freshLink(props.name, props.namespace);
+    if (!live || live.kind !== "tun" || live.alias !== ownerTag(props.__owner)) return;
+    await kernel.ip(["link", "del", "dev", props.name], props.namespace, subject(props)).catch(async (err) => {
+      if (await freshLink(props.name, props.namespace)) throw err;
+    });
+  },
+};

@@ -1,0 +1,195 @@
+/**
+ * VethPair: two connected virtual Ethernet interfaces ("a cable with a NIC at each
+ * end"), each end in any namespace, optionally a port of a bridge.
+ * Ownership: both ends carry nslab's alias.
+ */
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import { describe } from "./kernel";
+import {
+  converge,
+  findLink,
+  freshLink,
+  LinkSettings,
+  linkOutputs,
+  liveSettings,
+  LiveLink,
+  requirePlace,
+  verifyLink,
+} from "./link";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { Checker } from "./validate";
+
+export type VethEnd = Omit<LinkSettings, "mtu">;
+
+export interface VethInputs extends CommonInputs {
+  a: VethEnd;
+  b: VethEnd;
+  mtu?: number;
+}
+export interface VethOutputs extends VethInputs {
+  a: VethEnd & { mac?: string };
+  b: VethEnd & { mac?: string };
+}
+
+/** Per-end rules, compared on the flattened properties ("a.name", ...). */
+const END_RULES: FieldRule[] = [
+  { name: "name", replace: true },
+  // Moving an end to another namespace loses its addresses and routes: replace.
+  { name: "namespace", replace: true },
+  { name: "addresses", set: true },
+  { name: "mac", computed: true },
+  { name: "master" },
+  { name: "up" },
+];
+
+function checkEnd(c: Checker, raw: unknown, end: "a" | "b"): VethEnd {
+  const e = (raw && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
+  if (!raw || typeof raw !== "object") c.fail(end, `${end} is required: { name, namespace?, addresses?, mac?, master?, up? }.`);
+  return compact({
+    name: c.ifname(e.name, `${end}.name`) as string,
+    namespace: c.netns(e.namespace, `${end}.namespace`),
+    addresses: c.addresses(e.addresses, `${end}.addresses`),
+    mac: c.mac(e.mac, `${end}.mac`),
+    master: c.ifname(e.master, `${end}.master`, false),
+    up: c.boolean(e.up, `${end}.up`, true),
+  });
+}
+
+const endSubject = (e: { name: string; namespace?: string }) => describe("veth", e.name, e.namespace);
+const pairSubject = (i: VethInputs) => `veth pair ${endSubject(i.a)} <-> ${endSubject(i.b)}`;
+const settings = (end: VethEnd, mtu?: number): LinkSettings => ({ ...end, mtu });
+const idOf = (i: VethInputs) => `${i.a.namespace ?? ""}/${i.a.name}:${i.b.namespace ?? ""}/${i.b.name}`;
+
+function outputs(inputs: VethInputs, liveA?: LiveLink, liveB?: LiveLink): VethOutputs {
+  return compact({
+    ...inputs,
+    a: compact(linkOutputs(inputs.a, liveA)),
+    b: compact(linkOutputs(inputs.b, liveB)),
+  });
+}
+
+/** Converges both ends (alias, addresses, master, up) and verifies them. */
+async function apply(inputs: VethInputs): Promise<[LiveLink, LiveLink]> {
+  const tag = ownerTag(inputs.__owner);
+  const result: LiveLink[] = [];
+  for (const end of [inputs.a, inputs.b]) {
+    const desired = settings(end, inputs.mtu);
+    await converge(desired, await freshLink(end.name, end.namespace), tag, endSubject(end));
+  }
+  for (const [label, end] of [["a.", inputs.a], ["b.", inputs.b]] as const) {
+    result.push(verifyLink(settings(end, inputs.mtu), await freshLink(end.name, end.namespace), tag, endSubject(end), label));
+  }
+  return [result[0], result[1]];
+}
+
+/** Both ends exist, are veths and peers of each other. */
+function isPair(a: LiveLink | undefined, b: LiveLink | undefined): boolean {
+  return !!a && !!b && a.kind === "veth" && b.kind === "veth";
+}
+
+export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
+  kind: "VethPair",
+
+  check(_olds, news) {
+    const c = new Checker();
+    const a = checkEnd(c, news.a, "a");
+    const b = checkEnd(c, news.b, "b");
+    if (a.name && b.name && a.name === b.name && (a.namespace ?? "") === (b.namespace ?? "")) {
+      c.fail("b.name", `a and b are both "${a.name}" in the same namespace; give the ends different names.`);
+    }
+    c.ipv6Mtu([...a.addresses, ...b.addresses], typeof news.mtu === "number" ? news.mtu : undefined, "mtu");
+    const inputs = compact({
+      a,
+      b,
+      mtu: c.mtu(news.mtu, "mtu"),
+      adopt: c.boolean(news.adopt, "adopt", false),
+      __owner: String(news.__owner ?? `VethPair:${a.name}`),
+    });
+    return { inputs, failures: c.failures };
+  },
+
+  diff(_id, olds, news) {
+    const flat = (i: Partial<VethInputs>) => {
+      const out: Record<string, unknown> = { mtu: i.mtu };
+      for (const end of ["a", "b"] as const) for (const r of END_RULES) out[`${end}.${r.name}`] = (i[end] as never)?.[r.name];
+      return out;
+    };
+    const rules: FieldRule[] = [{ name: "mtu", computed: true }];
+    for (const end of ["a", "b"]) for (const r of END_RULES) rules.push({ ...r, name: `${end}.${r.name}` });
+    const d = diffFields(flat(olds), flat(news), rules);
+    // Report replacements on the top-level property that holds them.
+    return { ...d, replaces: [...new Set(d.replaces.map((p) => p.split(".")[0]))], stables: [] };
+  },
+
+  async create(inputs) {
+    const { a, b } = inputs;
+    await requirePlace(settings(a), pairSubject(inputs), "a.");
+    await requirePlace(settings(b), pairSubject(inputs), "b.");
+    const end = (e: VethEnd) => [
+      "name",
+      e.name,
+      ...(e.namespace ? ["netns", e.namespace] : []),
+      ...(e.mac ? ["address", e.mac] : []),
+      ...(inputs.mtu ? ["mtu", String(inputs.mtu)] : []),
+    ];
+    try {
+      // Equivalent to: ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
+      await kernel.ip(["link", "add", ...end(a), "type", "veth", "peer", ...end(b)], undefined, pairSubject(inputs));
+    } catch (err) {
+      if (!(err instanceof NslabError && err.kind === "AlreadyExists" && inputs.adopt)) throw err;
+      const [liveA, liveB] = [await freshLink(a.name, a.namespace), await freshLink(b.name, b.namespace)];
+      if (!isPair(liveA, liveB)) {
+        throw new NslabError(
+          "AlreadyExists",
+          `${pairSubject(inputs)}: cannot adopt: an interface with one of these names exists but the two are not a veth pair. Remove it or choose other names.`,
+        );
+      }
+    }
+    try {
+      const [liveA, liveB] = await apply(inputs);
+      return { id: idOf(inputs), outs: outputs(inputs, liveA, liveB) };
+    } catch (err) {
+      // Transactional: deleting one end removes both; an adopted pair is left as it was.
+      if (!inputs.adopt) await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).catch(() => undefined);
+      throw err;
+    }
+  },
+
+  async read(id, props) {
+    const tag = ownerTag(props.__owner);
+    const liveA = await findLink(props.a.name, props.a.namespace);
+    const liveB = await findLink(props.b.name, props.b.namespace);
+    if (!isPair(liveA, liveB) || liveA!.alias !== tag || liveB!.alias !== tag) return {};
+    const mtu = props.mtu === undefined ? undefined : liveA!.mtu;
+    const inputs: VethInputs = compact({
+      ...props,
+      a: compact(liveSettings(settings(props.a), liveA!)) as VethEnd,
+      b: compact(liveSettings(settings(props.b), liveB!)) as VethEnd,
+      mtu,
+    });
+    for (const end of [inputs.a, inputs.b]) delete (end as LinkSettings).mtu;
+    return { id, props: outputs(inputs, liveA, liveB), inputs };
+  },
+
+  async update(_id, _olds, news) {
+    await requirePlace(settings(news.a), pairSubject(news), "a.");
+    await requirePlace(settings(news.b), pairSubject(news), "b.");
+    const [liveA, liveB] = await apply(news);
+    return { outs: outputs(news, liveA, liveB) };
+  },
+
+  async delete(_id, props) {
+    const tag = ownerTag(props.__owner);
+    for (const end of [props.a, props.b]) {
+      const live = await freshLink(end.name, end.namespace);
+      // Only a veth carrying our mark is ours; one end's deletion removes both.
+      if (live && live.kind === "veth" && live.alias === tag) {
+        await kernel.ip(["link", "del", "dev", end.name], end.namespace, endSubject(end)).catch(async (err) => {
+          if (await freshLink(end.name, end.namespace)) throw err;
+        });
+        return;
+      }
+    }
+  },
+};

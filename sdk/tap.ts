@@ -1,0 +1,54 @@
+import * as pulumi from "@pulumi/pulumi";
+import { AdoptArgs, NslabResource } from "./base";
+
+export interface TapDeviceArgs extends AdoptArgs {
+  /** Interface name, 1-15 characters (`ip tuntap add dev NAME`). Changing it replaces the device. */
+  name: pulumi.Input<string>;
+  /** Namespace of the device; omitted means the program's. Changing it replaces the device. */
+  namespace?: pulumi.Input<string>;
+  /**
+   * "tap" (Ethernet frames; can be a bridge port) or "tun" (IP packets). Default "tap".
+   * Changing it replaces the device.
+   */
+  mode?: pulumi.Input<"tap" | "tun">;
+  /** User id allowed to open the device without CAP_NET_ADMIN (`user UID`). Changing it replaces the device. */
+  owner?: pulumi.Input<number>;
+  /** Group id allowed to open the device (`group GID`). Changing it replaces the device. */
+  group?: pulumi.Input<number>;
+  /** Several queues, one per opener (`multi_queue`). Default false. Changing it replaces the device. */
+  multiQueue?: pulumi.Input<boolean>;
+  /** Addresses with prefix length. Default none. Updated in place. */
+  addresses?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Ethernet address (tap only), unicast. Default: the kernel's. Updated in place. */
+  mac?: pulumi.Input<string>;
+  /** A bridge in the same namespace this tap is a port of (tap only). Updated in place. */
+  master?: pulumi.Input<string>;
+  /** MTU, 68-65535. Default: the kernel's. Updated in place. */
+  mtu?: pulumi.Input<number>;
+  /**
+   * Administrative state. Default true. Updated in place. The link has carrier (and
+   * passes traffic) only while a program holds the device open.
+   */
+  up?: pulumi.Input<boolean>;
+}
+
+/**
+ * A persistent tap or tun device (scenario 5): what the kernel sends to the interface
+ * a user-space program reads from /dev/net/tun (TUNSETIFF with the device's name), and
+ * what the program writes appears as received on the interface.
+ * Equivalent to `ip tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]`.
+ */
+export class TapDevice extends NslabResource {
+  declare readonly name: pulumi.Output<string>;
+  declare readonly namespace: pulumi.Output<string | undefined>;
+  declare readonly mode: pulumi.Output<"tap" | "tun">;
+  /** The live MAC address (tap). */
+  declare readonly mac: pulumi.Output<string>;
+  declare readonly addresses: pulumi.Output<string[]>;
+  declare readonly master: pulumi.Output<string | undefined>;
+  declare readonly up: pulumi.Output<boolean>;
+
+  constructor(name: string, args: TapDeviceArgs, opts?: pulumi.CustomResourceOptions) {
+    super("TapDevice", name, { mac: undefined, ...args }, opts);
+  }
+}

@@ -1,0 +1,77 @@
+import * as pulumi from "@pulumi/pulumi";
+import { AdoptArgs, NslabResource } from "./base";
+
+/** One end of a veth pair. */
+export interface VethEndArgs {
+  /**
+   * Interface name (`ip link add name NAME ...`): 1-15 characters of letters, digits,
+   * '_', '.', '-'. Changing it replaces the pair.
+   */
+  name: pulumi.Input<string>;
+  /**
+   * Namespace the end lives in (`... netns NS`); omitted means the namespace the
+   * program runs in. Pass a `Namespace`'s `.name` so Pulumi creates it first.
+   * Changing it replaces the pair (moving an end would drop its addresses).
+   */
+  namespace?: pulumi.Input<string>;
+  /**
+   * Addresses with prefix length, IPv4 or IPv6 (`ip addr add 192.168.1.1/24 dev NAME`).
+   * Default none. Updated in place: only the difference is added or removed.
+   */
+  addresses?: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * Ethernet address (`ip link set dev NAME address MAC`), unicast, e.g.
+   * "02:00:00:00:00:01". Default: the kernel's random one. Updated in place.
+   */
+  mac?: pulumi.Input<string>;
+  /**
+   * A bridge in the same namespace that this end is a port of
+   * (`ip link set dev NAME master BR`). Pass a `Bridge`'s `.name`. Updated in place
+   * (attach, move, or detach with `nomaster`).
+   */
+  master?: pulumi.Input<string>;
+  /** Administrative state (`ip link set dev NAME up|down`). Default true. Updated in place. */
+  up?: pulumi.Input<boolean>;
+}
+
+/** An end as the outputs report it. */
+export interface VethEndState {
+  name: string;
+  namespace?: string;
+  addresses: string[];
+  /** The live MAC address (the kernel's when none was set). */
+  mac: string;
+  master?: string;
+  up: boolean;
+}
+
+export interface VethPairArgs extends AdoptArgs {
+  /** End "a" (created first: `ip link add name A ... type veth peer name B ...`). */
+  a: pulumi.Input<VethEndArgs>;
+  /** End "b", the peer. */
+  b: pulumi.Input<VethEndArgs>;
+  /** MTU of both ends (`mtu N`), 68-65535. Default: the kernel's (1500). Updated in place. */
+  mtu?: pulumi.Input<number>;
+}
+
+/**
+ * A veth pair: two virtual Ethernet interfaces joined back to back, a packet sent into
+ * one leaves the other ("a network cable with a NIC at each end", scenario 2). Each end
+ * can live in its own namespace and can be a bridge port (scenario 3).
+ *
+ * Equivalent to `ip link add name A netns NSA type veth peer name B netns NSB`, then
+ * addresses, master and `up` on each end. nslab marks both ends with an alias and
+ * deletes only ends carrying its mark.
+ */
+export class VethPair extends NslabResource {
+  /** End a, with its live MAC. */
+  declare readonly a: pulumi.Output<VethEndState>;
+  /** End b, with its live MAC. */
+  declare readonly b: pulumi.Output<VethEndState>;
+  /** The MTU set on both ends, if any. */
+  declare readonly mtu: pulumi.Output<number | undefined>;
+
+  constructor(name: string, args: VethPairArgs, opts?: pulumi.CustomResourceOptions) {
+    super("VethPair", name, { a: args.a, b: args.b, mtu: args.mtu, adopt: args.adopt }, opts);
+  }
+}

@@ -1,0 +1,112 @@
+import * as fs from "node:fs";
+import { describe, expect, it } from "vitest";
+import { bridgeKind as bridge } from "../../provider/bridge";
+import { ownerTag } from "../../provider/resource";
+import { tapKind as tap } from "../../provider/tap";
+import { ipByHand, linkByHand, OWNER, uniq } from "../helpers/kernel";
+
+const owner = `${OWNER}/bridge-tap`;
+const check = <T>(kind: { check: (o: undefined, n: Record<string, unknown>) => { inputs: T; failures: unknown[] } }, news: Record<string, unknown>) => {
+  const r = kind.check(undefined, { __owner: owner, ...news });
+  expect(r.failures).toEqual([]);
+  return r.inputs;
+};
+const tunUsable = (() => {
+  try {
+    fs.closeSync(fs.openSync("/dev/net/tun", "r+"));
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe("Bridge on the kernel", () => {
+  it("runs the whole lifecycle with in-place updates", async () => {
+    const name = uniq("kb");
+    const want = check(bridge, { name, addresses: ["192.168.1.254/24"], mac: "02:00:00:00:00:01", mtu: 1500 });
+    const { id, outs } = await bridge.create(want);
+    const live = await linkByHand(name);
+    expect(live).toMatchObject({ address: "02:00:00:00:00:01", mtu: 1500, ifalias: ownerTag(owner), linkinfo: { info_kind: "bridge", info_data: { stp_state: 0 } } });
+    expect(live!.flags).toContain("UP");
+    expect((await bridge.read(id, outs)).props).toEqual(outs);
+
+    const changed = check(bridge, { name, addresses: ["10.0.0.1/24"], mac: "02:00:00:00:00:02", mtu: 1400, stp: true, up: false });
+    expect(bridge.diff(id, outs, changed)).toMatchObject({ changes: true, replaces: [] });
+    const { outs: o2 } = await bridge.update(id, outs, changed);
+    const live2 = await linkByHand(name);
+    expect(live2).toMatchObject({ ifindex: live!.ifindex, address: "02:00:00:00:00:02", mtu: 1400, linkinfo: { info_data: { stp_state: 1 } } });
+    expect(live2!.flags).not.toContain("UP");
+    expect(bridge.diff(id, (await bridge.read(id, o2)).props!, changed).changes).toBe(false);
+    expect(bridge.diff(id, o2, check(bridge, { ...changed, name: `${name}x` }))).toMatchObject({ replaces: ["name"], deleteBeforeReplace: true });
+
+    await bridge.delete(id, o2);
+    expect(await linkByHand(name)).toBeUndefined();
+    await bridge.delete(id, o2);
+  });
+
+  it("refuses vlanFiltering clearly on a kernel without it, leaving nothing", async () => {
+    const name = uniq("kb");
+    const r = await bridge.create(check(bridge, { name, vlanFiltering: true })).then(
+      (ok) => ok,
+      (err) => err,
+    );
+    if (r instanceof Error) {
+      expect(r.message).toMatch(/vlanFiltering/);
+      expect(await linkByHand(name)).toBeUndefined();
+    } else {
+      // This kernel supports it: it must really be on.
+      expect((await linkByHand(name))!.linkinfo.info_data.vlan_filtering).toBe(1);
+      await bridge.delete(r.id, r.outs);
+    }
+  });
+
+  it("refuses a foreign interface of the same name and adopts only a bridge", async () => {
+    const name = uniq("kb");
+    await ipByHand("link", "add", "name", name, "type", "bridge");
+    await expect(bridge.create(check(bridge, { name }))).rejects.toMatchObject({ kind: "AlreadyExists" });
+    const adopted = await bridge.create(check(bridge, { name, adopt: true }));
+    expect((await linkByHand(name))!.ifalias).toBe(ownerTag(owner));
+    await bridge.delete(adopted.id, adopted.outs);
+    await ipByHand("link", "add", "name", name, "type", "veth", "peer", "name", `${name}p`);
+    await expect(bridge.create(check(bridge, { name, adopt: true }))).rejects.toThrow(/not a bridge/);
+    expect(await linkByHand(name)).toBeDefined();
+    await ipByHand("link", "del", name);
+  });
+});
+
+describe.skipIf(!tunUsable)("TapDevice on the kernel", () => {
+  it("runs the whole lifecycle: tap on a bridge, in-place updates, replace-only properties", async () => {
+    const br = uniq("kb");
+    const name = uniq("kt");
+    const b = await bridge.create(check(bridge, { name: br }));
+    const want = check(tap, { name, mode: "tap", owner: 1000, group: 1000, master: br, mtu: 1500 });
+    const { id, outs } = await tap.create(want);
+    const live = await linkByHand(name);
+    expect(live).toMatchObject({ master: br, ifalias: ownerTag(owner), linkinfo: { info_kind: "tun", info_data: { type: "tap", multi_queue: false } } });
+    const read = await tap.read(id, outs);
+    expect(read.inputs).toMatchObject({ owner: 1000, group: 1000, mode: "tap", master: br });
+    expect(tap.diff(id, read.props!, want).changes).toBe(false);
+
+    const changed = check(tap, { name, mode: "tap", owner: 1000, group: 1000, mtu: 1400, mac: "02:00:00:00:00:33", addresses: ["10.9.0.1/24"], up: false });
+    expect(tap.diff(id, outs, changed)).toMatchObject({ changes: true, replaces: [] });
+    await tap.update(id, outs, changed);
+    expect(await linkByHand(name)).toMatchObject({ ifindex: live!.ifindex, mtu: 1400, address: "02:00:00:00:00:33" });
+    expect((await linkByHand(name))!.master).toBeUndefined();
+    for (const prop of [{ mode: "tun", mac: undefined }, { owner: 0 }, { multiQueue: true }]) {
+      expect(tap.diff(id, outs, check(tap, { ...changed, ...prop })).replaces.length).toBe(1);
+    }
+    await tap.delete(id, outs);
+    expect(await linkByHand(name)).toBeUndefined();
+    await tap.delete(id, outs);
+    await bridge.delete(b.id, b.outs);
+  });
+
+  it("makes tun devices and refuses to adopt a mismatched one", async () => {
+    const name = uniq("kt");
+    const { id, outs } = await tap.create(check(tap, { name, mode: "tun", addresses: ["10.8.0.1/24"] }));
+    expect((await linkByHand(name))!.linkinfo.info_data.type).toBe("tun");
+    await expect(tap.create(check(tap, { name, mode: "tap", adopt: true }))).rejects.toThrow(/does not match \(mode/);
+    await expect(tap.create(check(tap, { name, mode: "tun" }))).rejects.toMatchObject({ kind: "AlreadyExists" });
+    await tap.delete(id, outs);
+  });
+});
