@@ -40,6 +40,26 @@ export class Lab {
     return Lab.open(sandbox, dir, options);
   }
 
+  /** Copies examples/NAME (program and Pulumi.yaml) into a work folder and opens it. */
+  static async fromExample(sandbox: Sandbox, example: string, options: LabOptions = {}): Promise<Lab> {
+    fs.mkdirSync(WORK, { recursive: true });
+    const dir = fs.mkdtempSync(path.join(WORK, `${example}-`));
+    const src = path.join(REPO, "examples", example);
+    for (const f of fs.readdirSync(src)) {
+      if (f.endsWith(".ts") || f === "Pulumi.yaml") fs.copyFileSync(path.join(src, f), path.join(dir, f));
+    }
+    return Lab.open(sandbox, dir, options);
+  }
+
+  /** Edits the program's index.ts in place. */
+  edit(from: string | RegExp, to: string): void {
+    const file = path.join(this.dir, "index.ts");
+    const before = fs.readFileSync(file, "utf8");
+    const after = before.replace(from, to);
+    if (after === before) throw new Error(`edit: ${String(from)} not found in the program`);
+    fs.writeFileSync(file, after);
+  }
+
   /** Uses an existing program folder (e.g. one of examples/), copying nothing. */
   static async open(sandbox: Sandbox, dir: string, options: LabOptions = {}): Promise<Lab> {
     fs.mkdirSync(WORK, { recursive: true });
