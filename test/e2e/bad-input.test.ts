@@ -1,0 +1,45 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Lab, show } from "../helpers/lab";
+import { Sandbox } from "../helpers/sandbox";
+
+describe("bad input through the real engine", () => {
+  let sandbox: Sandbox;
+  let lab: Lab | undefined;
+  beforeEach(async () => {
+    sandbox = await Sandbox.create();
+  });
+  afterEach(async () => {
+    lab?.cleanup();
+    await sandbox.destroy();
+  });
+
+  it("preview and up fail at check, naming resource and property, and nothing is created", async () => {
+    lab = await Lab.create(
+      sandbox,
+      "bad-input",
+      `
+import * as nslab from "nslab";
+const ns1 = new nslab.Namespace("ns1");
+new nslab.VethPair("cable", {
+  a: { name: "veth-with-a-long-name", namespace: ns1.name, addresses: ["192.168.1.1"] },
+  b: { name: "veth-b" },
+});
+`,
+    );
+    const check = (r: Awaited<ReturnType<Lab["preview"]>>) => {
+      expect(r.exitCode, show(r)).not.toBe(0);
+      const text = r.stdout + r.stderr;
+      expect(text).toMatch(/VethPair.*cable|cable.*VethPair/);
+      expect(text).toContain('a.name "veth-with-a-long-name" is 21 characters');
+      expect(text).toContain('a.addresses[0] "192.168.1.1" is not an address with prefix length');
+    };
+    check(await lab.preview());
+    expect(await sandbox.residue()).toEqual([]); // preview changes nothing at all
+    check(await lab.up());
+    // up created the valid namespace the veth depends on, then stopped at the veth's check.
+    const links = await sandbox.must("ip", ["-o", "link", "show"]);
+    expect(links).not.toContain("veth");
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+});
