@@ -7,6 +7,9 @@
  */
 import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
+import { forwardingKind } from "./forwarding";
+import { natKind } from "./nat";
+import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
 import { tapKind } from "./tap";
 import { vethKind } from "./veth";
@@ -23,6 +26,12 @@ export { bridgeKind } from "./bridge";
 export type { BridgeInputs, BridgeOutputs } from "./bridge";
 export { tapKind } from "./tap";
 export type { TapInputs, TapOutputs } from "./tap";
+export { routeKind, NSLAB_ROUTE_PROTO } from "./route";
+export type { RouteInputs, RouteOutputs } from "./route";
+export { forwardingKind } from "./forwarding";
+export type { ForwardingInputs, ForwardingOutputs } from "./forwarding";
+export { natKind, NAT_TABLE } from "./nat";
+export type { NatInputs, NatOutputs, NatKind } from "./nat";
 export { ownerTag } from "./resource";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
@@ -32,6 +41,9 @@ const KINDS: Record<string, ResourceKind<any, any>> = {
   [vethKind.kind]: vethKind,
   [bridgeKind.kind]: bridgeKind,
   [tapKind.kind]: tapKind,
+  [routeKind.kind]: routeKind,
+  [forwardingKind.kind]: forwardingKind,
+  [natKind.kind]: natKind,
 };
 
 export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";

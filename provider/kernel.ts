@@ -4,9 +4,9 @@
  * script is fed, a timeout, and errors built in one place (errors.ts). Nothing else
  * imports execa.
  *
- * It also holds the per-process snapshot cache: one `ip -details -json addr show` per
- * namespace, shared by every resource read in the same run and dropped whenever nslab
- * itself writes to that namespace.
+ * It also holds the per-process snapshot cache: one `ip -details -json addr show`, one
+ * `ip -json route show table all` and one `nft -j list table` per namespace, shared by
+ * every resource read in the same run and dropped whenever nslab itself writes.
  */
 import { execa } from "execa";
 import * as fs from "node:fs";
@@ -63,17 +63,36 @@ async function run(command: string, args: string[], options: RunOptions): Promis
 
 // ---- snapshots ------------------------------------------------------------------------
 
-const snapshots = new Map<string, Promise<LinkJson[]>>();
+/** Per namespace, per kind of dump ("links", "routes", "nft"): the pending or done read. */
+const snapshots = new Map<string, Map<string, Promise<unknown>>>();
 const key = (netns: Netns) => netns ?? "";
 
-/** Drops the cached snapshot of `netns` (after a write, or in tests after a hand edit). */
-export function invalidate(netns: Netns): void {
-  snapshots.delete(key(netns));
+/**
+ * Called on every write. A write in one namespace can change another (a veth made
+ * into two namespaces, a namespace deleted), so every snapshot goes. Refresh runs make
+ * no writes, so they still read each namespace once; create/update runs verify with
+ * fresh reads of single objects and need no snapshot.
+ */
+export function invalidate(_netns: Netns): void {
+  snapshots.clear();
 }
 
 /** Drops every cached snapshot. */
 export function resetSnapshots(): void {
   snapshots.clear();
+}
+
+/** Reads `what` of `netns` once and shares the result until the next write there. */
+function snapshot<T>(netns: Netns, what: string, read: () => Promise<T>): Promise<T> {
+  let perNs = snapshots.get(key(netns));
+  if (!perNs) snapshots.set(key(netns), (perNs = new Map()));
+  let pending = perNs.get(what) as Promise<T> | undefined;
+  if (!pending) {
+    pending = read();
+    perNs.set(what, pending);
+    pending.catch(() => snapshots.get(key(netns))?.delete(what));
+  }
+  return pending;
 }
 
 /** One interface as `ip -details -json addr show` prints it (the fields nslab reads). */
@@ -97,13 +116,27 @@ export interface LinkJson {
  * Equivalent to: ip [-n NS] -details -json addr show
  */
 export function links(netns: Netns): Promise<LinkJson[]> {
-  let snapshot = snapshots.get(key(netns));
-  if (!snapshot) {
-    snapshot = ipJson<LinkJson[]>(["-details", "addr", "show"], netns, describe("links", "*", netns));
-    snapshots.set(key(netns), snapshot);
-    snapshot.catch(() => snapshots.delete(key(netns)));
-  }
-  return snapshot;
+  return snapshot(netns, "links", () => ipJson<LinkJson[]>(["-details", "addr", "show"], netns, describe("links", "*", netns)));
+}
+
+/** One route as `ip -json route show table all` prints it (the fields nslab reads). */
+export interface RouteJson {
+  type?: string;
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  table?: string;
+  protocol?: string;
+  metric?: number;
+  prefsrc?: string;
+}
+
+/**
+ * Every route of `netns`, IPv4 and IPv6, all tables, from one cached snapshot.
+ * Equivalent to: ip [-n NS] -json route show table all
+ */
+export function routes(netns: Netns): Promise<RouteJson[]> {
+  return snapshot(netns, "routes", () => ipJson<RouteJson[]>(["route", "show", "table", "all"], netns, describe("routes", "*", netns)));
 }
 
 /**
@@ -200,7 +233,17 @@ function inNetns(command: string, args: string[], netns: Netns): [string, string
 /** Applies an nft script atomically: [nsenter --net=NS] nft -f - */
 export async function nftScript(script: string, netns: Netns, subject: string): Promise<void> {
   const [command, args] = inNetns("nft", ["-f", "-"], netns);
-  await run(command, args, { subject, input: script });
+  invalidate(netns);
+  try {
+    await run(command, args, { subject, input: script });
+  } finally {
+    invalidate(netns);
+  }
+}
+
+/** Reads `nft -j ARGS` once per namespace per run (until nslab writes there). */
+export function nftSnapshot<T>(args: string[], netns: Netns, subject: string): Promise<T> {
+  return snapshot(netns, `nft ${args.join(" ")}`, () => nftJson<T>(args, netns, subject));
 }
 
 /** Runs [nsenter --net=NS] nft -j ARGS and parses the output. */
@@ -220,5 +263,6 @@ export async function sysctlRead(name: string, netns: Netns, subject: string): P
 /** Writes a sysctl: [nsenter --net=NS] sysctl -w KEY=VALUE */
 export async function sysctlWrite(name: string, value: string, netns: Netns, subject: string): Promise<void> {
   const [command, args] = inNetns("sysctl", ["-q", "-w", `${name}=${value}`], netns);
+  invalidate(netns);
   await run(command, args, { subject });
 }

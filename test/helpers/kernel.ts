@@ -1,5 +1,6 @@
 /** Helpers for kernel tests: run commands in the suite's sandbox and inspect state. */
 import { must, sh } from "./sandbox";
+export { must } from "./sandbox";
 import { resetSnapshots } from "../../provider/kernel";
 
 /** A short unique suffix so that test files running side by side never share names. */

@@ -1,0 +1,274 @@
+/**
+ * NatRule: one nftables NAT rule (masquerade, snat or dnat). All of nslab's rules in a
+ * namespace live in one table it owns, `inet nslab`, with base chains made on demand
+ * (`postrouting` for masquerade/snat, `prerouting` for dnat). Each rule carries a
+ * comment with its resource's tag, so refresh finds exactly it and delete removes
+ * exactly it; every change is one atomic `nft -f -` transaction; the table goes with
+ * its last rule. Operations in one namespace are serialized within the provider
+ * process, so rules created in parallel never clobber each other.
+ */
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { canonicalAddress, canonicalCidr, Checker, familyOf, networkOf } from "./validate";
+
+export const NAT_TABLE = "nslab";
+const TABLE = `inet ${NAT_TABLE}`;
+const CHAINS = {
+  postrouting: "type nat hook postrouting priority srcnat; policy accept;",
+  prerouting: "type nat hook prerouting priority dstnat; policy accept;",
+} as const;
+type Chain = keyof typeof CHAINS;
+export type NatKind = "masquerade" | "snat" | "dnat";
+
+export interface NatInputs extends CommonInputs {
+  namespace?: string;
+  kind: NatKind;
+  family: "ipv4" | "ipv6";
+  source?: string;
+  destination?: string;
+  outInterface?: string;
+  inInterface?: string;
+  protocol?: "tcp" | "udp";
+  port?: number;
+  toAddress?: string;
+  toPort?: number;
+  /** Set by read when the kernel's rule has expressions nslab does not write (drift). */
+  unmanagedExpression?: string;
+}
+export type NatOutputs = NatInputs;
+
+const MATCH_FIELDS = ["kind", "family", "source", "destination", "outInterface", "inInterface", "protocol", "port", "toAddress", "toPort"] as const;
+const RULES: FieldRule[] = [
+  { name: "namespace", replace: true },
+  ...MATCH_FIELDS.map((name) => ({ name })),
+  { name: "unmanagedExpression" },
+];
+
+const subject = (i: NatInputs) => `${i.kind} rule in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}`;
+const chainOf = (i: NatInputs): Chain => (i.kind === "dnat" ? "prerouting" : "postrouting");
+
+// ---- serialising per namespace --------------------------------------------------------
+
+const queues = new Map<string, Promise<unknown>>();
+/** Runs `work` after every earlier nft operation on the same namespace has finished. */
+function serialized<T>(netns: string | undefined, work: () => Promise<T>): Promise<T> {
+  const key = netns ?? "";
+  const next = (queues.get(key) ?? Promise.resolve()).then(work, work);
+  queues.set(key, next.catch(() => undefined));
+  return next;
+}
+
+// ---- rule text and parsing -------------------------------------------------------------
+
+/** The rule's nft expression, e.g. `ip saddr 192.168.1.0/24 oifname "uplink" masquerade`. */
+export function ruleExpression(i: NatInputs): string {
+  const ipkw = i.family === "ipv6" ? "ip6" : "ip";
+  const parts: string[] = [];
+  if (i.inInterface) parts.push(`iifname "${i.inInterface}"`);
+  if (i.outInterface) parts.push(`oifname "${i.outInterface}"`);
+  if (i.source) parts.push(`${ipkw} saddr ${i.source}`);
+  if (i.destination) parts.push(`${ipkw} daddr ${i.destination}`);
+  if (i.protocol) parts.push(i.port !== undefined ? `${i.protocol} dport ${i.port}` : `meta l4proto ${i.protocol}`);
+  const to = (addr: string) => (i.family === "ipv6" && i.toPort !== undefined ? `[${addr}]` : addr) + (i.toPort !== undefined ? `:${i.toPort}` : "");
+  if (i.kind === "masquerade") parts.push(i.toPort !== undefined ? `masquerade to :${i.toPort}` : "masquerade");
+  else parts.push(`${i.kind} ${ipkw} to ${to(i.toAddress!)}`);
+  return parts.join(" ");
+}
+
+interface NftRule {
+  family: string;
+  table: string;
+  chain: string;
+  handle: number;
+  comment?: string;
+  expr: Record<string, unknown>[];
+}
+
+/** The match and action fields of a live rule, or the text of what nslab cannot read. */
+export function parseRule(rule: NftRule): Partial<NatInputs> {
+  const out: Partial<NatInputs> = {};
+  const unknown: unknown[] = [];
+  for (const e of rule.expr) {
+    const match = e.match as { op: string; left: Record<string, any>; right: any } | undefined;
+    if (match && match.op === "==") {
+      const meta = match.left.meta?.key;
+      const payload = match.left.payload;
+      if (meta === "iifname") out.inInterface = String(match.right);
+      else if (meta === "oifname") out.outInterface = String(match.right);
+      else if (meta === "l4proto") out.protocol = match.right;
+      else if (payload && (payload.protocol === "ip" || payload.protocol === "ip6") && (payload.field === "saddr" || payload.field === "daddr")) {
+        const r = match.right;
+        const cidr = typeof r === "string" ? `${r}/${payload.protocol === "ip6" ? 128 : 32}` : `${r.prefix.addr}/${r.prefix.len}`;
+        out[payload.field === "saddr" ? "source" : "destination"] = canonicalCidr(cidr);
+        out.family = payload.protocol === "ip6" ? "ipv6" : "ipv4";
+      } else if (payload && (payload.protocol === "tcp" || payload.protocol === "udp") && payload.field === "dport" && typeof match.right === "number") {
+        out.protocol = payload.protocol;
+        out.port = match.right;
+      } else unknown.push(e);
+    } else if ("masquerade" in e) {
+      out.kind = "masquerade";
+      const m = e.masquerade as { port?: number } | null;
+      if (m?.port !== undefined) out.toPort = m.port;
+    } else if ("snat" in e || "dnat" in e) {
+      const kind = "snat" in e ? "snat" : "dnat";
+      const a = e[kind] as { family?: string; addr?: string; port?: number };
+      out.kind = kind;
+      if (a.addr) out.toAddress = canonicalAddress(a.addr);
+      if (a.port !== undefined) out.toPort = a.port;
+      if (a.family) out.family = a.family === "ip6" ? "ipv6" : "ipv4";
+    } else unknown.push(e);
+  }
+  if (unknown.length) out.unmanagedExpression = JSON.stringify(unknown);
+  return out;
+}
+
+// ---- kernel ----------------------------------------------------------------------------
+
+/** Our table's rules, fresh or from the run's snapshot; [] when the table is absent. */
+async function tableRules(netns: string | undefined, fresh: boolean, what: string): Promise<NftRule[]> {
+  const args = ["list", "table", "inet", NAT_TABLE];
+  try {
+    const out = fresh ? await kernel.nftJson<{ nftables: Record<string, unknown>[] }>(args, netns, what) : await kernel.nftSnapshot<{ nftables: Record<string, unknown>[] }>(args, netns, what);
+    return out.nftables.filter((x) => "rule" in x).map((x) => x.rule as NftRule);
+  } catch (err) {
+    if (err instanceof NslabError && err.kind === "NotFound") return [];
+    throw err;
+  }
+}
+
+function requireNamespace(i: NatInputs): void {
+  if (i.namespace !== undefined && !kernel.netnsExists(i.namespace)) {
+    throw new NslabError("NotFound", `${subject(i)}: namespace "${i.namespace}" does not exist. Pass a Namespace's .name so Pulumi creates it first.`);
+  }
+}
+
+/** Writes the rule (replacing `old` in the same transaction) and checks it. */
+async function write(i: NatInputs, old: NftRule | undefined): Promise<void> {
+  const tag = ownerTag(i.__owner);
+  const chain = chainOf(i);
+  const script = [
+    `add table ${TABLE}`,
+    `add chain ${TABLE} ${chain} { ${CHAINS[chain]} }`,
+    ...(old ? [`delete rule ${TABLE} ${old.chain} handle ${old.handle}`] : []),
+    `add rule ${TABLE} ${chain} ${ruleExpression(i)} comment "${tag}"`,
+  ].join("\n");
+  // Equivalent to: nft -f - <<< "add table inet nslab; add chain ...; add rule ... comment TAG"
+  await kernel.nftScript(script + "\n", i.namespace, subject(i));
+  const rule = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === tag);
+  const seen = rule && parseRule(rule);
+  const mismatch = rule ? MATCH_FIELDS.find((f) => (seen![f] ?? "") !== (i[f] ?? "")) : "rule";
+  if (mismatch || seen?.unmanagedExpression) {
+    throw new NslabError(
+      "Verification",
+      `${subject(i)}: ${mismatch ?? "expression"}: desire '${mismatch && mismatch !== "rule" ? String(i[mismatch]) : ruleExpression(i)}', current '${mismatch && mismatch !== "rule" ? String(seen?.[mismatch]) : "(missing)"}'`,
+    );
+  }
+}
+
+/** Deletes our rule, and the table with it when no other rule is left: one transaction. */
+async function remove(i: NatInputs): Promise<void> {
+  const rules = await tableRules(i.namespace, true, subject(i));
+  const ours = rules.find((r) => r.comment === ownerTag(i.__owner));
+  if (!ours) return;
+  const last = rules.length === 1;
+  await kernel.nftScript(
+    (last ? `delete table ${TABLE}` : `delete rule ${TABLE} ${ours.chain} handle ${ours.handle}`) + "\n",
+    i.namespace,
+    subject(i),
+  );
+}
+
+export const natKind: ResourceKind<NatInputs, NatOutputs> = {
+  kind: "NatRule",
+
+  check(_olds, news) {
+    const c = new Checker();
+    const kind = c.string(news.kind, "kind", true);
+    if (kind !== undefined && !["masquerade", "snat", "dnat"].includes(kind)) {
+      c.fail("kind", `kind must be "masquerade", "snat" or "dnat", got ${JSON.stringify(news.kind)}.`);
+    }
+    const cidr = (value: unknown, prop: string) => {
+      const raw = c.string(value, prop, false);
+      if (raw === undefined) return undefined;
+      const text = raw.includes("/") ? raw : raw.includes(":") ? `${raw}/128` : `${raw}/32`;
+      const net = canonicalCidr(text);
+      if (!net) return c.fail(prop, `${prop} "${raw}" is not an address or network; write e.g. "192.168.1.0/24".`);
+      if (networkOf(net) !== net) return c.fail(prop, `${prop} "${raw}" has host bits set; did you mean "${networkOf(net)}"?`);
+      return net;
+    };
+    const protocol = c.string(news.protocol, "protocol", false);
+    if (protocol !== undefined && protocol !== "tcp" && protocol !== "udp") c.fail("protocol", `protocol must be "tcp" or "udp", got ${JSON.stringify(news.protocol)}.`);
+    const inputs = compact({
+      namespace: c.netns(news.namespace, "namespace"),
+      kind: kind as NatKind,
+      family: "ipv4" as "ipv4" | "ipv6",
+      source: cidr(news.source, "source"),
+      destination: cidr(news.destination, "destination"),
+      outInterface: c.ifname(news.outInterface, "outInterface", false),
+      inInterface: c.ifname(news.inInterface, "inInterface", false),
+      protocol: protocol as "tcp" | "udp" | undefined,
+      port: c.integer(news.port, "port", 1, 65535),
+      toAddress: c.address(news.toAddress, "toAddress"),
+      toPort: c.integer(news.toPort, "toPort", 1, 65535),
+      adopt: c.boolean(news.adopt, "adopt", false),
+      __owner: String(news.__owner ?? `NatRule:${kind}`),
+    });
+    const families = new Set([inputs.source, inputs.destination, inputs.toAddress].filter(Boolean).map((a) => familyOf(a!)));
+    if (families.size > 1) c.fail("toAddress", "source, destination and toAddress mix IPv4 and IPv6; a NAT rule translates within one family.");
+    if (families.has("ipv6")) inputs.family = "ipv6";
+    if ((inputs.kind === "snat" || inputs.kind === "dnat") && !inputs.toAddress) c.fail("toAddress", `a ${inputs.kind} rule needs toAddress (the address to translate to).`);
+    if (inputs.kind === "masquerade" && inputs.toAddress) c.fail("toAddress", "masquerade takes the outgoing interface's address; remove toAddress or use kind \"snat\".");
+    if (inputs.toPort !== undefined && !inputs.protocol) c.fail("toPort", "toPort needs protocol (\"tcp\" or \"udp\"): ports exist only for those.");
+    if (inputs.port !== undefined && !inputs.protocol) c.fail("port", "port needs protocol (\"tcp\" or \"udp\").");
+    if (inputs.kind === "dnat" && inputs.outInterface) c.fail("outInterface", "dnat happens before routing (prerouting): match inInterface, not outInterface.");
+    if (inputs.kind !== "dnat" && inputs.inInterface) c.fail("inInterface", `${inputs.kind} happens after routing (postrouting): match outInterface, not inInterface.`);
+    return { inputs, failures: c.failures };
+  },
+
+  diff(_id, olds, news) {
+    return diffFields(olds as never, news as never, RULES, false);
+  },
+
+  create(i) {
+    return serialized(i.namespace, async () => {
+      requireNamespace(i);
+      const existing = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === ownerTag(i.__owner));
+      if (existing && !i.adopt) {
+        throw new NslabError("AlreadyExists", `${subject(i)}: a rule of this resource already exists in table ${TABLE} (handle ${existing.handle}). Set adopt: true to take it over, or delete it.`);
+      }
+      try {
+        await write(i, existing);
+      } catch (err) {
+        if (!existing) await remove(i).catch(() => undefined);
+        throw err;
+      }
+      return { id: `${i.namespace ?? ""}/${TABLE}/${ownerTag(i.__owner)}`, outs: i };
+    });
+  },
+
+  async read(id, props) {
+    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return {};
+    const rule = (await tableRules(props.namespace, false, subject(props))).find((r) => r.comment === ownerTag(props.__owner));
+    if (!rule) return {};
+    const seen = parseRule(rule);
+    const inputs: NatInputs = compact({ namespace: props.namespace, adopt: props.adopt, __owner: props.__owner, family: "ipv4", ...seen }) as NatInputs;
+    return { id, props: inputs, inputs };
+  },
+
+  update(_id, olds, news) {
+    return serialized(news.namespace, async () => {
+      requireNamespace(news);
+      const existing = (await tableRules(news.namespace, true, subject(news))).find((r) => r.comment === ownerTag(olds.__owner));
+      await write(news, existing);
+      return { outs: news };
+    });
+  },
+
+  delete(_id, props) {
+    return serialized(props.namespace, async () => {
+      if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
+      await remove(props);
+    });
+  },
+};

@@ -1,0 +1,218 @@
+/**
+ * Route: one route in a namespace's routing table. Its identity is (destination,
+ * table, metric): changing any of these makes a new route, while gateway, device and
+ * source change in place (`ip route replace`).
+ * Ownership: nslab's routes carry `proto 151` (NSLAB_ROUTE_PROTO).
+ */
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import type { RouteJson } from "./kernel";
+import { CommonInputs, compact, diffFields, FieldRule, ResourceKind } from "./resource";
+import { canonicalAddress, canonicalCidr, Checker, familyOf } from "./validate";
+
+/** The routing protocol number nslab's routes carry (unassigned in rt_protos). */
+export const NSLAB_ROUTE_PROTO = "151";
+const MAIN_TABLE = 254;
+/** IPv6 routes added without a metric get this one from the kernel. */
+const IPV6_DEFAULT_METRIC = 1024;
+
+export interface RouteInputs extends CommonInputs {
+  namespace?: string;
+  /** "default" or a canonical network. */
+  destination: string;
+  family: "ipv4" | "ipv6";
+  gateway?: string;
+  device?: string;
+  metric?: number;
+  table?: number;
+  source?: string;
+}
+export type RouteOutputs = RouteInputs;
+
+const RULES: FieldRule[] = [
+  { name: "namespace", replace: true },
+  { name: "destination", replace: true },
+  { name: "family", replace: true },
+  { name: "table", replace: true },
+  { name: "metric", replace: true },
+  { name: "gateway" },
+  { name: "device" },
+  { name: "source" },
+];
+
+const subject = (r: RouteInputs) =>
+  `route ${r.destination}${r.table ? ` table ${r.table}` : ""}${r.metric !== undefined ? ` metric ${r.metric}` : ""} in ${r.namespace ? `namespace "${r.namespace}"` : "the program's namespace"}`;
+
+/** The selector part shared by add, replace and del. */
+function selector(r: RouteInputs): string[] {
+  return [
+    ...(r.family === "ipv6" ? ["-6"] : []),
+    "route",
+    "VERB",
+    r.destination,
+    ...(r.table !== undefined ? ["table", String(r.table)] : []),
+    ...(r.metric !== undefined ? ["metric", String(r.metric)] : []),
+  ];
+}
+
+/** Equivalent to: ip [-6] route VERB DEST [table T] [metric M] [via GW] [dev DEV] [src S] proto 151 */
+function command(verb: "add" | "replace", r: RouteInputs): string[] {
+  const args = selector(r).map((a) => (a === "VERB" ? verb : a));
+  if (r.gateway) args.push("via", r.gateway);
+  if (r.device) args.push("dev", r.device);
+  if (r.source) args.push("src", r.source);
+  args.push("proto", NSLAB_ROUTE_PROTO);
+  return args;
+}
+
+/** Explains the kernel's terse answers for routes in terms of what the user wrote. */
+function explain(err: unknown, r: RouteInputs): never {
+  if (err instanceof NslabError && err.kind !== "AlreadyExists" && err.kind !== "Permission") {
+    const hint = /Nexthop has invalid gateway|Network is unreachable/.test(err.message)
+      ? ` The gateway ${r.gateway} must be on a subnet of an interface that is up: make the route depend on that interface (pass the VethPair's output or use dependsOn).`
+      : /Cannot find device|No such device/.test(err.message)
+        ? ` Device "${r.device}" does not exist in that namespace yet: pass the interface's output name or use dependsOn.`
+        : "";
+    throw new NslabError(err.kind, `${err.message}${hint}`, err.details);
+  }
+  throw err;
+}
+
+/** Normalises a kernel route to compare with inputs. */
+function liveKey(route: RouteJson): { destination: string; family: "ipv4" | "ipv6"; table: number; metric: number } | undefined {
+  if (route.type && route.type !== "unicast") return undefined;
+  const dst = route.dst;
+  const family = dst.includes(":") || route.gateway?.includes(":") ? "ipv6" : "ipv4";
+  let destination: string;
+  if (dst === "default") destination = "default";
+  else destination = canonicalCidr(dst.includes("/") ? dst : `${dst}/${family === "ipv6" ? 128 : 32}`) ?? dst;
+  const table = route.table === undefined || route.table === "main" ? MAIN_TABLE : Number(route.table);
+  return { destination, family, table, metric: route.metric ?? 0 };
+}
+
+async function findRoute(r: RouteInputs): Promise<RouteJson | undefined> {
+  if (r.namespace !== undefined && !kernel.netnsExists(r.namespace)) return undefined;
+  const want = { table: r.table ?? MAIN_TABLE, metric: r.metric ?? (r.family === "ipv6" ? IPV6_DEFAULT_METRIC : 0) };
+  return (await kernel.routes(r.namespace)).find((route) => {
+    const k = liveKey(route);
+    return k && k.destination === r.destination && k.family === r.family && k.table === want.table && k.metric === want.metric;
+  });
+}
+
+function fromLive(r: RouteInputs, live: RouteJson): RouteInputs {
+  return compact({
+    ...r,
+    gateway: live.gateway ? canonicalAddress(live.gateway) : undefined,
+    device: r.device === undefined ? undefined : live.dev,
+    source: live.prefsrc ? canonicalAddress(live.prefsrc) : undefined,
+  });
+}
+
+async function verify(r: RouteInputs): Promise<void> {
+  const live = await findRoute(r);
+  const seen = live && fromLive(r, live);
+  for (const prop of ["gateway", "device", "source"] as const) {
+    if (r[prop] !== undefined && seen?.[prop] !== r[prop]) {
+      throw new NslabError("Verification", `${subject(r)}: ${prop}: desire '${r[prop]}', current '${seen?.[prop] ?? "(no route)"}'`);
+    }
+  }
+  if (live?.protocol !== NSLAB_ROUTE_PROTO) {
+    throw new NslabError("Verification", `${subject(r)}: owner mark (proto): desire '${NSLAB_ROUTE_PROTO}', current '${live?.protocol ?? "(no route)"}'`);
+  }
+}
+
+export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
+  kind: "Route",
+
+  check(_olds, news) {
+    const c = new Checker();
+    const rawDest = c.string(news.destination, "destination", true);
+    let destination = "default";
+    let family: "ipv4" | "ipv6" | undefined;
+    if (rawDest !== undefined && rawDest !== "default") {
+      const net = c.network(rawDest, "destination");
+      if (net === "0.0.0.0/0" || net === "::/0") {
+        family = familyOf(net);
+      } else if (net) {
+        destination = net;
+        family = familyOf(net);
+      }
+    }
+    const gateway = c.address(news.gateway, "gateway");
+    const source = c.address(news.source, "source");
+    for (const [prop, addr] of [["gateway", gateway], ["source", source]] as const) {
+      if (!addr) continue;
+      if (family && familyOf(addr) !== family) {
+        c.fail(prop, `${prop} ${addr} is ${familyOf(addr)} but destination ${rawDest} is ${family}; use an address of the destination's family.`);
+      }
+      family ??= familyOf(addr);
+    }
+    const device = c.ifname(news.device, "device", false);
+    if (!gateway && !device) c.fail("gateway", "a route needs a gateway, a device, or both.");
+    const inputs = compact({
+      namespace: c.netns(news.namespace, "namespace"),
+      destination,
+      family: family ?? "ipv4",
+      gateway,
+      device,
+      metric: c.integer(news.metric, "metric", 0, 4294967295),
+      table: c.integer(news.table, "table", 1, 4294967295),
+      source,
+      adopt: c.boolean(news.adopt, "adopt", false),
+      __owner: String(news.__owner ?? `Route:${rawDest}`),
+    });
+    if (inputs.table === 255) c.fail("table", "table 255 is the kernel's local table; use main (omit table) or another number.");
+    return { inputs, failures: c.failures };
+  },
+
+  diff(_id, olds, news) {
+    // Two routes with one identity cannot coexist: delete the old one first.
+    return diffFields(olds as never, news as never, RULES);
+  },
+
+  async create(r) {
+    if (r.namespace !== undefined && !kernel.netnsExists(r.namespace)) {
+      throw new NslabError("NotFound", `${subject(r)}: namespace "${r.namespace}" does not exist. Pass a Namespace's .name so Pulumi creates it first.`);
+    }
+    const existing = await findRoute(r);
+    if (existing && !r.adopt) {
+      const whose = existing.protocol === NSLAB_ROUTE_PROTO ? "nslab (another resource or an earlier run)" : `proto ${existing.protocol ?? "boot"}`;
+      throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}). Remove it, change destination/table/metric, or set adopt: true to take it over.`);
+    }
+    await kernel.ip(command(existing ? "replace" : "add", r), r.namespace, subject(r)).catch((e) => explain(e, r));
+    try {
+      await verify(r);
+    } catch (err) {
+      if (!existing) await kernel.ip(delCommand(r), r.namespace, subject(r)).catch(() => undefined);
+      throw err;
+    }
+    return { id: `${r.namespace ?? ""}/${r.family}/${r.destination}/${r.table ?? MAIN_TABLE}/${r.metric ?? ""}`, outs: r };
+  },
+
+  async read(id, props) {
+    const live = await findRoute(props);
+    if (!live || live.protocol !== NSLAB_ROUTE_PROTO) return {};
+    const inputs = fromLive(props, live);
+    return { id, props: inputs, inputs };
+  },
+
+  async update(_id, _olds, news) {
+    await kernel.ip(command("replace", news), news.namespace, subject(news)).catch((e) => explain(e, news));
+    await verify(news);
+    return { outs: news };
+  },
+
+  async delete(_id, props) {
+    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
+    await kernel.ip(delCommand(props), props.namespace, subject(props)).catch((err) => {
+      // Already gone (or not ours: the proto selector matched nothing) is success.
+      if (err instanceof NslabError && (err.kind === "NotFound" || /No such process/.test(err.message))) return;
+      throw err;
+    });
+  },
+};
+
+/** Deletes only a route carrying nslab's proto: ip [-6] route del DEST [table T] [metric M] proto 151 */
+function delCommand(r: RouteInputs): string[] {
+  return [...selector(r).map((a) => (a === "VERB" ? "del" : a)), "proto", NSLAB_ROUTE_PROTO];
+}

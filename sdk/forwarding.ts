@@ -1,0 +1,53 @@
+import * as pulumi from "@pulumi/pulumi";
+import { AdoptArgs, NslabResource } from "./base";
+
+export interface IpForwardingArgs extends AdoptArgs {
+  /** Namespace whose switches to set; omitted means the program's. Changing it replaces the resource. */
+  namespace?: pulumi.Input<string>;
+  /** `net.ipv4.ip_forward`: true forwards IPv4 between interfaces. Omitted: left alone. Updated in place. */
+  ipv4?: pulumi.Input<boolean>;
+  /** `net.ipv6.conf.all.forwarding`. Omitted: left alone. Updated in place. */
+  ipv6?: pulumi.Input<boolean>;
+}
+
+/** Switches already claimed in this program: "namespace|family" -> resource name. */
+const claimed = new Map<string, string>();
+
+/**
+ * The IP forwarding switches of a namespace (scenario 4: a router forwards between its
+ * subnets once forwarding is on). Equivalent to `ip netns exec NS sysctl -w
+ * net.ipv4.ip_forward=1`. The values found at create are recorded (`previousIpv4`,
+ * `previousIpv6`) and restored on delete.
+ *
+ * One switch has one owner: two IpForwarding resources that manage the same switch of
+ * the same namespace in one program are an error, reported by `pulumi preview`
+ * (otherwise deleting one would restore a value the other still needs).
+ */
+export class IpForwarding extends NslabResource {
+  declare readonly namespace: pulumi.Output<string | undefined>;
+  declare readonly ipv4: pulumi.Output<boolean | undefined>;
+  declare readonly ipv6: pulumi.Output<boolean | undefined>;
+  /** net.ipv4.ip_forward as found before create ("0"/"1"); restored on delete. */
+  declare readonly previousIpv4: pulumi.Output<string | undefined>;
+  /** net.ipv6.conf.all.forwarding as found before create; restored on delete. */
+  declare readonly previousIpv6: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: IpForwardingArgs, opts?: pulumi.CustomResourceOptions) {
+    // The namespace passes through the claim, so a duplicate fails before registering.
+    const namespace = pulumi.all([args.namespace, args.ipv4, args.ipv6]).apply(([ns, v4, v6]) => {
+      for (const [family, value] of [["ipv4", v4], ["ipv6", v6]] as const) {
+        if (value === undefined) continue;
+        const key = `${ns ?? ""}|${family}`;
+        const other = claimed.get(key);
+        if (other && other !== name) {
+          throw new Error(
+            `IpForwarding "${name}": ${family} forwarding in ${ns ? `namespace "${ns}"` : "the program's namespace"} is already managed by IpForwarding "${other}". Manage each switch with one resource.`,
+          );
+        }
+        claimed.set(key, name);
+      }
+      return ns;
+    });
+    super("IpForwarding", name, { ...args, namespace, previousIpv4: undefined, previousIpv6: undefined }, opts);
+  }
+}

@@ -1,0 +1,186 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { forwardingKind as fwd } from "../../provider/forwarding";
+import { nftJson, resetSnapshots } from "../../provider/kernel";
+import { natKind as nat, parseRule, ruleExpression } from "../../provider/nat";
+import { namespaceKind } from "../../provider/namespace";
+import { routeKind as route } from "../../provider/route";
+import { vethKind } from "../../provider/veth";
+import { ipByHand, must, OWNER, uniq } from "../helpers/kernel";
+
+const ns = uniq("kl3");
+const owner = (n: string) => `${OWNER}/l3/${n}`;
+function checked<T>(kind: { check: (o: undefined, n: Record<string, unknown>) => { inputs: T; failures: unknown[] } }, news: Record<string, unknown>): T {
+  const r = kind.check(undefined, { namespace: ns, __owner: owner(JSON.stringify(news)), ...news });
+  expect(r.failures).toEqual([]);
+  return r.inputs;
+}
+/** A command in the test namespace, by hand; nslab's snapshots are dropped after it. */
+const nsRun = async (cmd: string, ...args: string[]) => {
+  const out = await must("ip", ["netns", "exec", ns, cmd, ...args]);
+  resetSnapshots();
+  return out;
+};
+
+describe("Route, IpForwarding and NatRule on the kernel", () => {
+  beforeAll(async () => {
+    await namespaceKind.create(namespaceKind.check(undefined, { name: ns, __owner: owner("ns") }).inputs);
+    await vethKind.create(
+      vethKind.check(undefined, {
+        a: { name: "r0", namespace: ns, addresses: ["192.168.1.2/24", "fd00:1::2/64"] },
+        b: { name: "r1", namespace: ns, addresses: ["192.168.2.1/24"] },
+        __owner: owner("veth"),
+      }).inputs,
+    );
+  });
+  afterAll(async () => {
+    await ipByHand("netns", "delete", ns).catch(() => undefined);
+  });
+
+  it("Route: create, read, replace gateway in place, identity changes replace, delete twice", async () => {
+    const want = checked(route, { destination: "10.0.0.0/8", gateway: "192.168.1.1", metric: 100 });
+    const { id, outs } = await route.create(want);
+    expect(await nsRun("ip", "route", "show", "10.0.0.0/8")).toMatch(/10\.0\.0\.0\/8 via 192\.168\.1\.1 dev r0 proto 151 metric 100/);
+    const read = await route.read(id, outs);
+    expect(read.inputs).toEqual(want);
+    expect(route.diff(id, read.props!, want).changes).toBe(false);
+
+    const moved = checked(route, { destination: "10.0.0.0/8", device: "r1", metric: 100, source: "192.168.2.1" });
+    expect(route.diff(id, outs, moved)).toMatchObject({ changes: true, replaces: [] });
+    const { outs: o2 } = await route.update(id, outs, moved);
+    expect(await nsRun("ip", "route", "show", "10.0.0.0/8")).toMatch(/dev r1 proto 151 scope link src 192\.168\.2\.1 metric 100/);
+    expect(route.diff(id, (await route.read(id, o2)).props!, moved).changes).toBe(false);
+    for (const change of [{ destination: "10.0.0.0/16" }, { metric: 5 }, { table: 100 }]) {
+      expect(route.diff(id, o2, { ...moved, ...change }).replaces.length).toBe(1);
+    }
+    await route.delete(id, o2);
+    expect(await nsRun("ip", "route", "show", "10.0.0.0/8")).toBe("");
+    expect(await route.read(id, o2)).toEqual({});
+    await route.delete(id, o2);
+  });
+
+  it("Route: IPv6 default in another table; a foreign route is refused, left alone, or adopted", async () => {
+    const v6 = checked(route, { destination: "default", gateway: "fd00:1::1", table: 100 });
+    expect(v6.family).toBe("ipv6");
+    const r6 = await route.create(v6);
+    expect(await nsRun("ip", "-6", "route", "show", "table", "100")).toMatch(/default via fd00:1::1 dev r0 proto 151/);
+    expect((await route.read(r6.id, r6.outs)).inputs).toEqual(v6);
+    await route.delete(r6.id, r6.outs);
+
+    await nsRun("ip", "route", "add", "172.16.0.0/12", "via", "192.168.1.1");
+    const foreign = checked(route, { destination: "172.16.0.0/12", gateway: "192.168.1.1" });
+    await expect(route.create(foreign)).rejects.toMatchObject({ kind: "AlreadyExists" });
+    await route.delete("x", foreign); // proto selector: not ours, not deleted
+    expect(await nsRun("ip", "route", "show", "172.16.0.0/12")).toMatch(/172\.16\.0\.0\/12 via 192\.168\.1\.1/);
+    expect(await route.read("x", foreign)).toEqual({});
+    const adopted = await route.create({ ...foreign, adopt: true });
+    expect(await nsRun("ip", "route", "show", "172.16.0.0/12")).toMatch(/proto 151/);
+    await route.delete(adopted.id, adopted.outs);
+    expect(await nsRun("ip", "route", "show", "172.16.0.0/12")).toBe("");
+  });
+
+  it("Route: a gateway off every subnet fails with a hint, and nothing is left", async () => {
+    const bad = checked(route, { destination: "10.1.0.0/16", gateway: "10.99.0.1" });
+    await expect(route.create(bad)).rejects.toThrow(/must be on a subnet of an interface that is up/);
+    expect(await nsRun("ip", "route", "show", "10.1.0.0/16")).toBe("");
+  });
+
+  it("IpForwarding: records, sets, sees drift, restores on delete", async () => {
+    const before = (await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim();
+    const want = checked(fwd, { ipv4: true, ipv6: true });
+    const { id, outs } = await fwd.create(want);
+    expect(outs.previousIpv4).toBe(before);
+    expect((await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim()).toBe("1");
+    expect((await nsRun("sysctl", "-n", "net.ipv6.conf.all.forwarding")).trim()).toBe("1");
+    expect(fwd.diff(id, (await fwd.read(id, outs)).props!, want).changes).toBe(false);
+
+    await nsRun("sysctl", "-w", "net.ipv4.ip_forward=0");
+    const drifted = await fwd.read(id, outs);
+    expect(drifted.inputs!.ipv4).toBe(false);
+    expect(fwd.diff(id, drifted.props!, want)).toMatchObject({ changes: true, replaces: [] });
+    const { outs: repaired } = await fwd.update(id, drifted.props!, want);
+    expect(repaired.previousIpv4).toBe(before);
+    expect((await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim()).toBe("1");
+
+    await fwd.delete(id, repaired);
+    expect((await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim()).toBe(before);
+    expect((await nsRun("sysctl", "-n", "net.ipv6.conf.all.forwarding")).trim()).toBe("0");
+    await fwd.delete(id, repaired);
+  });
+
+  it("NatRule: masquerade, snat, dnat: create, read, update atomically, table gone with last rule", async () => {
+    const masq = checked(nat, { kind: "masquerade", source: "192.168.1.0/24", outInterface: "r1" });
+    const snat = checked(nat, { kind: "snat", source: "192.168.2.0/24", outInterface: "r1", toAddress: "10.0.2.15" });
+    const dnat = checked(nat, { kind: "dnat", protocol: "tcp", inInterface: "r1", port: 8080, toAddress: "192.168.1.3", toPort: 80 });
+    const made = [];
+    for (const rule of [masq, snat, dnat]) {
+      const r = await nat.create(rule);
+      made.push(r);
+      const read = await nat.read(r.id, r.outs);
+      expect(read.inputs).toEqual(rule);
+      expect(nat.diff(r.id, read.props!, rule).changes).toBe(false);
+    }
+    const listing = await nsRun("nft", "list", "table", "inet", "nslab");
+    expect(listing).toContain('oifname "r1" ip saddr 192.168.1.0/24 masquerade comment');
+    expect(listing).toContain("snat ip to 10.0.2.15");
+    expect(listing).toContain('iifname "r1" tcp dport 8080 dnat ip to 192.168.1.3:80');
+
+    // In place: the dnat target moves; the rule's comment (identity) stays.
+    const moved = { ...dnat, toAddress: "192.168.1.4", toPort: 8000 };
+    expect(nat.diff(made[2].id, made[2].outs, moved)).toMatchObject({ changes: true, replaces: [] });
+    await nat.update(made[2].id, made[2].outs, moved);
+    expect(await nsRun("nft", "list", "table", "inet", "nslab")).toContain("dnat ip to 192.168.1.4:8000");
+    made[2] = { ...made[2], outs: moved };
+
+    // Drift: altered by hand (recognisably, then with an expression nslab never writes), deleted by hand.
+    const masqRule = async () => (await nftJson<any>(["list", "chain", "inet", "nslab", "postrouting"], ns, "t")).nftables.find((x: any) => x.rule?.comment?.startsWith("nslab:") && x.rule.expr.some((e: any) => "masquerade" in e))?.rule;
+    let handle = (await masqRule()).handle;
+    await nsRun("nft", "replace", "rule", "inet", "nslab", "postrouting", "handle", String(handle), "oifname", "r1", "ip", "saddr", "192.168.9.0/24", "masquerade", "comment", `"${(await masqRule()).comment}"`);
+    let read = await nat.read(made[0].id, made[0].outs);
+    expect(read.inputs!.source).toBe("192.168.9.0/24");
+    expect(nat.diff(made[0].id, read.props!, masq).changes).toBe(true);
+    handle = (await masqRule()).handle;
+    await nsRun("nft", "replace", "rule", "inet", "nslab", "postrouting", "handle", String(handle), "ip", "saddr", "192.168.1.0/24", "ip", "ttl", "64", "oifname", "r1", "masquerade", "comment", `"${(await masqRule()).comment}"`);
+    read = await nat.read(made[0].id, made[0].outs);
+    expect(read.inputs!.unmanagedExpression).toContain("ttl");
+    expect(nat.diff(made[0].id, read.props!, masq).changes).toBe(true);
+    await nat.update(made[0].id, read.props!, masq);
+    expect(nat.diff(made[0].id, (await nat.read(made[0].id, masq)).props!, masq).changes).toBe(false);
+
+    for (const r of made) await nat.delete(r.id, r.outs);
+    const tables = await nsRun("nft", "list", "tables");
+    expect(tables).not.toContain("nslab");
+    for (const r of made) await nat.delete(r.id, r.outs);
+    expect(await nat.read(made[0].id, made[0].outs)).toEqual({});
+  });
+
+  it("NatRule: 32 rules created concurrently in one namespace all land; deleting concurrently empties the table", async () => {
+    const rules = Array.from({ length: 32 }, (_, n) =>
+      checked(nat, { kind: "dnat", protocol: "tcp", inInterface: "r1", port: 10000 + n, toAddress: "192.168.1.3", toPort: 80, __owner: owner(`c${n}`) }),
+    );
+    const made = await Promise.all(rules.map((r) => nat.create(r)));
+    const listing = await nsRun("nft", "-a", "list", "table", "inet", "nslab");
+    for (let n = 0; n < 32; n++) expect(listing).toContain(`tcp dport ${10000 + n} dnat ip to 192.168.1.3:80`);
+    expect(listing.match(/comment "nslab:/g)).toHaveLength(32);
+    for (const r of made) expect((await nat.read(r.id, r.outs)).id).toBe(r.id);
+    await Promise.all(made.map((r) => nat.delete(r.id, r.outs)));
+    expect(await nsRun("nft", "list", "tables")).not.toContain("nslab");
+  });
+
+  it("NatRule: the expression text round-trips through the kernel's JSON", () => {
+    const i = checked(nat, { kind: "dnat", protocol: "udp", inInterface: "r1", destination: "fd00::1", port: 53, toAddress: "fd00::3", toPort: 5353 });
+    expect(ruleExpression(i)).toBe('iifname "r1" ip6 daddr fd00::1/128 udp dport 53 dnat ip6 to [fd00::3]:5353');
+    const parsed = parseRule({
+      family: "inet",
+      table: "nslab",
+      chain: "prerouting",
+      handle: 1,
+      expr: [
+        { match: { op: "==", left: { meta: { key: "iifname" } }, right: "r1" } },
+        { match: { op: "==", left: { payload: { protocol: "ip6", field: "daddr" } }, right: "fd00::1" } },
+        { match: { op: "==", left: { payload: { protocol: "udp", field: "dport" } }, right: 53 } },
+        { dnat: { family: "ip6", addr: "fd00::3", port: 5353 } },
+      ],
+    });
+    expect(parsed).toEqual({ inInterface: "r1", destination: "fd00::1/128", family: "ipv6", protocol: "udp", port: 53, kind: "dnat", toAddress: "fd00::3", toPort: 5353 });
+  });
+});
