@@ -5,6 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { bridgeKind } from "../../provider/bridge";
+import { forwardingKind } from "../../provider/forwarding";
+import { natKind } from "../../provider/nat";
+import { routeKind } from "../../provider/route";
 import { namespaceKind } from "../../provider/namespace";
 import { tapKind } from "../../provider/tap";
 import { vethKind } from "../../provider/veth";
@@ -46,8 +49,41 @@ const CASES: Case[] = [
   ["tun as a bridge port", tapKind, { name: "tun0", mode: "tun", master: "br0" }, "master", /cannot be a bridge port/],
 ];
 
+/** Layer 3: routes, forwarding, NAT. */
+const L3_CASES: Case[] = [
+  ["route without destination", routeKind, { gateway: "10.0.0.1" }, "destination", /required/],
+  ["route destination with host bits", routeKind, { destination: "10.1.2.3/8", gateway: "10.0.0.1" }, "destination", /did you mean "10.0.0.0\/8"/],
+  ["route destination garbage", routeKind, { destination: "ten/8", device: "eth0" }, "destination", /not a network/],
+  ["route gateway of the wrong family", routeKind, { destination: "fd00:1::/64", gateway: "192.168.1.1" }, "gateway", /is ipv4 but destination fd00:1::\/64 is ipv6/],
+  ["route gateway with a prefix", routeKind, { destination: "default", gateway: "192.168.1.1/24" }, "gateway", /not an IP address/],
+  ["route with neither gateway nor device", routeKind, { destination: "10.0.0.0/8" }, "gateway", /gateway, a device, or both/],
+  ["route source of the wrong family", routeKind, { destination: "10.0.0.0/8", device: "eth0", source: "fd00::1" }, "source", /is ipv6/],
+  ["route metric negative", routeKind, { destination: "default", gateway: "10.0.0.1", metric: -1 }, "metric", /integer/],
+  ["route in the local table", routeKind, { destination: "default", gateway: "10.0.0.1", table: 255 }, "table", /local table/],
+  ["route device name too long", routeKind, { destination: "default", device: "a-very-long-device" }, "device", /at most 15/],
+  ["forwarding with nothing to set", forwardingKind, {}, "ipv4", /set ipv4 and\/or ipv6/],
+  ["forwarding ipv6 not boolean", forwardingKind, { ipv6: "on" }, "ipv6", /true or false/],
+  ["nat unknown kind", natKind, { kind: "redirect" }, "kind", /"masquerade", "snat" or "dnat"/],
+  ["nat without kind", natKind, { source: "10.0.0.0/8" }, "kind", /required/],
+  ["dnat without toAddress", natKind, { kind: "dnat", protocol: "tcp", port: 80 }, "toAddress", /needs toAddress/],
+  ["snat without toAddress", natKind, { kind: "snat", source: "10.0.0.0/8" }, "toAddress", /needs toAddress/],
+  ["masquerade with toAddress", natKind, { kind: "masquerade", toAddress: "10.0.0.1" }, "toAddress", /remove toAddress/],
+  ["toPort without protocol", natKind, { kind: "dnat", toAddress: "10.0.0.1", toPort: 80 }, "toPort", /needs protocol/],
+  ["port without protocol", natKind, { kind: "dnat", toAddress: "10.0.0.1", port: 8080 }, "port", /needs protocol/],
+  ["nat unknown protocol", natKind, { kind: "dnat", toAddress: "10.0.0.1", protocol: "sctp", port: 1 }, "protocol", /"tcp" or "udp"/],
+  ["nat port out of range", natKind, { kind: "dnat", toAddress: "10.0.0.1", protocol: "tcp", port: 70000 }, "port", /1 to 65535/],
+  ["nat mixed families", natKind, { kind: "snat", source: "10.0.0.0/8", toAddress: "fd00::1" }, "toAddress", /mix IPv4 and IPv6/],
+  ["dnat matching an outgoing interface", natKind, { kind: "dnat", toAddress: "10.0.0.1", outInterface: "eth0" }, "outInterface", /match inInterface/],
+  ["masquerade matching an incoming interface", natKind, { kind: "masquerade", inInterface: "eth0" }, "inInterface", /match outInterface/],
+  ["nat source with host bits", natKind, { kind: "masquerade", source: "192.168.1.1/24" }, "source", /did you mean "192.168.1.0\/24"/],
+];
+CASES.push(...L3_CASES);
+
 describe("bad input is refused by check, naming the property", () => {
-  it("covers at least 20 cases", () => expect(CASES.length).toBeGreaterThanOrEqual(20));
+  it("covers at least 20 layer-2 and 10 layer-3 cases", () => {
+    expect(CASES.length - L3_CASES.length).toBeGreaterThanOrEqual(20);
+    expect(L3_CASES.length).toBeGreaterThanOrEqual(10);
+  });
 
   it.each(CASES)("%s", (_title, kind, news, property, reason) => {
     const { failures } = kind.check(undefined, { __owner: "t", ...news });
