@@ -22,3 +22,5 @@ export { IpForwarding } from "./forwarding";
 export type { IpForwardingArgs } from "./forwarding";
 export { NatRule } from "./nat";
 export type { NatRuleArgs } from "./nat";
+export { localLab } from "./automation";
+export type { LocalLabOptions } from "./automation";

@@ -86,17 +86,18 @@ export class Sandbox {
   }
 
   /** The nsenter prefix that runs a command inside this sandbox. */
-  private enter(command: string, args: string[]): [string, string[]] {
-    return ["nsenter", ["-t", String(this.pid), "-n", "-m", "--", command, ...args]];
+  private enter(command: string, args: string[], cwd?: string): [string, string[]] {
+    // Entering a mount namespace resets the working directory: pass it along.
+    return ["nsenter", ["-t", String(this.pid), "-n", "-m", `--wd=${cwd ?? process.cwd()}`, "--", command, ...args]];
   }
 
   run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
-    const [c, a] = this.enter(command, args);
+    const [c, a] = this.enter(command, args, options.cwd);
     return sh(c, a, options);
   }
 
   must(command: string, args: string[], options: RunOptions = {}): Promise<string> {
-    const [c, a] = this.enter(command, args);
+    const [c, a] = this.enter(command, args, options.cwd);
     return must(c, a, options);
   }
 

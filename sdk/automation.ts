@@ -1,0 +1,71 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { PulumiFn, Stack } from "@pulumi/pulumi/automation";
+
+/** Options of {@link localLab}. */
+export interface LocalLabOptions {
+  /** Pulumi project name of the lab. */
+  projectName: string;
+  /** Stack name; created when missing, selected otherwise. Default "dev". */
+  stackName?: string;
+  /** The lab, as an inline Pulumi program that creates nslab resources. */
+  program: PulumiFn;
+  /**
+   * Folder the engine runs in. It must be able to resolve `nslab` and `@pulumi/pulumi`
+   * through the usual node_modules chain, because the dynamic-provider process loads
+   * them from there. Default: `.nslab/<projectName>` under the current directory.
+   */
+  workDir?: string;
+  /** Folder of the local file backend. Default: `.nslab/state` under the current directory. */
+  stateDir?: string;
+  /** Passphrase for the stack's secrets. Default: `PULUMI_CONFIG_PASSPHRASE`, or empty. */
+  passphrase?: string;
+  /** Stack configuration to set (plain values). */
+  config?: Record<string, string>;
+  /** More environment for every Pulumi command (e.g. PULUMI_HOME, PATH). */
+  envVars?: Record<string, string>;
+}
+
+/**
+ * Creates or selects a stack for an inline lab program on a local file backend, with
+ * offline defaults (no Pulumi Cloud, no update checks, no plugin downloads). Drive it
+ * with the Automation API: `await stack.up()`, `stack.preview()`, `stack.refresh()`,
+ * `stack.destroy()`. The `pulumi` CLI must be on PATH (scripts/setup puts it in
+ * `.tools/bin`).
+ *
+ * ```ts
+ * const stack = await nslab.localLab({ projectName: "lab", program: async () => {
+ *   const ns = new nslab.Namespace("ns1");
+ *   return { ns: ns.name };
+ * }});
+ * await stack.up();
+ * await stack.destroy();
+ * ```
+ */
+export async function localLab(options: LocalLabOptions): Promise<Stack> {
+  // Loaded here, not at import: programs that only declare resources never pay for it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { LocalWorkspace } = require("@pulumi/pulumi/automation") as typeof import("@pulumi/pulumi/automation");
+  const base = path.resolve(".nslab");
+  const workDir = path.resolve(options.workDir ?? path.join(base, options.projectName));
+  const stateDir = path.resolve(options.stateDir ?? path.join(base, "state"));
+  fs.mkdirSync(workDir, { recursive: true });
+  fs.mkdirSync(stateDir, { recursive: true });
+  const envVars: Record<string, string> = {
+    PULUMI_BACKEND_URL: `file://${stateDir}`,
+    PULUMI_CONFIG_PASSPHRASE: options.passphrase ?? process.env.PULUMI_CONFIG_PASSPHRASE ?? "",
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    ...options.envVars,
+  };
+  const stack = await LocalWorkspace.createOrSelectStack(
+    { stackName: options.stackName ?? "dev", projectName: options.projectName, program: options.program },
+    {
+      workDir,
+      envVars,
+      projectSettings: { name: options.projectName, runtime: "nodejs", backend: { url: `file://${stateDir}` } },
+    },
+  );
+  for (const [key, value] of Object.entries(options.config ?? {})) await stack.setConfig(key, { value });
+  return stack;
+}
