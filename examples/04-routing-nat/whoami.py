@@ -21,7 +21,7 @@ def serve(port: int, connections: int) -> None:
     for _ in range(connections):
         conn, (host, peer_port) = server.accept()
         with conn:
-            conn.sendall(f"{socket.gethostname()} saw {host}:{peer_port}\n".encode())
+            conn.sendall(f"server saw {host}:{peer_port}\n".encode())
 
 
 def ask(host: str, port: int) -> None:

@@ -1,0 +1,49 @@
+/** The examples not covered elsewhere, and the README's demo command. */
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Lab, REPO, show } from "../helpers/lab";
+import { Sandbox } from "../helpers/sandbox";
+
+describe("examples and demo", () => {
+  let sandbox: Sandbox;
+  let lab: Lab | undefined;
+  beforeEach(async () => {
+    sandbox = await Sandbox.create();
+  });
+  afterEach(async () => {
+    lab?.cleanup();
+    lab = undefined;
+    await sandbox.destroy();
+  });
+
+  it("01-namespaces: two isolated namespaces, each with only lo, up", async () => {
+    lab = await Lab.fromExample(sandbox, "01-namespaces");
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    expect(await lab.outputs()).toEqual({ namespaces: ["ns1", "ns2"], paths: ["/run/netns/ns1", "/run/netns/ns2"] });
+    for (const ns of ["ns1", "ns2"]) {
+      const links = JSON.parse(await sandbox.must("ip", ["-n", ns, "-j", "link", "show"]));
+      expect(links.map((l: { ifname: string }) => l.ifname)).toEqual(["lo"]);
+      expect(links[0].flags).toContain("UP");
+      // Isolation: the namespace has its own (empty) routing table and forwarding switch.
+      expect((await sandbox.must("ip", ["-n", ns, "route", "show"])).trim()).toBe("");
+    }
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+
+  it("scripts/demo brings scenario 4 up, shows it working, destroys it, leaves nothing", async () => {
+    const r = await sandbox.run(path.join(REPO, "scripts/demo"), [], { timeoutMs: 300_000 });
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/\+ 13 created/);
+    expect(r.stdout).toMatch(/"gateway": "192.168.1.1"/);
+    expect(r.stdout).toMatch(/^ns1 +\(self\) +[0-9.]+ ms +[0-9.]+ ms +[0-9.]+ ms +[0-9.]+ ms/m);
+    expect(r.stdout).toMatch(/^wan +-- +-- +-- +[0-9.]+ ms +\(self\)/m);
+    expect(r.stdout).toMatch(/server saw 10\.0\.2\.15:\d+ +\(masquerade\)/);
+    expect(r.stdout).toMatch(/server saw 10\.0\.2\.2:\d+ +\(port forward to ns2:80\)/);
+    expect(r.stdout).toContain("no drift");
+    expect(r.stdout).toMatch(/- 13 deleted/);
+    expect(r.stdout).toContain("nothing: no namespaces, no links but lo, no nft tables");
+    expect(await sandbox.residue()).toEqual([]);
+  });
+});
