@@ -40,13 +40,19 @@ export interface BridgeArgs extends AdoptArgs {
 export class Bridge extends NslabResource {
   /** The bridge's name: pass it as `master` of its ports. */
   declare readonly name: pulumi.Output<string>;
+  /** The namespace it lives in; undefined for the program's namespace. */
   declare readonly namespace: pulumi.Output<string | undefined>;
+  /** Addresses with prefix length, in canonical form. */
   declare readonly addresses: pulumi.Output<string[]>;
   /** The live MAC address. */
   declare readonly mac: pulumi.Output<string>;
+  /** The MTU set by the program, if any. */
   declare readonly mtu: pulumi.Output<number | undefined>;
+  /** Whether spanning tree is on. */
   declare readonly stp: pulumi.Output<boolean>;
+  /** Whether VLAN filtering is on. */
   declare readonly vlanFiltering: pulumi.Output<boolean>;
+  /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
 
   constructor(name: string, args: BridgeArgs, opts?: pulumi.CustomResourceOptions) {

@@ -24,8 +24,11 @@ const claimed = new Map<string, string>();
  * (otherwise deleting one would restore a value the other still needs).
  */
 export class IpForwarding extends NslabResource {
+  /** The namespace whose switches are managed; undefined for the program's. */
   declare readonly namespace: pulumi.Output<string | undefined>;
+  /** Desired IPv4 forwarding, if managed. */
   declare readonly ipv4: pulumi.Output<boolean | undefined>;
+  /** Desired IPv6 forwarding, if managed. */
   declare readonly ipv6: pulumi.Output<boolean | undefined>;
   /** net.ipv4.ip_forward as found before create ("0"/"1"); restored on delete. */
   declare readonly previousIpv4: pulumi.Output<string | undefined>;

@@ -24,3 +24,5 @@ export { NatRule } from "./nat";
 export type { NatRuleArgs } from "./nat";
 export { localLab } from "./automation";
 export type { LocalLabOptions } from "./automation";
+export { driftFromPreview, formatDrift, propertyDrift } from "./drift";
+export type { ResourceDrift, PropertyDrift, PreviewStep, StepState } from "./drift";

@@ -44,17 +44,27 @@ export interface NatRuleArgs extends AdoptArgs {
  * (output hook) are not translated by a prerouting rule.
  */
 export class NatRule extends NslabResource {
+  /** The namespace whose nftables hold the rule; undefined for the program's. */
   declare readonly namespace: pulumi.Output<string | undefined>;
+  /** "masquerade", "snat" or "dnat". */
   declare readonly kind: pulumi.Output<"masquerade" | "snat" | "dnat">;
   /** "ipv4" or "ipv6", from the addresses given (ipv4 when none). */
   declare readonly family: pulumi.Output<"ipv4" | "ipv6">;
+  /** Matched source network, canonical, if any. */
   declare readonly source: pulumi.Output<string | undefined>;
+  /** Matched destination network, canonical, if any. */
   declare readonly destination: pulumi.Output<string | undefined>;
+  /** Matched outgoing interface, if any. */
   declare readonly outInterface: pulumi.Output<string | undefined>;
+  /** Matched incoming interface, if any. */
   declare readonly inInterface: pulumi.Output<string | undefined>;
+  /** Matched protocol, if any. */
   declare readonly protocol: pulumi.Output<"tcp" | "udp" | undefined>;
+  /** Matched destination port, if any. */
   declare readonly port: pulumi.Output<number | undefined>;
+  /** Address translated to (snat, dnat). */
   declare readonly toAddress: pulumi.Output<string | undefined>;
+  /** Port translated to, if any. */
   declare readonly toPort: pulumi.Output<number | undefined>;
 
   constructor(name: string, args: NatRuleArgs, opts?: pulumi.CustomResourceOptions) {

@@ -31,15 +31,21 @@ export interface RouteArgs extends AdoptArgs {
  * delete removes only them. Identity is (destination, table, metric).
  */
 export class Route extends NslabResource {
+  /** The namespace whose routing table holds the route; undefined for the program's. */
   declare readonly namespace: pulumi.Output<string | undefined>;
   /** "default" or the canonical network. */
   declare readonly destination: pulumi.Output<string>;
   /** "ipv4" or "ipv6". */
   declare readonly family: pulumi.Output<"ipv4" | "ipv6">;
+  /** The next hop, canonical, if any. */
   declare readonly gateway: pulumi.Output<string | undefined>;
+  /** The outgoing interface, if set. */
   declare readonly device: pulumi.Output<string | undefined>;
+  /** The metric set by the program, if any (part of the route's identity). */
   declare readonly metric: pulumi.Output<number | undefined>;
+  /** The routing table set by the program, if any (part of the route's identity). */
   declare readonly table: pulumi.Output<number | undefined>;
+  /** The preferred source address, if any. */
   declare readonly source: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: RouteArgs, opts?: pulumi.CustomResourceOptions) {

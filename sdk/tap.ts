@@ -39,13 +39,19 @@ export interface TapDeviceArgs extends AdoptArgs {
  * Equivalent to `ip tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]`.
  */
 export class TapDevice extends NslabResource {
+  /** The interface's name. */
   declare readonly name: pulumi.Output<string>;
+  /** The namespace it lives in; undefined for the program's namespace. */
   declare readonly namespace: pulumi.Output<string | undefined>;
+  /** "tap" (Ethernet frames) or "tun" (IP packets). */
   declare readonly mode: pulumi.Output<"tap" | "tun">;
   /** The live MAC address (tap). */
   declare readonly mac: pulumi.Output<string>;
+  /** Addresses with prefix length, in canonical form. */
   declare readonly addresses: pulumi.Output<string[]>;
+  /** The bridge it is a port of, if any. */
   declare readonly master: pulumi.Output<string | undefined>;
+  /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
 
   constructor(name: string, args: TapDeviceArgs, opts?: pulumi.CustomResourceOptions) {

@@ -36,12 +36,17 @@ export interface VethEndArgs {
 
 /** An end as the outputs report it. */
 export interface VethEndState {
+  /** The interface's name. */
   name: string;
+  /** The namespace it lives in; undefined for the program's namespace. */
   namespace?: string;
+  /** Addresses with prefix length, in canonical form. */
   addresses: string[];
   /** The live MAC address (the kernel's when none was set). */
   mac: string;
+  /** The bridge it is a port of, if any. */
   master?: string;
+  /** Administrative state: true when up. */
   up: boolean;
 }
 

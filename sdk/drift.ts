@@ -1,0 +1,125 @@
+/**
+ * Drift reports: what `pulumi preview --refresh --json` says, per resource and per
+ * property, in words a person reads in a CI log.
+ */
+
+/** One step of `pulumi preview --json` (the fields the report reads). */
+export interface PreviewStep {
+  /** The step's operation: "same", "refresh", "update", "create", "replace", ... */
+  op: string;
+  /** The resource's URN. */
+  urn: string;
+  /** State before the step (after a refresh: the live state); `inputs` are compared. */
+  oldState?: StepState;
+  /** State the program asks for; `inputs` are compared. */
+  newState?: StepState;
+}
+
+/** The part of a step's state the report reads. */
+export interface StepState {
+  /** The resource's inputs. */
+  inputs?: Record<string, unknown>;
+}
+
+/** One property that differs: the live value (after refresh) and the program's. */
+export interface PropertyDrift {
+  /** Dotted path of the property, e.g. "a.addresses". */
+  property: string;
+  /** Its value in the live system (after refresh). */
+  live: unknown;
+  /** Its value in the program. */
+  program: unknown;
+}
+
+/** One resource whose live state differs from the program. */
+export interface ResourceDrift {
+  /** "update" (in place), "replace", "create" (missing from the live system) or "delete" (not in the program). */
+  change: "update" | "replace" | "create" | "delete";
+  /** The resource's type, e.g. "VethPair". */
+  type: string;
+  /** The resource's name. */
+  name: string;
+  /** The resource's Pulumi URN. */
+  urn: string;
+  /** The properties that differ (for updates and replacements). */
+  properties: PropertyDrift[];
+}
+
+/** Engine bookkeeping and nslab's hidden inputs: never drift a person cares about. */
+const HIDDEN = (key: string) => key.startsWith("__") || key === "adopt";
+/** Properties the kernel picks when the program leaves them unset. */
+const KERNEL_DEFAULTS = new Set(["mac", "mtu"]);
+
+function flatten(value: unknown, prefix: string, out: Map<string, unknown>): void {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (!prefix && HIDDEN(k)) continue;
+      flatten(v, prefix ? `${prefix}.${k}` : k, out);
+    }
+  } else if (prefix) {
+    out.set(prefix, value);
+  }
+}
+
+/**
+ * The properties whose values differ between two input bags. A property the program
+ * leaves unset (a MAC, an MTU) takes whatever the kernel chose and is not drift.
+ */
+export function propertyDrift(live: Record<string, unknown> = {}, program: Record<string, unknown> = {}): PropertyDrift[] {
+  const a = new Map<string, unknown>();
+  const b = new Map<string, unknown>();
+  flatten(live, "", a);
+  flatten(program, "", b);
+  const keys = [...new Set([...a.keys(), ...b.keys()])].sort();
+  const same = (x: unknown, y: unknown) => JSON.stringify(x ?? null) === JSON.stringify(y ?? null);
+  const kernelChosen = (k: string) => b.get(k) === undefined && KERNEL_DEFAULTS.has(k.split(".").pop()!);
+  return keys.filter((k) => !kernelChosen(k) && !same(a.get(k), b.get(k))).map((k) => ({ property: k, live: a.get(k), program: b.get(k) }));
+}
+
+const CHANGE: Record<string, ResourceDrift["change"]> = {
+  update: "update",
+  replace: "replace",
+  "create-replacement": "replace",
+  create: "create",
+  delete: "delete",
+};
+
+/** Reads the steps of `pulumi preview --refresh --json` into a per-resource report. */
+export function driftFromPreview(preview: { steps?: PreviewStep[] }): ResourceDrift[] {
+  const seen = new Set<string>();
+  const out: ResourceDrift[] = [];
+  for (const step of preview.steps ?? []) {
+    const change = CHANGE[step.op];
+    if (!change || seen.has(step.urn)) continue;
+    seen.add(step.urn);
+    const parts = step.urn.split("::");
+    const type = (parts[2] ?? "").split(":").pop() ?? "";
+    out.push({
+      change,
+      type,
+      name: parts[3] ?? step.urn,
+      urn: step.urn,
+      properties: change === "update" || change === "replace" ? propertyDrift(step.oldState?.inputs, step.newState?.inputs) : [],
+    });
+  }
+  return out;
+}
+
+const show = (v: unknown) => (v === undefined ? "(unset)" : JSON.stringify(v));
+
+/** The report as text: one block per resource, one line per property. */
+export function formatDrift(drift: ResourceDrift[]): string {
+  if (drift.length === 0) return "no drift: the live lab matches the program";
+  const lines = [`drift: ${drift.length} resource${drift.length === 1 ? " differs" : "s differ"} from the program`];
+  for (const d of drift) {
+    const what = {
+      update: "differs (pulumi up would update it in place)",
+      replace: "differs (pulumi up would replace it)",
+      create: "is missing from the live system (pulumi up would create it)",
+      delete: "exists but is no longer in the program (pulumi up would delete it)",
+    }[d.change];
+    lines.push(`  ${d.type} "${d.name}" ${what}`);
+    for (const p of d.properties) lines.push(`      ${p.property}: live ${show(p.live)}, program ${show(p.program)}`);
+  }
+  return lines.join("\n");
+}
