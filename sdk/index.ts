@@ -26,3 +26,16 @@ export { localLab } from "./automation";
 export type { LocalLabOptions } from "./automation";
 export { driftFromPreview, formatDrift, propertyDrift } from "./drift";
 export type { ResourceDrift, PropertyDrift, PreviewStep, StepState } from "./drift";
+export { BridgedNetwork, Router, NatGateway, render, interfaceName, planNetwork, overlaps, PlanError, toAscii, toGraphviz, toMermaid } from "./components";
+export type {
+  BridgedNetworkArgs,
+  BridgedNetworkHost,
+  RouterArgs,
+  RouterAttachment,
+  NatGatewayArgs,
+  PortForward,
+  Topology,
+  TopologyHost,
+  HostSpec,
+  NetworkPlan,
+} from "./components";

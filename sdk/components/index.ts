@@ -1,0 +1,314 @@
+/**
+ * Components: whole labs in a few lines, built only from nslab's seven resources.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { Bridge } from "../bridge";
+import { IpForwarding } from "../forwarding";
+import { NatRule } from "../nat";
+import { Namespace } from "../namespace";
+import { Route } from "../route";
+import { VethPair } from "../veth";
+import { HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
+import { toAscii, toGraphviz, toMermaid, Topology, TopologyHost } from "./render";
+
+export { interfaceName, planNetwork, overlaps, PlanError } from "./plan";
+export type { HostSpec, NetworkPlan } from "./plan";
+export { toAscii, toGraphviz, toMermaid } from "./render";
+export type { Topology, TopologyHost } from "./render";
+
+/** Networks and namespaces declared by components in this program, for lab-wide checks. */
+const declared = { networks: new Map<string, string>(), namespaces: new Map<string, string>() };
+
+/** A host of a {@link BridgedNetwork}: a name, or a name with options. */
+export interface BridgedNetworkHost {
+  /** The host's name; also the name of its new namespace. */
+  name: string;
+  /** Join an existing namespace (e.g. another component's) instead of creating one. */
+  namespace?: pulumi.Input<string>;
+  /** A fixed address (without prefix) instead of the next free one. */
+  address?: string;
+}
+
+export interface BridgedNetworkArgs {
+  /** The segment's network, e.g. "192.168.1.0/24". Addresses are allocated from it. */
+  cidr: string;
+  /**
+   * The hosts, each joined to the bridge by a veth pair. A host's interface in its
+   * namespace is `eth-<network>`, its bridge port `<network>-<host>` (shortened with a
+   * hash suffix past 15 characters): names depend only on the network and host names,
+   * so adding or removing hosts renames nobody. Addresses follow declaration order after
+   * the gateway: append new hosts, or pin an address with `address`.
+   */
+  hosts: (string | BridgedNetworkHost)[];
+  /** The bridge's interface name. Default `br-<network>`. */
+  bridgeName?: string;
+  /** Namespace of the bridge. Default: the program's. */
+  bridgeNamespace?: pulumi.Input<string>;
+  /**
+   * A gateway address for the segment: `true` takes the first usable address, a string
+   * fixes it. Default none.
+   */
+  gateway?: boolean | string;
+  /**
+   * Put the gateway address on the bridge, making the bridge's namespace the router
+   * (scenario 4). Default true; set false when a {@link Router} holds the gateway.
+   */
+  gatewayOnBridge?: boolean;
+  /** Give every host a default route via the gateway. Default: true when there is a gateway. */
+  defaultRoutes?: boolean;
+  /** MTU of the bridge and every veth. Default: the kernel's. */
+  mtu?: number;
+  /** Allow this network to overlap another of the program's networks. Default false. */
+  allowOverlap?: boolean;
+}
+
+/**
+ * A layer-2 segment: a bridge plus N hosts (new or existing namespaces), each joined by
+ * a veth pair, with addresses allocated deterministically from a CIDR, an optional
+ * gateway address and optional default routes (scenarios 3 and 4 in one line).
+ *
+ * Bad arguments (overlapping subnets, more hosts than the CIDR holds, duplicate names,
+ * a gateway outside its subnet) fail at `pulumi preview` with the component's name.
+ */
+export class BridgedNetwork extends pulumi.ComponentResource {
+  /** The component's name. */
+  readonly networkName: string;
+  /** Namespace of the bridge (undefined: the program's). */
+  readonly bridgeNamespace?: pulumi.Input<string>;
+  /** The network, canonical. */
+  readonly cidr: string;
+  /** The prefix length of the network. */
+  readonly prefixLength: number;
+  /** The gateway's address, if any. */
+  readonly gateway?: string;
+  /** Whether the gateway address is on the bridge. */
+  readonly gatewayOnBridge: boolean;
+  /** The bridge resource. */
+  readonly bridge: Bridge;
+  /** The hosts: name, namespace, address, interface and bridge port. */
+  readonly hosts: { name: string; namespace: pulumi.Output<string>; address: string; interface: string; port: string }[];
+  /** The namespaces this component created, by host name. */
+  readonly namespaces: Record<string, Namespace> = {};
+  /** What was built, for tools and diagrams. */
+  readonly topology: pulumi.Output<Topology>;
+  /** The veth pairs, by host name (dependencies for routes into the hosts). */
+  readonly links: Record<string, VethPair> = {};
+
+  constructor(name: string, args: BridgedNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nslab:index:BridgedNetwork", name, {}, opts);
+    const owner = `BridgedNetwork "${name}"`;
+    const hostSpecs: (HostSpec & { namespace?: pulumi.Input<string> })[] = args.hosts.map((h) => (typeof h === "string" ? { name: h } : h));
+    const plan: NetworkPlan = planNetwork(owner, args.cidr, hostSpecs, args.gateway);
+    for (const [other, cidr] of declared.networks) {
+      if (!args.allowOverlap && overlaps(cidr, plan.cidr)) {
+        throw new PlanError(`${owner}: cidr ${plan.cidr} overlaps ${cidr} of BridgedNetwork "${other}"; give each network its own subnet (or set allowOverlap).`);
+      }
+    }
+    declared.networks.set(name, plan.cidr);
+    this.networkName = name;
+    this.bridgeNamespace = args.bridgeNamespace;
+    this.cidr = plan.cidr;
+    this.prefixLength = plan.prefixLength;
+    this.gateway = plan.gateway;
+    this.gatewayOnBridge = args.gatewayOnBridge ?? true;
+
+    const bridgeName = args.bridgeName ?? interfaceName("br", name);
+    const child = { parent: this };
+    this.bridge = new Bridge(
+      `${name}-bridge`,
+      {
+        name: bridgeName,
+        namespace: args.bridgeNamespace,
+        addresses: plan.gateway && this.gatewayOnBridge ? [`${plan.gateway}/${plan.prefixLength}`] : [],
+        mtu: args.mtu,
+      },
+      child,
+    );
+    const hostInterface = interfaceName("eth", name);
+    const routes = args.defaultRoutes ?? plan.gateway !== undefined;
+    this.hosts = plan.hosts.map((h, i) => {
+      const spec = hostSpecs[i];
+      let namespace: pulumi.Output<string>;
+      if (spec.namespace !== undefined) {
+        namespace = pulumi.output(spec.namespace);
+      } else {
+        const previous = declared.namespaces.get(h.name);
+        if (previous) {
+          throw new PlanError(`${owner}: host "${h.name}" would create namespace "${h.name}", which ${previous} already creates; pass that namespace as the host's namespace instead.`);
+        }
+        declared.namespaces.set(h.name, owner);
+        this.namespaces[h.name] = new Namespace(`${name}-${h.name}`, { name: h.name }, child);
+        namespace = this.namespaces[h.name].name;
+      }
+      const port = interfaceName(name, h.name);
+      const clash = plan.hosts.find((o, j) => j < i && interfaceName(name, o.name) === port);
+      if (clash) throw new PlanError(`${owner}: hosts "${clash.name}" and "${h.name}" shorten to the same port name "${port}"; rename one.`);
+      const link = new VethPair(
+        `${name}-${h.name}`,
+        {
+          a: { name: hostInterface, namespace, addresses: [`${h.address}/${plan.prefixLength}`] },
+          b: { name: port, namespace: args.bridgeNamespace, master: this.bridge.name },
+          mtu: args.mtu,
+        },
+        child,
+      );
+      this.links[h.name] = link;
+      if (routes && plan.gateway) {
+        new Route(`${name}-${h.name}-default`, { namespace, destination: "default", gateway: plan.gateway }, { parent: this, dependsOn: [link, this.bridge] });
+      }
+      return { name: h.name, namespace, address: h.address, interface: hostInterface, port };
+    });
+    const bridgeNamespace = args.bridgeNamespace === undefined ? pulumi.output<string | undefined>(undefined) : pulumi.output(args.bridgeNamespace);
+    this.topology = pulumi.all([pulumi.all(this.hosts.map((h) => h.namespace)), bridgeNamespace]).apply(([namespaces, brNs]) => ({
+      kind: "BridgedNetwork" as const,
+      name,
+      cidr: plan.cidr,
+      bridge: { name: bridgeName, ...(brNs ? { namespace: brNs } : {}) },
+      ...(plan.gateway ? { gateway: { address: plan.gateway, on: this.gatewayOnBridge ? "bridge" : "router" } } : {}),
+      hosts: this.hosts.map((h, i): TopologyHost => ({ name: h.name, namespace: namespaces[i], address: h.address, interface: h.interface, port: h.port })),
+    }));
+    this.registerOutputs({ topology: this.topology });
+  }
+}
+
+/** One network a {@link Router} attaches to. */
+export interface RouterAttachment {
+  /** The network. */
+  network: BridgedNetwork;
+  /**
+   * The router's address in it. Default: the network's gateway, when the network keeps
+   * it off its bridge (`gatewayOnBridge: false`).
+   */
+  address?: string;
+}
+
+export interface RouterArgs {
+  /** The router's namespace name. Default: the component's name. */
+  namespace?: string;
+  /** The networks the router joins, each by a veth pair to the network's bridge. */
+  attach: RouterAttachment[];
+  /** More routes in the router, e.g. to networks behind other routers. */
+  routes?: { destination: string; gateway: string }[];
+}
+
+/**
+ * A router: a namespace with forwarding on, attached to several networks. Hosts of
+ * networks whose gateway is the router (and that have default routes) reach each
+ * other through it.
+ */
+export class Router extends pulumi.ComponentResource {
+  /** The router's namespace. */
+  readonly namespace: Namespace;
+  /** Its forwarding switch. */
+  readonly forwarding: IpForwarding;
+  /** Its interfaces: network, interface name and address. */
+  readonly attachments: { network: string; interface: string; address: string }[];
+  /** What was built, for tools and diagrams. */
+  readonly topology: Topology;
+
+  constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nslab:index:Router", name, {}, opts);
+    const owner = `Router "${name}"`;
+    const nsName = args.namespace ?? name;
+    if (declared.namespaces.has(nsName)) throw new PlanError(`${owner}: namespace "${nsName}" is already created by ${declared.namespaces.get(nsName)}; choose another name.`);
+    declared.namespaces.set(nsName, owner);
+    const child = { parent: this };
+    this.namespace = new Namespace(`${name}-ns`, { name: nsName }, child);
+    const families = new Set(args.attach.map((a) => (a.network.cidr.includes(":") ? "ipv6" : "ipv4")));
+    this.forwarding = new IpForwarding(`${name}-forwarding`, { namespace: this.namespace.name, ipv4: families.has("ipv4") || undefined, ipv6: families.has("ipv6") || undefined }, child);
+    const links: VethPair[] = [];
+    this.attachments = args.attach.map(({ network, address }) => {
+      const netName = network.networkName;
+      const addr = address ?? (!network.gatewayOnBridge ? network.gateway : undefined);
+      if (!addr) {
+        throw new PlanError(`${owner}: network "${netName}" keeps its gateway on its bridge (or has none); give the router an address in ${network.cidr}, or create the network with gatewayOnBridge: false and a gateway.`);
+      }
+      if (network.hosts.some((h) => h.address === addr)) throw new PlanError(`${owner}: address ${addr} in "${netName}" belongs to a host; choose a free one.`);
+      const iface = interfaceName("to", netName);
+      links.push(
+        new VethPair(
+          `${name}-${netName}`,
+          {
+            a: { name: iface, namespace: this.namespace.name, addresses: [`${addr}/${network.prefixLength}`] },
+            b: { name: interfaceName(netName, nsName), namespace: network.bridgeNamespace, master: network.bridge.name },
+          },
+          child,
+        ),
+      );
+      return { network: netName, interface: iface, address: addr };
+    });
+    for (const [i, r] of (args.routes ?? []).entries()) {
+      new Route(`${name}-route-${i}`, { namespace: this.namespace.name, destination: r.destination, gateway: r.gateway }, { parent: this, dependsOn: links });
+    }
+    this.topology = { kind: "Router", name, namespace: nsName, attachments: this.attachments };
+    this.registerOutputs({ attachments: this.attachments });
+  }
+}
+
+/** A port forward of a {@link NatGateway}. */
+export interface PortForward {
+  /** "tcp" or "udp". */
+  protocol: "tcp" | "udp";
+  /** The port on the uplink. */
+  port: number;
+  /** The inside address to forward to. */
+  toAddress: string;
+  /** The inside port. Default: the same port. */
+  toPort?: number;
+}
+
+export interface NatGatewayArgs {
+  /** Namespace that routes between the networks and the uplink. Default: the program's. */
+  namespace?: pulumi.Input<string>;
+  /** Networks (components or CIDRs) whose traffic is masqueraded out of the uplink. */
+  sources: (BridgedNetwork | string)[];
+  /** The interface that leads outside. */
+  uplink: string;
+  /** Port forwards from the uplink to inside addresses. */
+  portForwards?: PortForward[];
+  /** Switch IPv4 forwarding on in the namespace. Default true (false when another resource manages it). */
+  forwarding?: boolean;
+}
+
+/**
+ * The way out (scenario 4): masquerade from the given networks out of an uplink, with
+ * optional port forwards in, and IP forwarding on.
+ */
+export class NatGateway extends pulumi.ComponentResource {
+  /** The masquerade rules, one per source network. */
+  readonly masquerade: NatRule[];
+  /** The port-forward rules. */
+  readonly forwards: NatRule[];
+  /** What was built, for tools and diagrams. */
+  readonly topology: Topology;
+
+  constructor(name: string, args: NatGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nslab:index:NatGateway", name, {}, opts);
+    const child = { parent: this };
+    if (args.forwarding ?? true) new IpForwarding(`${name}-forwarding`, { namespace: args.namespace, ipv4: true }, child);
+    const sources = args.sources.map((s) => (typeof s === "string" ? s : s.cidr));
+    this.masquerade = sources.map(
+      (cidr, i) => new NatRule(`${name}-masquerade-${i}`, { namespace: args.namespace, kind: "masquerade", source: cidr, outInterface: args.uplink }, child),
+    );
+    this.forwards = (args.portForwards ?? []).map(
+      (f) =>
+        new NatRule(
+          `${name}-${f.protocol}-${f.port}`,
+          { namespace: args.namespace, kind: "dnat", protocol: f.protocol, inInterface: args.uplink, port: f.port, toAddress: f.toAddress, toPort: f.toPort ?? f.port },
+          child,
+        ),
+    );
+    this.topology = {
+      kind: "NatGateway",
+      name,
+      ...(typeof args.namespace === "string" ? { namespace: args.namespace } : {}),
+      uplink: args.uplink,
+      sources,
+      portForwards: (args.portForwards ?? []).map((f) => ({ ...f })),
+    };
+    this.registerOutputs({});
+  }
+}
+
+/** Renders components' topologies; pass outputs of `.topology` (resolved) or plain objects. */
+export const render = { mermaid: toMermaid, graphviz: toGraphviz, ascii: toAscii };

@@ -1,0 +1,133 @@
+/**
+ * Pure planning for components: interface names and address allocation. No Pulumi, no
+ * kernel: table- and property-tested in test/unit/plan.test.ts.
+ */
+import { createHash } from "node:crypto";
+import * as ipaddr from "ipaddr.js";
+
+/** Linux IFNAMSIZ - 1. */
+export const IFNAME_MAX = 15;
+const HASH_CHARS = 4;
+
+/**
+ * A readable, stable interface name from its parts: "lan-web1" when the joined parts
+ * fit in 15 characters, otherwise a readable prefix and 4 hex of a hash of the whole
+ * ("backbone-n-3f2a"). It depends only on the parts, so adding or removing other hosts
+ * renames nobody.
+ */
+export function interfaceName(...parts: string[]): string {
+  const joined = parts.map((p) => p.replace(/[^A-Za-z0-9_.-]/g, "")).join("-");
+  if (joined.length <= IFNAME_MAX) return joined;
+  const hash = createHash("sha256").update(parts.join("\u0000")).digest("hex").slice(0, HASH_CHARS);
+  return `${joined.slice(0, IFNAME_MAX - HASH_CHARS - 1).replace(/[-.]+$/, "")}-${hash}`;
+}
+
+/** A host of a network as the plan needs it. */
+export interface HostSpec {
+  name: string;
+  /** A fixed address (without prefix) instead of the next free one. */
+  address?: string;
+}
+
+export interface NetworkPlan {
+  cidr: string;
+  prefixLength: number;
+  /** The gateway's address (without prefix), if any. */
+  gateway?: string;
+  hosts: { name: string; address: string }[];
+}
+
+/** Thrown for bad component arguments; names the component and the argument. */
+export class PlanError extends Error {
+  override readonly name = "PlanError";
+}
+
+function usable(cidr: string): { network: bigint; first: bigint; last: bigint; family: "ipv4" | "ipv6"; len: number } {
+  const [addr, len] = ipaddr.parseCIDR(cidr);
+  const bits = addr.kind() === "ipv6" ? 128 : 32;
+  const base = toBig(addr);
+  const size = 1n << BigInt(bits - len);
+  const network = (base >> BigInt(bits - len)) << BigInt(bits - len);
+  if (addr.kind() === "ipv4") {
+    // Skip the network and broadcast addresses (a /31 or /32 has no hosts to spare).
+    return size <= 2n
+      ? { network, first: network, last: network + size - 1n, family: "ipv4", len }
+      : { network, first: network + 1n, last: network + size - 2n, family: "ipv4", len };
+  }
+  return { network, first: network + 1n, last: network + size - 1n, family: "ipv6", len };
+}
+
+function toBig(addr: ipaddr.IPv4 | ipaddr.IPv6): bigint {
+  return addr.toByteArray().reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+}
+
+function fromBig(value: bigint, family: "ipv4" | "ipv6"): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < (family === "ipv4" ? 4 : 16); i++) {
+    bytes.unshift(Number(value & 0xffn));
+    value >>= 8n;
+  }
+  const addr = ipaddr.fromByteArray(bytes);
+  return family === "ipv6" ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString();
+}
+
+/**
+ * Allocates addresses in `cidr`: the gateway (when asked for with `true`) takes the
+ * first usable address, then hosts take the next free ones in declaration order; a
+ * host or gateway with a fixed address keeps it. Appending hosts never moves existing
+ * ones, and fixed addresses never move.
+ * @throws PlanError for a bad CIDR, an address outside it, a duplicate, or too many hosts.
+ */
+export function planNetwork(owner: string, cidr: string, hosts: HostSpec[], gateway?: boolean | string): NetworkPlan {
+  if (!ipaddr.isValidCIDR(cidr)) throw new PlanError(`${owner}: cidr "${cidr}" is not a network; write e.g. "192.168.1.0/24".`);
+  const range = usable(cidr);
+  const givenBase = toBig(ipaddr.parseCIDR(cidr)[0]);
+  if (givenBase !== range.network) {
+    throw new PlanError(`${owner}: cidr "${cidr}" has host bits set; did you mean "${fromBig(range.network, range.family)}/${range.len}"?`);
+  }
+  const [net] = ipaddr.parseCIDR(cidr);
+  const inside = (a: string) => ipaddr.isValid(a) && ipaddr.parse(a).kind() === net.kind() && ipaddr.parse(a).match(ipaddr.parseCIDR(cidr)) && toBig(ipaddr.parse(a)) >= range.first && toBig(ipaddr.parse(a)) <= range.last;
+  const names = new Set<string>();
+  for (const h of hosts) {
+    if (names.has(h.name)) throw new PlanError(`${owner}: host "${h.name}" is listed twice; host names must be unique in a network.`);
+    names.add(h.name);
+  }
+  const taken = new Map<string, string>();
+  const take = (address: string, who: string) => {
+    const canonical = fromBig(toBig(ipaddr.parse(address)), range.family);
+    const other = taken.get(canonical);
+    if (other) throw new PlanError(`${owner}: ${who} and ${other} both have address ${canonical}; give one of them another address.`);
+    taken.set(canonical, who);
+    return canonical;
+  };
+  let gatewayAddress: string | undefined;
+  if (typeof gateway === "string") {
+    if (!inside(gateway)) throw new PlanError(`${owner}: gateway ${gateway} is outside ${cidr} (or is its network/broadcast address); use an address inside the subnet.`);
+    gatewayAddress = take(gateway, "the gateway");
+  }
+  for (const h of hosts) {
+    if (h.address === undefined) continue;
+    if (!inside(h.address)) throw new PlanError(`${owner}: host "${h.name}" address ${h.address} is outside ${cidr}; use an address inside the subnet.`);
+    take(h.address, `host "${h.name}"`);
+  }
+  let next = range.first;
+  const nextFree = (who: string): string => {
+    while (next <= range.last && taken.has(fromBig(next, range.family))) next++;
+    if (next > range.last) {
+      const capacity = range.last - range.first + 1n;
+      throw new PlanError(`${owner}: ${cidr} holds ${capacity} addresses but ${hosts.length} hosts${gateway ? " and a gateway" : ""} need one each; use a larger cidr (a shorter prefix).`);
+    }
+    return take(fromBig(next, range.family), who);
+  };
+  if (gateway === true) gatewayAddress = nextFree("the gateway");
+  const planned = hosts.map((h) => ({ name: h.name, address: h.address !== undefined ? fromBig(toBig(ipaddr.parse(h.address)), range.family) : nextFree(`host "${h.name}"`) }));
+  return { cidr: `${fromBig(range.network, range.family)}/${range.len}`, prefixLength: range.len, gateway: gatewayAddress, hosts: planned };
+}
+
+/** True when two CIDRs share any address. */
+export function overlaps(a: string, b: string): boolean {
+  const [aa, al] = ipaddr.parseCIDR(a);
+  const [ba, bl] = ipaddr.parseCIDR(b);
+  if (aa.kind() !== ba.kind()) return false;
+  return al <= bl ? ba.match(aa, al) : aa.match(ba, bl);
+}
