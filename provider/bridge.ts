@@ -5,7 +5,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { converge, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requirePlace, verifyLink } from "./link";
+import { converge, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
@@ -47,16 +47,16 @@ function unsupportedVlan(err: unknown, i: BridgeInputs): never {
   throw err;
 }
 
-async function apply(i: BridgeInputs): Promise<LiveLink> {
+/** Converges and verifies the bridge; `created`: just made with its attributes set. */
+async function apply(i: BridgeInputs, created: boolean): Promise<LiveLink> {
   const tag = ownerTag(i.__owner);
-  const live = await freshLink(i.name, i.namespace);
-  const attrs = bridgeAttrs(i, live);
+  const live = created ? undefined : await freshLink(i.name, i.namespace);
+  const attrs = created ? [] : bridgeAttrs(i, live);
   if (attrs.length) {
     // Equivalent to: ip link set dev NAME type bridge stp_state N [vlan_filtering N]
     await kernel.ip(["link", "set", "dev", i.name, "type", "bridge", ...attrs], i.namespace, subject(i)).catch((e) => unsupportedVlan(e, i));
   }
-  await converge(i, live, tag, subject(i));
-  const after = verifyLink(i, await freshLink(i.name, i.namespace), tag, subject(i));
+  const after = verifyLink(i, await converge(i, live, tag, subject(i)), tag, subject(i));
   if (Number(after.info.stp_state ?? 0) !== (i.stp ? 1 : 0)) {
     throw new NslabError("Verification", `${subject(i)}: stp: desire '${i.stp}', current '${after.info.stp_state}'`);
   }
@@ -91,7 +91,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   },
 
   async create(i) {
-    await requirePlace(i, subject(i), "");
+    requireNamespace(i, subject(i), "");
     const created = await kernel
       .ip(
         // Equivalent to: ip link add name NAME [address MAC] [mtu M] type bridge stp_state N
@@ -109,7 +109,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         return unsupportedVlan(err, i);
       });
     try {
-      const live = await apply(i);
+      const live = await apply(i, created);
       return { id: `${i.namespace ?? ""}/${i.name}`, outs: outputs(i, live) };
     } catch (err) {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
@@ -131,7 +131,8 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    return { outs: outputs(news, await apply(news)) };
+    requireNamespace(news, subject(news), "");
+    return { outs: outputs(news, await apply(news, false)) };
   },
 
   async delete(_id, props) {

@@ -78,3 +78,28 @@ export async function dispatch(kind: string, op: Operation, args: unknown[]): Pr
       throw new NslabError("InvalidArgument", `unknown provider operation "${String(op)}"`);
   }
 }
+
+// Benchmarks (bench/run.js) ask the provider process for its peak memory: when
+// NSLAB_PROVIDER_STATS names a file, a line with the process's maximum resident set
+// size (KiB) is appended to it on exit.
+if (process.env.NSLAB_PROVIDER_STATS) {
+  const file = process.env.NSLAB_PROVIDER_STATS;
+  let written = false;
+  const write = () => {
+    if (written) return;
+    written = true;
+    try {
+      require("node:fs").appendFileSync(file, `${JSON.stringify({ pid: process.pid, maxRssKiB: process.resourceUsage().maxRSS })}\n`);
+    } catch {
+      // Statistics are best effort: never fail the provider for them.
+    }
+  };
+  process.on("exit", write);
+  // The engine stops plugins with SIGINT; record before going.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      write();
+      process.exit(0);
+    });
+  }
+}

@@ -191,20 +191,49 @@ export async function ipBatch(commands: string[][], netns: Netns, subject: strin
   try {
     await run("ip", ipArgs(["-batch", "-"], netns), { subject, input: commands.map((c) => c.join(" ")).join("\n") + "\n" });
   } catch (err) {
-    if (err instanceof NslabError) {
-      const line = /Command failed -:(\d+)/.exec(err.details.stderr ?? "");
-      if (line) {
-        const failed = commands[Number(line[1]) - 1]?.join(" ");
-        throw new NslabError(err.kind, err.message.replace(/command failed: ip .*?-batch -/, `command failed: ip ${failed}`), {
-          ...err.details,
-          command: `ip ${failed}`,
-        });
-      }
-    }
-    throw err;
+    throw attributeBatchError(err, commands);
   } finally {
     invalidate(netns);
   }
+}
+
+/**
+ * Runs write commands and then show commands in one process, and returns the JSON each
+ * show printed, in order: `ip [-n NS] [-4|-6] -json -details -batch -`. Used to apply
+ * and verify an object with a single spawn. Show commands are those whose second word
+ * is "show".
+ */
+export async function ipBatchRead<T = unknown>(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<T[]> {
+  invalidate(netns);
+  const globals = [...(family ? [family] : []), "-json", "-details", "-batch", "-"];
+  let out: string;
+  try {
+    out = await run("ip", ipArgs(globals, netns), { subject, input: commands.map((c) => c.join(" ")).join("\n") + "\n" });
+  } catch (err) {
+    throw attributeBatchError(err, commands);
+  } finally {
+    invalidate(netns);
+  }
+  return out
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as T);
+}
+
+/** Names the failed command of a batch (ip stops at the first error: "Command failed -:N"). */
+function attributeBatchError(err: unknown, commands: string[][]): unknown {
+  if (err instanceof NslabError) {
+    const line = /Command failed -:(\d+)/.exec(err.details.stderr ?? "");
+    if (line) {
+      const failed = commands[Number(line[1]) - 1]?.join(" ");
+      return new NslabError(err.kind, err.message.replace(/command failed: ip .*?-batch -/, `command failed: ip ${failed}`), {
+        ...err.details,
+        command: `ip ${failed}`,
+      });
+    }
+  }
+  return err;
 }
 
 // ---- namespaces -------------------------------------------------------------------------

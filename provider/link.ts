@@ -94,9 +94,15 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   return cmds;
 }
 
-/** Applies convergeCommands in one `ip -batch` process. */
-export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string): Promise<void> {
-  await kernel.ipBatch(convergeCommands(desired, live, tag), desired.namespace, subject);
+/**
+ * Applies convergeCommands and reads the interface back, in one `ip -batch` process;
+ * returns the interface as the kernel now has it. `live` undefined means "just made":
+ * every desired setting is written.
+ */
+export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string): Promise<LiveLink | undefined> {
+  const commands = [...convergeCommands(desired, live, tag), ["address", "show", "dev", desired.name]];
+  const [after] = await kernel.ipBatchRead<LinkJson[]>(commands, desired.namespace, subject);
+  return after?.[0] && normaliseLink(after[0]);
 }
 
 /** Throws a Verification error naming the first property the kernel did not take. */
@@ -115,8 +121,8 @@ export function verifyLink(desired: LinkSettings, live: LiveLink | undefined, ta
   return live;
 }
 
-/** Fails early, before anything is created, when a namespace or master is missing. */
-export async function requirePlace(settings: LinkSettings, subject: string, property: string): Promise<void> {
+/** Fails before anything is created when the namespace is missing (a file check). */
+export function requireNamespace(settings: { namespace?: string }, subject: string, property: string): void {
   const ns = settings.namespace;
   if (ns !== undefined && !kernel.netnsExists(ns)) {
     throw new NslabError(
@@ -124,18 +130,27 @@ export async function requirePlace(settings: LinkSettings, subject: string, prop
       `${subject}: ${property}namespace "${ns}" does not exist. Create it first (nslab.Namespace) and pass its .name, so Pulumi orders the two.`,
     );
   }
-  if (settings.master) {
-    const master = await freshLink(settings.master, ns);
-    if (!master) {
-      throw new NslabError(
-        "NotFound",
-        `${subject}: ${property}master "${settings.master}" does not exist in ${ns ? `namespace "${ns}"` : "the program's namespace"}. A port's bridge must be in the same namespace; pass the bridge's .name.`,
-      );
-    }
-    if (master.kind !== "bridge") {
-      throw new NslabError("InvalidArgument", `${subject}: ${property}master "${settings.master}" is a ${master.kind || "plain"} interface, not a bridge.`);
-    }
+}
+
+/**
+ * After a failed write, says what was wrong with `master` when it was the cause (it
+ * does not exist in the port's namespace, or is not a bridge); otherwise returns `err`.
+ * Checked only on failure, so the common path spawns nothing for it.
+ */
+export async function explainMaster(err: unknown, settings: LinkSettings, subject: string, property: string): Promise<unknown> {
+  if (!settings.master) return err;
+  const ns = settings.namespace;
+  const master = await freshLink(settings.master, ns).catch(() => undefined);
+  if (!master) {
+    return new NslabError(
+      "NotFound",
+      `${subject}: ${property}master "${settings.master}" does not exist in ${ns ? `namespace "${ns}"` : "the program's namespace"}. A port's bridge must be in the same namespace; pass the bridge's .name.`,
+    );
   }
+  if (master.kind !== "bridge") {
+    return new NslabError("InvalidArgument", `${subject}: ${property}master "${settings.master}" is a ${master.kind || "plain"} interface, not a bridge.`);
+  }
+  return err;
 }
 
 /** The settings as outputs report them, with the live MAC filled in. */

@@ -25,16 +25,21 @@ async function marker(name: string): Promise<string | undefined> {
   return lo?.ifalias ?? "";
 }
 
-/** Equivalent to: ip -n NAME link set lo up; ip -n NAME link set lo alias TAG */
-async function claim(name: string, owner: string): Promise<void> {
-  await kernel.ipBatch(
+/**
+ * Marks the namespace as ours and reads the mark back, in one process.
+ * Equivalent to: ip -n NAME link set lo up; ip -n NAME link set lo alias TAG; ip -n NAME addr show dev lo
+ */
+async function claim(name: string, owner: string): Promise<string | undefined> {
+  const [lo] = await kernel.ipBatchRead<{ ifalias?: string }[]>(
     [
       ["link", "set", "dev", "lo", "up"],
       ["link", "set", "dev", "lo", "alias", ownerTag(owner)],
+      ["address", "show", "dev", "lo"],
     ],
     name,
     subject(name),
   );
+  return lo?.[0]?.ifalias;
 }
 
 function outputs(inputs: NamespaceInputs): NamespaceOutputs {
@@ -72,8 +77,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       await kernel.ip(["netns", "add", name], undefined, subject(name));
     }
     try {
-      await claim(name, inputs.__owner);
-      const seen = await marker(name);
+      const seen = await claim(name, inputs.__owner);
       if (seen !== ownerTag(inputs.__owner)) {
         throw new NslabError("Verification", `${subject(name)}: ownership mark on lo: desired '${ownerTag(inputs.__owner)}', current '${seen}'`);
       }

@@ -43,26 +43,36 @@ const RULES: FieldRule[] = [
 const subject = (r: RouteInputs) =>
   `route ${r.destination}${r.table ? ` table ${r.table}` : ""}${r.metric !== undefined ? ` metric ${r.metric}` : ""} in ${r.namespace ? `namespace "${r.namespace}"` : "the program's namespace"}`;
 
-/** The selector part shared by add, replace and del. */
-function selector(r: RouteInputs): string[] {
+/** The selector part shared by add, replace, del and show. */
+function selector(verb: string, r: RouteInputs): string[] {
   return [
-    ...(r.family === "ipv6" ? ["-6"] : []),
     "route",
-    "VERB",
+    verb,
     r.destination,
     ...(r.table !== undefined ? ["table", String(r.table)] : []),
     ...(r.metric !== undefined ? ["metric", String(r.metric)] : []),
   ];
 }
 
-/** Equivalent to: ip [-6] route VERB DEST [table T] [metric M] [via GW] [dev DEV] [src S] proto 151 */
+/** "-4" or "-6": which routing table family a command addresses. */
+const familyFlag = (r: RouteInputs): "-4" | "-6" => (r.family === "ipv6" ? "-6" : "-4");
+
+/** Equivalent to: ip -4|-6 route VERB DEST [table T] [metric M] [via GW] [dev DEV] [src S] proto 151 */
 function command(verb: "add" | "replace", r: RouteInputs): string[] {
-  const args = selector(r).map((a) => (a === "VERB" ? verb : a));
+  const args = selector(verb, r);
   if (r.gateway) args.push("via", r.gateway);
   if (r.device) args.push("dev", r.device);
   if (r.source) args.push("src", r.source);
   args.push("proto", NSLAB_ROUTE_PROTO);
   return args;
+}
+
+/** Writes the route and reads it back in one process; returns the routes shown. */
+async function writeAndShow(verb: "add" | "replace", r: RouteInputs): Promise<RouteJson[]> {
+  const table = String(r.table ?? MAIN_TABLE);
+  const [shown] = await kernel.ipBatchRead<RouteJson[]>([command(verb, r), ["route", "show", r.destination, "table", table]], r.namespace, subject(r), familyFlag(r));
+  // `show ... table T` leaves the table out of each route: put it back for matching.
+  return (shown ?? []).map((route) => ({ ...route, table: route.table ?? table }));
 }
 
 /** Explains the kernel's terse answers for routes in terms of what the user wrote. */
@@ -90,13 +100,19 @@ function liveKey(route: RouteJson): { destination: string; family: "ipv4" | "ipv
   return { destination, family, table, metric: route.metric ?? 0 };
 }
 
-async function findRoute(r: RouteInputs): Promise<RouteJson | undefined> {
-  if (r.namespace !== undefined && !kernel.netnsExists(r.namespace)) return undefined;
+/** The route of `routes` with r's identity (destination, family, table, metric). */
+function matchRoute(r: RouteInputs, routes: RouteJson[]): RouteJson | undefined {
   const want = { table: r.table ?? MAIN_TABLE, metric: r.metric ?? (r.family === "ipv6" ? IPV6_DEFAULT_METRIC : 0) };
-  return (await kernel.routes(r.namespace)).find((route) => {
+  return routes.find((route) => {
     const k = liveKey(route);
     return k && k.destination === r.destination && k.family === r.family && k.table === want.table && k.metric === want.metric;
   });
+}
+
+/** r's route from the namespace's snapshot (one dump per namespace per run). */
+async function findRoute(r: RouteInputs): Promise<RouteJson | undefined> {
+  if (r.namespace !== undefined && !kernel.netnsExists(r.namespace)) return undefined;
+  return matchRoute(r, await kernel.routes(r.namespace));
 }
 
 function fromLive(r: RouteInputs, live: RouteJson): RouteInputs {
@@ -108,8 +124,9 @@ function fromLive(r: RouteInputs, live: RouteJson): RouteInputs {
   });
 }
 
-async function verify(r: RouteInputs): Promise<void> {
-  const live = await findRoute(r);
+/** Checks what the kernel shows against r. */
+function verify(r: RouteInputs, shown: RouteJson[]): void {
+  const live = matchRoute(r, shown);
   const seen = live && fromLive(r, live);
   for (const prop of ["gateway", "device", "source"] as const) {
     if (r[prop] !== undefined && seen?.[prop] !== r[prop]) {
@@ -174,16 +191,25 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     if (r.namespace !== undefined && !kernel.netnsExists(r.namespace)) {
       throw new NslabError("NotFound", `${subject(r)}: namespace "${r.namespace}" does not exist. Pass a Namespace's .name so Pulumi creates it first.`);
     }
-    const existing = await findRoute(r);
-    if (existing && !r.adopt) {
-      const whose = existing.protocol === NSLAB_ROUTE_PROTO ? "nslab (another resource or an earlier run)" : `proto ${existing.protocol ?? "boot"}`;
-      throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}). Remove it, change destination/table/metric, or set adopt: true to take it over.`);
-    }
-    await kernel.ip(command(existing ? "replace" : "add", r), r.namespace, subject(r)).catch((e) => explain(e, r));
+    let adopted = false;
+    let shown: RouteJson[];
     try {
-      await verify(r);
+      shown = await writeAndShow("add", r);
     } catch (err) {
-      if (!existing) await kernel.ip(delCommand(r), r.namespace, subject(r)).catch(() => undefined);
+      if (!(err instanceof NslabError && err.kind === "AlreadyExists")) return explain(err, r);
+      if (!r.adopt) {
+        kernel.resetSnapshots();
+        const existing = await findRoute(r);
+        const whose = existing?.protocol === NSLAB_ROUTE_PROTO ? "nslab (another resource or an earlier run)" : `proto ${existing?.protocol ?? "boot"}`;
+        throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}). Remove it, change destination/table/metric, or set adopt: true to take it over.`);
+      }
+      adopted = true;
+      shown = await writeAndShow("replace", r).catch((e) => explain(e, r));
+    }
+    try {
+      verify(r, shown);
+    } catch (err) {
+      if (!adopted) await kernel.ip([familyFlag(r), ...delCommand(r)], r.namespace, subject(r)).catch(() => undefined);
       throw err;
     }
     return { id: `${r.namespace ?? ""}/${r.family}/${r.destination}/${r.table ?? MAIN_TABLE}/${r.metric ?? ""}`, outs: r };
@@ -197,14 +223,13 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    await kernel.ip(command("replace", news), news.namespace, subject(news)).catch((e) => explain(e, news));
-    await verify(news);
+    verify(news, await writeAndShow("replace", news).catch((e) => explain(e, news)));
     return { outs: news };
   },
 
   async delete(_id, props) {
     if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
-    await kernel.ip(delCommand(props), props.namespace, subject(props)).catch((err) => {
+    await kernel.ip([familyFlag(props), ...delCommand(props)], props.namespace, subject(props)).catch((err) => {
       // Already gone (or not ours: the proto selector matched nothing) is success.
       if (err instanceof NslabError && (err.kind === "NotFound" || /No such process/.test(err.message))) return;
       throw err;
@@ -212,7 +237,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   },
 };
 
-/** Deletes only a route carrying nslab's proto: ip [-6] route del DEST [table T] [metric M] proto 151 */
+/** Deletes only a route carrying nslab's proto: ip -4|-6 route del DEST [table T] [metric M] proto 151 */
 function delCommand(r: RouteInputs): string[] {
-  return [...selector(r).map((a) => (a === "VERB" ? "del" : a)), "proto", NSLAB_ROUTE_PROTO];
+  return [...selector("del", r), "proto", NSLAB_ROUTE_PROTO];
 }

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { converge, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requirePlace, verifyLink } from "./link";
+import { converge, explainMaster, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
@@ -57,10 +57,14 @@ function liveTap(live: LiveLink) {
   };
 }
 
-async function apply(i: TapInputs): Promise<LiveLink> {
+/** Converges and verifies the device; `created`: just made, nothing to read first. */
+async function apply(i: TapInputs, created: boolean): Promise<LiveLink> {
   const tag = ownerTag(i.__owner);
-  await converge(i, await freshLink(i.name, i.namespace), tag, subject(i));
-  return verifyLink(i, await freshLink(i.name, i.namespace), tag, subject(i));
+  const live = created ? undefined : await freshLink(i.name, i.namespace);
+  const after = await converge(i, live, tag, subject(i)).catch(async (err) => {
+    throw await explainMaster(err, i, subject(i), "");
+  });
+  return verifyLink(i, after, tag, subject(i));
 }
 
 export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
@@ -96,7 +100,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   },
 
   async create(i) {
-    await requirePlace(i, subject(i), "");
+    requireNamespace(i, subject(i), "");
     let created = true;
     try {
       // Equivalent to: ip [-n NS] tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]
@@ -125,7 +129,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       created = false;
     }
     try {
-      const live = await apply(i);
+      const live = await apply(i, created);
       return { id: `${i.namespace ?? ""}/${i.name}`, outs: compact(linkOutputs(i, live)) as TapOutputs };
     } catch (err) {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
@@ -149,8 +153,8 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    await requirePlace(news, subject(news), "");
-    return { outs: compact(linkOutputs(news, await apply(news))) as TapOutputs };
+    requireNamespace(news, subject(news), "");
+    return { outs: compact(linkOutputs(news, await apply(news, false))) as TapOutputs };
   },
 
   async delete(_id, props) {

@@ -14,7 +14,8 @@ import {
   linkOutputs,
   liveSettings,
   LiveLink,
-  requirePlace,
+  explainMaster,
+  requireNamespace,
   verifyLink,
 } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
@@ -69,16 +70,20 @@ function outputs(inputs: VethInputs, liveA?: LiveLink, liveB?: LiveLink): VethOu
   });
 }
 
-/** Converges both ends (alias, addresses, master, up) and verifies them. */
-async function apply(inputs: VethInputs): Promise<[LiveLink, LiveLink]> {
+/**
+ * Converges both ends (alias, addresses, master, up) and verifies them, one `ip`
+ * process per end. `created`: the pair was just made, so there is nothing to read first.
+ */
+async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, LiveLink]> {
   const tag = ownerTag(inputs.__owner);
   const result: LiveLink[] = [];
-  for (const end of [inputs.a, inputs.b]) {
-    const desired = settings(end, inputs.mtu);
-    await converge(desired, await freshLink(end.name, end.namespace), tag, endSubject(end));
-  }
   for (const [label, end] of [["a.", inputs.a], ["b.", inputs.b]] as const) {
-    result.push(verifyLink(settings(end, inputs.mtu), await freshLink(end.name, end.namespace), tag, endSubject(end), label));
+    const desired = settings(end, inputs.mtu);
+    const live = created ? undefined : await freshLink(end.name, end.namespace);
+    const after = await converge(desired, live, tag, endSubject(end)).catch(async (err) => {
+      throw await explainMaster(err, desired, pairSubject(inputs), label);
+    });
+    result.push(verifyLink(desired, after, tag, endSubject(end), label));
   }
   return [result[0], result[1]];
 }
@@ -124,8 +129,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
 
   async create(inputs) {
     const { a, b } = inputs;
-    await requirePlace(settings(a), pairSubject(inputs), "a.");
-    await requirePlace(settings(b), pairSubject(inputs), "b.");
+    requireNamespace(a, pairSubject(inputs), "a.");
+    requireNamespace(b, pairSubject(inputs), "b.");
     const end = (e: VethEnd) => [
       "name",
       e.name,
@@ -133,6 +138,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       ...(e.mac ? ["address", e.mac] : []),
       ...(inputs.mtu ? ["mtu", String(inputs.mtu)] : []),
     ];
+    let created = true;
     try {
       // Equivalent to: ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
       await kernel.ip(["link", "add", ...end(a), "type", "veth", "peer", ...end(b)], undefined, pairSubject(inputs));
@@ -145,13 +151,14 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
           `${pairSubject(inputs)}: cannot adopt: an interface with one of these names exists but the two are not a veth pair. Remove it or choose other names.`,
         );
       }
+      created = false;
     }
     try {
-      const [liveA, liveB] = await apply(inputs);
+      const [liveA, liveB] = await apply(inputs, created);
       return { id: idOf(inputs), outs: outputs(inputs, liveA, liveB) };
     } catch (err) {
       // Transactional: deleting one end removes both; an adopted pair is left as it was.
-      if (!inputs.adopt) await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).catch(() => undefined);
+      if (created) await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).catch(() => undefined);
       throw err;
     }
   },
@@ -173,9 +180,9 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    await requirePlace(settings(news.a), pairSubject(news), "a.");
-    await requirePlace(settings(news.b), pairSubject(news), "b.");
-    const [liveA, liveB] = await apply(news);
+    requireNamespace(news.a, pairSubject(news), "a.");
+    requireNamespace(news.b, pairSubject(news), "b.");
+    const [liveA, liveB] = await apply(news, false);
     return { outs: outputs(news, liveA, liveB) };
   },
 

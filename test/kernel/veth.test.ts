@@ -115,7 +115,7 @@ describe("VethPair on the kernel", () => {
     expect(await linkByHand("v-b", nsB)).toBeUndefined();
   });
 
-  it("fails before creating anything when a namespace or master is missing", async () => {
+  it("fails clearly, leaving nothing, when a namespace or master is missing", async () => {
     await expect(veth.create(inputs({ a: { name: "v-a", namespace: "no-such-ns" } }))).rejects.toThrow(/a\.namespace "no-such-ns" does not exist/);
     await expect(veth.create(inputs({ b: { name: "v-b", namespace: nsB, master: "nobr" } }))).rejects.toThrow(/b\.master "nobr" does not exist/);
     expect(await linkByHand("v-a", nsA)).toBeUndefined();

@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+/**
+ * Benchmark: nslab against shell scripts on the same lab (bench/lab and bench/lab.sh),
+ * inside the sandbox. Prints a table of medians, ratios and the provider's peak memory,
+ * and writes the raw figures as JSON. Speed is reported here, never asserted in tests.
+ *
+ *   bench/run.js [--sizes 10,100,300] [--runs 3] [--out bench/results]
+ */
+"use strict";
+const { spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+
+const root = path.resolve(__dirname, "..");
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const sizes = (args.sizes ?? "10,100,300").split(",").map(Number);
+const runs = Number(args.runs ?? 3);
+const outDir = path.resolve(root, args.out ?? "bench/results");
+
+if (process.env.NSLAB_SANDBOX !== "1") {
+  // Never on the host's network: re-run inside a fresh sandbox namespace.
+  const r = spawnSync(path.join(root, "scripts/sandbox"), [process.execPath, __filename, ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, PATH: `${root}/.tools/bin:${process.env.PATH}` },
+  });
+  process.exit(r.status ?? 1);
+}
+
+const work = path.join(root, "bench/.work");
+fs.mkdirSync(work, { recursive: true });
+fs.mkdirSync(outDir, { recursive: true });
+const statsFile = path.join(work, "provider-stats.jsonl");
+
+function timed(cmd, argv, env = {}) {
+  const start = process.hrtime.bigint();
+  const r = spawnSync(cmd, argv, { encoding: "utf8", env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(" ")} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
+  return ms;
+}
+
+/** Waits (bounded) for asynchronous namespace teardown, then lists what is left. */
+function residue() {
+  for (let i = 0; i < 50; i++) {
+    const links = spawnSync("ip", ["-o", "link", "show"], { encoding: "utf8" }).stdout.trim().split("\n").length - 1;
+    const ns = fs.readdirSync("/run/netns").length;
+    const tables = spawnSync("nft", ["list", "tables"], { encoding: "utf8" }).stdout.trim();
+    if (links === 0 && ns === 0 && !tables) return "";
+    if (i === 49) return `links ${links}, namespaces ${ns}, tables ${tables}`;
+    spawnSync("sleep", ["0.1"]);
+  }
+}
+
+function peakProviderKiB() {
+  if (!fs.existsSync(statsFile)) return undefined;
+  const lines = fs.readFileSync(statsFile, "utf8").trim().split("\n").filter(Boolean);
+  fs.rmSync(statsFile);
+  return Math.max(...lines.map((l) => JSON.parse(l).maxRssKiB));
+}
+
+function nslabRun(n) {
+  const dir = fs.mkdtempSync(path.join(work, `lab-${n}-`));
+  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench/lab", f), path.join(dir, f));
+  const env = {
+    PULUMI_BACKEND_URL: `file://${dir}/state`,
+    PULUMI_CONFIG_PASSPHRASE: "",
+    PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+    NSLAB_PROVIDER_STATS: statsFile,
+    // State written once at the end instead of after every step (see README, "Speed").
+    PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
+  };
+  fs.mkdirSync(`${dir}/state`);
+  const pulumi = (...a) => timed(path.join(root, "scripts/pulumi"), [...a, "--cwd", dir, "--stack", "bench"], env);
+  spawnSync(path.join(root, "scripts/pulumi"), ["stack", "init", "bench", "--cwd", dir], { env: { ...process.env, ...env } });
+  pulumi("config", "set", "hosts", String(n));
+  const result = {};
+  result.up = pulumi("up", "--yes", "--skip-preview", "--non-interactive");
+  result.upPeakKiB = peakProviderKiB();
+  result.refresh = pulumi("preview", "--refresh", "--expect-no-changes", "--non-interactive");
+  result.refreshPeakKiB = peakProviderKiB();
+  result.destroy = pulumi("destroy", "--yes", "--skip-preview", "--non-interactive");
+  result.destroyPeakKiB = peakProviderKiB();
+  result.residue = residue();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return result;
+}
+
+function scriptRun(n, mode) {
+  const lab = path.join(root, "bench/lab.sh");
+  const result = { up: timed(lab, ["up", String(n), mode]) };
+  // A "refresh" for a script: read the whole state back (one dump per namespace).
+  result.refresh = timed("bash", ["-c", `for ns in $(ls /run/netns); do ip -n $ns -d -j addr show >/dev/null; ip -n $ns -j route show table all >/dev/null; done; ip -d -j addr show >/dev/null; nft -j list ruleset >/dev/null`]);
+  result.destroy = timed(lab, ["down", String(n), mode]);
+  result.residue = residue();
+  return result;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const raw = { date: new Date().toISOString(), runs, sizes, machine: { cpus: require("node:os").cpus().length, kernel: require("node:os").release() }, results: [] };
+for (const n of sizes) {
+  for (let r = 0; r < runs; r++) {
+    for (const [tool, fn] of [["nslab", () => nslabRun(n)], ["ip-single", () => scriptRun(n, "single")], ["ip-batch", () => scriptRun(n, "batch")]]) {
+      const res = fn();
+      raw.results.push({ n, run: r, tool, ...res });
+      process.stderr.write(`N=${n} run ${r + 1}/${runs} ${tool}: up ${res.up.toFixed(0)} ms, refresh ${res.refresh.toFixed(0)} ms, destroy ${res.destroy.toFixed(0)} ms${res.residue ? `, LEFT ${res.residue}` : ""}\n`);
+    }
+  }
+}
+
+const summary = [];
+for (const n of sizes) {
+  const row = { n };
+  for (const tool of ["nslab", "ip-single", "ip-batch"]) {
+    const rs = raw.results.filter((x) => x.n === n && x.tool === tool);
+    for (const op of ["up", "refresh", "destroy"]) row[`${tool}.${op}`] = median(rs.map((x) => x[op]));
+    if (tool === "nslab") row.peakKiB = Math.max(...rs.flatMap((x) => [x.upPeakKiB, x.refreshPeakKiB, x.destroyPeakKiB].filter(Boolean)));
+    row[`${tool}.leftovers`] = rs.filter((x) => x.residue).length;
+  }
+  summary.push(row);
+}
+raw.summary = summary;
+const file = path.join(outDir, `bench-${raw.date.replace(/[:.]/g, "-")}.json`);
+fs.writeFileSync(file, JSON.stringify(raw, null, 2));
+
+const f = (ms) => (ms / 1000).toFixed(2).padStart(7);
+console.log(`\nnslab benchmark: medians of ${runs} runs, seconds (lab: N namespaces on a bridge, veth, address, default route; forwarding; 1 NAT rule)\n`);
+console.log("    N | op       |   nslab | ip/op   | ip-batch | nslab/ip-op | nslab/batch");
+console.log("------+----------+---------+---------+----------+-------------+------------");
+for (const row of summary) {
+  for (const op of ["up", "refresh", "destroy"]) {
+    const a = row[`nslab.${op}`], b = row[`ip-single.${op}`], c = row[`ip-batch.${op}`];
+    console.log(`${String(row.n).padStart(5)} | ${op.padEnd(8)} | ${f(a)} | ${f(b)} | ${f(c).padStart(8)} | ${(a / b).toFixed(1).padStart(10)}x | ${(a / c).toFixed(1).padStart(9)}x`);
+  }
+}
+console.log("\nprovider process peak memory (max RSS): " + summary.map((r) => `N=${r.n}: ${(r.peakKiB / 1024).toFixed(0)} MiB`).join(", "));
+console.log("per host, nslab up: " + summary.map((r) => `N=${r.n}: ${(r["nslab.up"] / r.n).toFixed(1)} ms`).join(", "));
+const leftovers = summary.reduce((s, r) => s + r["nslab.leftovers"] + r["ip-single.leftovers"] + r["ip-batch.leftovers"], 0);
+console.log(`left after destroy: ${leftovers === 0 ? "nothing, every run" : `${leftovers} runs left objects (see JSON)`}`);
+
+const at100 = summary.find((r) => r.n === 100);
+if (at100) {
+  console.log("\ngoals (reported, not asserted):");
+  console.log(`  up at N=100 within 2x of one ip process per operation: ${(at100["nslab.up"] / at100["ip-single.up"]).toFixed(1)}x -> ${at100["nslab.up"] <= 2 * at100["ip-single.up"] ? "met" : "NOT met"}`);
+  console.log(`  no-change refresh faster than the one-process-per-operation script's up: ${f(at100["nslab.refresh"])} s vs ${f(at100["ip-single.up"])} s -> ${at100["nslab.refresh"] < at100["ip-single.up"] ? "met" : "NOT met"}`);
+}
+if (summary.length > 1) {
+  const first = summary[0], last = summary[summary.length - 1];
+  const perHost = (r) => (r["nslab.up"] - first["nslab.up"]) / (r.n - first.n || 1);
+  console.log(`  linear growth: marginal cost per extra host ${summary.slice(1).map((r) => `${first.n}->${r.n}: ${perHost(r).toFixed(1)} ms`).join(", ")}`);
+  void last;
+}
+console.log(`\nraw figures: ${path.relative(root, file)}`);
