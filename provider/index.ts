@@ -89,7 +89,7 @@ if (process.env.NSLAB_PROVIDER_STATS) {
     if (written) return;
     written = true;
     try {
-      require("node:fs").appendFileSync(file, `${JSON.stringify({ pid: process.pid, maxRssKiB: process.resourceUsage().maxRSS })}\n`);
+      require("node:fs").appendFileSync(file, `${JSON.stringify({ pid: process.pid, maxRssKiB: process.resourceUsage().maxRSS, cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000) })}\n`);
     } catch {
       // Statistics are best effort: never fail the provider for them.
     }
