@@ -26,7 +26,7 @@ export { localLab } from "./automation";
 export type { LocalLabOptions } from "./automation";
 export { driftFromPreview, formatDrift, propertyDrift } from "./drift";
 export type { ResourceDrift, PropertyDrift, PreviewStep, StepState } from "./drift";
-export { BridgedNetwork, Router, NatGateway, render, interfaceName, planNetwork, overlaps, PlanError, toAscii, toGraphviz, toMermaid } from "./components";
+export { BridgedNetwork, Router, NatGateway, interfaceName, planNetwork, overlaps, PlanError, toAscii, toGraphviz, toMermaid } from "./components";
 export type {
   BridgedNetworkArgs,
   BridgedNetworkHost,
@@ -34,8 +34,18 @@ export type {
   RouterAttachment,
   NatGatewayArgs,
   PortForward,
+  StaticRoute,
+  BridgedNetworkHostInfo,
   Topology,
   TopologyHost,
+  BridgedNetworkTopology,
+  RouterTopology,
+  NatGatewayTopology,
+  TopologyBridge,
+  TopologyGateway,
+  TopologyAttachment,
+  TopologyPortForward,
   HostSpec,
   NetworkPlan,
+  PlannedHost,
 } from "./components";

@@ -9,12 +9,23 @@ import { Namespace } from "../namespace";
 import { Route } from "../route";
 import { VethPair } from "../veth";
 import { HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
-import { toAscii, toGraphviz, toMermaid, Topology, TopologyHost } from "./render";
+import { Topology, TopologyAttachment, TopologyHost } from "./render";
 
 export { interfaceName, planNetwork, overlaps, PlanError } from "./plan";
 export type { HostSpec, NetworkPlan } from "./plan";
 export { toAscii, toGraphviz, toMermaid } from "./render";
-export type { Topology, TopologyHost } from "./render";
+export type {
+  Topology,
+  TopologyHost,
+  BridgedNetworkTopology,
+  RouterTopology,
+  NatGatewayTopology,
+  TopologyBridge,
+  TopologyGateway,
+  TopologyAttachment,
+  TopologyPortForward,
+} from "./render";
+export type { PlannedHost } from "./plan";
 
 /** Networks and namespaces declared by components in this program, for lab-wide checks. */
 const declared = { networks: new Map<string, string>(), namespaces: new Map<string, string>() };
@@ -29,6 +40,7 @@ export interface BridgedNetworkHost {
   address?: string;
 }
 
+/** Arguments of {@link BridgedNetwork}. */
 export interface BridgedNetworkArgs {
   /** The segment's network, e.g. "192.168.1.0/24". Addresses are allocated from it. */
   cidr: string;
@@ -86,7 +98,7 @@ export class BridgedNetwork extends pulumi.ComponentResource {
   /** The bridge resource. */
   readonly bridge: Bridge;
   /** The hosts: name, namespace, address, interface and bridge port. */
-  readonly hosts: { name: string; namespace: pulumi.Output<string>; address: string; interface: string; port: string }[];
+  readonly hosts: BridgedNetworkHostInfo[];
   /** The namespaces this component created, by host name. */
   readonly namespaces: Record<string, Namespace> = {};
   /** What was built, for tools and diagrams. */
@@ -182,13 +194,36 @@ export interface RouterAttachment {
   address?: string;
 }
 
+/** A static route in a {@link Router}. */
+export interface StaticRoute {
+  /** "default" or a network, e.g. "10.9.0.0/16". */
+  destination: string;
+  /** The next hop. */
+  gateway: string;
+}
+
+/** A host as a {@link BridgedNetwork} made it. */
+export interface BridgedNetworkHostInfo {
+  /** The host's name. */
+  name: string;
+  /** Its namespace. */
+  namespace: pulumi.Output<string>;
+  /** Its address (without prefix). */
+  address: string;
+  /** Its interface in the namespace. */
+  interface: string;
+  /** The bridge port (the veth peer). */
+  port: string;
+}
+
+/** Arguments of {@link Router}. */
 export interface RouterArgs {
   /** The router's namespace name. Default: the component's name. */
   namespace?: string;
   /** The networks the router joins, each by a veth pair to the network's bridge. */
   attach: RouterAttachment[];
   /** More routes in the router, e.g. to networks behind other routers. */
-  routes?: { destination: string; gateway: string }[];
+  routes?: StaticRoute[];
 }
 
 /**
@@ -202,7 +237,7 @@ export class Router extends pulumi.ComponentResource {
   /** Its forwarding switch. */
   readonly forwarding: IpForwarding;
   /** Its interfaces: network, interface name and address. */
-  readonly attachments: { network: string; interface: string; address: string }[];
+  readonly attachments: TopologyAttachment[];
   /** What was built, for tools and diagrams. */
   readonly topology: Topology;
 
@@ -257,6 +292,7 @@ export interface PortForward {
   toPort?: number;
 }
 
+/** Arguments of {@link NatGateway}. */
 export interface NatGatewayArgs {
   /** Namespace that routes between the networks and the uplink. Default: the program's. */
   namespace?: pulumi.Input<string>;
@@ -309,6 +345,3 @@ export class NatGateway extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 }
-
-/** Renders components' topologies; pass outputs of `.topology` (resolved) or plain objects. */
-export const render = { mermaid: toMermaid, graphviz: toGraphviz, ascii: toAscii };

@@ -24,21 +24,35 @@ export function interfaceName(...parts: string[]): string {
 
 /** A host of a network as the plan needs it. */
 export interface HostSpec {
+  /** The host's name. */
   name: string;
   /** A fixed address (without prefix) instead of the next free one. */
   address?: string;
 }
 
+/** The addresses of one network: gateway and hosts. */
 export interface NetworkPlan {
+  /** The network, canonical. */
   cidr: string;
+  /** Its prefix length. */
   prefixLength: number;
   /** The gateway's address (without prefix), if any. */
   gateway?: string;
-  hosts: { name: string; address: string }[];
+  /** Each host's address (without prefix), in declaration order. */
+  hosts: PlannedHost[];
+}
+
+/** A host and the address planned for it. */
+export interface PlannedHost {
+  /** The host's name. */
+  name: string;
+  /** Its address (without prefix). */
+  address: string;
 }
 
 /** Thrown for bad component arguments; names the component and the argument. */
 export class PlanError extends Error {
+  /** Always "PlanError". */
   override readonly name = "PlanError";
 }
 

@@ -17,34 +17,90 @@ export interface TopologyHost {
   port: string;
 }
 
+/** What a {@link BridgedNetwork} built. */
+export interface BridgedNetworkTopology {
+  /** Always "BridgedNetwork". */
+  kind: "BridgedNetwork";
+  /** The component's name. */
+  name: string;
+  /** The network, e.g. "192.168.1.0/24". */
+  cidr: string;
+  /** The bridge and where it lives. */
+  bridge: TopologyBridge;
+  /** The gateway, if any. */
+  gateway?: TopologyGateway;
+  /** The hosts joined to the bridge. */
+  hosts: TopologyHost[];
+}
+
+/** A bridge in a topology. */
+export interface TopologyBridge {
+  /** The bridge's interface name. */
+  name: string;
+  /** Its namespace; undefined for the program's. */
+  namespace?: string;
+}
+
+/** A segment's gateway in a topology. */
+export interface TopologyGateway {
+  /** The gateway's address (without prefix). */
+  address: string;
+  /** Who holds it: "bridge" (the bridge's namespace routes) or "router". */
+  on: string;
+}
+
+/** One interface of a router in a topology. */
+export interface TopologyAttachment {
+  /** The network's component name. */
+  network: string;
+  /** The router's interface in that network. */
+  interface: string;
+  /** Its address (without prefix). */
+  address: string;
+}
+
+/** What a {@link Router} built. */
+export interface RouterTopology {
+  /** Always "Router". */
+  kind: "Router";
+  /** The component's name. */
+  name: string;
+  /** The router's namespace. */
+  namespace: string;
+  /** Its interfaces, one per network. */
+  attachments: TopologyAttachment[];
+}
+
+/** A port forward in a topology. */
+export interface TopologyPortForward {
+  /** "tcp" or "udp". */
+  protocol: string;
+  /** The port on the uplink. */
+  port: number;
+  /** The inside address. */
+  toAddress: string;
+  /** The inside port, if it differs. */
+  toPort?: number;
+}
+
+/** What a {@link NatGateway} built. */
+export interface NatGatewayTopology {
+  /** Always "NatGateway". */
+  kind: "NatGateway";
+  /** The component's name. */
+  name: string;
+  /** The namespace doing NAT, when given as a plain name; undefined for the program's. */
+  namespace?: string;
+  /** The interface that leads outside. */
+  uplink: string;
+  /** The networks masqueraded out of the uplink. */
+  sources: string[];
+  /** The port forwards in. */
+  portForwards: TopologyPortForward[];
+}
+
 /** What a component built, for tools, tests and diagrams. */
-export type Topology =
-  | {
-      kind: "BridgedNetwork";
-      /** The component's name. */
-      name: string;
-      /** The network, e.g. "192.168.1.0/24". */
-      cidr: string;
-      /** The bridge and where it lives (undefined: the program's namespace). */
-      bridge: { name: string; namespace?: string };
-      /** The gateway address and who holds it ("bridge" or a router's name), if any. */
-      gateway?: { address: string; on: string };
-      hosts: TopologyHost[];
-    }
-  | {
-      kind: "Router";
-      name: string;
-      namespace: string;
-      attachments: { network: string; interface: string; address: string }[];
-    }
-  | {
-      kind: "NatGateway";
-      name: string;
-      namespace?: string;
-      uplink: string;
-      sources: string[];
-      portForwards: { protocol: string; port: number; toAddress: string; toPort?: number }[];
-    };
+export type Topology = BridgedNetworkTopology | RouterTopology | NatGatewayTopology;
 
 const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
 const nsLabel = (ns?: string) => ns ?? "host";

@@ -40,7 +40,13 @@ describe("scenarios 2 and 3 through the real Pulumi engine", () => {
     const replace = await lab.preview();
     expect(replace.exitCode, show(replace)).toBe(0);
     expect(replace.stdout).toMatch(new RegExp(`\\+-${VETH}: \\(replace\\)`));
+    // Carry the replacement out: the old pair goes, the new one works.
+    const renamed = await lab.up();
+    expect(renamed.exitCode, show(renamed)).toBe(0);
+    expect(await sandbox.run("ip", ["-n", "ns2", "link", "show", "veth-ns2"])).toMatchObject({ exitCode: 1 });
+    expect(await pings(sandbox, "ns1", "192.168.1.2")).toBe(true);
     lab.edit('name: "veth-ns2x"', 'name: "veth-ns2"');
+    expect((await lab.up()).exitCode).toBe(0);
 
     // Drift 1: an address changed by hand, a link set down.
     await sandbox.must("ip", ["-n", "ns1", "addr", "del", "192.168.1.1/24", "dev", "veth-ns1"]);
