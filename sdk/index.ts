@@ -48,4 +48,5 @@ export type {
   HostSpec,
   NetworkPlan,
   PlannedHost,
+  Allocation,
 } from "./components";

@@ -8,11 +8,11 @@ import { NatRule } from "../nat";
 import { Namespace } from "../namespace";
 import { Route } from "../route";
 import { VethPair } from "../veth";
-import { HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
+import { Allocation, HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
 import { Topology, TopologyAttachment, TopologyHost } from "./render";
 
 export { interfaceName, planNetwork, overlaps, PlanError } from "./plan";
-export type { HostSpec, NetworkPlan } from "./plan";
+export type { HostSpec, NetworkPlan, Allocation } from "./plan";
 export { toAscii, toGraphviz, toMermaid } from "./render";
 export type {
   Topology,
@@ -48,10 +48,17 @@ export interface BridgedNetworkArgs {
    * The hosts, each joined to the bridge by a veth pair. A host's interface in its
    * namespace is `eth-<network>`, its bridge port `<network>-<host>` (shortened with a
    * hash suffix past 15 characters): names depend only on the network and host names,
-   * so adding or removing hosts renames nobody. Addresses follow declaration order after
-   * the gateway: append new hosts, or pin an address with `address`.
+   * so adding or removing hosts renames nobody. Addresses are placed as `allocation`
+   * says, or pinned per host with `address`.
    */
   hosts: (string | BridgedNetworkHost)[];
+  /**
+   * "sequential" (default): after the gateway, in declaration order (.1, .2, ... as in
+   * the walkthrough); appending moves nobody, removing a host moves those after it.
+   * "stable": from a hash of each host's name; adding or removing hosts never moves
+   * another, and a collision fails at preview naming the two hosts.
+   */
+  allocation?: Allocation;
   /** The bridge's interface name. Default `br-<network>`. */
   bridgeName?: string;
   /** Namespace of the bridge. Default: the program's. */
@@ -110,7 +117,7 @@ export class BridgedNetwork extends pulumi.ComponentResource {
     super("nslab:index:BridgedNetwork", name, {}, opts);
     const owner = `BridgedNetwork "${name}"`;
     const hostSpecs: (HostSpec & { namespace?: pulumi.Input<string> })[] = args.hosts.map((h) => (typeof h === "string" ? { name: h } : h));
-    const plan: NetworkPlan = planNetwork(owner, args.cidr, hostSpecs, args.gateway);
+    const plan: NetworkPlan = planNetwork(owner, args.cidr, hostSpecs, args.gateway, args.allocation);
     for (const [other, cidr] of declared.networks) {
       if (!args.allowOverlap && overlaps(cidr, plan.cidr)) {
         throw new PlanError(`${owner}: cidr ${plan.cidr} overlaps ${cidr} of BridgedNetwork "${other}"; give each network its own subnet (or set allowOverlap).`);

@@ -86,13 +86,22 @@ function fromBig(value: bigint, family: "ipv4" | "ipv6"): string {
 }
 
 /**
+ * How hosts without a fixed address get one:
+ * - "sequential" (default): the next free address in declaration order, compact and
+ *   predictable (.1, .2, .3 as in the walkthrough). Appending hosts moves nobody;
+ *   removing one from the middle moves the hosts after it (pin them with `address`).
+ * - "stable": a hash of the host's name over the range. Adding or removing any host
+ *   never moves another; two names landing on one address fail at preview, naming both.
+ */
+export type Allocation = "sequential" | "stable";
+
+/**
  * Allocates addresses in `cidr`: the gateway (when asked for with `true`) takes the
- * first usable address, then hosts take the next free ones in declaration order; a
- * host or gateway with a fixed address keeps it. Appending hosts never moves existing
- * ones, and fixed addresses never move.
+ * first usable address; a host or gateway with a fixed address keeps it; the other
+ * hosts are placed as `allocation` says.
  * @throws PlanError for a bad CIDR, an address outside it, a duplicate, or too many hosts.
  */
-export function planNetwork(owner: string, cidr: string, hosts: HostSpec[], gateway?: boolean | string): NetworkPlan {
+export function planNetwork(owner: string, cidr: string, hosts: HostSpec[], gateway?: boolean | string, allocation: Allocation = "sequential"): NetworkPlan {
   if (!ipaddr.isValidCIDR(cidr)) throw new PlanError(`${owner}: cidr "${cidr}" is not a network; write e.g. "192.168.1.0/24".`);
   const range = usable(cidr);
   const givenBase = toBig(ipaddr.parseCIDR(cidr)[0]);
@@ -134,7 +143,27 @@ export function planNetwork(owner: string, cidr: string, hosts: HostSpec[], gate
     return take(fromBig(next, range.family), who);
   };
   if (gateway === true) gatewayAddress = nextFree("the gateway");
-  const planned = hosts.map((h) => ({ name: h.name, address: h.address !== undefined ? fromBig(toBig(ipaddr.parse(h.address)), range.family) : nextFree(`host "${h.name}"`) }));
+  // "stable": a host's address is a hash of its name over the free part of the range,
+  // so it never depends on the other hosts; two names that land on one address are an
+  // error that says which to pin.
+  const hashed = (name: string): string => {
+    const start = gateway === true ? range.first + 1n : range.first;
+    const span = range.last - start + 1n;
+    if (span <= 0n) return nextFree(`host "${name}"`);
+    const slot = BigInt(`0x${createHash("sha256").update(name).digest("hex").slice(0, 24)}`) % span;
+    const address = fromBig(start + slot, range.family);
+    const other = taken.get(address);
+    if (other) {
+      throw new PlanError(
+        `${owner}: with allocation "stable", host "${name}" hashes to ${address}, which ${other} already has; pin one of them with address, rename one, or use a larger cidr.`,
+      );
+    }
+    return take(address, `host "${name}"`);
+  };
+  const planned = hosts.map((h) => ({
+    name: h.name,
+    address: h.address !== undefined ? fromBig(toBig(ipaddr.parse(h.address)), range.family) : allocation === "stable" ? hashed(h.name) : nextFree(`host "${h.name}"`),
+  }));
   return { cidr: `${fromBig(range.network, range.family)}/${range.len}`, prefixLength: range.len, gateway: gatewayAddress, hosts: planned };
 }
 

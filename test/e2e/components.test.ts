@@ -82,6 +82,33 @@ describe("components through the real Pulumi engine", () => {
     expect(await sandbox.residue()).toEqual([]);
   });
 
+  it("adding and removing hosts renames nobody and, with allocation \"stable\", moves nobody", async () => {
+    const program = (hosts: string[]) => `
+import * as nslab from "nslab";
+const lan = new nslab.BridgedNetwork("lan", { cidr: "10.50.0.0/16", gateway: true, allocation: "stable", hosts: ${JSON.stringify(hosts)} });
+export const addresses = Object.fromEntries(lan.hosts.map((h) => [h.name, h.address]));
+`;
+    lab = await Lab.create(sandbox, "comp-stable", program(["alpha", "bravo", "charlie"]));
+    expect((await lab.up()).exitCode).toBe(0);
+    const before = (await lab.outputs()).addresses as Record<string, string>;
+    const ifindex = async (ns: string) => JSON.parse(await sandbox.must("ip", ["-n", ns, "-j", "link", "show", "eth-lan"]))[0].ifindex;
+    const port = async (host: string) => JSON.parse(await sandbox.must("ip", ["-j", "link", "show", `lan-${host}`]))[0].ifindex;
+    const kept = { alpha: [await ifindex("alpha"), await port("alpha")], charlie: [await ifindex("charlie"), await port("charlie")] };
+
+    lab.write(program(["delta", "alpha", "charlie"]));
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    const after = (await lab.outputs()).addresses as Record<string, string>;
+    expect(after.alpha).toBe(before.alpha);
+    expect(after.charlie).toBe(before.charlie);
+    // Same interfaces, untouched: neither renamed nor replaced.
+    expect([await ifindex("alpha"), await port("alpha")]).toEqual(kept.alpha);
+    expect([await ifindex("charlie"), await port("charlie")]).toEqual(kept.charlie);
+    expect(await pings(sandbox, "delta", after.alpha)).toBe(true);
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+
   it("a Router joins two networks whose gateway it holds", async () => {
     lab = await Lab.create(
       sandbox,
