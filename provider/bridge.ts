@@ -5,7 +5,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { converge, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, deleteOwnedLink, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
@@ -71,12 +71,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   check(_olds, news) {
     const c = new Checker();
     const inputs = compact({
-      name: c.ifname(news.name, "name") as string,
-      namespace: c.netns(news.namespace, "namespace"),
-      addresses: c.addresses(news.addresses, "addresses"),
-      mac: c.mac(news.mac, "mac"),
-      mtu: c.mtu(news.mtu, "mtu"),
-      up: c.boolean(news.up, "up", true),
+      ...checkLinkFields(c, news),
       stp: c.boolean(news.stp, "stp", false),
       vlanFiltering: c.boolean(news.vlanFiltering, "vlanFiltering", false),
       adopt: c.boolean(news.adopt, "adopt", false),
@@ -136,10 +131,6 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   },
 
   async delete(_id, props) {
-    const live = await freshLink(props.name, props.namespace);
-    if (!live || live.kind !== "bridge" || live.alias !== ownerTag(props.__owner)) return;
-    await kernel.ip(["link", "del", "dev", props.name], props.namespace, subject(props)).catch(async (err) => {
-      if (await freshLink(props.name, props.namespace)) throw err;
-    });
+    await deleteOwnedLink(props.name, props.namespace, "bridge", ownerTag(props.__owner), subject(props));
   },
 };

@@ -6,7 +6,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { LinkJson, Netns } from "./kernel";
-import { canonicalCidr } from "./validate";
+import { canonicalCidr, Checker } from "./validate";
 
 /** The per-interface properties users set. */
 export interface LinkSettings {
@@ -171,4 +171,29 @@ export function liveSettings(settings: LinkSettings, live: LiveLink): LinkSettin
     master: live.master,
     up: live.up,
   };
+}
+
+/** The interface fields every link kind takes, validated and normalised. */
+export function checkLinkFields(c: Checker, news: Record<string, unknown>): Omit<LinkSettings, "master"> {
+  return {
+    name: c.ifname(news.name, "name") as string,
+    namespace: c.netns(news.namespace, "namespace"),
+    addresses: c.addresses(news.addresses, "addresses"),
+    mac: c.mac(news.mac, "mac"),
+    mtu: c.mtu(news.mtu, "mtu"),
+    up: c.boolean(news.up, "up", true),
+  };
+}
+
+/**
+ * Deletes an interface only if it is of `kind` and carries `tag`; absent (or its
+ * namespace gone) is success, and so is someone else's object, which is left alone.
+ * Equivalent to: ip [-n NS] link del dev NAME
+ */
+export async function deleteOwnedLink(name: string, netns: string | undefined, kind: string, tag: string, subject: string): Promise<void> {
+  const live = await freshLink(name, netns);
+  if (!live || live.kind !== kind || live.alias !== tag) return;
+  await kernel.ip(["link", "del", "dev", name], netns, subject).catch(async (err) => {
+    if (await freshLink(name, netns)) throw err;
+  });
 }

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { converge, explainMaster, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
@@ -75,17 +75,12 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
     let mode = c.string(news.mode, "mode", false) ?? "tap";
     if (mode !== "tap" && mode !== "tun") mode = c.fail("mode", `mode must be "tap" (Ethernet frames) or "tun" (IP packets), got ${JSON.stringify(news.mode)}.`) ?? "tap";
     const inputs = compact({
-      name: c.ifname(news.name, "name") as string,
-      namespace: c.netns(news.namespace, "namespace"),
+      ...checkLinkFields(c, news),
       mode: mode as "tap" | "tun",
       owner: c.integer(news.owner, "owner", 0, ID_MAX),
       group: c.integer(news.group, "group", 0, ID_MAX),
       multiQueue: c.boolean(news.multiQueue, "multiQueue", false),
-      addresses: c.addresses(news.addresses, "addresses"),
-      mac: c.mac(news.mac, "mac"),
       master: c.ifname(news.master, "master", false),
-      mtu: c.mtu(news.mtu, "mtu"),
-      up: c.boolean(news.up, "up", true),
       adopt: c.boolean(news.adopt, "adopt", false),
       __owner: String(news.__owner ?? `TapDevice:${news.name}`),
     });
@@ -158,10 +153,6 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   },
 
   async delete(_id, props) {
-    const live = await freshLink(props.name, props.namespace);
-    if (!live || live.kind !== "tun" || live.alias !== ownerTag(props.__owner)) return;
-    await kernel.ip(["link", "del", "dev", props.name], props.namespace, subject(props)).catch(async (err) => {
-      if (await freshLink(props.name, props.namespace)) throw err;
-    });
+    await deleteOwnedLink(props.name, props.namespace, "tun", ownerTag(props.__owner), subject(props));
   },
 };

@@ -14,6 +14,7 @@ import {
   linkOutputs,
   liveSettings,
   LiveLink,
+  deleteOwnedLink,
   explainMaster,
   requireNamespace,
   verifyLink,
@@ -188,15 +189,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
 
   async delete(_id, props) {
     const tag = ownerTag(props.__owner);
-    for (const end of [props.a, props.b]) {
-      const live = await freshLink(end.name, end.namespace);
-      // Only a veth carrying our mark is ours; one end's deletion removes both.
-      if (live && live.kind === "veth" && live.alias === tag) {
-        await kernel.ip(["link", "del", "dev", end.name], end.namespace, endSubject(end)).catch(async (err) => {
-          if (await freshLink(end.name, end.namespace)) throw err;
-        });
-        return;
-      }
-    }
+    // Deleting one end removes both; try b when a is already gone (or was moved).
+    await deleteOwnedLink(props.a.name, props.a.namespace, "veth", tag, endSubject(props.a));
+    await deleteOwnedLink(props.b.name, props.b.namespace, "veth", tag, endSubject(props.b));
   },
 };
