@@ -1,17 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Lab, show } from "../helpers/lab";
+import { describe, expect, it } from "vitest";
+import { Lab, sandboxPerTest, show } from "../helpers/lab";
 import { Sandbox } from "../helpers/sandbox";
 
 describe("bad input through the real engine", () => {
   let sandbox: Sandbox;
-  let lab: Lab | undefined;
-  beforeEach(async () => {
-    sandbox = await Sandbox.create();
-  });
-  afterEach(async () => {
-    lab?.cleanup();
-    await sandbox.destroy();
-  });
+  let lab: Lab;
+  sandboxPerTest((s) => (sandbox = s));
 
   it("preview and up fail at check, naming resource and property, and nothing is created", async () => {
     lab = await Lab.create(

@@ -1,6 +1,6 @@
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Lab, REPO, show } from "../helpers/lab";
+import { describe, expect, it } from "vitest";
+import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { pings, unreachable } from "../helpers/net";
 import { Sandbox } from "../helpers/sandbox";
 
@@ -32,15 +32,8 @@ export const mermaid = lan.topology.apply((t) => nslab.toMermaid([t, nat.topolog
 
 describe("components through the real Pulumi engine", () => {
   let sandbox: Sandbox;
-  let lab: Lab | undefined;
-  beforeEach(async () => {
-    sandbox = await Sandbox.create();
-  });
-  afterEach(async () => {
-    lab?.cleanup();
-    lab = undefined;
-    await sandbox.destroy();
-  });
+  let lab: Lab;
+  sandboxPerTest((s) => (sandbox = s));
 
   it("scenario 3 in a few lines: every namespace reaches every other; topology and sketch as outputs", async () => {
     expect(SCENARIO_3.trim().split("\n").length).toBeLessThan(20);
@@ -146,7 +139,6 @@ export const router = rtr.topology;
       [`new nslab.BridgedNetwork("gw", { cidr: "10.0.0.0/24", gateway: "10.9.0.1", hosts: ["x"] });`, /BridgedNetwork "gw": gateway 10.9.0.1 is outside 10.0.0.0\/24/],
     ];
     for (const [body, reason] of cases) {
-      lab?.cleanup();
       lab = await Lab.create(sandbox, "comp-bad", `import * as nslab from "nslab";\n${body}\n`);
       const r = await lab.preview();
       expect(r.exitCode, show(r)).not.toBe(0);

@@ -1,6 +1,6 @@
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Lab, REPO, show } from "../helpers/lab";
+import { describe, expect, it } from "vitest";
+import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { pings } from "../helpers/net";
 import { Sandbox } from "../helpers/sandbox";
 
@@ -8,14 +8,8 @@ const DRIFT = path.join(REPO, "scripts/drift-check");
 
 describe("drift check for CI (scripts/drift-check)", () => {
   let sandbox: Sandbox;
-  let lab: Lab | undefined;
-  beforeEach(async () => {
-    sandbox = await Sandbox.create();
-  });
-  afterEach(async () => {
-    lab?.cleanup();
-    await sandbox.destroy();
-  });
+  let lab: Lab;
+  sandboxPerTest((s) => (sandbox = s));
 
   it("reports seven kinds of hand-made drift per resource and property, exits 7, and 0 once repaired", async () => {
     lab = await Lab.fromExample(sandbox, "04-routing-nat", { config: { uplink: "uplink", simulateUplink: "true" } });

@@ -1,20 +1,13 @@
 /** The examples not covered elsewhere, and the README's demo command. */
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Lab, REPO, show } from "../helpers/lab";
+import { describe, expect, it } from "vitest";
+import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { Sandbox } from "../helpers/sandbox";
 
 describe("examples and demo", () => {
   let sandbox: Sandbox;
-  let lab: Lab | undefined;
-  beforeEach(async () => {
-    sandbox = await Sandbox.create();
-  });
-  afterEach(async () => {
-    lab?.cleanup();
-    lab = undefined;
-    await sandbox.destroy();
-  });
+  let lab: Lab;
+  sandboxPerTest((s) => (sandbox = s));
 
   it("01-namespaces: two isolated namespaces, each with only lo, up", async () => {
     lab = await Lab.fromExample(sandbox, "01-namespaces");

@@ -1,5 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Lab, show } from "../helpers/lab";
+import { describe, expect, it } from "vitest";
+import { Lab, sandboxPerTest, show } from "../helpers/lab";
 import { pings, unreachable } from "../helpers/net";
 import { Sandbox } from "../helpers/sandbox";
 
@@ -7,15 +7,8 @@ const VETH = "pulumi-nodejs:dynamic/nslab:VethPair";
 
 describe("scenarios 2 and 3 through the real Pulumi engine", () => {
   let sandbox: Sandbox;
-  let lab: Lab | undefined;
-  beforeEach(async () => {
-    sandbox = await Sandbox.create();
-  });
-  afterEach(async () => {
-    lab?.cleanup();
-    lab = undefined;
-    await sandbox.destroy();
-  });
+  let lab: Lab;
+  sandboxPerTest((s) => (sandbox = s));
 
   it("scenario 2: a veth pair; pings; previews update vs replace; drift found and repaired; destroy leaves nothing", async () => {
     lab = await Lab.fromExample(sandbox, "02-veth-pair");

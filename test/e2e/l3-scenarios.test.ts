@@ -1,6 +1,6 @@
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Lab, REPO, show } from "../helpers/lab";
+import { describe, expect, it } from "vitest";
+import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { pings } from "../helpers/net";
 import { Sandbox } from "../helpers/sandbox";
 
@@ -22,15 +22,8 @@ async function ask(sandbox: Sandbox, ns: string, host: string, port: number): Pr
 
 describe("layer 3 through the real Pulumi engine", () => {
   let sandbox: Sandbox;
-  let lab: Lab | undefined;
-  beforeEach(async () => {
-    sandbox = await Sandbox.create();
-  });
-  afterEach(async () => {
-    lab?.cleanup();
-    lab = undefined;
-    await sandbox.destroy();
-  });
+  let lab: Lab;
+  sandboxPerTest((s) => (sandbox = s));
 
   it("scenario 4: bridge + forwarding + masquerade to a simulated uplink, a port forward in, destroy restores everything", async () => {
     const forwardBefore = (await sandbox.must("sysctl", ["-n", "net.ipv4.ip_forward"])).trim();

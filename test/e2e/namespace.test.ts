@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Lab, REPO, show } from "../helpers/lab";
+import { describe, expect, it } from "vitest";
+import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { Sandbox } from "../helpers/sandbox";
 
 const PROGRAM = `
@@ -14,13 +14,7 @@ export const path = lab.path;
 describe("Namespace through the real Pulumi engine", () => {
   let sandbox: Sandbox;
   let lab: Lab;
-  beforeEach(async () => {
-    sandbox = await Sandbox.create();
-  });
-  afterEach(async () => {
-    lab?.cleanup();
-    await sandbox.destroy();
-  });
+  sandboxPerTest((s) => (sandbox = s));
 
   it("up creates it, refresh notices a hand deletion, destroy removes it", async () => {
     lab = await Lab.create(sandbox, "ns-loop", PROGRAM);

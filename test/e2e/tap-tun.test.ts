@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Lab, REPO, show } from "../helpers/lab";
+import { describe, expect, it } from "vitest";
+import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { Sandbox } from "../helpers/sandbox";
 
 const PEER = path.join(REPO, "examples/05-tap-tun/peer.py");
@@ -37,14 +37,8 @@ function startPeer(sandbox: Sandbox, device: string, mode: string, address: stri
 
 describe.skipIf(!tunUsable)("scenario 5: tap and tun through the real Pulumi engine", () => {
   let sandbox: Sandbox;
-  let lab: Lab | undefined;
-  beforeEach(async () => {
-    sandbox = await Sandbox.create();
-  });
-  afterEach(async () => {
-    lab?.cleanup();
-    await sandbox.destroy();
-  });
+  let lab: Lab;
+  sandboxPerTest((s) => (sandbox = s));
 
   it("a user-space peer receives the frames/packets the kernel sends, and its replies arrive", async () => {
     lab = await Lab.fromExample(sandbox, "05-tap-tun");

@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { afterEach, beforeEach } from "vitest";
 import { RunResult, Sandbox } from "./sandbox";
 
 export const REPO = path.resolve(__dirname, "../..");
@@ -16,6 +17,25 @@ export interface LabOptions {
   config?: Record<string, string>;
   /** Project name in Pulumi.yaml. */
   project?: string;
+}
+
+/** Labs opened during the current test, cleaned up after it. */
+const opened: Lab[] = [];
+
+/**
+ * Gives every test of the calling suite a fresh Sandbox (handed to `use`), and after
+ * each test removes the labs it opened and destroys the sandbox with all it holds.
+ */
+export function sandboxPerTest(use: (sandbox: Sandbox) => void): void {
+  let current: Sandbox | undefined;
+  beforeEach(async () => {
+    current = await Sandbox.create();
+    use(current);
+  });
+  afterEach(async () => {
+    for (const lab of opened.splice(0)) lab.cleanup();
+    await current?.destroy();
+  });
 }
 
 export class Lab {
@@ -64,6 +84,7 @@ export class Lab {
   static async open(sandbox: Sandbox, dir: string, options: LabOptions = {}): Promise<Lab> {
     fs.mkdirSync(WORK, { recursive: true });
     const lab = new Lab(sandbox, dir);
+    opened.push(lab);
     fs.mkdirSync(lab.stateDir, { recursive: true });
     await lab.ok(["stack", "init", lab.stack]);
     for (const [k, v] of Object.entries(options.config ?? {})) await lab.ok(["config", "set", k, v]);
