@@ -10,7 +10,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
-import { canonicalAddress, canonicalCidr, Checker, familyOf, networkOf } from "./validate";
+import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown, networkOf } from "./validate";
 
 export const NAT_TABLE = "nslab";
 const TABLE = `inet ${NAT_TABLE}`;
@@ -185,12 +185,12 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
   check(_olds, news) {
     const c = new Checker();
     const kind = c.string(news.kind, "kind", true);
-    if (kind !== undefined && !["masquerade", "snat", "dnat"].includes(kind)) {
+    if (kind !== undefined && !isUnknown(kind) && !["masquerade", "snat", "dnat"].includes(kind)) {
       c.fail("kind", `kind must be "masquerade", "snat" or "dnat", got ${JSON.stringify(news.kind)}.`);
     }
     const cidr = (value: unknown, prop: string) => {
       const raw = c.string(value, prop, false);
-      if (raw === undefined) return undefined;
+      if (raw === undefined || isUnknown(raw)) return raw;
       const text = raw.includes("/") ? raw : raw.includes(":") ? `${raw}/128` : `${raw}/32`;
       const net = canonicalCidr(text);
       if (!net) return c.fail(prop, `${prop} "${raw}" is not an address or network; write e.g. "192.168.1.0/24".`);
@@ -198,7 +198,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
       return net;
     };
     const protocol = c.string(news.protocol, "protocol", false);
-    if (protocol !== undefined && protocol !== "tcp" && protocol !== "udp") c.fail("protocol", `protocol must be "tcp" or "udp", got ${JSON.stringify(news.protocol)}.`);
+    if (protocol !== undefined && !isUnknown(protocol) && protocol !== "tcp" && protocol !== "udp") c.fail("protocol", `protocol must be "tcp" or "udp", got ${JSON.stringify(news.protocol)}.`);
     const inputs = compact({
       namespace: c.netns(news.namespace, "namespace"),
       kind: kind as NatKind,
@@ -214,7 +214,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
       adopt: c.boolean(news.adopt, "adopt", false),
       __owner: String(news.__owner ?? `NatRule:${kind}`),
     });
-    const families = new Set([inputs.source, inputs.destination, inputs.toAddress].filter(Boolean).map((a) => familyOf(a!)));
+    const families = new Set([inputs.source, inputs.destination, inputs.toAddress].filter((a) => a && !isUnknown(a)).map((a) => familyOf(a!)));
     if (families.size > 1) c.fail("toAddress", "source, destination and toAddress mix IPv4 and IPv6; a NAT rule translates within one family.");
     if (families.has("ipv6")) inputs.family = "ipv6";
     if ((inputs.kind === "snat" || inputs.kind === "dnat") && !inputs.toAddress) c.fail("toAddress", `a ${inputs.kind} rule needs toAddress (the address to translate to).`);
@@ -222,7 +222,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
     if (inputs.toPort !== undefined && !inputs.protocol) c.fail("toPort", "toPort needs protocol (\"tcp\" or \"udp\"): ports exist only for those.");
     if (inputs.port !== undefined && !inputs.protocol) c.fail("port", "port needs protocol (\"tcp\" or \"udp\").");
     if (inputs.kind === "dnat" && inputs.outInterface) c.fail("outInterface", "dnat happens before routing (prerouting): match inInterface, not outInterface.");
-    if (inputs.kind !== "dnat" && inputs.inInterface) c.fail("inInterface", `${inputs.kind} happens after routing (postrouting): match outInterface, not inInterface.`);
+    if (inputs.kind !== "dnat" && !isUnknown(inputs.kind) && inputs.inInterface) c.fail("inInterface", `${inputs.kind} happens after routing (postrouting): match outInterface, not inInterface.`);
     return { inputs, failures: c.failures };
   },
 

@@ -8,7 +8,7 @@ import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { RouteJson } from "./kernel";
 import { CommonInputs, compact, diffFields, FieldRule, ResourceKind } from "./resource";
-import { canonicalAddress, canonicalCidr, Checker, familyOf } from "./validate";
+import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown } from "./validate";
 
 /** The routing protocol number nslab's routes carry (unassigned in rt_protos). */
 export const NSLAB_ROUTE_PROTO = "151";
@@ -148,7 +148,9 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     let family: "ipv4" | "ipv6" | undefined;
     if (rawDest !== undefined && rawDest !== "default") {
       const net = c.network(rawDest, "destination");
-      if (net === "0.0.0.0/0" || net === "::/0") {
+      if (isUnknown(net)) {
+        destination = net!;
+      } else if (net === "0.0.0.0/0" || net === "::/0") {
         family = familyOf(net);
       } else if (net) {
         destination = net;
@@ -158,7 +160,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     const gateway = c.address(news.gateway, "gateway");
     const source = c.address(news.source, "source");
     for (const [prop, addr] of [["gateway", gateway], ["source", source]] as const) {
-      if (!addr) continue;
+      if (!addr || isUnknown(addr)) continue;
       if (family && familyOf(addr) !== family) {
         c.fail(prop, `${prop} ${addr} is ${familyOf(addr)} but destination ${rawDest} is ${family}; use an address of the destination's family.`);
       }

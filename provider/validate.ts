@@ -24,6 +24,17 @@ export const MTU_MAX = 65535;
 export const IPV6_MTU_MIN = 1280;
 const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
+/**
+ * What the engine passes to check for a value not known yet during preview (an output
+ * of a resource still to be made). It cannot be validated then; create sees the real value.
+ */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** True for a value the engine does not know yet (preview). */
+export function isUnknown(value: unknown): boolean {
+  return value === UNKNOWN;
+}
+
 /** Collects failures while normalising one resource's inputs. */
 export class Checker {
   readonly failures: Failure[] = [];
@@ -35,6 +46,7 @@ export class Checker {
 
   /** A required or optional string property. */
   string(value: unknown, property: string, required: boolean): string | undefined {
+    if (isUnknown(value)) return value as never;
     if (value === undefined || value === null || value === "") {
       if (required) this.fail(property, `${property} is required.`);
       return undefined;
@@ -45,6 +57,7 @@ export class Checker {
 
   /** An interface name: 1-15 characters of [A-Za-z0-9_.-], not starting with '.' or '-'. */
   ifname(value: unknown, property: string, required = true): string | undefined {
+    if (isUnknown(value)) return value as never;
     const name = this.string(value, property, required);
     if (name === undefined) return undefined;
     if (name.length > IFNAME_MAX) {
@@ -59,6 +72,7 @@ export class Checker {
 
   /** A namespace name (a file under /run/netns). */
   netns(value: unknown, property: string, required = false): string | undefined {
+    if (isUnknown(value)) return value as never;
     const name = this.string(value, property, required);
     if (name === undefined) return undefined;
     if (name.length > NETNS_MAX) return this.fail(property, `${property} "${name}" is longer than ${NETNS_MAX} characters; choose a shorter name.`);
@@ -71,6 +85,7 @@ export class Checker {
   boolean(value: unknown, property: string, defaultValue: boolean): boolean;
   boolean(value: unknown, property: string, defaultValue?: boolean): boolean | undefined;
   boolean(value: unknown, property: string, defaultValue?: boolean): boolean | undefined {
+    if (isUnknown(value)) return value as never;
     if (value === undefined || value === null) return defaultValue;
     if (typeof value !== "boolean") return this.fail(property, `${property} must be true or false, got ${JSON.stringify(value)}.`);
     return value;
@@ -78,6 +93,7 @@ export class Checker {
 
   /** An integer in [min, max]. */
   integer(value: unknown, property: string, min: number, max: number): number | undefined {
+    if (isUnknown(value)) return value as never;
     if (value === undefined || value === null) return undefined;
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
       return this.fail(property, `${property} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}.`);
@@ -91,6 +107,7 @@ export class Checker {
 
   /** A unicast Ethernet address, normalised to lower case. */
   mac(value: unknown, property: string): string | undefined {
+    if (isUnknown(value)) return value as never;
     const raw = this.string(value, property, false);
     if (raw === undefined) return undefined;
     const mac = raw.toLowerCase();
@@ -102,6 +119,7 @@ export class Checker {
 
   /** Interface addresses ("192.168.1.1/24", "fd00::1/64"), canonical and de-duplicated. */
   addresses(value: unknown, property: string): string[] {
+    if (isUnknown(value)) return value as never;
     if (value === undefined || value === null) return [];
     if (!Array.isArray(value)) {
       this.fail(property, `${property} must be a list of addresses with prefix length, such as ["192.168.1.1/24"].`);
@@ -109,6 +127,7 @@ export class Checker {
     }
     const out: string[] = [];
     value.forEach((item, i) => {
+      if (isUnknown(item)) return void out.push(item as string);
       const cidr = this.interfaceAddress(item, `${property}[${i}]`);
       if (cidr !== undefined && !out.includes(cidr)) out.push(cidr);
     });
@@ -117,6 +136,7 @@ export class Checker {
 
   /** One interface address with its prefix length, canonical. */
   interfaceAddress(value: unknown, property: string): string | undefined {
+    if (isUnknown(value)) return value as never;
     const raw = this.string(value, property, true);
     if (raw === undefined) return undefined;
     const cidr = canonicalCidr(raw);
@@ -128,13 +148,14 @@ export class Checker {
 
   /** IPv6 needs an MTU of at least 1280: the kernel refuses IPv6 addresses below it. */
   ipv6Mtu(addresses: string[], mtu: number | undefined, property: string): void {
-    if (mtu !== undefined && mtu < IPV6_MTU_MIN && addresses.some((a) => familyOf(a) === "ipv6")) {
+    if (typeof mtu === "number" && mtu < IPV6_MTU_MIN && addresses.some((a) => !isUnknown(a) && familyOf(a) === "ipv6")) {
       this.fail(property, `${property} ${mtu} is below ${IPV6_MTU_MIN}, the minimum for the IPv6 addresses given; raise it or drop the IPv6 addresses.`);
     }
   }
 
   /** A network (host bits zero) such as "10.0.0.0/8", canonical. */
   network(value: unknown, property: string, required = true): string | undefined {
+    if (isUnknown(value)) return value as never;
     const raw = this.string(value, property, required);
     if (raw === undefined) return undefined;
     const cidr = canonicalCidr(raw);
@@ -146,6 +167,7 @@ export class Checker {
 
   /** A single address without prefix, canonical. */
   address(value: unknown, property: string, required = false): string | undefined {
+    if (isUnknown(value)) return value as never;
     const raw = this.string(value, property, required);
     if (raw === undefined) return undefined;
     if (!ipaddr.isValid(raw) || raw.includes("/")) return this.fail(property, `${property} "${raw}" is not an IP address; write e.g. "192.168.1.1" or "fd00::1".`);

@@ -20,7 +20,7 @@ import {
   verifyLink,
 } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
-import { Checker } from "./validate";
+import { Checker, isUnknown } from "./validate";
 
 export type VethEnd = Omit<LinkSettings, "mtu">;
 
@@ -46,6 +46,7 @@ const END_RULES: FieldRule[] = [
 ];
 
 function checkEnd(c: Checker, raw: unknown, end: "a" | "b"): VethEnd {
+  if (isUnknown(raw)) return raw as never;
   const e = (raw && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
   if (!raw || typeof raw !== "object") c.fail(end, `${end} is required: { name, namespace?, addresses?, mac?, master?, up? }.`);
   return compact({
@@ -104,7 +105,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     if (a.name && b.name && a.name === b.name && (a.namespace ?? "") === (b.namespace ?? "")) {
       c.fail("b.name", `a and b are both "${a.name}" in the same namespace; give the ends different names.`);
     }
-    c.ipv6Mtu([...a.addresses, ...b.addresses], typeof news.mtu === "number" ? news.mtu : undefined, "mtu");
+    c.ipv6Mtu([...(Array.isArray(a.addresses) ? a.addresses : []), ...(Array.isArray(b.addresses) ? b.addresses : [])], typeof news.mtu === "number" ? news.mtu : undefined, "mtu");
     const inputs = compact({
       a,
       b,

@@ -32,6 +32,25 @@ export interface BridgeArgs extends AdoptArgs {
 }
 
 /**
+ * Bridges declared in this program: name -> namespace ("" for the program's), so that
+ * ports can be checked at preview to be in their bridge's namespace.
+ * @internal
+ */
+export const declaredBridges = new Map<string, string>();
+
+/** Fails at preview when `master` names a bridge of this program in another namespace. */
+export function checkMaster(owner: string, property: string, master: string | undefined, namespace: string | undefined): void {
+  if (!master || !declaredBridges.has(master)) return;
+  const bridgeNs = declaredBridges.get(master)!;
+  if (bridgeNs !== (namespace ?? "")) {
+    const where = (ns: string) => (ns ? `namespace "${ns}"` : "the program's namespace");
+    throw new Error(
+      `${owner}: ${property}master "${master}" is a bridge in ${where(bridgeNs)}, but the port is in ${where(namespace ?? "")}; a port and its bridge must be in the same namespace.`,
+    );
+  }
+}
+
+/**
  * A Linux bridge: a virtual switch joining the interfaces that name it as `master`
  * (scenario 3), optionally with addresses of its own so that the namespace it lives in
  * can route for the segment (scenario 4). nslab marks it with an alias and deletes only
@@ -56,6 +75,11 @@ export class Bridge extends NslabResource {
   declare readonly up: pulumi.Output<boolean>;
 
   constructor(name: string, args: BridgeArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Bridge", name, { mac: undefined, ...args }, opts);
+    // Registered as soon as name and namespace are known, before ports check against it.
+    const registered = pulumi.all([args.name, args.namespace]).apply(([bridgeName, ns]) => {
+      declaredBridges.set(bridgeName, ns ?? "");
+      return bridgeName;
+    });
+    super("Bridge", name, { mac: undefined, ...args, name: registered }, opts);
   }
 }

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabResource } from "./base";
+import { checkMaster } from "./bridge";
 
 export interface TapDeviceArgs extends AdoptArgs {
   /** Interface name, 1-15 characters (`ip tuntap add dev NAME`). Changing it replaces the device. */
@@ -55,6 +56,10 @@ export class TapDevice extends NslabResource {
   declare readonly up: pulumi.Output<boolean>;
 
   constructor(name: string, args: TapDeviceArgs, opts?: pulumi.CustomResourceOptions) {
-    super("TapDevice", name, { mac: undefined, ...args }, opts);
+    const master = pulumi.all([args.master, args.namespace]).apply(([m, ns]) => {
+      checkMaster(`TapDevice "${name}"`, "", m, ns);
+      return m;
+    });
+    super("TapDevice", name, { mac: undefined, ...args, master }, opts);
   }
 }

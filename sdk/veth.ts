@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabResource } from "./base";
+import { checkMaster } from "./bridge";
 
 /** One end of a veth pair. */
 export interface VethEndArgs {
@@ -77,6 +78,13 @@ export class VethPair extends NslabResource {
   declare readonly mtu: pulumi.Output<number | undefined>;
 
   constructor(name: string, args: VethPairArgs, opts?: pulumi.CustomResourceOptions) {
-    super("VethPair", name, { a: args.a, b: args.b, mtu: args.mtu, adopt: args.adopt }, opts);
+    // Each end passes through a check that its bridge (if this program declares it) is in
+    // the end's namespace, so `pulumi preview` reports a mismatch.
+    const end = (e: pulumi.Input<VethEndArgs>, label: "a" | "b") =>
+      pulumi.output(e).apply((v) => {
+        checkMaster(`VethPair "${name}"`, `${label}.`, v?.master, v?.namespace);
+        return v;
+      });
+    super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt }, opts);
   }
 }

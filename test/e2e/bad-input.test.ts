@@ -36,4 +36,21 @@ new nslab.VethPair("cable", {
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("a bridge port in another namespace than its bridge fails at preview, naming both", async () => {
+    lab = await Lab.create(
+      sandbox,
+      "bad-master",
+      `
+import * as nslab from "nslab";
+const ns1 = new nslab.Namespace("ns1");
+const br = new nslab.Bridge("br", { name: "br0", namespace: ns1.name });
+new nslab.VethPair("port", { a: { name: "p-a" }, b: { name: "p-b", master: br.name } });
+`,
+    );
+    const r = await lab.preview();
+    expect(r.exitCode, show(r)).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain('VethPair "port": b.master "br0" is a bridge in namespace "ns1", but the port is in the program\'s namespace');
+    expect(await sandbox.residue()).toEqual([]);
+  });
 });

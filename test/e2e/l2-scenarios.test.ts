@@ -65,6 +65,11 @@ describe("scenarios 2 and 3 through the real Pulumi engine", () => {
 
   it("scenario 3: a bridge joins three namespaces; every one reaches every other; destroy leaves nothing", async () => {
     lab = await Lab.fromExample(sandbox, "03-bridge");
+    // A preview of a lab not made yet: values still unknown pass check, nothing is made.
+    const preview = await lab.preview();
+    expect(preview.exitCode, show(preview)).toBe(0);
+    expect(preview.stdout).toMatch(/\+ 8 to create/); // stack, bridge, 3 namespaces, 3 veth pairs
+    expect(await sandbox.residue()).toEqual([]);
     const up = await lab.up();
     expect(up.exitCode, show(up)).toBe(0);
     const hosts = [1, 2, 3].map((n) => ({ ns: `ns${n}`, address: `192.168.1.${n}` }));
