@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -30,6 +31,7 @@ import (
 
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
@@ -58,7 +60,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pulumi-language-nodejs: cannot listen: %v\n", err)
 		os.Exit(1)
 	}
-	server := grpc.NewServer(grpc.MaxRecvMsgSize(400 * 1024 * 1024))
+	server := grpc.NewServer(
+		grpc.MaxRecvMsgSize(400*1024*1024),
+		// No server keepalive pings. With grpc-go's default (a ping every 2 h), the server
+		// also sets TCP_USER_TIMEOUT (20 s) on each connection, and under load the engine's
+		// long-running Run call was cut with "connection timed out" about 60 s into a
+		// 1000-host `pulumi up` (6 runs of 6). The engine is a local parent process; a dead
+		// engine is noticed when the program's own calls to it fail.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Duration(math.MaxInt64)}),
+	)
 	pulumirpc.RegisterLanguageRuntimeServer(server, &host{engineAddress: engineAddress, tracing: tracing})
 	// The engine reads exactly one line: the port.
 	fmt.Printf("%d\n", listener.Addr().(*net.TCPAddr).Port)
