@@ -156,3 +156,6 @@ if (summary.length > 1) {
   void last;
 }
 console.log(`\nraw figures: ${path.relative(root, file)}`);
+
+// A PNG of up time against N (needs gnuplot; bench/plot.js says so when missing).
+if (summary.length > 1) spawnSync(process.execPath, [path.join(__dirname, "plot.js"), "--out", file.replace(/\.json$/, ".png"), file], { stdio: "inherit" });
