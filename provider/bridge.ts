@@ -77,7 +77,6 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
       adopt: c.boolean(news.adopt, "adopt", false),
       __owner: String(news.__owner ?? `Bridge:${news.name}`),
     });
-    if (Array.isArray(inputs.addresses)) c.ipv6Mtu(inputs.addresses, inputs.mtu, "mtu");
     return { inputs, failures: c.failures };
   },
 

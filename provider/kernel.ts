@@ -178,26 +178,6 @@ export async function ipJson<T>(args: string[], netns: Netns, subject: string): 
 }
 
 /**
- * Runs several `ip` commands in one process: `ip [-n NS] -batch -`. A failure names
- * the command that failed (ip stops at the first error).
- */
-export async function ipBatch(commands: string[][], netns: Netns, subject: string): Promise<void> {
-  if (commands.length === 0) return;
-  if (commands.length === 1) {
-    await ip(commands[0], netns, subject);
-    return;
-  }
-  invalidate(netns);
-  try {
-    await run("ip", ipArgs(["-batch", "-"], netns), { subject, input: commands.map((c) => c.join(" ")).join("\n") + "\n" });
-  } catch (err) {
-    throw attributeBatchError(err, commands);
-  } finally {
-    invalidate(netns);
-  }
-}
-
-/**
  * Runs write commands and then show commands in one process, and returns the JSON each
  * show printed, in order: `ip [-n NS] [-4|-6] -json -details -batch -`. Used to apply
  * and verify an object with a single spawn. Show commands are those whose second word

@@ -175,7 +175,7 @@ export function liveSettings(settings: LinkSettings, live: LiveLink): LinkSettin
 
 /** The interface fields every link kind takes, validated and normalised. */
 export function checkLinkFields(c: Checker, news: Record<string, unknown>): Omit<LinkSettings, "master"> {
-  return {
+  const fields = {
     name: c.ifname(news.name, "name") as string,
     namespace: c.netns(news.namespace, "namespace"),
     addresses: c.addresses(news.addresses, "addresses"),
@@ -183,6 +183,8 @@ export function checkLinkFields(c: Checker, news: Record<string, unknown>): Omit
     mtu: c.mtu(news.mtu, "mtu"),
     up: c.boolean(news.up, "up", true),
   };
+  if (Array.isArray(fields.addresses)) c.ipv6Mtu(fields.addresses, fields.mtu, "mtu");
+  return fields;
 }
 
 /**

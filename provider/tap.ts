@@ -86,7 +86,6 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
     });
     if (inputs.mode === "tun" && inputs.mac) c.fail("mac", "a tun device carries IP packets and has no MAC address; remove mac or use mode \"tap\".");
     if (inputs.mode === "tun" && inputs.master) c.fail("master", "a tun device (layer 3) cannot be a bridge port; use mode \"tap\" or remove master.");
-    if (Array.isArray(inputs.addresses)) c.ipv6Mtu(inputs.addresses, inputs.mtu, "mtu");
     return { inputs, failures: c.failures };
   },
 

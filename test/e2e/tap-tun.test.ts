@@ -1,19 +1,10 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
+import { tunUsable } from "../helpers/kernel";
 import { Sandbox } from "../helpers/sandbox";
 
 const PEER = path.join(REPO, "examples/05-tap-tun/peer.py");
-const tunUsable = (() => {
-  try {
-    fs.closeSync(fs.openSync("/dev/net/tun", "r+"));
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (!tunUsable) console.warn("tap/tun tests skipped: /dev/net/tun cannot be opened here (an unprivileged sandbox refuses it)");
 
 /** Starts peer.py inside the sandbox and resolves once it is attached. */
 function startPeer(sandbox: Sandbox, device: string, mode: string, address: string) {

@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 /** Helpers for kernel tests: run commands in the suite's sandbox and inspect state. */
 import { must, sh } from "./sandbox";
 export { must } from "./sandbox";
@@ -23,3 +24,14 @@ export async function linkByHand(name: string, netns?: string): Promise<Record<s
 }
 
 export const OWNER = "test/kernel";
+
+/** Whether /dev/net/tun can be opened here (an unprivileged sandbox refuses it). */
+export const tunUsable = (() => {
+  try {
+    fs.closeSync(fs.openSync("/dev/net/tun", "r+"));
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!tunUsable) console.warn("tap/tun tests skipped: /dev/net/tun cannot be opened here (an unprivileged sandbox refuses it)");

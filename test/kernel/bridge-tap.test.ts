@@ -1,9 +1,8 @@
-import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { bridgeKind as bridge } from "../../provider/bridge";
 import { ownerTag } from "../../provider/resource";
 import { tapKind as tap } from "../../provider/tap";
-import { ipByHand, linkByHand, OWNER, uniq } from "../helpers/kernel";
+import { ipByHand, linkByHand, OWNER, tunUsable, uniq } from "../helpers/kernel";
 
 const owner = `${OWNER}/bridge-tap`;
 const check = <T>(kind: { check: (o: undefined, n: Record<string, unknown>) => { inputs: T; failures: unknown[] } }, news: Record<string, unknown>) => {
@@ -11,15 +10,6 @@ const check = <T>(kind: { check: (o: undefined, n: Record<string, unknown>) => {
   expect(r.failures).toEqual([]);
   return r.inputs;
 };
-const tunUsable = (() => {
-  try {
-    fs.closeSync(fs.openSync("/dev/net/tun", "r+"));
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (!tunUsable) console.warn("tap/tun tests skipped: /dev/net/tun cannot be opened here (an unprivileged sandbox refuses it)");
 
 describe("Bridge on the kernel", () => {
   it("runs the whole lifecycle with in-place updates", async () => {
