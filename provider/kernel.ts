@@ -1,8 +1,9 @@
 /**
  * The one door to the kernel. Every `ip`, `nft`, `sysctl` and `nsenter` call nslab
- * makes goes through this module: argument arrays (never a shell), no stdin unless a
- * script is fed, a timeout, and errors built in one place (errors.ts). Nothing else
- * imports execa.
+ * makes goes through this module: argument arrays (never a shell), a timeout, and errors
+ * built in one place (errors.ts). `ip` commands go to a long-lived `ip -batch` process
+ * per namespace (ipsession.ts); `nft` and `sysctl` are run with execa, which nothing
+ * else imports.
  *
  * It also holds the per-process snapshot cache: one `ip -details -json addr show`, one
  * `ip -json route show table all` and one `nft -j list table` per namespace, shared by
@@ -11,6 +12,7 @@
 import { execa } from "execa";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
+import { closeSessions, runIp } from "./ipsession";
 
 /** Upper bound for one command; a hung `ip` must not hang `pulumi up`. */
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -116,7 +118,7 @@ export interface LinkJson {
  * Equivalent to: ip [-n NS] -details -json addr show
  */
 export function links(netns: Netns): Promise<LinkJson[]> {
-  return snapshot(netns, "links", () => ipJson<LinkJson[]>(["-details", "addr", "show"], netns, describe("links", "*", netns)));
+  return snapshot(netns, "links", () => ipJson<LinkJson[]>(["addr", "show"], netns, describe("links", "*", netns)));
 }
 
 /** One route as `ip -json route show table all` prints it (the fields nslab reads). */
@@ -146,7 +148,7 @@ export function routes(netns: Netns): Promise<RouteJson[]> {
 export async function link(name: string, netns: Netns): Promise<LinkJson | undefined> {
   if (netns !== undefined && !netnsExists(netns)) return undefined;
   try {
-    const found = await ipJson<LinkJson[]>(["-details", "addr", "show", "dev", name], netns, describe("link", name, netns));
+    const found = await ipJson<LinkJson[]>(["addr", "show", "dev", name], netns, describe("link", name, netns));
     return found[0];
   } catch (err) {
     if (err instanceof NslabError && err.kind === "NotFound") return undefined;
@@ -156,64 +158,83 @@ export async function link(name: string, netns: Netns): Promise<LinkJson | undef
 
 // ---- ip ---------------------------------------------------------------------------------
 
-function ipArgs(args: string[], netns: Netns): string[] {
-  return netns === undefined ? args : ["-n", netns, ...args];
-}
-
-/** Runs `ip [-n NS] ARGS` (a write: the namespace's snapshot is dropped). */
-export async function ip(args: string[], netns: Netns, subject: string): Promise<string> {
-  invalidate(netns);
-  try {
-    return await run("ip", ipArgs(args, netns), { subject });
-  } finally {
-    invalidate(netns);
-  }
-}
-
-/** Runs `ip [-n NS] -json ARGS` and parses the output (a read). */
-export async function ipJson<T>(args: string[], netns: Netns, subject: string): Promise<T> {
-  const out = await run("ip", ipArgs(["-json", ...args], netns), { subject });
-  const text = out.trim();
-  return (text === "" ? [] : JSON.parse(text)) as T;
+/** How a command is shown in messages: `ip -n ns1 -6 route add ...`. */
+function printable(command: string[], netns: Netns, family?: "-4" | "-6"): string {
+  return ["ip", ...(netns === undefined ? [] : ["-n", netns]), ...(family ? [family] : []), ...command].join(" ");
 }
 
 /**
- * Runs write commands and then show commands in one process, and returns the JSON each
- * show printed, in order: `ip [-n NS] [-4|-6] -json -details -batch -`. Used to apply
- * and verify an object with a single spawn. Show commands are those whose second word
- * is "show".
+ * Runs ip commands in order in the namespace's long-lived `ip -batch` session
+ * (ipsession.ts), stopping at the first failure, and returns each command's output.
+ * The error names the failed command and is built like any other (commandError).
  */
-export async function ipBatchRead<T = unknown>(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<T[]> {
+async function ipRun(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<string[]> {
+  const { outputs, failure } = await runIp(commands, netns, family);
+  if (failure) {
+    const command = printable(commands[failure.index], netns, family);
+    if (failure.timedOut) throw new NslabError("CommandFailed", `${subject}: ${command} timed out after ${COMMAND_TIMEOUT_MS} ms`);
+    if (failure.exitCode === 127) throw new NslabError("CommandFailed", `${subject}: ip is not installed (run scripts/setup)`);
+    throw commandError(subject, command, failure.text, failure.exitCode);
+  }
+  return outputs;
+}
+
+/** Splits leading global family flags (`-4`, `-6`) off an ip command. */
+function splitFamily(args: string[]): [string[], "-4" | "-6" | undefined] {
+  return args[0] === "-4" || args[0] === "-6" ? [args.slice(1), args[0]] : [args, undefined];
+}
+
+/** The JSON a show command printed (one line; an empty list when it printed none). */
+const parseJson = <T>(text: string): T => {
+  const line = text.split("\n").find((l) => l.startsWith("[") || l.startsWith("{"));
+  return (line === undefined ? [] : JSON.parse(line)) as T;
+};
+
+/** Runs `ip [-n NS] ARGS` (a write: the namespace's snapshot is dropped). */
+export async function ip(args: string[], netns: Netns, subject: string): Promise<string> {
+  const [command, family] = splitFamily(args);
   invalidate(netns);
-  const globals = [...(family ? [family] : []), "-json", "-details", "-batch", "-"];
-  let out: string;
   try {
-    out = await run("ip", ipArgs(globals, netns), { subject, input: commands.map((c) => c.join(" ")).join("\n") + "\n" });
-  } catch (err) {
-    throw attributeBatchError(err, commands);
+    return (await ipRun([command], netns, subject, family))[0];
   } finally {
     invalidate(netns);
   }
-  return out
-    .split("\n")
-    .map((line) => line.trim())
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as T);
 }
 
-/** Names the failed command of a batch (ip stops at the first error: "Command failed -:N"). */
-function attributeBatchError(err: unknown, commands: string[][]): unknown {
-  if (err instanceof NslabError) {
-    const line = /Command failed -:(\d+)/.exec(err.details.stderr ?? "");
-    if (line) {
-      const failed = commands[Number(line[1]) - 1]?.join(" ");
-      return new NslabError(err.kind, err.message.replace(/command failed: ip .*?-batch -/, `command failed: ip ${failed}`), {
-        ...err.details,
-        command: `ip ${failed}`,
-      });
-    }
+/** Runs `ip [-n NS] -json -details ARGS` and parses the output (a read). */
+export async function ipJson<T>(args: string[], netns: Netns, subject: string): Promise<T> {
+  const [command, family] = splitFamily(args);
+  return parseJson<T>((await ipRun([command], netns, subject, family))[0]);
+}
+
+/**
+ * Runs write commands and then show commands, in order, stopping at the first failure,
+ * and returns the JSON each show printed: `ip [-n NS] [-4|-6] -json -details CMD` for
+ * each. Used to apply and verify an object in one exchange with the namespace's ip
+ * session. Show commands are those whose second word is "show".
+ */
+export async function ipBatchRead<T = unknown>(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<T[]> {
+  invalidate(netns);
+  try {
+    const outputs = await ipRun(commands, netns, subject, family);
+    return outputs.filter((_out, i) => commands[i][1] === "show").map((out) => parseJson<T>(out));
+  } finally {
+    invalidate(netns);
   }
-  return err;
+}
+
+/** Creates a named namespace: ip netns add NAME. */
+export async function netnsAdd(name: string, subject: string): Promise<void> {
+  await ip(["netns", "add", name], undefined, subject);
+}
+
+/**
+ * Deletes a named namespace: ip netns delete NAME. nslab's own ip sessions inside it
+ * are closed first, so that nothing of nslab's keeps the namespace alive.
+ */
+export async function netnsDelete(name: string, subject: string): Promise<void> {
+  await closeSessions(name);
+  await ip(["netns", "delete", name], undefined, subject);
 }
 
 // ---- namespaces -------------------------------------------------------------------------

@@ -74,7 +74,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       }
     } else {
       // Equivalent to: ip netns add NAME
-      await kernel.ip(["netns", "add", name], undefined, subject(name));
+      await kernel.netnsAdd(name, subject(name));
     }
     try {
       const seen = await claim(name, inputs.__owner);
@@ -83,7 +83,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       }
     } catch (err) {
       // Transactional: a namespace we just made goes again; an adopted one is left.
-      if (!inputs.adopt) await kernel.ip(["netns", "delete", name], undefined, subject(name)).catch(() => undefined);
+      if (!inputs.adopt) await kernel.netnsDelete(name, subject(name)).catch(() => undefined);
       throw err;
     }
     return { id: name, outs: outputs(inputs) };
@@ -107,7 +107,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     // Gone already, or no longer ours (someone replaced it): nothing of ours to delete.
     if (seen === undefined || seen !== ownerTag(props.__owner)) return;
     // Equivalent to: ip netns delete NAME
-    await kernel.ip(["netns", "delete", name], undefined, subject(name)).catch((err) => {
+    await kernel.netnsDelete(name, subject(name)).catch((err) => {
       if (!kernel.netnsExists(name)) return;
       throw err;
     });

@@ -54,10 +54,15 @@ function selector(verb: string, r: RouteInputs): string[] {
   ];
 }
 
-/** "-4" or "-6": which routing table family a command addresses. */
-const familyFlag = (r: RouteInputs): "-4" | "-6" => (r.family === "ipv6" ? "-6" : "-4");
+/**
+ * The family flag a command needs: "-6" for IPv6; none for IPv4, which is what ip
+ * assumes for `default` and infers from IPv4 addresses (so IPv4 route commands share
+ * the namespace's ip session with everything else).
+ */
+const familyFlag = (r: RouteInputs): "-6" | undefined => (r.family === "ipv6" ? "-6" : undefined);
+const withFamily = (r: RouteInputs, args: string[]): string[] => (r.family === "ipv6" ? ["-6", ...args] : args);
 
-/** Equivalent to: ip -4|-6 route VERB DEST [table T] [metric M] [via GW] [dev DEV] [src S] proto 151 */
+/** Equivalent to: ip [-6] route VERB DEST [table T] [metric M] [via GW] [dev DEV] [src S] proto 151 */
 function command(verb: "add" | "replace", r: RouteInputs): string[] {
   const args = selector(verb, r);
   if (r.gateway) args.push("via", r.gateway);
@@ -211,7 +216,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     try {
       verify(r, shown);
     } catch (err) {
-      if (!adopted) await kernel.ip([familyFlag(r), ...delCommand(r)], r.namespace, subject(r)).catch(() => undefined);
+      if (!adopted) await kernel.ip(withFamily(r, delCommand(r)), r.namespace, subject(r)).catch(() => undefined);
       throw err;
     }
     return { id: `${r.namespace ?? ""}/${r.family}/${r.destination}/${r.table ?? MAIN_TABLE}/${r.metric ?? ""}`, outs: r };
@@ -231,7 +236,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
 
   async delete(_id, props) {
     if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
-    await kernel.ip([familyFlag(props), ...delCommand(props)], props.namespace, subject(props)).catch((err) => {
+    await kernel.ip(withFamily(props, delCommand(props)), props.namespace, subject(props)).catch((err) => {
       // Already gone (or not ours: the proto selector matched nothing) is success.
       if (err instanceof NslabError && (err.kind === "NotFound" || /No such process/.test(err.message))) return;
       throw err;
@@ -239,7 +244,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   },
 };
 
-/** Deletes only a route carrying nslab's proto: ip -4|-6 route del DEST [table T] [metric M] proto 151 */
+/** Deletes only a route carrying nslab's proto: ip [-6] route del DEST [table T] [metric M] proto 151 */
 function delCommand(r: RouteInputs): string[] {
   return [...selector("del", r), "proto", NSLAB_ROUTE_PROTO];
 }

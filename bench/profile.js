@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+/**
+ * Where the time of one `pulumi up` of the benchmark lab goes: wall time, and CPU time
+ * split between the Pulumi engine (Go: CLI and language host), the Node.js program, the
+ * provider process and the processes it spawns (`ip`, `nft`). Inside the sandbox.
+ *
+ *   bench/profile.js [--hosts 100] [--op up|refresh|destroy]
+ *
+ * Runs up (and refresh when asked), profiles the chosen operation, then destroys.
+ */
+"use strict";
+const { spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+
+const root = path.resolve(__dirname, "..");
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const hosts = Number(args.hosts ?? 100);
+const op = args.op ?? "up";
+
+if (process.env.NSLAB_SANDBOX !== "1") {
+  const r = spawnSync(path.join(root, "scripts/sandbox"), [process.execPath, __filename, ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, PATH: `${root}/.tools/bin:${process.env.PATH}` },
+  });
+  process.exit(r.status ?? 1);
+}
+
+const work = path.join(root, "bench/.work");
+fs.mkdirSync(work, { recursive: true });
+const dir = fs.mkdtempSync(path.join(work, `profile-${hosts}-`));
+for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench/lab", f), path.join(dir, f));
+fs.mkdirSync(`${dir}/state`);
+const cpuLog = path.join(dir, "cpu.jsonl");
+const env = {
+  ...process.env,
+  PULUMI_BACKEND_URL: `file://${dir}/state`,
+  PULUMI_CONFIG_PASSPHRASE: "",
+  PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+  PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
+};
+const pulumi = (argv, extraEnv = {}) => {
+  const r = spawnSync("/usr/bin/time", ["-f", "%e %U %S", path.join(root, "scripts/pulumi"), ...argv, "--cwd", dir, "--stack", "bench"], {
+    encoding: "utf8",
+    env: { ...env, ...extraEnv },
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (r.status !== 0) throw new Error(`pulumi ${argv.join(" ")} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
+  const [wall, user, sys] = r.stderr.trim().split("\n").pop().split(" ").map(Number);
+  return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000 };
+};
+const commands = {
+  up: ["up", "--yes", "--skip-preview", "--non-interactive"],
+  refresh: ["preview", "--refresh", "--expect-no-changes", "--non-interactive"],
+  destroy: ["destroy", "--yes", "--skip-preview", "--non-interactive"],
+};
+const profiled = { NODE_OPTIONS: `--require ${path.join(__dirname, "cpu-hook.js")}${process.env.CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.CPU_PROF_DIR}` : ""}`, NSLAB_CPU_LOG: cpuLog };
+
+spawnSync(path.join(root, "scripts/pulumi"), ["stack", "init", "bench", "--cwd", dir], { env });
+pulumi(["config", "set", "hosts", String(hosts)]);
+let total;
+try {
+  if (op !== "up") pulumi(commands.up);
+  total = pulumi(commands[op], profiled);
+} finally {
+  if (op !== "destroy") pulumi(commands.destroy);
+}
+const procs = [...new Map(fs.readFileSync(cpuLog, "utf8").trim().split("\n").map((l) => JSON.parse(l)).map((p) => [p.pid, p])).values()];
+if (process.env.DEBUG_PROFILE) console.log(procs);
+fs.rmSync(dir, { recursive: true, force: true });
+
+const sum = (role, key) => procs.filter((p) => p.role === role).reduce((s, p) => s + (p[key] ?? 0), 0);
+const program = sum("program", "selfMs");
+const provider = sum("provider", "selfMs");
+// Children the provider waited for are in the measured total; ip sessions still
+// running when it exited are not (nobody waits for them), so they are added.
+const live = sum("provider", "liveChildrenMs");
+const spawned = sum("provider", "childrenMs") + live;
+const otherNode = sum("node", "selfMs");
+total.cpuMs += live;
+const engine = total.cpuMs - program - provider - spawned - otherNode;
+const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
+console.log(`pulumi ${op}, ${hosts} hosts (${3 * hosts + 3} resources): wall ${s(total.wallMs)}, CPU ${s(total.cpuMs)} on ${require("node:os").cpus().length} cores`);
+console.log(`  engine (pulumi CLI + language host, Go) ${s(engine)}`);
+console.log(`  program (Node.js, registers resources)  ${s(program)}`);
+console.log(`  provider (Node.js, dynamic provider)    ${s(provider)}`);
+console.log(`  ip/nft processes of the provider        ${s(spawned)}`);
+console.log(`  other Node.js processes                 ${s(otherNode)}`);

@@ -1,0 +1,118 @@
+/**
+ * The long-lived `ip -batch` sessions (provider/ipsession.ts) on the real kernel: output
+ * and failures attributed to the right command, ip's name cache never acting on a
+ * stale interface, namespaces never kept alive by nslab, and recovery when ip exits.
+ */
+import * as fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ip, ipBatchRead, ipJson, netnsAdd, netnsDelete } from "../../provider/kernel";
+import { closeSessions, openSessions, runIp } from "../../provider/ipsession";
+import { ipByHand, linkByHand, uniq } from "../helpers/kernel";
+
+const ns = uniq("kis");
+
+describe("ip sessions on the kernel", () => {
+  beforeAll(async () => {
+    await netnsAdd(ns, "test namespace");
+  });
+  afterAll(async () => {
+    await netnsDelete(ns, "test namespace").catch(() => undefined);
+  });
+
+  it("returns each command's output and stops at the first failure, naming it", async () => {
+    const shown = await ipBatchRead<{ ifname: string }[]>([["link", "set", "dev", "lo", "up"], ["link", "show", "dev", "lo"]], ns, "lo");
+    expect(shown).toEqual([[expect.objectContaining({ ifname: "lo" })]]);
+
+    const name = uniq("d");
+    const err = await ipBatchRead(
+      [
+        ["link", "add", "name", name, "type", "veth", "peer", "name", `${name}p`],
+        ["link", "set", "dev", "no-such-dev", "up"],
+        ["link", "set", "dev", name, "up"],
+      ],
+      ns,
+      "the test's links",
+    ).catch((e) => e);
+    expect(err).toMatchObject({ kind: "NotFound", details: { command: `ip -n ${ns} link set dev no-such-dev up` } });
+    expect(err.message).toMatch(/^the test's links: not found/);
+    // The command after the failed one never ran.
+    expect((await linkByHand(name, ns))?.flags).not.toContain("UP");
+    await ip(["link", "del", "dev", name], ns, "cleanup");
+  });
+
+  it("acts on the interface that has the name now, after someone else re-created it", async () => {
+    const name = uniq("r");
+    await ipByHand("-n", ns, "link", "add", "name", name, "type", "veth", "peer", "name", `${name}p`);
+    // The session looks the name up (and ip caches name -> index).
+    const [before] = await ipJson<{ ifindex: number }[]>(["link", "show", "dev", name], ns, name);
+    // Someone else deletes and re-creates it: same name, new index.
+    await ipByHand("-n", ns, "link", "del", "dev", name);
+    await ipByHand("-n", ns, "link", "add", "name", name, "type", "veth", "peer", "name", `${name}p`);
+    const fresh = await linkByHand(name, ns);
+    expect(fresh!.ifindex).not.toBe(before.ifindex);
+
+    // Reads and writes by name reach the new interface, not the cached index.
+    const [after] = await ipJson<{ ifindex: number }[]>(["link", "show", "dev", name], ns, name);
+    expect(after.ifindex).toBe(fresh!.ifindex);
+    await ip(["address", "add", "10.77.0.1/24", "dev", name], ns, name);
+    expect((await linkByHand(name, ns))!.addr_info.map((a: { local: string }) => a.local)).toContain("10.77.0.1");
+    await ip(["link", "del", "dev", name], ns, name);
+  });
+
+  it("says not found for an interface that is gone, instead of an empty answer", async () => {
+    const name = uniq("g");
+    await ipByHand("-n", ns, "link", "add", "name", name, "type", "veth", "peer", "name", `${name}p`);
+    await ipJson(["link", "show", "dev", name], ns, name);
+    await ipByHand("-n", ns, "link", "del", "dev", name);
+    await expect(ipJson(["link", "show", "dev", name], ns, name)).rejects.toMatchObject({ kind: "NotFound" });
+  });
+
+  it("survives ip exiting on a bad argument: that command fails, the next works", async () => {
+    const err = await ip(["link", "set", "dev", "lo", "mtu", "not-a-number"], ns, "lo").catch((e) => e);
+    expect(err).toMatchObject({ kind: "CommandFailed", details: { command: `ip -n ${ns} link set dev lo mtu not-a-number` } });
+    expect(err.message).toMatch(/Invalid "mtu" value/);
+    const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo");
+    expect(lo.ifname).toBe("lo");
+  });
+
+  it("refuses text that ip -batch would read as a comment or a continuation", async () => {
+    const result = await runIp([["link", "set", "dev", "lo", "alias", "a#b"]], ns);
+    expect(result.failure?.text).toMatch(/refusing to pass/);
+    expect((await linkByHand("lo", ns))?.ifalias).not.toBe("a");
+  });
+
+  it("never keeps a deleted namespace alive", async () => {
+    const other = uniq("kisd");
+    await netnsAdd(other, "other");
+    // A veth with one end in the namespace and one in the program's: the host end
+    // disappears only when the namespace is really gone.
+    const host = uniq("h");
+    await ip(["link", "add", "name", host, "type", "veth", "peer", "name", "inner", "netns", other], undefined, "veth");
+    await ipJson(["link", "show", "dev", "inner"], other, "inner"); // opens a session inside
+    await netnsDelete(other, "other");
+    expect(fs.existsSync(`/run/netns/${other}`)).toBe(false);
+    for (let i = 0; i < 50 && (await linkByHand(host)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await linkByHand(host)).toBeUndefined();
+  });
+
+  it("does not use a session whose namespace was replaced by someone else", async () => {
+    const other = uniq("kisr");
+    await netnsAdd(other, "other");
+    await ip(["link", "set", "dev", "lo", "alias", "first"], other, "lo");
+    await ipByHand("netns", "delete", other);
+    await ipByHand("netns", "add", other);
+    const [lo] = await ipJson<{ ifalias?: string }[]>(["link", "show", "dev", "lo"], other, "lo");
+    expect(lo.ifalias).toBeUndefined(); // the new namespace's lo, not the old one's
+    await netnsDelete(other, "other");
+  });
+
+  it("closes sessions on request and opens them again when needed", async () => {
+    await ipJson(["link", "show", "dev", "lo"], ns, "lo");
+    const open = openSessions();
+    expect(open).toBeGreaterThan(0);
+    await closeSessions(ns);
+    expect(openSessions()).toBeLessThan(open);
+    const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo");
+    expect(lo.ifname).toBe("lo");
+  });
+});
