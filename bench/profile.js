@@ -4,7 +4,10 @@
  * split between the Pulumi engine (Go: CLI and language host), the Node.js program, the
  * provider process and the processes it spawns (`ip`, `nft`). Inside the sandbox.
  *
- *   bench/profile.js [--hosts 100] [--op up|refresh|destroy]
+ *   bench/profile.js [--hosts 100] [--op up|refresh|refresh-only|destroy]
+ *
+ * refresh is `pulumi preview --refresh` (reads every object, then runs the program to
+ * compare); refresh-only is `pulumi refresh --preview-only` (reads, no program).
  *
  * Runs up (and refresh when asked), profiles the chosen operation, then destroys.
  */
@@ -54,6 +57,7 @@ const pulumi = (argv, extraEnv = {}) => {
 const commands = {
   up: ["up", "--yes", "--skip-preview", "--non-interactive"],
   refresh: ["preview", "--refresh", "--expect-no-changes", "--non-interactive"],
+  "refresh-only": ["refresh", "--preview-only", "--expect-no-changes", "--non-interactive"],
   destroy: ["destroy", "--yes", "--skip-preview", "--non-interactive"],
 };
 const profiled = { NODE_OPTIONS: `--require ${path.join(__dirname, "cpu-hook.js")}${process.env.CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.CPU_PROF_DIR}` : ""}`, NSLAB_CPU_LOG: cpuLog };

@@ -13,18 +13,21 @@
  *
  * Safety:
  * - ip caches interface name -> index lookups for its lifetime, so a long-lived ip can
- *   act on a name whose interface was deleted (or re-created) by someone else: the
- *   kernel then answers "No such device" (indexes are not reused in a namespace). So:
- *   every session is retired once nslab deletes, renames or moves any interface or
- *   deletes a namespace (a veth's peer dies with it), sessions live at most MAX_AGE_MS,
- *   and a command that fails with a lookup error in a session that had already run
- *   commands is retried, with the rest of its batch, in a fresh session (a write the
- *   kernel refused for an unknown index did nothing, so retrying it is safe).
+ *   look up a name whose interface was since deleted or re-created by another process
+ *   (another session: deleting a veth end deletes its peer in another namespace; or a
+ *   person). Interface indexes are not reused within a namespace, so the kernel answers
+ *   "No such device" and nothing is touched; ip then prints that, or for a show, just
+ *   [{}]. Such a lookup failure, in a session that had already run commands, is retried
+ *   with the rest of its sequence in a fresh session: a write the kernel refused did
+ *   nothing, so retrying it is safe. nslab itself never renames or moves an interface
+ *   (a new name or namespace replaces it), the one change after which a cached name
+ *   would reach a live interface; against someone doing that by hand while nslab runs,
+ *   sessions live at most MAX_AGE_MS.
  * - A session holds its namespace alive, and so does one that named it in a command
  *   (`link add ... netns NS`: ip keeps the namespace's file open). Those sessions are
- *   closed (and waited for) before nslab deletes a namespace, and a session is used only while /run/netns/NS is
- *   still the namespace it entered (same nsfs inode): a namespace deleted or replaced by
- *   someone else gets a fresh session, never the stale one.
+ *   closed (and waited for) before nslab deletes a namespace. A session is used only
+ *   while /run/netns/NS is still the namespace it entered (same nsfs inode): a
+ *   namespace deleted or replaced by someone else gets a fresh session.
  * - Sessions close after IDLE_MS without work, at most MAX_SESSIONS stay open, and they
  *   end with the provider (their stdin closes).
  * - A command that makes ip exit (a parse error) or hang (TIMEOUT_MS) fails that command
@@ -37,7 +40,7 @@ import type { Readable, Writable } from "node:stream";
 const SENTINEL = "nslab-sync";
 const SENTINEL_ECHO = `Object "${SENTINEL}" is unknown, try "ip help".\n`;
 const IDLE_MS = 10_000;
-const MAX_AGE_MS = 30_000;
+const MAX_AGE_MS = 10_000;
 const MAX_SESSIONS = 128;
 const TIMEOUT_MS = 30_000;
 const NETNS_DIR = "/run/netns";
@@ -54,11 +57,6 @@ type Chunk = { text: string; exited?: number; timedOut?: boolean };
 /** What ip prints when a name it looked up (possibly from its cache) has no interface. */
 const LOOKUP_FAILED = /^(RTNETLINK answers: No such device|Cannot send link request|Cannot find device|Error: .*Device not found|Device ".*" does not exist)/m;
 
-/** Commands after which names cached by other ip processes may point at nothing. */
-const INVALIDATES_NAMES = /^(?:(?:link|tuntap|netns) (?:del|delete)\b|link set .*\b(?:netns|name) )/;
-
-/** Bumped whenever nslab deletes, renames or moves an interface, or deletes a namespace. */
-let generation = 0;
 
 /** Identity of a named namespace: the inode of its nsfs file, or -1 when absent. */
 function identity(netns: string | undefined): number {
@@ -73,6 +71,8 @@ function identity(netns: string | undefined): number {
 class IpSession {
   private readonly child: ChildProcessByStdio<Writable, Readable, null>;
   private buffer = "";
+  /** How far `buffer` has been searched for the waiting command's end (big dumps). */
+  private searched = 0;
   private line = 0;
   private waiting?: { line: number; done: (chunk: Chunk) => void; timer: NodeJS.Timeout };
   private tail: Promise<unknown> = Promise.resolve();
@@ -80,7 +80,6 @@ class IpSession {
   private idleTimer?: NodeJS.Timeout;
   private exitCode?: number;
   readonly exited: Promise<void>;
-  readonly generation = generation;
   readonly born = Date.now();
   lastUsed = Date.now();
   /** Commands run so far (a session that has run none has nothing cached). */
@@ -189,10 +188,14 @@ class IpSession {
   private pump(): void {
     if (!this.waiting) return;
     const marker = `Command failed -:${this.waiting.line}\n`;
-    const at = this.buffer.indexOf(marker);
-    if (at < 0) return;
+    const at = this.buffer.indexOf(marker, Math.max(0, this.searched - marker.length));
+    if (at < 0) {
+      this.searched = this.buffer.length;
+      return;
+    }
     let text = this.buffer.slice(0, at);
     this.buffer = this.buffer.slice(at + marker.length);
+    this.searched = 0;
     const echo = text.lastIndexOf(SENTINEL_ECHO);
     if (echo >= 0) text = text.slice(0, echo) + text.slice(echo + SENTINEL_ECHO.length);
     this.finish({ text });
@@ -204,6 +207,7 @@ class IpSession {
     this.waiting = undefined;
     clearTimeout(waiting.timer);
     if (chunk.exited !== undefined || chunk.timedOut) this.buffer = "";
+    this.searched = 0;
     waiting.done(chunk);
   }
 
@@ -234,7 +238,7 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined): Ip
   const key = `${netns ?? ""}\0${family ?? ""}`;
   const id = identity(netns);
   let found = sessions.get(key);
-  if (found && (found.dead || found.identity !== id || found.generation !== generation || Date.now() - found.born > MAX_AGE_MS)) {
+  if (found && (found.dead || found.identity !== id || Date.now() - found.born > MAX_AGE_MS)) {
     void found.close();
     found = undefined;
   }
@@ -269,7 +273,6 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
       failure: retry.failure && { ...retry.failure, index: retry.failure.index + from },
     };
   }
-  if (commands.some((c) => INVALIDATES_NAMES.test(c.join(" ")))) generation++;
   return result;
 }
 

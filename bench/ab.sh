@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# A/B comparison of two revisions of nslab on the benchmark lab, interleaved so that
+# the machine's drift (other tenants, thermal state) hits both sides alike:
+#   bench/ab.sh REV_A REV_B [HOSTS=100] [ROUNDS=3] [OPS="up refresh"]
+# Builds each revision's provider/ and sdk/ into bench/.work/ab-*/dist, then for each
+# round and op runs bench/profile.js with one build, then the other, in place of this
+# checkout's dist/ (put back on exit). Prints one line per run.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+a=$1 b=$2 hosts=${3:-100} rounds=${4:-3} ops=${5:-up refresh}
+work=bench/.work
+mkdir -p "$work"
+
+build() {
+  local rev=$1 dir="$work/ab-$1"
+  rm -rf "$dir" && mkdir -p "$dir"
+  git archive "$rev" provider sdk tsconfig.json | tar -x -C "$dir"
+  ln -s "$root/node_modules" "$dir/node_modules"
+  npx tsc -p "$dir/tsconfig.json" >&2
+  echo "$dir/dist"
+}
+dist_a=$(build "$a")
+dist_b=$(build "$b")
+
+mv dist "$work/ab-saved-dist"
+trap 'rm -rf dist; mv "$work/ab-saved-dist" dist' EXIT
+for ((r = 1; r <= rounds; r++)); do
+  for side in a b; do
+    rev=$a src=$dist_a
+    [ "$side" = b ] && rev=$b src=$dist_b
+    rm -rf dist && cp -r "$src" dist
+    for op in $ops; do
+      printf '%-12s round %d %-8s ' "$rev" "$r" "$op"
+      node bench/profile.js --hosts "$hosts" --op "$op" | head -1 | grep -o 'wall .*'
+    done
+  done
+done
