@@ -3,8 +3,8 @@
  * provider does not pay a process start for every `ip` command (bench/profile.js showed
  * spawning to be a third of the provider's CPU and most of the `ip` processes' own).
  *
- * A session is `ip [-n NS] [-4|-6] -force -json -details -batch -` with stderr merged into
- * stdout, fed one command at a time. After each command a sentinel line is written that
+ * A session is `[nsenter --net=/run/netns/NS --] ip [-6] -force -json -details -batch -`
+ * with stderr merged into stdout, fed one command at a time. After each command a sentinel line is written that
  * ip rejects ("Object "nslab-sync" is unknown"); with -force it reports
  * "Command failed -:N" for it and goes on. Everything printed before that line belongs to
  * the command; the command failed when the stream also says "Command failed -:M" for the
@@ -17,7 +17,7 @@
  *   (another session: deleting a veth end deletes its peer in another namespace; or a
  *   person). Interface indexes are not reused within a namespace, so the kernel answers
  *   "No such device" and nothing is touched; ip then prints that, or for a show, just
- *   [{}]. Such a lookup failure, in a session that had already run commands, is retried
+ *   [{}]. Such a lookup failure, of a name the session may have cached, is retried
  *   with the rest of its sequence in a fresh session: a write the kernel refused did
  *   nothing, so retrying it is safe. nslab itself never renames or moves an interface
  *   (a new name or namespace replaces it), the one change after which a cached name
@@ -40,8 +40,8 @@ import type { Readable, Writable } from "node:stream";
 const SENTINEL = "nslab-sync";
 const SENTINEL_ECHO = `Object "${SENTINEL}" is unknown, try "ip help".\n`;
 const IDLE_MS = 10_000;
-const MAX_AGE_MS = 10_000;
-const MAX_SESSIONS = 128;
+const MAX_AGE_MS = 60_000;
+const MAX_SESSIONS = 512;
 const TIMEOUT_MS = 30_000;
 const NETNS_DIR = "/run/netns";
 
@@ -49,13 +49,18 @@ const NETNS_DIR = "/run/netns";
 export interface SessionResult {
   outputs: string[];
   /** The first command that failed (the ones after it did not run). */
-  failure?: { index: number; text: string; exitCode: number; timedOut?: boolean };
+  failure?: { index: number; text: string; exitCode: number; timedOut?: boolean; maybeStale?: boolean };
 }
 
 type Chunk = { text: string; exited?: number; timedOut?: boolean };
 
 /** What ip prints when a name it looked up (possibly from its cache) has no interface. */
 const LOOKUP_FAILED = /^(RTNETLINK answers: No such device|Cannot send link request|Cannot find device|Error: .*Device not found|Device ".*" does not exist)/m;
+
+/** The interface names a command looks up: the words after dev, master, link, name. */
+function interfaceNames(command: string[]): string[] {
+  return command.filter((_w, i) => i > 0 && ["dev", "master", "link", "name"].includes(command[i - 1]));
+}
 
 
 /** Identity of a named namespace: the inode of its nsfs file, or -1 when absent. */
@@ -82,20 +87,21 @@ class IpSession {
   readonly exited: Promise<void>;
   readonly born = Date.now();
   lastUsed = Date.now();
-  /** Commands run so far (a session that has run none has nothing cached). */
-  used = 0;
+  /** Interface names this session's ip may have cached: looked up, or in a dump. */
+  private readonly names = new Set<string>();
+  private dumped = false;
   /** Namespaces named in `netns NAME` arguments: ip keeps them open (and alive). */
   readonly holds = new Set<string>();
 
   constructor(
     readonly key: string,
     readonly identity: number,
-    globals: string[],
+    argv: string[],
     private readonly onGone: (session: IpSession) => void,
   ) {
     // sh only merges stderr into stdout (so that output and errors arrive in order);
     // the arguments reach ip as an array, never through the shell's parser.
-    this.child = spawn("sh", ["-c", 'exec "$0" "$@" 2>&1', "ip", ...globals], {
+    this.child = spawn("sh", ["-c", 'exec "$0" "$@" 2>&1', ...argv], {
       stdio: ["pipe", "pipe", "ignore"],
       env: { ...process.env, LC_ALL: "C" },
     });
@@ -149,10 +155,12 @@ class IpSession {
         return { outputs, failure: { index, text: `nslab: refusing to pass ${JSON.stringify(text)} to ip -batch (newline, '#' or '\\')`, exitCode: -1 } };
       }
       if (this.dead) return { outputs, failure: { index, text: this.buffer || "ip exited", exitCode: this.exitCode ?? -1 } };
-      this.used++;
       command.forEach((word, i) => {
         if (i > 0 && word === "netns" && command[i + 1]) this.holds.add(command[i + 1]);
       });
+      const cachedBefore = this.mayHaveCached(command);
+      for (const name of interfaceNames(command)) this.names.add(name);
+      if (command[1] === "show" && !command.includes("dev")) this.dumped = true;
       const own = ++this.line;
       const sentinel = ++this.line;
       const chunk = await new Promise<Chunk>((done) => {
@@ -170,18 +178,23 @@ class IpSession {
       }
       const ownFailure = `Command failed -:${own}\n`;
       if (chunk.text.includes(ownFailure)) {
-        return { outputs, failure: { index, text: chunk.text.replace(ownFailure, ""), exitCode: 1 } };
+        return { outputs, failure: { index, text: chunk.text.replace(ownFailure, ""), exitCode: 1, maybeStale: cachedBefore } };
       }
       // A show of a cached name whose interface is gone does not count as failed: it
       // prints the kernel's error and an empty list, or just [{}]. Either is a failure.
-      if (LOOKUP_FAILED.test(chunk.text)) return { outputs, failure: { index, text: chunk.text, exitCode: 1 } };
+      if (LOOKUP_FAILED.test(chunk.text)) return { outputs, failure: { index, text: chunk.text, exitCode: 1, maybeStale: cachedBefore } };
       const dev = command.indexOf("dev");
       if (command[1] === "show" && dev > 0 && chunk.text.trim() === "[{}]") {
-        return { outputs, failure: { index, text: `Device "${command[dev + 1]}" does not exist.\n`, exitCode: 1 } };
+        return { outputs, failure: { index, text: `Device "${command[dev + 1]}" does not exist.\n`, exitCode: 1, maybeStale: cachedBefore } };
       }
       outputs.push(chunk.text);
     }
     return { outputs };
+  }
+
+  /** Whether ip may hold a cached index for a name the command uses. */
+  private mayHaveCached(command: string[]): boolean {
+    return this.dumped || interfaceNames(command).some((name) => this.names.has(name));
   }
 
   /** Hands the waiting command everything up to its sentinel's "Command failed" line. */
@@ -247,8 +260,14 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined): Ip
       const idle = [...sessions.values()].filter((s) => s.idle).sort((a, b) => a.lastUsed - b.lastUsed)[0];
       if (idle) void idle.close();
     }
-    const globals = [...(netns === undefined ? [] : ["-n", netns]), ...(family ? [family] : []), "-force", "-json", "-details", "-batch", "-"];
-    found = new IpSession(key, id, globals, forget);
+    const ip = ["ip", ...(family ? [family] : []), "-force", "-json", "-details", "-batch", "-"];
+    // nsenter rather than `ip -n`: ip -n also unshares a mount namespace (to remount
+    // /sys), a copy of every mount including each /run/netns/* bind mount, to which
+    // every later `ip netns add` and delete then propagates. With a hundred sessions
+    // alive that made each namespace cost more than the one before (N=300 spent 4.5 s
+    // in ip). nslab's ip commands use netlink only, not /sys.
+    const argv = netns === undefined ? ip : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--", ...ip];
+    found = new IpSession(key, id, argv, forget);
     sessions.set(key, found);
   }
   return found;
@@ -260,9 +279,8 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined): Ip
  */
 export async function runIp(commands: string[][], netns: string | undefined, family?: "-4" | "-6"): Promise<SessionResult> {
   const first = session(netns, family);
-  const hadRun = first.used > 0;
   let result = await first.run(commands);
-  if (result.failure && hadRun && LOOKUP_FAILED.test(result.failure.text)) {
+  if (result.failure?.maybeStale && LOOKUP_FAILED.test(result.failure.text)) {
     // Perhaps a stale name in ip's cache: once more, from the failed command on, in a
     // fresh session.
     void first.close();
