@@ -16,20 +16,12 @@ const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
 
-const root = path.resolve(__dirname, "..");
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
+const { root, parseArgs, enterSandbox } = require("./common");
+
+const args = parseArgs();
 const hosts = Number(args.hosts ?? 100);
 const op = args.op ?? "up";
-
-if (process.env.NSLAB_SANDBOX !== "1") {
-  const r = spawnSync(path.join(root, "scripts/sandbox"), [process.execPath, __filename, ...process.argv.slice(2)], {
-    stdio: "inherit",
-    env: { ...process.env, PATH: `${root}/.tools/bin:${process.env.PATH}` },
-  });
-  process.exit(r.status ?? 1);
-}
+enterSandbox(__filename);
 
 const work = path.join(root, "bench/.work");
 fs.mkdirSync(work, { recursive: true });
