@@ -24,7 +24,7 @@ dist_a=$(build "$a")
 dist_b=$(build "$b")
 
 mv dist "$work/ab-saved-dist"
-trap 'rm -rf dist; mv "$work/ab-saved-dist" dist' EXIT
+trap 'rm -rf dist; mv "$work/ab-saved-dist" dist; rm -rf "$work/ab-$a" "$work/ab-$b"' EXIT
 for ((r = 1; r <= rounds; r++)); do
   for side in a b; do
     rev=$a src=$dist_a

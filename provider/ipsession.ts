@@ -43,13 +43,21 @@ const IDLE_MS = 10_000;
 const MAX_AGE_MS = 60_000;
 const MAX_SESSIONS = 512;
 const TIMEOUT_MS = 30_000;
-const NETNS_DIR = "/run/netns";
+/** Where `ip netns` keeps named namespaces. */
+export const NETNS_DIR = "/run/netns";
 
 /** How a sequence of commands ended: the output of each command that ran. */
 export interface SessionResult {
   outputs: string[];
   /** The first command that failed (the ones after it did not run). */
-  failure?: { index: number; text: string; exitCode: number; timedOut?: boolean; maybeStale?: boolean };
+  failure?: {
+    index: number;
+    text: string;
+    exitCode: number;
+    timedOut?: boolean;
+    /** A lookup failure of a name this session's ip may have cached. */
+    stale?: boolean;
+  };
 }
 
 type Chunk = { text: string; exited?: number; timedOut?: boolean };
@@ -61,7 +69,6 @@ const LOOKUP_FAILED = /^(RTNETLINK answers: No such device|Cannot send link requ
 function interfaceNames(command: string[]): string[] {
   return command.filter((_w, i) => i > 0 && ["dev", "master", "link", "name"].includes(command[i - 1]));
 }
-
 
 /** Identity of a named namespace: the inode of its nsfs file, or -1 when absent. */
 function identity(netns: string | undefined): number {
@@ -174,19 +181,17 @@ class IpSession {
       });
       if (process.env.NSLAB_DEBUG_IP) process.stderr.write(`[ip ${this.key.replace("\0", " ")}] ${own}: ${text}\n${chunk.text}${chunk.exited !== undefined ? `(exited ${chunk.exited})\n` : ""}`);
       if (chunk.exited !== undefined || chunk.timedOut) {
-        return { outputs, failure: { index, text: chunk.text.replace(SENTINEL_ECHO, ""), exitCode: chunk.exited ?? -1, timedOut: chunk.timedOut } };
+        const text = chunk.timedOut ? `timed out after ${TIMEOUT_MS} ms` : chunk.text.replace(SENTINEL_ECHO, "");
+        return { outputs, failure: { index, text, exitCode: chunk.exited ?? -1, timedOut: chunk.timedOut } };
       }
+      const failed = (text: string) => ({ outputs, failure: { index, text, exitCode: 1, stale: cachedBefore && LOOKUP_FAILED.test(text) } });
       const ownFailure = `Command failed -:${own}\n`;
-      if (chunk.text.includes(ownFailure)) {
-        return { outputs, failure: { index, text: chunk.text.replace(ownFailure, ""), exitCode: 1, maybeStale: cachedBefore } };
-      }
+      if (chunk.text.includes(ownFailure)) return failed(chunk.text.replace(ownFailure, ""));
       // A show of a cached name whose interface is gone does not count as failed: it
       // prints the kernel's error and an empty list, or just [{}]. Either is a failure.
-      if (LOOKUP_FAILED.test(chunk.text)) return { outputs, failure: { index, text: chunk.text, exitCode: 1, maybeStale: cachedBefore } };
+      if (LOOKUP_FAILED.test(chunk.text)) return failed(chunk.text);
       const dev = command.indexOf("dev");
-      if (command[1] === "show" && dev > 0 && chunk.text.trim() === "[{}]") {
-        return { outputs, failure: { index, text: `Device "${command[dev + 1]}" does not exist.\n`, exitCode: 1, maybeStale: cachedBefore } };
-      }
+      if (command[1] === "show" && dev > 0 && chunk.text.trim() === "[{}]") return failed(`Device "${command[dev + 1]}" does not exist.\n`);
       outputs.push(chunk.text);
     }
     return { outputs };
@@ -280,7 +285,7 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined): Ip
 export async function runIp(commands: string[][], netns: string | undefined, family?: "-4" | "-6"): Promise<SessionResult> {
   const first = session(netns, family);
   let result = await first.run(commands);
-  if (result.failure?.maybeStale && LOOKUP_FAILED.test(result.failure.text)) {
+  if (result.failure?.stale) {
     // Perhaps a stale name in ip's cache: once more, from the failed command on, in a
     // fresh session.
     void first.close();
@@ -301,11 +306,6 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
 export async function closeSessions(netns: string): Promise<void> {
   const prefix = `${netns}\0`;
   await Promise.all([...sessions.values()].filter((s) => s.key.startsWith(prefix) || s.holds.has(netns)).map((s) => s.close()));
-}
-
-/** Closes every session (tests and benchmarks use it to account for the processes). */
-export async function closeAllSessions(): Promise<void> {
-  await Promise.all([...sessions.values()].map((s) => s.close()));
 }
 
 /** How many sessions are open (for tests). */

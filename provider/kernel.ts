@@ -12,12 +12,11 @@
 import { execa } from "execa";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
-import { closeSessions, runIp } from "./ipsession";
+import { closeSessions, NETNS_DIR, runIp } from "./ipsession";
 
 /** Upper bound for one command; a hung `ip` must not hang `pulumi up`. */
 const COMMAND_TIMEOUT_MS = 30_000;
-/** Where `ip netns` keeps named namespaces. */
-export const NETNS_DIR = "/run/netns";
+export { NETNS_DIR };
 
 /** A namespace name, or undefined for the namespace the program (provider) runs in. */
 export type Netns = string | undefined;
@@ -172,7 +171,7 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
   const { outputs, failure } = await runIp(commands, netns, family);
   if (failure) {
     const command = printable(commands[failure.index], netns, family);
-    if (failure.timedOut) throw new NslabError("CommandFailed", `${subject}: ${command} timed out after ${COMMAND_TIMEOUT_MS} ms`);
+    if (failure.timedOut) throw new NslabError("CommandFailed", `${subject}: ${command} ${failure.text}`);
     if (failure.exitCode === 127) throw new NslabError("CommandFailed", `${subject}: ip is not installed (run scripts/setup)`);
     throw commandError(subject, command, failure.text, failure.exitCode);
   }

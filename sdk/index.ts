@@ -26,27 +26,4 @@ export { localLab } from "./automation";
 export type { LocalLabOptions } from "./automation";
 export { driftFromPreview, formatDrift, propertyDrift } from "./drift";
 export type { ResourceDrift, PropertyDrift, PreviewStep, StepState } from "./drift";
-export { BridgedNetwork, Router, NatGateway, interfaceName, planNetwork, overlaps, PlanError, toAscii, toGraphviz, toMermaid } from "./components";
-export type {
-  BridgedNetworkArgs,
-  BridgedNetworkHost,
-  RouterArgs,
-  RouterAttachment,
-  NatGatewayArgs,
-  PortForward,
-  StaticRoute,
-  BridgedNetworkHostInfo,
-  Topology,
-  TopologyHost,
-  BridgedNetworkTopology,
-  RouterTopology,
-  NatGatewayTopology,
-  TopologyBridge,
-  TopologyGateway,
-  TopologyAttachment,
-  TopologyPortForward,
-  HostSpec,
-  NetworkPlan,
-  PlannedHost,
-  Allocation,
-} from "./components";
+export * from "./components";
