@@ -1,23 +1,34 @@
 import * as pulumi from "@pulumi/pulumi";
 
 /**
- * The dynamic provider of one resource kind: a trampoline that loads the installed
- * nslab provider by package name at call time (see provider/index.ts for why).
- * The engine serializes these functions into state, so they must stay tiny and
- * capture nothing but `kind`.
+ * The dynamic provider of one resource kind, as the text Pulumi keeps in each resource's
+ * state (`__provider`) and the dynamic-provider process loads (`require-from-string`,
+ * then `handler()`). It is a trampoline: at call time it loads the installed nslab
+ * provider by package name (see provider/index.ts for why), so it captures nothing but
+ * `kind`.
+ *
+ * `pulumi.dynamic.Resource` would produce the same kind of text by serializing a
+ * closure (`runtime.serializeFunction`) on every program run: about 0.3 s of inspector
+ * work before the first resource can be registered. This text is written once, here.
  */
-function trampoline(kind: string): pulumi.dynamic.ResourceProvider {
-  return {
-    check: (olds: unknown, news: unknown) => require("nslab/provider").dispatch(kind, "check", [olds, news]),
-    diff: (id: string, olds: unknown, news: unknown) => require("nslab/provider").dispatch(kind, "diff", [id, olds, news]),
-    create: (inputs: unknown) => require("nslab/provider").dispatch(kind, "create", [inputs]),
-    read: (id: string, props: unknown) => require("nslab/provider").dispatch(kind, "read", [id, props]),
-    update: (id: string, olds: unknown, news: unknown) => require("nslab/provider").dispatch(kind, "update", [id, olds, news]),
-    delete: (id: string, props: unknown) => require("nslab/provider").dispatch(kind, "delete", [id, props]),
-  } as pulumi.dynamic.ResourceProvider;
+export function providerModule(kind: string): string {
+  const k = JSON.stringify(kind);
+  return [
+    `// nslab ${kind} provider: runs the installed nslab's provider (require by package name, at call time).`,
+    `exports.handler = function () {`,
+    `  const call = (op, args) => require("nslab/provider").dispatch(${k}, op, args);`,
+    `  return {`,
+    `    check: (olds, news) => call("check", [olds, news]),`,
+    `    diff: (id, olds, news) => call("diff", [id, olds, news]),`,
+    `    create: (inputs) => call("create", [inputs]),`,
+    `    read: (id, props) => call("read", [id, props]),`,
+    `    update: (id, olds, news) => call("update", [id, olds, news]),`,
+    `    delete: (id, props) => call("delete", [id, props]),`,
+    `  };`,
+    `};`,
+    ``,
+  ].join("\n");
 }
-
-const providers = new Map<string, pulumi.dynamic.ResourceProvider>();
 
 /** Options every nslab resource accepts besides its own arguments. */
 export interface AdoptArgs {
@@ -30,15 +41,15 @@ export interface AdoptArgs {
   adopt?: pulumi.Input<boolean>;
 }
 
-/** Base of every nslab resource: a Pulumi dynamic resource of type `nslab:<Kind>`. */
-export abstract class NslabResource extends pulumi.dynamic.Resource {
+/**
+ * Base of every nslab resource: a Pulumi dynamic resource, type
+ * `pulumi-nodejs:dynamic/nslab:<Kind>`, served by the dynamic-provider process. It is
+ * what `pulumi.dynamic.Resource` registers (same type, same `__provider` property),
+ * with the provider text written by {@link providerModule} instead of serialized.
+ */
+export abstract class NslabResource extends pulumi.CustomResource {
   protected constructor(kind: string, name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
-    let provider = providers.get(kind);
-    if (!provider) {
-      provider = trampoline(kind);
-      providers.set(kind, provider);
-    }
     const owner = `${pulumi.getProject()}/${pulumi.getStack()}/${kind}/${name}`;
-    super(provider, name, { ...props, __owner: owner }, opts, "nslab", kind);
+    super(`pulumi-nodejs:dynamic/nslab:${kind}`, name, { ...props, __owner: owner, __provider: providerModule(kind) }, opts);
   }
 }

@@ -78,4 +78,43 @@ exports.dispatch = (kind, op, args) => {
     expect(fs.readFileSync(marks, "utf8")).toContain("Namespace delete");
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("keeps working on a stack whose state holds the closure-serialized provider of older nslab", async () => {
+    // nslab up to 0.1.0 registered through pulumi.dynamic.Resource, which serializes the
+    // provider object (a secret in state). That shape, written out here:
+    const old = `
+import * as pulumi from "@pulumi/pulumi";
+const kind = "Namespace";
+const provider = {
+  check: (o: unknown, n: unknown) => require("nslab/provider").dispatch(kind, "check", [o, n]),
+  diff: (id: string, o: unknown, n: unknown) => require("nslab/provider").dispatch(kind, "diff", [id, o, n]),
+  create: (i: unknown) => require("nslab/provider").dispatch(kind, "create", [i]),
+  read: (id: string, p: unknown) => require("nslab/provider").dispatch(kind, "read", [id, p]),
+  update: (id: string, o: unknown, n: unknown) => require("nslab/provider").dispatch(kind, "update", [id, o, n]),
+  delete: (id: string, p: unknown) => require("nslab/provider").dispatch(kind, "delete", [id, p]),
+} as pulumi.dynamic.ResourceProvider;
+const owner = \`\${pulumi.getProject()}/\${pulumi.getStack()}/Namespace/labns\`;
+new pulumi.dynamic.Resource(provider, "labns", { name: "labns", adopt: undefined, path: undefined, __owner: owner }, {}, "nslab", "Namespace");
+`;
+    lab = await Lab.create(sandbox, "ns-compat", old);
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    const before = (await lab.resources()).find((r) => r.type.endsWith("nslab:Namespace"))!;
+    expect(String(before.outputs!.__provider)).toContain("with({"); // serializeFunction's text
+
+    lab.write(PROGRAM);
+    const preview = await lab.driftCheck();
+    expect(preview.exitCode, show(preview)).toBe(0);
+    expect(preview.stdout).toMatch(/2 unchanged/);
+    const again = await lab.up();
+    expect(again.exitCode, show(again)).toBe(0);
+    const after = (await lab.resources()).find((r) => r.type.endsWith("nslab:Namespace"))!;
+    expect(after.id).toBe(before.id);
+    expect(String(after.outputs!.__provider)).toContain('require("nslab/provider")');
+    expect((await sandbox.must("ip", ["netns", "list"])).trim()).toBe("labns");
+
+    const destroy = await lab.destroy();
+    expect(destroy.exitCode, show(destroy)).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
 });
