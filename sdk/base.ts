@@ -50,6 +50,23 @@ export interface AdoptArgs {
 export abstract class NslabResource extends pulumi.CustomResource {
   protected constructor(kind: string, name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
     const owner = `${pulumi.getProject()}/${pulumi.getStack()}/${kind}/${name}`;
-    super(`pulumi-nodejs:dynamic/nslab:${kind}`, name, { ...props, __owner: owner, __provider: providerModule(kind) }, opts);
+    // While the resource is constructed, @pulumi/pulumi wraps four promises per
+    // property in `debuggablePromise`, and each takes a stack trace (`new Error().stack`,
+    // mapped through source maps under ts-node): about three quarters of the cost of
+    // declaring a resource. Those traces are printed only when PULUMI_DEBUG_PROMISE_LEAKS
+    // is set, so without it they are taken empty. The resource's own source position
+    // is unaffected: Pulumi lifts the limit itself to take it.
+    const limit = Error.stackTraceLimit;
+    if (!process.env.PULUMI_DEBUG_PROMISE_LEAKS) Error.stackTraceLimit = 0;
+    try {
+      super(`pulumi-nodejs:dynamic/nslab:${kind}`, name, { ...props, __owner: owner, __provider: providerModule(kind) }, opts);
+    } catch (err) {
+      Error.stackTraceLimit = limit;
+      // An error thrown meanwhile was taken without frames: give it this one's.
+      if (err instanceof Error) Error.captureStackTrace(err, NslabResource);
+      throw err;
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }

@@ -1,0 +1,50 @@
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it } from "vitest";
+import { Namespace } from "../../sdk/namespace";
+import { NatRule } from "../../sdk/nat";
+
+// Pure SDK behaviour, without an engine: Pulumi's mocks stand in for the resource monitor.
+beforeAll(() => {
+  pulumi.runtime.setMocks(
+    {
+      newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
+      call: (args) => args.inputs,
+    },
+    "nslab-unit",
+    "unit",
+  );
+});
+
+describe("constructing a resource", () => {
+  it("leaves Error.stackTraceLimit as it found it", () => {
+    const before = Error.stackTraceLimit;
+    try {
+      Error.stackTraceLimit = 17;
+      new Namespace("limit-check");
+      expect(Error.stackTraceLimit).toBe(17);
+    } finally {
+      Error.stackTraceLimit = before;
+    }
+  });
+
+  it("gives an error thrown while constructing a stack trace that reaches the caller", () => {
+    const err = (() => {
+      try {
+        new NatRule("", { kind: "masquerade", source: "10.0.0.0/8" });
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error("constructing a resource with an empty name did not throw");
+    })();
+    expect(err.message).toMatch(/Missing resource name/);
+    expect(err.stack).toContain("construct.test.ts");
+  });
+
+  it("registers the dynamic-provider type and the provider text, as pulumi.dynamic.Resource would", async () => {
+    const ns = new Namespace("typed", { name: "typed" });
+    const urn = await new Promise<string>((resolve) => ns.urn.apply(resolve));
+    expect(urn).toMatch(/::pulumi-nodejs:dynamic\/nslab:Namespace::typed$/);
+    const provider = await new Promise<unknown>((resolve) => (ns as unknown as { __provider: pulumi.Output<unknown> }).__provider.apply(resolve));
+    expect(String(provider)).toContain('require("nslab/provider").dispatch("Namespace"');
+  });
+});
