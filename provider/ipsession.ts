@@ -32,9 +32,20 @@
  *   end with the provider (their stdin closes).
  * - A command that makes ip exit (a parse error) or hang (TIMEOUT_MS) fails that command
  *   and discards the session.
+ *
+ * Starting: sessions are not spawned by this process but by a small shell, the
+ * launcher (one per provider process). Node.js spawns by fork(), whose cost grows with
+ * the parent's memory: the provider, with @pulumi/pulumi loaded, spent 3 to 4 ms of its
+ * only thread per session (page tables copied, then its own pages faulted back in). The
+ * launcher forks from a process of a few hundred KiB instead. For each session it makes
+ * two FIFOs, which both sides open (this process opens them non-blocking, so it never
+ * waits) and then unlinks, and it reports ip's pid and exit status. The FIFOs live in a
+ * private directory that the launcher removes when it ends, which it does when this
+ * process closes its stdin (or dies).
  */
 import { ChildProcessByStdio, spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import type { Readable, Writable } from "node:stream";
 
 const SENTINEL = "nslab-sync";
@@ -80,8 +91,174 @@ function identity(netns: string | undefined): number {
   }
 }
 
-class IpSession {
+/**
+ * The launcher's script (dash or any POSIX sh). Reads "ID NETNS FAMILY" lines ("-" for
+ * none) and answers, one line each, "made ID" (the FIFOs exist), "open ID PID" (ip runs
+ * with them as stdin and stdout+stderr), "exit ID STATUS", or "fail ID". Answers from the
+ * background shells share one pipe; each is a single short write, so lines stay whole.
+ * Each session has a small shell that waits for ip, to report its exit status (127: not
+ * installed); it holds no end of the FIFOs, so ip's exit is also seen as the end of its
+ * output.
+ */
+const LAUNCHER_SCRIPT = `
+dir=$(mktemp -d "\${TMPDIR:-/tmp}/nslab-ip.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+echo "dir $dir"
+while read -r id ns fam; do
+  f=$dir/$id
+  if ! mkfifo "$f.i" "$f.o"; then echo "fail $id"; continue; fi
+  echo "made $id"
+  if [ "$ns" = - ]; then set -- ip; else set -- nsenter "--net=${NETNS_DIR}/$ns" -- ip; fi
+  if [ "$fam" != - ]; then set -- "$@" "$fam"; fi
+  sh -c 'id=$1; exec 4<"$2.i" 5>"$2.o"; shift 2
+    "$@" -force -json -details -batch - <&4 >&5 2>&5 4<&- 5>&- &
+    exec 4<&- 5>&-; echo "open $id $!"; wait $!; echo "exit $id $?"' sh "$id" "$f" "$@" &
+done
+`;
+
+interface Started {
+  input: net.Socket;
+  output: net.Socket;
+  pid: number;
+}
+
+/** A promise with its settlers. */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (err: Error) => void } {
+  let resolve!: (value: T) => void, reject!: (err: Error) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => undefined); // rejections are seen where it is awaited
+  return { promise, resolve, reject };
+}
+
+interface Launch {
+  opened?: boolean;
+  made: ReturnType<typeof deferred<void>>;
+  open: ReturnType<typeof deferred<number>>;
+  onExit: (status: number) => void;
+}
+
+class Launcher {
   private readonly child: ChildProcessByStdio<Writable, Readable, null>;
+  private readonly dir = deferred<string>();
+  private readonly launches = new Map<string, Launch>();
+  private buffer = "";
+  private next = 0;
+  private pending = 0;
+  dead = false;
+
+  constructor() {
+    this.child = spawn("sh", ["-c", LAUNCHER_SCRIPT], { stdio: ["pipe", "pipe", "ignore"], env: { ...process.env, LC_ALL: "C" } });
+    this.child.stdout.setEncoding("utf8");
+    this.child.stdout.on("data", (data: string) => {
+      this.buffer += data;
+      let end: number;
+      while ((end = this.buffer.indexOf("\n")) >= 0) {
+        this.answer(this.buffer.slice(0, end).split(" "));
+        this.buffer = this.buffer.slice(end + 1);
+      }
+    });
+    this.child.stdin.on("error", () => undefined); // seen through "close"
+    this.child.once("error", () => undefined);
+    // The launcher may go before the sessions it started: those keep its stdout open
+    // and still report their exit there.
+    this.child.once("exit", () => {
+      this.dead = true;
+      if (launcher === this) launcher = undefined;
+      const gone = new Error("the ip launcher (sh) exited");
+      this.dir.reject(gone);
+      for (const [id, launch] of this.launches) if (!launch.opened) this.fail(id, launch, gone);
+    });
+    this.child.stdout.once("close", () => {
+      for (const [id, launch] of this.launches) this.fail(id, launch, new Error("the ip launcher (sh) exited"));
+    });
+    this.setRef();
+  }
+
+  /** The FIFO directory, once the launcher has made it. */
+  dirName?: string;
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  private answer([word, id, value]: string[]): void {
+    if (word === "dir") {
+      this.dirName = id;
+      return this.dir.resolve(id);
+    }
+    const launch = this.launches.get(id);
+    if (!launch) return;
+    if (word === "made") launch.made.resolve();
+    else if (word === "open") {
+      launch.opened = true;
+      launch.open.resolve(Number(value));
+    } else if (word === "exit") {
+      this.launches.delete(id);
+      launch.onExit(Number(value));
+    } else if (word === "fail") this.fail(id, launch, new Error("the ip launcher could not make its FIFOs"));
+  }
+
+  private fail(id: string, launch: Launch, err: Error): void {
+    this.launches.delete(id);
+    launch.made.reject(err);
+    launch.open.reject(err);
+    launch.onExit(-1);
+  }
+
+  /** Keeps this process alive while a session is being started, not otherwise. */
+  private setRef(): void {
+    for (const handle of [this.child, this.child.stdin, this.child.stdout] as { ref(): void; unref(): void }[]) {
+      if (this.pending > 0) handle.ref();
+      else handle.unref();
+    }
+  }
+
+  /**
+   * Starts `[nsenter --net=NETNS_DIR/NETNS --] ip [FAMILY] -force -json -details -batch -`.
+   * `onExit` gets ip's exit status (-1 when it cannot be known), once.
+   */
+  async start(netns: string | undefined, family: string | undefined, onExit: (status: number) => void): Promise<Started> {
+    const id = String(++this.next);
+    const launch: Launch = { made: deferred(), open: deferred(), onExit };
+    this.launches.set(id, launch);
+    this.pending++;
+    this.setRef();
+    const fds: number[] = [];
+    try {
+      const dir = await this.dir.promise;
+      this.child.stdin.write(`${id} ${netns ?? "-"} ${family ?? "-"}\n`);
+      await launch.made.promise;
+      // Non-blocking opens never wait for the other side. ip's stdin is opened read-write
+      // here: a FIFO opened for writing alone fails until its reader has it open.
+      const path = `${dir}/${id}`;
+      fds.push(fs.openSync(`${path}.i`, fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
+      fds.push(fs.openSync(`${path}.o`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK));
+      const pid = await launch.open.promise;
+      fs.rmSync(`${path}.i`, { force: true });
+      fs.rmSync(`${path}.o`, { force: true });
+      const input = new net.Socket({ fd: fds[0], readable: false, writable: true });
+      const output = new net.Socket({ fd: fds[1], readable: true, writable: false });
+      return { input, output, pid };
+    } catch (err) {
+      for (const fd of fds) fs.closeSync(fd);
+      throw err;
+    } finally {
+      this.pending--;
+      if (!this.dead) this.setRef();
+    }
+  }
+}
+
+let launcher: Launcher | undefined;
+
+function theLauncher(): Launcher {
+  if (!launcher || launcher.dead) launcher = new Launcher();
+  return launcher;
+}
+
+class IpSession {
+  started?: Started;
+  private readonly ready: Promise<void>;
   private buffer = "";
   /** How far `buffer` has been searched for the waiting command's end (big dumps). */
   private searched = 0;
@@ -91,7 +268,11 @@ class IpSession {
   private busy = 0;
   private idleTimer?: NodeJS.Timeout;
   private exitCode?: number;
-  readonly exited: Promise<void>;
+  /** ip's exit status and the end of its output arrive on different pipes: both count. */
+  private status?: number;
+  private outputEnded = false;
+  private readonly gone = deferred<void>();
+  readonly exited = this.gone.promise;
   readonly born = Date.now();
   lastUsed = Date.now();
   /** Interface names this session's ip may have cached: looked up, or in a dump. */
@@ -103,29 +284,53 @@ class IpSession {
   constructor(
     readonly key: string,
     readonly identity: number,
-    argv: string[],
+    netns: string | undefined,
+    family: string | undefined,
     private readonly onGone: (session: IpSession) => void,
   ) {
-    // sh only merges stderr into stdout (so that output and errors arrive in order);
-    // the arguments reach ip as an array, never through the shell's parser.
-    this.child = spawn("sh", ["-c", 'exec "$0" "$@" 2>&1', ...argv], {
-      stdio: ["pipe", "pipe", "ignore"],
-      env: { ...process.env, LC_ALL: "C" },
-    });
-    this.exited = new Promise((resolve) => this.child.once("close", (code) => {
-      this.exitCode = code ?? -1;
-      this.finish({ text: this.buffer, exited: this.exitCode });
-      this.onGone(this);
-      resolve();
-    }));
-    this.child.once("error", () => undefined); // reported through "close"
-    this.child.stdin.on("error", () => undefined); // EPIPE after ip exited: seen through "close"
-    this.child.stdout.setEncoding("utf8");
-    this.child.stdout.on("data", (data: string) => {
-      this.buffer += data;
-      this.pump();
-    });
-    this.setRef(false);
+    this.ready = theLauncher()
+      .start(netns, family, (status) => {
+        this.status = status;
+        this.settle();
+      })
+      .then(
+        (started) => {
+          this.started = started;
+          started.input.on("error", () => undefined); // ip gone: seen through its exit
+          started.output.setEncoding("utf8");
+          started.output.on("data", (data: string) => {
+            this.buffer += data;
+            this.pump();
+          });
+          started.output.once("close", () => {
+            this.outputEnded = true;
+            this.settle();
+            // Its status comes from the shell that waits for ip: should that shell be gone
+            // too, do not wait for it forever.
+            setTimeout(() => {
+              this.status ??= -1;
+              this.settle();
+            }, 1000).unref();
+          });
+          this.setRef(this.busy > 0);
+        },
+        (err: Error) => {
+          this.buffer = `nslab: could not start ip: ${err.message}\n`;
+          this.outputEnded = true;
+          this.status ??= -1;
+          this.settle();
+        },
+      );
+  }
+
+  /** ip has exited once its status is known and its output is all read. */
+  private settle(): void {
+    if (this.exitCode !== undefined || this.status === undefined || !this.outputEnded) return;
+    this.exitCode = this.status;
+    this.finish({ text: this.buffer, exited: this.exitCode });
+    this.onGone(this);
+    this.started?.input.destroy();
+    this.gone.resolve();
   }
 
   get dead(): boolean {
@@ -141,7 +346,7 @@ class IpSession {
     this.busy++;
     clearTimeout(this.idleTimer);
     this.setRef(true);
-    const result = this.tail.then(() => this.runNow(commands));
+    const result = this.tail.then(() => this.ready).then(() => this.runNow(commands));
     this.tail = result.catch(() => undefined);
     return result.finally(() => {
       this.lastUsed = Date.now();
@@ -173,10 +378,14 @@ class IpSession {
       const chunk = await new Promise<Chunk>((done) => {
         const timer = setTimeout(() => {
           this.finish({ text: this.buffer, timedOut: true });
-          this.child.kill("SIGKILL");
+          try {
+            if (this.started) process.kill(this.started.pid, "SIGKILL");
+          } catch {
+            // exited meanwhile
+          }
         }, TIMEOUT_MS);
         this.waiting = { line: sentinel, done, timer };
-        this.child.stdin.write(`${text}\n${SENTINEL}\n`);
+        this.started?.input.write(`${text}\n${SENTINEL}\n`);
         this.pump();
       });
       if (process.env.NSLAB_DEBUG_IP) process.stderr.write(`[ip ${this.key.replace("\0", " ")}] ${own}: ${text}\n${chunk.text}${chunk.exited !== undefined ? `(exited ${chunk.exited})\n` : ""}`);
@@ -231,7 +440,8 @@ class IpSession {
 
   /** A session at rest must not keep the process alive; one at work must. */
   private setRef(on: boolean): void {
-    for (const handle of [this.child, this.child.stdin, this.child.stdout] as { ref(): void; unref(): void }[]) {
+    if (!this.started) return; // while starting, the launcher keeps the process alive
+    for (const handle of [this.started.input, this.started.output]) {
       if (on) handle.ref();
       else handle.unref();
     }
@@ -241,7 +451,7 @@ class IpSession {
   close(): Promise<void> {
     clearTimeout(this.idleTimer);
     this.onGone(this);
-    void this.tail.then(() => this.child.stdin.end());
+    void this.tail.then(() => this.ready).then(() => this.started?.input.end());
     return this.exited;
   }
 }
@@ -265,14 +475,12 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined): Ip
       const idle = [...sessions.values()].filter((s) => s.idle).sort((a, b) => a.lastUsed - b.lastUsed)[0];
       if (idle) void idle.close();
     }
-    const ip = ["ip", ...(family ? [family] : []), "-force", "-json", "-details", "-batch", "-"];
-    // nsenter rather than `ip -n`: ip -n also unshares a mount namespace (to remount
-    // /sys), a copy of every mount including each /run/netns/* bind mount, to which
-    // every later `ip netns add` and delete then propagates. With a hundred sessions
-    // alive that made each namespace cost more than the one before (N=300 spent 4.5 s
-    // in ip). nslab's ip commands use netlink only, not /sys.
-    const argv = netns === undefined ? ip : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--", ...ip];
-    found = new IpSession(key, id, argv, forget);
+    // The launcher runs nsenter rather than `ip -n`: ip -n also unshares a mount
+    // namespace (to remount /sys), a copy of every mount including each /run/netns/*
+    // bind mount, to which every later `ip netns add` and delete then propagates. With a
+    // hundred sessions alive that made each namespace cost more than the one before
+    // (N=300 spent 4.5 s in ip). nslab's ip commands use netlink only, not /sys.
+    found = new IpSession(key, id, netns, family, forget);
     sessions.set(key, found);
   }
   return found;
@@ -283,6 +491,10 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined): Ip
  * session, stopping at the first failure.
  */
 export async function runIp(commands: string[][], netns: string | undefined, family?: "-4" | "-6"): Promise<SessionResult> {
+  if (netns !== undefined && !/^[^\s/]+$/.test(netns)) {
+    // The launcher reads the name as one word of a line.
+    return { outputs: [], failure: { index: 0, text: `nslab: refusing namespace name ${JSON.stringify(netns)} (empty, or has '/' or white space)`, exitCode: -1 } };
+  }
   const first = session(netns, family);
   let result = await first.run(commands);
   if (result.failure?.stale) {
@@ -311,4 +523,15 @@ export async function closeSessions(netns: string): Promise<void> {
 /** How many sessions are open (for tests). */
 export function openSessions(): number {
   return sessions.size;
+}
+
+/** The launcher's pid and FIFO directory, and the ip pid of each open session (for tests). */
+export function inspectSessions(): { launcher?: { pid?: number; dir?: string }; sessions: { netns?: string; family?: string; pid?: number }[] } {
+  return {
+    launcher: launcher && { pid: launcher.pid, dir: launcher.dirName },
+    sessions: [...sessions.values()].map((s) => {
+      const [netns, family] = s.key.split("\0");
+      return { netns: netns || undefined, family: family || undefined, pid: s.started?.pid };
+    }),
+  };
 }

@@ -3,10 +3,12 @@
  * and failures attributed to the right command, ip's name cache never acting on a
  * stale interface, namespaces never kept alive by nslab, and recovery when ip exits.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ip, ipBatchRead, ipJson, netnsAdd, netnsDelete } from "../../provider/kernel";
-import { closeSessions, openSessions, runIp } from "../../provider/ipsession";
+import { closeSessions, inspectSessions, openSessions, runIp } from "../../provider/ipsession";
 import { ipByHand, linkByHand, uniq } from "../helpers/kernel";
 
 const ns = uniq("kis");
@@ -114,5 +116,57 @@ describe("ip sessions on the kernel", () => {
     expect(openSessions()).toBeLessThan(open);
     const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo");
     expect(lo.ifname).toBe("lo");
+  });
+
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 100 && !what(); i++) await new Promise((r) => setTimeout(r, 20));
+    return what();
+  };
+  const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+
+  it("starts sessions through the launcher and leaves no FIFO behind", async () => {
+    await ipJson(["link", "show", "dev", "lo"], ns, "lo");
+    const { launcher, sessions } = inspectSessions();
+    expect(launcher?.dir).toMatch(/nslab-ip\./);
+    expect(fs.readdirSync(launcher!.dir!)).toEqual([]);
+    const mine = sessions.find((s) => s.netns === ns)!;
+    // The session's process is ip itself, in the namespace it was asked for.
+    expect(fs.readFileSync(`/proc/${mine.pid}/cmdline`, "utf8").split("\0")[0]).toBe("ip");
+    expect(fs.readlinkSync(`/proc/${mine.pid}/ns/net`)).toBe(`net:[${fs.statSync(`/run/netns/${ns}`).ino}]`);
+  });
+
+  it("notices a session's ip killed from outside: that command fails, the next gets a fresh session", async () => {
+    await ipJson(["link", "show", "dev", "lo"], ns, "lo");
+    const { pid } = inspectSessions().sessions.find((s) => s.netns === ns)!;
+    process.kill(pid!, "SIGKILL");
+    expect(await until(() => !inspectSessions().sessions.some((s) => s.pid === pid))).toBe(true);
+    const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo");
+    expect(lo.ifname).toBe("lo");
+    expect(inspectSessions().sessions.find((s) => s.netns === ns)?.pid).not.toBe(pid);
+  });
+
+  it("starts a new launcher when the old one is gone", async () => {
+    await ipJson(["link", "show", "dev", "lo"], ns, "lo");
+    const old = inspectSessions().launcher!.pid!;
+    await closeSessions(ns);
+    process.kill(old, "SIGKILL");
+    expect(await until(() => inspectSessions().launcher?.pid !== old)).toBe(true);
+    const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo");
+    expect(lo.ifname).toBe("lo");
+    expect(inspectSessions().launcher?.pid).not.toBe(old);
+  });
+
+  it("ends the launcher, its sessions and its directory with the process that started them", async () => {
+    const script = `
+      const s = require(${JSON.stringify(path.resolve(__dirname, "../../dist/provider/ipsession.js"))});
+      s.runIp([["link", "show", "dev", "lo"]], ${JSON.stringify(ns)}).then((r) => {
+        const i = s.inspectSessions();
+        console.log(JSON.stringify({ ok: !r.failure, dir: i.launcher.dir, launcher: i.launcher.pid, ip: i.sessions[0].pid }));
+      });`;
+    const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 20_000 });
+    expect(child.status, child.stderr).toBe(0); // exits by itself: idle sessions do not hold it
+    const seen = JSON.parse(child.stdout) as { ok: boolean; dir: string; launcher: number; ip: number };
+    expect(seen.ok).toBe(true);
+    expect(await until(() => !alive(seen.ip) && !alive(seen.launcher) && !fs.existsSync(seen.dir))).toBe(true);
   });
 });
