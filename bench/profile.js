@@ -37,6 +37,7 @@ const env = {
   PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
 };
 const pulumi = (argv, extraEnv = {}) => {
+  const t0 = Date.now();
   const r = spawnSync("/usr/bin/time", ["-f", "%e %U %S", path.join(root, "scripts/pulumi"), ...argv, "--cwd", dir, "--stack", "bench"], {
     encoding: "utf8",
     env: { ...env, ...extraEnv },
@@ -44,7 +45,7 @@ const pulumi = (argv, extraEnv = {}) => {
   });
   if (r.status !== 0) throw new Error(`pulumi ${argv.join(" ")} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
   const [wall, user, sys] = r.stderr.trim().split("\n").pop().split(" ").map(Number);
-  return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000 };
+  return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, t0 };
 };
 const commands = {
   up: ["up", "--yes", "--skip-preview", "--non-interactive"],
@@ -84,3 +85,7 @@ console.log(`  program (Node.js, registers resources)  ${s(program)}`);
 console.log(`  provider (Node.js, dynamic provider)    ${s(provider)}`);
 console.log(`  ip/nft processes of the provider        ${s(spawned)}`);
 console.log(`  other Node.js processes                 ${s(otherNode)}`);
+// When each Node.js process ran, in seconds from the command's start.
+for (const p of procs.sort((a, b) => a.startMs - b.startMs)) {
+  console.log(`  ${p.role.padEnd(8)} pid ${String(p.pid).padEnd(7)} ${((p.startMs - total.t0) / 1000).toFixed(2)} s .. ${((p.endMs - total.t0) / 1000).toFixed(2)} s`);
+}
