@@ -101,7 +101,7 @@ function identity(netns: string | undefined): number {
  * output.
  */
 const LAUNCHER_SCRIPT = `
-dir=$(mktemp -d "\${TMPDIR:-/tmp}/nslab-ip.XXXXXX") || exit 1
+dir=$(mktemp -d "\${TMPDIR:-/tmp}/nslab-ip.XXXXXX") || { echo "nodir \${TMPDIR:-/tmp}"; exit 1; }
 trap 'rm -rf "$dir"' EXIT
 echo "dir $dir"
 while read -r id ns fam; do
@@ -186,6 +186,7 @@ class Launcher {
       this.dirName = id;
       return this.dir.resolve(id);
     }
+    if (word === "nodir") return this.dir.reject(new Error(`the ip launcher could not make a directory for its FIFOs in ${id}`));
     const launch = this.launches.get(id);
     if (!launch) return;
     if (word === "made") launch.made.resolve();

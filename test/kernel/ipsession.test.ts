@@ -169,4 +169,14 @@ describe("ip sessions on the kernel", () => {
     expect(seen.ok).toBe(true);
     expect(await until(() => !alive(seen.ip) && !alive(seen.launcher) && !fs.existsSync(seen.dir))).toBe(true);
   });
+
+  it("says why when the launcher cannot make its FIFO directory", () => {
+    const script = `
+      require(${JSON.stringify(path.resolve(__dirname, "../../dist/provider/ipsession.js"))})
+        .runIp([["link", "show", "dev", "lo"]], ${JSON.stringify(ns)})
+        .then((r) => console.log(JSON.stringify(r.failure)));`;
+    const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 20_000, env: { ...process.env, TMPDIR: "/nonexistent-nslab" } });
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toMatchObject({ index: 0, text: expect.stringMatching(/could not make a directory for its FIFOs in \/nonexistent-nslab/) });
+  });
 });
