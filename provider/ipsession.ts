@@ -452,7 +452,9 @@ class IpSession {
   close(): Promise<void> {
     clearTimeout(this.idleTimer);
     this.onGone(this);
-    void this.tail.then(() => this.ready).then(() => this.started?.input.end());
+    // Queued work is done, so nothing is left to write: closing ip's stdin ends it. (A
+    // FIFO has no half-close: end() would try shutdown(2), which only sockets have.)
+    void this.tail.then(() => this.ready).then(() => this.started?.input.destroy());
     return this.exited;
   }
 }
