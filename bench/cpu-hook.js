@@ -1,7 +1,8 @@
 // Preloaded into every Node.js process of a profiled run (bench/profile.js sets
 // NODE_OPTIONS): on exit, appends the process's own CPU time and that of its children
-// (`ip`, `nft`: those it waited for, and the `ip -batch` sessions still running) to
-// $NSLAB_CPU_LOG.
+// (`ip`, `nft`: those it waited for, and the `ip -batch` sessions still running), when
+// it ran, when the program registered its first resource and what the provider's
+// operations took, to $NSLAB_CPU_LOG.
 "use strict";
 const fs = require("node:fs");
 const file = process.env.NSLAB_CPU_LOG;
@@ -40,13 +41,48 @@ function liveChildrenMs() {
   walk("self");
   return ms;
 }
+// Timeline marks: in the program, when the first nslab resource is registered; in the
+// provider, each nslab operation (kind, op, start, end), summarised per kind and op.
+const marks = {};
+const ops = new Map();
+const Module = require("node:module");
+const load = Module._load;
+Module._load = function (request, ...rest) {
+  const exported = load.call(this, request, ...rest);
+  if (!marks.wrapped && exported && typeof exported.registerResource === "function" && typeof exported.readResource === "function") {
+    marks.wrapped = true;
+    const register = exported.registerResource;
+    exported.registerResource = function (...args) {
+      if (String(args[2]).startsWith("pulumi-nodejs:dynamic")) marks.firstRegisterMs ??= Date.now();
+      return register.apply(this, args);
+    };
+  }
+  if (!marks.dispatch && exported && typeof exported.dispatch === "function" && exported.kernel) {
+    marks.dispatch = true;
+    const dispatch = exported.dispatch;
+    exported.dispatch = async function (kind, op, args) {
+      const begin = Date.now();
+      try {
+        return await dispatch.call(this, kind, op, args);
+      } finally {
+        const key = `${kind} ${op}`;
+        const o = ops.get(key) ?? { n: 0, firstMs: begin, lastMs: 0, busyMs: 0 };
+        o.n++;
+        o.lastMs = Math.max(o.lastMs, Date.now());
+        o.busyMs += Date.now() - begin;
+        ops.set(key, o);
+      }
+    };
+  }
+  return exported;
+};
 function record() {
   const fields = statFields("self");
   const cpu = process.cpuUsage();
   const role = process.argv.some((a) => a.includes("dynamic-provider") || a.includes("pulumi-resource-pulumi-nodejs"))
     ? "provider"
     : process.argv.some((a) => a.includes("cmd/run")) ? "program" : "node";
-  fs.appendFileSync(file, `${JSON.stringify({ role, pid: process.pid, argv: process.argv.slice(1, 3), selfMs: Math.round((cpu.user + cpu.system) / 1000), childrenMs: (Number(fields[13]) + Number(fields[14])) * tick, liveChildrenMs: liveChildrenMs(), wallMs: Date.now() - started, startMs: Math.round(performance.timeOrigin), endMs: Date.now() })}\n`);
+  fs.appendFileSync(file, `${JSON.stringify({ role, pid: process.pid, argv: process.argv.slice(1, 3), selfMs: Math.round((cpu.user + cpu.system) / 1000), childrenMs: (Number(fields[13]) + Number(fields[14])) * tick, liveChildrenMs: liveChildrenMs(), wallMs: Date.now() - started, startMs: Math.round(performance.timeOrigin), endMs: Date.now(), firstRegisterMs: marks.firstRegisterMs, ops: Object.fromEntries(ops) })}\n`);
 }
 if (file) {
   process.on("exit", record);

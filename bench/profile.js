@@ -10,6 +10,9 @@
  * compare); refresh-only is `pulumi refresh --preview-only` (reads, no program).
  *
  * Runs up (and refresh when asked), profiles the chosen operation, then destroys.
+ * Prints the CPU split, then a timeline: when each Node.js process ran, when the program
+ * registered its first nslab resource, and the provider's operations per kind (calls, first
+ * start, last end, mean time each).
  */
 "use strict";
 const { spawnSync } = require("node:child_process");
@@ -85,7 +88,13 @@ console.log(`  program (Node.js, registers resources)  ${s(program)}`);
 console.log(`  provider (Node.js, dynamic provider)    ${s(provider)}`);
 console.log(`  ip/nft processes of the provider        ${s(spawned)}`);
 console.log(`  other Node.js processes                 ${s(otherNode)}`);
-// When each Node.js process ran, in seconds from the command's start.
+// When each Node.js process ran, in seconds from the command's start, and what the
+// provider did when.
+const at = (ms) => `${((ms - total.t0) / 1000).toFixed(2)} s`;
+console.log("timeline (from the command's start):");
 for (const p of procs.sort((a, b) => a.startMs - b.startMs)) {
-  console.log(`  ${p.role.padEnd(8)} pid ${String(p.pid).padEnd(7)} ${((p.startMs - total.t0) / 1000).toFixed(2)} s .. ${((p.endMs - total.t0) / 1000).toFixed(2)} s`);
+  console.log(`  ${p.role.padEnd(8)} pid ${String(p.pid).padEnd(7)} ${at(p.startMs)} .. ${at(p.endMs)}${p.firstRegisterMs ? `, first nslab resource registered at ${at(p.firstRegisterMs)}` : ""}`);
+  for (const [key, o] of Object.entries(p.ops ?? {}).sort((a, b) => a[1].firstMs - b[1].firstMs)) {
+    console.log(`    ${key.padEnd(20)} ${String(o.n).padStart(5)} calls, ${at(o.firstMs)} .. ${at(o.lastMs)}, ${(o.busyMs / o.n).toFixed(1)} ms each`);
+  }
 }
