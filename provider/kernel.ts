@@ -3,13 +3,13 @@
  * makes goes through this module: argument arrays (never a shell), a timeout, and errors
  * built in one place (errors.ts). `ip` commands go to a long-lived `ip -batch` process
  * per namespace (ipsession.ts); `nft` and `sysctl` are run with execa, which nothing
- * else imports.
+ * else imports. execa (ESM, with its dependencies) takes about 40 ms to load, so it is
+ * loaded when the first of those runs, not with the provider.
  *
  * It also holds the per-process snapshot cache: one `ip -details -json addr show`, one
  * `ip -json route show table all` and one `nft -j list table` per namespace, shared by
  * every resource read in the same run and dropped whenever nslab itself writes.
  */
-import { execa } from "execa";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
 import { closeSessions, NETNS_DIR, runIp } from "./ipsession";
@@ -38,6 +38,7 @@ async function run(command: string, args: string[], options: RunOptions): Promis
   const printable = [command, ...args].join(" ");
   let result;
   try {
+    const { execa } = await import("execa");
     result = await execa(command, args, {
       input: options.input,
       stdin: options.input === undefined ? "ignore" : undefined,
