@@ -56,7 +56,7 @@ const commands = {
   "refresh-only": ["refresh", "--preview-only", "--expect-no-changes", "--non-interactive"],
   destroy: ["destroy", "--yes", "--skip-preview", "--non-interactive"],
 };
-const profiled = { NODE_OPTIONS: `--require ${path.join(__dirname, "cpu-hook.js")}${process.env.CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.CPU_PROF_DIR}` : ""}`, NSLAB_CPU_LOG: cpuLog };
+const profiled = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ? `${process.env.NODE_OPTIONS} ` : ""}--require ${path.join(__dirname, "cpu-hook.js")}${process.env.CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.CPU_PROF_DIR}` : ""}`, NSLAB_CPU_LOG: cpuLog };
 
 spawnSync(path.join(root, "scripts/pulumi"), ["stack", "init", "bench", "--cwd", dir], { env });
 pulumi(["config", "set", "hosts", String(hosts)]);

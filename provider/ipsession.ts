@@ -37,11 +37,11 @@
  * launcher (one per provider process). Node.js spawns by fork(), whose cost grows with
  * the parent's memory: the provider, with @pulumi/pulumi loaded, spent 3 to 4 ms of its
  * only thread per session (page tables copied, then its own pages faulted back in). The
- * launcher forks from a process of a few hundred KiB instead. For each session it makes
- * two FIFOs, which both sides open (this process opens them non-blocking, so it never
- * waits) and then unlinks, and it reports ip's pid and exit status. The FIFOs live in a
- * private directory that the launcher removes when it ends, which it does when this
- * process closes its stdin (or dies).
+ * launcher forks from a process of a few hundred KiB instead. Each session gets two
+ * FIFOs, which both sides open (this process opens them non-blocking, so it never
+ * waits) and this process then unlinks; the launcher reports ip's pid and exit status.
+ * The FIFOs live in a private directory that the launcher removes when it ends, which it
+ * does when this process closes its stdin (or dies).
  */
 import { ChildProcessByStdio, spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -93,26 +93,41 @@ function identity(netns: string | undefined): number {
 
 /**
  * The launcher's script (dash or any POSIX sh). Reads "ID NETNS FAMILY" lines ("-" for
- * none) and answers, one line each, "made ID" (the FIFOs exist), "open ID PID" (ip runs
- * with them as stdin and stdout+stderr), "exit ID STATUS", or "fail ID". Answers from the
- * background shells share one pipe; each is a single short write, so lines stay whole.
- * Each session has a small shell that waits for ip, to report its exit status (127: not
- * installed); it holds no end of the FIFOs, so ip's exit is also seen as the end of its
- * output.
+ * none) and answers, one line each, "made ID N" (FIFOs N.i and N.o are ready), "open ID
+ * PID" (ip runs with them as stdin and stdout+stderr), "exit ID STATUS", or "fail ID".
+ * Answers from the background subshells share one pipe; each is a single short write,
+ * so lines stay whole.
+ *
+ * Per session it forks twice (a subshell, which waits for ip to report its exit status,
+ * 127 meaning not installed; and ip's own process) and executes nsenter and ip: FIFOs
+ * are made 16 pairs per mkfifo, and the subshell is no new shell. The subshell holds no
+ * end of the FIFOs once ip has them, so ip's exit is also seen as the end of its output.
+ * Subshells do not run the EXIT trap.
  */
 const LAUNCHER_SCRIPT = `
 dir=$(mktemp -d "\${TMPDIR:-/tmp}/nslab-ip.XXXXXX") || { echo "nodir \${TMPDIR:-/tmp}"; exit 1; }
 trap 'rm -rf "$dir"' EXIT
 echo "dir $dir"
+made=0 used=0
 while read -r id ns fam; do
-  f=$dir/$id
-  if ! mkfifo "$f.i" "$f.o"; then echo "fail $id"; continue; fi
-  echo "made $id"
+  if [ "$used" -ge "$made" ]; then
+    set --; j=$made
+    while [ "$j" -lt $((made + 16)) ]; do j=$((j + 1)); set -- "$@" "$dir/$j.i" "$dir/$j.o"; done
+    if ! mkfifo "$@"; then rm -f "$@"; echo "fail $id"; continue; fi
+    made=$j
+  fi
+  used=$((used + 1)); f=$dir/$used
+  echo "made $id $used"
   if [ "$ns" = - ]; then set -- ip; else set -- nsenter "--net=${NETNS_DIR}/$ns" -- ip; fi
   if [ "$fam" != - ]; then set -- "$@" "$fam"; fi
-  sh -c 'id=$1; exec 4<"$2.i" 5>"$2.o"; shift 2
+  (
+    exec 4<"$f.i" 5>"$f.o"
     "$@" -force -json -details -batch - <&4 >&5 2>&5 4<&- 5>&- &
-    exec 4<&- 5>&-; echo "open $id $!"; wait $!; echo "exit $id $?"' sh "$id" "$f" "$@" &
+    exec 4<&- 5>&-
+    echo "open $id $!"
+    wait $!
+    echo "exit $id $?"
+  ) &
 done
 `;
 
@@ -120,6 +135,8 @@ interface Started {
   input: net.Socket;
   output: net.Socket;
   pid: number;
+  /** Where its FIFOs were (DIR/N.i, DIR/N.o: unlinked once open). */
+  fifo: string;
 }
 
 /** A promise with its settlers. */
@@ -132,7 +149,8 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
 
 interface Launch {
   opened?: boolean;
-  made: ReturnType<typeof deferred<void>>;
+  /** The FIFOs' number: DIR/N.i and DIR/N.o. */
+  made: ReturnType<typeof deferred<string>>;
   open: ReturnType<typeof deferred<number>>;
   onExit: (status: number) => void;
 }
@@ -189,7 +207,7 @@ class Launcher {
     if (word === "nodir") return this.dir.reject(new Error(`the ip launcher could not make a directory for its FIFOs in ${id}`));
     const launch = this.launches.get(id);
     if (!launch) return;
-    if (word === "made") launch.made.resolve();
+    if (word === "made") launch.made.resolve(value);
     else if (word === "open") {
       launch.opened = true;
       launch.open.resolve(Number(value));
@@ -228,10 +246,10 @@ class Launcher {
     try {
       const dir = await this.dir.promise;
       this.child.stdin.write(`${id} ${netns ?? "-"} ${family ?? "-"}\n`);
-      await launch.made.promise;
+      const fifo = await launch.made.promise;
       // Non-blocking opens never wait for the other side. ip's stdin is opened read-write
       // here: a FIFO opened for writing alone fails until its reader has it open.
-      const path = `${dir}/${id}`;
+      const path = `${dir}/${fifo}`;
       fds.push(fs.openSync(`${path}.i`, fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
       fds.push(fs.openSync(`${path}.o`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK));
       const pid = await launch.open.promise;
@@ -239,7 +257,7 @@ class Launcher {
       fs.rmSync(`${path}.o`, { force: true });
       const input = new net.Socket({ fd: fds[0], readable: false, writable: true });
       const output = new net.Socket({ fd: fds[1], readable: true, writable: false });
-      return { input, output, pid };
+      return { input, output, pid, fifo: path };
     } catch (err) {
       for (const fd of fds) fs.closeSync(fd);
       throw err;
@@ -529,12 +547,12 @@ export function openSessions(): number {
 }
 
 /** The launcher's pid and FIFO directory, and the ip pid of each open session (for tests). */
-export function inspectSessions(): { launcher?: { pid?: number; dir?: string }; sessions: { netns?: string; family?: string; pid?: number }[] } {
+export function inspectSessions(): { launcher?: { pid?: number; dir?: string }; sessions: { netns?: string; family?: string; pid?: number; fifo?: string }[] } {
   return {
     launcher: launcher && { pid: launcher.pid, dir: launcher.dirName },
     sessions: [...sessions.values()].map((s) => {
       const [netns, family] = s.key.split("\0");
-      return { netns: netns || undefined, family: family || undefined, pid: s.started?.pid };
+      return { netns: netns || undefined, family: family || undefined, pid: s.started?.pid, fifo: s.started?.fifo };
     }),
   };
 }
