@@ -103,10 +103,22 @@ function identity(netns: string | undefined): number {
  * are made 16 pairs per mkfifo, and the subshell is no new shell. The subshell holds no
  * end of the FIFOs once ip has them, so ip's exit is also seen as the end of its output.
  * Subshells do not run the EXIT trap.
+ *
+ * The directory is named after the launcher's pid. The launcher removes it when it ends
+ * (its stdin closed, or a signal it can trap); one killed outright (SIGKILL, as the
+ * engine may stop a provider's whole process group) leaves it behind, and the next
+ * launcher removes every such directory whose launcher is gone.
  */
 const LAUNCHER_SCRIPT = `
-dir=$(mktemp -d "\${TMPDIR:-/tmp}/nslab-ip.XXXXXX") || { echo "nodir \${TMPDIR:-/tmp}"; exit 1; }
+tmp=\${TMPDIR:-/tmp}
+for old in "$tmp"/nslab-ip.*.*; do
+  pid=\${old#"$tmp"/nslab-ip.}; pid=\${pid%%.*}
+  case $pid in ''|*[!0-9]*) continue ;; esac
+  [ -d "$old" ] && [ ! -d "/proc/$pid" ] && rm -rf "$old"
+done
+dir=$(mktemp -d "$tmp/nslab-ip.$$.XXXXXX") || { echo "nodir $tmp"; exit 1; }
 trap 'rm -rf "$dir"' EXIT
+trap 'exit 1' HUP INT TERM PIPE
 echo "dir $dir"
 made=0 used=0
 while read -r id ns fam; do

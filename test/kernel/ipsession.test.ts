@@ -151,15 +151,19 @@ describe("ip sessions on the kernel", () => {
     expect(inspectSessions().sessions.find((s) => s.netns === ns)?.pid).not.toBe(pid);
   });
 
-  it("starts a new launcher when the old one is gone", async () => {
+  it("starts a new launcher when the old one is gone, and removes what a killed one left", async () => {
     await ipJson(["link", "show", "dev", "lo"], ns, "lo");
-    const old = inspectSessions().launcher!.pid!;
+    const { pid: old, dir: oldDir } = inspectSessions().launcher!;
+    expect(path.basename(oldDir!)).toMatch(new RegExp(`^nslab-ip\\.${old}\\.`));
     await closeSessions(ns);
-    process.kill(old, "SIGKILL");
+    process.kill(old!, "SIGKILL"); // no trap runs: its directory stays
     expect(await until(() => inspectSessions().launcher?.pid !== old)).toBe(true);
+    expect(fs.existsSync(oldDir!)).toBe(true);
     const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo");
     expect(lo.ifname).toBe("lo");
     expect(inspectSessions().launcher?.pid).not.toBe(old);
+    // The new launcher removed the directory its killed predecessor left.
+    expect(fs.existsSync(oldDir!)).toBe(false);
   });
 
   it("ends the launcher, its sessions and its directory with the process that started them", async () => {
@@ -184,5 +188,15 @@ describe("ip sessions on the kernel", () => {
     const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 20_000, env: { ...process.env, TMPDIR: "/nonexistent-nslab" } });
     expect(child.status, child.stderr).toBe(0);
     expect(JSON.parse(child.stdout)).toMatchObject({ index: 0, text: expect.stringMatching(/could not make a directory for its FIFOs in \/nonexistent-nslab/) });
+  });
+
+  it("a launcher stopped by a signal it can trap removes its directory itself", async () => {
+    await ipJson(["link", "show", "dev", "lo"], ns, "lo");
+    const { pid, dir } = inspectSessions().launcher!;
+    await closeSessions(ns);
+    process.kill(pid!, "SIGTERM");
+    expect(await until(() => !fs.existsSync(dir!))).toBe(true);
+    const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo");
+    expect(lo.ifname).toBe("lo");
   });
 });
