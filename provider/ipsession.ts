@@ -315,8 +315,8 @@ class IpSession {
   constructor(
     readonly key: string,
     readonly identity: number,
-    netns: string | undefined,
-    family: string | undefined,
+    readonly netns: string | undefined,
+    readonly family: string | undefined,
     private readonly onGone: (session: IpSession) => void,
   ) {
     this.ready = theLauncher()
@@ -419,7 +419,7 @@ class IpSession {
         this.started?.input.write(`${text}\n${SENTINEL}\n`);
         this.pump();
       });
-      if (process.env.NSLAB_DEBUG_IP) process.stderr.write(`[ip ${this.key.replace("\0", " ")}] ${own}: ${text}\n${chunk.text}${chunk.exited !== undefined ? `(exited ${chunk.exited})\n` : ""}`);
+      if (process.env.NSLAB_DEBUG_IP) process.stderr.write(`[ip ${this.netns ?? "-"} ${this.family ?? ""}] ${own}: ${text}\n${chunk.text}${chunk.exited !== undefined ? `(exited ${chunk.exited})\n` : ""}`);
       if (chunk.exited !== undefined || chunk.timedOut) {
         const text = chunk.timedOut ? `timed out after ${TIMEOUT_MS} ms` : chunk.text.replace(SENTINEL_ECHO, "");
         return { outputs, failure: { index, text, exitCode: chunk.exited ?? -1, timedOut: chunk.timedOut } };
@@ -549,8 +549,7 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
  * such a namespace open), and waits until their processes have exited.
  */
 export async function closeSessions(netns: string): Promise<void> {
-  const prefix = `${netns}\0`;
-  await Promise.all([...sessions.values()].filter((s) => s.key.startsWith(prefix) || s.holds.has(netns)).map((s) => s.close()));
+  await Promise.all([...sessions.values()].filter((s) => s.netns === netns || s.holds.has(netns)).map((s) => s.close()));
 }
 
 /** How many sessions are open (for tests). */
@@ -562,9 +561,6 @@ export function openSessions(): number {
 export function inspectSessions(): { launcher?: { pid?: number; dir?: string }; sessions: { netns?: string; family?: string; pid?: number; fifo?: string }[] } {
   return {
     launcher: launcher && { pid: launcher.pid, dir: launcher.dirName },
-    sessions: [...sessions.values()].map((s) => {
-      const [netns, family] = s.key.split("\0");
-      return { netns: netns || undefined, family: family || undefined, pid: s.started?.pid, fifo: s.started?.fifo };
-    }),
+    sessions: [...sessions.values()].map((s) => ({ netns: s.netns, family: s.family, pid: s.started?.pid, fifo: s.started?.fifo })),
   };
 }

@@ -179,23 +179,17 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
   return outputs;
 }
 
-/** Splits leading global family flags (`-4`, `-6`) off an ip command. */
-function splitFamily(args: string[]): [string[], "-4" | "-6" | undefined] {
-  return args[0] === "-4" || args[0] === "-6" ? [args.slice(1), args[0]] : [args, undefined];
-}
-
 /** The JSON a show command printed (one line; an empty list when it printed none). */
 const parseJson = <T>(text: string): T => {
   const line = text.split("\n").find((l) => l.startsWith("[") || l.startsWith("{"));
   return (line === undefined ? [] : JSON.parse(line)) as T;
 };
 
-/** Runs `ip [-n NS] ARGS` (a write: the namespace's snapshot is dropped). */
-export async function ip(args: string[], netns: Netns, subject: string): Promise<string> {
-  const [command, family] = splitFamily(args);
+/** Runs `ip [-n NS] [-4|-6] ARGS` (a write: the namespace's snapshot is dropped). */
+export async function ip(args: string[], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<string> {
   invalidate(netns);
   try {
-    return (await ipRun([command], netns, subject, family))[0];
+    return (await ipRun([args], netns, subject, family))[0];
   } finally {
     invalidate(netns);
   }
@@ -203,8 +197,7 @@ export async function ip(args: string[], netns: Netns, subject: string): Promise
 
 /** Runs `ip [-n NS] -json -details ARGS` and parses the output (a read). */
 export async function ipJson<T>(args: string[], netns: Netns, subject: string): Promise<T> {
-  const [command, family] = splitFamily(args);
-  return parseJson<T>((await ipRun([command], netns, subject, family))[0]);
+  return parseJson<T>((await ipRun([args], netns, subject))[0]);
 }
 
 /**

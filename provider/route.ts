@@ -60,7 +60,6 @@ function selector(verb: string, r: RouteInputs): string[] {
  * the namespace's ip session with everything else).
  */
 const familyFlag = (r: RouteInputs): "-6" | undefined => (r.family === "ipv6" ? "-6" : undefined);
-const withFamily = (r: RouteInputs, args: string[]): string[] => (r.family === "ipv6" ? ["-6", ...args] : args);
 
 /** Equivalent to: ip [-6] route VERB DEST [table T] [metric M] [via GW] [dev DEV] [src S] proto 151 */
 function command(verb: "add" | "replace", r: RouteInputs): string[] {
@@ -216,7 +215,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     try {
       verify(r, shown);
     } catch (err) {
-      if (!adopted) await kernel.ip(withFamily(r, delCommand(r)), r.namespace, subject(r)).catch(() => undefined);
+      if (!adopted) await kernel.ip(delCommand(r), r.namespace, subject(r), familyFlag(r)).catch(() => undefined);
       throw err;
     }
     return { id: `${r.namespace ?? ""}/${r.family}/${r.destination}/${r.table ?? MAIN_TABLE}/${r.metric ?? ""}`, outs: r };
@@ -236,7 +235,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
 
   async delete(_id, props) {
     if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
-    await kernel.ip(withFamily(props, delCommand(props)), props.namespace, subject(props)).catch((err) => {
+    await kernel.ip(delCommand(props), props.namespace, subject(props), familyFlag(props)).catch((err) => {
       // Already gone (or not ours: the proto selector matched nothing) is success.
       if (err instanceof NslabError && (err.kind === "NotFound" || /No such process/.test(err.message))) return;
       throw err;

@@ -77,6 +77,14 @@ describe("ip sessions on the kernel", () => {
     expect(lo.ifname).toBe("lo");
   });
 
+  it("refuses a namespace name the launcher could not pass as one word", async () => {
+    for (const name of ["a b", "a/b", ""]) {
+      const result = await runIp([["link", "show", "dev", "lo"]], name);
+      expect(result.failure?.text).toMatch(/refusing namespace name/);
+    }
+    await expect(ipJson(["link", "show", "dev", "lo"], "a b", "namespace a b")).rejects.toMatchObject({ kind: "CommandFailed", message: expect.stringMatching(/^namespace a b: /) });
+  });
+
   it("refuses text that ip -batch would read as a comment or a continuation", async () => {
     const result = await runIp([["link", "set", "dev", "lo", "alias", "a#b"]], ns);
     expect(result.failure?.text).toMatch(/refusing to pass/);

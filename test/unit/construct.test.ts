@@ -3,6 +3,16 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Namespace } from "../../sdk/namespace";
 import { NatRule } from "../../sdk/nat";
 
+// Pulumi's own bookkeeping of the promises it made (its leak detector): each carries the
+// stack trace taken when it was made.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const state = require("@pulumi/pulumi/runtime/state") as { getStore(): { leakCandidates: Set<{ _debugCtx?: string; _debugStackTrace?: string }> } };
+function tracesTakenBy(construct: () => void): string[] {
+  const before = new Set(state.getStore().leakCandidates);
+  construct();
+  return [...state.getStore().leakCandidates].filter((p) => !before.has(p) && p._debugCtx?.startsWith("transfer")).map((p) => p._debugStackTrace ?? "");
+}
+
 // Pure SDK behaviour, without an engine: Pulumi's mocks stand in for the resource monitor.
 beforeAll(() => {
   pulumi.runtime.setMocks(
@@ -46,5 +56,22 @@ describe("constructing a resource", () => {
     expect(urn).toMatch(/::pulumi-nodejs:dynamic\/nslab:Namespace::typed$/);
     const provider = await new Promise<unknown>((resolve) => (ns as unknown as { __provider: pulumi.Output<unknown> }).__provider.apply(resolve));
     expect(String(provider)).toContain('require("nslab/provider").dispatch("Namespace"');
+  });
+
+  it("lets Pulumi take its per-promise stack traces empty, and full with PULUMI_DEBUG_PROMISE_LEAKS", () => {
+    const saved = process.env.PULUMI_DEBUG_PROMISE_LEAKS;
+    try {
+      delete process.env.PULUMI_DEBUG_PROMISE_LEAKS;
+      const empty = tracesTakenBy(() => new Namespace("traces-off"));
+      expect(empty.length).toBeGreaterThan(0);
+      for (const trace of empty) expect(trace).not.toContain(" at ");
+      process.env.PULUMI_DEBUG_PROMISE_LEAKS = "1";
+      const full = tracesTakenBy(() => new Namespace("traces-on"));
+      expect(full.length).toBeGreaterThan(0);
+      for (const trace of full) expect(trace).toContain("construct.test.ts");
+    } finally {
+      if (saved === undefined) delete process.env.PULUMI_DEBUG_PROMISE_LEAKS;
+      else process.env.PULUMI_DEBUG_PROMISE_LEAKS = saved;
+    }
   });
 });
