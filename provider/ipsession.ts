@@ -93,8 +93,9 @@ function identity(netns: string | undefined): number {
 
 /**
  * The launcher's script (dash or any POSIX sh). Reads "ID NETNS FAMILY" lines ("-" for
- * none) and answers, one line each, "made ID N" (FIFOs N.i and N.o are ready), "open ID
- * PID" (ip runs with them as stdin and stdout+stderr), "exit ID STATUS", or "fail ID".
+ * none) and answers, one line each, "made ID N SUBSHELL" (FIFOs N.i and N.o are ready, and the
+ * subshell that will start ip is waiting for their other ends), "open ID PID" (ip runs
+ * with them as stdin and stdout+stderr), "exit ID STATUS", or "fail ID".
  * Answers from the background subshells share one pipe; each is a single short write,
  * so lines stay whole.
  *
@@ -129,7 +130,6 @@ while read -r id ns fam; do
     made=$j
   fi
   used=$((used + 1)); f=$dir/$used
-  echo "made $id $used"
   if [ "$ns" = - ]; then set -- ip; else set -- nsenter "--net=${NETNS_DIR}/$ns" -- ip; fi
   if [ "$fam" != - ]; then set -- "$@" "$fam"; fi
   (
@@ -140,6 +140,7 @@ while read -r id ns fam; do
     wait $!
     echo "exit $id $?"
   ) &
+  echo "made $id $used $!"
 done
 `;
 
@@ -161,8 +162,8 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
 
 interface Launch {
   opened?: boolean;
-  /** The FIFOs' number: DIR/N.i and DIR/N.o. */
-  made: ReturnType<typeof deferred<string>>;
+  /** The FIFOs' number (DIR/N.i and DIR/N.o) and the pid of the subshell that opens them. */
+  made: ReturnType<typeof deferred<{ fifo: string; subshell: number }>>;
   open: ReturnType<typeof deferred<number>>;
   onExit: (status: number) => void;
 }
@@ -211,7 +212,7 @@ class Launcher {
     return this.child.pid;
   }
 
-  private answer([word, id, value]: string[]): void {
+  private answer([word, id, value, extra]: string[]): void {
     if (word === "dir") {
       this.dirName = id;
       return this.dir.resolve(id);
@@ -219,7 +220,7 @@ class Launcher {
     if (word === "nodir") return this.dir.reject(new Error(`the ip launcher could not make a directory for its FIFOs in ${id}`));
     const launch = this.launches.get(id);
     if (!launch) return;
-    if (word === "made") launch.made.resolve(value);
+    if (word === "made") launch.made.resolve({ fifo: value, subshell: Number(extra) });
     else if (word === "open") {
       launch.opened = true;
       launch.open.resolve(Number(value));
@@ -234,6 +235,23 @@ class Launcher {
     launch.made.reject(err);
     launch.open.reject(err);
     launch.onExit(-1);
+  }
+
+  /**
+   * Gives up a session whose FIFOs the provider could not open: stops the subshell
+   * waiting for them (only if it still is the launcher's child) and removes the pair.
+   */
+  private abandon(id: string, path: string, subshell: number): void {
+    this.launches.delete(id);
+    try {
+      const stat = fs.readFileSync(`/proc/${subshell}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (parent === this.child.pid) process.kill(subshell, "SIGKILL");
+    } catch {
+      // gone already
+    }
+    fs.rmSync(`${path}.i`, { force: true });
+    fs.rmSync(`${path}.o`, { force: true });
   }
 
   /** Keeps this process alive while a session is being started, not otherwise. */
@@ -255,15 +273,18 @@ class Launcher {
     this.pending++;
     this.setRef();
     const fds: number[] = [];
+    let made: { path: string; subshell: number } | undefined;
     try {
       const dir = await this.dir.promise;
       this.child.stdin.write(`${id} ${netns ?? "-"} ${family ?? "-"}\n`);
-      const fifo = await launch.made.promise;
+      const { fifo, subshell } = await launch.made.promise;
       // Non-blocking opens never wait for the other side. ip's stdin is opened read-write
       // here: a FIFO opened for writing alone fails until its reader has it open.
       const path = `${dir}/${fifo}`;
+      made = { path, subshell };
       fds.push(fs.openSync(`${path}.i`, fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
       fds.push(fs.openSync(`${path}.o`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK));
+      made = undefined; // the subshell can go on now
       const pid = await launch.open.promise;
       fs.rmSync(`${path}.i`, { force: true });
       fs.rmSync(`${path}.o`, { force: true });
@@ -272,6 +293,12 @@ class Launcher {
       return { input, output, pid, fifo: path };
     } catch (err) {
       for (const fd of fds) fs.closeSync(fd);
+      if (made) {
+        // The FIFOs could not be opened (too many open files, say): the subshell would
+        // wait for their other ends forever, and nobody else will use the pair.
+        this.abandon(id, made.path, made.subshell);
+        throw new Error(`could not open the FIFOs of an ip session: ${(err as Error).message}`);
+      }
       throw err;
     } finally {
       this.pending--;

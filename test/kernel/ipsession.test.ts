@@ -198,6 +198,51 @@ describe("ip sessions on the kernel", () => {
     expect(JSON.parse(child.stdout)).toMatchObject({ index: 0, text: expect.stringMatching(/could not make a directory for its FIFOs in \/nonexistent-nslab/) });
   });
 
+  it("gives up a session whose FIFOs it cannot open (too many open files): no subshell left waiting, no FIFO left", () => {
+    // In a child process: one session, then file descriptors used up but one, so that
+    // the next session's first FIFO opens and its second fails with EMFILE.
+    const script = `
+      const fs = require("node:fs");
+      const { spawnSync } = require("node:child_process");
+      const s = require(${JSON.stringify(path.resolve(__dirname, "../../dist/provider/ipsession.js"))});
+      const children = (pid) => fs.readdirSync("/proc/" + pid + "/task").flatMap((t) => fs.readFileSync("/proc/" + pid + "/task/" + t + "/children", "utf8").trim().split(" ").filter(Boolean));
+      (async () => {
+        const first = await s.runIp([["link", "show", "dev", "lo"]], ${JSON.stringify(ns)});
+        const fds = fs.readdirSync("/proc/self/fd").map(Number);
+        const limit = Math.max(...fds) + 64;
+        const lowered = spawnSync("prlimit", ["--pid", String(process.pid), "--nofile=" + limit + ":"]);
+        if (lowered.status !== 0) throw new Error("prlimit: " + lowered.stderr);
+        const filler = [];
+        for (;;) { try { filler.push(fs.openSync("/dev/null", "r")); } catch { break; } }
+        fs.closeSync(filler.pop()); // exactly one descriptor free
+        const failed = await s.runIp([["link", "show", "dev", "lo"]], ${JSON.stringify(ns)}, "-6");
+        for (const fd of filler) fs.closeSync(fd);
+        const { launcher } = s.inspectSessions();
+        // Each live child of the launcher is a subshell waiting for its ip: none without
+        // one (a stopped subshell is a zombie until the launcher reaps it).
+        const live = (pid) => { try { return !/^State:\\s+Z/m.test(fs.readFileSync("/proc/" + pid + "/status", "utf8")); } catch { return false; } };
+        let waiting;
+        for (let i = 0; i < 50; i++) {
+          waiting = children(launcher.pid).filter((sub) => live(sub) && children(sub).length === 0);
+          if (waiting.length === 0) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const left = fs.readdirSync(launcher.dir);
+        const again = await s.runIp([["link", "show", "dev", "lo"]], ${JSON.stringify(ns)}, "-6");
+        console.log(JSON.stringify({ first: !first.failure, failed: failed.failure, waiting, left, again: !again.failure }));
+      })();`;
+    const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 20_000 });
+    expect(child.status, child.stderr).toBe(0);
+    const seen = JSON.parse(child.stdout) as { first: boolean; failed: { text: string }; waiting: string[]; left: string[]; again: boolean };
+    expect(seen.first).toBe(true);
+    expect(seen.failed.text).toMatch(/could not open the FIFOs of an ip session: EMFILE/);
+    expect(seen.waiting).toEqual([]);
+    // The first session used pair 1 (unlinked once open), the failed one pair 2.
+    expect(seen.left).not.toContain("2.i");
+    expect(seen.left).not.toContain("2.o");
+    expect(seen.again).toBe(true);
+  });
+
   it("a launcher stopped by a signal it can trap removes its directory itself", async () => {
     await ipJson(["link", "show", "dev", "lo"], ns, "lo");
     const { pid, dir } = inspectSessions().launcher!;
