@@ -50,10 +50,28 @@ import type { Readable, Writable } from "node:stream";
 
 const SENTINEL = "nslab-sync";
 const SENTINEL_ECHO = `Object "${SENTINEL}" is unknown, try "ip help".\n`;
-const IDLE_MS = 10_000;
-const MAX_AGE_MS = 60_000;
-const MAX_SESSIONS = 512;
-const TIMEOUT_MS = 30_000;
+
+/**
+ * A limit of the sessions, from the environment of the provider process (which the
+ * engine passes on from `pulumi`'s), or its default. Anything but a positive whole
+ * number is refused, naming the variable, rather than silently replaced.
+ */
+export function limit(variable: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+  const text = env[variable];
+  if (text === undefined || text === "") return fallback;
+  if (!/^[1-9][0-9]*$/.test(text.trim())) {
+    throw new Error(`${variable} must be a positive whole number (it is ${JSON.stringify(text)}); unset it for the default, ${fallback}`);
+  }
+  return Number(text.trim());
+}
+/** A session without work for this long closes (NSLAB_IP_IDLE_MS, default 10 s). */
+const IDLE_MS = limit("NSLAB_IP_IDLE_MS", 10_000);
+/** A session this old is replaced at its next use (NSLAB_IP_MAX_AGE_MS, default 60 s). */
+const MAX_AGE_MS = limit("NSLAB_IP_MAX_AGE_MS", 60_000);
+/** At most this many sessions stay open (NSLAB_IP_MAX_SESSIONS, default 512). */
+const MAX_SESSIONS = limit("NSLAB_IP_MAX_SESSIONS", 512);
+/** A command that takes longer fails and its ip is killed (NSLAB_IP_TIMEOUT_MS, default 30 s). */
+const TIMEOUT_MS = limit("NSLAB_IP_TIMEOUT_MS", 30_000);
 /** Where `ip netns` keeps named namespaces. */
 export const NETNS_DIR = "/run/netns";
 

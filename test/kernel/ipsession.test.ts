@@ -243,6 +243,89 @@ describe("ip sessions on the kernel", () => {
     expect(seen.again).toBe(true);
   });
 
+  /** Runs `body` (JavaScript, with `s` the session module and `ns` the namespace) in a child process with `env`; returns what it printed as JSON. */
+  const inChild = (body: string, env: Record<string, string>) => {
+    const script = `
+      const fs = require("node:fs");
+      const s = require(${JSON.stringify(path.resolve(__dirname, "../../dist/provider/ipsession.js"))});
+      const ns = ${JSON.stringify(ns)};
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const alive = (pid) => { try { return !/^State:\\s+Z/m.test(fs.readFileSync("/proc/" + pid + "/status", "utf8")); } catch { return false; } };
+      const pidOf = (netns, family) => s.inspectSessions().sessions.find((x) => x.netns === netns && x.family === family)?.pid;
+      (async () => { ${body} })().then((r) => console.log(JSON.stringify(r)));`;
+    const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 20_000, env: { ...process.env, ...env } });
+    expect(child.status, child.stderr).toBe(0);
+    return JSON.parse(child.stdout);
+  };
+
+  it("closes a session left idle for NSLAB_IP_IDLE_MS", () => {
+    const seen = inChild(
+      `await s.runIp([["link", "show", "dev", "lo"]], ns);
+       const pid = pidOf(ns, undefined);
+       await sleep(100);
+       const early = { open: s.openSessions(), alive: alive(pid) };
+       for (let i = 0; i < 100 && alive(pid); i++) await sleep(20);
+       return { early, open: s.openSessions(), alive: alive(pid) };`,
+      { NSLAB_IP_IDLE_MS: "400" },
+    );
+    expect(seen.early).toEqual({ open: 1, alive: true });
+    expect(seen).toMatchObject({ open: 0, alive: false });
+  });
+
+  it("replaces a session older than NSLAB_IP_MAX_AGE_MS at its next use", () => {
+    const seen = inChild(
+      `await s.runIp([["link", "show", "dev", "lo"]], ns);
+       const first = pidOf(ns, undefined);
+       await s.runIp([["link", "show", "dev", "lo"]], ns);
+       const same = pidOf(ns, undefined) === first;
+       await sleep(400);
+       const r = await s.runIp([["link", "show", "dev", "lo"]], ns);
+       const second = pidOf(ns, undefined);
+       for (let i = 0; i < 100 && alive(first); i++) await sleep(20);
+       return { same, replaced: second !== first, ok: !r.failure, firstAlive: alive(first), open: s.openSessions() };`,
+      { NSLAB_IP_MAX_AGE_MS: "300" },
+    );
+    expect(seen).toEqual({ same: true, replaced: true, ok: true, firstAlive: false, open: 1 });
+  });
+
+  it("keeps at most NSLAB_IP_MAX_SESSIONS open, closing the least recently used", () => {
+    const seen = inChild(
+      `const run = (netns, family) => s.runIp([["link", "show", "dev", "lo"]], netns, family);
+       await run(ns, undefined);
+       const oldest = pidOf(ns, undefined);
+       await run(ns, "-6");
+       await run(undefined, undefined);
+       for (let i = 0; i < 100 && alive(oldest); i++) await sleep(20);
+       const r = await run(ns, "-6"); // still open, so no other session is closed
+       return { open: s.openSessions(), oldestAlive: alive(oldest), ok: !r.failure, kept: s.inspectSessions().sessions.map((x) => (x.netns ?? "-") + " " + (x.family ?? "-")).sort() };`,
+      { NSLAB_IP_MAX_SESSIONS: "2" },
+    );
+    expect(seen).toEqual({ open: 2, oldestAlive: false, ok: true, kept: ["- -", `${ns} -6`].sort() });
+  });
+
+  it("fails a command that takes longer than NSLAB_IP_TIMEOUT_MS, kills its ip, and the next command gets a fresh session", () => {
+    const seen = inChild(
+      `await s.runIp([["link", "show", "dev", "lo"]], ns);
+       const first = pidOf(ns, undefined);
+       const hung = await s.runIp([["monitor", "link"]], ns); // never ends by itself
+       for (let i = 0; i < 100 && alive(first); i++) await sleep(20);
+       const r = await s.runIp([["link", "show", "dev", "lo"]], ns);
+       return { failure: hung.failure, firstAlive: alive(first), ok: !r.failure, fresh: pidOf(ns, undefined) !== first };`,
+      { NSLAB_IP_TIMEOUT_MS: "300" },
+    );
+    expect(seen.failure).toMatchObject({ index: 0, timedOut: true, text: "timed out after 300 ms" });
+    expect(seen).toMatchObject({ firstAlive: false, ok: true, fresh: true });
+  });
+
+  it("refuses a limit that is not a positive whole number, naming the variable", () => {
+    const child = spawnSync(process.execPath, ["-e", `require(${JSON.stringify(path.resolve(__dirname, "../../dist/provider/ipsession.js"))})`], {
+      encoding: "utf8",
+      env: { ...process.env, NSLAB_IP_TIMEOUT_MS: "30s" },
+    });
+    expect(child.status).not.toBe(0);
+    expect(child.stderr).toContain('NSLAB_IP_TIMEOUT_MS must be a positive whole number (it is "30s"); unset it for the default, 30000');
+  });
+
   it("a launcher stopped by a signal it can trap removes its directory itself", async () => {
     await ipJson(["link", "show", "dev", "lo"], ns, "lo");
     const { pid, dir } = inspectSessions().launcher!;
