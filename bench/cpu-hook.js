@@ -48,7 +48,19 @@ const ops = new Map();
 const Module = require("node:module");
 const load = Module._load;
 Module._load = function (request, ...rest) {
-  const exported = load.call(this, request, ...rest);
+  let exported = load.call(this, request, ...rest);
+  // The provider process: when its host had loaded (the main module's requires done)
+  // and when it first turned a resource's provider text into a provider (the first
+  // check or read it served), whatever the provider (nslab's or bench/floor's).
+  if (rest[1] === true && /dynamic-provider/.test(request)) marks.hostLoadedMs = Date.now();
+  if (request === "require-from-string" && !marks.fromString) {
+    marks.fromString = true;
+    const fromString = exported;
+    exported = function (...args) {
+      marks.firstProviderCallMs ??= Date.now();
+      return fromString.apply(this, args);
+    };
+  }
   if (!marks.wrapped && exported && typeof exported.registerResource === "function" && typeof exported.readResource === "function") {
     marks.wrapped = true;
     const register = exported.registerResource;
@@ -82,7 +94,7 @@ function record() {
   const role = process.argv.some((a) => a.includes("dynamic-provider") || a.includes("pulumi-resource-pulumi-nodejs"))
     ? "provider"
     : process.argv.some((a) => a.includes("cmd/run")) ? "program" : "node";
-  fs.appendFileSync(file, `${JSON.stringify({ role, pid: process.pid, argv: process.argv.slice(1, 3), selfMs: Math.round((cpu.user + cpu.system) / 1000), childrenMs: (Number(fields[13]) + Number(fields[14])) * tick, liveChildrenMs: liveChildrenMs(), wallMs: Date.now() - started, startMs: Math.round(performance.timeOrigin), endMs: Date.now(), firstRegisterMs: marks.firstRegisterMs, ops: Object.fromEntries(ops) })}\n`);
+  fs.appendFileSync(file, `${JSON.stringify({ role, pid: process.pid, argv: process.argv.slice(1, 3), selfMs: Math.round((cpu.user + cpu.system) / 1000), childrenMs: (Number(fields[13]) + Number(fields[14])) * tick, liveChildrenMs: liveChildrenMs(), wallMs: Date.now() - started, startMs: Math.round(performance.timeOrigin), endMs: Date.now(), firstRegisterMs: marks.firstRegisterMs, hostLoadedMs: marks.hostLoadedMs, firstProviderCallMs: marks.firstProviderCallMs, ops: Object.fromEntries(ops) })}\n`);
 }
 if (file) {
   process.on("exit", record);

@@ -22,7 +22,9 @@ const inputs = argv.filter((_, i) => i !== outAt && i !== outAt + 1);
 const byN = new Map();
 for (const file of inputs) for (const row of JSON.parse(fs.readFileSync(file, "utf8")).summary) byN.set(row.n, row);
 const rows = [...byN.values()].sort((a, b) => a.n - b.n);
-const data = rows.map((r) => `${r.n} ${r["nslab.up"] / 1000} ${r["ip-single.up"] / 1000} ${r["ip-batch.up"] / 1000}`).join("\n");
+// Pulumi's floor (bench/floor) is drawn when every row has it (older result files do not).
+const floor = rows.every((r) => r["floor.up"] !== undefined);
+const data = rows.map((r) => `${r.n} ${r["nslab.up"] / 1000} ${r["ip-single.up"] / 1000} ${r["ip-batch.up"] / 1000} ${floor ? r["floor.up"] / 1000 : 0}`).join("\n");
 const script = [
   "set terminal png size 800,500",
   `set output '${out}'`,
@@ -34,7 +36,7 @@ const script = [
   "$data << EOD",
   data,
   "EOD",
-  "plot $data using 1:2 with linespoints lw 2 title 'nslab (pulumi up)', $data using 1:3 with linespoints lw 2 title 'ip, one process per operation', $data using 1:4 with linespoints lw 2 title 'ip -batch'",
+  "plot $data using 1:2 with linespoints lw 2 title 'nslab (pulumi up)', $data using 1:3 with linespoints lw 2 title 'ip, one process per operation', $data using 1:4 with linespoints lw 2 title 'ip -batch'" + (floor ? ", $data using 1:5 with linespoints lw 2 dt 2 title 'Pulumi floor (provider doing nothing)'" : ""),
 ].join("\n");
 const r = spawnSync("gnuplot", [], { input: script, encoding: "utf8" });
 if (r.error || r.status !== 0) {

@@ -4,7 +4,10 @@
  * split between the Pulumi engine (Go: CLI and language host), the Node.js program, the
  * provider process and the processes it spawns (`ip`, `nft`). Inside the sandbox.
  *
- *   bench/profile.js [--hosts 100] [--op up|refresh|refresh-only|destroy]
+ *   bench/profile.js [--hosts 100] [--op up|refresh|refresh-only|destroy] [--program lab|floor]
+ *
+ * --program floor profiles bench/floor instead of the lab: the same resources served by
+ * a provider that does nothing (Pulumi's own cost).
  *
  * refresh is `pulumi preview --refresh` (reads every object, then runs the program to
  * compare); refresh-only is `pulumi refresh --preview-only` (reads, no program).
@@ -24,12 +27,13 @@ const { root, parseArgs, enterSandbox } = require("./common");
 const args = parseArgs();
 const hosts = Number(args.hosts ?? 100);
 const op = args.op ?? "up";
+const programDir = args.program ?? "lab";
 enterSandbox(__filename);
 
 const work = path.join(root, "bench/.work");
 fs.mkdirSync(work, { recursive: true });
 const dir = fs.mkdtempSync(path.join(work, `profile-${hosts}-`));
-for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench/lab", f), path.join(dir, f));
+for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench", programDir, f), path.join(dir, f));
 fs.mkdirSync(`${dir}/state`);
 const cpuLog = path.join(dir, "cpu.jsonl");
 const env = {
@@ -93,7 +97,7 @@ console.log(`  other Node.js processes                 ${s(otherNode)}`);
 const at = (ms) => `${((ms - total.t0) / 1000).toFixed(2)} s`;
 console.log("timeline (from the command's start):");
 for (const p of procs.sort((a, b) => a.startMs - b.startMs)) {
-  console.log(`  ${p.role.padEnd(8)} pid ${String(p.pid).padEnd(7)} ${at(p.startMs)} .. ${at(p.endMs)}${p.firstRegisterMs ? `, first nslab resource registered at ${at(p.firstRegisterMs)}` : ""}`);
+  console.log(`  ${p.role.padEnd(8)} pid ${String(p.pid).padEnd(7)} ${at(p.startMs)} .. ${at(p.endMs)}${p.firstRegisterMs ? `, first nslab resource registered at ${at(p.firstRegisterMs)}` : ""}${p.hostLoadedMs ? `, host loaded at ${at(p.hostLoadedMs)}` : ""}${p.firstProviderCallMs ? `, first call at ${at(p.firstProviderCallMs)}` : ""}`);
   for (const [key, o] of Object.entries(p.ops ?? {}).sort((a, b) => a[1].firstMs - b[1].firstMs)) {
     console.log(`    ${key.padEnd(20)} ${String(o.n).padStart(5)} calls, ${at(o.firstMs)} .. ${at(o.lastMs)}, ${(o.busyMs / o.n).toFixed(1)} ms each`);
   }

@@ -3,6 +3,9 @@
  * Benchmark: nslab against shell scripts on the same lab (bench/lab and bench/lab.sh),
  * inside the sandbox. Prints a table of medians, ratios and the provider's peak memory,
  * and writes the raw figures as JSON. Speed is reported here, never asserted in tests.
+ * Also measures Pulumi's floor (bench/floor): the same resources served by a provider
+ * that does nothing, i.e. what the engine, the program and the provider process cost
+ * before nslab does any work.
  *
  *   bench/run.js [--sizes 10,100,300] [--runs 3] [--out bench/results]
  */
@@ -51,9 +54,10 @@ function peakProviderKiB() {
   return Math.max(...lines.map((l) => JSON.parse(l).maxRssKiB));
 }
 
-function nslabRun(n) {
-  const dir = fs.mkdtempSync(path.join(work, `lab-${n}-`));
-  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench/lab", f), path.join(dir, f));
+/** One up, refresh, refresh-only and destroy of a bench program (bench/lab or bench/floor). */
+function pulumiRun(n, program) {
+  const dir = fs.mkdtempSync(path.join(work, `${program}-${n}-`));
+  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench", program, f), path.join(dir, f));
   const env = {
     PULUMI_BACKEND_URL: `file://${dir}/state`,
     PULUMI_CONFIG_PASSPHRASE: "",
@@ -99,7 +103,7 @@ const median = (xs) => {
 const raw = { date: new Date().toISOString(), runs, sizes, machine: { cpus: require("node:os").cpus().length, kernel: require("node:os").release() }, results: [] };
 for (const n of sizes) {
   for (let r = 0; r < runs; r++) {
-    for (const [tool, fn] of [["nslab", () => nslabRun(n)], ["ip-single", () => scriptRun(n, "single")], ["ip-batch", () => scriptRun(n, "batch")]]) {
+    for (const [tool, fn] of [["nslab", () => pulumiRun(n, "lab")], ["floor", () => pulumiRun(n, "floor")], ["ip-single", () => scriptRun(n, "single")], ["ip-batch", () => scriptRun(n, "batch")]]) {
       const res = fn();
       raw.results.push({ n, run: r, tool, ...res });
       process.stderr.write(`N=${n} run ${r + 1}/${runs} ${tool}: up ${res.up.toFixed(0)} ms, refresh ${res.refresh.toFixed(0)} ms${res.refreshOnly ? `, refresh-only ${res.refreshOnly.toFixed(0)} ms` : ""}, destroy ${res.destroy.toFixed(0)} ms${res.residue ? `, LEFT ${res.residue}` : ""}\n`);
@@ -110,7 +114,7 @@ for (const n of sizes) {
 const summary = [];
 for (const n of sizes) {
   const row = { n };
-  for (const tool of ["nslab", "ip-single", "ip-batch"]) {
+  for (const tool of ["nslab", "floor", "ip-single", "ip-batch"]) {
     const rs = raw.results.filter((x) => x.n === n && x.tool === tool);
     for (const op of ["up", "refresh", "refreshOnly", "destroy"]) row[`${tool}.${op}`] = median(rs.map((x) => x[op] ?? x.refresh));
     if (tool === "nslab") row.peakKiB = Math.max(...rs.flatMap((x) => [x.upPeakKiB, x.refreshPeakKiB, x.refreshOnlyPeakKiB, x.destroyPeakKiB].filter(Boolean)));
@@ -125,27 +129,32 @@ fs.writeFileSync(file, JSON.stringify(raw, null, 2));
 const f = (ms) => (ms / 1000).toFixed(2).padStart(7);
 console.log(`\nnslab benchmark: medians of ${runs} runs, seconds (lab: N namespaces on a bridge, veth, address, default route; forwarding; 1 NAT rule)\n`);
 console.log("refresh: pulumi preview --refresh (reads, then runs the program); refresh-only: pulumi refresh --preview-only (reads);");
-console.log("for the scripts both are one dump of links and routes per namespace plus the ruleset.\n");
-console.log("    N | op           |   nslab | ip/op   | ip-batch | nslab/ip-op | nslab/batch");
-console.log("------+--------------+---------+---------+----------+-------------+------------");
+console.log("for the scripts both are one dump of links and routes per namespace plus the ruleset.");
+console.log("floor: the same resources with a dynamic provider that does nothing (Pulumi's own cost); nslab-floor: what nslab adds.\n");
+console.log("    N | op           |   nslab |   floor | nslab-floor | ip/op   | ip-batch | nslab/ip-op | nslab/batch");
+console.log("------+--------------+---------+---------+-------------+---------+----------+-------------+------------");
 const label = { up: "up", refresh: "refresh", refreshOnly: "refresh-only", destroy: "destroy" };
 for (const row of summary) {
   for (const op of ["up", "refresh", "refreshOnly", "destroy"]) {
-    const a = row[`nslab.${op}`], b = row[`ip-single.${op}`], c = row[`ip-batch.${op}`];
-    console.log(`${String(row.n).padStart(5)} | ${label[op].padEnd(12)} | ${f(a)} | ${f(b)} | ${f(c).padStart(8)} | ${(a / b).toFixed(1).padStart(10)}x | ${(a / c).toFixed(1).padStart(9)}x`);
+    const a = row[`nslab.${op}`], b = row[`ip-single.${op}`], c = row[`ip-batch.${op}`], z = row[`floor.${op}`];
+    console.log(`${String(row.n).padStart(5)} | ${label[op].padEnd(12)} | ${f(a)} | ${f(z)} | ${f(a - z).padStart(11)} | ${f(b)} | ${f(c).padStart(8)} | ${(a / b).toFixed(1).padStart(10)}x | ${(a / c).toFixed(1).padStart(9)}x`);
   }
 }
 console.log("\nprovider process peak memory (max RSS): " + summary.map((r) => `N=${r.n}: ${(r.peakKiB / 1024).toFixed(0)} MiB`).join(", "));
 console.log("per host, nslab up: " + summary.map((r) => `N=${r.n}: ${(r["nslab.up"] / r.n).toFixed(1)} ms`).join(", "));
-const leftovers = summary.reduce((s, r) => s + r["nslab.leftovers"] + r["ip-single.leftovers"] + r["ip-batch.leftovers"], 0);
+const leftovers = summary.reduce((s, r) => s + r["nslab.leftovers"] + r["floor.leftovers"] + r["ip-single.leftovers"] + r["ip-batch.leftovers"], 0);
 console.log(`left after destroy: ${leftovers === 0 ? "nothing, every run" : `${leftovers} runs left objects (see JSON)`}`);
 
 const at100 = summary.find((r) => r.n === 100);
 if (at100) {
   console.log("\ngoals (reported, not asserted):");
   console.log(`  up at N=100 within 2x of one ip process per operation: ${(at100["nslab.up"] / at100["ip-single.up"]).toFixed(1)}x -> ${at100["nslab.up"] <= 2 * at100["ip-single.up"] ? "met" : "NOT met"}`);
+  const floorRatio = at100["floor.up"] / at100["ip-single.up"];
+  console.log(`    Pulumi's floor (a provider that does nothing) alone is ${floorRatio.toFixed(1)}x that script${floorRatio > 2 ? ": no dynamic provider can meet this goal here" : ""}; nslab adds ${f(at100["nslab.up"] - at100["floor.up"]).trim()} s to it (the script: ${f(at100["ip-single.up"]).trim()} s)`);
   for (const [op, what] of [["refresh", "pulumi preview --refresh"], ["refreshOnly", "pulumi refresh --preview-only"]]) {
-    console.log(`  no-change refresh (${what}) faster than the one-process-per-operation script's up: ${f(at100[`nslab.${op}`])} s vs ${f(at100["ip-single.up"])} s -> ${at100[`nslab.${op}`] < at100["ip-single.up"] ? "met" : "NOT met"}`);
+    console.log(`  no-change refresh (${what}) faster than the one-process-per-operation script's up: ${f(at100[`nslab.${op}`]).trim()} s vs ${f(at100["ip-single.up"]).trim()} s -> ${at100[`nslab.${op}`] < at100["ip-single.up"] ? "met" : "NOT met"}`);
+    const floor = at100[`floor.${op}`];
+    console.log(`    Pulumi's floor for it: ${f(floor).trim()} s${floor >= at100["ip-single.up"] ? ": no dynamic provider can meet this goal here" : ""}; nslab adds ${f(at100[`nslab.${op}`] - floor).trim()} s`);
   }
 }
 if (summary.length > 1) {
