@@ -12,6 +12,15 @@ import * as pulumi from "@pulumi/pulumi";
  * work before the first resource can be registered. This text is written once, here.
  */
 export function providerModule(kind: string): string {
+  let text = providerTexts.get(kind);
+  if (text === undefined) providerTexts.set(kind, (text = writeProviderModule(kind)));
+  return text;
+}
+
+/** One text per kind, made once per program run. */
+const providerTexts = new Map<string, string>();
+
+function writeProviderModule(kind: string): string {
   const k = JSON.stringify(kind);
   return [
     `// nslab ${kind} provider: runs the installed nslab's provider (require by package name, at call time).`,
