@@ -1,6 +1,8 @@
 /**
- * Drift reports: what `pulumi preview --refresh --json` says, per resource and per
- * property, in words a person reads in a CI log.
+ * Drift reports: what `pulumi preview --refresh --json` (the live lab against the
+ * program) or the engine events of `pulumi refresh --preview-only` (the live lab against
+ * the stack's state, without running the program) say, per resource and per property,
+ * in words a person reads in a CI log.
  */
 
 /** One step of `pulumi preview --json` (the fields the report reads). */
@@ -27,7 +29,7 @@ export interface PropertyDrift {
   property: string;
   /** Its value in the live system (after refresh). */
   live: unknown;
-  /** Its value in the program. */
+  /** Its value in the program (compared with the stack's state: the recorded value). */
   program: unknown;
 }
 
@@ -105,21 +107,65 @@ export function driftFromPreview(preview: { steps?: PreviewStep[] }): ResourceDr
   return out;
 }
 
+/**
+ * One engine event of `pulumi refresh --preview-only --event-log FILE` (one JSON object
+ * per line; the fields the report reads). A `resOutputsEvent` says how a resource's
+ * refresh ended: op "same", "update" (the live object differs: `old` is the state,
+ * `new` what was read) or "delete" (the object is gone).
+ */
+export interface EngineEvent {
+  resOutputsEvent?: { metadata: { op: string; urn: string; old?: StepState; new?: StepState } };
+  diagnosticEvent?: { severity: string; message: string; urn?: string };
+}
+
+/**
+ * Reads the events of `pulumi refresh --preview-only` into a per-resource report of how
+ * the live lab differs from the stack's state (what the last `pulumi up` made).
+ */
+export function driftFromRefreshEvents(events: EngineEvent[]): ResourceDrift[] {
+  const seen = new Set<string>();
+  const out: ResourceDrift[] = [];
+  for (const event of events) {
+    const meta = event.resOutputsEvent?.metadata;
+    const change = meta && ({ update: "update", delete: "create" } as const)[meta.op as "update" | "delete"];
+    if (!meta || !change || seen.has(meta.urn)) continue;
+    seen.add(meta.urn);
+    const parts = meta.urn.split("::");
+    out.push({
+      change,
+      type: (parts[2] ?? "").split(":").pop() ?? "",
+      name: parts[3] ?? meta.urn,
+      urn: meta.urn,
+      properties: change === "update" ? propertyDrift(meta.new?.inputs, meta.old?.inputs) : [],
+    });
+  }
+  return out;
+}
+
 const show = (v: unknown) => (v === undefined ? "(unset)" : JSON.stringify(v));
 
-/** The report as text: one block per resource, one line per property. */
-export function formatDrift(drift: ResourceDrift[]): string {
-  if (drift.length === 0) return "no drift: the live lab matches the program";
-  const lines = [`drift: ${drift.length} resource${drift.length === 1 ? " differs" : "s differ"} from the program`];
+/**
+ * The report as text: one block per resource, one line per property. `against` says what
+ * the live values were compared with: the program (`preview --refresh`), or the stack's
+ * state, i.e. what the last `pulumi up` recorded (`refresh --preview-only`).
+ */
+export function formatDrift(drift: ResourceDrift[], against: "program" | "state" = "program"): string {
+  const other = against === "program" ? "the program" : "the stack's state (the last pulumi up)";
+  if (drift.length === 0) return `no drift: the live lab matches ${other}`;
+  const lines = [`drift: ${drift.length} resource${drift.length === 1 ? " differs" : "s differ"} from ${other}`];
+  const label = against === "program" ? "program" : "recorded";
   for (const d of drift) {
-    const what = {
-      update: "differs (pulumi up would update it in place)",
-      replace: "differs (pulumi up would replace it)",
-      create: "is missing from the live system (pulumi up would create it)",
-      delete: "exists but is no longer in the program (pulumi up would delete it)",
-    }[d.change];
+    const what =
+      against === "program"
+        ? {
+            update: "differs (pulumi up would update it in place)",
+            replace: "differs (pulumi up would replace it)",
+            create: "is missing from the live system (pulumi up would create it)",
+            delete: "exists but is no longer in the program (pulumi up would delete it)",
+          }[d.change]
+        : { update: "differs", replace: "differs", create: "is missing from the live system", delete: "exists but is not in the state" }[d.change];
     lines.push(`  ${d.type} "${d.name}" ${what}`);
-    for (const p of d.properties) lines.push(`      ${p.property}: live ${show(p.live)}, program ${show(p.program)}`);
+    for (const p of d.properties) lines.push(`      ${p.property}: live ${show(p.live)}, ${label} ${show(p.program)}`);
   }
   return lines.join("\n");
 }

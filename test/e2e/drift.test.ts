@@ -14,11 +14,14 @@ describe("drift check for CI (scripts/drift-check)", () => {
   it("reports seven kinds of hand-made drift per resource and property, exits 7, and 0 once repaired", async () => {
     lab = await Lab.fromExample(sandbox, "04-routing-nat", { config: { uplink: "uplink", simulateUplink: "true" } });
     expect((await lab.up()).exitCode).toBe(0);
-    const check = () => sandbox.run(DRIFT, ["--cwd", lab!.dir, "--stack", lab!.stack], { env: lab!.env() });
+    const check = (...flags: string[]) => sandbox.run(DRIFT, [...flags, "--cwd", lab!.dir, "--stack", lab!.stack], { env: lab!.env() });
 
     const clean = await check();
     expect(clean.exitCode, show(clean)).toBe(0);
     expect(clean.stdout).toContain("no drift");
+    const cleanState = await check("--against-state");
+    expect(cleanState.exitCode, show(cleanState)).toBe(0);
+    expect(cleanState.stdout).toContain("no drift: the live lab matches the stack's state");
 
     const ns = (name: string, ...args: string[]) => sandbox.must("ip", ["netns", "exec", name, ...args]);
     await ns("ns1", "ip", "addr", "add", "192.168.1.99/24", "dev", "veth-ns1"); // 1. an address added
@@ -43,10 +46,25 @@ describe("drift check for CI (scripts/drift-check)", () => {
     expect(report).toContain('Namespace "wan" is missing from the live system');
     expect(report).toContain('VethPair "uplink" is missing from the live system');
 
+    // The same drift against the stack's state, without running the program.
+    const fast = await check("--against-state");
+    expect(fast.exitCode, show(fast)).toBe(7);
+    const byState = fast.stdout;
+    expect(byState).toMatch(/^drift: \d+ resources differ from the stack's state/);
+    expect(byState).toMatch(/VethPair "ns1-br0" differs\n[\s\S]*?a\.addresses: live \["192\.168\.1\.2\/24","192\.168\.1\.99\/24"\], recorded \["192\.168\.1\.2\/24"\]/);
+    expect(byState).toMatch(/b\.master: live \(unset\), recorded "br0"/);
+    expect(byState).toMatch(/VethPair "ns2-br0" differs[\s\S]*?a\.up: live false, recorded true/);
+    expect(byState).toContain('Route "ns2-default" is missing from the live system');
+    expect(byState).toContain('NatRule "web" is missing from the live system');
+    expect(byState).toMatch(/IpForwarding "forwarding" differs[\s\S]*?ipv4: live false, recorded true/);
+    expect(byState).toContain('Namespace "wan" is missing from the live system');
+    expect(byState).toContain('VethPair "uplink" is missing from the live system');
+
     const repair = await lab.up(["--refresh"]);
     expect(repair.exitCode, show(repair)).toBe(0);
     const after = await check();
     expect(after.exitCode, show(after)).toBe(0);
+    expect((await check("--against-state")).exitCode).toBe(0);
     expect(await pings(sandbox, "ns2", "10.0.2.2")).toBe(true);
 
     expect((await lab.destroy()).exitCode).toBe(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { driftFromPreview, formatDrift, propertyDrift } from "../../sdk/drift";
+import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift, propertyDrift } from "../../sdk/drift";
 
 const urn = (type: string, name: string) => `urn:pulumi:dev::lab::pulumi-nodejs:dynamic/nslab:${type}::${name}`;
 
@@ -38,5 +38,42 @@ describe("drift report", () => {
 
   it("says so when nothing drifted", () => {
     expect(formatDrift(driftFromPreview({ steps: [{ op: "same", urn: urn("Namespace", "a") }] }))).toMatch(/^no drift/);
+  });
+
+  it("reads the engine events of a refresh preview into a report against the stack's state", () => {
+    // Shaped like `pulumi refresh --preview-only --event-log` lines: a resourcePreEvent
+    // per resource, then a resOutputsEvent saying how its refresh ended.
+    const outputs = (op: string, name: string, type: string, old?: Record<string, unknown>, now?: Record<string, unknown>): EngineEvent => ({
+      resOutputsEvent: { metadata: { op, urn: urn(type, name), old: old && { inputs: old }, new: now && { inputs: now } } },
+    });
+    const events: EngineEvent[] = [
+      { diagnosticEvent: { severity: "info", message: "refreshing" } },
+      outputs("same", "ns1", "Namespace", { name: "ns1" }, { name: "ns1" }),
+      outputs(
+        "update",
+        "cable",
+        "VethPair",
+        { __owner: "o", adopt: false, a: { addresses: ["192.168.1.1/24"], up: true }, b: { up: true } },
+        { __owner: "o", adopt: false, a: { addresses: ["192.168.1.1/24", "192.168.1.99/24"], mac: "ae:21:09:ee:53:3a", up: true }, b: { up: false } },
+      ),
+      outputs("delete", "ns2", "Namespace", { name: "ns2" }),
+      outputs("update", "cable", "VethPair", {}, {}), // a repeat is counted once
+    ];
+    const drift = driftFromRefreshEvents(events);
+    expect(drift.map((d) => [d.change, d.type, d.name])).toEqual([
+      ["update", "VethPair", "cable"],
+      ["create", "Namespace", "ns2"],
+    ]);
+    expect(drift[0].properties).toEqual([
+      { property: "a.addresses", live: ["192.168.1.1/24", "192.168.1.99/24"], program: ["192.168.1.1/24"] },
+      { property: "b.up", live: false, program: true },
+    ]);
+    const text = formatDrift(drift, "state");
+    expect(text).toContain("drift: 2 resources differ from the stack's state (the last pulumi up)");
+    expect(text).toContain('VethPair "cable" differs\n');
+    expect(text).toContain('b.up: live false, recorded true');
+    expect(text.split("\n").pop()).toBe('  Namespace "ns2" is missing from the live system');
+    expect(text).not.toContain("pulumi up would");
+    expect(formatDrift(driftFromRefreshEvents([outputs("same", "ns1", "Namespace")]), "state")).toBe("no drift: the live lab matches the stack's state (the last pulumi up)");
   });
 });
