@@ -211,14 +211,14 @@ class Launcher {
     // The launcher may go before the sessions it started: those keep its stdout open
     // and still report their exit there.
     this.child.once("exit", () => {
-      this.dead = true;
-      if (launcher === this) launcher = undefined;
-      const gone = new Error("the ip launcher (sh) exited");
+      this.gone();
+      const gone = new LauncherGone();
       this.dir.reject(gone);
       for (const [id, launch] of this.launches) if (!launch.opened) this.fail(id, launch, gone);
     });
     this.child.stdout.once("close", () => {
-      for (const [id, launch] of this.launches) this.fail(id, launch, new Error("the ip launcher (sh) exited"));
+      this.gone();
+      for (const [id, launch] of this.launches) this.fail(id, launch, new LauncherGone());
     });
     this.setRef();
   }
@@ -248,11 +248,18 @@ class Launcher {
     } else if (word === "fail") this.fail(id, launch, new Error("the ip launcher could not make its FIFOs"));
   }
 
+  /** No more sessions from this one: the next start gets a new launcher. */
+  private gone(): void {
+    this.dead = true;
+    if (launcher === this) launcher = undefined;
+  }
+
   private fail(id: string, launch: Launch, err: Error): void {
     this.launches.delete(id);
     launch.made.reject(err);
     launch.open.reject(err);
-    launch.onExit(-1);
+    // A session that never opened hears of it from start(), which rejects.
+    if (launch.opened) launch.onExit(-1);
   }
 
   /**
@@ -325,11 +332,32 @@ class Launcher {
   }
 }
 
+/** The launcher went (killed, say) before the session it was asked for had started. */
+class LauncherGone extends Error {
+  constructor() {
+    super("the ip launcher (sh) exited");
+  }
+}
+
 let launcher: Launcher | undefined;
 
 function theLauncher(): Launcher {
   if (!launcher || launcher.dead) launcher = new Launcher();
   return launcher;
+}
+
+/**
+ * Starts a session through the launcher, and once more through a new launcher should
+ * that one go before the session had started (nothing was run for it yet, so trying
+ * again is safe: a launcher killed just before it was asked is only noticed then).
+ */
+async function startSession(netns: string | undefined, family: string | undefined, onExit: (status: number) => void): Promise<Started> {
+  try {
+    return await theLauncher().start(netns, family, onExit);
+  } catch (err) {
+    if (!(err instanceof LauncherGone)) throw err;
+    return theLauncher().start(netns, family, onExit);
+  }
 }
 
 class IpSession {
@@ -364,39 +392,37 @@ class IpSession {
     readonly family: string | undefined,
     private readonly onGone: (session: IpSession) => void,
   ) {
-    this.ready = theLauncher()
-      .start(netns, family, (status) => {
-        this.status = status;
-        this.settle();
-      })
-      .then(
-        (started) => {
-          this.started = started;
-          started.input.on("error", () => undefined); // ip gone: seen through its exit
-          started.output.setEncoding("utf8");
-          started.output.on("data", (data: string) => {
-            this.buffer += data;
-            this.pump();
-          });
-          started.output.once("close", () => {
-            this.outputEnded = true;
-            this.settle();
-            // Its status comes from the shell that waits for ip: should that shell be gone
-            // too, do not wait for it forever.
-            setTimeout(() => {
-              this.status ??= -1;
-              this.settle();
-            }, 1000).unref();
-          });
-          this.setRef(this.busy > 0);
-        },
-        (err: Error) => {
-          this.buffer = `nslab: could not start ip: ${err.message}\n`;
+    this.ready = startSession(netns, family, (status) => {
+      this.status = status;
+      this.settle();
+    }).then(
+      (started) => {
+        this.started = started;
+        started.input.on("error", () => undefined); // ip gone: seen through its exit
+        started.output.setEncoding("utf8");
+        started.output.on("data", (data: string) => {
+          this.buffer += data;
+          this.pump();
+        });
+        started.output.once("close", () => {
           this.outputEnded = true;
-          this.status ??= -1;
           this.settle();
-        },
-      );
+          // Its status comes from the shell that waits for ip: should that shell be gone
+          // too, do not wait for it forever.
+          setTimeout(() => {
+            this.status ??= -1;
+            this.settle();
+          }, 1000).unref();
+        });
+        this.setRef(this.busy > 0);
+      },
+      (err: Error) => {
+        this.buffer = `nslab: could not start ip: ${err.message}\n`;
+        this.outputEnded = true;
+        this.status ??= -1;
+        this.settle();
+      },
+    );
   }
 
   /** ip has exited once its status is known and its output is all read. */
@@ -453,6 +479,9 @@ class IpSession {
       const sentinel = ++this.line;
       const chunk = await new Promise<Chunk>((done) => {
         const timer = setTimeout(() => {
+          // Discarded now, not once ip's exit is reported: the next command must not
+          // be written to the ip being killed.
+          this.onGone(this);
           this.finish({ text: this.buffer, timedOut: true });
           try {
             if (this.started) process.kill(this.started.pid, "SIGKILL");
