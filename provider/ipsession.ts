@@ -124,9 +124,14 @@ function identity(netns: string | undefined): number {
  * Subshells do not run the EXIT trap.
  *
  * The directory is named after the launcher's pid. The launcher removes it when it ends
- * (its stdin closed, or a signal it can trap); one killed outright (SIGKILL, as the
- * engine may stop a provider's whole process group) leaves it behind, and the next
- * launcher removes every such directory whose launcher is gone.
+ * (its stdin closed, or a signal it can trap); one killed outright (SIGKILL) leaves it
+ * behind, and the next launcher removes every such directory whose launcher is gone.
+ *
+ * The launcher leads a process group of its own (spawned detached), which its sessions
+ * (subshells, nsenter, ip) are in: when it ends it stops that whole group, so no ip
+ * outlives it, not even one stuck in a command that never reads its stdin again. Its
+ * stdin closes when this process ends, however it ends (a stop of this process's own
+ * group, as the engine may do, does not reach it).
  */
 const LAUNCHER_SCRIPT = `
 tmp=\${TMPDIR:-/tmp}
@@ -136,7 +141,7 @@ for old in "$tmp"/nslab-ip.*.*; do
   [ -d "$old" ] && [ ! -d "/proc/$pid" ] && rm -rf "$old"
 done
 dir=$(mktemp -d "$tmp/nslab-ip.$$.XXXXXX") || { echo "nodir $tmp"; exit 1; }
-trap 'rm -rf "$dir"' EXIT
+trap 'rm -rf "$dir"; trap "" TERM; kill -TERM 0 2>/dev/null' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 echo "dir $dir"
 made=0 used=0
@@ -196,7 +201,7 @@ class Launcher {
   dead = false;
 
   constructor() {
-    this.child = spawn("sh", ["-c", LAUNCHER_SCRIPT], { stdio: ["pipe", "pipe", "ignore"], env: { ...process.env, LC_ALL: "C" } });
+    this.child = spawn("sh", ["-c", LAUNCHER_SCRIPT], { stdio: ["pipe", "pipe", "ignore"], env: { ...process.env, LC_ALL: "C" }, detached: true });
     this.child.stdout.setEncoding("utf8");
     this.child.stdout.on("data", (data: string) => {
       this.buffer += data;

@@ -3,7 +3,7 @@
  * and failures attributed to the right command, ip's name cache never acting on a
  * stale interface, namespaces never kept alive by nslab, and recovery when ip exits.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -164,9 +164,9 @@ describe("ip sessions on the kernel", () => {
     const { pid: old, dir: oldDir } = inspectSessions().launcher!;
     expect(path.basename(oldDir!)).toMatch(new RegExp(`^nslab-ip\\.${old}\\.`));
     await closeSessions(ns);
-    process.kill(old!, "SIGKILL"); // no trap runs: its directory stays
-    expect(await until(() => inspectSessions().launcher?.pid !== old)).toBe(true);
+    process.kill(old!, "SIGKILL"); // no trap runs: its directory stays (until a launcher starts, here or in another process)
     expect(fs.existsSync(oldDir!)).toBe(true);
+    expect(await until(() => inspectSessions().launcher?.pid !== old)).toBe(true);
     const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo");
     expect(lo.ifname).toBe("lo");
     expect(inspectSessions().launcher?.pid).not.toBe(old);
@@ -196,6 +196,28 @@ describe("ip sessions on the kernel", () => {
     const seen = JSON.parse(child.stdout) as { ok: boolean; dir: string; launcher: number; ip: number };
     expect(seen.ok).toBe(true);
     expect(await until(() => !alive(seen.ip) && !alive(seen.launcher) && !fs.existsSync(seen.dir))).toBe(true);
+  });
+
+  it("leaves no ip behind when the process that started it is killed, not even one stuck in a command", async () => {
+    const script = `
+      const s = require(${JSON.stringify(path.resolve(__dirname, "../../dist/provider/ipsession.js"))});
+      s.runIp([["link", "show", "dev", "lo"]], ${JSON.stringify(ns)}).then(() => {
+        const i = s.inspectSessions();
+        console.log(JSON.stringify({ launcher: i.launcher.pid, dir: i.launcher.dir, ip: i.sessions[0].pid }));
+        s.runIp([["monitor", "link"]], ${JSON.stringify(ns)}); // never ends, and ip stops reading its stdin
+        setInterval(() => undefined, 1000);
+      });`;
+    const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const line = await new Promise<string>((resolve) => child.stdout.once("data", (d) => resolve(String(d))));
+    const seen = JSON.parse(line) as { launcher: number; dir: string; ip: number };
+    await new Promise((r) => setTimeout(r, 200)); // the monitor is running
+    expect(alive(seen.ip)).toBe(true);
+    child.kill("SIGKILL"); // no exit handler runs: only its pipes close
+    try {
+      expect(await until(() => !alive(seen.ip) && !alive(seen.launcher) && !fs.existsSync(seen.dir))).toBe(true);
+    } finally {
+      if (alive(seen.ip)) process.kill(seen.ip, "SIGKILL"); // leave nothing behind either way
+    }
   });
 
   it("says why when the launcher cannot make its FIFO directory", () => {
