@@ -33,32 +33,28 @@ describe("drift check for CI (scripts/drift-check)", () => {
     await sandbox.must("sysctl", ["-w", "net.ipv4.ip_forward=0"]); // 6. forwarding off
     await sandbox.must("ip", ["netns", "delete", "wan"]); // 7. a namespace (and the veth into it) deleted
 
+    // The seven drifts, in the report against the program (default) and against the
+    // stack's state (without running the program); they differ in what the live value
+    // is compared with ("program" or "recorded") and what pulumi up would do.
+    const expectSevenDrifts = (report: string, other: "program" | "recorded") => {
+      const inPlace = other === "program" ? " \\(pulumi up would update it in place\\)" : "";
+      expect(report).toMatch(new RegExp(`VethPair "ns1-br0" differs${inPlace}\\n`));
+      expect(report).toContain(`a.addresses: live ["192.168.1.2/24","192.168.1.99/24"], ${other} ["192.168.1.2/24"]`);
+      expect(report).toContain(`b.master: live (unset), ${other} "br0"`);
+      expect(report).toMatch(new RegExp(`VethPair "ns2-br0" differs[\\s\\S]*?a\\.up: live false, ${other} true`));
+      expect(report).toContain('Route "ns2-default" is missing from the live system');
+      expect(report).toContain('NatRule "web" is missing from the live system');
+      expect(report).toMatch(new RegExp(`IpForwarding "forwarding" differs[\\s\\S]*?ipv4: live false, ${other} true`));
+      expect(report).toContain('Namespace "wan" is missing from the live system');
+      expect(report).toContain('VethPair "uplink" is missing from the live system');
+    };
     const drift = await check();
     expect(drift.exitCode, show(drift)).toBe(7);
-    const report = drift.stdout;
-    expect(report).toMatch(/VethPair "ns1-br0" differs \(pulumi up would update it in place\)/);
-    expect(report).toMatch(/a\.addresses: live \["192\.168\.1\.2\/24","192\.168\.1\.99\/24"\], program \["192\.168\.1\.2\/24"\]/);
-    expect(report).toMatch(/b\.master: live \(unset\), program "br0"/);
-    expect(report).toMatch(/VethPair "ns2-br0" differs[\s\S]*?a\.up: live false, program true/);
-    expect(report).toContain('Route "ns2-default" is missing from the live system');
-    expect(report).toContain('NatRule "web" is missing from the live system');
-    expect(report).toMatch(/IpForwarding "forwarding" differs[\s\S]*?ipv4: live false, program true/);
-    expect(report).toContain('Namespace "wan" is missing from the live system');
-    expect(report).toContain('VethPair "uplink" is missing from the live system');
-
-    // The same drift against the stack's state, without running the program.
-    const fast = await check("--against-state");
-    expect(fast.exitCode, show(fast)).toBe(7);
-    const byState = fast.stdout;
-    expect(byState).toMatch(/^drift: \d+ resources differ from the stack's state/);
-    expect(byState).toMatch(/VethPair "ns1-br0" differs\n[\s\S]*?a\.addresses: live \["192\.168\.1\.2\/24","192\.168\.1\.99\/24"\], recorded \["192\.168\.1\.2\/24"\]/);
-    expect(byState).toMatch(/b\.master: live \(unset\), recorded "br0"/);
-    expect(byState).toMatch(/VethPair "ns2-br0" differs[\s\S]*?a\.up: live false, recorded true/);
-    expect(byState).toContain('Route "ns2-default" is missing from the live system');
-    expect(byState).toContain('NatRule "web" is missing from the live system');
-    expect(byState).toMatch(/IpForwarding "forwarding" differs[\s\S]*?ipv4: live false, recorded true/);
-    expect(byState).toContain('Namespace "wan" is missing from the live system');
-    expect(byState).toContain('VethPair "uplink" is missing from the live system');
+    expectSevenDrifts(drift.stdout, "program");
+    const byState = await check("--against-state");
+    expect(byState.exitCode, show(byState)).toBe(7);
+    expect(byState.stdout).toMatch(/^drift: \d+ resources differ from the stack's state/);
+    expectSevenDrifts(byState.stdout, "recorded");
 
     const repair = await lab.up(["--refresh"]);
     expect(repair.exitCode, show(repair)).toBe(0);
