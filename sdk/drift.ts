@@ -86,25 +86,36 @@ const CHANGE: Record<string, ResourceDrift["change"]> = {
   delete: "delete",
 };
 
-/** Reads the steps of `pulumi preview --refresh --json` into a per-resource report. */
-export function driftFromPreview(preview: { steps?: PreviewStep[] }): ResourceDrift[] {
-  const seen = new Set<string>();
+/** A change the engine reported for one resource: its live inputs and the ones compared with them. */
+interface Seen {
+  change?: ResourceDrift["change"];
+  urn: string;
+  live?: Record<string, unknown>;
+  other?: Record<string, unknown>;
+}
+
+/** One entry per changed resource (its first report), typed and named from its URN. */
+function report(seen: Seen[]): ResourceDrift[] {
+  const done = new Set<string>();
   const out: ResourceDrift[] = [];
-  for (const step of preview.steps ?? []) {
-    const change = CHANGE[step.op];
-    if (!change || seen.has(step.urn)) continue;
-    seen.add(step.urn);
-    const parts = step.urn.split("::");
-    const type = (parts[2] ?? "").split(":").pop() ?? "";
+  for (const { change, urn, live, other } of seen) {
+    if (!change || done.has(urn)) continue;
+    done.add(urn);
+    const parts = urn.split("::");
     out.push({
       change,
-      type,
-      name: parts[3] ?? step.urn,
-      urn: step.urn,
-      properties: change === "update" || change === "replace" ? propertyDrift(step.oldState?.inputs, step.newState?.inputs) : [],
+      type: (parts[2] ?? "").split(":").pop() ?? "",
+      name: parts[3] ?? urn,
+      urn,
+      properties: change === "update" || change === "replace" ? propertyDrift(live, other) : [],
     });
   }
   return out;
+}
+
+/** Reads the steps of `pulumi preview --refresh --json` into a per-resource report. */
+export function driftFromPreview(preview: { steps?: PreviewStep[] }): ResourceDrift[] {
+  return report((preview.steps ?? []).map((step) => ({ change: CHANGE[step.op], urn: step.urn, live: step.oldState?.inputs, other: step.newState?.inputs })));
 }
 
 /**
@@ -118,28 +129,17 @@ export interface EngineEvent {
   diagnosticEvent?: { severity: string; message: string; urn?: string };
 }
 
+/** What a refresh's op means for the live lab against the state: gone means missing. */
+const REFRESH_CHANGE: Record<string, ResourceDrift["change"]> = { update: "update", delete: "create" };
+
 /**
  * Reads the events of `pulumi refresh --preview-only` into a per-resource report of how
  * the live lab differs from the stack's state (what the last `pulumi up` made).
  */
 export function driftFromRefreshEvents(events: EngineEvent[]): ResourceDrift[] {
-  const seen = new Set<string>();
-  const out: ResourceDrift[] = [];
-  for (const event of events) {
-    const meta = event.resOutputsEvent?.metadata;
-    const change = meta && ({ update: "update", delete: "create" } as const)[meta.op as "update" | "delete"];
-    if (!meta || !change || seen.has(meta.urn)) continue;
-    seen.add(meta.urn);
-    const parts = meta.urn.split("::");
-    out.push({
-      change,
-      type: (parts[2] ?? "").split(":").pop() ?? "",
-      name: parts[3] ?? meta.urn,
-      urn: meta.urn,
-      properties: change === "update" ? propertyDrift(meta.new?.inputs, meta.old?.inputs) : [],
-    });
-  }
-  return out;
+  return report(
+    events.flatMap(({ resOutputsEvent: e }) => (e ? [{ change: REFRESH_CHANGE[e.metadata.op], urn: e.metadata.urn, live: e.metadata.new?.inputs, other: e.metadata.old?.inputs }] : [])),
+  );
 }
 
 const show = (v: unknown) => (v === undefined ? "(unset)" : JSON.stringify(v));
