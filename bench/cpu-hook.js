@@ -49,6 +49,7 @@ const Module = require("node:module");
 const load = Module._load;
 Module._load = function (request, ...rest) {
   let exported = load.call(this, request, ...rest);
+  if (exported && exported[Symbol.for("nslab.lazy")]) return exported;
   // The provider process: when its host had loaded (the main module's requires done)
   // and when it first turned a resource's provider text into a provider (the first
   // check or read it served), whatever the provider (nslab's or bench/floor's).

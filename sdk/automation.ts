@@ -56,6 +56,7 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
     PULUMI_CONFIG_PASSPHRASE: options.passphrase ?? process.env.PULUMI_CONFIG_PASSPHRASE ?? "",
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    ...preloadOptions(),
     ...options.envVars,
   };
   const stack = await LocalWorkspace.createOrSelectStack(
@@ -68,4 +69,17 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   );
   for (const [key, value] of Object.entries(options.config ?? {})) await stack.setConfig(key, { value });
   return stack;
+}
+
+/**
+ * NODE_OPTIONS that load nslab/preload into the dynamic-provider process the engine
+ * starts (about 0.25 s less start-up each time); nothing when NSLAB_PRELOAD=0 or when it
+ * is already there. The inline program runs in your own process: start it with
+ * `node --require nslab/preload` to have it there too.
+ */
+function preloadOptions(): Record<string, string> {
+  const preload = path.join(__dirname, "preload.js");
+  const current = process.env.NODE_OPTIONS ?? "";
+  if (process.env.NSLAB_PRELOAD === "0" || current.includes(preload) || !fs.existsSync(preload)) return {};
+  return { NODE_OPTIONS: `${current} --require ${JSON.stringify(preload)}`.trim() };
 }

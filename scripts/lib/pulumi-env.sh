@@ -6,10 +6,54 @@
 export PATH="$root/.tools/bin:$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+own_home=
+[ -z "${PULUMI_HOME:-}" ] && own_home=1
 export PULUMI_HOME=${PULUMI_HOME:-$root/.tools/pulumi-home}
-# Pulumi writes a debug log of every command to $PULUMI_HOME/logs and keeps up to 500 MB
-# of them; 100 MB of history is plenty here.
+# The CLI writes a debug log of every command to $PULUMI_HOME/logs, which costs about a
+# fifth of the engine's CPU time (it formats every debug message it would otherwise skip).
+# There is no switch for it; it is skipped when that path is not a directory. In our own
+# PULUMI_HOME, logs is a link: to /dev/null (no logs, the default) or, with
+# NSLAB_PULUMI_LOGS=1, to the folder logs.d. With a PULUMI_HOME of yours, the link is made
+# only if you set NSLAB_PULUMI_LOGS yourself (0 or 1).
+if [ -n "$own_home" ] || [ -n "${NSLAB_PULUMI_LOGS:-}" ]; then
+  logs="$PULUMI_HOME/logs" want=/dev/null
+  [ "${NSLAB_PULUMI_LOGS:-0}" = 1 ] && want="$PULUMI_HOME/logs.d"
+  mkdir -p -m 700 "$PULUMI_HOME/logs.d"
+  # A real folder (an older setup, or made by the CLI meanwhile): keep what is in it.
+  if [ -d "$logs" ] && [ ! -L "$logs" ]; then
+    mv -f "$logs"/* "$PULUMI_HOME/logs.d/" 2>/dev/null || true
+    rmdir "$logs" 2>/dev/null || true
+  fi
+  if [ "$(readlink "$logs" 2>/dev/null)" != "$want" ]; then
+    # Replaced in one rename, so a CLI starting meanwhile never sees no logs at all.
+    ln -sfn "$want" "$logs.$$" && mv -Tf "$logs.$$" "$logs" 2>/dev/null || rm -f "$logs.$$"
+  fi
+  unset logs want
+fi
+unset own_home
+# Pulumi keeps up to 500 MB of those logs; 100 MB of history is plenty here.
 export PULUMI_LOG_ROTATION_MAX_TOTAL_MB=${PULUMI_LOG_ROTATION_MAX_TOTAL_MB:-100}
+# nslab/preload in every Node.js process of the CLI's (the program, the provider
+# process): see sdk/preload.ts. NSLAB_PRELOAD=0 leaves it out.
+if [ "${NSLAB_PRELOAD:-1}" != 0 ] && [ -f "$root/dist/sdk/preload.js" ]; then
+  case "${NODE_OPTIONS:-}" in
+    *"$root/dist/sdk/preload.js"*) ;; # scripts/pulumi run by a process that already has it
+    *) export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require \"$root/dist/sdk/preload.js\"" ;;
+  esac
+fi
+# Asked for debug output (-d, --debug, -v..., --verbose, --logtostderr, --logflow): the
+# preload then lets Pulumi's per-resource debug messages through.
+nslab_debug_args() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in
+      -d | --debug | --debug=true | -v | -v=* | -v[0-9]* | --verbose | --verbose=* | --logtostderr* | --logflow*)
+        export NSLAB_PULUMI_DEBUG=1
+        return
+        ;;
+    esac
+  done
+}
 export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE-}
 # Node.js keeps compiled code of the modules it loads (@pulumi/pulumi, typescript, nslab)
 # here, so the program and the provider process start faster (set it empty to disable).

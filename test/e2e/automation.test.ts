@@ -31,4 +31,22 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
     expect(fs.existsSync(path.join(dir, ".nslab/state"))).toBe(true);
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("localLab has the engine start the provider process with nslab/preload, unless NSLAB_PRELOAD=0", async () => {
+    // The compiled package, as programs load it (dist/sdk/preload.js sits next to it).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { localLab } = require(path.join(REPO, "dist/sdk/automation.js")) as typeof import("../../sdk/automation");
+    const open = (name: string) => localLab({ projectName: name, program: async () => ({}), workDir: path.join(dir, name), stateDir: path.join(dir, "state") });
+    const nodeOptions = async (name: string) => ((await open(name)).workspace as unknown as { envVars: Record<string, string> }).envVars.NODE_OPTIONS;
+    const saved = process.env.NSLAB_PRELOAD;
+    try {
+      delete process.env.NSLAB_PRELOAD;
+      expect(await nodeOptions("with")).toContain(`--require ${JSON.stringify(path.join(REPO, "dist/sdk/preload.js"))}`);
+      process.env.NSLAB_PRELOAD = "0";
+      expect(await nodeOptions("without")).toBe(process.env.NODE_OPTIONS);
+    } finally {
+      if (saved === undefined) delete process.env.NSLAB_PRELOAD;
+      else process.env.NSLAB_PRELOAD = saved;
+    }
+  });
 });

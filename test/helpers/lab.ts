@@ -106,10 +106,10 @@ export class Lab {
     };
   }
 
-  /** Runs `pulumi ARGS` for this program and stack inside the sandbox. */
-  pulumi(args: string[]): Promise<RunResult> {
+  /** Runs `pulumi ARGS` for this program and stack inside the sandbox (ENV added to {@link env}). */
+  pulumi(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
     return this.sandbox.run(PULUMI, [...args, "--cwd", this.dir, ...(args[0] === "stack" && args[1] === "init" ? [] : ["--stack", this.stack])], {
-      env: this.env(),
+      env: { ...this.env(), ...env },
       timeoutMs: 600_000,
     });
   }
@@ -121,8 +121,8 @@ export class Lab {
     return r;
   }
 
-  up(extra: string[] = []): Promise<RunResult> {
-    return this.pulumi(["up", "--yes", "--skip-preview", "--non-interactive", ...extra]);
+  up(extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+    return this.pulumi(["up", "--yes", "--skip-preview", "--non-interactive", ...extra], env);
   }
 
   preview(extra: string[] = []): Promise<RunResult> {

@@ -1,0 +1,139 @@
+/**
+ * Faster start and less overhead for the Node.js processes Pulumi runs for a lab: the
+ * program and the dynamic-provider process. Load it before anything else:
+ *
+ *     NODE_OPTIONS="--require nslab/preload" pulumi up
+ *
+ * `scripts/pulumi` does that for you (set `NSLAB_PRELOAD=0` to leave it out). Nothing in
+ * it changes what a program declares or what the engine does; each part only applies to
+ * the @pulumi/pulumi modules it was written against and leaves anything else alone.
+ *
+ * 1. **Closure serialization is loaded when first used.** @pulumi/pulumi loads, with
+ *    its runtime, the code that serializes JavaScript functions for
+ *    `pulumi.dynamic.Resource` and `pulumi.runtime.serializeFunction`: @npmcli/arborist,
+ *    normalize-package-data and the TypeScript compiler, about 0.25 s of every process's
+ *    start on a 2-core machine. nslab never serializes a function (its provider text is
+ *    written by hand), so these three modules are replaced, for the closure code only, by
+ *    stand-ins that load the real module on first use.
+ * 2. **No stack trace per promise.** @pulumi/pulumi takes a stack trace for each of the
+ *    dozen promises it makes per resource (`debuggablePromise`), mapped through source
+ *    maps frame by frame. Those traces are printed only when `PULUMI_DEBUG_PROMISE_LEAKS`
+ *    is set; without it they are no longer taken. (Each resource's own source position
+ *    is still recorded: Pulumi takes that one with a limit of its own.)
+ * 3. **No per-resource debug chatter.** For each resource the runtime sends the engine
+ *    three debug messages ("Registering resource ...", "RegisterResource RPC prepared
+ *    ...", "... finished ..."), one RPC each, in sequence. The engine shows them only
+ *    with `--debug` or in verbose logs. They are dropped unless `NSLAB_PULUMI_DEBUG=1`,
+ *    which `scripts/pulumi` sets when it is given `--debug`, `-d`, `-v`, `--verbose`,
+ *    `--logtostderr` or `--logflow`. Any other debug message (yours, or a failure) is
+ *    sent as before.
+ *
+ * Measured with `bench/ab.sh` and `bench/profile.js`; see docs/benchmark.md.
+ */
+import Module = require("node:module");
+import * as path from "node:path";
+
+type Load = (request: string, parent: NodeJS.Module | undefined, isMain: boolean) => unknown;
+interface ModuleInternals {
+  _load: Load;
+}
+
+/** Asked of a stand-in, answers true without loading the real module. */
+export const LAZY = Symbol.for("nslab.lazy");
+
+const sep = path.sep;
+const pulumiDir = `${sep}node_modules${sep}@pulumi${sep}pulumi${sep}`;
+const closureDir = `${pulumiDir}runtime${sep}closure${sep}`;
+
+/**
+ * The modules the closure code requires and how each is imported there: `__esModule` is
+ * what the stand-in answers before the real module is loaded, so that TypeScript's
+ * `__importStar` keeps the stand-in instead of copying the real module's keys (which
+ * would load it) and `__importDefault` wraps it as `{ default }`.
+ */
+const deferred: Record<string, { esModule: boolean }> = {
+  "@npmcli/arborist": { esModule: true }, // __importStar; `new arborist.Arborist(...)`
+  "normalize-package-data": { esModule: false }, // __importDefault; called
+  "../../typescript-shim": { esModule: false }, // plain require; `ts.SyntaxKind` etc.
+};
+
+/** Messages of @pulumi/pulumi's own, one per resource and step, dropped by part 3. */
+export const CHATTER = /^(Registering resource: |RegisterResource RPC prepared: |RegisterResource RPC finished: [^;]*; err: null, |Resource RPC serialization requested: )/;
+
+function standIn(load: () => unknown, esModule: boolean): unknown {
+  let real: unknown;
+  const get = () => (real ??= load()) as object;
+  // An arrow function: callable, and no non-configurable own property (such as a
+  // function's `prototype`) that the traps below would have to report.
+  return new Proxy(() => undefined, {
+    get: (_, key) => {
+      if (key === LAZY) return true;
+      if (key === "__esModule" && (esModule || real === undefined)) return esModule || undefined;
+      return Reflect.get(get(), key);
+    },
+    has: (_, key) => Reflect.has(get(), key),
+    ownKeys: () => Reflect.ownKeys(get()),
+    getOwnPropertyDescriptor: (_, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(get(), key);
+      return descriptor && { ...descriptor, configurable: true };
+    },
+    getPrototypeOf: () => Reflect.getPrototypeOf(get()),
+    set: (_, key, value) => Reflect.set(get(), key, value),
+    apply: (_, self, args) => Reflect.apply(get() as (...a: unknown[]) => unknown, self, args),
+  });
+}
+
+function inPulumi(parent: NodeJS.Module | undefined): boolean {
+  return typeof parent?.filename === "string" && parent.filename.includes(pulumiDir);
+}
+
+/** Wraps `debuggablePromise` (part 2) and `log.debug` (part 3) once each, when loaded. */
+function patch(request: string, parent: NodeJS.Module | undefined, exported: unknown, done: Set<string>): void {
+  if (!exported || typeof exported !== "object" || !inPulumi(parent)) return;
+  const m = exported as Record<string, unknown>;
+  if (!done.has("debuggable") && request.endsWith("debuggable") && typeof m.debuggablePromise === "function" && "debugPromiseLeaks" in m) {
+    done.add("debuggable");
+    if (m.debugPromiseLeaks) return;
+    const debuggablePromise = m.debuggablePromise as (...args: unknown[]) => unknown;
+    m.debuggablePromise = function (this: unknown, ...args: unknown[]) {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        return debuggablePromise.apply(this, args);
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
+    };
+  }
+  if (!done.has("log") && /(^|\/)log$/.test(request) && typeof m.debug === "function" && typeof m.hasErrors === "function") {
+    done.add("log");
+    if (process.env.NSLAB_PULUMI_DEBUG === "1") return;
+    const debug = m.debug as (...args: unknown[]) => Promise<void>;
+    m.debug = function (this: unknown, msg: unknown, ...rest: unknown[]) {
+      if (typeof msg === "string" && CHATTER.test(msg)) return Promise.resolve();
+      return debug.call(this, msg, ...rest);
+    };
+  }
+}
+
+/** Installs the hook; loading this module calls it once. Returns false if already done. */
+export function install(): boolean {
+  const internals = Module as unknown as ModuleInternals & { [LAZY]?: boolean };
+  if (internals[LAZY]) return false;
+  internals[LAZY] = true;
+  const load = internals._load;
+  const done = new Set<string>();
+  internals._load = function nslabPreloadLoad(this: unknown, request: string, parent: NodeJS.Module | undefined, isMain: boolean) {
+    const lazy = deferred[request];
+    if (lazy && typeof parent?.filename === "string" && parent.filename.includes(closureDir)) {
+      return standIn(() => load.call(this, request, parent, isMain), lazy.esModule);
+    }
+    // eslint-disable-next-line prefer-rest-params
+    const exported = load.apply(this, arguments as unknown as Parameters<Load>);
+    if (done.size < 2) patch(request, parent, exported, done);
+    return exported;
+  };
+  return true;
+}
+
+install();

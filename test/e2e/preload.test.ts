@@ -1,0 +1,86 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
+import { Sandbox } from "../helpers/sandbox";
+
+// Reports which of @pulumi/pulumi's closure-serializer modules the program's process loaded.
+const PROGRAM = `
+import * as nslab from "nslab";
+new nslab.Namespace("preloadns");
+export const closureModules = ["@npmcli/arborist", "normalize-package-data"].filter((m) =>
+  Object.keys(require.cache).some((k) => k.includes("/node_modules/" + m + "/")));
+`;
+
+/** The debug messages the engine received, from an --event-log file. */
+function debugMessages(file: string): string[] {
+  return fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { diagnosticEvent?: { severity: string; message: string } })
+    .filter((e) => e.diagnosticEvent?.severity === "debug")
+    .map((e) => e.diagnosticEvent!.message);
+}
+
+describe("scripts/pulumi with nslab/preload and without Pulumi's automatic logs", () => {
+  let sandbox: Sandbox;
+  sandboxPerTest((s) => (sandbox = s));
+
+  it("the program loads no closure serializer and sends no per-resource debug chatter, unless asked", async () => {
+    const lab = await Lab.create(sandbox, "preload", PROGRAM);
+    const events = (name: string) => path.join(lab.dir, `${name}.events.json`);
+    const debugEvents = { PULUMI_DEBUG_COMMANDS: "true" }; // makes --event-log available
+
+    const up = await lab.up(["--event-log", events("up")], debugEvents);
+    expect(up.exitCode, show(up)).toBe(0);
+    expect((await sandbox.must("ip", ["netns", "list"])).trim()).toBe("preloadns");
+    expect((await lab.outputs()).closureModules).toEqual([]);
+    const quiet = debugMessages(events("up"));
+    expect(quiet.some((m) => m.startsWith("Found typescript version"))).toBe(true); // debug messages do arrive
+    expect(quiet.filter((m) => m.startsWith("Registering resource: "))).toEqual([]);
+    // The CLI's own debug log of the command is off in scripts/pulumi's PULUMI_HOME.
+    expect(fs.readlinkSync(path.join(REPO, ".tools/pulumi-home/logs"))).toBe("/dev/null");
+
+    const debug = await lab.pulumi(["preview", "--non-interactive", "--debug", "--event-log", events("debug")], debugEvents);
+    expect(debug.exitCode, show(debug)).toBe(0);
+    expect(debugMessages(events("debug")).filter((m) => m.startsWith("Registering resource: ")).length).toBeGreaterThanOrEqual(2);
+
+    const plain = await lab.up(["--event-log", events("plain")], { ...debugEvents, NSLAB_PRELOAD: "0" });
+    expect(plain.exitCode, show(plain)).toBe(0);
+    expect((await lab.outputs()).closureModules).toEqual(["@npmcli/arborist", "normalize-package-data"]);
+    expect(debugMessages(events("plain")).filter((m) => m.startsWith("Registering resource: ")).length).toBeGreaterThanOrEqual(2);
+
+    const destroy = await lab.destroy();
+    expect(destroy.exitCode, show(destroy)).toBe(0);
+    expect((await sandbox.must("ip", ["netns", "list"])).trim()).toBe("");
+    lab.cleanup();
+  });
+
+  it("NSLAB_PULUMI_LOGS switches the CLI's logs of a PULUMI_HOME of yours only when set", () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-pulumi-home-"));
+    try {
+      const logs = path.join(home, "logs");
+      const version = (env: NodeJS.ProcessEnv) =>
+        execFileSync(path.join(REPO, "scripts/pulumi"), ["version"], { env: { ...process.env, PULUMI_HOME: home, ...env }, encoding: "utf8" });
+      const files = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : []);
+
+      version({ NSLAB_PULUMI_LOGS: "" }); // unset: your home is left as the CLI makes it
+      expect(fs.lstatSync(logs).isDirectory()).toBe(true);
+      const first = files(logs);
+      expect(first).toHaveLength(1);
+
+      version({ NSLAB_PULUMI_LOGS: "0" }); // off: the folder's logs are kept in logs.d, none is added
+      expect(fs.readlinkSync(logs)).toBe("/dev/null");
+      expect(files(path.join(home, "logs.d"))).toEqual(first);
+
+      version({ NSLAB_PULUMI_LOGS: "1" }); // on: written to logs.d
+      expect(fs.readlinkSync(logs)).toBe(path.join(home, "logs.d"));
+      expect(files(path.join(home, "logs.d"))).toHaveLength(2);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});

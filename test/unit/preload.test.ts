@@ -1,0 +1,98 @@
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { CHATTER } from "../../sdk/preload";
+
+const REPO = path.resolve(__dirname, "../..");
+const PRELOAD = path.join(REPO, "dist/sdk/preload.js");
+
+/** Runs SCRIPT in a fresh Node.js process in the repo (so @pulumi/pulumi resolves), with
+ * or without nslab/preload, and returns what it printed as JSON. */
+function inNode(script: string, preload: boolean, env: NodeJS.ProcessEnv = {}): unknown {
+  const stdout = execFileSync(process.execPath, [...(preload ? ["--require", PRELOAD] : []), "-e", script], {
+    cwd: REPO,
+    env: { ...process.env, NODE_OPTIONS: "", PULUMI_DEBUG_PROMISE_LEAKS: "", ...env },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"], // serializeFunction's walk of the globals prints deprecation warnings
+  });
+  return JSON.parse(stdout.trim().split("\n").pop()!);
+}
+
+const LOADED = `
+const deferred = ["@npmcli/arborist", "normalize-package-data", "typescript"];
+const loaded = () => deferred.filter((m) => Object.keys(require.cache).some((k) => k.includes("/node_modules/" + m + "/")));`;
+
+describe("nslab/preload (the Node.js processes of scripts/pulumi)", () => {
+  it("loading @pulumi/pulumi no longer loads its closure serializer's modules", () => {
+    // What the program and the dynamic-provider process load first.
+    const script = `${LOADED}
+      require("@pulumi/pulumi"); require("@pulumi/pulumi/runtime");
+      console.log(JSON.stringify(loaded()));`;
+    expect(inNode(script, false)).toEqual(["@npmcli/arborist", "normalize-package-data", "typescript"]);
+    expect(inNode(script, true)).toEqual([]);
+  });
+
+  it("closure serialization still works: the real modules load on first use", () => {
+    const script = `${LOADED}
+      const pulumi = require("@pulumi/pulumi");
+      (async () => {
+        const fn = await pulumi.runtime.serializeFunction(() => 40 + 2);
+        const afterSerialize = loaded();
+        const paths = await pulumi.runtime.computeCodePaths({ extraIncludePackages: ["ipaddr.js"] });
+        console.log(JSON.stringify({ text: fn.text.includes("40 + 2"), afterSerialize, paths: [...paths.keys()], after: loaded() }));
+      })();`;
+    const without = inNode(script, false) as { paths: string[] };
+    const withPreload = inNode(script, true) as { text: boolean; afterSerialize: string[]; paths: string[]; after: string[] };
+    expect(withPreload.text).toBe(true);
+    expect(withPreload.afterSerialize).toEqual(["typescript"]);
+    expect(withPreload.paths).toContain("node_modules/ipaddr.js");
+    expect(withPreload.paths).toEqual(without.paths);
+    expect(withPreload.after).toEqual(["@npmcli/arborist", "normalize-package-data", "typescript"]);
+  });
+
+  it("takes no stack trace per promise unless PULUMI_DEBUG_PROMISE_LEAKS is set", () => {
+    const script = `
+      require("@pulumi/pulumi"); // as in the program and the provider process: loads the rest
+      const { debuggablePromise } = require("@pulumi/pulumi/runtime/debuggable");
+      const p = Promise.resolve(1);
+      debuggablePromise(p, "ctx");
+      console.log(JSON.stringify({ trace: p._debugStackTrace, limit: Error.stackTraceLimit }));`;
+    const frames = (r: unknown) => ((r as { trace: string }).trace.match(/\n {4}at /g) ?? []).length;
+    expect(frames(inNode(script, false))).toBeGreaterThan(0);
+    const quiet = inNode(script, true) as { trace: string; limit: number };
+    expect(frames(quiet)).toBe(0);
+    expect(quiet.limit).toBe(10); // put back
+    expect(frames(inNode(script, true, { PULUMI_DEBUG_PROMISE_LEAKS: "1" }))).toBeGreaterThan(0);
+  });
+
+  it("wraps log.debug unless NSLAB_PULUMI_DEBUG=1; installing twice is a no-op", () => {
+    const script = `
+      const log = require("@pulumi/pulumi").log;
+      const wrapped = log.debug.toString().includes("CHATTER");
+      const again = require(${JSON.stringify(PRELOAD)}).install(); // already installed by --require
+      console.log(JSON.stringify({ wrapped, again, twice: require("@pulumi/pulumi/log").debug === log.debug }));`;
+    expect(inNode(script, false)).toMatchObject({ wrapped: false });
+    expect(inNode(script, true)).toEqual({ wrapped: true, again: false, twice: true });
+    expect(inNode(script, true, { NSLAB_PULUMI_DEBUG: "1" })).toEqual({ wrapped: false, again: false, twice: true });
+  });
+
+  it("drops only the runtime's per-resource messages, as @pulumi/pulumi words them", () => {
+    const label = "resource:web[pulumi-nodejs:dynamic/nslab:Namespace]";
+    for (const msg of [
+      "Registering resource: t=pulumi-nodejs:dynamic/nslab:Namespace, name=web, custom=true, remote=false",
+      "RegisterResource RPC prepared: t=pulumi-nodejs:dynamic/nslab:Namespace, name=web",
+      `RegisterResource RPC finished: ${label}; err: null, resp: 1,2,3`,
+      `Resource RPC serialization requested: ${label} is current`,
+    ]) {
+      expect(CHATTER.test(msg), msg).toBe(true);
+    }
+    for (const msg of [
+      `RegisterResource RPC finished: ${label}; err: Error: 14 UNAVAILABLE, resp: undefined`,
+      "RegisterResource RPC failed: t=x, name=web, err=Error: boom",
+      "Found typescript version 5.9.3",
+      "my own debug message: Registering resource: x",
+    ]) {
+      expect(CHATTER.test(msg), msg).toBe(false);
+    }
+  });
+});
