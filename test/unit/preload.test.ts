@@ -50,6 +50,24 @@ describe("nslab/preload (the Node.js processes of scripts/pulumi)", () => {
     expect(withPreload.after).toEqual(["@npmcli/arborist", "normalize-package-data", "typescript"]);
   });
 
+  it("the program's runner loads OpenTelemetry's SDK only when tracing is asked for, and tracing still starts", () => {
+    const script = `
+      require("@pulumi/pulumi");
+      const sdk = () => Object.keys(require.cache).filter((k) => /@opentelemetry\\/(sdk-trace|exporter|instrumentation|resources)/.test(k)).length;
+      const tracing = require("@pulumi/pulumi/cmd/run/tracing.js");
+      tracing.newSpan("without tracing").end(); // what the runner always does
+      const before = sdk();
+      tracing.start("http://127.0.0.1:9/api/v2/spans"); // --tracing; nothing listens there, nothing is sent yet
+      const provider = require("@opentelemetry/api").trace.getTracerProvider().getDelegate().constructor.name;
+      console.log(JSON.stringify({ before, after: sdk(), provider }));`;
+    const without = inNode(script, false) as { before: number };
+    expect(without.before).toBeGreaterThan(0);
+    const withPreload = inNode(script, true) as { before: number; after: number; provider: string };
+    expect(withPreload.before).toBe(0);
+    expect(withPreload.after).toBeGreaterThan(0);
+    expect(withPreload.provider).toBe("NodeTracerProvider");
+  });
+
   it("takes no stack trace per promise unless PULUMI_DEBUG_PROMISE_LEAKS is set", () => {
     const script = `
       require("@pulumi/pulumi"); // as in the program and the provider process: loads the rest
