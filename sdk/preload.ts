@@ -16,7 +16,8 @@
  *    written by hand), so these three modules are replaced, for the closure code only, by
  *    stand-ins that load the real module on first use. The same goes for the six
  *    OpenTelemetry modules the program's runner loads for `pulumi up --tracing` (about
- *    0.06 s).
+ *    0.06 s) and for `pulumi.automation` (0.03 s; `@pulumi/pulumi/automation` itself is
+ *    left alone).
  * 2. **No stack trace per promise.** @pulumi/pulumi takes a stack trace for each of the
  *    dozen promises it makes per resource (`debuggablePromise`), mapped through source
  *    maps frame by frame. Those traces are printed only when `PULUMI_DEBUG_PROMISE_LEAKS`
@@ -45,34 +46,34 @@ export const LAZY = Symbol.for("nslab.lazy");
 
 const sep = path.sep;
 const pulumiDir = `${sep}node_modules${sep}@pulumi${sep}pulumi${sep}`;
-const closureDir = `${pulumiDir}runtime${sep}closure${sep}`;
-
-/**
- * The modules the closure code requires and how each is imported there: `__esModule` is
- * what the stand-in answers before the real module is loaded, so that TypeScript's
- * `__importStar` keeps the stand-in instead of copying the real module's keys (which
- * would load it) and `__importDefault` wraps it as `{ default }`.
- */
-const deferred: Record<string, { esModule: boolean }> = {
-  "@npmcli/arborist": { esModule: true }, // __importStar; `new arborist.Arborist(...)`
-  "normalize-package-data": { esModule: false }, // __importDefault; called
-  "../../typescript-shim": { esModule: false }, // plain require; `ts.SyntaxKind` etc.
-};
-
-/**
- * What the program's runner (`cmd/run/tracing.js`) requires for `--tracing` only. It
- * takes their members apart at once (`const { X } = require(...)`), so each member is a
- * stand-in too, loading its module when first called or constructed.
- */
-const tracingOnly = new Set([
-  "@opentelemetry/resources",
-  "@opentelemetry/sdk-trace-base",
-  "@opentelemetry/exporter-zipkin",
-  "@opentelemetry/instrumentation-grpc",
-  "@opentelemetry/sdk-trace-node",
-  "@opentelemetry/instrumentation",
-]);
 const tracingFile = `${pulumiDir}cmd${sep}run${sep}tracing.js`;
+
+/**
+ * How a deferred module is imported where it is required: "star" (TypeScript's
+ * `__importStar`: the stand-in says `__esModule`, so it is kept as it is instead of having
+ * its keys copied, which would load it), "plain" (`require`, or `__importDefault`, which
+ * wraps it as `{ default }` and calls it), or "members" (`const { X } = require(...)`
+ * takes the members at once: each is a stand-in that loads the module when called or
+ * constructed).
+ */
+type Import = "star" | "plain" | "members";
+
+/** What is deferred: request => [the requiring file's path ends with, how it imports it]. */
+const deferred: Record<string, [string, Import]> = {
+  // Closure serialization (`runtime/closure/*.js`).
+  "@npmcli/arborist": [`${pulumiDir}runtime${sep}closure${sep}codePaths.js`, "star"], // `new arborist.Arborist(...)`
+  "normalize-package-data": [`${pulumiDir}runtime${sep}closure${sep}codePaths.js`, "plain"],
+  "../../typescript-shim": [`${pulumiDir}runtime${sep}closure${sep}parseFunction.js`, "plain"], // `ts.SyntaxKind` etc.
+  // `pulumi.automation`: only ever used through its members, by programs that drive other stacks.
+  "./automation": [`${pulumiDir}index.js`, "star"],
+  // The program runner's `--tracing`.
+  "@opentelemetry/resources": [tracingFile, "members"],
+  "@opentelemetry/sdk-trace-base": [tracingFile, "members"],
+  "@opentelemetry/exporter-zipkin": [tracingFile, "members"],
+  "@opentelemetry/instrumentation-grpc": [tracingFile, "members"],
+  "@opentelemetry/sdk-trace-node": [tracingFile, "members"],
+  "@opentelemetry/instrumentation": [tracingFile, "members"],
+};
 
 /** Messages of @pulumi/pulumi's own, one per resource and step, dropped by part 3. */
 export const CHATTER = /^(Registering resource: |RegisterResource RPC prepared: |RegisterResource RPC finished: [^;]*; err: null, |Resource RPC serialization requested: )/;
@@ -168,12 +169,10 @@ export function install(): boolean {
   const load = internals._load;
   const done = new Set<string>();
   internals._load = function nslabPreloadLoad(this: unknown, request: string, parent: NodeJS.Module | undefined, isMain: boolean) {
-    const lazy = deferred[request];
-    if (lazy && typeof parent?.filename === "string" && parent.filename.includes(closureDir)) {
-      return standIn(() => load.call(this, request, parent, isMain), lazy.esModule);
-    }
-    if (tracingOnly.has(request) && typeof parent?.filename === "string" && parent.filename.endsWith(tracingFile)) {
-      return membersStandIn(() => load.call(this, request, parent, isMain));
+    const lazy = Object.hasOwn(deferred, request) ? deferred[request] : undefined;
+    if (lazy && typeof parent?.filename === "string" && parent.filename.endsWith(lazy[0])) {
+      const real = () => load.call(this, request, parent, isMain);
+      return lazy[1] === "members" ? membersStandIn(real) : standIn(real, lazy[1] === "star");
     }
     // eslint-disable-next-line prefer-rest-params
     const exported = load.apply(this, arguments as unknown as Parameters<Load>);

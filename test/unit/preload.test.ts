@@ -19,7 +19,7 @@ function inNode(script: string, preload: boolean, env: NodeJS.ProcessEnv = {}): 
 }
 
 const LOADED = `
-const deferred = ["@npmcli/arborist", "normalize-package-data", "typescript"];
+const deferred = ["@npmcli/arborist", "normalize-package-data", "typescript", "@pulumi/pulumi/automation"];
 const loaded = () => deferred.filter((m) => Object.keys(require.cache).some((k) => k.includes("/node_modules/" + m + "/")));`;
 
 describe("nslab/preload (the Node.js processes of scripts/pulumi)", () => {
@@ -28,8 +28,19 @@ describe("nslab/preload (the Node.js processes of scripts/pulumi)", () => {
     const script = `${LOADED}
       require("@pulumi/pulumi"); require("@pulumi/pulumi/runtime");
       console.log(JSON.stringify(loaded()));`;
-    expect(inNode(script, false)).toEqual(["@npmcli/arborist", "normalize-package-data", "typescript"]);
+    expect(inNode(script, false)).toEqual(["@npmcli/arborist", "normalize-package-data", "typescript", "@pulumi/pulumi/automation"]);
     expect(inNode(script, true)).toEqual([]);
+  });
+
+  it("pulumi.automation loads when first used, and is the real module's API", () => {
+    const script = `${LOADED}
+      const pulumi = require("@pulumi/pulumi");
+      const before = loaded();
+      const { LocalWorkspace, Stack } = pulumi.automation;
+      const direct = require("@pulumi/pulumi/automation");
+      console.log(JSON.stringify({ before, after: loaded(), same: LocalWorkspace === direct.LocalWorkspace && Stack === direct.Stack,
+        keys: Object.keys(pulumi.automation).sort().join() === Object.keys(direct).sort().join(), isClass: typeof LocalWorkspace.create === "function" }));`;
+    expect(inNode(script, true)).toEqual({ before: [], after: ["@pulumi/pulumi/automation"], same: true, keys: true, isClass: true });
   });
 
   it("closure serialization still works: the real modules load on first use", () => {
