@@ -59,6 +59,14 @@ describe("scripts/pulumi with nslab/preload and without Pulumi's automatic logs"
     lab.cleanup();
   });
 
+  it("runs 32 resource operations at once unless PULUMI_PARALLEL says otherwise", () => {
+    const parallel = (env: NodeJS.ProcessEnv) =>
+      execFileSync("bash", ["-c", '. "$root/scripts/lib/pulumi-env.sh"; echo "$PULUMI_PARALLEL"'], { env: { ...env, root: REPO }, encoding: "utf8" }).trim();
+    const { PULUMI_PARALLEL: _set, ...env } = process.env;
+    expect(parallel(env)).toBe("32");
+    expect(parallel({ ...env, PULUMI_PARALLEL: "4" })).toBe("4");
+  });
+
   it("NSLAB_PULUMI_LOGS switches the CLI's logs of a PULUMI_HOME of yours only when set", () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-pulumi-home-"));
     try {
