@@ -30,6 +30,14 @@
  *    which `scripts/pulumi` sets when it is given `--debug`, `-d`, `-v`, `--verbose`,
  *    `--logtostderr` or `--logflow`. Any other debug message (yours, or a failure) is
  *    sent as before.
+ * 4. **No debugger session before it is needed.** Before it runs the program, Pulumi's
+ *    runner opens an inspector session with the debugger enabled, so that a function
+ *    that cannot be serialized can be named by file and line; every script loaded after
+ *    that is reported to it (about 0.15 s of the program's start with @pulumi/pulumi,
+ *    TypeScript and ts-node). The runner now skips it, and the session is opened when a
+ *    function is first serialized; a second session, which hears the debugger list every
+ *    script loaded so far when it is enabled, then supplies the file names the first one
+ *    missed.
  *
  * Measured with `bench/ab.sh` and `bench/profile.js`; see docs/benchmark.md.
  */
@@ -56,7 +64,7 @@ const tracingFile = `${pulumiDir}cmd${sep}run${sep}tracing.js`;
  * takes the members at once: each is a stand-in that loads the module when called or
  * constructed).
  */
-type Import = "star" | "plain" | "members";
+type Import = "star" | "plain" | "members" | "hooks";
 
 /** What is deferred: request => [the requiring file's path ends with, how it imports it]. */
 const deferred: Record<string, [string, Import]> = {
@@ -66,6 +74,8 @@ const deferred: Record<string, [string, Import]> = {
   "../../typescript-shim": [`${pulumiDir}runtime${sep}closure${sep}parseFunction.js`, "plain"], // `ts.SyntaxKind` etc.
   // `pulumi.automation`: only ever used through its members, by programs that drive other stacks.
   "./automation": [`${pulumiDir}index.js`, "star"],
+  // The program runner's debugger session (part 4): "hooks" answers isInitializedAsync.
+  "../../runtime/closure/v8Hooks": [`${pulumiDir}cmd${sep}run${sep}index.js`, "hooks"],
   // The program runner's `--tracing`.
   "@opentelemetry/resources": [tracingFile, "members"],
   "@opentelemetry/sdk-trace-base": [tracingFile, "members"],
@@ -78,7 +88,7 @@ const deferred: Record<string, [string, Import]> = {
 /** Messages of @pulumi/pulumi's own, one per resource and step, dropped by part 3. */
 export const CHATTER = /^(Registering resource: |RegisterResource RPC prepared: |RegisterResource RPC finished: [^;]*; err: null, |Resource RPC serialization requested: )/;
 
-function standIn(load: () => unknown, esModule: boolean): unknown {
+function standIn(load: () => unknown, esModule: boolean, own: Record<string, unknown> = {}): unknown {
   let real: unknown;
   const get = () => (real ??= load()) as object;
   // An arrow function: callable, and no non-configurable own property (such as a
@@ -86,6 +96,7 @@ function standIn(load: () => unknown, esModule: boolean): unknown {
   return new Proxy(() => undefined, {
     get: (_, key) => {
       if (key === LAZY) return true;
+      if (typeof key === "string" && Object.hasOwn(own, key)) return own[key];
       if (key === "__esModule" && (esModule || real === undefined)) return esModule || undefined;
       return Reflect.get(get(), key);
     },
@@ -150,6 +161,17 @@ function patch(request: string, parent: NodeJS.Module | undefined, exported: unk
       }
     };
   }
+  if (!done.has("v8Hooks") && request.endsWith("v8Hooks") && typeof m.getSessionAsync === "function" && typeof m.getScriptUrl === "function") {
+    done.add("v8Hooks");
+    const getSessionAsync = m.getSessionAsync as (...args: unknown[]) => Promise<unknown>;
+    const getScriptUrl = m.getScriptUrl as (id: string) => string | undefined;
+    let urls: Map<string, string> | undefined;
+    m.getSessionAsync = async function (this: unknown, ...args: unknown[]) {
+      urls = await allScriptUrls();
+      return getSessionAsync.apply(this, args);
+    };
+    m.getScriptUrl = (id: string) => getScriptUrl(id) ?? urls?.get(id);
+  }
   if (!done.has("log") && /(^|\/)log$/.test(request) && typeof m.debug === "function" && typeof m.hasErrors === "function") {
     done.add("log");
     if (process.env.NSLAB_PULUMI_DEBUG === "1") return;
@@ -159,6 +181,28 @@ function patch(request: string, parent: NodeJS.Module | undefined, exported: unk
       return debug.call(this, msg, ...rest);
     };
   }
+}
+
+/** How many modules {@link patch} changes, each once. */
+const PATCHES = 3;
+
+/**
+ * Part 4: scripts' URLs by id, from an inspector session of our own whose listener is
+ * attached before it enables the debugger, so that it hears of every script loaded so
+ * far; made once, when Pulumi's own session is first asked for.
+ */
+let scriptUrls: Promise<Map<string, string>> | undefined;
+function allScriptUrls(): Promise<Map<string, string>> {
+  scriptUrls ??= new Promise((resolve) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const inspector = require("node:inspector") as typeof import("node:inspector");
+    const session = new inspector.Session();
+    session.connect();
+    const urls = new Map<string, string>();
+    session.on("Debugger.scriptParsed", (event) => urls.set(event.params.scriptId, event.params.url));
+    session.post("Debugger.enable", () => resolve(urls));
+  });
+  return scriptUrls;
 }
 
 /** Installs the hook; loading this module calls it once. Returns false if already done. */
@@ -172,11 +216,13 @@ export function install(): boolean {
     const lazy = Object.hasOwn(deferred, request) ? deferred[request] : undefined;
     if (lazy && typeof parent?.filename === "string" && parent.filename.endsWith(lazy[0])) {
       const real = () => load.call(this, request, parent, isMain);
-      return lazy[1] === "members" ? membersStandIn(real) : standIn(real, lazy[1] === "star");
+      if (lazy[1] === "members") return membersStandIn(real);
+      if (lazy[1] === "hooks") return standIn(real, true, { isInitializedAsync: async () => undefined });
+      return standIn(real, lazy[1] === "star");
     }
     // eslint-disable-next-line prefer-rest-params
     const exported = load.apply(this, arguments as unknown as Parameters<Load>);
-    if (done.size < 2) patch(request, parent, exported, done);
+    if (done.size < PATCHES) patch(request, parent, exported, done);
     return exported;
   };
   return true;

@@ -79,6 +79,31 @@ describe("nslab/preload (the Node.js processes of scripts/pulumi)", () => {
     expect(withPreload.provider).toBe("NodeTracerProvider");
   });
 
+  it("the runner opens no debugger session up front; a serialized function is still named by file and line", () => {
+    const script = `
+      const fs = require("node:fs"), os = require("node:os"), path = require("node:path"), Module = require("node:module");
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "nslab-preload-")), "located.js");
+      fs.writeFileSync(file, "module.exports = function located() { return 1; };\\n");
+      const located = require(file); // loaded before any debugger session, like a program's modules
+      const pulumi = require("@pulumi/pulumi");
+      // What the runner (cmd/run/index.js) gets when it asks for the debugger hooks.
+      const runner = new Module(require.resolve("@pulumi/pulumi/cmd/run/index.js"));
+      runner.filename = runner.id;
+      runner.paths = Module._nodeModulePaths(path.dirname(runner.id));
+      const hooks = Module._load("../../runtime/closure/v8Hooks", runner, false);
+      const hooksLoaded = () => Object.keys(require.cache).some((k) => k.endsWith("v8Hooks.js"));
+      hooks.isInitializedAsync().then(async () => {
+        const before = hooksLoaded();
+        const where = await require("@pulumi/pulumi/runtime/closure/v8").getFunctionLocationAsync(located);
+        fs.rmSync(path.dirname(file), { recursive: true });
+        console.log(JSON.stringify({ before, file: where.file === "file://" + file, standIn: hooks[Symbol.for("nslab.lazy")] === true }));
+      });`;
+    expect(inNode(script, true)).toEqual({ before: false, file: true, standIn: true });
+    // Without the preload the runner's session is made at once (and, made after the
+    // program's modules, would not know their files either: the second session fixes that).
+    expect(inNode(script, false)).toEqual({ before: true, file: false, standIn: false });
+  });
+
   it("takes no stack trace per promise unless PULUMI_DEBUG_PROMISE_LEAKS is set", () => {
     const script = `
       require("@pulumi/pulumi"); // as in the program and the provider process: loads the rest
