@@ -15,6 +15,7 @@ const fs = require("node:fs");
 const path = require("node:path");
 
 const { root, parseArgs, enterSandbox } = require("./common");
+const { summarize, report } = require("./report");
 
 const args = parseArgs();
 const sizes = (args.sizes ?? "10,100,300").split(",").map(Number);
@@ -95,11 +96,6 @@ function scriptRun(n, mode) {
   return result;
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 const raw = { date: new Date().toISOString(), runs, sizes, machine: { cpus: require("node:os").cpus().length, kernel: require("node:os").release() }, results: [] };
 for (const n of sizes) {
   for (let r = 0; r < runs; r++) {
@@ -111,58 +107,12 @@ for (const n of sizes) {
   }
 }
 
-const summary = [];
-for (const n of sizes) {
-  const row = { n };
-  for (const tool of ["nslab", "floor", "ip-single", "ip-batch"]) {
-    const rs = raw.results.filter((x) => x.n === n && x.tool === tool);
-    for (const op of ["up", "refresh", "refreshOnly", "destroy"]) row[`${tool}.${op}`] = median(rs.map((x) => x[op] ?? x.refresh));
-    if (tool === "nslab") row.peakKiB = Math.max(...rs.flatMap((x) => [x.upPeakKiB, x.refreshPeakKiB, x.refreshOnlyPeakKiB, x.destroyPeakKiB].filter(Boolean)));
-    row[`${tool}.leftovers`] = rs.filter((x) => x.residue).length;
-  }
-  summary.push(row);
-}
+const summary = summarize(raw.results, sizes);
 raw.summary = summary;
 const file = path.join(outDir, `bench-${raw.date.replace(/[:.]/g, "-")}.json`);
 fs.writeFileSync(file, JSON.stringify(raw, null, 2));
 
-const f = (ms) => (ms / 1000).toFixed(2).padStart(7);
-console.log(`\nnslab benchmark: medians of ${runs} runs, seconds (lab: N namespaces on a bridge, veth, address, default route; forwarding; 1 NAT rule)\n`);
-console.log("refresh: pulumi preview --refresh (reads, then runs the program); refresh-only: pulumi refresh --preview-only (reads);");
-console.log("for the scripts both are one dump of links and routes per namespace plus the ruleset.");
-console.log("floor: the same resources with a dynamic provider that does nothing (Pulumi's own cost); nslab-floor: what nslab adds.\n");
-console.log("    N | op           |   nslab |   floor | nslab-floor | ip/op   | ip-batch | nslab/ip-op | nslab/batch");
-console.log("------+--------------+---------+---------+-------------+---------+----------+-------------+------------");
-const label = { up: "up", refresh: "refresh", refreshOnly: "refresh-only", destroy: "destroy" };
-for (const row of summary) {
-  for (const op of ["up", "refresh", "refreshOnly", "destroy"]) {
-    const a = row[`nslab.${op}`], b = row[`ip-single.${op}`], c = row[`ip-batch.${op}`], z = row[`floor.${op}`];
-    console.log(`${String(row.n).padStart(5)} | ${label[op].padEnd(12)} | ${f(a)} | ${f(z)} | ${f(a - z).padStart(11)} | ${f(b)} | ${f(c).padStart(8)} | ${(a / b).toFixed(1).padStart(10)}x | ${(a / c).toFixed(1).padStart(9)}x`);
-  }
-}
-console.log("\nprovider process peak memory (max RSS): " + summary.map((r) => `N=${r.n}: ${(r.peakKiB / 1024).toFixed(0)} MiB`).join(", "));
-console.log("per host, nslab up: " + summary.map((r) => `N=${r.n}: ${(r["nslab.up"] / r.n).toFixed(1)} ms`).join(", "));
-const leftovers = summary.reduce((s, r) => s + r["nslab.leftovers"] + r["floor.leftovers"] + r["ip-single.leftovers"] + r["ip-batch.leftovers"], 0);
-console.log(`left after destroy: ${leftovers === 0 ? "nothing, every run" : `${leftovers} runs left objects (see JSON)`}`);
-
-const at100 = summary.find((r) => r.n === 100);
-if (at100) {
-  console.log("\ngoals (reported, not asserted):");
-  console.log(`  up at N=100 within 2x of one ip process per operation: ${(at100["nslab.up"] / at100["ip-single.up"]).toFixed(1)}x -> ${at100["nslab.up"] <= 2 * at100["ip-single.up"] ? "met" : "NOT met"}`);
-  const floorRatio = at100["floor.up"] / at100["ip-single.up"];
-  console.log(`    Pulumi's floor (a provider that does nothing) alone is ${floorRatio.toFixed(1)}x that script${floorRatio > 2 ? ": no dynamic provider can meet this goal here" : ""}; nslab adds ${f(at100["nslab.up"] - at100["floor.up"]).trim()} s to it (the script: ${f(at100["ip-single.up"]).trim()} s)`);
-  for (const [op, what] of [["refresh", "pulumi preview --refresh"], ["refreshOnly", "pulumi refresh --preview-only"]]) {
-    console.log(`  no-change refresh (${what}) faster than the one-process-per-operation script's up: ${f(at100[`nslab.${op}`]).trim()} s vs ${f(at100["ip-single.up"]).trim()} s -> ${at100[`nslab.${op}`] < at100["ip-single.up"] ? "met" : "NOT met"}`);
-    const floor = at100[`floor.${op}`];
-    console.log(`    Pulumi's floor for it: ${f(floor).trim()} s${floor >= at100["ip-single.up"] ? ": no dynamic provider can meet this goal here" : ""}; nslab adds ${f(at100[`nslab.${op}`] - floor).trim()} s`);
-  }
-}
-if (summary.length > 1) {
-  const first = summary[0], last = summary[summary.length - 1];
-  const perHost = (r) => (r["nslab.up"] - first["nslab.up"]) / (r.n - first.n || 1);
-  console.log(`  linear growth: marginal cost per extra host ${summary.slice(1).map((r) => `${first.n}->${r.n}: ${perHost(r).toFixed(1)} ms`).join(", ")}`);
-  void last;
-}
+for (const line of report(summary, runs)) console.log(line);
 console.log(`\nraw figures: ${path.relative(root, file)}`);
 
 // A PNG of up time against N (needs gnuplot; bench/plot.js says so when missing).
