@@ -5,8 +5,9 @@
  *     NODE_OPTIONS="--require nslab/preload" pulumi up
  *
  * `scripts/pulumi` does that for you (set `NSLAB_PRELOAD=0` to leave it out). Nothing in
- * it changes what a program declares or what the engine does; each part only applies to
- * the @pulumi/pulumi modules it was written against and leaves anything else alone.
+ * it changes what a program declares or what the engine deploys or records; each part
+ * only applies to the @pulumi/pulumi modules it was written against (3.260) and leaves
+ * anything else, or a version where they look different, alone.
  *
  * 1. **Closure serialization is loaded when first used.** @pulumi/pulumi loads, with
  *    its runtime, the code that serializes JavaScript functions for
@@ -39,7 +40,8 @@
  *    script loaded so far when it is enabled, then supplies the file names the first one
  *    missed.
  *
- * Measured with `bench/ab.sh` and `bench/profile.js`; see docs/benchmark.md.
+ * Measured with `bench/ab-env.sh` (`NSLAB_PRELOAD=0` against the default), `bench/ab.sh`
+ * and `bench/profile.js`; see docs/benchmark.md.
  */
 import Module = require("node:module");
 import * as path from "node:path";
@@ -62,7 +64,8 @@ const tracingFile = `${pulumiDir}cmd${sep}run${sep}tracing.js`;
  * its keys copied, which would load it), "plain" (`require`, or `__importDefault`, which
  * wraps it as `{ default }` and calls it), or "members" (`const { X } = require(...)`
  * takes the members at once: each is a stand-in that loads the module when called or
- * constructed).
+ * constructed), or "hooks" (the runner's debugger hooks, part 4: `isInitializedAsync`
+ * answers at once, anything else loads the module).
  */
 type Import = "star" | "plain" | "members" | "hooks";
 
@@ -143,7 +146,10 @@ function inPulumi(parent: NodeJS.Module | undefined): boolean {
   return typeof parent?.filename === "string" && parent.filename.includes(pulumiDir);
 }
 
-/** Wraps `debuggablePromise` (part 2) and `log.debug` (part 3) once each, when loaded. */
+/**
+ * Wraps `debuggablePromise` (part 2), `log.debug` (part 3) and the debugger hooks'
+ * `getSessionAsync` and `getScriptUrl` (part 4), once each, when their module is loaded.
+ */
 function patch(request: string, parent: NodeJS.Module | undefined, exported: unknown, done: Set<string>): void {
   if (!exported || typeof exported !== "object" || !inPulumi(parent)) return;
   const m = exported as Record<string, unknown>;
@@ -215,7 +221,11 @@ export function install(): boolean {
   internals._load = function nslabPreloadLoad(this: unknown, request: string, parent: NodeJS.Module | undefined, isMain: boolean) {
     const lazy = Object.hasOwn(deferred, request) ? deferred[request] : undefined;
     if (lazy && typeof parent?.filename === "string" && parent.filename.endsWith(lazy[0])) {
-      const real = () => load.call(this, request, parent, isMain);
+      const real = () => {
+        const exported = load.call(this, request, parent, isMain);
+        if (done.size < PATCHES) patch(request, parent, exported, done);
+        return exported;
+      };
       if (lazy[1] === "members") return membersStandIn(real);
       if (lazy[1] === "hooks") return standIn(real, true, { isInitializedAsync: async () => undefined });
       return standIn(real, lazy[1] === "star");
