@@ -59,6 +59,37 @@ describe("scripts/pulumi with nslab/preload and without Pulumi's automatic logs"
     lab.cleanup();
   });
 
+  it("a program that serializes a function (pulumi.dynamic.Resource) still works with the preload", async () => {
+    // Closure serialization is what the preload defers (arborist, TypeScript's parser,
+    // the debugger session): a dynamic resource of the program's own exercises all of it.
+    const lab = await Lab.create(
+      sandbox,
+      "preload-dynamic",
+      `
+import * as pulumi from "@pulumi/pulumi";
+const greeting = "hello";
+const provider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: { who: string }) {
+    return { id: inputs.who, outs: { text: \`\${greeting}, \${inputs.who}\` } };
+  },
+};
+class Greeting extends pulumi.dynamic.Resource {
+  declare readonly text: pulumi.Output<string>;
+  constructor(name: string, who: string) {
+    super(provider, name, { who, text: undefined }, {});
+  }
+}
+export const text = new Greeting("greet", "lab").text;
+`,
+    );
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    expect((await lab.outputs()).text).toBe("hello, lab");
+    const destroy = await lab.destroy();
+    expect(destroy.exitCode, show(destroy)).toBe(0);
+    lab.cleanup();
+  });
+
   it("runs 32 resource operations at once unless PULUMI_PARALLEL says otherwise", () => {
     const parallel = (env: NodeJS.ProcessEnv) =>
       execFileSync("bash", ["-c", '. "$root/scripts/lib/pulumi-env.sh"; echo "$PULUMI_PARALLEL"'], { env: { ...env, root: REPO }, encoding: "utf8" }).trim();
