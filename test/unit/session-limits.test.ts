@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { limit } from "../../provider/ipsession";
+import { defaultMaxSessions, limit, SESSION_KIB } from "../../provider/ipsession";
 
 describe("ip session limits from the environment", () => {
   it("takes the default when the variable is unset or empty", () => {
@@ -16,5 +16,14 @@ describe("ip session limits from the environment", () => {
     expect(() => limit("NSLAB_IP_X", 512, { NSLAB_IP_X: text })).toThrow(
       `NSLAB_IP_X must be a positive whole number (it is ${JSON.stringify(text)}); unset it for the default, 512`,
     );
+  });
+
+  it("caps open sessions by default at 5 % of the available memory and a quarter of the open-file limit, between 64 and 4096", () => {
+    const GiB = 2 ** 30;
+    expect(defaultMaxSessions(24 * GiB, 1_048_576)).toBe(Math.floor((24 * GiB * 0.05) / (SESSION_KIB * 1024))); // 3700
+    expect(defaultMaxSessions(8 * GiB, 1_048_576)).toBe(1233);
+    expect(defaultMaxSessions(64 * GiB, 4096)).toBe(1024); // the open files are the limit
+    expect(defaultMaxSessions(256 * 2 ** 20, 1_048_576)).toBe(64); // little memory: still 64
+    expect(defaultMaxSessions(1024 * GiB, Number.MAX_SAFE_INTEGER)).toBe(4096);
   });
 });
