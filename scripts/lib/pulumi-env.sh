@@ -18,6 +18,7 @@ export PULUMI_HOME=${PULUMI_HOME:-$root/.tools/pulumi-home}
 if [ -n "$own_home" ] || [ -n "${NSLAB_PULUMI_LOGS:-}" ]; then
   logs="$PULUMI_HOME/logs" want=/dev/null
   [ "${NSLAB_PULUMI_LOGS:-0}" = 1 ] && want="$PULUMI_HOME/logs.d"
+  [ -d "$PULUMI_HOME" ] || mkdir -p -m 700 "$PULUMI_HOME" # as private as the CLI makes it
   mkdir -p -m 700 "$PULUMI_HOME/logs.d"
   # A real folder (an older setup, or made by the CLI meanwhile): keep what is in it.
   if [ -d "$logs" ] && [ ! -L "$logs" ]; then

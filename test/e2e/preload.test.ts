@@ -118,6 +118,12 @@ export const text = new Greeting("greet", "lab").text;
       version({ NSLAB_PULUMI_LOGS: "1" }); // on: written to logs.d
       expect(fs.readlinkSync(logs)).toBe(path.join(home, "logs.d"));
       expect(files(path.join(home, "logs.d"))).toHaveLength(2);
+
+      // A PULUMI_HOME that does not exist yet is made private, as the CLI would make it.
+      const fresh = path.join(home, "fresh");
+      execFileSync(path.join(REPO, "scripts/pulumi"), ["version"], { env: { ...process.env, PULUMI_HOME: fresh, NSLAB_PULUMI_LOGS: "0" } });
+      expect(fs.statSync(fresh).mode & 0o777).toBe(0o700);
+      expect(fs.readlinkSync(path.join(fresh, "logs"))).toBe("/dev/null");
     } finally {
       fs.rmSync(home, { recursive: true, force: true });
     }
