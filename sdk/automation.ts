@@ -31,7 +31,9 @@ export interface LocalLabOptions {
  * offline defaults (no Pulumi Cloud, no update checks, no plugin downloads). Drive it
  * with the Automation API: `await stack.up()`, `stack.preview()`, `stack.refresh()`,
  * `stack.destroy()`. The `pulumi` CLI must be on PATH (scripts/setup puts it in
- * `.tools/bin`).
+ * `.tools/bin`). Like `scripts/pulumi`, it runs 32 resource operations at once unless
+ * `PULUMI_PARALLEL` is set, and has the engine start the provider process with
+ * nslab/preload unless `NSLAB_PRELOAD=0` (see the README); `envVars` override both.
  *
  * ```ts
  * const stack = await nslab.localLab({ projectName: "lab", program: async () => {
