@@ -40,7 +40,7 @@ const env = {
   ...process.env,
   PULUMI_BACKEND_URL: `file://${dir}/state`,
   PULUMI_CONFIG_PASSPHRASE: "",
-  PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+  PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
   PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
 };
 const pulumi = (argv, extraEnv = {}) => {

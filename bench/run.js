@@ -62,7 +62,7 @@ function pulumiRun(n, program) {
   const env = {
     PULUMI_BACKEND_URL: `file://${dir}/state`,
     PULUMI_CONFIG_PASSPHRASE: "",
-    PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+    PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
     NSLAB_PROVIDER_STATS: statsFile,
     // State written once at the end instead of after every step (see README, "Speed").
     PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
