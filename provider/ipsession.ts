@@ -31,7 +31,8 @@
  * - Sessions close after IDLE_MS without work, at most MAX_SESSIONS stay open, and they
  *   end with the provider (their stdin closes).
  * - A command that makes ip exit (a parse error) or hang (TIMEOUT_MS) fails that command
- *   and discards the session.
+ *   and discards the session; commands queued behind it in that session never ran, and
+ *   run in a fresh one.
  *
  * Starting: sessions are not spawned by this process but by a small shell, the
  * launcher (one per provider process). Node.js spawns by fork(), whose cost grows with
@@ -117,6 +118,9 @@ export interface SessionResult {
     timedOut?: boolean;
     /** A lookup failure of a name this session's ip may have cached. */
     stale?: boolean;
+    /** None of the commands was written: the session had ended, or been discarded after
+     * a timeout, while they waited for their turn in it. */
+    unsent?: boolean;
   };
 }
 
@@ -475,6 +479,9 @@ class IpSession {
     return this.exitCode !== undefined;
   }
 
+  /** Timed out: its ip is being killed, nothing more is written to it. */
+  private discarded = false;
+
   get idle(): boolean {
     return this.busy === 0;
   }
@@ -504,7 +511,9 @@ class IpSession {
         // ip -batch reads '#' as a comment and '\' as a line continuation.
         return { outputs, failure: { index, text: `nslab: refusing to pass ${JSON.stringify(text)} to ip -batch (newline, '#' or '\\')`, exitCode: -1 } };
       }
-      if (this.dead) return { outputs, failure: { index, text: this.buffer || "ip exited", exitCode: this.exitCode ?? -1 } };
+      if (this.dead || this.discarded) {
+        return { outputs, failure: { index, text: this.buffer || "ip exited", exitCode: this.exitCode ?? -1, unsent: index === 0 } };
+      }
       command.forEach((word, i) => {
         if (i > 0 && word === "netns" && command[i + 1]) this.holds.add(command[i + 1]);
       });
@@ -517,6 +526,7 @@ class IpSession {
         const timer = setTimeout(() => {
           // Discarded now, not once ip's exit is reported: the next command must not
           // be written to the ip being killed.
+          this.discarded = true;
           this.onGone(this);
           this.finish({ text: this.buffer, timedOut: true });
           try {
@@ -640,6 +650,11 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
   }
   const first = session(netns, family);
   let result = await first.run(commands);
+  if (result.failure?.unsent) {
+    // Queued behind a command that ended or hung this session's ip: none of these ran,
+    // so they all run, once, in a fresh session.
+    result = await session(netns, family).run(commands);
+  }
   if (result.failure?.stale) {
     // Perhaps a stale name in ip's cache: once more, from the failed command on, in a
     // fresh session.

@@ -77,6 +77,16 @@ describe("ip sessions on the kernel", () => {
     expect(lo.ifname).toBe("lo");
   });
 
+  it("runs commands queued behind one that makes ip exit in a fresh session, instead of failing them", async () => {
+    // Both are asked for at once, so the second waits in the same session as the first.
+    const [bad, good] = await Promise.allSettled([
+      ip(["link", "set", "dev", "lo", "mtu", "not-a-number"], ns, "lo"),
+      ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], ns, "lo"),
+    ]);
+    expect(bad).toMatchObject({ status: "rejected", reason: { kind: "CommandFailed" } });
+    expect(good).toMatchObject({ status: "fulfilled", value: [{ ifname: "lo" }] });
+  });
+
   it("refuses a namespace name the launcher could not pass as one word", async () => {
     for (const name of ["a b", "a/b", ""]) {
       const result = await runIp([["link", "show", "dev", "lo"]], name);
@@ -350,6 +360,18 @@ describe("ip sessions on the kernel", () => {
     );
     expect(seen.failure).toMatchObject({ index: 0, timedOut: true, text: "timed out after 2000 ms" });
     expect(seen).toMatchObject({ firstAlive: false, next: "ok", fresh: true });
+  });
+
+  it("runs commands queued behind one that timed out in a fresh session, not in the ip being killed", () => {
+    const seen = inChild(
+      `await s.runIp([["link", "show", "dev", "lo"]], ns);
+       const first = pidOf(ns, undefined);
+       const [hung, queued] = await Promise.all([s.runIp([["monitor", "link"]], ns), s.runIp([["link", "show", "dev", "lo"]], ns)]);
+       return { hung: hung.failure, queued: queued.failure ?? "ok", fresh: pidOf(ns, undefined) !== first };`,
+      { NSLAB_IP_TIMEOUT_MS: "2000" },
+    );
+    expect(seen.hung).toMatchObject({ index: 0, timedOut: true });
+    expect(seen).toMatchObject({ queued: "ok", fresh: true });
   });
 
   it("refuses a limit that is not a positive whole number, naming the variable", () => {
