@@ -415,6 +415,8 @@ class IpSession {
   /** ip's exit status and the end of its output arrive on different pipes: both count. */
   private status?: number;
   private outputEnded = false;
+  /** Timed out: its ip is being killed, nothing more is written to it. */
+  private discarded = false;
   private readonly gone = deferred<void>();
   readonly exited = this.gone.promise;
   readonly born = Date.now();
@@ -478,9 +480,6 @@ class IpSession {
   get dead(): boolean {
     return this.exitCode !== undefined;
   }
-
-  /** Timed out: its ip is being killed, nothing more is written to it. */
-  private discarded = false;
 
   get idle(): boolean {
     return this.busy === 0;
@@ -648,17 +647,18 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
     // The launcher reads the name as one word of a line.
     return { outputs: [], failure: { index: 0, text: `nslab: refusing namespace name ${JSON.stringify(netns)} (empty, or has '/' or white space)`, exitCode: -1 } };
   }
-  const first = session(netns, family);
-  let result = await first.run(commands);
+  let current = session(netns, family);
+  let result = await current.run(commands);
   if (result.failure?.unsent) {
     // Queued behind a command that ended or hung this session's ip: none of these ran,
     // so they all run, once, in a fresh session.
-    result = await session(netns, family).run(commands);
+    current = session(netns, family);
+    result = await current.run(commands);
   }
   if (result.failure?.stale) {
     // Perhaps a stale name in ip's cache: once more, from the failed command on, in a
     // fresh session.
-    void first.close();
+    void current.close();
     const from = result.failure.index;
     const retry = await session(netns, family).run(commands.slice(from));
     result = {
