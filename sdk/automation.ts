@@ -85,6 +85,8 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
 function preloadOptions(): Record<string, string> {
   const preload = path.join(__dirname, "preload.js");
   const current = process.env.NODE_OPTIONS ?? "";
-  if (process.env.NSLAB_PRELOAD === "0" || current.includes(preload) || !fs.existsSync(preload)) return {};
+  const wanted = process.env.NSLAB_PRELOAD ?? "";
+  if (!["", "0", "1"].includes(wanted)) throw new Error(`NSLAB_PRELOAD must be 0 or 1 (it is ${JSON.stringify(wanted)}); unset it for the default`);
+  if (wanted === "0" || current.includes(preload) || !fs.existsSync(preload)) return {};
   return { NODE_OPTIONS: `${current} --require ${JSON.stringify(preload)}`.trim() };
 }

@@ -3,6 +3,14 @@
 # 22+, pulumi, the Node.js language host, the dynamic-provider launcher), a local file
 # backend and no update checks unless you set them yourself. Expects $root.
 [ -x "$root/.tools/bin/pulumi" ] || { echo "run scripts/setup first" >&2; exit 1; }
+# nslab's switches take 0 or 1 (or nothing, for the default); anything else is refused.
+for switch in NSLAB_PRELOAD NSLAB_PULUMI_LOGS NSLAB_PULUMI_DEBUG; do
+  case "${!switch:-}" in
+    "" | 0 | 1) ;;
+    *) echo "$switch must be 0 or 1 (it is '${!switch}'); unset it for the default" >&2; exit 2 ;;
+  esac
+done
+unset switch
 export PATH="$root/.tools/bin:$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true

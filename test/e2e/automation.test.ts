@@ -37,13 +37,18 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { localLab } = require(path.join(REPO, "dist/sdk/automation.js")) as typeof import("../../sdk/automation");
     const open = (name: string) => localLab({ projectName: name, program: async () => ({}), workDir: path.join(dir, name), stateDir: path.join(dir, "state") });
-    const nodeOptions = async (name: string) => ((await open(name)).workspace as unknown as { envVars: Record<string, string> }).envVars.NODE_OPTIONS;
+    const envOf = async (name: string) => ((await open(name)).workspace as unknown as { envVars: Record<string, string> }).envVars;
+    const nodeOptions = async (name: string) => (await envOf(name)).NODE_OPTIONS;
     const saved = process.env.NSLAB_PRELOAD;
     try {
+      // Like scripts/pulumi: 32 resource operations at once unless PULUMI_PARALLEL is set.
+      expect((await envOf("parallel")).PULUMI_PARALLEL).toBe(process.env.PULUMI_PARALLEL ?? "32");
       delete process.env.NSLAB_PRELOAD;
       expect(await nodeOptions("with")).toContain(`--require ${JSON.stringify(path.join(REPO, "dist/sdk/preload.js"))}`);
       process.env.NSLAB_PRELOAD = "0";
       expect(await nodeOptions("without")).toBe(process.env.NODE_OPTIONS);
+      process.env.NSLAB_PRELOAD = "yes";
+      await expect(open("refused")).rejects.toThrow('NSLAB_PRELOAD must be 0 or 1 (it is "yes"); unset it for the default');
     } finally {
       if (saved === undefined) delete process.env.NSLAB_PRELOAD;
       else process.env.NSLAB_PRELOAD = saved;

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -96,6 +96,15 @@ export const text = new Greeting("greet", "lab").text;
     const { PULUMI_PARALLEL: _set, ...env } = process.env;
     expect(parallel(env)).toBe("32");
     expect(parallel({ ...env, PULUMI_PARALLEL: "4" })).toBe("4");
+  });
+
+  it("refuses a switch that is not 0 or 1, naming it, and runs nothing", () => {
+    for (const name of ["NSLAB_PRELOAD", "NSLAB_PULUMI_LOGS", "NSLAB_PULUMI_DEBUG"]) {
+      const r = spawnSync(path.join(REPO, "scripts/pulumi"), ["version"], { env: { ...process.env, [name]: "yes" }, encoding: "utf8" });
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toBe(`${name} must be 0 or 1 (it is 'yes'); unset it for the default\n`);
+    }
   });
 
   it("NSLAB_PULUMI_LOGS switches the CLI's logs of a PULUMI_HOME of yours only when set", () => {
