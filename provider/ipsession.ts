@@ -49,23 +49,11 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import type { Readable, Writable } from "node:stream";
+import { limit } from "./limits";
 
 const SENTINEL = "nslab-sync";
 const SENTINEL_ECHO = `Object "${SENTINEL}" is unknown, try "ip help".\n`;
 
-/**
- * A limit of the sessions, from the environment of the provider process (which the
- * engine passes on from `pulumi`'s), or its default. Anything but a positive whole
- * number is refused, naming the variable, rather than silently replaced.
- */
-export function limit(variable: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
-  const text = env[variable];
-  if (text === undefined || text === "") return fallback;
-  if (!/^[1-9][0-9]*$/.test(text.trim())) {
-    throw new Error(`${variable} must be a positive whole number (it is ${JSON.stringify(text)}); unset it for the default, ${fallback}`);
-  }
-  return Number(text.trim());
-}
 /** A session without work for this long closes (NSLAB_IP_IDLE_MS, default 10 s). */
 const IDLE_MS = limit("NSLAB_IP_IDLE_MS", 10_000);
 /** A session this old is replaced at its next use (NSLAB_IP_MAX_AGE_MS, default 60 s). */

@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { PulumiFn, Stack } from "@pulumi/pulumi/automation";
+import { checkLimits } from "../provider/limits";
 
 /** Options of {@link localLab}. */
 export interface LocalLabOptions {
@@ -34,6 +35,8 @@ export interface LocalLabOptions {
  * `.tools/bin`). Like `scripts/pulumi`, it runs 32 resource operations at once unless
  * `PULUMI_PARALLEL` is set, and has the engine start the provider process with
  * nslab/preload unless `NSLAB_PRELOAD=0` (see the README); `envVars` override both.
+ * A session limit (`NSLAB_IP_*`, in the environment or `envVars`) that is not a positive
+ * whole number is refused here, naming it, before any stack is made.
  *
  * ```ts
  * const stack = await nslab.localLab({ projectName: "lab", program: async () => {
@@ -64,6 +67,8 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
     ...preloadOptions(),
     ...options.envVars,
   };
+  // The provider process would refuse a bad session limit at its first operation.
+  checkLimits({ ...process.env, ...envVars });
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName: options.stackName ?? "dev", projectName: options.projectName, program: options.program },
     {

@@ -11,6 +11,16 @@ for switch in NSLAB_PRELOAD NSLAB_PULUMI_LOGS NSLAB_PULUMI_DEBUG; do
   esac
 done
 unset switch
+# The ip sessions' limits (provider/limits.ts) take a positive whole number, refused here
+# before anything runs rather than by the provider process at its first operation.
+for limit in NSLAB_IP_MAX_SESSIONS NSLAB_IP_IDLE_MS NSLAB_IP_MAX_AGE_MS NSLAB_IP_TIMEOUT_MS; do
+  value=${!limit:-}
+  if [ -n "$value" ] && ! [[ $value =~ ^[[:space:]]*[1-9][0-9]*[[:space:]]*$ ]]; then
+    echo "$limit must be a positive whole number (it is '$value'); unset it for the default" >&2
+    exit 2
+  fi
+done
+unset limit value
 export PATH="$root/.tools/bin:$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true

@@ -32,7 +32,7 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
     expect(await sandbox.residue()).toEqual([]);
   });
 
-  it("localLab has the engine start the provider process with nslab/preload, unless NSLAB_PRELOAD=0", async () => {
+  it("localLab has the engine start the provider process with nslab/preload, unless NSLAB_PRELOAD=0; refuses bad switches and session limits", async () => {
     // The compiled package, as programs load it (dist/sdk/preload.js sits next to it).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { localLab } = require(path.join(REPO, "dist/sdk/automation.js")) as typeof import("../../sdk/automation");
@@ -49,6 +49,19 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
       expect(await nodeOptions("without")).toBe(process.env.NODE_OPTIONS);
       process.env.NSLAB_PRELOAD = "yes";
       await expect(open("refused")).rejects.toThrow('NSLAB_PRELOAD must be 0 or 1 (it is "yes"); unset it for the default');
+      delete process.env.NSLAB_PRELOAD;
+      // A bad session limit, in envVars or the environment, is refused before any stack is made.
+      const limited = (envVars: Record<string, string>) =>
+        localLab({ projectName: "limited", program: async () => ({}), workDir: path.join(dir, "limited"), stateDir: path.join(dir, "state-limited"), envVars });
+      await expect(limited({ NSLAB_IP_IDLE_MS: "10s" })).rejects.toThrow('NSLAB_IP_IDLE_MS must be a positive whole number (it is "10s"); unset it for the default');
+      process.env.NSLAB_IP_MAX_AGE_MS = "-1";
+      try {
+        await expect(limited({})).rejects.toThrow('NSLAB_IP_MAX_AGE_MS must be a positive whole number (it is "-1"); unset it for the default');
+      } finally {
+        delete process.env.NSLAB_IP_MAX_AGE_MS;
+      }
+      expect(fs.existsSync(path.join(dir, "state-limited", ".pulumi", "stacks"))).toBe(false);
+      expect(fs.existsSync(path.join(dir, "state", ".pulumi", "stacks"))).toBe(true); // where the others were made
     } finally {
       if (saved === undefined) delete process.env.NSLAB_PRELOAD;
       else process.env.NSLAB_PRELOAD = saved;

@@ -107,6 +107,19 @@ export const text = new Greeting("greet", "lab").text;
     }
   });
 
+  it("refuses an ip session limit that is not a positive whole number, naming it, and runs nothing", () => {
+    for (const name of ["NSLAB_IP_MAX_SESSIONS", "NSLAB_IP_IDLE_MS", "NSLAB_IP_MAX_AGE_MS", "NSLAB_IP_TIMEOUT_MS"]) {
+      for (const value of ["abc", "0", "1.5"]) {
+        const r = spawnSync(path.join(REPO, "scripts/pulumi"), ["version"], { env: { ...process.env, [name]: value }, encoding: "utf8" });
+        expect(r.status).toBe(2);
+        expect(r.stdout).toBe("");
+        expect(r.stderr).toBe(`${name} must be a positive whole number (it is '${value}'); unset it for the default\n`);
+      }
+      const ok = spawnSync(path.join(REPO, "scripts/pulumi"), ["version"], { env: { ...process.env, [name]: " 250 " }, encoding: "utf8" });
+      expect(ok.status).toBe(0);
+    }
+  });
+
   it("NSLAB_PULUMI_LOGS switches the CLI's logs of a PULUMI_HOME of yours only when set", () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-pulumi-home-"));
     try {

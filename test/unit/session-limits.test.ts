@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { defaultMaxSessions, limit, SESSION_KIB } from "../../provider/ipsession";
+import { defaultMaxSessions, SESSION_KIB } from "../../provider/ipsession";
+import { checkLimits, LIMIT_VARIABLES, limit } from "../../provider/limits";
 
 describe("ip session limits from the environment", () => {
   it("takes the default when the variable is unset or empty", () => {
@@ -16,6 +17,15 @@ describe("ip session limits from the environment", () => {
     expect(() => limit("NSLAB_IP_X", 512, { NSLAB_IP_X: text })).toThrow(
       `NSLAB_IP_X must be a positive whole number (it is ${JSON.stringify(text)}); unset it for the default, 512`,
     );
+  });
+
+  it.each(LIMIT_VARIABLES)("checkLimits refuses %s set to anything but a positive whole number, and accepts it unset, empty or whole", (variable) => {
+    expect(() => checkLimits({})).not.toThrow();
+    expect(() => checkLimits({ [variable]: "" })).not.toThrow();
+    expect(() => checkLimits({ [variable]: " 250 " })).not.toThrow();
+    for (const text of ["0", "abc", "1.5", "30s"]) {
+      expect(() => checkLimits({ [variable]: text })).toThrow(`${variable} must be a positive whole number (it is ${JSON.stringify(text)}); unset it for the default`);
+    }
   });
 
   it("caps open sessions by default at 5 % of the available memory and a quarter of the open-file limit, between 64 and 4096", () => {
