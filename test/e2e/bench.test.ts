@@ -45,4 +45,12 @@ describe("the benchmark tools (bench/run.js, bench/profile.js)", () => {
     for (const kind of ["Namespace", "VethPair", "Route", "Bridge"]) expect(r.stdout).toMatch(new RegExp(`${kind} read\\s+\\d+ calls`));
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("bench/profile.js --program lab-root-ends: the lab with every veth deleted from the bridge's namespace", async () => {
+    const r = await sandbox.run("node", [path.join(REPO, "bench/profile.js"), "--hosts", "3", "--op", "destroy", "--program", "lab-root-ends"], { timeoutMs: 300_000 });
+    expect(r.exitCode, show(r)).toBe(0);
+    expect(r.stdout).toMatch(/^pulumi destroy, 3 hosts \(12 resources\): wall/m);
+    for (const kind of ["Namespace", "VethPair", "Route", "Bridge"]) expect(r.stdout).toMatch(new RegExp(`${kind} delete\\s+\\d+ calls`));
+    expect(await sandbox.residue()).toEqual([]);
+  });
 });

@@ -126,6 +126,35 @@ describe("ip sessions on the kernel", () => {
     await netnsDelete(other, "other");
   });
 
+  it("runs link deletes in one namespace side by side, in at most 16 sessions that go with the namespace", async () => {
+    const crowded = uniq("kdl");
+    await netnsAdd(crowded, "crowded");
+    const names = Array.from({ length: 20 }, (_, i) => `${uniq("v")}${i}`);
+    await ipBatchRead(names.map((n) => ["link", "add", "name", n, "type", "veth", "peer", "name", `${n}p`]), crowded, "the test's veths");
+    const mine = () => inspectSessions().sessions.filter((s) => s.netns === crowded);
+    expect(mine().map((s) => s.lane)).toEqual([0]);
+    const main = mine()[0].pid;
+
+    // Each delete waits for the kernel's grace period: those asked for together each get
+    // a session of their own (lane 0, idle, first), up to 16; the rest queue behind them.
+    const deletes = names.map((n) => ip(["link", "del", "dev", n], crowded, n));
+    expect(mine().map((s) => s.lane).sort((a, b) => a - b)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    await Promise.all(deletes);
+    for (const n of names) expect(await linkByHand(n, crowded)).toBeUndefined();
+
+    // Anything else keeps to the namespace's own session.
+    const [lo] = await ipJson<{ ifname: string }[]>(["link", "show", "dev", "lo"], crowded, "lo");
+    expect(lo.ifname).toBe("lo");
+    expect(mine().find((s) => s.lane === 0)?.pid).toBe(main);
+
+    // Deleting the namespace closes every one of its sessions, so none keeps it alive.
+    const pids = mine().map((s) => s.pid!);
+    await netnsDelete(crowded, "crowded");
+    expect(mine()).toEqual([]);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    expect(fs.existsSync(`/run/netns/${crowded}`)).toBe(false);
+  });
+
   it("closes sessions on request and opens them again when needed", async () => {
     await ipJson(["link", "show", "dev", "lo"], ns, "lo");
     const open = openSessions();
