@@ -36,7 +36,7 @@ export interface LocalLabOptions {
  * `PULUMI_PARALLEL` is set, and has the engine start the provider process with
  * nslab/preload unless `NSLAB_PRELOAD=0` (see the README); `envVars` override both.
  * A session limit (`NSLAB_IP_*`, in the environment or `envVars`) that is not a positive
- * whole number is refused here, naming it, before any stack is made.
+ * whole number is refused here, naming it, before anything is made.
  *
  * ```ts
  * const stack = await nslab.localLab({ projectName: "lab", program: async () => {
@@ -54,8 +54,6 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   const base = path.resolve(".nslab");
   const workDir = path.resolve(options.workDir ?? path.join(base, options.projectName));
   const stateDir = path.resolve(options.stateDir ?? path.join(base, "state"));
-  fs.mkdirSync(workDir, { recursive: true });
-  fs.mkdirSync(stateDir, { recursive: true });
   const envVars: Record<string, string> = {
     PULUMI_BACKEND_URL: `file://${stateDir}`,
     PULUMI_CONFIG_PASSPHRASE: options.passphrase ?? process.env.PULUMI_CONFIG_PASSPHRASE ?? "",
@@ -69,6 +67,8 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   };
   // The provider process would refuse a bad session limit at its first operation.
   checkLimits({ ...process.env, ...envVars });
+  fs.mkdirSync(workDir, { recursive: true });
+  fs.mkdirSync(stateDir, { recursive: true });
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName: options.stackName ?? "dev", projectName: options.projectName, program: options.program },
     {

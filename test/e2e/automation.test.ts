@@ -50,7 +50,7 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
       process.env.NSLAB_PRELOAD = "yes";
       await expect(open("refused")).rejects.toThrow('NSLAB_PRELOAD must be 0 or 1 (it is "yes"); unset it for the default');
       delete process.env.NSLAB_PRELOAD;
-      // A bad session limit, in envVars or the environment, is refused before any stack is made.
+      // A bad session limit, in envVars or the environment, is refused before anything is made.
       const limited = (envVars: Record<string, string>) =>
         localLab({ projectName: "limited", program: async () => ({}), workDir: path.join(dir, "limited"), stateDir: path.join(dir, "state-limited"), envVars });
       await expect(limited({ NSLAB_IP_IDLE_MS: "10s" })).rejects.toThrow('NSLAB_IP_IDLE_MS must be a positive whole number (it is "10s"); unset it for the default');
@@ -60,7 +60,8 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
       } finally {
         delete process.env.NSLAB_IP_MAX_AGE_MS;
       }
-      expect(fs.existsSync(path.join(dir, "state-limited", ".pulumi", "stacks"))).toBe(false);
+      expect(fs.existsSync(path.join(dir, "state-limited"))).toBe(false);
+      expect(fs.existsSync(path.join(dir, "limited"))).toBe(false);
       expect(fs.existsSync(path.join(dir, "state", ".pulumi", "stacks"))).toBe(true); // where the others were made
     } finally {
       if (saved === undefined) delete process.env.NSLAB_PRELOAD;
