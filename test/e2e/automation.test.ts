@@ -49,6 +49,7 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
       expect(await nodeOptions("without")).toBe(process.env.NODE_OPTIONS);
       process.env.NSLAB_PRELOAD = "yes";
       await expect(open("refused")).rejects.toThrow('NSLAB_PRELOAD must be 0 or 1 (it is "yes"); unset it for the default');
+      expect(fs.existsSync(path.join(dir, "refused"))).toBe(false);
       delete process.env.NSLAB_PRELOAD;
       // A bad session limit, in envVars or the environment, is refused before anything is made.
       const limited = (envVars: Record<string, string>) =>
