@@ -4,10 +4,12 @@
  * split between the Pulumi engine (Go: CLI and language host), the Node.js program, the
  * provider process and the processes it spawns (`ip`, `nft`). Inside the sandbox.
  *
- *   bench/profile.js [--hosts 100] [--op up|refresh|refresh-only|destroy] [--program lab|floor]
+ *   bench/profile.js [--hosts 100] [--op up|refresh|refresh-only|destroy] [--program lab|floor|lab-root-ends]
  *
  * --program floor profiles bench/floor instead of the lab: the same resources served by
- * a provider that does nothing (Pulumi's own cost).
+ * a provider that does nothing (Pulumi's own cost). --program lab-root-ends profiles the
+ * lab declared with each veth's `a` end on the bridge, so that all veth deletes are in
+ * one namespace.
  *
  * refresh is `pulumi preview --refresh` (reads every object, then runs the program to
  * compare); refresh-only is `pulumi refresh --preview-only` (reads, no program).
