@@ -29,7 +29,10 @@ const { root, parseArgs, enterSandbox } = require("./common");
 const args = parseArgs();
 const hosts = Number(args.hosts ?? 100);
 const op = args.op ?? "up";
-const programDir = args.program ?? "lab";
+// Each program: its folder under bench/ and the stack config it adds to `hosts`.
+const programs = { lab: ["lab", {}], floor: ["floor", {}], "lab-root-ends": ["lab", { rootEnds: "true" }] };
+if (!Object.hasOwn(programs, args.program ?? "lab")) throw new Error(`--program takes ${Object.keys(programs).join(", ")}`);
+const [programDir, programConfig] = programs[args.program ?? "lab"];
 enterSandbox(__filename);
 
 const work = path.join(root, "bench/.work");
@@ -66,6 +69,7 @@ const profiled = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ? `${process.env.NO
 
 spawnSync(path.join(root, "scripts/pulumi"), ["stack", "init", "bench", "--cwd", dir], { env });
 pulumi(["config", "set", "hosts", String(hosts)]);
+for (const [key, value] of Object.entries(programConfig)) pulumi(["config", "set", key, value]);
 let total;
 try {
   if (op !== "up") pulumi(commands.up);

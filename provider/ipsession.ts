@@ -618,7 +618,7 @@ function forget(session: IpSession): void {
  * run side by side in up to DELETE_LANES sessions of that namespace: the first idle one,
  * else a new one, else the least busy. Every other command keeps to lane 0, the
  * namespace's own session. Destroying the bench lab declared with each veth's `a` end on
- * the bridge (bench/lab-root-ends), N=300: 8.2 s in one session, 2.8 s in 16 (the lab
+ * the bridge (bench/profile.js --program lab-root-ends), N=300: 8.2 s in one session, 2.8 s in 16 (the lab
  * declared the other way round, whose deletes are spread anyway: 2.5 s). With 100 hosts
  * the veths went in 2.24 s in one session, 0.95 s in 4, 0.53 s in 8, 0.32 s in 16 and
  * 0.28 s in 32 (more than the engine runs at once, 32 in scripts/pulumi, cannot help).

@@ -3,16 +3,20 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as nslab from "nslab";
 
-const n = new pulumi.Config().requireNumber("hosts");
+const config = new pulumi.Config();
+const n = config.requireNumber("hosts");
+// rootEnds: each veth declared the other way round, `a` being the bridge port in the
+// program's namespace, so that all veth deletes (made from the `a` end) are in one
+// namespace (bench/profile.js --program lab-root-ends).
+const rootEnds = config.getBoolean("rootEnds") ?? false;
 const address = (i: number) => `10.200.${(i + 2) >> 8}.${(i + 2) & 255}`;
 
 const bridge = new nslab.Bridge("bridge", { name: "bbr0", addresses: ["10.200.0.1/16"] });
 for (let i = 0; i < n; i++) {
   const ns = new nslab.Namespace(`b${i}`);
-  const link = new nslab.VethPair(`b${i}`, {
-    a: { name: "eth0", namespace: ns.name, addresses: [`${address(i)}/16`] },
-    b: { name: `bp${i}`, master: bridge.name },
-  });
+  const host = { name: "eth0", namespace: ns.name, addresses: [`${address(i)}/16`] };
+  const port = { name: `bp${i}`, master: bridge.name };
+  const link = new nslab.VethPair(`b${i}`, rootEnds ? { a: port, b: host } : { a: host, b: port });
   new nslab.Route(`b${i}-default`, { namespace: ns.name, destination: "default", gateway: "10.200.0.1" }, { dependsOn: [link, bridge] });
 }
 new nslab.IpForwarding("forwarding", { ipv4: true });
