@@ -5,8 +5,8 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { checkLinkFields, converge, deleteOwnedLink, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
-import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { checkLinkFields, converge, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, stableMac } from "./resource";
 import { Checker } from "./validate";
 
 export interface BridgeInputs extends CommonInputs, Omit<LinkSettings, "master"> {
@@ -15,6 +15,8 @@ export interface BridgeInputs extends CommonInputs, Omit<LinkSettings, "master">
 }
 export interface BridgeOutputs extends BridgeInputs {
   mac?: string;
+  /** Set when the program gave no mac (an adopted bridge keeps its own): `mac` is the live one. */
+  macUnset?: true;
 }
 
 const RULES: FieldRule[] = [
@@ -70,12 +72,15 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
 
   check(_olds, news) {
     const c = new Checker();
+    const owner = String(news.__owner ?? `Bridge:${news.name}`);
     const inputs = compact({
-      ...checkLinkFields(c, news),
+      // Without a mac of the program's, the bridge gets a stable one of its own: a
+      // bridge without one takes its lowest port's MAC, and moves when ports change.
+      ...checkLinkFields(c, news, owner, "bridge"),
       stp: c.boolean(news.stp, "stp", false),
       vlanFiltering: c.boolean(news.vlanFiltering, "vlanFiltering", false),
       adopt: c.boolean(news.adopt, "adopt", false),
-      __owner: String(news.__owner ?? `Bridge:${news.name}`),
+      __owner: owner,
     });
     return { inputs, failures: c.failures };
   },
@@ -88,8 +93,9 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
     requireNamespace(i, subject(i), "");
     const created = await kernel
       .ip(
-        // Equivalent to: ip link add name NAME [address MAC] [mtu M] type bridge stp_state N
-        ["link", "add", "name", i.name, ...(i.mac ? ["address", i.mac] : []), ...(i.mtu ? ["mtu", String(i.mtu)] : []), "type", "bridge", ...bridgeAttrs(i)],
+        // Equivalent to: ip link add name NAME address MAC [mtu M] type bridge stp_state N
+        // (adopting, without a mac of the program's, a bridge made here still gets a stable one)
+        ["link", "add", "name", i.name, "address", i.mac ?? stableMac(i.__owner, "bridge"), ...(i.mtu ? ["mtu", String(i.mtu)] : []), "type", "bridge", ...bridgeAttrs(i)],
         i.namespace,
         subject(i),
       )
@@ -114,9 +120,10 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   async read(id, props) {
     const live = await findLink(props.name, props.namespace);
     if (!live || live.kind !== "bridge" || live.alias !== ownerTag(props.__owner)) return {};
-    const { master: _master, ...settings } = liveSettings({ ...props, mtu: props.mtu }, live);
+    const stated = linkInputs(props);
+    const { master: _master, ...settings } = liveSettings(stated, live);
     const inputs: BridgeInputs = compact({
-      ...props,
+      ...stated,
       ...settings,
       stp: Number(live.info.stp_state ?? 0) !== 0,
       vlanFiltering: Number(live.info.vlan_filtering ?? 0) !== 0,
@@ -125,7 +132,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    requireNamespace(news, subject(news), "");
+    requireNamespace(news, subject(news), "", true);
     return { outs: outputs(news, await apply(news, false)) };
   },
 

@@ -44,7 +44,7 @@ export function commandError(subject: string, command: string, stderr: string, e
   if (PERMISSION.test(stderr)) {
     return new NslabError(
       "Permission",
-      `${subject}: permission denied (${detail}). nslab needs CAP_NET_ADMIN: run as root or grant the capability.`,
+      `${subject}: permission denied (${detail}). nslab needs CAP_NET_ADMIN, and CAP_SYS_ADMIN to create, enter or delete namespaces: run as root or grant both capabilities.`,
       details,
     );
   }

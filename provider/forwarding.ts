@@ -45,10 +45,8 @@ async function apply(i: ForwardingInputs): Promise<void> {
   }
 }
 
-function requireNamespace(i: ForwardingInputs): void {
-  if (i.namespace !== undefined && !kernel.netnsExists(i.namespace)) {
-    throw new NslabError("NotFound", `${subject(i)}: namespace "${i.namespace}" does not exist. Pass a Namespace's .name so Pulumi creates it first.`);
-  }
+function requireNamespace(i: ForwardingInputs, recorded = false): void {
+  kernel.requireNetns(i.namespace, subject(i), "", recorded);
 }
 
 export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> = {
@@ -94,7 +92,7 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
   },
 
   async update(_id, olds, news) {
-    requireNamespace(news);
+    requireNamespace(news, true);
     const outs: ForwardingOutputs = { ...news, previousIpv4: olds.previousIpv4, previousIpv6: olds.previousIpv6 };
     // A switch newly managed: remember what it was. One no longer managed: put it back.
     for (const f of FAMILIES) {

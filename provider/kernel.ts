@@ -131,14 +131,23 @@ export interface RouteJson {
   protocol?: string;
   metric?: number;
   prefsrc?: string;
+  /** Added by nslab from the dump it came from (routes()), never guessed from the text. */
+  family?: "ipv4" | "ipv6";
 }
 
 /**
- * Every route of `netns`, IPv4 and IPv6, all tables, from one cached snapshot.
- * Equivalent to: ip [-n NS] -json route show table all
+ * Every route of `netns`, IPv4 and IPv6, all tables, from one cached snapshot, each
+ * with its family as the kernel dumped it: `ip route` prints an IPv6 `default` like an
+ * IPv4 one, so the family is never guessed from the text. One exchange with the
+ * namespace's session (a prefix selects the family without `-6`).
+ * Equivalent to: ip [-n NS] -json route show table all root 0.0.0.0/0; ip [-n NS] -json route show table all root ::/0
  */
 export function routes(netns: Netns): Promise<RouteJson[]> {
-  return snapshot(netns, "routes", () => ipJson<RouteJson[]>(["route", "show", "table", "all"], netns, describe("routes", "*", netns)));
+  return snapshot(netns, "routes", async () => {
+    const families = [["ipv4", "0.0.0.0/0"], ["ipv6", "::/0"]] as const;
+    const outputs = await ipRun(families.map(([, all]) => ["route", "show", "table", "all", "root", all]), netns, describe("routes", "*", netns));
+    return families.flatMap(([family], i) => parseJson<RouteJson[]>(outputs[i]).map((route) => ({ ...route, family })));
+  });
 }
 
 /**
@@ -235,6 +244,19 @@ export async function netnsDelete(name: string, subject: string): Promise<void> 
 /** True when /run/netns/NAME exists. */
 export function netnsExists(name: string): boolean {
   return fs.existsSync(`${NETNS_DIR}/${name}`);
+}
+
+/**
+ * Fails when the namespace an object lives in is missing. `recorded`: the object is in
+ * the stack's state already (an update), so the namespace was there once: a reboot (or
+ * a hand) removed it, and `pulumi up --refresh` recreates what is gone.
+ */
+export function requireNetns(netns: Netns, subject: string, property = "", recorded = false): void {
+  if (netns === undefined || netnsExists(netns)) return;
+  const fix = recorded
+    ? `It is in the stack's state but not in the kernel (after a reboot /run/netns is empty, or it was deleted by hand): run \`pulumi up --refresh\` to recreate what is gone.`
+    : `Create it first (nslab.Namespace) and pass its .name, so Pulumi orders the two; if the stack made it before a reboot, run \`pulumi up --refresh\`.`;
+  throw new NslabError("NotFound", `${subject}: ${property}namespace "${netns}" does not exist. ${fix}`);
 }
 
 /** Names of the namespaces in /run/netns. */

@@ -6,7 +6,8 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { LinkJson, Netns } from "./kernel";
-import { canonicalCidr, Checker } from "./validate";
+import { resourceNameOf, stableMac } from "./resource";
+import { canonicalCidr, Checker, isUnknown } from "./validate";
 
 /** The per-interface properties users set. */
 export interface LinkSettings {
@@ -89,7 +90,10 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   const have = new Set(live?.allAddresses ?? []);
   const want = new Set(desired.addresses);
   for (const addr of live?.addresses ?? []) if (!want.has(addr)) cmds.push(["address", "del", addr, "dev", dev]);
-  for (const addr of desired.addresses) if (!have.has(addr)) cmds.push(["address", "add", addr, "dev", dev]);
+  // IPv6 addresses skip duplicate address detection (nodad): a lab's addresses are
+  // declared, and a tentative address would leave the link unusable for a second or two
+  // after every up, so traffic would not pass at the first try.
+  for (const addr of desired.addresses) if (!have.has(addr)) cmds.push(["address", "add", addr, "dev", dev, ...(addr.includes(":") ? ["nodad"] : [])]);
   if (desired.up && live?.up !== true) cmds.push(["link", "set", "dev", dev, "up"]);
   return cmds;
 }
@@ -121,15 +125,12 @@ export function verifyLink(desired: LinkSettings, live: LiveLink | undefined, ta
   return live;
 }
 
-/** Fails before anything is created when the namespace is missing (a file check). */
-export function requireNamespace(settings: { namespace?: string }, subject: string, property: string): void {
-  const ns = settings.namespace;
-  if (ns !== undefined && !kernel.netnsExists(ns)) {
-    throw new NslabError(
-      "NotFound",
-      `${subject}: ${property}namespace "${ns}" does not exist. Create it first (nslab.Namespace) and pass its .name, so Pulumi orders the two.`,
-    );
-  }
+/**
+ * Fails before anything is written when the namespace is missing (a file check);
+ * `recorded`: the object is in the stack's state (an update), see kernel.requireNetns.
+ */
+export function requireNamespace(settings: { namespace?: string }, subject: string, property: string, recorded = false): void {
+  kernel.requireNetns(settings.namespace, subject, property, recorded);
 }
 
 /**
@@ -153,9 +154,47 @@ export async function explainMaster(err: unknown, settings: LinkSettings, subjec
   return err;
 }
 
-/** The settings as outputs report them, with the live MAC filled in. */
-export function linkOutputs(settings: LinkSettings, live: LiveLink | undefined) {
-  return { ...settings, mac: settings.mac ?? live?.mac };
+/**
+ * The settings as outputs report them. A MAC the program did not give (an adopted
+ * interface keeps its own) is filled in from the kernel and flagged `macUnset`, so
+ * that read can give back the inputs exactly as the program states them.
+ */
+export function linkOutputs<S extends { mac?: string }>(settings: S, live: LiveLink | undefined): S & { macUnset?: true } {
+  if (settings.mac !== undefined || !live?.mac) return { ...settings };
+  return { ...settings, mac: live.mac, macUnset: true };
+}
+
+/** The inputs within recorded outputs: what linkOutputs filled in from the kernel goes. */
+export function linkInputs<S extends { mac?: string; macUnset?: true }>(outputs: S): Omit<S, "macUnset"> {
+  const { macUnset, ...rest } = outputs;
+  if (macUnset) delete rest.mac;
+  return rest;
+}
+
+/**
+ * The MAC an interface is given: the program's, or, unless it adopts an existing
+ * interface (which keeps its own), a stable one derived from the owner and role
+ * (resource.ts stableMac), so that it never changes across recreation.
+ */
+export function desiredMac(c: Checker, raw: unknown, property: string, adopt: unknown, owner: string, role: string): string | undefined {
+  const given = c.mac(raw, property);
+  if (given !== undefined || adopt === true || isUnknown(adopt)) return given;
+  return stableMac(owner, role);
+}
+
+/**
+ * An interface name that defaults to the resource's own name (the last part of its
+ * owner) when the program leaves it out and that name is a valid interface name.
+ */
+export function nameOrResourceName(c: Checker, raw: unknown, owner: string, property = "name"): string | undefined {
+  if (raw !== undefined && raw !== null && raw !== "") return c.ifname(raw, property);
+  const fallback = resourceNameOf(owner);
+  const probe = new Checker();
+  if (fallback !== undefined && probe.ifname(fallback, property) !== undefined) return fallback;
+  return c.fail(
+    property,
+    `${property} is not set, and the resource name ${JSON.stringify(fallback ?? "")} cannot be an interface name (1-15 characters of letters, digits, '_', '.' and '-'); set ${property}.`,
+  );
 }
 
 /**
@@ -165,7 +204,9 @@ export function linkOutputs(settings: LinkSettings, live: LiveLink | undefined) 
 export function liveSettings(settings: LinkSettings, live: LiveLink): LinkSettings {
   return {
     ...settings,
-    addresses: live.addresses.concat(settings.addresses.filter((a) => live.allAddresses.includes(a) && !live.addresses.includes(a))),
+    // The program's addresses that are live, in the program's order (the kernel lists
+    // IPv6 ones newest first), then any extra ones (drift).
+    addresses: settings.addresses.filter((a) => live.allAddresses.includes(a)).concat(live.addresses.filter((a) => !settings.addresses.includes(a))),
     mac: settings.mac === undefined ? undefined : live.mac,
     mtu: settings.mtu === undefined ? undefined : live.mtu,
     master: live.master,
@@ -174,12 +215,12 @@ export function liveSettings(settings: LinkSettings, live: LiveLink): LinkSettin
 }
 
 /** The interface fields every link kind takes, validated and normalised. */
-export function checkLinkFields(c: Checker, news: Record<string, unknown>): Omit<LinkSettings, "master"> {
+export function checkLinkFields(c: Checker, news: Record<string, unknown>, owner: string, macRole: string | undefined): Omit<LinkSettings, "master"> {
   const fields = {
-    name: c.ifname(news.name, "name") as string,
+    name: nameOrResourceName(c, news.name, owner) as string,
     namespace: c.netns(news.namespace, "namespace"),
     addresses: c.addresses(news.addresses, "addresses"),
-    mac: c.mac(news.mac, "mac"),
+    mac: macRole === undefined ? c.mac(news.mac, "mac") : desiredMac(c, news.mac, "mac", news.adopt, owner, macRole),
     mtu: c.mtu(news.mtu, "mtu"),
     up: c.boolean(news.up, "up", true),
   };

@@ -137,10 +137,8 @@ async function tableRules(netns: string | undefined, fresh: boolean, what: strin
   }
 }
 
-function requireNamespace(i: NatInputs): void {
-  if (i.namespace !== undefined && !kernel.netnsExists(i.namespace)) {
-    throw new NslabError("NotFound", `${subject(i)}: namespace "${i.namespace}" does not exist. Pass a Namespace's .name so Pulumi creates it first.`);
-  }
+function requireNamespace(i: NatInputs, recorded = false): void {
+  kernel.requireNetns(i.namespace, subject(i), "", recorded);
 }
 
 /** Writes the rule (replacing `old` in the same transaction) and checks it. */
@@ -258,7 +256,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
 
   update(_id, olds, news) {
     return serialized(news.namespace, async () => {
-      requireNamespace(news);
+      requireNamespace(news, true);
       const existing = (await tableRules(news.namespace, true, subject(news))).find((r) => r.comment === ownerTag(olds.__owner));
       await write(news, existing);
       return { outs: news };

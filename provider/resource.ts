@@ -96,6 +96,32 @@ export function ownerTag(owner: string): string {
   return `nslab:${createHash("sha256").update(owner).digest("hex").slice(0, 16)}`;
 }
 
+/**
+ * A stable, locally administered unicast MAC for an interface nslab makes without a
+ * `mac` of the user's: a hash of its owner (project/stack/kind/name) and its role
+ * ("bridge", "a", "b", "tap"), so the interface gets the same address every time it is
+ * (re)created and the kernel never picks another. Like systemd's MACAddressPolicy=
+ * persistent (a hash of machine and interface name), without which a bridge takes the
+ * lowest MAC of its ports and moves whenever ports come and go, and a recreated veth
+ * end gets a new random MAC that every neighbour still has the old one of.
+ */
+export function stableMac(owner: string, role: string): string {
+  const bytes = createHash("sha256").update(`${owner}\0${role}`).digest().subarray(0, 6);
+  // Locally administered (bit 1 set), unicast (bit 0 clear).
+  bytes[0] = (bytes[0] & 0xfc) | 0x02;
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+/**
+ * The resource name at the end of an owner ("project/stack/Kind/name"), for defaults
+ * such as a bridge's interface name; undefined when the owner has no such shape.
+ */
+export function resourceNameOf(owner: unknown): string | undefined {
+  if (typeof owner !== "string") return undefined;
+  const parts = owner.split("/");
+  return parts.length >= 4 ? parts.slice(3).join("/") : undefined;
+}
+
 /** True when `marker` (an alias or comment) says the object belongs to any nslab resource. */
 export function isNslabTag(marker: string | undefined): boolean {
   return typeof marker === "string" && /^nslab:[0-9a-f]{16}$/.test(marker);

@@ -75,8 +75,9 @@ function command(verb: "add" | "replace", r: RouteInputs): string[] {
 async function writeAndShow(verb: "add" | "replace", r: RouteInputs): Promise<RouteJson[]> {
   const table = String(r.table ?? MAIN_TABLE);
   const [shown] = await kernel.ipBatchRead<RouteJson[]>([command(verb, r), ["route", "show", r.destination, "table", table]], r.namespace, subject(r), familyFlag(r));
-  // `show ... table T` leaves the table out of each route: put it back for matching.
-  return (shown ?? []).map((route) => ({ ...route, table: route.table ?? table }));
+  // `show ... table T` leaves the table out of each route: put it back for matching, and
+  // the family it was shown with.
+  return (shown ?? []).map((route) => ({ ...route, table: route.table ?? table, family: r.family }));
 }
 
 /** Explains the kernel's terse answers for routes in terms of what the user wrote. */
@@ -96,7 +97,9 @@ function explain(err: unknown, r: RouteInputs): never {
 function liveKey(route: RouteJson): { destination: string; family: "ipv4" | "ipv6"; table: number; metric: number } | undefined {
   if (route.type && route.type !== "unicast") return undefined;
   const dst = route.dst;
-  const family = dst.includes(":") || route.gateway?.includes(":") ? "ipv6" : "ipv4";
+  // The dump says the family (kernel.routes); a route shown after writing it is of the
+  // family it was written with (writeAndShow tags it too).
+  const family = route.family ?? (dst.includes(":") || route.gateway?.includes(":") ? "ipv6" : "ipv4");
   let destination: string;
   if (dst === "default") destination = "default";
   else destination = canonicalCidr(dst.includes("/") ? dst : `${dst}/${family === "ipv6" ? 128 : 32}`) ?? dst;
@@ -161,6 +164,12 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
         family = familyOf(net);
       }
     }
+    const rawFamily = c.string(news.family, "family", false);
+    if (rawFamily !== undefined && !isUnknown(rawFamily)) {
+      if (rawFamily !== "ipv4" && rawFamily !== "ipv6") c.fail("family", `family must be "ipv4" or "ipv6", got ${JSON.stringify(news.family)}.`);
+      else if (family && family !== rawFamily) c.fail("family", `family "${rawFamily}" does not match destination ${rawDest} (${family}); drop family or fix the destination.`);
+      else family = rawFamily;
+    }
     const gateway = c.address(news.gateway, "gateway");
     const source = c.address(news.source, "source");
     for (const [prop, addr] of [["gateway", gateway], ["source", source]] as const) {
@@ -194,9 +203,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   },
 
   async create(r) {
-    if (r.namespace !== undefined && !kernel.netnsExists(r.namespace)) {
-      throw new NslabError("NotFound", `${subject(r)}: namespace "${r.namespace}" does not exist. Pass a Namespace's .name so Pulumi creates it first.`);
-    }
+    kernel.requireNetns(r.namespace, subject(r));
     let adopted = false;
     let shown: RouteJson[];
     try {
@@ -229,6 +236,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   },
 
   async update(_id, _olds, news) {
+    kernel.requireNetns(news.namespace, subject(news), "", true);
     verify(news, await writeAndShow("replace", news).catch((e) => explain(e, news)));
     return { outs: news };
   },

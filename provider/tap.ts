@@ -6,9 +6,9 @@ import * as fs from "node:fs";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { checkLinkFields, converge, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
-import { Checker } from "./validate";
+import { Checker, isUnknown } from "./validate";
 
 export interface TapInputs extends CommonInputs, LinkSettings {
   mode: "tap" | "tun";
@@ -16,7 +16,10 @@ export interface TapInputs extends CommonInputs, LinkSettings {
   group?: number;
   multiQueue: boolean;
 }
-export type TapOutputs = TapInputs;
+export interface TapOutputs extends TapInputs {
+  /** Set when the program gave no mac (adopted taps keep theirs): `mac` is the live one. */
+  macUnset?: true;
+}
 
 const RULES: FieldRule[] = [
   { name: "name", replace: true },
@@ -73,16 +76,18 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   check(_olds, news) {
     const c = new Checker();
     let mode = c.string(news.mode, "mode", false) ?? "tap";
-    if (mode !== "tap" && mode !== "tun") mode = c.fail("mode", `mode must be "tap" (Ethernet frames) or "tun" (IP packets), got ${JSON.stringify(news.mode)}.`) ?? "tap";
+    if (mode !== "tap" && mode !== "tun" && !isUnknown(mode)) mode = c.fail("mode", `mode must be "tap" (Ethernet frames) or "tun" (IP packets), got ${JSON.stringify(news.mode)}.`) ?? "tap";
+    const owner = String(news.__owner ?? `TapDevice:${news.name}`);
     const inputs = compact({
-      ...checkLinkFields(c, news),
+      // A tap gets a stable MAC unless given; a tun has none.
+      ...checkLinkFields(c, news, owner, mode === "tap" ? "tap" : undefined),
       mode: mode as "tap" | "tun",
       owner: c.integer(news.owner, "owner", 0, ID_MAX),
       group: c.integer(news.group, "group", 0, ID_MAX),
       multiQueue: c.boolean(news.multiQueue, "multiQueue", false),
       master: c.ifname(news.master, "master", false),
       adopt: c.boolean(news.adopt, "adopt", false),
-      __owner: String(news.__owner ?? `TapDevice:${news.name}`),
+      __owner: owner,
     });
     if (inputs.mode === "tun" && inputs.mac) c.fail("mac", "a tun device carries IP packets and has no MAC address; remove mac or use mode \"tap\".");
     if (inputs.mode === "tun" && inputs.master) c.fail("master", "a tun device (layer 3) cannot be a bridge port; use mode \"tap\" or remove master.");
@@ -135,9 +140,10 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
     const live = await findLink(props.name, props.namespace);
     if (!live || live.kind !== "tun" || live.alias !== ownerTag(props.__owner)) return {};
     const t = liveTap(live);
+    const stated = linkInputs(props);
     const inputs: TapInputs = compact({
-      ...props,
-      ...liveSettings(props, live),
+      ...stated,
+      ...liveSettings(stated, live),
       mode: t.mode,
       owner: props.owner === undefined ? undefined : t.owner,
       group: props.group === undefined ? undefined : t.group,
@@ -147,7 +153,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    requireNamespace(news, subject(news), "");
+    requireNamespace(news, subject(news), "", true);
     return { outs: compact(linkOutputs(news, await apply(news, false))) as TapOutputs };
   },
 

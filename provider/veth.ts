@@ -15,11 +15,13 @@ import {
   liveSettings,
   LiveLink,
   deleteOwnedLink,
+  desiredMac,
   explainMaster,
+  linkInputs,
   requireNamespace,
   verifyLink,
 } from "./link";
-import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, stableMac } from "./resource";
 import { Checker, isUnknown } from "./validate";
 
 export type VethEnd = Omit<LinkSettings, "mtu">;
@@ -30,8 +32,8 @@ export interface VethInputs extends CommonInputs {
   mtu?: number;
 }
 export interface VethOutputs extends VethInputs {
-  a: VethEnd & { mac?: string };
-  b: VethEnd & { mac?: string };
+  a: VethEnd & { mac?: string; macUnset?: true };
+  b: VethEnd & { mac?: string; macUnset?: true };
 }
 
 /** Per-end rules, compared on the flattened properties ("a.name", ...). */
@@ -45,15 +47,20 @@ const END_RULES: FieldRule[] = [
   { name: "up" },
 ];
 
-function checkEnd(c: Checker, raw: unknown, end: "a" | "b"): VethEnd {
+function checkEnd(c: Checker, raw: unknown, end: "a" | "b", adopt: unknown, owner: string): VethEnd {
   if (isUnknown(raw)) return raw as never;
   const e = (raw && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
   if (!raw || typeof raw !== "object") c.fail(end, `${end} is required: { name, namespace?, addresses?, mac?, master?, up? }.`);
+  else if (e.name === undefined || e.name === null || e.name === "") {
+    c.fail(`${end}.name`, `${end}.name is required: the interface's name in its namespace, 1-15 characters (e.g. "eth0").`);
+  }
   return compact({
-    name: c.ifname(e.name, `${end}.name`) as string,
+    name: c.ifname(e.name, `${end}.name`, false) as string,
     namespace: c.netns(e.namespace, `${end}.namespace`),
     addresses: c.addresses(e.addresses, `${end}.addresses`),
-    mac: c.mac(e.mac, `${end}.mac`),
+    // A stable MAC unless given (or adopting): a recreated end keeps its address, so
+    // its neighbours' ARP entries stay right.
+    mac: desiredMac(c, e.mac, `${end}.mac`, adopt, owner, end),
     master: c.ifname(e.master, `${end}.master`, false),
     up: c.boolean(e.up, `${end}.up`, true),
   });
@@ -100,8 +107,10 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
 
   check(_olds, news) {
     const c = new Checker();
-    const a = checkEnd(c, news.a, "a");
-    const b = checkEnd(c, news.b, "b");
+    const rawA = (news.a && typeof news.a === "object" ? news.a : {}) as Record<string, unknown>;
+    const owner = String(news.__owner ?? `VethPair:${rawA.name}`);
+    const a = checkEnd(c, news.a, "a", news.adopt, owner);
+    const b = checkEnd(c, news.b, "b", news.adopt, owner);
     if (a.name && b.name && a.name === b.name && (a.namespace ?? "") === (b.namespace ?? "")) {
       c.fail("b.name", `a and b are both "${a.name}" in the same namespace; give the ends different names.`);
     }
@@ -111,7 +120,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       b,
       mtu: c.mtu(news.mtu, "mtu"),
       adopt: c.boolean(news.adopt, "adopt", false),
-      __owner: String(news.__owner ?? `VethPair:${a.name}`),
+      __owner: owner,
     });
     return { inputs, failures: c.failures };
   },
@@ -133,17 +142,19 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     const { a, b } = inputs;
     requireNamespace(a, pairSubject(inputs), "a.");
     requireNamespace(b, pairSubject(inputs), "b.");
-    const end = (e: VethEnd) => [
+    // Adopting without a mac of the program's, a pair made here still gets stable ones.
+    const end = (e: VethEnd, role: "a" | "b") => [
       "name",
       e.name,
       ...(e.namespace ? ["netns", e.namespace] : []),
-      ...(e.mac ? ["address", e.mac] : []),
+      "address",
+      e.mac ?? stableMac(inputs.__owner, role),
       ...(inputs.mtu ? ["mtu", String(inputs.mtu)] : []),
     ];
     let created = true;
     try {
       // Equivalent to: ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
-      await kernel.ip(["link", "add", ...end(a), "type", "veth", "peer", ...end(b)], undefined, pairSubject(inputs));
+      await kernel.ip(["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs));
     } catch (err) {
       if (!(err instanceof NslabError && err.kind === "AlreadyExists" && inputs.adopt)) throw err;
       const [liveA, liveB] = [await freshLink(a.name, a.namespace), await freshLink(b.name, b.namespace)];
@@ -173,8 +184,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     const mtu = props.mtu === undefined ? undefined : liveA!.mtu;
     const inputs: VethInputs = compact({
       ...props,
-      a: compact(liveSettings(settings(props.a), liveA!)) as VethEnd,
-      b: compact(liveSettings(settings(props.b), liveB!)) as VethEnd,
+      a: compact(liveSettings(settings(linkInputs(props.a)), liveA!)) as VethEnd,
+      b: compact(liveSettings(settings(linkInputs(props.b)), liveB!)) as VethEnd,
       mtu,
     });
     for (const end of [inputs.a, inputs.b]) delete (end as LinkSettings).mtu;
@@ -182,8 +193,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    requireNamespace(news.a, pairSubject(news), "a.");
-    requireNamespace(news.b, pairSubject(news), "b.");
+    requireNamespace(news.a, pairSubject(news), "a.", true);
+    requireNamespace(news.b, pairSubject(news), "b.", true);
     const [liveA, liveB] = await apply(news, false);
     return { outs: outputs(news, liveA, liveB) };
   },

@@ -1,9 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabResource } from "./base";
+import { runRegistry } from "./scope";
 
 export interface BridgeArgs extends AdoptArgs {
-  /** Interface name (`ip link add name NAME type bridge`), 1-15 characters. Changing it replaces the bridge. */
-  name: pulumi.Input<string>;
+  /**
+   * Interface name (`ip link add name NAME type bridge`), 1-15 characters. Default: the
+   * resource's name, when that is a valid interface name (otherwise preview fails asking
+   * for one). Changing it replaces the bridge.
+   */
+  name?: pulumi.Input<string>;
   /** Namespace of the bridge; omitted means the program's. Changing it replaces the bridge. */
   namespace?: pulumi.Input<string>;
   /**
@@ -23,8 +28,12 @@ export interface BridgeArgs extends AdoptArgs {
    */
   vlanFiltering?: pulumi.Input<boolean>;
   /**
-   * Ethernet address (`address MAC`), unicast. Default: the kernel's (a bridge takes
-   * its lowest port's MAC). Updated in place.
+   * Ethernet address (`address MAC`), unicast. Default: a stable, locally administered
+   * MAC derived from the project, stack and resource name, set explicitly at create, so
+   * it is the same every time the bridge is (re)created and never moves when ports come
+   * and go (a Linux bridge without an address of its own takes its lowest port's MAC,
+   * and its hosts then hold a stale ARP entry for the gateway). With `adopt`, the
+   * adopted bridge keeps its own unless this is given. Updated in place.
    */
   mac?: pulumi.Input<string>;
   /** Administrative state (`ip link set dev NAME up|down`). Default true. Updated in place. */
@@ -32,16 +41,22 @@ export interface BridgeArgs extends AdoptArgs {
 }
 
 /**
- * Bridges declared in this program: name -> namespace ("" for the program's), so that
- * ports can be checked at preview to be in their bridge's namespace.
+ * Bridges declared in this program run: name -> namespace ("" for the program's), so
+ * that ports can be checked at preview to be in their bridge's namespace.
  * @internal
  */
-export const declaredBridges = new Map<string, string>();
+export function declaredBridges(): Map<string, string> {
+  return runRegistry("bridges", () => new Map<string, string>());
+}
 
-/** Fails at preview when `master` names a bridge of this program in another namespace. */
-export function checkMaster(owner: string, property: string, master: string | undefined, namespace: string | undefined): void {
-  if (!master || !declaredBridges.has(master)) return;
-  const bridgeNs = declaredBridges.get(master)!;
+/**
+ * Fails at preview when `master` names a bridge of this program in another namespace.
+ * `bridges` is the run's {@link declaredBridges}, taken when the port was constructed.
+ * @internal
+ */
+export function checkMaster(bridges: Map<string, string>, owner: string, property: string, master: string | undefined, namespace: string | undefined): void {
+  if (!master || !bridges.has(master)) return;
+  const bridgeNs = bridges.get(master)!;
   if (bridgeNs !== (namespace ?? "")) {
     const where = (ns: string) => (ns ? `namespace "${ns}"` : "the program's namespace");
     throw new Error(
@@ -63,7 +78,7 @@ export class Bridge extends NslabResource {
   declare readonly namespace: pulumi.Output<string | undefined>;
   /** Addresses with prefix length, in canonical form. */
   declare readonly addresses: pulumi.Output<string[]>;
-  /** The live MAC address. */
+  /** The MAC address: the program's, the stable default, or (adopted) the live one. */
   declare readonly mac: pulumi.Output<string>;
   /** The MTU set by the program, if any. */
   declare readonly mtu: pulumi.Output<number | undefined>;
@@ -74,12 +89,14 @@ export class Bridge extends NslabResource {
   /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
 
-  constructor(name: string, args: BridgeArgs, opts?: pulumi.CustomResourceOptions) {
+  constructor(name: string, args: BridgeArgs = {}, opts?: pulumi.CustomResourceOptions) {
     // Registered as soon as name and namespace are known, before ports check against it.
+    const bridges = declaredBridges();
     const registered = pulumi.all([args.name, args.namespace]).apply(([bridgeName, ns]) => {
-      declaredBridges.set(bridgeName, ns ?? "");
+      bridges.set(bridgeName ?? name, ns ?? "");
       return bridgeName;
     });
-    super("Bridge", name, { mac: undefined, ...args, name: registered }, opts);
+    // Without a name the provider takes the resource's name (and checks it).
+    super("Bridge", name, { mac: undefined, ...args, name: args.name === undefined ? undefined : registered }, opts);
   }
 }

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabResource } from "./base";
+import { runRegistry } from "./scope";
 
 export interface IpForwardingArgs extends AdoptArgs {
   /** Namespace whose switches to set; omitted means the program's. Changing it replaces the resource. */
@@ -10,8 +11,7 @@ export interface IpForwardingArgs extends AdoptArgs {
   ipv6?: pulumi.Input<boolean>;
 }
 
-/** Switches already claimed in this program: "namespace|family" -> resource name. */
-const claimed = new Map<string, string>();
+
 
 /**
  * The IP forwarding switches of a namespace (scenario 4: a router forwards between its
@@ -37,6 +37,8 @@ export class IpForwarding extends NslabResource {
 
   constructor(name: string, args: IpForwardingArgs, opts?: pulumi.CustomResourceOptions) {
     // The namespace passes through the claim, so a duplicate fails before registering.
+    // Claims are per program run (scope.ts).
+    const claimed = runRegistry("forwarding", () => new Map<string, string>());
     const namespace = pulumi.all([args.namespace, args.ipv4, args.ipv6]).apply(([ns, v4, v6]) => {
       for (const [family, value] of [["ipv4", v4], ["ipv6", v6]] as const) {
         if (value === undefined) continue;

@@ -10,6 +10,13 @@ export interface RouteArgs extends AdoptArgs {
    */
   destination: pulumi.Input<string>;
   /**
+   * "ipv4" or "ipv6". Default: the family of the destination, else of the gateway or
+   * source, else IPv4. Needed only for a `default` route with just a device: an IPv6
+   * one is `{ destination: "default", family: "ipv6", device }` (or destination "::/0").
+   * Part of the identity: replaces.
+   */
+  family?: pulumi.Input<"ipv4" | "ipv6">;
+  /**
    * Next hop (`via GW`), of the destination's family; it must be on the subnet of an
    * interface that is up, so make the route depend on that interface. Updated in place
    * (`ip route replace`).

@@ -1,10 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabResource } from "./base";
-import { checkMaster } from "./bridge";
+import { checkMaster, declaredBridges } from "./bridge";
 
 export interface TapDeviceArgs extends AdoptArgs {
-  /** Interface name, 1-15 characters (`ip tuntap add dev NAME`). Changing it replaces the device. */
-  name: pulumi.Input<string>;
+  /**
+   * Interface name, 1-15 characters (`ip tuntap add dev NAME`). Default: the resource's
+   * name, when that is a valid interface name (otherwise preview fails asking for one).
+   * Changing it replaces the device.
+   */
+  name?: pulumi.Input<string>;
   /** Namespace of the device; omitted means the program's. Changing it replaces the device. */
   namespace?: pulumi.Input<string>;
   /**
@@ -20,7 +24,11 @@ export interface TapDeviceArgs extends AdoptArgs {
   multiQueue?: pulumi.Input<boolean>;
   /** Addresses with prefix length. Default none. Updated in place. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
-  /** Ethernet address (tap only), unicast. Default: the kernel's. Updated in place. */
+  /**
+   * Ethernet address (tap only), unicast. Default: a stable, locally administered MAC
+   * derived from the project, stack and resource name, the same every time the tap is
+   * recreated (adopted taps keep theirs). Updated in place.
+   */
   mac?: pulumi.Input<string>;
   /** A bridge in the same namespace this tap is a port of (tap only). Updated in place. */
   master?: pulumi.Input<string>;
@@ -46,7 +54,7 @@ export class TapDevice extends NslabResource {
   declare readonly namespace: pulumi.Output<string | undefined>;
   /** "tap" (Ethernet frames) or "tun" (IP packets). */
   declare readonly mode: pulumi.Output<"tap" | "tun">;
-  /** The live MAC address (tap). */
+  /** The MAC address (tap): the program's, the stable default, or (adopted) the live one. */
   declare readonly mac: pulumi.Output<string>;
   /** Addresses with prefix length, in canonical form. */
   declare readonly addresses: pulumi.Output<string[]>;
@@ -55,9 +63,10 @@ export class TapDevice extends NslabResource {
   /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
 
-  constructor(name: string, args: TapDeviceArgs, opts?: pulumi.CustomResourceOptions) {
+  constructor(name: string, args: TapDeviceArgs = {}, opts?: pulumi.CustomResourceOptions) {
+    const bridges = declaredBridges();
     const master = pulumi.all([args.master, args.namespace]).apply(([m, ns]) => {
-      checkMaster(`TapDevice "${name}"`, "", m, ns);
+      checkMaster(bridges, `TapDevice "${name}"`, "", m, ns);
       return m;
     });
     super("TapDevice", name, { mac: undefined, ...args, master }, opts);

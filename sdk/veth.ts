@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabResource } from "./base";
-import { checkMaster } from "./bridge";
+import { checkMaster, declaredBridges } from "./bridge";
 
 /** One end of a veth pair. */
 export interface VethEndArgs {
@@ -80,9 +80,10 @@ export class VethPair extends NslabResource {
   constructor(name: string, args: VethPairArgs, opts?: pulumi.CustomResourceOptions) {
     // Each end passes through a check that its bridge (if this program declares it) is in
     // the end's namespace, so `pulumi preview` reports a mismatch.
+    const bridges = declaredBridges();
     const end = (e: pulumi.Input<VethEndArgs>, label: "a" | "b") =>
       pulumi.output(e).apply((v) => {
-        checkMaster(`VethPair "${name}"`, `${label}.`, v?.master, v?.namespace);
+        checkMaster(bridges, `VethPair "${name}"`, `${label}.`, v?.master, v?.namespace);
         return v;
       });
     super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt }, opts);

@@ -10,6 +10,7 @@ import { Route } from "../route";
 import { VethPair } from "../veth";
 import { Allocation, HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
 import { Topology, TopologyAttachment, TopologyHost } from "./render";
+import { runRegistry } from "../scope";
 
 export { interfaceName, planNetwork, overlaps, PlanError } from "./plan";
 export type { HostSpec, NetworkPlan, Allocation } from "./plan";
@@ -27,8 +28,8 @@ export type {
 } from "./render";
 export type { PlannedHost } from "./plan";
 
-/** Networks and namespaces declared by components in this program, for lab-wide checks. */
-const declared = { networks: new Map<string, string>(), namespaces: new Map<string, string>() };
+/** Networks and namespaces declared by components in this program run, for lab-wide checks. */
+const declaredInRun = () => runRegistry("components", () => ({ networks: new Map<string, string>(), namespaces: new Map<string, string>() }));
 
 /** A host of a {@link BridgedNetwork}: a name, or a name with options. */
 export interface BridgedNetworkHost {
@@ -118,6 +119,7 @@ export class BridgedNetwork extends pulumi.ComponentResource {
     const owner = `BridgedNetwork "${name}"`;
     const hostSpecs: (HostSpec & { namespace?: pulumi.Input<string> })[] = args.hosts.map((h) => (typeof h === "string" ? { name: h } : h));
     const plan: NetworkPlan = planNetwork(owner, args.cidr, hostSpecs, args.gateway, args.allocation);
+    const declared = declaredInRun();
     for (const [other, cidr] of declared.networks) {
       if (!args.allowOverlap && overlaps(cidr, plan.cidr)) {
         throw new PlanError(`${owner}: cidr ${plan.cidr} overlaps ${cidr} of BridgedNetwork "${other}"; give each network its own subnet (or set allowOverlap).`);
@@ -252,6 +254,7 @@ export class Router extends pulumi.ComponentResource {
     super("nslab:index:Router", name, {}, opts);
     const owner = `Router "${name}"`;
     const nsName = args.namespace ?? name;
+    const declared = declaredInRun();
     if (declared.namespaces.has(nsName)) throw new PlanError(`${owner}: namespace "${nsName}" is already created by ${declared.namespaces.get(nsName)}; choose another name.`);
     declared.namespaces.set(nsName, owner);
     const child = { parent: this };

@@ -35,6 +35,46 @@ describe("Bridge on the kernel", () => {
     await bridge.delete(id, o2);
   });
 
+  it("keeps its MAC while ports with lower MACs come and go, and gets the same one when recreated", async () => {
+    const name = uniq("kb");
+    const want = check(bridge, { name });
+    expect(want.mac).toMatch(/^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/); // stable, locally administered
+    const { id, outs } = await bridge.create(want);
+    expect(outs.mac).toBe(want.mac);
+    expect((await linkByHand(name))!.address).toBe(want.mac);
+    // A Linux bridge without an address of its own takes its lowest port's MAC: add
+    // ports lower than ours, remove them again, and the bridge must not move.
+    const ports = [uniq("kp"), uniq("kp")];
+    for (const [i, port] of ports.entries()) {
+      await ipByHand("link", "add", port, "address", `02:00:00:00:00:0${i + 1}`, "type", "veth", "peer", "name", `${port}p`);
+      await ipByHand("link", "set", port, "master", name, "up");
+      expect((await linkByHand(name))!.address).toBe(want.mac);
+    }
+    await ipByHand("link", "del", ports[0]);
+    expect((await linkByHand(name))!.address).toBe(want.mac);
+    await ipByHand("link", "del", ports[1]);
+    expect((await linkByHand(name))!.address).toBe(want.mac);
+    expect((await bridge.read(id, outs)).inputs).toEqual(want);
+    // Recreated (e.g. by `pulumi up --refresh` after a hand delete): the same MAC.
+    await bridge.delete(id, outs);
+    const again = await bridge.create(check(bridge, { name }));
+    expect((await linkByHand(name))!.address).toBe(want.mac);
+    await bridge.delete(again.id, again.outs);
+  });
+
+  it("adopting without a mac keeps the live one, and read gives back the inputs as stated", async () => {
+    const name = uniq("kb");
+    await ipByHand("link", "add", name, "address", "02:00:00:00:00:77", "type", "bridge");
+    const want = check(bridge, { name, adopt: true });
+    expect(want.mac).toBeUndefined();
+    const { id, outs } = await bridge.create(want);
+    expect(outs.mac).toBe("02:00:00:00:00:77");
+    expect((await linkByHand(name))!.address).toBe("02:00:00:00:00:77");
+    expect((await bridge.read(id, outs)).inputs).toEqual(want);
+    await bridge.delete(id, outs);
+    expect(await linkByHand(name)).toBeUndefined();
+  });
+
   it("refuses vlanFiltering clearly on a kernel without it, leaving nothing", async () => {
     const name = uniq("kb");
     const r = await bridge.create(check(bridge, { name, vlanFiltering: true })).then(

@@ -3,7 +3,7 @@ import { commandError, isKind } from "../../provider/errors";
 
 describe("commandError: one place maps a command's failure to a kind", () => {
   it.each([
-    ["RTNETLINK answers: Operation not permitted", "Permission", /run as root or grant the capability/],
+    ["RTNETLINK answers: Operation not permitted", "Permission", /CAP_NET_ADMIN, and CAP_SYS_ADMIN to create, enter or delete namespaces: run as root or grant both/],
     ["mount --make-shared /run/netns failed: Permission denied", "Permission", /CAP_NET_ADMIN/],
     ["RTNETLINK answers: File exists", "AlreadyExists", /set adopt: true/],
     ['Cannot find device "veth0"', "NotFound", /not found/],

@@ -1,0 +1,81 @@
+/**
+ * Defaults that check fills in (pure, no kernel): stable MACs derived from the owner,
+ * interface names from the resource name, and an IPv6 route family that is never
+ * guessed from text.
+ */
+import { describe, expect, it } from "vitest";
+import { bridgeKind } from "../../provider/bridge";
+import { routeKind } from "../../provider/route";
+import { stableMac } from "../../provider/resource";
+import { tapKind } from "../../provider/tap";
+import { vethKind } from "../../provider/veth";
+import { linkInputs, linkOutputs, normaliseLink } from "../../provider/link";
+
+const owner = (kind: string, name: string) => `proj/dev/${kind}/${name}`;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+describe("stable MACs", () => {
+  it("are locally administered unicast, the same for the same owner and role, different otherwise", () => {
+    const m = stableMac(owner("Bridge", "br0"), "bridge");
+    expect(m).toMatch(MAC);
+    const first = parseInt(m.slice(0, 2), 16);
+    expect(first & 0x02).toBe(0x02); // locally administered
+    expect(first & 0x01).toBe(0); // unicast
+    expect(stableMac(owner("Bridge", "br0"), "bridge")).toBe(m);
+    expect(stableMac(owner("Bridge", "br1"), "bridge")).not.toBe(m);
+    expect(stableMac("proj/other-stack/Bridge/br0", "bridge")).not.toBe(m);
+    expect(stableMac(owner("VethPair", "l"), "a")).not.toBe(stableMac(owner("VethPair", "l"), "b"));
+  });
+
+  it("a bridge without mac gets its owner's stable MAC; a given mac wins; adopt keeps the live one", () => {
+    const o = owner("Bridge", "br0");
+    expect(bridgeKind.check(undefined, { name: "br0", __owner: o }).inputs.mac).toBe(stableMac(o, "bridge"));
+    expect(bridgeKind.check(undefined, { name: "br0", mac: "02:AA:00:00:00:01", __owner: o }).inputs.mac).toBe("02:aa:00:00:00:01");
+    expect(bridgeKind.check(undefined, { name: "br0", adopt: true, __owner: o }).inputs.mac).toBeUndefined();
+  });
+
+  it("veth ends and taps get stable MACs per role; a tun has none", () => {
+    const o = owner("VethPair", "link");
+    const v = vethKind.check(undefined, { a: { name: "x1" }, b: { name: "x2" }, __owner: o }).inputs;
+    expect(v.a.mac).toBe(stableMac(o, "a"));
+    expect(v.b.mac).toBe(stableMac(o, "b"));
+    const t = owner("TapDevice", "tap0");
+    expect(tapKind.check(undefined, { mode: "tap", __owner: t }).inputs.mac).toBe(stableMac(t, "tap"));
+    expect(tapKind.check(undefined, { mode: "tun", __owner: owner("TapDevice", "tun0") }).inputs.mac).toBeUndefined();
+  });
+
+  it("outputs flag a MAC the program did not give, and the inputs read back leave it out", () => {
+    const live = normaliseLink({ ifindex: 3, ifname: "br0", flags: ["UP"], mtu: 1500, address: "0A:00:00:00:00:09" });
+    const settings: { name: string; addresses: string[]; up: boolean; mac?: string } = { name: "br0", addresses: [], up: true };
+    const unset = linkOutputs(settings, live);
+    expect(unset).toEqual({ name: "br0", addresses: [], up: true, mac: "0a:00:00:00:00:09", macUnset: true });
+    expect(linkInputs(unset)).toEqual({ name: "br0", addresses: [], up: true });
+    const given = linkOutputs({ ...settings, mac: "02:00:00:00:00:01" }, live);
+    expect(linkInputs(given)).toEqual(given);
+  });
+});
+
+describe("interface names default to the resource name", () => {
+  it("Bridge and TapDevice take the resource name when it is a valid interface name", () => {
+    const b = bridgeKind.check(undefined, { addresses: ["10.0.0.1/24"], __owner: owner("Bridge", "br0") });
+    expect(b.failures).toEqual([]);
+    expect(b.inputs.name).toBe("br0");
+    const t = tapKind.check(undefined, { mode: "tap", __owner: owner("TapDevice", "tap0") });
+    expect(t.failures).toEqual([]);
+    expect(t.inputs.name).toBe("tap0");
+    // A given name wins.
+    expect(bridgeKind.check(undefined, { name: "sw1", __owner: owner("Bridge", "br0") }).inputs.name).toBe("sw1");
+  });
+});
+
+describe("route family", () => {
+  it("an IPv6 default route with only a device is IPv6, given by family or ::/0", () => {
+    for (const news of [{ destination: "default", family: "ipv6", device: "eth0" }, { destination: "::/0", device: "eth0" }]) {
+      const r = routeKind.check(undefined, news);
+      expect(r.failures).toEqual([]);
+      expect(r.inputs).toMatchObject({ destination: "default", family: "ipv6", device: "eth0" });
+    }
+    expect(routeKind.check(undefined, { destination: "default", device: "eth0" }).inputs.family).toBe("ipv4");
+    expect(routeKind.check(undefined, { destination: "default", gateway: "fd00::1" }).inputs.family).toBe("ipv6");
+  });
+});
