@@ -1,4 +1,5 @@
 /** The examples not covered elsewhere, and the README's demo command. */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
@@ -21,6 +22,26 @@ describe("examples and demo", () => {
       // Isolation: the namespace has its own (empty) routing table and forwarding switch.
       expect((await sandbox.must("ip", ["-n", ns, "route", "show"])).trim()).toBe("");
     }
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+
+  // Every example with a Pulumi.yaml, with the config it needs in the sandbox.
+  const EXAMPLE_CONFIG: Record<string, Record<string, string>> = { "04-routing-nat": { uplink: "uplink", simulateUplink: "true" } };
+  const programs = fs.readdirSync(path.join(REPO, "examples")).filter((e) => fs.existsSync(path.join(REPO, "examples", e, "Pulumi.yaml")));
+
+  it.each(programs)("%s: a no-change `preview --refresh` prints no diff at all, with or without --diff", async (example) => {
+    lab = await Lab.fromExample(sandbox, example, { config: EXAMPLE_CONFIG[example] });
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    // The compact view marks changed properties "[diff: ...]"; the --diff view prints
+    // each as "name: old => new" under "--outputs:--".
+    const compact = await lab.pulumi(["preview", "--refresh", "--non-interactive", "--expect-no-changes"]);
+    expect(compact.exitCode, show(compact)).toBe(0);
+    expect(compact.stdout).not.toContain("diff:");
+    const detailed = await lab.pulumi(["preview", "--refresh", "--non-interactive", "--expect-no-changes", "--diff"]);
+    expect(detailed.exitCode, show(detailed)).toBe(0);
+    expect(detailed.stdout).not.toMatch(/diff:|=>|--outputs:--/);
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });

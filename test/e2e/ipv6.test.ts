@@ -1,0 +1,92 @@
+/**
+ * IPv6 end to end: a dual-stack bridged lab with IPv6 addresses on veths and the
+ * bridge, an IPv6 default route via a gateway, a device-only IPv6 route and a
+ * device-only IPv6 default (the one whose text `ip route` prints like an IPv4 one),
+ * IPv6 forwarding and IPv6 masquerade. Packets cross at the first try, refresh is
+ * clean, a hand-deleted IPv6 route is drift, destroy leaves nothing.
+ */
+import { describe, expect, it } from "vitest";
+import { Lab, sandboxPerTest, show } from "../helpers/lab";
+import { Sandbox } from "../helpers/sandbox";
+
+const DUAL_STACK = `
+import * as nslab from "nslab";
+
+const br = new nslab.Bridge("br6", { addresses: ["192.168.8.1/24", "fd00:8::1/64"] });
+for (const n of [1, 2]) {
+  const ns = new nslab.Namespace(\`d\${n}\`);
+  const link = new nslab.VethPair(\`d\${n}-link\`, {
+    a: { name: "eth0", namespace: ns.name, addresses: [\`192.168.8.1\${n}/24\`, \`fd00:8::1\${n}/64\`] },
+    b: { name: \`d\${n}-br\`, master: br.name },
+  });
+  new nslab.Route(\`d\${n}-default4\`, { namespace: ns.name, destination: "default", gateway: "192.168.8.1" }, { dependsOn: [link, br] });
+  new nslab.Route(\`d\${n}-default6\`, { namespace: ns.name, destination: "default", gateway: "fd00:8::1" }, { dependsOn: [link, br] });
+}
+// The outside: wan has no route back to the lab, only on-link ones and a device-only
+// IPv6 default, so its replies reach the lab only through the masquerade.
+const wan = new nslab.Namespace("wan6");
+const uplink = new nslab.VethPair("uplink", {
+  a: { name: "up6", addresses: ["10.8.0.1/24", "fd00:99::1/64"] },
+  b: { name: "wan0", namespace: wan.name, addresses: ["10.8.0.2/24", "fd00:99::2/64", "fd00:aa::2/64"] },
+});
+new nslab.Route("wan-default6", { namespace: wan.name, destination: "default", family: "ipv6", device: "wan0" }, { dependsOn: [uplink] });
+new nslab.Route("to-aa", { destination: "fd00:aa::/64", device: "up6" }, { dependsOn: [uplink] });
+new nslab.IpForwarding("forwarding", { ipv4: true, ipv6: true });
+new nslab.NatRule("masquerade4", { kind: "masquerade", source: "192.168.8.0/24", outInterface: "up6" }, { dependsOn: [uplink] });
+new nslab.NatRule("masquerade6", { kind: "masquerade", source: "fd00:8::/64", outInterface: "up6" }, { dependsOn: [uplink] });
+`;
+
+async function once(sandbox: Sandbox, from: string, to: string): Promise<boolean> {
+  const family = to.includes(":") ? "-6" : "-4";
+  return (await sandbox.run("ip", ["netns", "exec", from, "ping", family, "-c", "1", "-W", "1", to])).exitCode === 0;
+}
+
+async function failures(sandbox: Sandbox): Promise<string[]> {
+  const failed: string[] = [];
+  const paths: [string, string][] = [
+    ["d1", "fd00:8::1"], // the gateway on the bridge
+    ["d1", "fd00:8::12"], // across the bridge
+    ["d2", "fd00:8::11"],
+    ["d1", "fd00:aa::2"], // out: via the IPv6 default, the device-only route and the masquerade
+    ["d2", "fd00:aa::2"],
+    ["d1", "10.8.0.2"], // IPv4 alongside
+  ];
+  for (const [from, to] of paths) if (!(await once(sandbox, from, to))) failed.push(`${from} -> ${to}`);
+  return failed;
+}
+
+describe("IPv6 end to end", () => {
+  let sandbox: Sandbox;
+  sandboxPerTest((s) => (sandbox = s));
+
+  it("a dual-stack lab: ping -6 across and out, clean refresh, a deleted IPv6 route is drift and repaired, destroy leaves nothing", async () => {
+    const lab = await Lab.create(sandbox, "ipv6", DUAL_STACK);
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    expect(await failures(sandbox)).toEqual([]);
+    // The wan saw the lab's traffic from the uplink's address (masquerade).
+    const seen = await sandbox.must("ip", ["netns", "exec", "wan6", "ip", "-6", "neigh", "show", "dev", "wan0"]);
+    expect(seen).toContain("fd00:99::1");
+    expect(seen).not.toContain("fd00:8::");
+
+    const clean = await lab.driftCheck();
+    expect(clean.exitCode, show(clean)).toBe(0);
+    expect(clean.stdout).not.toMatch(/diff:|=>/);
+
+    // The device-only IPv6 default is found by refresh as IPv6: deleting it is drift.
+    await sandbox.must("ip", ["-n", "wan6", "-6", "route", "del", "default", "dev", "wan0"]);
+    await sandbox.must("ip", ["-n", "d1", "-6", "route", "del", "default"]);
+    const drift = await lab.driftCheck();
+    expect(drift.exitCode, show(drift)).toBe(7);
+    expect(drift.stdout).toMatch(/wan-default6[\s\S]*delete|d1-default6/);
+    const repair = await lab.up(["--refresh"]);
+    expect(repair.exitCode, show(repair)).toBe(0);
+    expect(await failures(sandbox)).toEqual([]);
+    expect((await sandbox.must("ip", ["-n", "wan6", "-6", "route", "show", "default"])).trim()).toMatch(/^default dev wan0 proto 151/);
+    expect((await lab.driftCheck()).exitCode).toBe(0);
+
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+    expect((await sandbox.must("sysctl", ["-n", "net.ipv6.conf.all.forwarding"])).trim()).toBe("0");
+  });
+});
