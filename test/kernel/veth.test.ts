@@ -137,4 +137,21 @@ describe("VethPair on the kernel", () => {
     expect(await veth.read(id, repaired)).toEqual({});
     await veth.delete(id, repaired);
   });
+
+  it("an update whose namespace is in the state but gone from the kernel (a reboot) says to run pulumi up --refresh", async () => {
+    const gone = uniq("kvg");
+    const want = inputs({ a: { name: "v-g", namespace: gone, addresses: ["192.168.9.1/24"] }, b: { name: "v-gb", namespace: nsB } });
+    const err = await veth.update("id", { ...want }, want).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(new RegExp(`a\\.namespace "${gone}" does not exist\\. It is in the stack's state but not in the kernel .*reboot.*run \`pulumi up --refresh\``));
+    // A create (not in the state yet) says how to order it, and mentions the reboot case too.
+    const create = await veth.create(want).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(create?.message).toMatch(/Create it first \(nslab\.Namespace\).*pulumi up --refresh/);
+    expect(await linkByHand("v-gb", nsB)).toBeUndefined();
+  });
 });
