@@ -72,11 +72,10 @@ Module._load = function (request, ...rest) {
   }
   if (!marks.dispatch && exported && typeof exported.dispatch === "function" && exported.kernel) {
     marks.dispatch = true;
-    const dispatch = exported.dispatch;
-    exported.dispatch = async function (kind, op, args) {
+    const timedOp = (kind, op, run) => async (...args) => {
       const begin = Date.now();
       try {
-        return await dispatch.call(this, kind, op, args);
+        return await run(...args);
       } finally {
         const key = `${kind} ${op}`;
         const o = ops.get(key) ?? { n: 0, firstMs: begin, lastMs: 0, busyMs: 0 };
@@ -86,6 +85,19 @@ Module._load = function (request, ...rest) {
         ops.set(key, o);
       }
     };
+    // The provider text of older states calls dispatch(kind, op, args); today's asks
+    // handlerFor(kind) for the kind's operations once: time both.
+    const dispatch = exported.dispatch;
+    exported.dispatch = function (kind, op, args) {
+      return timedOp(kind, op, () => dispatch.call(this, kind, op, args))();
+    };
+    if (typeof exported.handlerFor === "function") {
+      const handlerFor = exported.handlerFor;
+      exported.handlerFor = function (kind) {
+        const handler = handlerFor.call(this, kind);
+        return Object.fromEntries(Object.entries(handler).map(([op, fn]) => [op, timedOp(kind, op, fn)]));
+      };
+    }
   }
   return exported;
 };

@@ -5,7 +5,10 @@
  * and writes the raw figures as JSON. Speed is reported here, never asserted in tests.
  * Also measures Pulumi's floor (bench/floor): the same resources served by a provider
  * that does nothing, i.e. what the engine, the program and the provider process cost
- * before nslab does any work.
+ * before nslab does any work; and the "stock" path: the same lab through the plain
+ * `pulumi` command in a default environment (checkpoints, type-checking, no preload),
+ * beside the "tuned" one (nslab's figures) that scripts/pulumi and the bench settings
+ * give; and the state's size per resource after up.
  *
  *   bench/run.js [--sizes 10,100,300] [--runs 3] [--out bench/results]
  */
@@ -55,25 +58,71 @@ function peakProviderKiB() {
   return Math.max(...lines.map((l) => JSON.parse(l).maxRssKiB));
 }
 
-/** One up, refresh, refresh-only and destroy of a bench program (bench/lab or bench/floor). */
-function pulumiRun(n, program) {
-  const dir = fs.mkdtempSync(path.join(work, `${program}-${n}-`));
-  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench", program, f), path.join(dir, f));
-  const env = {
+/**
+ * The environment of one run. "tuned": scripts/pulumi's (nslab/preload, 32 operations at
+ * once, no CLI debug log, Node's compile cache) plus PULUMI_SKIP_CHECKPOINTS and
+ * transpile-only, as the figures have always been taken. "stock": what a user who runs
+ * the `pulumi` command in their own environment has: checkpoints after every step,
+ * type-checking, no preload, the engine's default parallelism, a PULUMI_HOME of its own
+ * with the CLI's logs; only what running offline needs is set.
+ */
+function runEnv(dir, mode) {
+  const offline = {
     PULUMI_BACKEND_URL: `file://${dir}/state`,
     PULUMI_CONFIG_PASSPHRASE: "",
-    PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
     NSLAB_PROVIDER_STATS: statsFile,
-    // State written once at the end instead of after every step (see README, "Speed").
-    PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
   };
+  if (mode === "tuned") {
+    return {
+      command: path.join(root, "scripts/pulumi"),
+      env: {
+        ...process.env,
+        ...offline,
+        PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
+        // State written once at the end instead of after every step (see README, "Speed").
+        PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
+      },
+    };
+  }
+  fs.mkdirSync(`${dir}/home`);
+  return {
+    command: path.join(root, ".tools/bin/pulumi"),
+    env: {
+      PATH: `${root}/.tools/bin:${process.env.PATH}`,
+      HOME: process.env.HOME ?? "/root",
+      ...offline,
+      PULUMI_HOME: `${dir}/home`,
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    },
+  };
+}
+
+/** Bytes of the stack's state per resource, as `pulumi stack export` writes it. */
+function statePerResource(run) {
+  const r = spawnSync(run.command, ["stack", "export", ...run.args], { encoding: "utf8", env: run.env, maxBuffer: 256 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`stack export exited ${r.status}\n${r.stderr}`);
+  const deployment = JSON.parse(r.stdout).deployment;
+  return Math.round(JSON.stringify(deployment).length / deployment.resources.length);
+}
+
+/**
+ * One up, refresh, refresh-only and destroy of a bench program (bench/lab or
+ * bench/floor), in `mode` ("tuned" or "stock", see runEnv).
+ */
+function pulumiRun(n, program, mode = "tuned") {
+  const dir = fs.mkdtempSync(path.join(work, `${program}-${n}-`));
+  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench", program, f), path.join(dir, f));
   fs.mkdirSync(`${dir}/state`);
-  const pulumi = (...a) => timed(path.join(root, "scripts/pulumi"), [...a, "--cwd", dir, "--stack", "bench"], env);
-  spawnSync(path.join(root, "scripts/pulumi"), ["stack", "init", "bench", "--cwd", dir], { env: { ...process.env, ...env } });
+  const { command, env } = runEnv(dir, mode);
+  const run = { command, env, args: ["--cwd", dir, "--stack", "bench"] };
+  const pulumi = (...a) => timed(command, [...a, ...run.args], env);
+  spawnSync(command, ["stack", "init", "bench", "--cwd", dir], { env });
   pulumi("config", "set", "hosts", String(n));
   const result = {};
   result.up = pulumi("up", "--yes", "--skip-preview", "--non-interactive");
   result.upPeakKiB = peakProviderKiB();
+  result.stateBytesPerResource = statePerResource(run);
   result.refresh = pulumi("preview", "--refresh", "--expect-no-changes", "--non-interactive");
   result.refreshPeakKiB = peakProviderKiB();
   // Reads only, without running the program: what drift detection needs.
@@ -99,7 +148,13 @@ function scriptRun(n, mode) {
 const raw = { date: new Date().toISOString(), runs, sizes, machine: { cpus: require("node:os").cpus().length, kernel: require("node:os").release() }, results: [] };
 for (const n of sizes) {
   for (let r = 0; r < runs; r++) {
-    for (const [tool, fn] of [["nslab", () => pulumiRun(n, "lab")], ["floor", () => pulumiRun(n, "floor")], ["ip-single", () => scriptRun(n, "single")], ["ip-batch", () => scriptRun(n, "batch")]]) {
+    for (const [tool, fn] of [
+      ["nslab", () => pulumiRun(n, "lab")],
+      ["stock", () => pulumiRun(n, "lab", "stock")],
+      ["floor", () => pulumiRun(n, "floor")],
+      ["ip-single", () => scriptRun(n, "single")],
+      ["ip-batch", () => scriptRun(n, "batch")],
+    ]) {
       const res = fn();
       raw.results.push({ n, run: r, tool, ...res });
       process.stderr.write(`N=${n} run ${r + 1}/${runs} ${tool}: up ${res.up.toFixed(0)} ms, refresh ${res.refresh.toFixed(0)} ms${res.refreshOnly ? `, refresh-only ${res.refreshOnly.toFixed(0)} ms` : ""}, destroy ${res.destroy.toFixed(0)} ms${res.residue ? `, LEFT ${res.residue}` : ""}\n`);

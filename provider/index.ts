@@ -79,6 +79,32 @@ export async function dispatch(kind: string, op: Operation, args: unknown[]): Pr
   }
 }
 
+/** A kind's lifecycle operations, as the dynamic-provider process calls them. */
+export interface Handler {
+  check(olds: unknown, news: unknown): Promise<unknown>;
+  diff(id: unknown, olds: unknown, news: unknown): Promise<unknown>;
+  create(inputs: unknown): Promise<unknown>;
+  read(id: unknown, props: unknown): Promise<unknown>;
+  update(id: unknown, olds: unknown, news: unknown): Promise<unknown>;
+  delete(id: unknown, props: unknown): Promise<unknown>;
+}
+
+/**
+ * The dynamic provider of one kind, as the provider text in each resource's state
+ * (sdk/base.ts) asks for it: every operation goes to {@link dispatch}. A kind this nslab
+ * does not know fails at the first operation, naming it.
+ */
+export function handlerFor(kind: string): Handler {
+  return {
+    check: (olds, news) => dispatch(kind, "check", [olds, news]),
+    diff: (id, olds, news) => dispatch(kind, "diff", [id, olds, news]),
+    create: (inputs) => dispatch(kind, "create", [inputs]),
+    read: (id, props) => dispatch(kind, "read", [id, props]),
+    update: (id, olds, news) => dispatch(kind, "update", [id, olds, news]),
+    delete: (id, props) => dispatch(kind, "delete", [id, props]),
+  };
+}
+
 // Benchmarks (bench/run.js) ask the provider process for its peak memory: when
 // NSLAB_PROVIDER_STATS names a file, a line with the process's maximum resident set
 // size (KiB) is appended to it on exit.

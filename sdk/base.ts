@@ -20,23 +20,13 @@ export function providerModule(kind: string): string {
 /** One text per kind, made once per program run. */
 const providerTexts = new Map<string, string>();
 
+/**
+ * One line, the same for every resource of a kind: every byte of it is written twice
+ * (inputs and outputs) into each resource's state, and the whole state is rewritten
+ * after every step of an update (docs/benchmark.md, "State per resource").
+ */
 function writeProviderModule(kind: string): string {
-  const k = JSON.stringify(kind);
-  return [
-    `// nslab ${kind} provider: runs the installed nslab's provider (require by package name, at call time).`,
-    `exports.handler = function () {`,
-    `  const call = (op, args) => require("nslab/provider").dispatch(${k}, op, args);`,
-    `  return {`,
-    `    check: (olds, news) => call("check", [olds, news]),`,
-    `    diff: (id, olds, news) => call("diff", [id, olds, news]),`,
-    `    create: (inputs) => call("create", [inputs]),`,
-    `    read: (id, props) => call("read", [id, props]),`,
-    `    update: (id, olds, news) => call("update", [id, olds, news]),`,
-    `    delete: (id, props) => call("delete", [id, props]),`,
-    `  };`,
-    `};`,
-    ``,
-  ].join("\n");
+  return `exports.handler = () => require("nslab/provider").handlerFor(${JSON.stringify(kind)});\n`;
 }
 
 /** Options every nslab resource accepts besides its own arguments. */

@@ -22,11 +22,13 @@ describe("the benchmark tools (bench/run.js, bench/profile.js)", () => {
       expect(r.stdout).toMatch(/linear growth: marginal cost per extra host 2->3: -?\d+\.\d ms/);
       const [file] = fs.readdirSync(out).filter((f) => f.endsWith(".json"));
       const raw = JSON.parse(fs.readFileSync(path.join(out, file), "utf8")) as { results: Record<string, unknown>[]; summary: Record<string, number>[] };
-      expect(raw.results).toHaveLength(2 * 4);
+      expect(raw.results).toHaveLength(2 * 5);
+      expect(r.stdout).toMatch(/state per resource after up \(pulumi stack export\): N=2: \d+ B, N=3: \d+ B/);
       for (const result of raw.results) {
         expect(result.residue, JSON.stringify(result)).toBe("");
         for (const op of ["up", "refresh", "destroy"]) expect(result[op]).toBeGreaterThan(0);
-        if (result.tool === "nslab" || result.tool === "floor") expect(result.refreshOnly).toBeGreaterThan(0);
+        if (result.tool === "nslab" || result.tool === "stock" || result.tool === "floor") expect(result.refreshOnly).toBeGreaterThan(0);
+        if (result.tool === "nslab" || result.tool === "stock") expect(result.stateBytesPerResource).toBeGreaterThan(500);
       }
       expect(raw.summary.map((row) => row.n)).toEqual([2, 3]);
       expect(raw.summary.every((row) => row.peakKiB > 10 * 1024)).toBe(true); // the provider process's max RSS

@@ -1,43 +1,67 @@
 import { describe, expect, it } from "vitest";
+import * as providerModuleOfNslab from "../../provider/index";
+import { handlerFor } from "../../provider/index";
 import { providerModule } from "../../sdk/base";
 
 /** Loads the text the way the dynamic-provider process does: a CommonJS module, then handler(). */
-function load(text: string, require: (id: string) => unknown): Record<string, (...args: unknown[]) => unknown> {
-  const module = { exports: {} as { handler?: () => Record<string, (...args: unknown[]) => unknown> } };
+function load(text: string, require: (id: string) => unknown): unknown {
+  const module = { exports: {} as { handler?: () => unknown } };
   new Function("exports", "require", "module", text)(module.exports, require, module);
   return module.exports.handler!();
 }
 
 describe("the provider text each resource carries in state", () => {
-  it("forwards every operation, with its arguments, to the installed nslab/provider's dispatch", async () => {
-    const calls: unknown[][] = [];
+  it("is one line that takes the kind's operations from the installed nslab/provider, loaded only when the kind is first served", () => {
+    const text = providerModule("VethPair");
+    expect(text.split("\n").filter(Boolean)).toHaveLength(1);
+    expect(text.length).toBeLessThan(100);
     const required: string[] = [];
-    const provider = load(providerModule("VethPair"), (id) => {
+    const asked: string[] = [];
+    const handler = { check: () => "checked" };
+    const loaded = load(text, (id) => {
       required.push(id);
-      return { dispatch: (...args: unknown[]) => (calls.push(args), "result") };
+      return { handlerFor: (kind: string) => (asked.push(kind), handler) };
     });
-    expect(Object.keys(provider).sort()).toEqual(["check", "create", "delete", "diff", "read", "update"]);
-    expect(required).toEqual([]); // nothing is loaded until an operation runs
-    expect(provider.check({ o: 1 }, { n: 2 })).toBe("result");
-    provider.diff("id1", { o: 1 }, { n: 2 });
-    provider.create({ i: 3 });
-    provider.read("id2", { p: 4 });
-    provider.update("id3", { o: 5 }, { n: 6 });
-    provider.delete("id4", { p: 7 });
-    expect(required).toEqual(Array(6).fill("nslab/provider"));
-    expect(calls).toEqual([
-      ["VethPair", "check", [{ o: 1 }, { n: 2 }]],
-      ["VethPair", "diff", ["id1", { o: 1 }, { n: 2 }]],
-      ["VethPair", "create", [{ i: 3 }]],
-      ["VethPair", "read", ["id2", { p: 4 }]],
-      ["VethPair", "update", ["id3", { o: 5 }, { n: 6 }]],
-      ["VethPair", "delete", ["id4", { p: 7 }]],
-    ]);
+    expect(loaded).toBe(handler);
+    expect(required).toEqual(["nslab/provider"]);
+    expect(asked).toEqual(["VethPair"]);
+  });
+
+  it("handlerFor forwards every operation to the provider of its kind, and names an unknown kind", async () => {
+    const ns = handlerFor("Namespace");
+    expect(Object.keys(ns).sort()).toEqual(["check", "create", "delete", "diff", "read", "update"]);
+    const checked = (await ns.check(undefined, { name: "bad/name", __owner: "p/s/Namespace/x" })) as { failures: { property: string }[] };
+    expect(checked.failures.map((f) => f.property)).toEqual(["name"]);
+    const same = { name: "x", adopt: false, __owner: "o", __provider: "text" };
+    expect(await ns.diff("x", same, { ...same, __provider: "other text" })).toMatchObject({ changes: false });
+    await expect(handlerFor("Nope").check(undefined, {})).rejects.toThrow(/nslab has no resource kind "Nope"/);
+  });
+
+  it("the longer text that states written before it hold still works (it calls dispatch)", async () => {
+    const OLD = [
+      `// nslab Namespace provider: runs the installed nslab's provider (require by package name, at call time).`,
+      `exports.handler = function () {`,
+      `  const call = (op, args) => require("nslab/provider").dispatch("Namespace", op, args);`,
+      `  return {`,
+      `    check: (olds, news) => call("check", [olds, news]),`,
+      `    diff: (id, olds, news) => call("diff", [id, olds, news]),`,
+      `    create: (inputs) => call("create", [inputs]),`,
+      `    read: (id, props) => call("read", [id, props]),`,
+      `    update: (id, olds, news) => call("update", [id, olds, news]),`,
+      `    delete: (id, props) => call("delete", [id, props]),`,
+      `  };`,
+      `};`,
+      ``,
+    ].join("\n");
+    const old = load(OLD, (id) => (id === "nslab/provider" ? providerModuleOfNslab : undefined)) as ReturnType<typeof handlerFor>;
+    const checked = (await old.check(undefined, { name: "ok", __owner: "p/s/Namespace/ok" })) as { failures: unknown[]; inputs: { name: string } };
+    expect(checked.failures).toEqual([]);
+    expect(checked.inputs.name).toBe("ok");
   });
 
   it("is the same text on every run and names only its kind", () => {
     expect(providerModule("Route")).toBe(providerModule("Route"));
     expect(providerModule("Route")).not.toBe(providerModule("Bridge"));
-    expect(providerModule('Odd"Kind')).toContain('dispatch("Odd\\"Kind"');
+    expect(providerModule('Odd"Kind')).toContain('handlerFor("Odd\\"Kind")');
   });
 });
