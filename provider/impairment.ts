@@ -272,11 +272,13 @@ function sameShaping(want: Shaping, live: LiveShaping): boolean {
  * since the kernel refuses to replace a qdisc by one of another kind under one handle.
  */
 export function shapingCommands(dev: string, want: Shaping, live: LiveShaping): string[][] {
-  if (sameShaping(want, live)) return [];
   const kind = want.delay !== undefined ? "netem" : want.rate !== undefined ? "tbf" : undefined;
+  // Nothing asked: only a root of nslab's goes; someone else's is left alone.
+  if (!kind) return live.root ? [["qdisc", "del", "dev", dev, "root"]] : [];
+  if (sameShaping(want, live)) return [];
   const commands: string[][] = [];
   const restructure = live.root !== kind || (kind === "netem" && !!live.child !== (want.rate !== undefined));
-  if ((live.root && restructure) || (live.foreign && !kind)) commands.push(["qdisc", "del", "dev", dev, "root"]);
+  if (live.root && restructure) commands.push(["qdisc", "del", "dev", dev, "root"]);
   if (kind === "netem") {
     const jitter = want.jitter ? [formatTime(want.jitter)] : [];
     commands.push(["qdisc", "replace", "dev", dev, "root", "handle", ROOT_HANDLE, "netem", "delay", formatTime(want.delay!), ...jitter]);

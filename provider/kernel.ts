@@ -1,5 +1,5 @@
 /**
- * The one door to the kernel. Every `ip`, `nft`, `sysctl` and `nsenter` call nslab
+ * The one door to the kernel. Every `ip`, `nft`, `sysctl`, `tc` and `nsenter` call nslab
  * makes goes through this module: argument arrays (never a shell), a timeout, and errors
  * built in one place (errors.ts). `ip` commands go to a long-lived `ip -batch` process
  * per namespace (ipsession.ts); `nft` and `sysctl` are run with execa, which nothing
