@@ -116,4 +116,35 @@ new nslab.LinkImpairment("slow", { device: "wan0", namespace: ns.name, egress: {
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("components take the same shape: a BridgedNetwork host's link and a NatGateway's uplink", async () => {
+    lab = await Lab.create(
+      sandbox,
+      "impair-components",
+      `
+import * as nslab from "nslab";
+const core = new nslab.Namespace("core");
+const wan = new nslab.Namespace("wan");
+const lan = new nslab.BridgedNetwork("lan", {
+  cidr: "192.168.7.0/24", bridgeNamespace: core.name, gateway: true,
+  hosts: [{ name: "h1", impairment: { egress: { rate: "10mbit" } } }, "h2"],
+});
+const uplink = new nslab.VethPair("uplink", {
+  a: { name: "up0", namespace: core.name, addresses: ["10.0.9.1/24"] },
+  b: { name: "up1", namespace: wan.name, addresses: ["10.0.9.2/24"] },
+});
+new nslab.NatGateway("nat", { namespace: core.name, sources: [lan], uplink: "up0", uplinkImpairment: { egress: { rate: "20mbit" } } }, { dependsOn: [uplink] });
+`,
+    );
+    await upOk();
+    const h1 = await throughput(spawnIn, "h1", "core", "192.168.7.1");
+    const h2 = await throughput(spawnIn, "h2", "core", "192.168.7.1");
+    const up = await throughput(spawnIn, "core", "wan", "10.0.9.2");
+    console.log(`components: impaired host 10mbit ${h1.toFixed(2)}, other host ${h2.toFixed(0)}, uplink 20mbit ${up.toFixed(2)} Mbit/s`);
+    within(h1, 8.5, 10.5, "impaired host at 10mbit");
+    expect(h2).toBeGreaterThan(50);
+    within(up, 17, 21, "uplink at 20mbit");
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
 });
