@@ -2,10 +2,11 @@
  * LinkImpairment: rate, burst, loss, delay and jitter of one interface, per direction,
  * changed in place and drift-checked. What each field uses in the kernel:
  *
- * - egress rate/burst: a `tbf` root qdisc on the device (handle 4e53:);
+ * - egress rate/burst: a `tbf` root qdisc on the device, with a handle derived from
+ *   the owner's hash (4000: to 7fff:; see {@link marksOf}): the handle is the mark;
  * - ingress rate/burst: an nslab-owned `ifb` device in the same namespace (named from
  *   the owner's hash, alias = nslab's tag), an `ingress` qdisc on the device with a
- *   `u32` match-all filter (prio 20051) whose `mirred` action redirects every frame to
+ *   `u32` match-all filter (priority derived from the owner's hash) whose `mirred` action redirects every frame to
  *   the ifb, and a `tbf` root qdisc on the ifb;
  * - loss (both directions): an nslab-owned nftables table `netdev nslab_imp_<hash>`
  *   with a base chain on the device's `ingress` and/or `egress` hook holding one rule
@@ -13,7 +14,8 @@
  *   Frames redirected to an ifb skip the netdev ingress hook (the kernel's
  *   skip_classify path), so when ingress also has a rate or delay, ingress loss moves to
  *   a table `inet nslab_imp_<hash>`: a `prerouting` chain (priority raw) with
- *   `iifname DEV numgen random ... drop`, which drops IPv4 and IPv6 packets only.
+ *   `iifname DEV numgen random ... drop`, which drops IPv4 and IPv6 packets only (routed
+ *   or delivered locally: frames a bridge port bridges do not pass it).
  *   The egress hook drops before the qdisc: a forwarded packet or a kernel reply is lost
  *   silently, while a local application's own send of a dropped packet fails with
  *   ENOBUFS (TCP takes it as congestion, ping sends again, UDP ignores it unless it asked
@@ -81,11 +83,24 @@ export const MIN_BURST_BYTES = 1514;
 export const DEFAULT_BURST_BYTES = 32 * 1024;
 /** tbf queue: how long a packet may wait for tokens before it is dropped. */
 export const TBF_LATENCY = "100ms";
-/** Handles of nslab's qdiscs: the root (tbf or netem) and the tbf under a netem root. */
-export const ROOT_HANDLE = "4e53:";
-export const CHILD_HANDLE = "4e54:";
-/** Priority of nslab's ingress redirect filter (0x4e53), so that it is found and removed alone. */
-export const REDIRECT_PRIO = "20051";
+/** How one resource's qdiscs and filter are told apart from everyone else's (qdiscs carry no alias or comment). */
+export interface Marks {
+  /** Handle of its root qdisc (tbf or netem) on the device and on its ifb: 4000: to 7fff:. */
+  root: string;
+  /** Handle of the tbf under a netem root: 4000: to 7fff:, never the root's. */
+  child: string;
+  /** Priority of its ingress redirect filter (decimal, 16384 to 32767). */
+  prio: string;
+}
+
+/**
+ * The marks of the resource owned by `owner`, from its hash: below the kernel's own
+ * automatic handles (8000: and up) and above the small ones people type (1:, 10:).
+ */
+export function marksOf(owner: string): Marks {
+  const h = parseInt(hashOf(owner).slice(0, 4), 16) & 0x3fff;
+  return { root: `${(0x4000 + h).toString(16)}:`, child: `${(0x7fff - h).toString(16)}:`, prio: String(0x4000 + h) };
+}
 
 const RATE_UNITS: Record<string, number> = {
   bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, tbit: 1e12,
@@ -227,11 +242,11 @@ export interface Shaping {
 
 /** The qdiscs nslab has on one device (its root and the tbf under a netem root). */
 export interface LiveShaping extends Shaping {
-  /** Kind of nslab's root qdisc (handle 4e53:), if there is one. */
+  /** Kind of the resource's root qdisc (its handle, {@link Marks}), if there is one. */
   root?: "tbf" | "netem";
   /** True when a tbf of nslab's sits under its netem root. */
   child?: boolean;
-  /** A root qdisc nslab did not make ("htb 1:"), if any; the kernel default (handle 0:) is none. */
+  /** A root qdisc this resource did not make ("htb 1:"), if any; the kernel default (handle 0:) is none. */
   foreign?: string;
 }
 
@@ -263,15 +278,15 @@ function sameShaping(want: Shaping, live: LiveShaping): boolean {
 
 /**
  * tc commands that turn the device's root qdiscs from `live` into `want`:
- * - rate only:  tc qdisc replace dev D root handle 4e53: tbf rate R burst B latency 50ms
- * - delay only: tc qdisc replace dev D root handle 4e53: netem delay D [J]
- * - both:       the netem root, and tc qdisc replace dev D parent 4e53:1 handle 4e54: tbf ...
- * - neither:    tc qdisc del dev D root (only when the root is nslab's; the kernel
+ * - rate only:  tc qdisc replace dev D root handle ROOT tbf rate R burst B latency 100ms
+ * - delay only: tc qdisc replace dev D root handle ROOT netem delay D [J]
+ * - both:       the netem root, and tc qdisc replace dev D parent ROOT1 handle CHILD tbf ...
+ * - neither:    tc qdisc del dev D root (only when the root is the resource's; the kernel
  *   then puts its default qdisc back).
  * A root of another kind (or a netem gaining or losing its tbf) is deleted first,
  * since the kernel refuses to replace a qdisc by one of another kind under one handle.
  */
-export function shapingCommands(dev: string, want: Shaping, live: LiveShaping): string[][] {
+export function shapingCommands(dev: string, want: Shaping, live: LiveShaping, marks: Marks): string[][] {
   const kind = want.delay !== undefined ? "netem" : want.rate !== undefined ? "tbf" : undefined;
   // Nothing asked: only a root of nslab's goes; someone else's is left alone.
   if (!kind) return live.root ? [["qdisc", "del", "dev", dev, "root"]] : [];
@@ -281,17 +296,17 @@ export function shapingCommands(dev: string, want: Shaping, live: LiveShaping): 
   if (live.root && restructure) commands.push(["qdisc", "del", "dev", dev, "root"]);
   if (kind === "netem") {
     const jitter = want.jitter ? [formatTime(want.jitter)] : [];
-    commands.push(["qdisc", "replace", "dev", dev, "root", "handle", ROOT_HANDLE, "netem", "delay", formatTime(want.delay!), ...jitter]);
-    if (want.rate !== undefined) commands.push(["qdisc", "replace", "dev", dev, "parent", `${ROOT_HANDLE}1`, "handle", CHILD_HANDLE, ...tbfArgs(want)]);
+    commands.push(["qdisc", "replace", "dev", dev, "root", "handle", marks.root, "netem", "delay", formatTime(want.delay!), ...jitter]);
+    if (want.rate !== undefined) commands.push(["qdisc", "replace", "dev", dev, "parent", `${marks.root}1`, "handle", marks.child, ...tbfArgs(want)]);
   } else if (kind === "tbf") {
-    commands.push(["qdisc", "replace", "dev", dev, "root", "handle", ROOT_HANDLE, ...tbfArgs(want)]);
+    commands.push(["qdisc", "replace", "dev", dev, "root", "handle", marks.root, ...tbfArgs(want)]);
   }
   return commands;
 }
 
 /** The ingress filter that sends every frame arriving on `dev` to the ifb. */
-export function redirectCommand(dev: string, ifb: string): string[] {
-  return ["filter", "add", "dev", dev, "ingress", "prio", REDIRECT_PRIO, "protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb];
+export function redirectCommand(dev: string, ifb: string, marks: Marks): string[] {
+  return ["filter", "add", "dev", dev, "ingress", "prio", marks.prio, "protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb];
 }
 
 /** Which of the resource's loss tables exist: family netdev, family inet. */
@@ -361,16 +376,16 @@ interface FilterJson {
 }
 
 /** nslab's qdiscs on one device, from `tc -json qdisc show` of its namespace. */
-export function parseShaping(qdiscs: QdiscJson[], dev: string): LiveShaping {
+export function parseShaping(qdiscs: QdiscJson[], dev: string, marks: Marks): LiveShaping {
   const mine = qdiscs.filter((q) => q.dev === dev);
   const root = mine.find((q) => q.root);
   if (!root) return {};
-  if (root.handle !== ROOT_HANDLE) return root.handle === "0:" ? {} : { foreign: `${root.kind} ${root.handle}` };
+  if (root.handle !== marks.root) return root.handle === "0:" ? {} : { foreign: `${root.kind} ${root.handle}` };
   const tbf = (q: QdiscJson): Shaping => ({ rate: Number(q.options?.rate) * 8, burst: Number(q.options?.burst) });
   if (root.kind === "tbf") return { root: "tbf", ...tbf(root) };
   if (root.kind === "netem") {
     const seconds = (v: unknown) => (typeof v === "number" && v > 0 ? Math.round(v * 1e6) : undefined);
-    const child = mine.find((q) => q.parent === `${ROOT_HANDLE}1` && q.handle === CHILD_HANDLE && q.kind === "tbf");
+    const child = mine.find((q) => q.parent === `${marks.root}1` && q.handle === marks.child && q.kind === "tbf");
     return compact({ root: "netem" as const, child: !!child, ...(child ? tbf(child) : {}), delay: seconds(root.options?.delay?.delay), jitter: seconds(root.options?.delay?.jitter) });
   }
   return { foreign: `${root.kind} ${root.handle}` };
@@ -434,7 +449,8 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
   const ingressQdisc = qdiscs.some((q) => q.dev === i.device && (q.kind === "ingress" || q.kind === "clsact"));
   const filters = ingressQdisc ? await kernel.tcJson<FilterJson[]>(["filter", "show", "dev", i.device, "ingress"], i.namespace, s) : [];
   const redirects = (f: FilterJson) => (f.options?.actions ?? []).some((a) => a.kind === "mirred" && a.to_dev === ifb);
-  const ours = filters.filter((f) => String(f.pref) === REDIRECT_PRIO);
+  const marks = marksOf(i.__owner);
+  const ours = filters.filter((f) => String(f.pref) === marks.prio);
   const ifbLink = await freshLink(ifb, i.namespace);
   const ownIfb = ifbLink && ifbLink.kind === "ifb" && ifbLink.alias === ownerTag(i.__owner) ? ifbLink : undefined;
   const table = async (family: string): Promise<NftJson | undefined> => {
@@ -448,13 +464,13 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
   const [netdev, inet] = [await table("netdev"), await table("inet")];
   const redirect = ours.some(redirects);
   return {
-    egress: parseShaping(qdiscs, i.device),
-    ingress: ownIfb && redirect ? parseShaping(qdiscs, ifb) : {},
+    egress: parseShaping(qdiscs, i.device, marks),
+    ingress: ownIfb && redirect ? parseShaping(qdiscs, ifb, marks) : {},
     ifb: ownIfb,
     ingressQdisc,
     redirect,
     ourPrio: ours.length > 0,
-    otherFilters: filters.some((f) => String(f.pref) !== REDIRECT_PRIO),
+    otherFilters: filters.some((f) => String(f.pref) !== marks.prio),
     loss: parseLoss(netdev, inet, i.device, redirect),
     tables: { netdev: !!netdev, inet: !!inet },
   };
@@ -530,21 +546,28 @@ async function apply(i: ImpairmentInputs, creating: boolean): Promise<LiveState>
   if (creating && !i.adopt && needsShaping(i.egress) && live.egress.foreign) {
     throw new NslabError(
       "AlreadyExists",
-      `${s}: the interface already has a root qdisc nslab did not make (${live.egress.foreign}). Remove it (tc qdisc del dev ${i.device} root), drop egress rate/delay, or set adopt: true to replace it (destroy then restores the kernel's default qdisc).`,
+      `${s}: the interface already has a root qdisc this resource did not make (${live.egress.foreign}; another LinkImpairment's, or someone's). Remove it (tc qdisc del dev ${i.device} root), declare one LinkImpairment per interface with both directions, drop egress rate/delay, or set adopt: true to replace it (destroy then restores the kernel's default qdisc).`,
     );
   }
+  if (creating && !i.adopt && needsShaping(i.ingress) && live.otherFilters) {
+    throw new NslabError(
+      "AlreadyExists",
+      `${s}: the interface's ingress already has filters this resource did not make (another LinkImpairment's, or someone's), which would see frames before its redirect. Remove them (tc filter del dev ${i.device} ingress), declare one LinkImpairment per interface, or set adopt: true to add the redirect anyway.`,
+    );
+  }
+  const marks = marksOf(i.__owner);
   const ifb = ifbName(i.__owner);
   const tcCommands: string[][] = [];
   if (needsShaping(i.ingress)) {
     await ensureIfb(i, live);
-    tcCommands.push(...shapingCommands(ifb, shapingOf(i.ingress), live.ifb ? live.ingress : {}));
+    tcCommands.push(...shapingCommands(ifb, shapingOf(i.ingress), live.ifb ? live.ingress : {}, marks));
     if (!live.ingressQdisc) tcCommands.push(["qdisc", "add", "dev", i.device, "ingress"]);
     if (!live.redirect) {
-      if (live.ourPrio) tcCommands.push(["filter", "del", "dev", i.device, "ingress", "prio", REDIRECT_PRIO]);
-      tcCommands.push(redirectCommand(i.device, ifb));
+      if (live.ourPrio) tcCommands.push(["filter", "del", "dev", i.device, "ingress", "prio", marks.prio]);
+      tcCommands.push(redirectCommand(i.device, ifb, marks));
     }
   }
-  tcCommands.push(...shapingCommands(i.device, shapingOf(i.egress), live.egress));
+  tcCommands.push(...shapingCommands(i.device, shapingOf(i.egress), live.egress, marks));
   await kernel.tcBatch(tcCommands, i.namespace, s);
   if (!needsShaping(i.ingress)) await removeIngress(i, live);
   const loss = { egress: i.egress?.loss, ingress: i.ingress?.loss };
@@ -576,8 +599,8 @@ async function verify(i: ImpairmentInputs, s: string): Promise<LiveState> {
 async function removeIngress(i: ImpairmentInputs, live: LiveState): Promise<void> {
   const s = subject(i);
   if (live.ourPrio) {
-    // Equivalent to: tc qdisc del dev D ingress (or, when others' filters are there: tc filter del dev D ingress prio 20051)
-    const command = live.otherFilters ? ["filter", "del", "dev", i.device, "ingress", "prio", REDIRECT_PRIO] : ["qdisc", "del", "dev", i.device, "ingress"];
+    // Equivalent to: tc qdisc del dev D ingress (or, when others' filters are there: tc filter del dev D ingress prio PRIO)
+    const command = live.otherFilters ? ["filter", "del", "dev", i.device, "ingress", "prio", marksOf(i.__owner).prio] : ["qdisc", "del", "dev", i.device, "ingress"];
     await kernel.tc(command, i.namespace, s).catch((err) => {
       if (!(err instanceof NslabError && err.kind === "NotFound")) throw err;
     });

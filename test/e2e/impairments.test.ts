@@ -58,7 +58,7 @@ describe("07-impairments: link impairments through the engine", () => {
     expect(drift.exitCode, show(drift)).toBe(7);
     expect(drift.stdout).toMatch(/egress/);
     await upOk(["--refresh"]);
-    expect(await rootQdisc()).toMatchObject({ kind: "tbf", handle: "4e53:" });
+    expect(await rootQdisc()).toMatchObject({ kind: "tbf", handle: expect.stringMatching(/^[4-7][0-9a-f]{3}:$/) });
     within(await throughput(spawnIn, "site", "isp", "10.0.0.2"), 17, 21, "egress at 20mbit after repair");
     expect((await lab.driftCheck()).exitCode).toBe(0);
 

@@ -5,7 +5,7 @@
  * where the kernel has it; here the clear error is tested instead.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { impairmentKind as imp, ImpairmentInputs, ifbName, lossTable } from "../../provider/impairment";
+import { impairmentKind as imp, ImpairmentInputs, ifbName, lossTable, marksOf } from "../../provider/impairment";
 import { resetSnapshots } from "../../provider/kernel";
 import { ipByHand, linkByHand, must, OWNER, uniq } from "../helpers/kernel";
 import { sh } from "../helpers/sandbox";
@@ -66,7 +66,7 @@ describe("LinkImpairment on the kernel", () => {
     const ten = checked({ egress: { rate: "10mbit" } });
     expect(ten.egress).toEqual({ rate: "10mbit", burst: "32kb" });
     const { id, outs } = await imp.create(ten);
-    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: "4e53:", root: true }]);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("imp")).root, root: true }]);
     const at10 = await throughput(spawnHere, x, y, B);
     console.log(`egress: unshaped ${unshaped.toFixed(1)} Mbit/s, 10mbit -> ${at10.toFixed(2)} Mbit/s`);
     expect(at10).toBeGreaterThanOrEqual(8.5);
@@ -146,7 +146,7 @@ describe("LinkImpairment on the kernel", () => {
     expect((await imp.read(id, outs)).inputs).toEqual(want);
 
     await tcByHand("qdisc", "del", "dev", "im0", "root");
-    await tcByHand("qdisc", "change", "dev", ifbName(owner("drift")), "root", "handle", "4e53:", "tbf", "rate", "7mbit", "burst", "32kb", "latency", "50ms");
+    await tcByHand("qdisc", "change", "dev", ifbName(owner("drift")), "root", "handle", marksOf(owner("drift")).root, "tbf", "rate", "7mbit", "burst", "32kb", "latency", "50ms");
     await must("ip", ["netns", "exec", x, "nft", "flush", "chain", "netdev", lossTable(owner("drift")), "loss_out"]);
     const drifted = (await imp.read(id, outs)).inputs!;
     expect(drifted.egress).toEqual({});
@@ -155,7 +155,7 @@ describe("LinkImpairment on the kernel", () => {
 
     const { outs: o2 } = await imp.update(id, drifted as never, want);
     expect((await imp.read(id, o2)).inputs).toEqual(want);
-    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: "4e53:" }, { kind: "ingress" }]);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("drift")).root }, { kind: "ingress" }]);
     await imp.delete(id, o2);
     expect(await linkByHand(ifbName(owner("drift")), x)).toBeUndefined();
   });
@@ -163,10 +163,14 @@ describe("LinkImpairment on the kernel", () => {
   it("a root qdisc nslab did not make is refused at create and left alone; adopt replaces it and delete restores the default", async () => {
     await tcByHand("qdisc", "replace", "dev", "im0", "root", "handle", "1:", "htb");
     const want = checked({ egress: { rate: "10mbit" } }, "foreign");
-    await expect(imp.create(want)).rejects.toThrow(/root qdisc nslab did not make \(htb 1:\).*tc qdisc del dev im0 root.*adopt: true/);
+    await expect(imp.create(want)).rejects.toThrow(/root qdisc this resource did not make \(htb 1:;.*tc qdisc del dev im0 root.*adopt: true/);
     expect(await qdiscs("im0")).toMatchObject([{ kind: "htb", handle: "1:" }]);
     const { id, outs } = await imp.create({ ...want, adopt: true });
-    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: "4e53:" }]);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("foreign")).root }]);
+    // A second LinkImpairment on the same interface is refused, and the first is untouched.
+    const second = checked({ egress: { rate: "20mbit" } }, "second");
+    await expect(imp.create(second)).rejects.toThrow(/root qdisc this resource did not make \(tbf [0-9a-f]+:; another LinkImpairment's.*one LinkImpairment per interface/);
+    expect((await imp.read(id, outs)).inputs).toEqual({ ...want, adopt: true });
     await imp.delete(id, outs);
     expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
   });
@@ -183,7 +187,7 @@ describe("LinkImpairment on the kernel", () => {
     const rateOnly = checked({ egress: { rate: "10mbit" } }, "delay");
     const { id, outs } = await imp.create(rateOnly);
     await expect(imp.update(id, outs, want)).rejects.toMatchObject({ kind: "Unsupported" });
-    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: "4e53:" }]);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("delay")).root }]);
     await imp.delete(id, outs);
   });
 

@@ -12,6 +12,7 @@ import {
   formatTime,
   impairmentKind as imp,
   lossScript,
+  marksOf,
   minimumBurst,
   parseLoss,
   parseRate,
@@ -23,6 +24,9 @@ import {
   shapingCommands,
 } from "../../provider/impairment";
 import { UNKNOWN } from "../../provider/validate";
+
+/** Marks of one resource, fixed here for readable commands (marksOf derives them from the owner). */
+const M = { root: "4e53:", child: "71ac:", prio: "20051" };
 
 const check = (news: Record<string, unknown>) => imp.check(undefined, { device: "wan0", __owner: "p/s/LinkImpairment/x", ...news });
 
@@ -116,44 +120,56 @@ describe("units", () => {
 });
 
 describe("tc commands", () => {
+  it("marks: one root handle, child handle and filter priority per owner, below the kernel's automatic handles", () => {
+    const owners = Array.from({ length: 200 }, (_, i) => `p/s/LinkImpairment/l${i}`);
+    for (const owner of owners) {
+      const m = marksOf(owner);
+      expect(m).toEqual(marksOf(owner));
+      for (const handle of [m.root, m.child]) expect(parseInt(handle, 16)).toBeGreaterThanOrEqual(0x4000), expect(parseInt(handle, 16)).toBeLessThanOrEqual(0x7fff);
+      expect(m.child).not.toBe(m.root);
+      expect(Number(m.prio)).toBe(parseInt(m.root, 16));
+    }
+    expect(new Set(owners.map((o) => marksOf(o).root)).size).toBeGreaterThan(195); // 14 bits of hash: rare clashes
+  });
+
   const tbf = (rate: number, burst: number) => ["tbf", "rate", `${rate}bit`, "burst", String(burst), "latency", "100ms"];
   it("rate: a tbf root qdisc, replaced in place, deleted when removed", () => {
-    expect(shapingCommands("wan0", { rate: 10e6, burst: 32768 }, {})).toEqual([["qdisc", "replace", "dev", "wan0", "root", "handle", "4e53:", ...tbf(10e6, 32768)]]);
-    expect(shapingCommands("wan0", { rate: 20e6, burst: 32768 }, { root: "tbf", rate: 10e6, burst: 32767 })).toEqual([
+    expect(shapingCommands("wan0", { rate: 10e6, burst: 32768 }, {}, M)).toEqual([["qdisc", "replace", "dev", "wan0", "root", "handle", "4e53:", ...tbf(10e6, 32768)]]);
+    expect(shapingCommands("wan0", { rate: 20e6, burst: 32768 }, { root: "tbf", rate: 10e6, burst: 32767 }, M)).toEqual([
       ["qdisc", "replace", "dev", "wan0", "root", "handle", "4e53:", ...tbf(20e6, 32768)],
     ]);
-    expect(shapingCommands("wan0", { rate: 10e6, burst: 32768 }, { root: "tbf", rate: 10e6, burst: 32767 })).toEqual([]);
-    expect(shapingCommands("wan0", {}, { root: "tbf", rate: 10e6, burst: 32767 })).toEqual([["qdisc", "del", "dev", "wan0", "root"]]);
-    expect(shapingCommands("wan0", {}, {})).toEqual([]);
-    expect(shapingCommands("wan0", {}, { foreign: "htb 1:" })).toEqual([]); // not ours, no impairment asked: left alone
+    expect(shapingCommands("wan0", { rate: 10e6, burst: 32768 }, { root: "tbf", rate: 10e6, burst: 32767 }, M)).toEqual([]);
+    expect(shapingCommands("wan0", {}, { root: "tbf", rate: 10e6, burst: 32767 }, M)).toEqual([["qdisc", "del", "dev", "wan0", "root"]]);
+    expect(shapingCommands("wan0", {}, {}, M)).toEqual([]);
+    expect(shapingCommands("wan0", {}, { foreign: "htb 1:" }, M)).toEqual([]); // not ours, no impairment asked: left alone
   });
 
   it("delay: a netem root, with the tbf as its child when a rate is set too", () => {
-    expect(shapingCommands("wan0", { delay: 40_000, jitter: 5_000 }, {})).toEqual([["qdisc", "replace", "dev", "wan0", "root", "handle", "4e53:", "netem", "delay", "40ms", "5ms"]]);
-    expect(shapingCommands("ifbx", { delay: 40_000, rate: 10e6, burst: 32768 }, {})).toEqual([
+    expect(shapingCommands("wan0", { delay: 40_000, jitter: 5_000 }, {}, M)).toEqual([["qdisc", "replace", "dev", "wan0", "root", "handle", "4e53:", "netem", "delay", "40ms", "5ms"]]);
+    expect(shapingCommands("ifbx", { delay: 40_000, rate: 10e6, burst: 32768 }, {}, M)).toEqual([
       ["qdisc", "replace", "dev", "ifbx", "root", "handle", "4e53:", "netem", "delay", "40ms"],
-      ["qdisc", "replace", "dev", "ifbx", "parent", "4e53:1", "handle", "4e54:", ...tbf(10e6, 32768)],
+      ["qdisc", "replace", "dev", "ifbx", "parent", "4e53:1", "handle", "71ac:", ...tbf(10e6, 32768)],
     ]);
     // From a tbf root to netem: the kernel refuses another kind under one handle, so delete first.
-    expect(shapingCommands("wan0", { delay: 40_000 }, { root: "tbf", rate: 10e6, burst: 32767 })).toEqual([
+    expect(shapingCommands("wan0", { delay: 40_000 }, { root: "tbf", rate: 10e6, burst: 32767 }, M)).toEqual([
       ["qdisc", "del", "dev", "wan0", "root"],
       ["qdisc", "replace", "dev", "wan0", "root", "handle", "4e53:", "netem", "delay", "40ms"],
     ]);
     // Only the delay changes: netem is changed in place, its tbf child kept.
-    expect(shapingCommands("wan0", { delay: 20_000, rate: 10e6, burst: 32768 }, { root: "netem", child: true, delay: 40_000, rate: 10e6, burst: 32767 })).toEqual([
+    expect(shapingCommands("wan0", { delay: 20_000, rate: 10e6, burst: 32768 }, { root: "netem", child: true, delay: 40_000, rate: 10e6, burst: 32767 }, M)).toEqual([
       ["qdisc", "replace", "dev", "wan0", "root", "handle", "4e53:", "netem", "delay", "20ms"],
-      ["qdisc", "replace", "dev", "wan0", "parent", "4e53:1", "handle", "4e54:", ...tbf(10e6, 32768)],
+      ["qdisc", "replace", "dev", "wan0", "parent", "4e53:1", "handle", "71ac:", ...tbf(10e6, 32768)],
     ]);
     // The rate goes, the delay stays: netem is rebuilt without its child.
-    expect(shapingCommands("wan0", { delay: 40_000 }, { root: "netem", child: true, delay: 40_000, rate: 10e6, burst: 32767 })).toEqual([
+    expect(shapingCommands("wan0", { delay: 40_000 }, { root: "netem", child: true, delay: 40_000, rate: 10e6, burst: 32767 }, M)).toEqual([
       ["qdisc", "del", "dev", "wan0", "root"],
       ["qdisc", "replace", "dev", "wan0", "root", "handle", "4e53:", "netem", "delay", "40ms"],
     ]);
-    expect(shapingCommands("wan0", {}, { root: "netem", delay: 40_000 })).toEqual([["qdisc", "del", "dev", "wan0", "root"]]);
+    expect(shapingCommands("wan0", {}, { root: "netem", delay: 40_000 }, M)).toEqual([["qdisc", "del", "dev", "wan0", "root"]]);
   });
 
   it("ingress: a u32 match-all filter redirecting to the ifb", () => {
-    expect(redirectCommand("wan0", "ifb0123")).toEqual(["filter", "add", "dev", "wan0", "ingress", "prio", "20051", "protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifb0123"]);
+    expect(redirectCommand("wan0", "ifb0123", M)).toEqual(["filter", "add", "dev", "wan0", "ingress", "prio", "20051", "protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifb0123"]);
   });
 
   it("reads nslab's qdiscs back, netem included, and tells the kernel default and others' qdiscs apart", () => {
@@ -161,13 +177,15 @@ describe("tc commands", () => {
       { kind: "tbf", handle: "4e53:", dev: "a", root: true, options: { rate: 1250000, burst: 32767, lat: 100000 } },
       { kind: "noqueue", handle: "0:", dev: "b", root: true, options: {} },
       { kind: "htb", handle: "1:", dev: "c", root: true, options: {} },
+      { kind: "tbf", handle: "5000:", dev: "e", root: true, options: { rate: 1250000, burst: 32767 } },
       { kind: "netem", handle: "4e53:", dev: "d", root: true, options: { limit: 1000, delay: { delay: 0.04, jitter: 0.005, correlation: 0 } } },
-      { kind: "tbf", handle: "4e54:", dev: "d", parent: "4e53:1", options: { rate: 250000, burst: 16383 } },
+      { kind: "tbf", handle: "71ac:", dev: "d", parent: "4e53:1", options: { rate: 250000, burst: 16383 } },
     ];
-    expect(parseShaping(qdiscs, "a")).toEqual({ root: "tbf", rate: 10e6, burst: 32767 });
-    expect(parseShaping(qdiscs, "b")).toEqual({});
-    expect(parseShaping(qdiscs, "c")).toEqual({ foreign: "htb 1:" });
-    expect(parseShaping(qdiscs, "d")).toEqual({ root: "netem", child: true, rate: 2e6, burst: 16383, delay: 40_000, jitter: 5_000 });
+    expect(parseShaping(qdiscs, "a", M)).toEqual({ root: "tbf", rate: 10e6, burst: 32767 });
+    expect(parseShaping(qdiscs, "b", M)).toEqual({});
+    expect(parseShaping(qdiscs, "c", M)).toEqual({ foreign: "htb 1:" });
+    expect(parseShaping(qdiscs, "e", M)).toEqual({ foreign: "tbf 5000:" }); // another resource's
+    expect(parseShaping(qdiscs, "d", M)).toEqual({ root: "netem", child: true, rate: 2e6, burst: 16383, delay: 40_000, jitter: 5_000 });
   });
 });
 
