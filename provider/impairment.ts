@@ -678,9 +678,8 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
     return { id, props: outputsOf(inputs, live), inputs };
   },
 
-  async update(_id, olds, news) {
+  async update(_id, _olds, news) {
     const live = await apply(news, false);
-    void olds;
     return { outs: outputsOf(news, live) };
   },
 
