@@ -13,6 +13,7 @@ import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
 import { tapKind } from "./tap";
 import { vethKind } from "./veth";
+import { impairmentKind } from "./impairment";
 import type { ResourceKind } from "./resource";
 
 export { NslabError, isKind } from "./errors";
@@ -32,6 +33,8 @@ export { forwardingKind } from "./forwarding";
 export type { ForwardingInputs, ForwardingOutputs } from "./forwarding";
 export { natKind, NAT_TABLE } from "./nat";
 export type { NatInputs, NatOutputs, NatKind } from "./nat";
+export { impairmentKind } from "./impairment";
+export type { ImpairmentInputs, ImpairmentOutputs, ImpairmentDirection } from "./impairment";
 export { ownerTag } from "./resource";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
@@ -44,6 +47,7 @@ const KINDS: Record<string, ResourceKind<any, any>> = {
   [routeKind.kind]: routeKind,
   [forwardingKind.kind]: forwardingKind,
   [natKind.kind]: natKind,
+  [impairmentKind.kind]: impairmentKind,
 };
 
 export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";

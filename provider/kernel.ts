@@ -1,10 +1,13 @@
 /**
- * The one door to the kernel. Every `ip`, `nft`, `sysctl` and `nsenter` call nslab
+ * The one door to the kernel. Every `ip`, `nft`, `sysctl`, `tc` and `nsenter` call nslab
  * makes goes through this module: argument arrays (never a shell), a timeout, and errors
  * built in one place (errors.ts). `ip` commands go to a long-lived `ip -batch` process
  * per namespace (ipsession.ts); `nft` and `sysctl` are run with execa, which nothing
  * else imports. execa (ESM, with its dependencies) takes about 40 ms to load, so it is
  * loaded when the first of those runs, not with the provider.
+ *
+ * `tc` runs like nft: one process per call (or one `tc -batch -` for several), inside
+ * the namespace with nsenter.
  *
  * It also holds the per-process snapshot cache: one `ip -details -json addr show`, one
  * `ip -json route show table all` and one `nft -j list table` per namespace, shared by
@@ -310,4 +313,46 @@ export async function sysctlWrite(name: string, value: string, netns: Netns, sub
   const [command, args] = inNetns("sysctl", ["-q", "-w", `${name}=${value}`], netns);
   invalidate(netns);
   await run(command, args, { subject });
+}
+
+// ---- tc ---------------------------------------------------------------------------------
+
+/** Runs a write: [nsenter --net=NS] tc ARGS (the namespace's snapshots are dropped). */
+export async function tc(args: string[], netns: Netns, subject: string): Promise<string> {
+  const [command, argv] = inNetns("tc", args, netns);
+  invalidate(netns);
+  try {
+    return await run(command, argv, { subject });
+  } finally {
+    invalidate(netns);
+  }
+}
+
+/**
+ * Runs tc commands in order in one process, stopping at the first failure:
+ * [nsenter --net=NS] tc -batch - (one command a line on stdin). The error names the
+ * command that failed (tc reports its line: "Command failed -:N").
+ */
+export async function tcBatch(commands: string[][], netns: Netns, subject: string): Promise<void> {
+  if (commands.length === 0) return;
+  const [command, argv] = inNetns("tc", ["-batch", "-"], netns);
+  invalidate(netns);
+  try {
+    await run(command, argv, { subject, input: commands.map((c) => c.join(" ")).join("\n") + "\n" });
+  } catch (err) {
+    const line = err instanceof NslabError ? /Command failed -:(\d+)/.exec(err.details.stderr ?? "") : null;
+    const failed = line ? commands[Number(line[1]) - 1] : undefined;
+    if (!failed || !(err instanceof NslabError)) throw err;
+    const stderr = (err.details.stderr ?? "").replace(/Command failed -:\d+\n?/, "");
+    throw commandError(subject, ["tc", ...(netns === undefined ? [] : ["-n", netns]), ...failed].join(" "), stderr, err.details.exitCode ?? -1);
+  } finally {
+    invalidate(netns);
+  }
+}
+
+/** Runs [nsenter --net=NS] tc -json ARGS (a read) and parses the output; [] when empty. */
+export async function tcJson<T>(args: string[], netns: Netns, subject: string): Promise<T> {
+  const [command, argv] = inNetns("tc", ["-json", ...args], netns);
+  const out = (await run(command, argv, { subject })).trim();
+  return (out === "" ? [] : JSON.parse(out)) as T;
 }

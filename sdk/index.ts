@@ -22,6 +22,8 @@ export { IpForwarding } from "./forwarding";
 export type { IpForwardingArgs } from "./forwarding";
 export { NatRule } from "./nat";
 export type { NatRuleArgs } from "./nat";
+export { LinkImpairment } from "./impairment";
+export type { LinkImpairmentArgs, ImpairmentArgs, ImpairmentState } from "./impairment";
 export { localLab } from "./automation";
 export type { LocalLabOptions } from "./automation";
 export { driftFromPreview, formatDrift, propertyDrift } from "./drift";

@@ -3,6 +3,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Bridge } from "../bridge";
+import { ImpairmentArgs, LinkImpairment } from "../impairment";
 import { IpForwarding } from "../forwarding";
 import { NatRule } from "../nat";
 import { Namespace } from "../namespace";
@@ -39,6 +40,16 @@ export interface BridgedNetworkHost {
   namespace?: pulumi.Input<string>;
   /** A fixed address (without prefix) instead of the next free one. */
   address?: string;
+  /** Impair the host's link, as a {@link LinkImpairment} of its interface (egress = what the host sends). */
+  impairment?: LinkImpairmentShape;
+}
+
+/** The directions of a {@link LinkImpairment}, as components take them. */
+export interface LinkImpairmentShape {
+  /** What leaves through the interface. */
+  egress?: pulumi.Input<ImpairmentArgs>;
+  /** What arrives on the interface. */
+  ingress?: pulumi.Input<ImpairmentArgs>;
 }
 
 /** Arguments of {@link BridgedNetwork}. */
@@ -113,11 +124,13 @@ export class BridgedNetwork extends pulumi.ComponentResource {
   readonly topology: pulumi.Output<Topology>;
   /** The veth pairs, by host name (dependencies for routes into the hosts). */
   readonly links: Record<string, VethPair> = {};
+  /** The impairments of hosts' links, by host name (hosts given an `impairment`). */
+  readonly impairments: Record<string, LinkImpairment> = {};
 
   constructor(name: string, args: BridgedNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nslab:index:BridgedNetwork", name, {}, opts);
     const owner = `BridgedNetwork "${name}"`;
-    const hostSpecs: (HostSpec & { namespace?: pulumi.Input<string> })[] = args.hosts.map((h) => (typeof h === "string" ? { name: h } : h));
+    const hostSpecs: (HostSpec & { namespace?: pulumi.Input<string>; impairment?: LinkImpairmentShape })[] = args.hosts.map((h) => (typeof h === "string" ? { name: h } : h));
     const plan: NetworkPlan = planNetwork(owner, args.cidr, hostSpecs, args.gateway, args.allocation);
     const declared = declaredInRun();
     for (const [other, cidr] of declared.networks) {
@@ -174,6 +187,9 @@ export class BridgedNetwork extends pulumi.ComponentResource {
         child,
       );
       this.links[h.name] = link;
+      if (spec.impairment) {
+        this.impairments[h.name] = new LinkImpairment(`${name}-${h.name}-impairment`, { device: hostInterface, namespace, ...spec.impairment }, { parent: this, dependsOn: [link] });
+      }
       if (routes && plan.gateway) {
         new Route(`${name}-${h.name}-default`, { namespace, destination: "default", gateway: plan.gateway }, { parent: this, dependsOn: [link, this.bridge] });
       }
@@ -314,6 +330,12 @@ export interface NatGatewayArgs {
   portForwards?: PortForward[];
   /** Switch IPv4 forwarding on in the namespace. Default true (false when another resource manages it). */
   forwarding?: boolean;
+  /**
+   * Impair the uplink, as a {@link LinkImpairment} of it (egress = what leaves for the
+   * outside). The uplink must exist first: pass the resource that makes it in the
+   * component's `dependsOn`, which the impairment inherits.
+   */
+  uplinkImpairment?: LinkImpairmentShape;
 }
 
 /**
@@ -325,6 +347,8 @@ export class NatGateway extends pulumi.ComponentResource {
   readonly masquerade: NatRule[];
   /** The port-forward rules. */
   readonly forwards: NatRule[];
+  /** The uplink's impairment, when `uplinkImpairment` is given. */
+  readonly uplinkImpairment?: LinkImpairment;
   /** What was built, for tools and diagrams. */
   readonly topology: Topology;
 
@@ -344,6 +368,9 @@ export class NatGateway extends pulumi.ComponentResource {
           child,
         ),
     );
+    if (args.uplinkImpairment) {
+      this.uplinkImpairment = new LinkImpairment(`${name}-uplink-impairment`, { device: args.uplink, namespace: args.namespace, ...args.uplinkImpairment }, { parent: this, dependsOn: opts?.dependsOn });
+    }
     this.topology = {
       kind: "NatGateway",
       name,

@@ -1,0 +1,690 @@
+/**
+ * LinkImpairment: rate, burst, loss, delay and jitter of one interface, per direction,
+ * changed in place and drift-checked. What each field uses in the kernel:
+ *
+ * - egress rate/burst: a `tbf` root qdisc on the device, with a handle derived from
+ *   the owner's hash (4000: to 7fff:; see {@link marksOf}): the handle is the mark;
+ * - ingress rate/burst: an nslab-owned `ifb` device in the same namespace (named from
+ *   the owner's hash, alias = nslab's tag), an `ingress` qdisc on the device with a
+ *   `u32` match-all filter (priority derived from the owner's hash) whose `mirred` action redirects every frame to
+ *   the ifb, and a `tbf` root qdisc on the ifb;
+ * - loss (both directions): an nslab-owned nftables table `netdev nslab_imp_<hash>`
+ *   with a base chain on the device's `ingress` and/or `egress` hook holding one rule
+ *   `numgen random mod 1000000 < K counter drop`: loss is applied in steps of 1e-6.
+ *   Frames redirected to an ifb skip the netdev ingress hook (the kernel's
+ *   skip_classify path), so when ingress also has a rate or delay, ingress loss moves to
+ *   a table `inet nslab_imp_<hash>`: a `prerouting` chain (priority raw) with
+ *   `iifname DEV numgen random ... drop`, which drops IPv4 and IPv6 packets only (routed
+ *   or delivered locally: frames a bridge port bridges do not pass it).
+ *   The egress hook drops before the qdisc: a forwarded packet or a kernel reply is lost
+ *   silently, while a local application's own send of a dropped packet fails with
+ *   ENOBUFS (TCP takes it as congestion, ping sends again, UDP ignores it unless it asked
+ *   for IP_RECVERR);
+ * - delay/jitter: a `netem` root qdisc (egress on the device, ingress on the ifb),
+ *   with the tbf as its child when a rate is set too. Kernels without netem (no
+ *   sch_netem) are detected before anything is written, and create/update fail then.
+ *
+ * Every change is in place: `tc qdisc replace`, `tc filter add/del` and atomic
+ * `nft -f -` scripts; the interface itself is never touched (same ifindex, no flap).
+ */
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import { describe } from "./kernel";
+import { freshLink, LiveLink, requireNamespace } from "./link";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { Checker, isUnknown } from "./validate";
+
+// ---- inputs ---------------------------------------------------------------------------------
+
+/** One direction's impairments, normalised (canonical unit strings). */
+export interface ImpairmentDirection {
+  /** Rate in bits per second with a unit, canonical ("10mbit"). */
+  rate?: string;
+  /** tbf bucket size in bytes with a unit, canonical ("32kb" = 32768 bytes). */
+  burst?: string;
+  /** Fraction of packets dropped, 0..1, in steps of {@link LOSS_STEP}. */
+  loss?: number;
+  /** Added delay, canonical ("40ms"). */
+  delay?: string;
+  /** Delay variation (+/-), canonical ("5ms"); needs delay. */
+  jitter?: string;
+}
+
+export interface ImpairmentInputs extends CommonInputs {
+  device: string;
+  namespace?: string;
+  egress?: ImpairmentDirection;
+  ingress?: ImpairmentDirection;
+}
+
+export interface ImpairmentOutputs extends ImpairmentInputs {
+  /** The ifb device nslab made for ingress rate/delay, when there is one. */
+  ifb?: string;
+  /** The nftables table (family netdev, and inet for ingress loss behind an ifb) holding the loss rules, when there is one. */
+  lossTable?: string;
+}
+
+const DIRECTIONS = ["egress", "ingress"] as const;
+type DirectionName = (typeof DIRECTIONS)[number];
+const FIELDS = ["rate", "burst", "loss", "delay", "jitter"] as const;
+
+/** Loss is applied as `numgen random mod LOSS_MODULUS < K`: a resolution of 1e-6. */
+export const LOSS_MODULUS = 1_000_000;
+export const LOSS_STEP = 1 / LOSS_MODULUS;
+/**
+ * tbf releases at most one bucket per timer tick, so the classic rule (tc-tbf(8)) is
+ * burst >= rate / HZ. check is pure and cannot read the kernel's HZ: it assumes 250,
+ * the most common distribution setting (100 would ask for 2.5 times more).
+ */
+export const TBF_HZ = 250;
+/** A bucket must hold one full frame of a 1500-byte MTU (1500 + 14 bytes of Ethernet header). */
+export const MIN_BURST_BYTES = 1514;
+/** Burst used when only a rate is given: 32 KiB, or rate / HZ when that is larger. */
+export const DEFAULT_BURST_BYTES = 32 * 1024;
+/** tbf queue: how long a packet may wait for tokens before it is dropped. */
+export const TBF_LATENCY = "100ms";
+/** How one resource's qdiscs and filter are told apart from everyone else's (qdiscs carry no alias or comment). */
+export interface Marks {
+  /** Handle of its root qdisc (tbf or netem) on the device and on its ifb: 4000: to 7fff:. */
+  root: string;
+  /** Handle of the tbf under a netem root: 4000: to 7fff:, never the root's. */
+  child: string;
+  /** Priority of its ingress redirect filter (decimal, 16384 to 32767). */
+  prio: string;
+}
+
+/**
+ * The marks of the resource owned by `owner`, from its hash: below the kernel's own
+ * automatic handles (8000: and up) and above the small ones people type (1:, 10:).
+ */
+export function marksOf(owner: string): Marks {
+  const h = parseInt(hashOf(owner).slice(0, 4), 16) & 0x3fff;
+  return { root: `${(0x4000 + h).toString(16)}:`, child: `${(0x7fff - h).toString(16)}:`, prio: String(0x4000 + h) };
+}
+
+const RATE_UNITS: Record<string, number> = {
+  bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, tbit: 1e12,
+  kibit: 1024, mibit: 1024 ** 2, gibit: 1024 ** 3, tibit: 1024 ** 4,
+  bps: 8, kbps: 8e3, mbps: 8e6, gbps: 8e9, tbps: 8e12,
+  kibps: 8 * 1024, mibps: 8 * 1024 ** 2, gibps: 8 * 1024 ** 3, tibps: 8 * 1024 ** 4,
+};
+/** Sizes as tc reads them: k/kb = 1024 bytes. */
+const SIZE_UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
+const TIME_UNITS: Record<string, number> = { s: 1e6, sec: 1e6, secs: 1e6, ms: 1e3, msec: 1e3, msecs: 1e3, us: 1, usec: 1, usecs: 1 };
+
+/** "10mbit" -> [10, "mbit"]; undefined when it is not a number followed by a unit. */
+function splitUnit(text: string): [number, string] | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$/.exec(text);
+  return m ? [Number(m[1]), m[2].toLowerCase()] : undefined;
+}
+
+/** A rate in bits per second, or a reason it is not one. */
+export function parseRate(text: string): number | string {
+  const parts = splitUnit(text);
+  if (!parts || !(parts[1] in RATE_UNITS)) return `"${text}" is not a rate; write a number and one of tc's units: ${Object.keys(RATE_UNITS).join(", ")} (bps = bytes per second), e.g. "10mbit".`;
+  const bits = Math.round(parts[0] * RATE_UNITS[parts[1]]);
+  if (bits < 8) return `"${text}" is below the smallest rate, 8bit (1 byte per second).`;
+  if (bits % 8 !== 0) return `"${text}" is not a whole number of bytes per second (tbf counts bytes); use a multiple of 8bit.`;
+  return bits;
+}
+
+/** Bits per second as the largest decimal unit that divides it: 10000000 -> "10mbit". */
+export function formatRate(bits: number): string {
+  for (const [unit, scale] of [["tbit", 1e12], ["gbit", 1e9], ["mbit", 1e6], ["kbit", 1e3]] as const) if (bits % scale === 0) return `${bits / scale}${unit}`;
+  return `${bits}bit`;
+}
+
+/** A size in bytes, or a reason it is not one. */
+export function parseSize(text: string): number | string {
+  const parts = splitUnit(text);
+  if (!parts || !(parts[1] in SIZE_UNITS)) return `"${text}" is not a size; write a number and one of b, kb, mb, gb (kb = 1024 bytes, as tc reads it), e.g. "32kb".`;
+  const bytes = parts[0] * SIZE_UNITS[parts[1]];
+  if (!Number.isInteger(bytes)) return `"${text}" is not a whole number of bytes.`;
+  return bytes;
+}
+
+/** Bytes as the largest binary unit that divides it: 32768 -> "32kb". */
+export function formatSize(bytes: number): string {
+  for (const [unit, scale] of [["gb", 1024 ** 3], ["mb", 1024 ** 2], ["kb", 1024]] as const) if (bytes % scale === 0) return `${bytes / scale}${unit}`;
+  return `${bytes}b`;
+}
+
+/** A duration in microseconds, or a reason it is not one. */
+export function parseTime(text: string): number | string {
+  const parts = splitUnit(text);
+  if (!parts || !(parts[1] in TIME_UNITS)) return `"${text}" is not a duration; write a number and one of s, ms, us, e.g. "40ms".`;
+  const us = parts[0] * TIME_UNITS[parts[1]];
+  if (!Number.isInteger(us)) return `"${text}" is not a whole number of microseconds.`;
+  return us;
+}
+
+/** Microseconds as the largest unit that divides it: 40000 -> "40ms". */
+export function formatTime(us: number): string {
+  if (us % 1e6 === 0) return `${us / 1e6}s`;
+  if (us % 1e3 === 0) return `${us / 1e3}ms`;
+  return `${us}us`;
+}
+
+/** The smallest burst tbf can shape `bits` per second with: rate / HZ, and one full frame. */
+export function minimumBurst(bits: number): number {
+  return Math.max(Math.ceil(bits / 8 / TBF_HZ), MIN_BURST_BYTES);
+}
+
+/** The burst used when none is given: 32 KiB, or the minimum rounded up to KiB when larger. */
+export function defaultBurst(bits: number): number {
+  return Math.max(DEFAULT_BURST_BYTES, Math.ceil(minimumBurst(bits) / 1024) * 1024);
+}
+
+function checkDirection(c: Checker, raw: unknown, name: DirectionName): ImpairmentDirection | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (isUnknown(raw)) return raw as never;
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    c.fail(name, `${name} must be an object such as { rate: "10mbit", loss: 0.01 }, got ${JSON.stringify(raw)}.`);
+    return undefined;
+  }
+  const d = raw as Record<string, unknown>;
+  for (const key of Object.keys(d)) {
+    if (!(FIELDS as readonly string[]).includes(key)) c.fail(`${name}.${key}`, `${name}.${key} is not an impairment; the fields are ${FIELDS.join(", ")}.`);
+  }
+  const unit = <T>(prop: (typeof FIELDS)[number], parse: (t: string) => T | string, format: (v: T) => string): [string | undefined, T | undefined] => {
+    const text = c.string(d[prop], `${name}.${prop}`, false);
+    if (text === undefined || isUnknown(text)) return [text, undefined];
+    const value = parse(text);
+    if (typeof value === "string") return [c.fail(`${name}.${prop}`, `${name}.${prop} ${value}`), undefined];
+    return [format(value), value];
+  };
+  const [rate, bits] = unit("rate", parseRate, formatRate);
+  let [burst, bytes] = unit("burst", parseSize, formatSize);
+  const [delay] = unit("delay", parseTime, formatTime);
+  const [jitter] = unit("jitter", parseTime, formatTime);
+  let loss: number | undefined;
+  if (isUnknown(d.loss)) loss = d.loss as never;
+  else if (d.loss !== undefined && d.loss !== null) {
+    if (typeof d.loss !== "number" || !Number.isFinite(d.loss) || d.loss < 0 || d.loss > 1) {
+      c.fail(`${name}.loss`, `${name}.loss must be a fraction from 0 to 1 (0.05 drops 5% of packets), got ${JSON.stringify(d.loss)}.`);
+    } else if (Math.abs(d.loss * LOSS_MODULUS - Math.round(d.loss * LOSS_MODULUS)) > 1e-6) {
+      c.fail(`${name}.loss`, `${name}.loss ${d.loss} is finer than nslab's resolution of ${LOSS_STEP} (nftables numgen random mod ${LOSS_MODULUS}); round it, e.g. to ${Math.round(d.loss * LOSS_MODULUS) / LOSS_MODULUS}.`);
+    } else loss = d.loss;
+  }
+  if (burst !== undefined && !isUnknown(burst) && rate === undefined) {
+    c.fail(`${name}.burst`, `${name}.burst is the tbf bucket of a rate limit; set ${name}.rate too, or remove burst.`);
+  }
+  if (bits !== undefined) {
+    if (bytes === undefined && burst === undefined) bytes = defaultBurst(bits);
+    if (bytes !== undefined && bytes < minimumBurst(bits)) {
+      c.fail(
+        `${name}.burst`,
+        `${name}.burst ${burst} (${bytes} bytes) is too small for rate ${rate}: tbf needs at least ${minimumBurst(bits)} bytes (rate / HZ with HZ = ${TBF_HZ} assumed, and at least one ${MIN_BURST_BYTES}-byte frame); raise it to "${formatSize(Math.ceil(minimumBurst(bits) / 1024) * 1024)}" or remove burst for the default.`,
+      );
+    }
+    if (bytes !== undefined && burst === undefined) burst = formatSize(bytes);
+  }
+  if (jitter !== undefined && delay === undefined) c.fail(`${name}.jitter`, `${name}.jitter varies a delay; set ${name}.delay too, or remove jitter.`);
+  return compact({ rate, burst, loss, delay, jitter });
+}
+
+// ---- names and commands (pure) --------------------------------------------------------------
+
+const hashOf = (owner: string) => ownerTag(owner).slice("nslab:".length);
+/** The ifb nslab makes for the resource's ingress shaping: "ifb" + 12 hex digits of the owner hash. */
+export const ifbName = (owner: string) => `ifb${hashOf(owner).slice(0, 12)}`;
+/** The nftables table (family netdev) of the resource's loss rules. */
+export const lossTable = (owner: string) => `nslab_imp_${hashOf(owner)}`;
+const LOSS_CHAIN: Record<DirectionName, string> = { egress: "loss_out", ingress: "loss_in" };
+
+/** What shapes one direction, in kernel units (bits/s, bytes, microseconds). */
+export interface Shaping {
+  rate?: number;
+  burst?: number;
+  delay?: number;
+  jitter?: number;
+}
+
+/** The qdiscs nslab has on one device (its root and the tbf under a netem root). */
+export interface LiveShaping extends Shaping {
+  /** Kind of the resource's root qdisc (its handle, {@link Marks}), if there is one. */
+  root?: "tbf" | "netem";
+  /** True when a tbf of nslab's sits under its netem root. */
+  child?: boolean;
+  /** A root qdisc this resource did not make ("htb 1:"), if any; the kernel default (handle 0:) is none. */
+  foreign?: string;
+}
+
+/** The kernel numbers of a normalised direction. */
+export function shapingOf(d: ImpairmentDirection | undefined): Shaping {
+  const num = (v: number | string) => (typeof v === "number" ? v : undefined);
+  return compact({
+    rate: d?.rate ? num(parseRate(d.rate)) : undefined,
+    burst: d?.burst ? num(parseSize(d.burst)) : undefined,
+    delay: d?.delay ? num(parseTime(d.delay)) : undefined,
+    jitter: d?.jitter ? num(parseTime(d.jitter)) : undefined,
+  });
+}
+
+const tbfArgs = (s: Shaping) => ["tbf", "rate", `${s.rate}bit`, "burst", String(s.burst), "latency", TBF_LATENCY];
+
+/**
+ * The bytes tc reports for a tbf burst after the kernel stored it as time (ticks of
+ * 64 ns): equal to what was asked within two ticks of the rate, and two bytes.
+ */
+export function sameBurst(asked: number, reported: number, bits: number): boolean {
+  return Math.abs(asked - reported) <= Math.ceil((bits / 8) * 128e-9) + 2;
+}
+
+function sameShaping(want: Shaping, live: LiveShaping): boolean {
+  const burstOk = want.burst === undefined ? live.burst === undefined : live.burst !== undefined && sameBurst(want.burst, live.burst, want.rate ?? 0);
+  return want.rate === live.rate && burstOk && want.delay === live.delay && (want.jitter ?? 0) === (live.jitter ?? 0) && !live.foreign;
+}
+
+/**
+ * tc commands that turn the device's root qdiscs from `live` into `want`:
+ * - rate only:  tc qdisc replace dev D root handle ROOT tbf rate R burst B latency 100ms
+ * - delay only: tc qdisc replace dev D root handle ROOT netem delay D [J]
+ * - both:       the netem root, and tc qdisc replace dev D parent ROOT1 handle CHILD tbf ...
+ * - neither:    tc qdisc del dev D root (only when the root is the resource's; the kernel
+ *   then puts its default qdisc back).
+ * A root of another kind (or a netem gaining or losing its tbf) is deleted first,
+ * since the kernel refuses to replace a qdisc by one of another kind under one handle.
+ */
+export function shapingCommands(dev: string, want: Shaping, live: LiveShaping, marks: Marks): string[][] {
+  const kind = want.delay !== undefined ? "netem" : want.rate !== undefined ? "tbf" : undefined;
+  // Nothing asked: only a root of nslab's goes; someone else's is left alone.
+  if (!kind) return live.root ? [["qdisc", "del", "dev", dev, "root"]] : [];
+  if (sameShaping(want, live)) return [];
+  const commands: string[][] = [];
+  const restructure = live.root !== kind || (kind === "netem" && !!live.child !== (want.rate !== undefined));
+  if (live.root && restructure) commands.push(["qdisc", "del", "dev", dev, "root"]);
+  if (kind === "netem") {
+    const jitter = want.jitter ? [formatTime(want.jitter)] : [];
+    commands.push(["qdisc", "replace", "dev", dev, "root", "handle", marks.root, "netem", "delay", formatTime(want.delay!), ...jitter]);
+    if (want.rate !== undefined) commands.push(["qdisc", "replace", "dev", dev, "parent", `${marks.root}1`, "handle", marks.child, ...tbfArgs(want)]);
+  } else if (kind === "tbf") {
+    commands.push(["qdisc", "replace", "dev", dev, "root", "handle", marks.root, ...tbfArgs(want)]);
+  }
+  return commands;
+}
+
+/** The ingress filter that sends every frame arriving on `dev` to the ifb. */
+export function redirectCommand(dev: string, ifb: string, marks: Marks): string[] {
+  return ["filter", "add", "dev", dev, "ingress", "prio", marks.prio, "protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb];
+}
+
+/** Which of the resource's loss tables exist: family netdev, family inet. */
+export interface LossTables {
+  netdev: boolean;
+  inet: boolean;
+}
+
+const lossRule = (loss: number) => `numgen random mod ${LOSS_MODULUS} < ${Math.round(loss * LOSS_MODULUS)} counter drop`;
+
+/**
+ * The atomic nft script that (re)writes the loss tables, or deletes them when no loss
+ * is left; undefined when there is nothing to do. `redirected`: ingress goes through
+ * the ifb, so ingress loss goes to the inet prerouting chain (see the file comment).
+ */
+export function lossScript(table: string, dev: string, loss: Partial<Record<DirectionName, number>>, redirected: boolean, existing: LossTables): string | undefined {
+  const lines: string[] = [];
+  for (const family of ["netdev", "inet"] as const) if (existing[family]) lines.push(`delete table ${family} ${table}`);
+  const netdev = DIRECTIONS.filter((d) => (loss[d] ?? 0) > 0 && !(d === "ingress" && redirected));
+  if (netdev.length) {
+    lines.push(`add table netdev ${table}`);
+    for (const d of netdev) {
+      lines.push(`add chain netdev ${table} ${LOSS_CHAIN[d]} { type filter hook ${d} device "${dev}" priority 0; policy accept; }`);
+      lines.push(`add rule netdev ${table} ${LOSS_CHAIN[d]} ${lossRule(loss[d]!)}`);
+    }
+  }
+  if ((loss.ingress ?? 0) > 0 && redirected) {
+    lines.push(`add table inet ${table}`);
+    lines.push(`add chain inet ${table} ${LOSS_CHAIN.ingress} { type filter hook prerouting priority raw; policy accept; }`);
+    lines.push(`add rule inet ${table} ${LOSS_CHAIN.ingress} iifname "${dev}" ${lossRule(loss.ingress!)}`);
+  }
+  return lines.length ? lines.join("\n") + "\n" : undefined;
+}
+
+/** Kernel numbers back to canonical strings; the stated text is kept when it means the same. */
+function liveDirection(stated: ImpairmentDirection | undefined, live: LiveShaping, loss: number | undefined): ImpairmentDirection | undefined {
+  const want = shapingOf(stated);
+  const rate = live.rate === undefined ? undefined : live.rate === want.rate ? stated!.rate : formatRate(live.rate);
+  const burst =
+    live.burst === undefined || live.rate === undefined
+      ? undefined
+      : want.burst !== undefined && sameBurst(want.burst, live.burst, live.rate)
+        ? stated!.burst
+        : formatSize(live.burst);
+  const delay = live.delay === undefined ? undefined : live.delay === want.delay ? stated!.delay : formatTime(live.delay);
+  const jitter = !live.jitter ? undefined : live.jitter === want.jitter ? stated!.jitter : formatTime(live.jitter);
+  const lossOut = loss === undefined ? (stated?.loss === 0 ? 0 : undefined) : stated?.loss !== undefined && Math.round(stated.loss * LOSS_MODULUS) === Math.round(loss * LOSS_MODULUS) ? stated.loss : loss;
+  const out = compact({ rate, burst, loss: lossOut, delay, jitter });
+  return stated === undefined && Object.keys(out).length === 0 ? undefined : out;
+}
+
+// ---- reading the kernel ---------------------------------------------------------------------
+
+interface QdiscJson {
+  kind: string;
+  handle: string;
+  dev?: string;
+  root?: boolean;
+  parent?: string;
+  options?: Record<string, any>;
+}
+
+interface FilterJson {
+  pref?: number;
+  kind?: string;
+  options?: { actions?: { kind?: string; mirred_action?: string; to_dev?: string }[] };
+}
+
+/** nslab's qdiscs on one device, from `tc -json qdisc show` of its namespace. */
+export function parseShaping(qdiscs: QdiscJson[], dev: string, marks: Marks): LiveShaping {
+  const mine = qdiscs.filter((q) => q.dev === dev);
+  const root = mine.find((q) => q.root);
+  if (!root) return {};
+  if (root.handle !== marks.root) return root.handle === "0:" ? {} : { foreign: `${root.kind} ${root.handle}` };
+  const tbf = (q: QdiscJson): Shaping => ({ rate: Number(q.options?.rate) * 8, burst: Number(q.options?.burst) });
+  if (root.kind === "tbf") return { root: "tbf", ...tbf(root) };
+  if (root.kind === "netem") {
+    const seconds = (v: unknown) => (typeof v === "number" && v > 0 ? Math.round(v * 1e6) : undefined);
+    const child = mine.find((q) => q.parent === `${marks.root}1` && q.handle === marks.child && q.kind === "tbf");
+    return compact({ root: "netem" as const, child: !!child, ...(child ? tbf(child) : {}), delay: seconds(root.options?.delay?.delay), jitter: seconds(root.options?.delay?.jitter) });
+  }
+  return { foreign: `${root.kind} ${root.handle}` };
+}
+
+type NftJson = { nftables: Record<string, any>[] };
+
+/** The loss of one chain's single rule `[iifname DEV] numgen random mod M < K [counter] drop`; undefined otherwise. */
+function chainLoss(nft: NftJson | undefined, chainName: string, hook: string, dev: string | undefined): number | undefined {
+  const chain = nft?.nftables.find((x) => x.chain?.name === chainName)?.chain;
+  const rules = (nft?.nftables ?? []).filter((x) => x.rule?.chain === chainName).map((x) => x.rule);
+  if (!chain || chain.hook !== hook || rules.length !== 1) return undefined;
+  let exprs = (rules[0].expr as Record<string, any>[]).filter((e) => !("counter" in e));
+  if (dev !== undefined) {
+    const iif = exprs[0]?.match;
+    if (!(iif?.op === "==" && iif.left?.meta?.key === "iifname" && iif.right === dev)) return undefined;
+    exprs = exprs.slice(1);
+  }
+  const m = exprs[0]?.match;
+  if (exprs.length === 2 && "drop" in exprs[1] && m?.op === "<" && m.left?.numgen?.mode === "random" && m.left.numgen.mod === LOSS_MODULUS && typeof m.right === "number") {
+    return m.right / LOSS_MODULUS;
+  }
+  return undefined;
+}
+
+/**
+ * The loss each direction really gets, from `nft -j list table netdev|inet T`: egress
+ * from the netdev egress chain; ingress from the netdev ingress chain, or from the inet
+ * prerouting chain when ingress is redirected to the ifb (the netdev hook is skipped then).
+ */
+export function parseLoss(netdev: NftJson | undefined, inet: NftJson | undefined, dev: string, redirected: boolean): Partial<Record<DirectionName, number>> {
+  return compact({
+    egress: chainLoss(netdev, LOSS_CHAIN.egress, "egress", undefined),
+    ingress: redirected ? chainLoss(inet, LOSS_CHAIN.ingress, "prerouting", dev) : chainLoss(netdev, LOSS_CHAIN.ingress, "ingress", undefined),
+  });
+}
+
+interface LiveState {
+  egress: LiveShaping;
+  ingress: LiveShaping;
+  /** nslab's ifb, when it exists with nslab's alias. */
+  ifb?: LiveLink;
+  /** An ingress or clsact qdisc is on the device. */
+  ingressQdisc: boolean;
+  /** nslab's redirect filter (to its ifb) is on the device. */
+  redirect: boolean;
+  /** A filter sits at nslab's priority (its redirect, or one changed by hand). */
+  ourPrio: boolean;
+  /** Any filter is on the device's ingress besides nslab's. */
+  otherFilters: boolean;
+  loss: Partial<Record<DirectionName, number>>;
+  tables: LossTables;
+}
+
+const subject = (i: { device: string; namespace?: string }) => `impairment of ${describe("interface", i.device, i.namespace)}`;
+
+async function readState(i: ImpairmentInputs): Promise<LiveState> {
+  const s = subject(i);
+  const ifb = ifbName(i.__owner);
+  const qdiscs = await kernel.tcJson<QdiscJson[]>(["qdisc", "show"], i.namespace, s);
+  const ingressQdisc = qdiscs.some((q) => q.dev === i.device && (q.kind === "ingress" || q.kind === "clsact"));
+  const filters = ingressQdisc ? await kernel.tcJson<FilterJson[]>(["filter", "show", "dev", i.device, "ingress"], i.namespace, s) : [];
+  const redirects = (f: FilterJson) => (f.options?.actions ?? []).some((a) => a.kind === "mirred" && a.to_dev === ifb);
+  const marks = marksOf(i.__owner);
+  const ours = filters.filter((f) => String(f.pref) === marks.prio);
+  const ifbLink = await freshLink(ifb, i.namespace);
+  const ownIfb = ifbLink && ifbLink.kind === "ifb" && ifbLink.alias === ownerTag(i.__owner) ? ifbLink : undefined;
+  const table = async (family: string): Promise<NftJson | undefined> => {
+    try {
+      return await kernel.nftJson<NftJson>(["list", "table", family, lossTable(i.__owner)], i.namespace, s);
+    } catch (err) {
+      if (err instanceof NslabError && err.kind === "NotFound") return undefined;
+      throw err;
+    }
+  };
+  const [netdev, inet] = [await table("netdev"), await table("inet")];
+  const redirect = ours.some(redirects);
+  return {
+    egress: parseShaping(qdiscs, i.device, marks),
+    ingress: ownIfb && redirect ? parseShaping(qdiscs, ifb, marks) : {},
+    ifb: ownIfb,
+    ingressQdisc,
+    redirect,
+    ourPrio: ours.length > 0,
+    otherFilters: filters.some((f) => String(f.pref) !== marks.prio),
+    loss: parseLoss(netdev, inet, i.device, redirect),
+    tables: { netdev: !!netdev, inet: !!inet },
+  };
+}
+
+/** The inputs as the kernel has them now, in the words of `stated` where they agree. */
+function liveInputs(stated: ImpairmentInputs, live: LiveState): ImpairmentInputs {
+  return compact({
+    ...stated,
+    egress: liveDirection(stated.egress, live.egress, live.loss.egress),
+    ingress: liveDirection(stated.ingress, live.ingress, live.loss.ingress),
+  });
+}
+
+function outputsOf(i: ImpairmentInputs, live: LiveState | undefined): ImpairmentOutputs {
+  return compact({ ...i, ifb: live?.ifb?.name, lossTable: live?.tables.netdev || live?.tables.inet ? lossTable(i.__owner) : undefined });
+}
+
+// ---- writing --------------------------------------------------------------------------------
+
+const needsShaping = (d: ImpairmentDirection | undefined) => d?.rate !== undefined || d?.delay !== undefined;
+
+/**
+ * Fails at once, before anything is written, when a delay is asked for and the kernel
+ * has no netem. The probe leaves nothing: a throwaway ifb in the target namespace gets
+ * a netem qdisc and is deleted, whatever happened.
+ * Equivalent to: ip link add P type ifb; tc qdisc add dev P root netem delay 1ms; ip link del P
+ */
+async function requireNetem(i: ImpairmentInputs): Promise<void> {
+  const users = DIRECTIONS.filter((d) => i[d]?.delay !== undefined);
+  if (users.length === 0) return;
+  const s = subject(i);
+  const probe = `nslp${process.pid.toString(36).slice(-4)}${Math.random().toString(36).slice(2, 6)}`;
+  await kernel.ip(["link", "add", probe, "type", "ifb"], i.namespace, s);
+  try {
+    await kernel.tc(["qdisc", "add", "dev", probe, "root", "netem", "delay", "1ms"], i.namespace, s);
+  } catch (err) {
+    const stderr = err instanceof NslabError ? (err.details.stderr ?? "") : "";
+    if (!/qdisc kind is unknown|Unknown qdisc/i.test(stderr)) throw err;
+    throw new NslabError(
+      "Unsupported",
+      `${s}: ${users.map((d) => `${d}.delay`).join(" and ")} needs the kernel's netem qdisc (sch_netem, CONFIG_NET_SCH_NETEM), which this kernel does not have (tc: "${stderr.trim()}"). ` +
+        `Without netem nslab can still apply rate and burst (tbf, and an ifb for ingress) and loss (nftables); remove delay and jitter, or run on a kernel with sch_netem (modprobe sch_netem).`,
+    );
+  } finally {
+    await kernel.ip(["link", "del", "dev", probe], i.namespace, s).catch(() => undefined);
+  }
+}
+
+/** Creates nslab's ifb (alias = tag, up) when absent. Equivalent to: ip link add IFB type ifb; ip link set dev IFB alias TAG up */
+async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
+  if (live.ifb) return;
+  const ifb = ifbName(i.__owner);
+  await kernel.ipBatchRead(
+    [
+      ["link", "add", ifb, "type", "ifb"],
+      ["link", "set", "dev", ifb, "alias", ownerTag(i.__owner), "up"],
+    ],
+    i.namespace,
+    subject(i),
+  );
+}
+
+/** Converges the kernel to `i` from what is there now; `creating` refuses a root qdisc of someone else's. */
+async function apply(i: ImpairmentInputs, creating: boolean): Promise<LiveState> {
+  const s = subject(i);
+  requireNamespace(i, s, "");
+  if (!(await freshLink(i.device, i.namespace))) {
+    throw new NslabError("NotFound", `${s}: the interface does not exist. Create it first (a VethPair end, Bridge or TapDevice) and pass dependsOn, so Pulumi orders the two.`);
+  }
+  await requireNetem(i);
+  const live = await readState(i);
+  if (creating && !i.adopt && needsShaping(i.egress) && live.egress.foreign) {
+    throw new NslabError(
+      "AlreadyExists",
+      `${s}: the interface already has a root qdisc this resource did not make (${live.egress.foreign}; another LinkImpairment's, or someone's). Remove it (tc qdisc del dev ${i.device} root), declare one LinkImpairment per interface with both directions, drop egress rate/delay, or set adopt: true to replace it (destroy then restores the kernel's default qdisc).`,
+    );
+  }
+  if (creating && !i.adopt && needsShaping(i.ingress) && live.otherFilters) {
+    throw new NslabError(
+      "AlreadyExists",
+      `${s}: the interface's ingress already has filters this resource did not make (another LinkImpairment's, or someone's), which would see frames before its redirect. Remove them (tc filter del dev ${i.device} ingress), declare one LinkImpairment per interface, or set adopt: true to add the redirect anyway.`,
+    );
+  }
+  const marks = marksOf(i.__owner);
+  const ifb = ifbName(i.__owner);
+  const tcCommands: string[][] = [];
+  if (needsShaping(i.ingress)) {
+    await ensureIfb(i, live);
+    tcCommands.push(...shapingCommands(ifb, shapingOf(i.ingress), live.ifb ? live.ingress : {}, marks));
+    if (!live.ingressQdisc) tcCommands.push(["qdisc", "add", "dev", i.device, "ingress"]);
+    if (!live.redirect) {
+      if (live.ourPrio) tcCommands.push(["filter", "del", "dev", i.device, "ingress", "prio", marks.prio]);
+      tcCommands.push(redirectCommand(i.device, ifb, marks));
+    }
+  }
+  tcCommands.push(...shapingCommands(i.device, shapingOf(i.egress), live.egress, marks));
+  await kernel.tcBatch(tcCommands, i.namespace, s);
+  if (!needsShaping(i.ingress)) await removeIngress(i, live);
+  const loss = { egress: i.egress?.loss, ingress: i.ingress?.loss };
+  if (DIRECTIONS.some((d) => (loss[d] ?? 0) !== (live.loss[d] ?? 0)) || needsShaping(i.ingress) !== live.redirect) {
+    const script = lossScript(lossTable(i.__owner), i.device, loss, needsShaping(i.ingress), live.tables);
+    // Equivalent to: nft -f - <<< "delete table netdev T; add table netdev T; add chain ...; add rule ..."
+    if (script) await kernel.nftScript(script, i.namespace, s);
+  }
+  return verify(i, s);
+}
+
+/** Re-reads the kernel and fails naming the first property it does not have as asked. */
+async function verify(i: ImpairmentInputs, s: string): Promise<LiveState> {
+  const after = await readState(i);
+  const seen = liveInputs(i, after);
+  for (const d of DIRECTIONS) {
+    for (const f of FIELDS) {
+      const want = i[d]?.[f];
+      const have = seen[d]?.[f];
+      if ((want ?? (f === "loss" ? 0 : undefined)) !== (have ?? (f === "loss" ? 0 : undefined))) {
+        throw new NslabError("Verification", `${s}: ${d}.${f}: desire '${String(want ?? "(none)")}', current '${String(have ?? "(none)")}'`);
+      }
+    }
+  }
+  return after;
+}
+
+/** Removes nslab's ingress redirect (the ingress qdisc too when nothing else uses it) and its ifb. */
+async function removeIngress(i: ImpairmentInputs, live: LiveState): Promise<void> {
+  const s = subject(i);
+  if (live.ourPrio) {
+    // Equivalent to: tc qdisc del dev D ingress (or, when others' filters are there: tc filter del dev D ingress prio PRIO)
+    const command = live.otherFilters ? ["filter", "del", "dev", i.device, "ingress", "prio", marksOf(i.__owner).prio] : ["qdisc", "del", "dev", i.device, "ingress"];
+    await kernel.tc(command, i.namespace, s).catch((err) => {
+      if (!(err instanceof NslabError && err.kind === "NotFound")) throw err;
+    });
+  }
+  if (live.ifb) {
+    await kernel.ip(["link", "del", "dev", live.ifb.name], i.namespace, s).catch(async (err) => {
+      if (await freshLink(live.ifb!.name, i.namespace)) throw err;
+    });
+  }
+}
+
+/** Removes everything of the resource's: its root qdisc, ingress redirect, ifb and loss table. */
+async function removeAll(i: ImpairmentInputs): Promise<void> {
+  if (i.namespace !== undefined && !kernel.netnsExists(i.namespace)) return;
+  const s = subject(i);
+  const device = await freshLink(i.device, i.namespace);
+  const live = await readState(i);
+  if (device && live.egress.root) {
+    // Equivalent to: tc qdisc del dev D root (the kernel puts its default qdisc back)
+    await kernel.tc(["qdisc", "del", "dev", i.device, "root"], i.namespace, s).catch((err) => {
+      if (!(err instanceof NslabError && err.kind === "NotFound")) throw err;
+    });
+  }
+  await removeIngress(i, device ? live : { ...live, ourPrio: false });
+  const script = lossScript(lossTable(i.__owner), i.device, {}, false, live.tables);
+  if (script) await kernel.nftScript(script, i.namespace, s);
+}
+
+// ---- the resource kind ----------------------------------------------------------------------
+
+const RULES: FieldRule[] = [{ name: "device", replace: true }, { name: "namespace", replace: true }, { name: "egress" }, { name: "ingress" }];
+
+export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> = {
+  kind: "LinkImpairment",
+
+  check(_olds, news) {
+    const c = new Checker();
+    for (const key of Object.keys(news)) {
+      if (news[key] === undefined || news[key] === null || key === "ifb" || key === "lossTable") continue;
+      if (!["device", "namespace", "egress", "ingress", "adopt", "__owner"].includes(key)) c.fail(key, `${key} is not a LinkImpairment property; the properties are device, namespace, egress, ingress and adopt.`);
+    }
+    const device = c.ifname(news.device, "device");
+    const inputs: ImpairmentInputs = compact({
+      device: device as string,
+      namespace: c.netns(news.namespace, "namespace"),
+      egress: checkDirection(c, news.egress, "egress"),
+      ingress: checkDirection(c, news.ingress, "ingress"),
+      adopt: c.boolean(news.adopt, "adopt", false),
+      __owner: String(news.__owner ?? `LinkImpairment:${device}`),
+    });
+    return { inputs, failures: c.failures };
+  },
+
+  diff(_id, olds, news) {
+    return diffFields(olds as never, news as never, RULES);
+  },
+
+  async create(i) {
+    try {
+      const live = await apply(i, true);
+      return { id: `${i.namespace ?? ""}/${i.device}/${hashOf(i.__owner)}`, outs: outputsOf(i, live) };
+    } catch (err) {
+      // Transactional: remove whatever of ours the failed attempt made.
+      await removeAll(i).catch(() => undefined);
+      throw err;
+    }
+  },
+
+  async read(id, props) {
+    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return {};
+    if (!(await freshLink(props.device, props.namespace))) return {};
+    const { ifb: _ifb, lossTable: _table, ...stated } = props;
+    const live = await readState(stated);
+    const inputs = liveInputs(stated, live);
+    return { id, props: outputsOf(inputs, live), inputs };
+  },
+
+  async update(_id, _olds, news) {
+    const live = await apply(news, false);
+    return { outs: outputsOf(news, live) };
+  },
+
+  async delete(_id, props) {
+    const { ifb: _ifb, lossTable: _table, ...stated } = props;
+    await removeAll(stated);
+  },
+};

@@ -1,0 +1,210 @@
+/**
+ * LinkImpairment on the kernel: rate (egress tbf, ingress ifb + tbf) and loss (nftables
+ * netdev chains) measured with real traffic between two namespaces, changed in place,
+ * drift read back, and everything removed on delete. Delay needs netem: its test runs
+ * where the kernel has it; here the clear error is tested instead.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { impairmentKind as imp, ImpairmentInputs, ifbName, lossTable, marksOf } from "../../provider/impairment";
+import { resetSnapshots } from "../../provider/kernel";
+import { ipByHand, linkByHand, must, OWNER, uniq } from "../helpers/kernel";
+import { sh } from "../helpers/sandbox";
+import { binomialBounds, pingLoss, spawnHere, throughput } from "../helpers/traffic";
+
+const x = uniq("kimx");
+const y = uniq("kimy");
+const owner = (n: string) => `${OWNER}/impairment/${n}`;
+const A = "10.77.0.1";
+const B = "10.77.0.2";
+
+function checked(news: Record<string, unknown>, name = "imp"): ImpairmentInputs {
+  const r = imp.check(undefined, { device: "im0", namespace: x, __owner: owner(name), ...news });
+  expect(r.failures).toEqual([]);
+  return r.inputs;
+}
+const tcByHand = async (...args: string[]) => {
+  const out = await must("tc", ["-n", x, ...args]);
+  resetSnapshots();
+  return out;
+};
+const qdiscs = async (dev: string) => JSON.parse(await must("tc", ["-n", x, "-j", "qdisc", "show", "dev", dev])) as { kind: string; handle: string; root?: boolean }[];
+const ifindex = async () => (await linkByHand("im0", x))!.ifindex as number;
+
+/** Whether this kernel has netem, probed by hand on a throwaway ifb in a namespace of the sandbox. */
+async function kernelHasNetem(): Promise<boolean> {
+  await must("ip", ["-n", x, "link", "add", "improbe", "type", "ifb"]);
+  try {
+    return (await sh("tc", ["-n", x, "qdisc", "add", "dev", "improbe", "root", "netem", "delay", "1ms"])).exitCode === 0;
+  } finally {
+    await must("ip", ["-n", x, "link", "del", "improbe"]);
+  }
+}
+
+describe("LinkImpairment on the kernel", () => {
+  let netem = false;
+  beforeAll(async () => {
+    await ipByHand("netns", "add", x);
+    await ipByHand("netns", "add", y);
+    await ipByHand("link", "add", "im0", "netns", x, "address", "02:00:00:77:00:01", "type", "veth", "peer", "im1", "netns", y, "address", "02:00:00:77:00:02");
+    await ipByHand("-n", x, "addr", "add", `${A}/24`, "dev", "im0");
+    await ipByHand("-n", y, "addr", "add", `${B}/24`, "dev", "im1");
+    await ipByHand("-n", x, "link", "set", "im0", "up");
+    await ipByHand("-n", y, "link", "set", "im1", "up");
+    // Loss also drops ARP: fixed neighbours keep the probes' count exact.
+    await ipByHand("-n", x, "neigh", "replace", B, "lladdr", "02:00:00:77:00:02", "dev", "im0", "nud", "permanent");
+    await ipByHand("-n", y, "neigh", "replace", A, "lladdr", "02:00:00:77:00:01", "dev", "im1", "nud", "permanent");
+    netem = await kernelHasNetem();
+  });
+  afterAll(async () => {
+    await ipByHand("netns", "delete", x).catch(() => undefined);
+    await ipByHand("netns", "delete", y).catch(() => undefined);
+  });
+
+  it("egress rate: 10mbit measures 8.5-10.5 Mbit/s, 20mbit in place doubles it, delete unshapes", async () => {
+    const before = await ifindex();
+    const unshaped = await throughput(spawnHere, x, y, B);
+    const ten = checked({ egress: { rate: "10mbit" } });
+    expect(ten.egress).toEqual({ rate: "10mbit", burst: "32kb" });
+    const { id, outs } = await imp.create(ten);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("imp")).root, root: true }]);
+    const at10 = await throughput(spawnHere, x, y, B);
+    console.log(`egress: unshaped ${unshaped.toFixed(1)} Mbit/s, 10mbit -> ${at10.toFixed(2)} Mbit/s`);
+    expect(at10).toBeGreaterThanOrEqual(8.5);
+    expect(at10).toBeLessThanOrEqual(10.5);
+    expect((await imp.read(id, outs)).inputs).toEqual(ten);
+
+    const twenty = checked({ egress: { rate: "20mbit" } });
+    expect(imp.diff(id, outs, twenty)).toMatchObject({ changes: true, replaces: [] });
+    const { outs: o2 } = await imp.update(id, outs, twenty);
+    const at20 = await throughput(spawnHere, x, y, B);
+    console.log(`egress: 20mbit -> ${at20.toFixed(2)} Mbit/s (x${(at20 / at10).toFixed(2)})`);
+    expect(at20 / at10).toBeGreaterThanOrEqual(1.7);
+    expect(at20 / at10).toBeLessThanOrEqual(2.3);
+    expect(await ifindex()).toBe(before);
+    expect((await linkByHand("im0", x))!.flags).toContain("LOWER_UP");
+
+    await imp.delete(id, o2);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+    const after = await throughput(spawnHere, x, y, B);
+    console.log(`egress: after delete ${after.toFixed(1)} Mbit/s`);
+    expect(after).toBeGreaterThan(50);
+    expect((await imp.read(id, o2)).inputs!.egress).toEqual({});
+    await imp.delete(id, o2); // idempotent
+  });
+
+  it("ingress rate: an owned ifb shapes what arrives; delete leaves no ifb and no ingress qdisc", async () => {
+    const want = checked({ ingress: { rate: "10mbit", burst: "16kb" } }, "ingress");
+    const { id, outs } = await imp.create(want);
+    const ifb = ifbName(owner("ingress"));
+    expect(outs.ifb).toBe(ifb);
+    expect((await linkByHand(ifb, x))!.ifalias).toMatch(/^nslab:[0-9a-f]{16}$/);
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    const at10 = await throughput(spawnHere, y, x, A);
+    console.log(`ingress: 10mbit -> ${at10.toFixed(2)} Mbit/s`);
+    expect(at10).toBeGreaterThanOrEqual(8.5);
+    expect(at10).toBeLessThanOrEqual(10.5);
+    expect((await imp.read(id, outs)).inputs).toEqual(want);
+
+    await imp.delete(id, outs);
+    expect(await linkByHand(ifb, x)).toBeUndefined();
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+    expect(await throughput(spawnHere, y, x, A)).toBeGreaterThan(50);
+  });
+
+  it("loss 0.2 in each direction (also behind the ingress redirect) is inside binomial bounds; 0 after delete", async () => {
+    // Probes are pings from the peer y: egress loss on im0 drops x's replies, ingress
+    // loss drops y's requests. (A local sender's own dropped send fails with ENOBUFS
+    // and ping sends it again, so pings from x would not show egress loss.)
+    const n = 600;
+    const [lo, hi] = binomialBounds(n, 0.2);
+    const egress = checked({ egress: { loss: 0.2 } }, "loss");
+    const { id, outs } = await imp.create(egress);
+    expect(outs.lossTable).toBe(lossTable(owner("loss")));
+    const e = await pingLoss(spawnHere, y, A, n);
+    const ingress = checked({ ingress: { loss: 0.2 } }, "loss");
+    const { outs: o2 } = await imp.update(id, outs, ingress);
+    const i = await pingLoss(spawnHere, y, A, n);
+    // Ingress loss on a device whose ingress is also redirected to the ifb (inet prerouting chain).
+    const behindIfb = checked({ ingress: { loss: 0.2, rate: "100mbit" } }, "loss");
+    const { outs: o3 } = await imp.update(id, o2, behindIfb);
+    expect((await imp.read(id, o3)).inputs).toEqual(behindIfb);
+    const b = await pingLoss(spawnHere, y, A, n);
+    console.log(`loss 0.2 (${n} probes, 5-sigma bounds [${lo}, ${hi}]): egress ${e.lost}, ingress ${i.lost}, ingress behind ifb ${b.lost}`);
+    for (const r of [e, i, b]) {
+      expect(r.sent).toBe(n);
+      expect(r.lost).toBeGreaterThanOrEqual(lo);
+      expect(r.lost).toBeLessThanOrEqual(hi);
+    }
+    await imp.delete(id, o3);
+    expect((await sh("ip", ["netns", "exec", x, "nft", "list", "tables"])).stdout.trim()).toBe("");
+    expect(await pingLoss(spawnHere, y, A, n)).toEqual({ sent: n, lost: 0 });
+  });
+
+  it("drift: a qdisc deleted or changed by hand and a flushed loss chain are read back, and update repairs them", async () => {
+    const want = checked({ egress: { rate: "10mbit", loss: 0.1 }, ingress: { rate: "5mbit" } }, "drift");
+    const { id, outs } = await imp.create(want);
+    expect((await imp.read(id, outs)).inputs).toEqual(want);
+
+    await tcByHand("qdisc", "del", "dev", "im0", "root");
+    await tcByHand("qdisc", "change", "dev", ifbName(owner("drift")), "root", "handle", marksOf(owner("drift")).root, "tbf", "rate", "7mbit", "burst", "32kb", "latency", "50ms");
+    await must("ip", ["netns", "exec", x, "nft", "flush", "chain", "netdev", lossTable(owner("drift")), "loss_out"]);
+    const drifted = (await imp.read(id, outs)).inputs!;
+    expect(drifted.egress).toEqual({});
+    expect(drifted.ingress).toEqual({ rate: "7mbit", burst: "32kb" });
+    expect(imp.diff(id, drifted as never, want).changes).toBe(true);
+
+    const { outs: o2 } = await imp.update(id, drifted as never, want);
+    expect((await imp.read(id, o2)).inputs).toEqual(want);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("drift")).root }, { kind: "ingress" }]);
+    await imp.delete(id, o2);
+    expect(await linkByHand(ifbName(owner("drift")), x)).toBeUndefined();
+  });
+
+  it("a root qdisc nslab did not make is refused at create and left alone; adopt replaces it and delete restores the default", async () => {
+    await tcByHand("qdisc", "replace", "dev", "im0", "root", "handle", "1:", "htb");
+    const want = checked({ egress: { rate: "10mbit" } }, "foreign");
+    await expect(imp.create(want)).rejects.toThrow(/root qdisc this resource did not make \(htb 1:;.*tc qdisc del dev im0 root.*adopt: true/);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "htb", handle: "1:" }]);
+    const { id, outs } = await imp.create({ ...want, adopt: true });
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("foreign")).root }]);
+    // A second LinkImpairment on the same interface is refused, and the first is untouched.
+    const second = checked({ egress: { rate: "20mbit" } }, "second");
+    await expect(imp.create(second)).rejects.toThrow(/root qdisc this resource did not make \(tbf [0-9a-f]+:; another LinkImpairment's.*one LinkImpairment per interface/);
+    expect((await imp.read(id, outs)).inputs).toEqual({ ...want, adopt: true });
+    await imp.delete(id, outs);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+  });
+
+  it("delay without netem fails at once naming sch_netem and what works, and leaves nothing", async (ctx) => {
+    if (netem) ctx.skip();
+    const want = checked({ egress: { rate: "10mbit", delay: "40ms", jitter: "5ms" }, ingress: { loss: 0.1 } }, "delay");
+    const linksBefore = await must("ip", ["-n", x, "-o", "link", "show"]);
+    await expect(imp.create(want)).rejects.toThrow(/egress\.delay needs the kernel's netem qdisc \(sch_netem.*does not have.*rate and burst.*loss.*remove delay and jitter/);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+    expect(await must("ip", ["-n", x, "-o", "link", "show"])).toBe(linksBefore);
+    expect((await sh("ip", ["netns", "exec", x, "nft", "list", "tables"])).stdout).not.toContain(lossTable(owner("delay")));
+    // An update that adds a delay fails the same way, and the rate already there stays.
+    const rateOnly = checked({ egress: { rate: "10mbit" } }, "delay");
+    const { id, outs } = await imp.create(rateOnly);
+    await expect(imp.update(id, outs, want)).rejects.toMatchObject({ kind: "Unsupported" });
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("delay")).root }]);
+    await imp.delete(id, outs);
+  });
+
+  it("delay and jitter by netem (where the kernel has netem)", async (ctx) => {
+    if (!netem) {
+      console.warn("netem test skipped: this kernel has no netem qdisc (sch_netem); delay and jitter cannot be applied here");
+      ctx.skip();
+    }
+    const want = checked({ egress: { delay: "40ms", rate: "10mbit" } }, "netem");
+    const { id, outs } = await imp.create(want);
+    const rtt = /= [\d.]+\/([\d.]+)\//.exec(await must("ip", ["netns", "exec", x, "ping", "-c", "5", "-i", "0.2", "-q", B]))!;
+    expect(Number(rtt[1])).toBeGreaterThanOrEqual(40);
+    expect((await imp.read(id, outs)).inputs).toEqual(want);
+    const changed = checked({ egress: { delay: "20ms", jitter: "1ms" } }, "netem");
+    const { outs: o2 } = await imp.update(id, outs, changed);
+    expect((await imp.read(id, o2)).inputs).toEqual(changed);
+    await imp.delete(id, o2);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+  });
+});
