@@ -57,11 +57,16 @@ export interface ImpairmentInputs extends CommonInputs {
   ingress?: ImpairmentDirection;
 }
 
+/**
+ * Outputs: the inputs plus the helper objects nslab made. Those are null, not absent,
+ * when there are none: an output a resource's state lacks is unknown to a preview, so a
+ * program exporting it would show a change on every no-change `preview --refresh`.
+ */
 export interface ImpairmentOutputs extends ImpairmentInputs {
-  /** The ifb device nslab made for ingress rate/delay, when there is one. */
-  ifb?: string;
-  /** The nftables table (family netdev, and inet for ingress loss behind an ifb) holding the loss rules, when there is one. */
-  lossTable?: string;
+  /** The ifb device nslab made for ingress rate/delay, or null. */
+  ifb?: string | null;
+  /** The nftables table (family netdev, and inet for ingress loss behind an ifb) holding the loss rules, or null. */
+  lossTable?: string | null;
 }
 
 const DIRECTIONS = ["egress", "ingress"] as const;
@@ -486,7 +491,7 @@ function liveInputs(stated: ImpairmentInputs, live: LiveState): ImpairmentInputs
 }
 
 function outputsOf(i: ImpairmentInputs, live: LiveState | undefined): ImpairmentOutputs {
-  return compact({ ...i, ifb: live?.ifb?.name, lossTable: live?.tables.netdev || live?.tables.inet ? lossTable(i.__owner) : undefined });
+  return compact({ ...i, ifb: live?.ifb?.name ?? null, lossTable: live?.tables.netdev || live?.tables.inet ? lossTable(i.__owner) : null });
 }
 
 // ---- writing --------------------------------------------------------------------------------

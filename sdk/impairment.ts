@@ -91,10 +91,10 @@ export class LinkImpairment extends NslabResource {
   declare readonly egress: pulumi.Output<ImpairmentState | undefined>;
   /** Ingress impairments, normalised. */
   declare readonly ingress: pulumi.Output<ImpairmentState | undefined>;
-  /** The ifb device nslab made for ingress rate/delay, if any. */
-  declare readonly ifb: pulumi.Output<string | undefined>;
-  /** The nftables table (family netdev) holding the loss rules, if any. */
-  declare readonly lossTable: pulumi.Output<string | undefined>;
+  /** The ifb device nslab made for ingress rate/delay, or null. */
+  declare readonly ifb: pulumi.Output<string | null>;
+  /** The nftables table (family netdev) holding the loss rules, or null. */
+  declare readonly lossTable: pulumi.Output<string | null>;
 
   constructor(name: string, args: LinkImpairmentArgs, opts?: pulumi.CustomResourceOptions) {
     super("LinkImpairment", name, { ifb: undefined, lossTable: undefined, ...args }, opts);

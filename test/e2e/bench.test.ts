@@ -13,7 +13,7 @@ describe("the benchmark tools (bench/run.js, bench/profile.js)", () => {
   it("bench/run.js runs every tool and operation, reports, writes the raw figures and leaves nothing", async () => {
     const out = fs.mkdtempSync(path.join(REPO, "test/.work/bench-"));
     try {
-      const r = await sandbox.run("node", [path.join(REPO, "bench/run.js"), "--sizes", "2,3", "--runs", "1", "--out", out], { timeoutMs: 300_000 });
+      const r = await sandbox.run("node", [path.join(REPO, "bench/run.js"), "--sizes", "2,3", "--runs", "1", "--out", out], { timeoutMs: 500_000 });
       expect(r.exitCode, show(r)).toBe(0);
       for (const n of [2, 3]) {
         for (const op of ["up", "refresh", "refresh-only", "destroy"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${n} \\| ${op}\\s+\\|`, "m"));
@@ -36,7 +36,7 @@ describe("the benchmark tools (bench/run.js, bench/profile.js)", () => {
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }
-  });
+  }, 600_000);
 
   it("bench/profile.js splits an operation's CPU time and shows the provider's operations", async () => {
     const r = await sandbox.run("node", [path.join(REPO, "bench/profile.js"), "--hosts", "2", "--op", "refresh-only"], { timeoutMs: 300_000 });

@@ -55,7 +55,7 @@ describe("constructing a resource", () => {
     const urn = await new Promise<string>((resolve) => ns.urn.apply(resolve));
     expect(urn).toMatch(/::pulumi-nodejs:dynamic\/nslab:Namespace::typed$/);
     const provider = await new Promise<unknown>((resolve) => (ns as unknown as { __provider: pulumi.Output<unknown> }).__provider.apply(resolve));
-    expect(String(provider)).toContain('require("nslab/provider").dispatch("Namespace"');
+    expect(String(provider)).toContain('require("nslab/provider").handlerFor("Namespace"');
   });
 
   it("lets Pulumi take its per-promise stack traces empty, and full with PULUMI_DEBUG_PROMISE_LEAKS", () => {
