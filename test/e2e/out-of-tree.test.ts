@@ -139,7 +139,7 @@ describe.each([LOW, HIGH])("nslab in a user's project outside the checkout, with
     fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: user-lab\nruntime: nodejs\nmain: index.ts\n");
     fs.writeFileSync(path.join(project, "index.ts"), PROGRAM);
     fs.writeFileSync(path.join(project, "automation.js"), AUTOMATION);
-    fs.mkdirSync(path.join(project, "state")); // the file backend's folder, as \`pulumi login file://...\` wants it
+    fs.mkdirSync(path.join(project, "state")); // the file backend's folder, as `pulumi login file://...` wants it
   }, 300_000);
 
   beforeEach(async () => {
