@@ -25,7 +25,8 @@ const range = /^>=(\S+) <=(\S+)$/.exec(pkg.peerDependencies["@pulumi/pulumi"]);
 if (!range) throw new Error(`peerDependencies @pulumi/pulumi must read ">=LOW <=HIGH", not ${pkg.peerDependencies["@pulumi/pulumi"]}`);
 const [, LOW, HIGH] = range;
 /** What a user's TypeScript project has besides nslab and @pulumi/pulumi (the repo's pins, so they are in the cache). */
-const USER_DEV = ["typescript", "ts-node", "@types/node"].map((name) => `${name}@${pkg.devDependencies[name]}`);
+const USER_DEV_DEPS = Object.fromEntries(["typescript", "ts-node", "@types/node"].map((name) => [name, pkg.devDependencies[name]]));
+const USER_DEV = Object.entries(USER_DEV_DEPS).map(([name, version]) => `${name}@${version}`);
 const NPM_CACHE = path.join(REPO, ".tools/npm-cache");
 const PULUMI = path.join(REPO, ".tools/bin/pulumi");
 
@@ -187,6 +188,29 @@ describe.each([LOW, HIGH])("nslab in a user's project outside the checkout, with
     expect(destroy.exitCode, show(destroy)).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  // The SDK's version does not matter to npm: once is enough.
+  if (version === LOW) {
+    it("pulumi install: the language host installs the project's dependencies with npm", async () => {
+      // A project as a user checks it out: package.json, Pulumi.yaml and the program, no node_modules.
+      const fresh = fs.mkdtempSync(path.join(work, `install-${version}-`));
+      fs.writeFileSync(
+        path.join(fresh, "package.json"),
+        JSON.stringify({ name: "user-lab", private: true, dependencies: { nslab: `file:${tarball}`, "@pulumi/pulumi": version }, devDependencies: USER_DEV_DEPS }, null, 2) + "\n",
+      );
+      for (const file of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(project, file), path.join(fresh, file));
+      const r = await sandbox.run("sh", ["-c", 'cd "$0" && exec "$@"', fresh, PULUMI, "install"], {
+        // npm reads its settings from the environment: offline, from the cache setup filled.
+        env: plainEnv(fresh, { npm_config_offline: "true", npm_config_cache: NPM_CACHE, npm_config_audit: "false", npm_config_fund: "false" }),
+        timeoutMs: 300_000,
+      });
+      expect(r.exitCode, show(r)).toBe(0);
+      expect(r.stdout).toContain("Finished installing dependencies");
+      const installed = (name: string) => (JSON.parse(fs.readFileSync(path.join(fresh, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+      expect(installed("@pulumi/pulumi")).toBe(version);
+      expect(installed("nslab")).toBe(pkg.version);
+    });
+  }
 
   it("an Automation API program mixing a ComponentResource of the user's with nslab resources: up, packets flow, no drift, destroy", async () => {
     const backend = path.join(project, "automation-state");
