@@ -115,6 +115,7 @@ interface AutomationReport {
 
 let work: string;
 let tarball: string;
+const projects: Record<string, Promise<string>> = {};
 
 beforeAll(async () => {
   if (!fs.existsSync(NPM_CACHE)) throw new Error(`${NPM_CACHE} is missing: run scripts/setup (it caches the packages of a user's project)`);
@@ -122,7 +123,25 @@ beforeAll(async () => {
   // The compiled package (scripts/test builds dist first), packed as it would be published.
   const packed = (await must("npm", ["pack", "--pack-destination", work, "--loglevel=error", "--no-update-notifier"], { cwd: REPO })).trim().split("\n").pop()!;
   tarball = path.join(work, packed);
+  // Both projects install side by side (npm mostly waits on the disk); each suite awaits its own.
+  for (const version of [LOW, HIGH]) {
+    projects[version] = userProject(version);
+    projects[version].catch(() => undefined); // reported by the suite that awaits it
+  }
 });
+
+/** A user's project: npm init, npm install of the tarball and @pulumi/pulumi@VERSION, a program. */
+async function userProject(version: string): Promise<string> {
+  const project = path.join(work, version);
+  fs.mkdirSync(project);
+  fs.writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "user-lab", private: true }, null, 2) + "\n");
+  await npm(["install", tarball, `@pulumi/pulumi@${version}`, ...USER_DEV], project);
+  fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: user-lab\nruntime: nodejs\nmain: index.ts\n");
+  fs.writeFileSync(path.join(project, "index.ts"), PROGRAM);
+  fs.writeFileSync(path.join(project, "automation.js"), AUTOMATION);
+  fs.mkdirSync(path.join(project, "state")); // the file backend's folder, as `pulumi login file://...` wants it
+  return project;
+}
 
 afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
@@ -133,14 +152,7 @@ describe.each([LOW, HIGH])("nslab in a user's project outside the checkout, with
   let sandbox: Sandbox;
 
   beforeAll(async () => {
-    project = path.join(work, version);
-    fs.mkdirSync(project);
-    fs.writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "user-lab", private: true }, null, 2) + "\n");
-    await npm(["install", tarball, `@pulumi/pulumi@${version}`, ...USER_DEV], project);
-    fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: user-lab\nruntime: nodejs\nmain: index.ts\n");
-    fs.writeFileSync(path.join(project, "index.ts"), PROGRAM);
-    fs.writeFileSync(path.join(project, "automation.js"), AUTOMATION);
-    fs.mkdirSync(path.join(project, "state")); // the file backend's folder, as `pulumi login file://...` wants it
+    project = await projects[version];
   }, 300_000);
 
   beforeEach(async () => {
@@ -189,7 +201,7 @@ describe.each([LOW, HIGH])("nslab in a user's project outside the checkout, with
     expect(await sandbox.residue()).toEqual([]);
   });
 
-  // The SDK's version does not matter to npm: once is enough.
+  // The SDK's version does not matter to npm: once at each end is enough.
   if (version === LOW) {
     it("pulumi install: the language host installs the project's dependencies with npm", async () => {
       // A project as a user checks it out: package.json, Pulumi.yaml and the program, no node_modules.
@@ -206,6 +218,34 @@ describe.each([LOW, HIGH])("nslab in a user's project outside the checkout, with
       });
       expect(r.exitCode, show(r)).toBe(0);
       expect(r.stdout).toContain("Finished installing dependencies");
+      const installed = (name: string) => (JSON.parse(fs.readFileSync(path.join(fresh, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+      expect(installed("@pulumi/pulumi")).toBe(version);
+      expect(installed("nslab")).toBe(pkg.version);
+    });
+  }
+
+  // pulumi new installs through the same call; from a template folder, as a team keeps one.
+  if (version === HIGH) {
+    it("pulumi new from a local template: the language host installs the new project's dependencies", async () => {
+      const template = fs.mkdtempSync(path.join(work, "template-"));
+      fs.writeFileSync(path.join(template, "Pulumi.yaml"), "name: ${PROJECT}\ndescription: ${DESCRIPTION}\nruntime: nodejs\nmain: index.ts\ntemplate:\n  description: an nslab lab\n");
+      fs.writeFileSync(
+        path.join(template, "package.json"),
+        JSON.stringify({ name: "${PROJECT}", private: true, dependencies: { nslab: `file:${tarball}`, "@pulumi/pulumi": version }, devDependencies: USER_DEV_DEPS }, null, 2) + "\n",
+      );
+      fs.copyFileSync(path.join(project, "index.ts"), path.join(template, "index.ts"));
+      // The user's HOME and state beside the new project's folder, which must start empty.
+      const user = fs.mkdtempSync(path.join(work, `new-${version}-`));
+      fs.mkdirSync(path.join(user, "state"));
+      const fresh = path.join(user, "newlab");
+      fs.mkdirSync(fresh);
+      const r = await sandbox.run("sh", ["-c", 'cd "$0" && exec "$@"', fresh, PULUMI, "new", template, "--yes", "--non-interactive", "--name", "newlab", "--stack", "dev"], {
+        env: plainEnv(user, { npm_config_offline: "true", npm_config_cache: NPM_CACHE, npm_config_audit: "false", npm_config_fund: "false" }),
+        timeoutMs: 300_000,
+      });
+      expect(r.exitCode, show(r)).toBe(0);
+      expect(r.stdout).toContain("Finished installing dependencies");
+      expect(JSON.parse(fs.readFileSync(path.join(fresh, "package.json"), "utf8")).name).toBe("newlab");
       const installed = (name: string) => (JSON.parse(fs.readFileSync(path.join(fresh, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
       expect(installed("@pulumi/pulumi")).toBe(version);
       expect(installed("nslab")).toBe(pkg.version);
