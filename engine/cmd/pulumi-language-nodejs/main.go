@@ -76,7 +76,7 @@ func main() {
 		// also sets TCP_USER_TIMEOUT (20 s) on each connection, and under load the engine's
 		// long-running Run call was cut with "connection timed out" about 60 s into a
 		// 1000-host `pulumi up` (6 runs of 6). The engine is a local parent process; a dead
-		// engine is noticed when the program's own calls to it fail.
+		// engine is noticed by the health check below (watchEngine).
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Duration(math.MaxInt64)}),
 	)
 	h := &host{engineAddress: engineAddress, tracing: tracing}
