@@ -17,7 +17,11 @@ export interface LocalLabOptions {
    * them from there. Default: `.nslab/<projectName>` under the current directory.
    */
   workDir?: string;
-  /** Folder of the local file backend. Default: `.nslab/state` under the current directory. */
+  /**
+   * Folder of the local file backend. Default: the backend `PULUMI_BACKEND_URL` names
+   * when it is set in the environment (any backend URL), else `.nslab/state` under the
+   * current directory.
+   */
   stateDir?: string;
   /** Passphrase for the stack's secrets. Default: `PULUMI_CONFIG_PASSPHRASE`, or empty. */
   passphrase?: string;
@@ -28,7 +32,8 @@ export interface LocalLabOptions {
 }
 
 /**
- * Creates or selects a stack for an inline lab program on a local file backend, with
+ * Creates or selects a stack for an inline lab program on a local file backend (or the
+ * one `PULUMI_BACKEND_URL` names, when it is set and `stateDir` is not), with
  * offline defaults (no Pulumi Cloud, no update checks, no plugin downloads). Drive it
  * with the Automation API: `await stack.up()`, `stack.preview()`, `stack.refresh()`,
  * `stack.destroy()`. The `pulumi` CLI must be on PATH (scripts/setup puts it in
@@ -53,9 +58,12 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   const { LocalWorkspace } = require("@pulumi/pulumi/automation") as typeof import("@pulumi/pulumi/automation");
   const base = path.resolve(".nslab");
   const workDir = path.resolve(options.workDir ?? path.join(base, options.projectName));
-  const stateDir = path.resolve(options.stateDir ?? path.join(base, "state"));
+  // An explicit stateDir wins; else the backend the environment names, as the CLI would use it.
+  const envBackend = options.stateDir === undefined ? process.env.PULUMI_BACKEND_URL || undefined : undefined;
+  const stateDir = envBackend === undefined ? path.resolve(options.stateDir ?? path.join(base, "state")) : undefined;
+  const backendUrl = envBackend ?? `file://${stateDir}`;
   const envVars: Record<string, string> = {
-    PULUMI_BACKEND_URL: `file://${stateDir}`,
+    PULUMI_BACKEND_URL: backendUrl,
     PULUMI_CONFIG_PASSPHRASE: options.passphrase ?? process.env.PULUMI_CONFIG_PASSPHRASE ?? "",
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
@@ -68,13 +76,13 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   // The provider process would refuse a bad session limit at its first operation.
   checkLimits({ ...process.env, ...envVars });
   fs.mkdirSync(workDir, { recursive: true });
-  fs.mkdirSync(stateDir, { recursive: true });
+  if (stateDir !== undefined) fs.mkdirSync(stateDir, { recursive: true });
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName: options.stackName ?? "dev", projectName: options.projectName, program: options.program },
     {
       workDir,
       envVars,
-      projectSettings: { name: options.projectName, runtime: "nodejs", backend: { url: `file://${stateDir}` } },
+      projectSettings: { name: options.projectName, runtime: "nodejs", backend: { url: backendUrl } },
     },
   );
   for (const [key, value] of Object.entries(options.config ?? {})) await stack.setConfig(key, { value });

@@ -5,9 +5,11 @@
  *     NODE_OPTIONS="--require nslab/preload" pulumi up
  *
  * `scripts/pulumi` does that for you (set `NSLAB_PRELOAD=0` to leave it out). Nothing in
- * it changes what a program declares or what the engine deploys or records; each part
- * only applies to the @pulumi/pulumi modules it was written against (3.260) and leaves
- * anything else, or a version where they look different, alone.
+ * it changes what a program declares or what the engine deploys or records. It only
+ * touches a copy of @pulumi/pulumi whose package.json version is one it was tested with
+ * ({@link TESTED_PULUMI_VERSIONS}); any other version is left entirely alone (the program
+ * then runs exactly as without the preload, only without the gain). Within a tested
+ * version, each part still checks that the module looks as expected before changing it.
  *
  * 1. **Closure serialization is loaded when first used.** @pulumi/pulumi loads, with
  *    its runtime, the code that serializes JavaScript functions for
@@ -43,6 +45,7 @@
  * Measured with `bench/ab-env.sh` (`NSLAB_PRELOAD=0` against the default), `bench/ab.sh`
  * and `bench/profile.js`; see docs/benchmark.md.
  */
+import * as fs from "node:fs";
 import Module = require("node:module");
 import * as path from "node:path";
 
@@ -142,8 +145,42 @@ function membersStandIn(load: () => unknown): unknown {
   });
 }
 
+/**
+ * The @pulumi/pulumi releases the preload was tested with (test/unit/preload.test.ts and
+ * test/e2e/preload.test.ts, at the version the repository pins). A test fails when the
+ * pinned version is not listed, so that upgrading @pulumi/pulumi means running those
+ * tests against it before adding it here.
+ */
+export const TESTED_PULUMI_VERSIONS: readonly string[] = ["3.260.0"];
+
+/** Whether each installed copy of @pulumi/pulumi (by its folder) is a tested version. */
+const testedCopies = new Map<string, boolean>();
+
+/** Whether FILE belongs to a copy of @pulumi/pulumi of a tested version (read once per copy). */
+function inTestedPulumi(file: string): boolean {
+  const at = file.lastIndexOf(pulumiDir);
+  if (at < 0) return false;
+  const root = file.slice(0, at + pulumiDir.length);
+  let tested = testedCopies.get(root);
+  if (tested === undefined) {
+    tested = TESTED_PULUMI_VERSIONS.includes(pulumiVersionAt(root) ?? "");
+    testedCopies.set(root, tested);
+  }
+  return tested;
+}
+
+/** The version in ROOT/package.json, or undefined when it cannot be read. */
+function pulumiVersionAt(root: string): string | undefined {
+  try {
+    const version = (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version?: unknown }).version;
+    return typeof version === "string" ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function inPulumi(parent: NodeJS.Module | undefined): boolean {
-  return typeof parent?.filename === "string" && parent.filename.includes(pulumiDir);
+  return typeof parent?.filename === "string" && inTestedPulumi(parent.filename);
 }
 
 /**
@@ -220,7 +257,7 @@ export function install(): boolean {
   const done = new Set<string>();
   internals._load = function nslabPreloadLoad(this: unknown, request: string, parent: NodeJS.Module | undefined, isMain: boolean) {
     const lazy = Object.hasOwn(deferred, request) ? deferred[request] : undefined;
-    if (lazy && typeof parent?.filename === "string" && parent.filename.endsWith(lazy[0])) {
+    if (lazy && typeof parent?.filename === "string" && parent.filename.endsWith(lazy[0]) && inTestedPulumi(parent.filename)) {
       const real = () => {
         const exported = load.call(this, request, parent, isMain);
         if (done.size < PATCHES) patch(request, parent, exported, done);

@@ -3,6 +3,7 @@
  * nslab-drift: compares the live lab with the program and says what differs.
  *
  *   nslab-drift [--against-state] [--cwd DIR] [--stack NAME] [other pulumi flags]
+ *   nslab-drift --help
  *
  * Runs `pulumi preview --refresh --json` (the `pulumi` on PATH), prints a per-resource,
  * per-property report, and exits 0 when the lab matches, 7 when it drifted (Pulumi's
@@ -81,8 +82,32 @@ async function againstState(args: string[]): Promise<number> {
   }
 }
 
+/** What `nslab-drift --help` prints. */
+export const USAGE = `Usage: nslab-drift [--against-state] [--cwd DIR] [--stack NAME] [other pulumi preview/refresh flags]
+
+Compares the live lab with its Pulumi program and reports, per resource and property,
+what differs. Runs the \`pulumi\` on PATH (scripts/drift-check runs it with the
+project's CLI and offline defaults).
+
+  (default)         pulumi preview --refresh: the live lab against the program
+  --against-state   pulumi refresh --preview-only: the live lab against what the last
+                    \`pulumi up\` recorded, without running the program (faster; does not
+                    see changes made to the program since)
+  -h, --help        this text
+
+Exit codes:
+  0   no drift: the live lab matches
+  ${DRIFT_EXIT_CODE}   drift (the same code as \`pulumi preview --expect-no-changes\`)
+  other  the preview or refresh itself failed: the engine's exit code, its error on stderr
+`;
+
 function main(): Promise<number> {
   const args = process.argv.slice(2);
+  // Ours, not pulumi's: \`pulumi preview --help\` would describe flags nslab-drift does not take.
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(USAGE);
+    return Promise.resolve(0);
+  }
   const state = args.includes("--against-state");
   const rest = args.filter((a) => a !== "--against-state");
   return state ? againstState(rest) : againstProgram(rest);

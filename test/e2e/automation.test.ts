@@ -32,6 +32,30 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
     expect(await sandbox.residue()).toEqual([]);
   });
 
+  it("localLab uses the backend PULUMI_BACKEND_URL names when no stateDir is given; a stateDir wins", async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { localLab } = require(path.join(REPO, "dist/sdk/automation.js")) as typeof import("../../sdk/automation");
+    const saved = process.env.PULUMI_BACKEND_URL;
+    const envState = path.join(dir, "env-state");
+    fs.mkdirSync(envState);
+    process.env.PULUMI_BACKEND_URL = `file://${envState}`;
+    try {
+      const fromEnv = await localLab({ projectName: "from-env", program: async () => ({}), workDir: path.join(dir, "from-env") });
+      expect((fromEnv.workspace as unknown as { envVars: Record<string, string> }).envVars.PULUMI_BACKEND_URL).toBe(`file://${envState}`);
+      expect(fs.existsSync(path.join(envState, ".pulumi/stacks/from-env/dev.json"))).toBe(true);
+      expect(fs.existsSync(path.join(dir, ".nslab"))).toBe(false);
+      expect(fs.existsSync(path.join(process.cwd(), ".nslab/state/.pulumi/stacks/from-env"))).toBe(false);
+
+      const own = path.join(dir, "own-state");
+      await localLab({ projectName: "own", program: async () => ({}), workDir: path.join(dir, "own"), stateDir: own });
+      expect(fs.existsSync(path.join(own, ".pulumi/stacks/own/dev.json"))).toBe(true);
+      expect(fs.existsSync(path.join(envState, ".pulumi/stacks/own"))).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.PULUMI_BACKEND_URL;
+      else process.env.PULUMI_BACKEND_URL = saved;
+    }
+  });
+
   it("localLab has the engine start the provider process with nslab/preload, unless NSLAB_PRELOAD=0; refuses bad switches and session limits", async () => {
     // The compiled package, as programs load it (dist/sdk/preload.js sits next to it).
     // eslint-disable-next-line @typescript-eslint/no-require-imports

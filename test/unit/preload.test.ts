@@ -1,16 +1,17 @@
 import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
-import { describe, expect, it } from "vitest";
-import { CHATTER } from "../../sdk/preload";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHATTER, TESTED_PULUMI_VERSIONS } from "../../sdk/preload";
 
 const REPO = path.resolve(__dirname, "../..");
 const PRELOAD = path.join(REPO, "dist/sdk/preload.js");
 
 /** Runs SCRIPT in a fresh Node.js process in the repo (so @pulumi/pulumi resolves), with
  * or without nslab/preload, and returns what it printed as JSON. */
-function inNode(script: string, preload: boolean, env: NodeJS.ProcessEnv = {}): unknown {
+function inNode(script: string, preload: boolean, env: NodeJS.ProcessEnv = {}, cwd = REPO): unknown {
   const stdout = execFileSync(process.execPath, [...(preload ? ["--require", PRELOAD] : []), "-e", script], {
-    cwd: REPO,
+    cwd,
     env: { ...process.env, NODE_OPTIONS: "", PULUMI_DEBUG_PROMISE_LEAKS: "", ...env },
     encoding: "utf8",
     stdio: ["ignore", "pipe", "ignore"], // serializeFunction's walk of the globals prints deprecation warnings
@@ -148,5 +149,58 @@ describe("nslab/preload (the Node.js processes of scripts/pulumi)", () => {
     ]) {
       expect(CHATTER.test(msg), msg).toBe(false);
     }
+  });
+});
+
+describe("nslab/preload only touches @pulumi/pulumi versions it was tested with", () => {
+  it("lists the version the repository pins (upgrade @pulumi/pulumi: run the preload tests against it, then add it)", () => {
+    const pinned = (JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8")) as { devDependencies: Record<string, string> }).devDependencies["@pulumi/pulumi"];
+    expect(TESTED_PULUMI_VERSIONS).toContain(pinned);
+    // The installed copy is the pinned one: the tests above ran against a listed version.
+    expect(JSON.parse(fs.readFileSync(path.join(REPO, "node_modules/@pulumi/pulumi/package.json"), "utf8")).version).toBe(pinned);
+  });
+
+  // A copy of the installed @pulumi/pulumi that says it is another release: the same code,
+  // so any difference in behaviour comes from the version check alone. It sits under the
+  // repo so that its own dependencies resolve from the repo's node_modules.
+  const UNTESTED = "3.999.0";
+  let project: string;
+  beforeAll(() => {
+    fs.mkdirSync(path.join(REPO, "test/.work"), { recursive: true });
+    project = fs.mkdtempSync(path.join(REPO, "test/.work/preload-untested-"));
+    const copy = path.join(project, "node_modules/@pulumi/pulumi");
+    fs.cpSync(path.join(REPO, "node_modules/@pulumi/pulumi"), copy, { recursive: true });
+    const manifest = JSON.parse(fs.readFileSync(path.join(copy, "package.json"), "utf8")) as { version: string };
+    fs.writeFileSync(path.join(copy, "package.json"), JSON.stringify({ ...manifest, version: UNTESTED }));
+  });
+  afterAll(() => fs.rmSync(project, { recursive: true, force: true }));
+
+  // What the preload would change, observed in one process: deferred modules, the wrapped
+  // log.debug, stack traces per promise; and whether serialization still works.
+  const OBSERVE = `${LOADED}
+    const pulumi = require("@pulumi/pulumi");
+    const version = require("@pulumi/pulumi/package.json").version;
+    const atLoad = loaded();
+    const wrapped = pulumi.log.debug.toString().includes("CHATTER");
+    const { debuggablePromise } = require("@pulumi/pulumi/runtime/debuggable");
+    const p = Promise.resolve(1);
+    debuggablePromise(p, "ctx");
+    const traced = / {4}at /.test(p._debugStackTrace); // a stack frame
+    pulumi.runtime.serializeFunction(() => 40 + 2).then((fn) =>
+      console.log(JSON.stringify({ version, atLoad, wrapped, traced, serialized: fn.text.includes("40 + 2") })));`;
+
+  it("leaves an untested version untouched: the program runs exactly as without the preload", () => {
+    const without = inNode(OBSERVE, false, {}, project) as { version: string };
+    const withPreload = inNode(OBSERVE, true, {}, project);
+    expect(without.version).toBe(UNTESTED);
+    expect(withPreload).toEqual(without);
+    expect(withPreload).toMatchObject({ wrapped: false, traced: true, serialized: true });
+    expect((withPreload as { atLoad: string[] }).atLoad).toContain("@npmcli/arborist");
+  });
+
+  it("changes a tested version (the same code, its own version)", () => {
+    const withPreload = inNode(OBSERVE, true) as { version: string };
+    expect(TESTED_PULUMI_VERSIONS).toContain(withPreload.version);
+    expect(withPreload).toMatchObject({ atLoad: [], wrapped: true, traced: false, serialized: true });
   });
 });

@@ -2,10 +2,17 @@
 // engine, used when the upstream host cannot be built (its Go module is not served by
 // the module proxy this project can reach).
 //
-// It implements what `pulumi up/preview/refresh/destroy` need from a language host:
-// GetPluginInfo, Run (start `@pulumi/pulumi/cmd/run` with node, exactly as the
-// upstream host does), an empty InstallDependencies stream, and an empty plugin list.
-// Everything else stays Unimplemented, which the engine tolerates.
+// It implements what the CLI asks of a language host in everyday use: GetPluginInfo,
+// Run (start `@pulumi/pulumi/cmd/run` with node, with the arguments and environment the
+// upstream host uses), About and GetProgramDependencies (`pulumi about`),
+// InstallDependencies (`npm install` in the program's folder: `pulumi install`,
+// `pulumi new`), GetRequiredPackages and GetRequiredPlugins (resource plugins declared in
+// the program's node_modules). Code generation, `pulumi convert`, `pulumi package`,
+// policy packs, plugins written in Node.js and debugging stay Unimplemented.
+//
+// Like Pulumi's own plugins, it checks that the engine that started it is still there
+// (gRPC health checks every couple of seconds) and exits when it is gone, stopping the
+// program it runs, so that a killed `pulumi` leaves no host behind.
 //
 // Launch contract (pkg/resource/plugin): the engine runs
 //
@@ -26,6 +33,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,6 +55,8 @@ type host struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
 	engineAddress string
 	tracing       string
+	// Programs being run (Run calls in progress).
+	running sync.WaitGroup
 }
 
 func main() {
@@ -66,16 +76,30 @@ func main() {
 		// also sets TCP_USER_TIMEOUT (20 s) on each connection, and under load the engine's
 		// long-running Run call was cut with "connection timed out" about 60 s into a
 		// 1000-host `pulumi up` (6 runs of 6). The engine is a local parent process; a dead
-		// engine is noticed when the program's own calls to it fail.
+		// engine is noticed by the health check below (watchEngine).
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Duration(math.MaxInt64)}),
 	)
-	pulumirpc.RegisterLanguageRuntimeServer(server, &host{engineAddress: engineAddress, tracing: tracing})
+	h := &host{engineAddress: engineAddress, tracing: tracing}
+	pulumirpc.RegisterLanguageRuntimeServer(server, h)
+	engineGone, err := watchEngine(engineAddress, engineHealthInterval)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pulumi-language-nodejs: cannot check the engine at %s: %v\n", engineAddress, err)
+		os.Exit(1)
+	}
+	go func() {
+		<-engineGone
+		fmt.Fprintf(os.Stderr, "pulumi-language-nodejs: the engine at %s is gone: stopping\n", engineAddress)
+		// Cancels every call's context: a running program gets SIGINT, then SIGKILL.
+		server.Stop()
+	}()
 	// The engine reads exactly one line: the port.
 	fmt.Printf("%d\n", listener.Addr().(*net.TCPAddr).Port)
 	if err := server.Serve(listener); err != nil {
 		fmt.Fprintf(os.Stderr, "pulumi-language-nodejs: %v\n", err)
 		os.Exit(1)
 	}
+	// Stop does not wait for the calls it cancelled: wait for their processes to end.
+	h.running.Wait()
 }
 
 // parseArgs tolerates the engine's logging flags (-v=N, --logtostderr) and takes the
@@ -104,21 +128,9 @@ func (h *host) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.Plugin
 	return &pulumirpc.PluginInfo{Version: version}, nil
 }
 
-func (h *host) GetRequiredPlugins(context.Context, *pulumirpc.GetRequiredPluginsRequest) (*pulumirpc.GetRequiredPluginsResponse, error) {
-	// Dynamic providers load on demand; nslab programs need no other plugin.
-	return &pulumirpc.GetRequiredPluginsResponse{}, nil
-}
-
-func (h *host) GetRequiredPackages(context.Context, *pulumirpc.GetRequiredPackagesRequest) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	return &pulumirpc.GetRequiredPackagesResponse{}, nil
-}
-
-func (h *host) InstallDependencies(*pulumirpc.InstallDependenciesRequest, grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse]) error {
-	// Dependencies are installed by the project's own setup (npm ci), never here.
-	return nil
-}
-
 func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
+	h.running.Add(1)
+	defer h.running.Done()
 	info := req.GetInfo()
 	programDir := req.GetPwd()
 	entryPoint := req.GetProgram()

@@ -1,0 +1,25 @@
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+
+const REPO = path.resolve(__dirname, "../..");
+
+describe("nslab-drift --help", () => {
+  // No pulumi on PATH: had the help come from `pulumi preview --help`, it would fail here.
+  const env = { ...process.env, PATH: path.dirname(process.execPath) };
+  for (const [what, command, args] of [
+    ["nslab-drift --help", process.execPath, [path.join(REPO, "dist/sdk/cli/drift.js"), "--help"]],
+    ["nslab-drift -h --stack dev", process.execPath, [path.join(REPO, "dist/sdk/cli/drift.js"), "-h", "--stack", "dev"]],
+    ["scripts/drift-check --help", "bash", [path.join(REPO, "scripts/drift-check"), "--help"]],
+  ] as const) {
+    it(`${what} prints its own usage and exit codes, and runs nothing`, () => {
+      const r = spawnSync(command, args, { env: what.startsWith("scripts") ? process.env : env, encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: nslab-drift \[--against-state\]/);
+      expect(r.stdout).toContain("--against-state   pulumi refresh --preview-only");
+      expect(r.stdout).toMatch(/Exit codes:\n {2}0 {3}no drift[^\n]*\n {2}7 {3}drift/);
+      expect(r.stdout).not.toMatch(/pulumi preview \[url\]|Flags:/); // pulumi's own help
+      expect(r.stderr).toBe("");
+    });
+  }
+});
