@@ -13,6 +13,8 @@ import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
 import { tapKind } from "./tap";
 import { vethKind } from "./veth";
+import { reachabilityKind } from "./reachability";
+import { processKind } from "./process";
 import type { ResourceKind } from "./resource";
 
 export { NslabError, isKind } from "./errors";
@@ -32,6 +34,10 @@ export { forwardingKind } from "./forwarding";
 export type { ForwardingInputs, ForwardingOutputs } from "./forwarding";
 export { natKind, NAT_TABLE } from "./nat";
 export type { NatInputs, NatOutputs, NatKind } from "./nat";
+export { reachabilityKind } from "./reachability";
+export type { ReachabilityInputs, ReachabilityOutputs, ReachabilityProtocol, ReachabilityExpectation } from "./reachability";
+export { processKind } from "./process";
+export type { ProcessInputs, ProcessOutputs } from "./process";
 export { ownerTag } from "./resource";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
@@ -44,6 +50,8 @@ const KINDS: Record<string, ResourceKind<any, any>> = {
   [routeKind.kind]: routeKind,
   [forwardingKind.kind]: forwardingKind,
   [natKind.kind]: natKind,
+  [reachabilityKind.kind]: reachabilityKind,
+  [processKind.kind]: processKind,
 };
 
 export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";

@@ -311,3 +311,187 @@ export async function sysctlWrite(name: string, value: string, netns: Netns, sub
   invalidate(netns);
   await run(command, args, { subject });
 }
+
+// ---- probes (Reachability) ------------------------------------------------------------
+
+/** What one probe saw: whether the far end answered, and in words what came back. */
+export interface ProbeResult {
+  reachable: boolean;
+  /** What came back: ping's reply or summary line, "connection refused", "timed out after 2000 ms". */
+  detail: string;
+}
+
+/** One TCP or UDP probe, as the probe program (probe.ts) takes it on stdin. */
+export interface TransportProbe {
+  protocol: "tcp" | "udp";
+  to: string;
+  port: number;
+  timeoutMs: number;
+}
+
+/** How long past a probe's own timeout its process may run before it is killed. */
+const PROBE_KILL_MARGIN_MS = 1_000;
+/** Probes of one namespace asked within this window share one probe process. */
+const PROBE_BATCH_WINDOW_MS = 5;
+/** At most this many probes go to one probe process. */
+const PROBE_BATCH_MAX = 256;
+
+interface Outcome {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Runs a command that may fail (a probe): its exit code and output, never a throw for a non-zero exit. */
+async function runOutcome(command: string, args: string[], timeoutMs: number, subject: string, input?: string): Promise<Outcome> {
+  let result;
+  try {
+    const { execa } = await import("execa");
+    result = await execa(command, args, {
+      input,
+      stdin: input === undefined ? "ignore" : undefined,
+      reject: false,
+      timeout: timeoutMs,
+      killSignal: "SIGKILL",
+      env: { LC_ALL: "C" },
+    });
+  } catch (err) {
+    throw new NslabError("CommandFailed", `${subject}: cannot run ${command}: ${(err as Error).message}`);
+  }
+  if (result.exitCode === undefined && !result.timedOut && /ENOENT/.test(String(result.message))) {
+    throw new NslabError("CommandFailed", `${subject}: ${command} is not installed (run scripts/setup)`);
+  }
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ""), stderr: String(result.stderr ?? ""), timedOut: result.timedOut };
+}
+
+/**
+ * One ICMP echo from inside a namespace, bounded in time.
+ * Equivalent to: [nsenter --net=/run/netns/NS --] ping -n -c 1 -W SECONDS TO
+ */
+export async function ping(to: string, netns: Netns, timeoutMs: number, subject: string): Promise<ProbeResult> {
+  const seconds = (timeoutMs / 1000).toFixed(3);
+  const [command, args] = inNetns("ping", ["-n", "-c", "1", "-W", seconds, to], netns);
+  const r = await runOutcome(command, args, timeoutMs + PROBE_KILL_MARGIN_MS, subject);
+  const lines = `${r.stdout}\n${r.stderr}`.split("\n").map((l) => l.trim()).filter(Boolean);
+  if (r.timedOut) return { reachable: false, detail: `ping timed out after ${timeoutMs} ms` };
+  if (r.exitCode === 0) return { reachable: true, detail: lines.find((l) => /bytes from/.test(l)) ?? "echo reply" };
+  if (r.exitCode === 127 || /not found|No such file/.test(r.stderr) && !lines.some((l) => /transmitted/.test(l))) {
+    throw new NslabError("CommandFailed", `${subject}: ping is not installed (Debian package iputils-ping; run scripts/setup)`);
+  }
+  // Exit 1: no reply (the summary line says so); 2: an error (its message says which).
+  const said = lines.filter((l) => !/^PING |^--- |^rtt /.test(l));
+  const summary = said.join("; ") || `ping exited ${r.exitCode}`;
+  return { reachable: false, detail: r.exitCode === 1 && !said.some((l) => /From |ping:/.test(l)) ? `no reply within ${timeoutMs} ms (ping: ${summary})` : `ping: ${summary}` };
+}
+
+/** The probe program, run by the provider's own node inside the namespace. */
+function probeProgram(): string {
+  // Compiled beside this file; when run from the TypeScript sources (tests), from dist/.
+  const beside = `${__dirname}/probe.js`;
+  return fs.existsSync(beside) ? beside : `${__dirname}/../dist/provider/probe.js`;
+}
+
+/** Probes waiting for their namespace's next probe process. */
+const pendingProbes = new Map<string, { probes: TransportProbe[]; waiters: { resolve: (r: ProbeResult) => void; reject: (e: unknown) => void }[]; subject: string }>();
+
+/**
+ * A TCP connect or a UDP exchange from inside a namespace, bounded in time. Probes of one
+ * namespace asked at about the same time (the engine creates and reads resources in
+ * parallel) run together in one probe process, so many probes cost few processes.
+ * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (the probes as JSON on stdin)
+ */
+export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
+    let batch = pendingProbes.get(key(netns));
+    if (!batch) {
+      pendingProbes.set(key(netns), (batch = { probes: [], waiters: [], subject: `TCP/UDP probes from ${netns ? `namespace "${netns}"` : "the program's namespace"} (first: ${subject})` }));
+      setTimeout(() => void flushProbes(netns), PROBE_BATCH_WINDOW_MS);
+    }
+    batch.probes.push(probe);
+    batch.waiters.push({ resolve, reject });
+    if (batch.probes.length >= PROBE_BATCH_MAX) void flushProbes(netns);
+  });
+}
+
+/** Runs the namespace's waiting probes in one probe process and hands each its result. */
+async function flushProbes(netns: Netns): Promise<void> {
+  const batch = pendingProbes.get(key(netns));
+  if (!batch) return;
+  pendingProbes.delete(key(netns));
+  try {
+    const longest = Math.max(...batch.probes.map((p) => p.timeoutMs));
+    const [command, args] = inNetns(process.execPath, [probeProgram()], netns);
+    const r = await runOutcome(command, args, longest + PROBE_KILL_MARGIN_MS, batch.subject, JSON.stringify(batch.probes));
+    if (r.timedOut) throw new NslabError("CommandFailed", `${batch.subject}: the probe process did not finish within ${longest + PROBE_KILL_MARGIN_MS} ms`);
+    if (r.exitCode !== 0) throw commandError(batch.subject, `${command} ${args.join(" ")}`, r.stderr, r.exitCode);
+    const results = JSON.parse(r.stdout) as ProbeResult[];
+    batch.waiters.forEach((w, i) => w.resolve(results[i]));
+  } catch (err) {
+    for (const w of batch.waiters) w.reject(err);
+  }
+}
+
+// ---- processes (Process) --------------------------------------------------------------
+
+/** A process as /proc/PID/stat shows it: its state letter and start time (clock ticks after boot). */
+export interface ProcessStat {
+  state: string;
+  startTime: string;
+}
+
+/** /proc/PID/stat of a process, or undefined when there is none. */
+export function processStat(pid: number): ProcessStat | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses; fields count from the last ')'.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return { state: fields[0], startTime: fields[19] };
+}
+
+/** True when PID is the process that started at `startTime` and has not exited (a zombie has). */
+export function processAlive(pid: number, startTime: string): boolean {
+  const stat = processStat(pid);
+  return stat !== undefined && stat.startTime === startTime && stat.state !== "Z" && stat.state !== "X";
+}
+
+/**
+ * Starts a long-running program inside a namespace, detached (its own session, so it
+ * outlives the provider process), stdin from /dev/null and stdout/stderr appended to
+ * `logFile`. nsenter enters the namespace and execs the program, so the pid returned is
+ * the program's. Returns its pid and start time, which together identify it.
+ * Equivalent to: setsid [nsenter --net=/run/netns/NS --] ARGV... </dev/null >>LOG 2>&1 &
+ */
+export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string }): Promise<{ pid: number; startTime: string }> {
+  const { spawn } = await import("node:child_process");
+  const [command, args] = inNetns(argv[0], argv.slice(1), netns);
+  const log = fs.openSync(options.logFile, "a");
+  try {
+    const child = spawn(command, args, { cwd: options.cwd, detached: true, stdio: ["ignore", log, log] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once("error", (err) => reject(new NslabError("CommandFailed", `${options.subject}: cannot start ${[command, ...args].join(" ")}: ${err.message}`)));
+      child.once("spawn", () => resolve(child.pid!));
+    });
+    child.unref();
+    const stat = processStat(pid);
+    if (!stat) throw new NslabError("CommandFailed", `${options.subject}: ${argv.join(" ")} exited at once; see ${options.logFile}`);
+    return { pid, startTime: stat.startTime };
+  } finally {
+    fs.closeSync(log);
+  }
+}
+
+/** Sends `signal` to PID only while it is still the process that started at `startTime`. */
+export function signalProcess(pid: number, startTime: string, signal: NodeJS.Signals): boolean {
+  if (!processAlive(pid, startTime)) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
