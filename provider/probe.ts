@@ -59,7 +59,10 @@ function tcp(p: Probe): Promise<Result> {
 function udp(p: Probe): Promise<Result> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket(net.isIPv6(p.to) ? "udp6" : "udp4");
+    let settled = false;
     const done = (r: Result) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.close();
       resolve(r);
@@ -68,7 +71,10 @@ function udp(p: Probe): Promise<Result> {
     socket.once("error", (err) => done({ reachable: false, detail: explain(err) }));
     socket.once("message", (msg) => done({ reachable: true, detail: `a reply of ${msg.length} bytes` }));
     // A connected socket hears the ICMP port unreachable as ECONNREFUSED.
-    socket.connect(p.port, p.to, () => socket.send(Buffer.from("nslab probe\n")));
+    socket.connect(p.port, p.to, (err?: Error) => {
+      if (err) return done({ reachable: false, detail: explain(err as NodeJS.ErrnoException) });
+      socket.send(Buffer.from("nslab probe\n"), (sendErr) => sendErr && done({ reachable: false, detail: explain(sendErr as NodeJS.ErrnoException) }));
+    });
   });
 }
 
@@ -76,7 +82,9 @@ async function main(): Promise<void> {
   let input = "";
   for await (const chunk of process.stdin) input += chunk;
   const probes = JSON.parse(input) as Probe[];
-  const results = await Promise.all(probes.map((p) => (p.protocol === "tcp" ? tcp(p) : udp(p))));
+  // One probe's exception must not cost the others their results.
+  const run = (p: Probe): Promise<Result> => (p.protocol === "tcp" ? tcp(p) : udp(p)).catch((err: NodeJS.ErrnoException) => ({ reachable: false, detail: explain(err) }));
+  const results = await Promise.all(probes.map((p) => Promise.resolve().then(() => run(p))));
   process.stdout.write(`${JSON.stringify(results)}\n`);
 }
 

@@ -28,7 +28,12 @@ export interface ProcessInputs extends CommonInputs {
   cwd?: string;
   /** Where stdout and stderr are appended. Default: nslab-process-<hash>.log in the temp folder. */
   logFile?: string;
-  /** How long the program must stay up after start for create to succeed. */
+  /** Text the program prints (stdout or stderr) once it is ready; create waits for it. */
+  readyText?: string;
+  /**
+   * Without readyText: how long the program must stay up after start for create to
+   * succeed. With readyText: how long create waits for that text.
+   */
   startupMs: number;
   /** How long delete waits after SIGTERM before SIGKILL. */
   stopTimeoutMs: number;
@@ -42,10 +47,11 @@ export interface ProcessOutputs extends ProcessInputs {
 }
 
 export const STARTUP_MS_DEFAULT = 300;
+export const READY_WAIT_MS_DEFAULT = 10_000;
 export const STOP_TIMEOUT_MS_DEFAULT = 5_000;
 const POLL_MS = 20;
 
-const RULES: FieldRule[] = ["command", "namespace", "cwd", "logFile", "startupMs", "stopTimeoutMs"].map((name) => ({ name, replace: true }));
+const RULES: FieldRule[] = ["command", "namespace", "cwd", "logFile", "readyText", "startupMs", "stopTimeoutMs"].map((name) => ({ name, replace: true }));
 
 function subject(i: { __owner: string; namespace?: string; command?: string[] }): string {
   const name = resourceNameOf(i.__owner);
@@ -55,9 +61,9 @@ function subject(i: { __owner: string; namespace?: string; command?: string[] })
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The last lines of the log, for error messages. */
-function logTail(file: string): string {
+function logTail(file: string, from = 0): string {
   try {
-    const lines = fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-5);
+    const lines = fs.readFileSync(file).subarray(from).toString("utf8").trimEnd().split("\n").slice(-5);
     return lines.join(" | ") || "(the log is empty)";
   } catch {
     return "(no log)";
@@ -70,6 +76,15 @@ async function waitExit(pid: number, startTime: string, ms: number): Promise<boo
     if (!kernel.processAlive(pid, startTime)) return true;
   }
   return !kernel.processAlive(pid, startTime);
+}
+
+/** Waits until the log, past `from`, holds `text`; false when the process exits or `ms` pass first. */
+async function waitReady(pid: number, startTime: string, file: string, from: number, text: string, ms: number): Promise<boolean> {
+  for (const until = Date.now() + ms; ; await sleep(POLL_MS)) {
+    const seen = fs.readFileSync(file).subarray(from).toString("utf8");
+    if (seen.includes(text)) return true;
+    if (!kernel.processAlive(pid, startTime) || Date.now() >= until) return false;
+  }
 }
 
 /** Stops the process if it is still ours; idempotent. */
@@ -102,7 +117,8 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
       namespace: c.netns(news.namespace, "namespace"),
       cwd: c.string(news.cwd, "cwd", false),
       logFile: c.string(news.logFile, "logFile", false),
-      startupMs: c.integer(news.startupMs, "startupMs", 0, 60_000) ?? STARTUP_MS_DEFAULT,
+      readyText: c.string(news.readyText, "readyText", false),
+      startupMs: c.integer(news.startupMs, "startupMs", 0, 60_000) ?? (news.readyText ? READY_WAIT_MS_DEFAULT : STARTUP_MS_DEFAULT),
       stopTimeoutMs: c.integer(news.stopTimeoutMs, "stopTimeoutMs", 0, 60_000) ?? STOP_TIMEOUT_MS_DEFAULT,
       __owner: String(news.__owner ?? `Process:${JSON.stringify(news.command)}`),
     });
@@ -118,11 +134,16 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     kernel.requireNetns(i.namespace, subject(i));
     const cwd = path.resolve(i.cwd ?? ".");
     const log = path.resolve(i.logFile ?? path.join(os.tmpdir(), `nslab-process-${ownerTag(i.__owner).slice("nslab:".length)}.log`));
+    const logStart = fs.existsSync(log) ? fs.statSync(log).size : 0;
     const { pid, startTime } = await kernel.spawnDetached(i.command, i.namespace, { cwd, logFile: log, subject: subject(i) });
     const outs: ProcessOutputs = { ...i, pid, startTime, log };
-    const exited = await waitExit(pid, startTime, i.startupMs);
-    if (!exited) return { id: `${i.namespace ?? ""}/${pid}`, outs };
-    throw new NslabError("Verification", `${subject(i)}: exited within ${i.startupMs} ms of starting; its log (${log}) ends: ${logTail(log)}`);
+    const ready = i.readyText === undefined ? !(await waitExit(pid, startTime, i.startupMs)) : await waitReady(pid, startTime, log, logStart, i.readyText, i.startupMs);
+    if (ready) return { id: `${i.namespace ?? ""}/${pid}`, outs };
+    // A failed create leaves nothing running.
+    const alive = kernel.processAlive(pid, startTime);
+    await stop(outs);
+    const what = alive ? `did not print ${JSON.stringify(i.readyText)} within ${i.startupMs} ms (stopped it)` : `exited within ${i.startupMs} ms of starting`;
+    throw new NslabError("Verification", `${subject(i)}: ${what}; its log (${log}) ends: ${logTail(log, logStart)}`);
   },
 
   async read(id, props) {

@@ -11,7 +11,17 @@ export interface ProcessArgs {
   cwd?: pulumi.Input<string>;
   /** File that stdout and stderr are appended to. Default: `nslab-process-<hash>.log` in the temp folder (see `log`). */
   logFile?: pulumi.Input<string>;
-  /** The program must still run this long after it starts for create to succeed, 0-60000 ms. Default 300. */
+  /**
+   * Text the program prints (stdout or stderr) once it is ready, e.g. "listening". Create
+   * waits for it, so resources that depend on the process find it ready; a program that
+   * exits or stays silent fails the create (and is stopped).
+   */
+  readyText?: pulumi.Input<string>;
+  /**
+   * Without readyText: the program must still run this long after it starts for create
+   * to succeed (default 300 ms). With readyText: how long create waits for it (default
+   * 10000 ms). 0-60000.
+   */
   startupMs?: pulumi.Input<number>;
   /** How long delete waits after SIGTERM before SIGKILL, 0-60000 ms. Default 5000. */
   stopTimeoutMs?: pulumi.Input<number>;
@@ -42,6 +52,6 @@ export class Process extends NslabResource {
   declare readonly log: pulumi.Output<string>;
 
   constructor(name: string, args: ProcessArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Process", name, { ...args, pid: undefined, startTime: undefined, log: undefined }, opts);
+    super("Process", name, { namespace: undefined, ...args, pid: undefined, startTime: undefined, log: undefined }, opts);
   }
 }

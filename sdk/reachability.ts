@@ -64,7 +64,8 @@ export class Reachability extends NslabResource {
   declare readonly reachable: pulumi.Output<boolean>;
 
   constructor(name: string, args: ReachabilityArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Reachability", name, { ...args, reachable: undefined }, opts);
+    // Every output is named here (undefined until the provider fills in defaults).
+    super("Reachability", name, { from: undefined, protocol: undefined, port: undefined, expect: undefined, timeoutMs: undefined, ...args, reachable: undefined }, opts);
   }
 }
 

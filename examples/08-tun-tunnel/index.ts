@@ -34,6 +34,8 @@ const tunnels = sites.map((site, i) => {
     {
       namespace: namespaces[i].name,
       command: ["python3", "tunnel.py", "tun0", `${site.underlay}:${TUNNEL_PORT}`, `${peer.underlay}:${TUNNEL_PORT}`],
+      // Printed once it holds tun0 and its UDP socket: create waits for it.
+      readyText: "tunnel tun0:",
     },
     { dependsOn: [tun, underlay] },
   );
