@@ -23,7 +23,7 @@ export type { IpForwardingArgs } from "./forwarding";
 export { NatRule } from "./nat";
 export type { NatRuleArgs } from "./nat";
 export { Reachability, reachabilityMatrix } from "./reachability";
-export type { ReachabilityArgs, MatrixHost, MatrixPair, MatrixSpec, MatrixOptions, MatrixEntry } from "./reachability";
+export type { ReachabilityArgs, MatrixHost, MatrixSource, MatrixPair, MatrixSpec, MatrixOfHosts, MatrixOfPairs, MatrixOptions, MatrixEntry } from "./reachability";
 export { Process } from "./process";
 export type { ProcessArgs } from "./process";
 export { localLab } from "./automation";

@@ -79,10 +79,20 @@ export interface MatrixHost {
   address: string;
 }
 
+/** Where a probe of a {@link reachabilityMatrix} runs from: a {@link MatrixHost} without the need for an address. */
+export interface MatrixSource {
+  /** A short name, used in resource names. */
+  name: string;
+  /** The namespace the probe runs in; omitted means the program's. */
+  namespace?: pulumi.Input<string>;
+  /** Not used for probing from this host; accepted so that a {@link MatrixHost} fits. */
+  address?: string;
+}
+
 /** One probe of a {@link reachabilityMatrix} given as pairs. */
 export interface MatrixPair {
-  /** The host the probe runs from (its address is not used). */
-  from: Omit<MatrixHost, "address"> & { address?: string };
+  /** The host the probe runs from (its address, if given, is not used). */
+  from: MatrixSource;
   /** The host probed (its namespace is not used). */
   to: Pick<MatrixHost, "name" | "address">;
   /** Overrides the matrix's expectation for this pair. */
@@ -93,8 +103,20 @@ export interface MatrixPair {
   port?: number;
 }
 
+/** A {@link reachabilityMatrix} from every host to every other. */
+export interface MatrixOfHosts {
+  /** The hosts: n of them make n x (n - 1) probes. */
+  hosts: MatrixHost[];
+}
+
+/** A {@link reachabilityMatrix} of the pairs listed. */
+export interface MatrixOfPairs {
+  /** The probes, one per pair. */
+  pairs: MatrixPair[];
+}
+
 /** What a {@link reachabilityMatrix} covers: every host to every other, or a list of pairs. */
-export type MatrixSpec = { hosts: MatrixHost[] } | { pairs: MatrixPair[] };
+export type MatrixSpec = MatrixOfHosts | MatrixOfPairs;
 
 /** Probe settings shared by every probe of a {@link reachabilityMatrix}. */
 export interface MatrixOptions {
