@@ -10,6 +10,7 @@
  * `ip -json route show table all` and one `nft -j list table` per namespace, shared by
  * every resource read in the same run and dropped whenever nslab itself writes.
  */
+import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
 import { closeSessions, NETNS_DIR, runIp } from "./ipsession";
@@ -235,7 +236,7 @@ export async function netnsAdd(name: string, subject: string): Promise<void> {
  * are closed first, so that nothing of nslab's keeps the namespace alive.
  */
 export async function netnsDelete(name: string, subject: string): Promise<void> {
-  await closeSessions(name);
+  await Promise.all([closeSessions(name), closeProbers(name)]);
   await ip(["netns", "delete", name], undefined, subject);
 }
 
@@ -321,7 +322,7 @@ export interface ProbeResult {
   detail: string;
 }
 
-/** One TCP or UDP probe, as the probe program (probe.ts) takes it on stdin. */
+/** One TCP or UDP probe, as the probe program (probe.ts) takes it on stdin (with an id). */
 export interface TransportProbe {
   protocol: "tcp" | "udp";
   to: string;
@@ -331,10 +332,6 @@ export interface TransportProbe {
 
 /** How long past a probe's own timeout its process may run before it is killed. */
 const PROBE_KILL_MARGIN_MS = 1_000;
-/** Probes of one namespace asked within this window share one probe process. */
-const PROBE_BATCH_WINDOW_MS = 5;
-/** At most this many probes go to one probe process. */
-const PROBE_BATCH_MAX = 256;
 
 interface Outcome {
   exitCode: number;
@@ -392,44 +389,133 @@ function probeProgram(): string {
   return fs.existsSync(beside) ? beside : `${__dirname}/../dist/provider/probe.js`;
 }
 
-/** Probes waiting for their namespace's next probe process. */
-const pendingProbes = new Map<string, { probes: TransportProbe[]; waiters: { resolve: (r: ProbeResult) => void; reject: (e: unknown) => void }[]; subject: string }>();
+/** How long a namespace's probe process stays after its last probe (then it exits). */
+const PROBER_IDLE_MS = 2_000;
 
 /**
- * A TCP connect or a UDP exchange from inside a namespace, bounded in time. Probes of one
- * namespace asked at about the same time (the engine creates and reads resources in
- * parallel) run together in one probe process, so many probes cost few processes.
- * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (the probes as JSON on stdin)
+ * A long-lived probe process inside one namespace: probes go in as JSON lines on its
+ * stdin, results come back as JSON lines with the same id, in any order. One per
+ * namespace per provider process, so a run with many probes starts node once per
+ * namespace, not once per probe. It exits when its stdin closes: when idle, when its
+ * namespace is deleted (closeProbers), or with the provider.
  */
-export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
-  return new Promise((resolve, reject) => {
-    let batch = pendingProbes.get(key(netns));
-    if (!batch) {
-      pendingProbes.set(key(netns), (batch = { probes: [], waiters: [], subject: `TCP/UDP probes from ${netns ? `namespace "${netns}"` : "the program's namespace"} (first: ${subject})` }));
-      setTimeout(() => void flushProbes(netns), PROBE_BATCH_WINDOW_MS);
+class Prober {
+  private readonly child: ChildProcess;
+  private readonly waiting = new Map<number, { resolve: (r: ProbeResult) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private nextId = 0;
+  private buffer = "";
+  private stderr = "";
+  private idleTimer?: NodeJS.Timeout;
+  readonly exited: Promise<void>;
+
+  constructor(
+    readonly netns: Netns,
+    private readonly onGone: (p: Prober) => void,
+  ) {
+    const [command, args] = inNetns(process.execPath, [probeProgram()], netns);
+    this.child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { LC_ALL: "C" } });
+    this.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => this.receive(chunk));
+    this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr = (this.stderr + chunk).slice(-2000)));
+    this.child.stdin!.on("error", () => undefined);
+    this.exited = new Promise((resolve) => {
+      this.child.once("error", (err) => this.fail(err.message));
+      this.child.once("close", (code, signal) => {
+        this.fail(`exited (${signal ?? `status ${code}`})`);
+        resolve();
+      });
+    });
+    this.setRef(false);
+  }
+
+  /** Runs one probe; `subject` names it in errors. */
+  probe(probe: TransportProbe, subject: string): Promise<ProbeResult> {
+    clearTimeout(this.idleTimer);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      // Bounded even if the probe process hangs: its own timeout plus a margin.
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new NslabError("CommandFailed", `${subject}: the probe process gave no answer within ${probe.timeoutMs + PROBE_KILL_MARGIN_MS} ms`));
+        this.close();
+      }, probe.timeoutMs + PROBE_KILL_MARGIN_MS);
+      this.waiting.set(id, {
+        resolve,
+        reject: (err) => reject(err instanceof NslabError ? err : new NslabError("CommandFailed", `${subject}: the probe process ${String(err)}${this.stderr ? `: ${this.stderr.trim().split("\n").slice(-3).join("; ")}` : ""}`)),
+        timer,
+      });
+      this.setRef(true);
+      this.child.stdin!.write(`${JSON.stringify({ id, ...probe })}\n`);
+    });
+  }
+
+  private receive(chunk: string): void {
+    this.buffer += chunk;
+    let newline;
+    while ((newline = this.buffer.indexOf("\n")) >= 0) {
+      const line = this.buffer.slice(0, newline);
+      this.buffer = this.buffer.slice(newline + 1);
+      const { id, reachable, detail } = JSON.parse(line) as { id: number } & ProbeResult;
+      const waiter = this.waiting.get(id);
+      if (!waiter) continue;
+      this.waiting.delete(id);
+      clearTimeout(waiter.timer);
+      waiter.resolve({ reachable, detail });
     }
-    batch.probes.push(probe);
-    batch.waiters.push({ resolve, reject });
-    if (batch.probes.length >= PROBE_BATCH_MAX) void flushProbes(netns);
-  });
+    if (this.waiting.size === 0) {
+      this.setRef(false);
+      this.idleTimer = setTimeout(() => this.close(), PROBER_IDLE_MS);
+      this.idleTimer.unref();
+    }
+  }
+
+  private fail(why: string): void {
+    this.onGone(this);
+    for (const [id, waiter] of this.waiting) {
+      this.waiting.delete(id);
+      clearTimeout(waiter.timer);
+      waiter.reject(why);
+    }
+  }
+
+  /** A prober at rest must not keep the provider process alive; one at work must. */
+  private setRef(on: boolean): void {
+    for (const handle of [this.child, this.child.stdin, this.child.stdout, this.child.stderr] as unknown as { ref(): void; unref(): void }[]) {
+      if (on) handle.ref();
+      else handle.unref();
+    }
+  }
+
+  /** Closes its stdin (it exits once its probes are answered); resolves when it has exited. */
+  close(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    this.onGone(this);
+    this.child.stdin!.end();
+    return this.exited;
+  }
 }
 
-/** Runs the namespace's waiting probes in one probe process and hands each its result. */
-async function flushProbes(netns: Netns): Promise<void> {
-  const batch = pendingProbes.get(key(netns));
-  if (!batch) return;
-  pendingProbes.delete(key(netns));
-  try {
-    const longest = Math.max(...batch.probes.map((p) => p.timeoutMs));
-    const [command, args] = inNetns(process.execPath, [probeProgram()], netns);
-    const r = await runOutcome(command, args, longest + PROBE_KILL_MARGIN_MS, batch.subject, JSON.stringify(batch.probes));
-    if (r.timedOut) throw new NslabError("CommandFailed", `${batch.subject}: the probe process did not finish within ${longest + PROBE_KILL_MARGIN_MS} ms`);
-    if (r.exitCode !== 0) throw commandError(batch.subject, `${command} ${args.join(" ")}`, r.stderr, r.exitCode);
-    const results = JSON.parse(r.stdout) as ProbeResult[];
-    batch.waiters.forEach((w, i) => w.resolve(results[i]));
-  } catch (err) {
-    for (const w of batch.waiters) w.reject(err);
+const probers = new Map<string, Prober>();
+
+/**
+ * A TCP connect or a UDP exchange from inside a namespace, bounded in time. Every probe
+ * of one namespace goes to that namespace's one probe process (Prober), so many probes
+ * cost one process per namespace.
+ * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (probes as JSON lines on stdin)
+ */
+export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
+  let prober = probers.get(key(netns));
+  if (!prober) {
+    prober = new Prober(netns, (gone) => {
+      if (probers.get(key(gone.netns)) === gone) probers.delete(key(gone.netns));
+    });
+    probers.set(key(netns), prober);
   }
+  return prober.probe(probe, subject);
+}
+
+/** Ends the probe process inside `netns` (before the namespace is deleted). */
+export async function closeProbers(netns: string): Promise<void> {
+  await probers.get(netns)?.close();
 }
 
 // ---- processes (Process) --------------------------------------------------------------
@@ -467,7 +553,6 @@ export function processAlive(pid: number, startTime: string): boolean {
  * Equivalent to: setsid [nsenter --net=/run/netns/NS --] ARGV... </dev/null >>LOG 2>&1 &
  */
 export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string }): Promise<{ pid: number; startTime: string }> {
-  const { spawn } = await import("node:child_process");
   const [command, args] = inNetns(argv[0], argv.slice(1), netns);
   const log = fs.openSync(options.logFile, "a");
   try {

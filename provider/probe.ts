@@ -1,9 +1,11 @@
 /**
  * The probe program: run by kernel.transportProbe inside a namespace
- * (`nsenter --net=/run/netns/NS -- node probe.js`), it reads a JSON list of TCP/UDP
- * probes on stdin, runs them all at once, and prints one JSON list of results
- * ({ reachable, detail }) in the same order. No shell, no dependencies: node's own
- * sockets, each bounded by its probe's timeoutMs.
+ * (`nsenter --net=/run/netns/NS -- node probe.js`), one per namespace per provider
+ * process. It reads TCP/UDP probes as JSON lines on stdin ({ id, protocol, to, port,
+ * timeoutMs }), runs each at once, and writes each result as a JSON line
+ * ({ id, reachable, detail }) when it is done. It exits when stdin closes and every
+ * probe is answered. No shell, no dependencies: node's own sockets, each bounded by its
+ * probe's timeoutMs.
  *
  * - tcp: a connection is opened and closed at once. Reachable when it is established;
  *   "connection refused" (nothing listens, or a reject rule) and a timeout are not.
@@ -78,17 +80,36 @@ function udp(p: Probe): Promise<Result> {
   });
 }
 
-async function main(): Promise<void> {
-  let input = "";
-  for await (const chunk of process.stdin) input += chunk;
-  const probes = JSON.parse(input) as Probe[];
-  // One probe's exception must not cost the others their results.
-  const run = (p: Probe): Promise<Result> => (p.protocol === "tcp" ? tcp(p) : udp(p)).catch((err: NodeJS.ErrnoException) => ({ reachable: false, detail: explain(err) }));
-  const results = await Promise.all(probes.map((p) => Promise.resolve().then(() => run(p))));
-  process.stdout.write(`${JSON.stringify(results)}\n`);
+/** Answers each probe line as soon as its probe is done; exits when stdin closes and every probe is answered. */
+function main(): void {
+  let buffer = "";
+  let open = 0;
+  let ended = false;
+  const answer = (id: unknown, r: Result) => {
+    process.stdout.write(`${JSON.stringify({ id, ...r })}\n`);
+    if (--open === 0 && ended) process.exit(0);
+  };
+  process.stdin.setEncoding("utf8");
+  process.stdin.on("data", (chunk: string) => {
+    buffer += chunk;
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (!line.trim()) continue;
+      const p = JSON.parse(line) as Probe & { id: unknown };
+      open++;
+      // One probe's exception must not cost the others their results.
+      Promise.resolve()
+        .then(() => (p.protocol === "tcp" ? tcp(p) : udp(p)))
+        .catch((err: NodeJS.ErrnoException) => ({ reachable: false, detail: explain(err) }))
+        .then((r) => answer(p.id, r));
+    }
+  });
+  process.stdin.on("end", () => {
+    ended = true;
+    if (open === 0) process.exit(0);
+  });
 }
 
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(1);
-});
+main();
