@@ -14,6 +14,8 @@ import { namespaceKind } from "./namespace";
 import { tapKind } from "./tap";
 import { vethKind } from "./veth";
 import { impairmentKind } from "./impairment";
+import { reachabilityKind } from "./reachability";
+import { processKind } from "./process";
 import type { ResourceKind } from "./resource";
 
 export { NslabError, isKind } from "./errors";
@@ -35,6 +37,10 @@ export { natKind, NAT_TABLE } from "./nat";
 export type { NatInputs, NatOutputs, NatKind } from "./nat";
 export { impairmentKind } from "./impairment";
 export type { ImpairmentInputs, ImpairmentOutputs, ImpairmentDirection } from "./impairment";
+export { reachabilityKind } from "./reachability";
+export type { ReachabilityInputs, ReachabilityOutputs, ReachabilityProtocol, ReachabilityExpectation } from "./reachability";
+export { processKind } from "./process";
+export type { ProcessInputs, ProcessOutputs } from "./process";
 export { ownerTag } from "./resource";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
@@ -48,6 +54,8 @@ const KINDS: Record<string, ResourceKind<any, any>> = {
   [forwardingKind.kind]: forwardingKind,
   [natKind.kind]: natKind,
   [impairmentKind.kind]: impairmentKind,
+  [reachabilityKind.kind]: reachabilityKind,
+  [processKind.kind]: processKind,
 };
 
 export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";

@@ -13,6 +13,7 @@
  * `ip -json route show table all` and one `nft -j list table` per namespace, shared by
  * every resource read in the same run and dropped whenever nslab itself writes.
  */
+import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
 import { closeSessions, NETNS_DIR, runIp } from "./ipsession";
@@ -238,7 +239,7 @@ export async function netnsAdd(name: string, subject: string): Promise<void> {
  * are closed first, so that nothing of nslab's keeps the namespace alive.
  */
 export async function netnsDelete(name: string, subject: string): Promise<void> {
-  await closeSessions(name);
+  await Promise.all([closeSessions(name), closeProbers(name)]);
   await ip(["netns", "delete", name], undefined, subject);
 }
 
@@ -355,4 +356,272 @@ export async function tcJson<T>(args: string[], netns: Netns, subject: string): 
   const [command, argv] = inNetns("tc", ["-json", ...args], netns);
   const out = (await run(command, argv, { subject })).trim();
   return (out === "" ? [] : JSON.parse(out)) as T;
+}
+
+// ---- probes (Reachability) ------------------------------------------------------------
+
+/** What one probe saw: whether the far end answered, and in words what came back. */
+export interface ProbeResult {
+  reachable: boolean;
+  /** What came back: ping's reply or summary line, "connection refused", "timed out after 2000 ms". */
+  detail: string;
+}
+
+/** One TCP or UDP probe, as the probe program (probe.ts) takes it on stdin (with an id). */
+export interface TransportProbe {
+  protocol: "tcp" | "udp";
+  to: string;
+  port: number;
+  timeoutMs: number;
+}
+
+/** How long past a probe's own timeout its process may run before it is killed. */
+const PROBE_KILL_MARGIN_MS = 1_000;
+
+interface Outcome {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Runs a command that may fail (a probe): its exit code and output, never a throw for a non-zero exit. */
+async function runOutcome(command: string, args: string[], timeoutMs: number, subject: string, input?: string): Promise<Outcome> {
+  let result;
+  try {
+    const { execa } = await import("execa");
+    result = await execa(command, args, {
+      input,
+      stdin: input === undefined ? "ignore" : undefined,
+      reject: false,
+      timeout: timeoutMs,
+      killSignal: "SIGKILL",
+      env: { LC_ALL: "C" },
+    });
+  } catch (err) {
+    throw new NslabError("CommandFailed", `${subject}: cannot run ${command}: ${(err as Error).message}`);
+  }
+  if (result.exitCode === undefined && !result.timedOut && /ENOENT/.test(String(result.message))) {
+    throw new NslabError("CommandFailed", `${subject}: ${command} is not installed (run scripts/setup)`);
+  }
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ""), stderr: String(result.stderr ?? ""), timedOut: result.timedOut };
+}
+
+/**
+ * One ICMP echo from inside a namespace, bounded in time.
+ * Equivalent to: [nsenter --net=/run/netns/NS --] ping -n -c 1 -W SECONDS TO
+ */
+export async function ping(to: string, netns: Netns, timeoutMs: number, subject: string): Promise<ProbeResult> {
+  const seconds = (timeoutMs / 1000).toFixed(3);
+  const [command, args] = inNetns("ping", ["-n", "-c", "1", "-W", seconds, to], netns);
+  const r = await runOutcome(command, args, timeoutMs + PROBE_KILL_MARGIN_MS, subject);
+  const lines = `${r.stdout}\n${r.stderr}`.split("\n").map((l) => l.trim()).filter(Boolean);
+  if (r.timedOut) return { reachable: false, detail: `ping timed out after ${timeoutMs} ms` };
+  if (r.exitCode === 0) return { reachable: true, detail: lines.find((l) => /bytes from/.test(l)) ?? "echo reply" };
+  if (r.exitCode === 127 || /not found|No such file/.test(r.stderr) && !lines.some((l) => /transmitted/.test(l))) {
+    throw new NslabError("CommandFailed", `${subject}: ping is not installed (Debian package iputils-ping; run scripts/setup)`);
+  }
+  // Exit 1: no reply (the summary line says so); 2: an error (its message says which).
+  const said = lines.filter((l) => !/^PING |^--- |^rtt /.test(l));
+  const summary = said.join("; ") || `ping exited ${r.exitCode}`;
+  return { reachable: false, detail: r.exitCode === 1 && !said.some((l) => /From |ping:/.test(l)) ? `no reply within ${timeoutMs} ms (ping: ${summary})` : `ping: ${summary}` };
+}
+
+/** The probe program, run by the provider's own node inside the namespace. */
+function probeProgram(): string {
+  // Compiled beside this file; when run from the TypeScript sources (tests), from dist/.
+  const beside = `${__dirname}/probe.js`;
+  return fs.existsSync(beside) ? beside : `${__dirname}/../dist/provider/probe.js`;
+}
+
+/** How long a namespace's probe process stays after its last probe (then it exits). */
+const PROBER_IDLE_MS = 2_000;
+
+/**
+ * A long-lived probe process inside one namespace: probes go in as JSON lines on its
+ * stdin, results come back as JSON lines with the same id, in any order. One per
+ * namespace per provider process, so a run with many probes starts node once per
+ * namespace, not once per probe. It exits when its stdin closes: when idle, when its
+ * namespace is deleted (closeProbers), or with the provider.
+ */
+class Prober {
+  private readonly child: ChildProcess;
+  private readonly waiting = new Map<number, { resolve: (r: ProbeResult) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private nextId = 0;
+  private buffer = "";
+  private stderr = "";
+  private idleTimer?: NodeJS.Timeout;
+  readonly exited: Promise<void>;
+
+  constructor(
+    readonly netns: Netns,
+    private readonly onGone: (p: Prober) => void,
+  ) {
+    const [command, args] = inNetns(process.execPath, [probeProgram()], netns);
+    this.child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { LC_ALL: "C" } });
+    this.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => this.receive(chunk));
+    this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr = (this.stderr + chunk).slice(-2000)));
+    this.child.stdin!.on("error", () => undefined);
+    this.exited = new Promise((resolve) => {
+      this.child.once("error", (err) => this.fail(err.message));
+      this.child.once("close", (code, signal) => {
+        this.fail(`exited (${signal ?? `status ${code}`})`);
+        resolve();
+      });
+    });
+    this.setRef(false);
+  }
+
+  /** Runs one probe; `subject` names it in errors. */
+  probe(probe: TransportProbe, subject: string): Promise<ProbeResult> {
+    clearTimeout(this.idleTimer);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      // Bounded even if the probe process hangs: its own timeout plus a margin.
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new NslabError("CommandFailed", `${subject}: the probe process gave no answer within ${probe.timeoutMs + PROBE_KILL_MARGIN_MS} ms`));
+        this.close();
+      }, probe.timeoutMs + PROBE_KILL_MARGIN_MS);
+      this.waiting.set(id, {
+        resolve,
+        reject: (err) => reject(err instanceof NslabError ? err : new NslabError("CommandFailed", `${subject}: the probe process ${String(err)}${this.stderr ? `: ${this.stderr.trim().split("\n").slice(-3).join("; ")}` : ""}`)),
+        timer,
+      });
+      this.setRef(true);
+      this.child.stdin!.write(`${JSON.stringify({ id, ...probe })}\n`);
+    });
+  }
+
+  private receive(chunk: string): void {
+    this.buffer += chunk;
+    let newline;
+    while ((newline = this.buffer.indexOf("\n")) >= 0) {
+      const line = this.buffer.slice(0, newline);
+      this.buffer = this.buffer.slice(newline + 1);
+      const { id, reachable, detail } = JSON.parse(line) as { id: number } & ProbeResult;
+      const waiter = this.waiting.get(id);
+      if (!waiter) continue;
+      this.waiting.delete(id);
+      clearTimeout(waiter.timer);
+      waiter.resolve({ reachable, detail });
+    }
+    if (this.waiting.size === 0) {
+      this.setRef(false);
+      this.idleTimer = setTimeout(() => this.close(), PROBER_IDLE_MS);
+      this.idleTimer.unref();
+    }
+  }
+
+  private fail(why: string): void {
+    this.onGone(this);
+    for (const [id, waiter] of this.waiting) {
+      this.waiting.delete(id);
+      clearTimeout(waiter.timer);
+      waiter.reject(why);
+    }
+  }
+
+  /** A prober at rest must not keep the provider process alive; one at work must. */
+  private setRef(on: boolean): void {
+    for (const handle of [this.child, this.child.stdin, this.child.stdout, this.child.stderr] as unknown as { ref(): void; unref(): void }[]) {
+      if (on) handle.ref();
+      else handle.unref();
+    }
+  }
+
+  /** Closes its stdin (it exits once its probes are answered); resolves when it has exited. */
+  close(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    this.onGone(this);
+    this.child.stdin!.end();
+    return this.exited;
+  }
+}
+
+const probers = new Map<string, Prober>();
+
+/**
+ * A TCP connect or a UDP exchange from inside a namespace, bounded in time. Every probe
+ * of one namespace goes to that namespace's one probe process (Prober), so many probes
+ * cost one process per namespace.
+ * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (probes as JSON lines on stdin)
+ */
+export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
+  let prober = probers.get(key(netns));
+  if (!prober) {
+    prober = new Prober(netns, (gone) => {
+      if (probers.get(key(gone.netns)) === gone) probers.delete(key(gone.netns));
+    });
+    probers.set(key(netns), prober);
+  }
+  return prober.probe(probe, subject);
+}
+
+/** Ends the probe process inside `netns` (before the namespace is deleted). */
+export async function closeProbers(netns: string): Promise<void> {
+  await probers.get(netns)?.close();
+}
+
+// ---- processes (Process) --------------------------------------------------------------
+
+/** A process as /proc/PID/stat shows it: its state letter and start time (clock ticks after boot). */
+export interface ProcessStat {
+  state: string;
+  startTime: string;
+}
+
+/** /proc/PID/stat of a process, or undefined when there is none. */
+export function processStat(pid: number): ProcessStat | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses; fields count from the last ')'.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return { state: fields[0], startTime: fields[19] };
+}
+
+/** True when PID is the process that started at `startTime` and has not exited (a zombie has). */
+export function processAlive(pid: number, startTime: string): boolean {
+  const stat = processStat(pid);
+  return stat !== undefined && stat.startTime === startTime && stat.state !== "Z" && stat.state !== "X";
+}
+
+/**
+ * Starts a long-running program inside a namespace, detached (its own session, so it
+ * outlives the provider process), stdin from /dev/null and stdout/stderr appended to
+ * `logFile`. nsenter enters the namespace and execs the program, so the pid returned is
+ * the program's. Returns its pid and start time, which together identify it.
+ * Equivalent to: setsid [nsenter --net=/run/netns/NS --] ARGV... </dev/null >>LOG 2>&1 &
+ */
+export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string }): Promise<{ pid: number; startTime: string }> {
+  const [command, args] = inNetns(argv[0], argv.slice(1), netns);
+  const log = fs.openSync(options.logFile, "a");
+  try {
+    const child = spawn(command, args, { cwd: options.cwd, detached: true, stdio: ["ignore", log, log] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once("error", (err) => reject(new NslabError("CommandFailed", `${options.subject}: cannot start ${[command, ...args].join(" ")}: ${err.message}`)));
+      child.once("spawn", () => resolve(child.pid!));
+    });
+    child.unref();
+    const stat = processStat(pid);
+    if (!stat) throw new NslabError("CommandFailed", `${options.subject}: ${argv.join(" ")} exited at once; see ${options.logFile}`);
+    return { pid, startTime: stat.startTime };
+  } finally {
+    fs.closeSync(log);
+  }
+}
+
+/** Sends `signal` to PID only while it is still the process that started at `startTime`. */
+export function signalProcess(pid: number, startTime: string, signal: NodeJS.Signals): boolean {
+  if (!processAlive(pid, startTime)) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }

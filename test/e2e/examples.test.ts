@@ -27,7 +27,7 @@ describe("examples and demo", () => {
   });
 
   // Every example with a Pulumi.yaml, with the config it needs in the sandbox.
-  const EXAMPLE_CONFIG: Record<string, Record<string, string>> = { "04-routing-nat": { uplink: "uplink", simulateUplink: "true" } };
+  const EXAMPLE_CONFIG: Record<string, Record<string, string>> = { "04-routing-nat": { uplink: "uplink", simulateUplink: "true", probeConnectivity: "true" } };
   const programs = fs.readdirSync(path.join(REPO, "examples")).filter((e) => fs.existsSync(path.join(REPO, "examples", e, "Pulumi.yaml")));
 
   it.each(programs)("%s: a no-change `preview --refresh` prints no diff at all, with or without --diff", async (example) => {
@@ -46,17 +46,19 @@ describe("examples and demo", () => {
     expect(await sandbox.residue()).toEqual([]);
   });
 
-  it("scripts/demo brings scenario 4 up, shows it working, destroys it, leaves nothing", async () => {
+  it("scripts/demo brings scenario 4 up, proves its connectivity matrix, shows it working, destroys it, leaves nothing", async () => {
     const r = await sandbox.run(path.join(REPO, "scripts/demo"), [], { timeoutMs: 300_000 });
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).toMatch(/\+ 13 created/);
+    // 13 objects and the 12 probes of the connectivity matrix (Reachability).
+    expect(r.stdout).toMatch(/\+ 25 created/);
+    expect(r.stdout).toContain("12 Reachability resources: 9 reachable, 3 unreachable, each as expected at up");
     expect(r.stdout).toMatch(/"gateway": "192.168.1.1"/);
     expect(r.stdout).toMatch(/^ns1 +\(self\) +[0-9.]+ ms +[0-9.]+ ms +[0-9.]+ ms +[0-9.]+ ms/m);
     expect(r.stdout).toMatch(/^wan +-- +-- +-- +[0-9.]+ ms +\(self\)/m);
     expect(r.stdout).toMatch(/server saw 10\.0\.2\.15:\d+ +\(masquerade\)/);
     expect(r.stdout).toMatch(/server saw 10\.0\.2\.2:\d+ +\(port forward to ns2:80\)/);
     expect(r.stdout).toContain("no drift");
-    expect(r.stdout).toMatch(/- 13 deleted/);
+    expect(r.stdout).toMatch(/- 25 deleted/);
     expect(r.stdout).toContain("nothing: no namespaces, no links but lo, no nft tables");
     expect(await sandbox.residue()).toEqual([]);
   });

@@ -60,13 +60,13 @@ export class Lab {
     return Lab.open(sandbox, dir, options);
   }
 
-  /** Copies examples/NAME (program and Pulumi.yaml) into a work folder and opens it. */
+  /** Copies examples/NAME (program, its .py helpers and Pulumi.yaml) into a work folder and opens it. */
   static async fromExample(sandbox: Sandbox, example: string, options: LabOptions = {}): Promise<Lab> {
     fs.mkdirSync(WORK, { recursive: true });
     const dir = fs.mkdtempSync(path.join(WORK, `${example}-`));
     const src = path.join(REPO, "examples", example);
     for (const f of fs.readdirSync(src)) {
-      if (f.endsWith(".ts") || f === "Pulumi.yaml") fs.copyFileSync(path.join(src, f), path.join(dir, f));
+      if (f.endsWith(".ts") || f.endsWith(".py") || f === "Pulumi.yaml") fs.copyFileSync(path.join(src, f), path.join(dir, f));
     }
     return Lab.open(sandbox, dir, options);
   }

@@ -1,0 +1,104 @@
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as kernel from "../../provider/kernel";
+import { processKind } from "../../provider/process";
+import { reachabilityKind } from "../../provider/reachability";
+import { ipByHand, must, OWNER, uniq } from "../helpers/kernel";
+
+/** The network namespace of a named namespace, as /proc/PID/ns/net names it. */
+const netOf = (ns: string) => `net:[${fs.statSync(`/run/netns/${ns}`).ino}]`;
+
+/** Probe processes inside `ns` (other tests' probe processes run elsewhere). */
+function probersIn(ns: string): number[] {
+  const net = netOf(ns);
+  return processesWith("provider/probe.js").filter((pid) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/ns/net`) === net;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Live processes whose command line contains `text`. */
+function processesWith(text: string): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return fs.readFileSync(`/proc/${d}/cmdline`, "utf8").includes(text) && !/ [ZX] /.test(fs.readFileSync(`/proc/${d}/stat`, "utf8").split(")")[1].slice(0, 3));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+describe("Reachability and Process on the kernel", () => {
+  const a = uniq("kra");
+  const b = uniq("krb");
+  const probe = (news: Record<string, unknown>) => reachabilityKind.check(undefined, { __owner: `${OWNER}/Reachability/p`, from: a, ...news }).inputs;
+  let echo: Awaited<ReturnType<typeof processKind.create>>["outs"];
+
+  beforeAll(async () => {
+    for (const ns of [a, b]) await ipByHand("netns", "add", ns);
+    await ipByHand("link", "add", "ka0", "netns", a, "type", "veth", "peer", "name", "kb0", "netns", b);
+    await ipByHand("-n", a, "addr", "add", "10.7.0.1/24", "dev", "ka0");
+    await ipByHand("-n", b, "addr", "add", "10.7.0.2/24", "dev", "kb0");
+    for (const [ns, dev] of [[a, "ka0"], [b, "kb0"]]) await ipByHand("-n", ns, "link", "set", dev, "up");
+    const UDP = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',7))\nprint('ready', flush=True)\nwhile True:\n  d,x=s.recvfrom(2048); s.sendto(d,x)";
+    const { inputs } = processKind.check(undefined, { __owner: `${OWNER}/Process/echo`, namespace: b, command: ["python3", "-c", UDP], readyText: "ready" });
+    echo = (await processKind.create(inputs)).outs;
+  });
+
+  afterAll(async () => {
+    await processKind.delete("", echo);
+    for (const ns of [a, b]) await kernel.netnsDelete(ns, ns).catch(() => undefined);
+  });
+
+  it("probes of one namespace share one probe process, which goes before its namespace is deleted", async () => {
+    const many = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => reachabilityKind.read("", { ...probe({ to: "10.7.0.2", protocol: i % 2 ? "udp" : "tcp", port: i % 2 ? 7 : 9, expect: i % 2 ? "reachable" : "unreachable" }), reachable: false })),
+    );
+    // udp to the echo answers; tcp to port 9 is refused: each as expected, no drift.
+    expect(many.map((r) => r.inputs!.expect)).toEqual(Array.from({ length: 50 }, (_, i) => (i % 2 ? "reachable" : "unreachable")));
+    expect(probersIn(a)).toHaveLength(1);
+
+    const spare = uniq("krc");
+    await ipByHand("netns", "add", spare);
+    await kernel.transportProbe({ protocol: "tcp", to: "127.0.0.1", port: 9, timeoutMs: 500 }, spare, "spare");
+    const spareProber = probersIn(spare);
+    expect(spareProber).toHaveLength(1);
+    await kernel.netnsDelete(spare, "spare");
+    expect(processesWith("provider/probe.js")).not.toContain(spareProber[0]);
+    expect(probersIn(a)).toHaveLength(1);
+  });
+
+  it("a Process is stopped only while its start time matches: a reused pid is never signalled", async () => {
+    const sleeper = spawn("sleep", ["60"], { stdio: "ignore" });
+    await new Promise((r) => sleeper.once("spawn", r));
+    const pid = sleeper.pid!;
+    const stat = kernel.processStat(pid)!;
+    // Recorded with another start time: not ours, left alone.
+    await processKind.delete("", { ...echo, pid, startTime: String(Number(stat.startTime) - 1) });
+    expect(kernel.processAlive(pid, stat.startTime)).toBe(true);
+    expect(await processKind.read("", { ...echo, pid, startTime: String(Number(stat.startTime) - 1) })).toEqual({});
+    // With its own: stopped, and waited for.
+    const exited = new Promise((r) => sleeper.once("exit", r));
+    await processKind.delete("", { ...echo, pid, startTime: stat.startTime });
+    await exited;
+    expect(kernel.processAlive(pid, stat.startTime)).toBe(false);
+  });
+
+  it("the echo Process runs inside its namespace and answers a udp probe; icmp and tcp results name what came back", async () => {
+    expect(fs.readlinkSync(`/proc/${echo.pid}/ns/net`)).toBe(netOf(b));
+    expect(await must("ip", ["netns", "exec", a, "ping", "-c", "1", "-W", "2", "10.7.0.2"])).toContain("1 received");
+    const ok = await reachabilityKind.create(probe({ to: "10.7.0.2", protocol: "udp", port: 7 }));
+    expect(ok.outs.reachable).toBe(true);
+    await expect(reachabilityKind.create(probe({ to: "10.7.0.2", protocol: "tcp", port: 9 }))).rejects.toThrow(/tcp port 9 on 10\.7\.0\.2: expected reachable, but it did not answer: connection refused/);
+    await expect(reachabilityKind.create(probe({ to: "10.7.0.2", expect: "unreachable" }))).rejects.toThrow(/expected unreachable, but it answered: 64 bytes from 10\.7\.0\.2/);
+    await expect(reachabilityKind.create(probe({ to: "10.7.9.9", protocol: "tcp", port: 80, timeoutMs: 300 }))).rejects.toThrow(/network is unreachable \(ENETUNREACH\)/);
+  });
+});
