@@ -227,6 +227,9 @@ export async function netnsAdd(name: string, subject: string): Promise<void> {
  */
 export async function netnsDelete(name: string, subject: string): Promise<void> {
   await closeSessions(name);
+  // Records kept for it die with it (its inode number may be reused by a later one).
+  const inode = netnsInode(name);
+  if (inode !== undefined) fs.rmSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, force: true });
   await ip(["netns", "delete", name], undefined, subject);
 }
 
@@ -288,4 +291,110 @@ export async function sysctlWrite(name: string, value: string, netns: Netns, sub
   const [command, args] = inNetns("sysctl", ["-q", "-w", `${name}=${value}`], netns);
   invalidate(netns);
   await run(command, args, { subject });
+}
+
+// ---- cross-process lock per namespace ---------------------------------------------------
+
+/** Longest wait for another process's lock on a namespace before giving up. */
+const LOCK_WAIT_S = 60;
+
+/** The namespace's nsfs file: /run/netns/NS, or /proc/self/ns/net for the program's. */
+function netnsFile(netns: Netns): string {
+  return netns === undefined ? "/proc/self/ns/net" : `${NETNS_DIR}/${netns}`;
+}
+
+/**
+ * Runs `work` holding an exclusive lock on the namespace, shared by every nslab
+ * process on the machine: flock(2) on the namespace's own nsfs file, so the lock is
+ * keyed by the namespace itself (two sandboxes with equal names never meet), needs no
+ * file on disk, and is released by the kernel when its holder dies. Node has no
+ * flock(), so a `flock FILE cat` child holds it: it echoes a line once locked and
+ * exits when its stdin closes, which also happens when this process is killed.
+ * Equivalent to: flock -w 60 /run/netns/NS <work>
+ */
+export async function withNetnsLock<T>(netns: Netns, subject: string, work: () => Promise<T>): Promise<T> {
+  const { execa } = await import("execa");
+  const holder = execa("flock", ["-w", String(LOCK_WAIT_S), netnsFile(netns), "cat"], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    reject: false,
+    env: { LC_ALL: "C" },
+  });
+  const locked = new Promise<void>((resolve, reject) => {
+    holder.stdout!.once("data", () => resolve());
+    holder.then((r) => {
+      const why = r.exitCode === undefined && /ENOENT/.test(String(r.message)) ? "flock is not installed (util-linux)" : `flock exited ${r.exitCode}: ${String(r.stderr).trim() || `no lock within ${LOCK_WAIT_S} s`}`;
+      reject(new NslabError("CommandFailed", `${subject}: cannot lock ${netns === undefined ? "the program's namespace" : `namespace "${netns}"`}: ${why}`));
+    });
+  });
+  holder.stdin!.write("locked\n");
+  try {
+    await locked;
+    return await work();
+  } finally {
+    holder.stdin!.end();
+    await holder;
+  }
+}
+
+// ---- records kept beside the kernel's state ----------------------------------------------
+
+/** Where nslab keeps what it must restore later (a tmpfs: gone at reboot, like sysctls). */
+export const RECORD_DIR = "/run/nslab";
+
+/**
+ * The namespace's identity for records: its nsfs inode number, which is unique among
+ * live namespaces (names are not: two sandboxes both have a "ns1"); undefined when the
+ * namespace does not exist.
+ */
+function netnsInode(netns: Netns): string | undefined {
+  try {
+    return String(fs.statSync(netnsFile(netns)).ino);
+  } catch {
+    return undefined;
+  }
+}
+
+const recordPath = (inode: string, name: string) => `${RECORD_DIR}/netns-${inode}/${name}.json`;
+
+/** Reads a record kept for the namespace (see writeRecord); undefined when there is none. */
+export function readRecord<T>(netns: Netns, name: string): T | undefined {
+  const inode = netnsInode(netns);
+  if (inode === undefined) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(recordPath(inode, name), "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Keeps a small JSON record for the namespace under /run/nslab/netns-INODE/NAME.json,
+ * written atomically (temporary file, then rename), so that it survives the loss of
+ * Pulumi's state (a killed run) but not a reboot.
+ */
+export function writeRecord(netns: Netns, name: string, value: unknown, subject: string): void {
+  const inode = netnsInode(netns);
+  if (inode === undefined) throw new NslabError("NotFound", `${subject}: the namespace is gone, nothing to record`);
+  const file = recordPath(inode, name);
+  try {
+    fs.mkdirSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, mode: 0o755 });
+    fs.writeFileSync(`${file}.${process.pid}`, JSON.stringify(value) + "\n");
+    fs.renameSync(`${file}.${process.pid}`, file);
+  } catch (err) {
+    throw new NslabError("CommandFailed", `${subject}: cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Removes a record (and its folder when empty); absent is fine. */
+export function removeRecord(netns: Netns, name: string): void {
+  const inode = netnsInode(netns);
+  if (inode === undefined) return;
+  fs.rmSync(recordPath(inode, name), { force: true });
+  try {
+    fs.rmdirSync(`${RECORD_DIR}/netns-${inode}`);
+  } catch {
+    // Not empty (another record) or already gone.
+  }
 }
