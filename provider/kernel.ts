@@ -398,3 +398,25 @@ export function removeRecord(netns: Netns, name: string): void {
     // Not empty (another record) or already gone.
   }
 }
+
+/**
+ * Records that the resource tagged `owner` is about to create `object` ("netns-NAME",
+ * "link-NAME") in `netns`, before the command that makes it: the kernel cannot mark an
+ * object in the same step that creates it (an alias is set after `ip link add`, a
+ * namespace's lo after `ip netns add`), so a run killed in between leaves an unmarked
+ * object. The next create of the same resource finds this record (intended()) and takes
+ * the object over instead of refusing it. Removed by intentDone() once marked.
+ */
+export function intend(netns: Netns, object: string, owner: string, subject: string): void {
+  writeRecord(netns, `intent-${object}`, { owner }, subject);
+}
+
+/** The owner tag of a pending intent() for `object`, if any. */
+export function intended(netns: Netns, object: string): string | undefined {
+  return readRecord<{ owner?: string }>(netns, `intent-${object}`)?.owner;
+}
+
+/** Drops the intent() for `object`: it is marked now, or was not made. */
+export function intentDone(netns: Netns, object: string): void {
+  removeRecord(netns, `intent-${object}`);
+}

@@ -65,26 +65,42 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
 
   async create(inputs) {
     const { name } = inputs;
+    const tag = ownerTag(inputs.__owner);
+    const intent = `netns-${name}`;
+    const earlier = kernel.intended(undefined, intent);
+    let made = false;
     if (kernel.netnsExists(name)) {
-      if (!inputs.adopt) {
+      // This resource's own namespace (its mark on lo, or its intent record when the
+      // run was killed between `ip netns add` and the mark) is an interrupted create:
+      // take it over. Anyone else's is refused unless adopt.
+      const mark = await marker(name);
+      const ours = mark === tag || (!mark && earlier === tag);
+      if (!inputs.adopt && !ours) {
         throw new NslabError(
           "AlreadyExists",
           `${subject(name)} already exists. Remove it (ip netns del ${name}), choose another name, or set adopt: true to take it over.`,
         );
       }
     } else {
+      kernel.intend(undefined, intent, tag, subject(name));
       // Equivalent to: ip netns add NAME
-      await kernel.netnsAdd(name, subject(name));
+      await kernel.netnsAdd(name, subject(name)).catch((err) => {
+        kernel.intentDone(undefined, intent);
+        throw err;
+      });
+      made = true;
     }
     try {
       const seen = await claim(name, inputs.__owner);
-      if (seen !== ownerTag(inputs.__owner)) {
-        throw new NslabError("Verification", `${subject(name)}: ownership mark on lo: desired '${ownerTag(inputs.__owner)}', current '${seen}'`);
+      if (seen !== tag) {
+        throw new NslabError("Verification", `${subject(name)}: ownership mark on lo: desired '${tag}', current '${seen}'`);
       }
     } catch (err) {
       // Transactional: a namespace we just made goes again; an adopted one is left.
-      if (!inputs.adopt) await kernel.netnsDelete(name, subject(name)).catch(() => undefined);
+      if (made) await kernel.netnsDelete(name, subject(name)).catch(() => undefined);
       throw err;
+    } finally {
+      kernel.intentDone(undefined, intent);
     }
     return { id: name, outs: outputs(inputs) };
   },
