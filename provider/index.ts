@@ -8,6 +8,7 @@
 import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
+import { tracked, watchEngine } from "./health";
 import { natKind } from "./nat";
 import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
@@ -61,6 +62,12 @@ export async function dispatch(kind: string, op: Operation, args: unknown[]): Pr
   if (!impl) {
     throw new NslabError("InvalidArgument", `nslab has no resource kind "${kind}" (known: ${Object.keys(KINDS).join(", ")}). Is the installed nslab older than the program?`);
   }
+  watchEngine();
+  return tracked(() => run(impl, op, args));
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
     case "check":
       return impl.check(args[0] ? props(args[0]) : undefined, props(args[1]));
