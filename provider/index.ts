@@ -9,6 +9,7 @@ import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
 import { tracked, watchEngine } from "./health";
+import { forget, remember } from "./owned";
 import { natKind } from "./nat";
 import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
@@ -34,6 +35,8 @@ export type { ForwardingInputs, ForwardingOutputs } from "./forwarding";
 export { natKind, NAT_TABLE } from "./nat";
 export type { NatInputs, NatOutputs, NatKind } from "./nat";
 export { ownerTag } from "./resource";
+export { recorded, forget } from "./owned";
+export type { OwnedRecord } from "./owned";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -73,14 +76,23 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       return impl.check(args[0] ? props(args[0]) : undefined, props(args[1]));
     case "diff":
       return impl.diff(String(args[0]), props(args[1]), props(args[2]));
-    case "create":
-      return impl.create(props(args[0]));
+    case "create": {
+      const made = await impl.create(props(args[0]));
+      remember(impl.kind, made.outs?.__owner, made.id, made.outs);
+      return made;
+    }
     case "read":
       return impl.read(String(args[0]), props(args[1]));
-    case "update":
-      return impl.update(String(args[0]), props(args[1]), props(args[2]));
-    case "delete":
-      return impl.delete(String(args[0]), props(args[1]));
+    case "update": {
+      const updated = await impl.update(String(args[0]), props(args[1]), props(args[2]));
+      remember(impl.kind, updated.outs?.__owner, String(args[0]), updated.outs);
+      return updated;
+    }
+    case "delete": {
+      await impl.delete(String(args[0]), props(args[1]));
+      forget(props(args[1]).__owner);
+      return undefined;
+    }
     default:
       throw new NslabError("InvalidArgument", `unknown provider operation "${String(op)}"`);
   }

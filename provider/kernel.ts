@@ -420,3 +420,19 @@ export function intended(netns: Netns, object: string): string | undefined {
 export function intentDone(netns: Netns, object: string): void {
   removeRecord(netns, `intent-${object}`);
 }
+
+/** Every record of the namespace whose name starts with `prefix`. */
+export function listRecords<T>(netns: Netns, prefix: string): T[] {
+  const inode = netnsInode(netns);
+  if (inode === undefined) return [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(`${RECORD_DIR}/netns-${inode}`);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.startsWith(prefix) && n.endsWith(".json")).flatMap((n) => {
+    const record = readRecord<T>(netns, n.slice(0, -".json".length));
+    return record === undefined ? [] : [record];
+  });
+}
