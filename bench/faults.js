@@ -6,7 +6,8 @@
  * issue 15. Runs in a fresh sandbox of its own (never on the host's network).
  *
  *   bench/faults.js [--trials 8] [--hosts 40] [--seed 1] [--checkpoints skip|write]
- *                   [--kinds cli-up,provider-up,cli-destroy,provider-destroy] [--json FILE]
+ *                   [--kinds cli-up,provider-up,cli-destroy,provider-destroy]
+ *                   [--recovery up|destroy] [--json FILE]
  *
  * Each trial:
  *  1. (destroy trials) `up` the lab completely first;
@@ -17,6 +18,9 @@
  *  4. recovery, as README "Recovering from a crash" says: `pulumi cancel` when the stack
  *     is locked, `pulumi refresh --clear-pending-creates`, `pulumi up` (the program is
  *     never edited);
+ *     With --recovery destroy the user gives up on the lab instead: cancel/refresh as
+ *     above, `pulumi destroy`, then `nslab-orphans --delete` for what the state never
+ *     recorded; only the residue check follows.
  *  5. checks: that `up` converged, `preview --refresh --expect-no-changes` exits 0,
  *     the lab passes traffic (ping host to host and host to the bridge), `destroy`
  *     exits 0 and leaves nothing (namespaces, links, nft tables, forwarding back to its
@@ -35,6 +39,8 @@ const trials = Number(args.trials ?? 8);
 const hosts = Number(args.hosts ?? 40);
 let seed = Number(args.seed ?? Date.now() % 100000);
 const checkpoints = args.checkpoints ?? "skip";
+const recovery = args.recovery ?? "up";
+if (!["up", "destroy"].includes(recovery)) throw new Error(`--recovery must be up or destroy, got ${recovery}`);
 const kinds = (args.kinds ?? "cli-up,provider-up,cli-destroy,provider-destroy").split(",");
 const GRACE_MS = 10_000;
 
@@ -160,7 +166,7 @@ function scrub(forwardBefore) {
 async function trial(n, kind) {
   const [target, phase] = kind.split("-");
   const fraction = 0.15 + random() * 0.7;
-  const result = { trial: n, killed: target === "cli" ? "pulumi CLI" : "provider process", during: phase, fraction: Number(fraction.toFixed(2)), checkpoints, failures: [], left: [], steps: [] };
+  const result = { trial: n, recovery, killed: target === "cli" ? "pulumi CLI" : "provider process", during: phase, fraction: Number(fraction.toFixed(2)), checkpoints, failures: [], left: [], steps: [] };
   const forwardBefore = forwarding();
   const work = path.join(root, "bench/.work");
   fs.mkdirSync(work, { recursive: true });
@@ -232,6 +238,13 @@ async function trial(n, kind) {
       refresh = p.run("refresh", ...YES, "--clear-pending-creates");
     }
     must("refresh --clear-pending-creates", refresh);
+    if (recovery === "destroy") {
+      result.destroyed = must("destroy", p.run("destroy", ...YES));
+      const orphans = spawnSync(process.execPath, [path.join(root, "dist/sdk/cli/orphans.js"), "--cwd", dir, "--stack", "faults", "--delete"], { encoding: "utf8", env, cwd: dir });
+      result.orphans = orphans.stdout.trim();
+      must("nslab-orphans --delete", { code: orphans.status ?? 1, out: `${orphans.stdout}\n${orphans.stderr}` });
+      return result;
+    }
     result.converged = must("up", p.run("up", ...YES));
 
     // 5. Checks.
@@ -263,33 +276,39 @@ function summary(results) {
     const row = rows.get(key) ?? { n: 0, ok: 0, left: new Set(), fail: [] };
     row.n++;
     if (!r.failures.filter((f) => !f.startsWith("alive")).length) row.ok++;
+    if (r.orphans && !/no objects outside/.test(r.orphans)) row.orphans = (row.orphans ?? 0) + (Number(/(\d+) object/.exec(r.orphans)?.[1]) || 0);
     for (const l of r.left) row.left.add(l);
     for (const f of r.failures) row.fail.push(`#${r.trial}: ${f}`);
     rows.set(key, row);
   }
-  const lines = [
-    `| killed | during | recovered without editing the program: up converged, preview clean, traffic, destroy left nothing | processes of the run alive 10 s after the kill |`,
-    `| --- | --- | --- | --- |`,
-  ];
-  for (const [key, row] of rows) lines.push(`| ${key} | ${row.ok} of ${row.n} | ${row.left.size ? [...row.left].join(", ") : "none"} |`);
+  const head =
+    recovery === "up"
+      ? "recovered without editing the program: up converged, preview clean, traffic, destroy left nothing"
+      : "destroy, then nslab-orphans --delete, left nothing (objects the orphans command removed)";
+  const lines = [`| killed | during | ${head} | processes of the run alive 10 s after the kill |`, `| --- | --- | --- | --- |`];
+  for (const [key, row] of rows) {
+    const extra = recovery === "destroy" ? ` (${row.orphans ?? 0})` : "";
+    lines.push(`| ${key} | ${row.ok} of ${row.n}${extra} | ${row.left.size ? [...row.left].join(", ") : "none"} |`);
+  }
   return { table: lines.join("\n"), failures: [...rows.values()].flatMap((r) => r.fail) };
 }
 
 (async () => {
-  console.log(`fault harness: ${trials} trials, ${hosts} hosts, seed ${seed}, checkpoints ${checkpoints}, kinds ${kinds.join(",")}`);
+  console.log(`fault harness: ${trials} trials, ${hosts} hosts, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
   const results = [];
   for (let n = 1; n <= trials; n++) {
     const r = await trial(n, kinds[(n - 1) % kinds.length]);
     results.push(r);
     console.log(
       `#${n} kill ${r.killed} during ${r.during} at ${r.namespacesAtKill ?? "?"} namespaces: cli ${r.cliExit ?? "-"}, alive after 10 s: ${r.left.join(", ") || "none"}; ` +
-        `up ${r.converged ? "ok" : "FAILED"}, preview ${r.previewClean ? "clean" : "NOT clean"}, traffic ${r.traffic ? "ok" : "FAILED"}, destroy ${r.destroyed && !r.residue.length ? "clean" : "NOT clean"}` +
+        (recovery === "up" ? `up ${r.converged ? "ok" : "FAILED"}, preview ${r.previewClean ? "clean" : "NOT clean"}, traffic ${r.traffic ? "ok" : "FAILED"}, ` : `orphans: ${(r.orphans ?? "-").split("\n")[0]}; `) +
+        `destroy ${r.destroyed && !r.residue.length ? "clean" : "NOT clean"}` +
         (r.failures.length ? `\n   ${r.failures.join("\n   ")}` : ""),
     );
   }
   const { table, failures } = summary(results);
   console.log(`\n${table}\n`);
   if (failures.length) console.log(`failures:\n${failures.join("\n")}`);
-  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, checkpoints, results }, null, 2));
+  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, checkpoints, recovery, results }, null, 2));
   process.exit(results.some((r) => r.failures.length) ? 1 : 0);
 })();

@@ -89,7 +89,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
     const earlier = kernel.intended(i.namespace, intent);
-    kernel.intend(i.namespace, intent, tag, subject(i));
+    kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
     const created = await kernel
       .ip(
         // Equivalent to: ip link add name NAME [address MAC] [mtu M] type bridge stp_state N

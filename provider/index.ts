@@ -35,8 +35,8 @@ export type { ForwardingInputs, ForwardingOutputs } from "./forwarding";
 export { natKind, NAT_TABLE } from "./nat";
 export type { NatInputs, NatOutputs, NatKind } from "./nat";
 export { ownerTag } from "./resource";
-export { recorded, forget } from "./owned";
-export type { OwnedRecord } from "./owned";
+export { recorded, forget, unmarked, removeUnmarked } from "./owned";
+export type { OwnedRecord, UnmarkedObject } from "./owned";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

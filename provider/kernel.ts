@@ -240,6 +240,20 @@ export function netnsExists(name: string): boolean {
   return fs.existsSync(`${NETNS_DIR}/${name}`);
 }
 
+/**
+ * True when /run/netns/NAME exists but is not a namespace: `ip netns add` creates the
+ * file, then bind-mounts the new namespace on it (and `ip netns delete` unmounts, then
+ * unlinks), so an `ip` killed in between leaves a plain empty file. Told apart by its
+ * device: a namespace file is on nsfs, like /proc/self/ns/net.
+ */
+export function netnsHalfMade(name: string): boolean {
+  try {
+    return fs.statSync(`${NETNS_DIR}/${name}`).dev !== fs.statSync("/proc/self/ns/net").dev;
+  } catch {
+    return false;
+  }
+}
+
 /** Names of the namespaces in /run/netns. */
 export function netnsList(): string[] {
   try {
@@ -405,10 +419,11 @@ export function removeRecord(netns: Netns, name: string): void {
  * object in the same step that creates it (an alias is set after `ip link add`, a
  * namespace's lo after `ip netns add`), so a run killed in between leaves an unmarked
  * object. The next create of the same resource finds this record (intended()) and takes
- * the object over instead of refusing it. Removed by intentDone() once marked.
+ * the object over instead of refusing it. Removed by intentDone() once marked. `by` is
+ * the resource's owner string (project/stack/kind/name), for nslab-orphans.
  */
-export function intend(netns: Netns, object: string, owner: string, subject: string): void {
-  writeRecord(netns, `intent-${object}`, { owner }, subject);
+export function intend(netns: Netns, object: string, owner: string, subject: string, by?: string): void {
+  writeRecord(netns, `intent-${object}`, { owner, by }, subject);
 }
 
 /** The owner tag of a pending intent() for `object`, if any. */
@@ -419,6 +434,17 @@ export function intended(netns: Netns, object: string): string | undefined {
 /** Drops the intent() for `object`: it is marked now, or was not made. */
 export function intentDone(netns: Netns, object: string): void {
   removeRecord(netns, `intent-${object}`);
+}
+
+/** Names (without .json) of the namespace's records that start with `prefix`. */
+export function listRecordNames(netns: Netns, prefix: string): string[] {
+  const inode = netnsInode(netns);
+  if (inode === undefined) return [];
+  try {
+    return fs.readdirSync(`${RECORD_DIR}/netns-${inode}`).filter((n) => n.startsWith(prefix) && n.endsWith(".json")).map((n) => n.slice(0, -".json".length));
+  } catch {
+    return [];
+  }
 }
 
 /** Every record of the namespace whose name starts with `prefix`. */

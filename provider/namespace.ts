@@ -20,7 +20,7 @@ const subject = (name: string) => `namespace "${name}"`;
 
 /** The alias on the namespace's lo, or undefined when the namespace is gone. */
 async function marker(name: string): Promise<string | undefined> {
-  if (!kernel.netnsExists(name)) return undefined;
+  if (!kernel.netnsExists(name) || kernel.netnsHalfMade(name)) return undefined;
   const lo = (await kernel.links(name)).find((l) => l.ifname === "lo");
   return lo?.ifalias ?? "";
 }
@@ -69,6 +69,14 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     const intent = `netns-${name}`;
     const earlier = kernel.intended(undefined, intent);
     let made = false;
+    if (kernel.netnsHalfMade(name)) {
+      // The file of an `ip netns add` killed before it mounted the namespace: this
+      // resource's own (its intent) is removed and made again; anyone else's is refused.
+      if (earlier !== tag && !inputs.adopt) {
+        throw new NslabError("AlreadyExists", `${subject(name)}: ${kernel.NETNS_DIR}/${name} exists but is not a namespace (an interrupted ip netns add?). Remove it (ip netns del ${name}) or set adopt: true.`);
+      }
+      await kernel.netnsDelete(name, subject(name));
+    }
     if (kernel.netnsExists(name)) {
       // This resource's own namespace (its mark on lo, or its intent record when the
       // run was killed between `ip netns add` and the mark) is an interrupted create:
@@ -82,7 +90,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
         );
       }
     } else {
-      kernel.intend(undefined, intent, tag, subject(name));
+      kernel.intend(undefined, intent, tag, subject(name), inputs.__owner);
       // Equivalent to: ip netns add NAME
       await kernel.netnsAdd(name, subject(name)).catch((err) => {
         kernel.intentDone(undefined, intent);
@@ -119,6 +127,8 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
 
   async delete(id, props) {
     const name = props.name ?? id;
+    // The remains of our namespace whose delete was killed between unmount and unlink.
+    if (kernel.netnsHalfMade(name)) return kernel.netnsDelete(name, subject(name));
     const seen = await marker(name);
     // Gone already, or no longer ours (someone replaced it): nothing of ours to delete.
     if (seen === undefined || seen !== ownerTag(props.__owner)) return;

@@ -56,3 +56,62 @@ export function forget(owner: unknown): void {
 export function recorded(): OwnedRecord[] {
   return kernel.listRecords<OwnedRecord>(undefined, PREFIX);
 }
+
+/** An object a killed create made but never marked: its intent record is all there is. */
+export interface UnmarkedObject {
+  /** project/stack. */
+  stack: string;
+  owner: string;
+  /** "netns" or "link". */
+  type: "netns" | "link";
+  name: string;
+  /** Namespace of a link (undefined: the program's). */
+  namespace?: string;
+}
+
+/**
+ * Intent records (kernel.intend) in every namespace, whose object exists and carries no
+ * mark or the resource's own. Records of stack `dropStaleOf` whose object does not
+ * exist (the create was killed before making it) are removed.
+ */
+export async function unmarked(dropStaleOf?: string): Promise<UnmarkedObject[]> {
+  const found: UnmarkedObject[] = [];
+  for (const netns of [undefined, ...kernel.netnsList()]) {
+    for (const file of kernel.listRecordNames(netns, "intent-")) {
+      const record = kernel.readRecord<{ owner?: string; by?: string }>(netns, file);
+      const m = /^intent-(netns|link)-(.+)$/.exec(file);
+      if (!record?.by || !m) continue;
+      const [, type, name] = m as unknown as [string, "netns" | "link", string];
+      const mark = type === "netns" ? await namespaceMark(name) : await linkMark(name, netns);
+      if (mark === undefined && stackOf(record.by) === dropStaleOf) kernel.intentDone(netns, file.slice("intent-".length));
+      if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
+      found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns });
+    }
+  }
+  return found;
+}
+
+/** lo's alias in a namespace ("" when none); undefined when the namespace does not exist. */
+async function namespaceMark(name: string): Promise<string | undefined> {
+  if (!kernel.netnsExists(name)) return undefined;
+  if (kernel.netnsHalfMade(name)) return "";
+  return (await kernel.link("lo", name))?.ifalias ?? "";
+}
+async function linkMark(name: string, netns: string | undefined): Promise<string | undefined> {
+  const live = await kernel.link(name, netns);
+  return live ? live.ifalias ?? "" : undefined;
+}
+
+/**
+ * Deletes an unmarked object of a killed create and its intent record, after checking
+ * again that it carries no other mark. Equivalent to: ip netns delete NAME / ip [-n NS] link del NAME
+ */
+export async function removeUnmarked(o: UnmarkedObject): Promise<void> {
+  const intentNetns = o.type === "netns" ? undefined : o.namespace;
+  const mark = o.type === "netns" ? await namespaceMark(o.name) : await linkMark(o.name, o.namespace);
+  if (mark !== undefined && (mark === "" || mark === ownerTag(o.owner))) {
+    if (o.type === "netns") await kernel.netnsDelete(o.name, `namespace "${o.name}"`);
+    else await kernel.ip(["link", "del", "dev", o.name], o.namespace, kernel.describe("link", o.name, o.namespace));
+  }
+  kernel.intentDone(intentNetns, `${o.type}-${o.name}`);
+}

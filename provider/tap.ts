@@ -99,7 +99,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
     const earlier = kernel.intended(i.namespace, intent);
-    kernel.intend(i.namespace, intent, tag, subject(i));
+    kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
     try {
       // Equivalent to: ip [-n NS] tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]
       await kernel.ip(

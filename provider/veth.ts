@@ -144,7 +144,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     const tag = ownerTag(inputs.__owner);
     const intent = `link-${a.name}`;
     const earlier = kernel.intended(a.namespace, intent);
-    kernel.intend(a.namespace, intent, tag, pairSubject(inputs));
+    kernel.intend(a.namespace, intent, tag, pairSubject(inputs), inputs.__owner);
     try {
       // Equivalent to: ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
       await kernel.ip(["link", "add", ...end(a), "type", "veth", "peer", ...end(b)], undefined, pairSubject(inputs));

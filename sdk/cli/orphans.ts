@@ -11,15 +11,18 @@
  * compares those records of the stack (project and stack name) with the resources in
  * its state (`pulumi stack export`, the `pulumi` on PATH), and lists each object that
  * still exists in the kernel but is not in the state. --delete removes them with
- * nslab's own delete (which deletes only objects carrying the resource's mark).
+ * nslab's own delete (which deletes only objects carrying the resource's mark), in
+ * reverse dependency order. It also lists namespaces and interfaces that a create of
+ * the stack made but was killed before marking (its intent record says so, and the
+ * object carries no mark): --delete removes those too.
  * Run it where the lab's provider ran (the same machine and network namespace).
  * Exits 0, or 1 when something could not be read or deleted.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { dispatch, forget, recorded } from "../../provider";
-import type { OwnedRecord } from "../../provider";
+import { dispatch, forget, recorded, removeUnmarked, unmarked } from "../../provider";
+import type { OwnedRecord, UnmarkedObject } from "../../provider";
 
 interface Options {
   cwd: string;
@@ -55,6 +58,9 @@ function stackState(options: Options): { stack: string; owners: Set<string> } {
   return { stack: `${project}/${stack.split("/").pop()}`, owners };
 }
 
+/** Deleting in this order never deletes a namespace or bridge before what is in it. */
+const DELETE_ORDER = ["NatRule", "Route", "IpForwarding", "TapDevice", "VethPair", "Bridge", "Namespace"];
+
 /** The stack's recorded objects that are not in its state and still exist (stale records of gone objects are dropped). */
 export async function orphans(stack: string, owners: Set<string>): Promise<OwnedRecord[]> {
   const found: OwnedRecord[] = [];
@@ -64,37 +70,54 @@ export async function orphans(stack: string, owners: Set<string>): Promise<Owned
     if (live?.id) found.push(record);
     else forget(record.owner);
   }
-  return found;
+  return found.sort((a, b) => DELETE_ORDER.indexOf(a.kind) - DELETE_ORDER.indexOf(b.kind));
+}
+
+/** The stack's unmarked objects of killed creates whose resource is not in its state; links first. */
+export async function unmarkedOrphans(stack: string, owners: Set<string>): Promise<UnmarkedObject[]> {
+  return (await unmarked(stack)).filter((o) => o.stack === stack && !owners.has(o.owner)).sort((a, b) => (a.type === b.type ? 0 : a.type === "link" ? -1 : 1));
 }
 
 async function main(): Promise<number> {
   const options = parse(process.argv.slice(2));
   const { stack, owners } = stackState(options);
   const found = await orphans(stack, owners);
-  if (!found.length) {
+  const half = await unmarkedOrphans(stack, owners);
+  if (!found.length && !half.length) {
     console.log(`stack ${stack}: no objects outside its state`);
     return 0;
   }
-  console.log(`stack ${stack}: ${found.length} object(s) not in its state${options.remove ? ", deleting" : " (run with --delete to remove them)"}:`);
+  console.log(`stack ${stack}: ${found.length + half.length} object(s) not in its state${options.remove ? ", deleting" : " (run with --delete to remove them)"}:`);
   let status = 0;
-  for (const r of found) {
+  const act = async (what: string, remove: () => Promise<unknown>) => {
     let note = "";
     if (options.remove) {
       try {
-        await dispatch(r.kind, "delete", [r.id, r.outs]);
+        await remove();
         note = " deleted";
       } catch (err) {
         note = ` NOT deleted: ${(err as Error).message}`;
         status = 1;
       }
     }
-    console.log(`  ${r.kind} "${r.owner.split("/").slice(3).join("/")}" (id ${r.id})${note}`);
+    console.log(`  ${what}${note}`);
+  };
+  const nameOf = (owner: string) => owner.split("/").slice(3).join("/");
+  for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, () => dispatch(r.kind, "delete", [r.id, r.outs]));
+  for (const o of half) {
+    const where = o.type === "link" ? ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}` : "";
+    await act(`${o.owner.split("/")[2]} "${nameOf(o.owner)}": unmarked ${o.type === "netns" ? "namespace" : "interface"} "${o.name}"${where} (its create was killed)`, () => removeUnmarked(o));
   }
   return status;
 }
 
 if (require.main === module) {
-  main().then(
+  // nslab's ip sessions do not hold the event loop open (in the provider, the gRPC
+  // server does): hold it while the command works.
+  const keepAlive = setInterval(() => undefined, 60_000);
+  main()
+    .finally(() => clearInterval(keepAlive))
+    .then(
     (code) => process.exit(code),
     (err) => {
       console.error(`nslab-orphans: ${(err as Error).message}`);

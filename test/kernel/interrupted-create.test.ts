@@ -58,6 +58,21 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     expect(kernel.intended(undefined, `netns-${name}`)).toBeUndefined();
     await namespace.delete(name, outs);
 
+    // Killed inside `ip netns add` (file made, namespace not mounted on it yet): a plain
+    // file under /run/netns. Without the intent it is refused; with it, made properly.
+    await must("touch", [`${kernel.NETNS_DIR}/${name}`]);
+    expect(kernel.netnsHalfMade(name)).toBe(true);
+    await expect(namespace.create(mine)).rejects.toThrow(/is not a namespace/);
+    kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
+    await namespace.create(mine);
+    expect(kernel.netnsHalfMade(name)).toBe(false);
+    expect((await linkByHand("lo", name))!.ifalias).toBe(ownerTag(me));
+    // Killed inside `ip netns delete` (unmounted, not yet unlinked): delete finishes it.
+    await ipByHand("netns", "delete", name);
+    await must("touch", [`${kernel.NETNS_DIR}/${name}`]);
+    await namespace.delete(name, outs);
+    expect(kernel.netnsExists(name)).toBe(false);
+
     // Made by hand, no intent: refused.
     await ipByHand("netns", "add", name);
     await expect(namespace.create(mine)).rejects.toThrow(REFUSED);
