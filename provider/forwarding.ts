@@ -49,6 +49,8 @@ interface SwitchRecord {
   previous: string;
   /** The value nslab set; a record whose switch no longer holds it is stale. */
   set: string;
+  /** The resource's owner string (project/stack/kind/name), for nslab-orphans. */
+  by?: string;
 }
 const recordName = (f: Family) => `forwarding-${f}`;
 
@@ -72,7 +74,7 @@ async function previousValue(f: Family, i: ForwardingInputs): Promise<string> {
 
 /** Records the value to restore on the machine, before the switch is touched. */
 function keepRecord(f: Family, i: ForwardingInputs, previous: string): void {
-  kernel.writeRecord(i.namespace, recordName(f), { owner: ownerTag(i.__owner), previous, set: i[f] ? "1" : "0" } satisfies SwitchRecord, subject(i));
+  kernel.writeRecord(i.namespace, recordName(f), { owner: ownerTag(i.__owner), previous, set: i[f] ? "1" : "0", by: i.__owner } satisfies SwitchRecord, subject(i));
 }
 
 /** Drops the record once the switch is restored (only our own). */

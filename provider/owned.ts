@@ -13,6 +13,7 @@
  * marks are equal, so each would take over the other's objects. Give them different
  * stack names.
  */
+import { SWITCHES } from "./forwarding";
 import * as kernel from "./kernel";
 import { ownerTag } from "./resource";
 
@@ -62,8 +63,8 @@ export interface UnmarkedObject {
   /** project/stack. */
   stack: string;
   owner: string;
-  /** "netns" or "link". */
-  type: "netns" | "link";
+  /** "netns", "link", or "forwarding" (a switch set by a killed create: name is its sysctl). */
+  type: "netns" | "link" | "forwarding";
   name: string;
   /** Namespace of a link (undefined: the program's). */
   namespace?: string;
@@ -87,6 +88,15 @@ export async function unmarked(dropStaleOf?: string): Promise<UnmarkedObject[]> 
       if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
       found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns });
     }
+    // Forwarding switches: their record is written before the switch is set; one that
+    // still holds nslab's value is a switch the killed create set.
+    for (const file of kernel.listRecordNames(netns, "forwarding-")) {
+      const record = kernel.readRecord<{ by?: string; set?: string }>(netns, file);
+      if (!record?.by) continue;
+      const key = SWITCHES[file.slice("forwarding-".length) as keyof typeof SWITCHES];
+      if (!key || (await kernel.sysctlRead(key, netns, `forwarding in ${netns ?? "the program's namespace"}`)) !== record.set) continue;
+      found.push({ stack: stackOf(record.by), owner: record.by, type: "forwarding", name: key, namespace: netns });
+    }
   }
   return found;
 }
@@ -107,6 +117,17 @@ async function linkMark(name: string, netns: string | undefined): Promise<string
  * again that it carries no other mark. Equivalent to: ip netns delete NAME / ip [-n NS] link del NAME
  */
 export async function removeUnmarked(o: UnmarkedObject): Promise<void> {
+  if (o.type === "forwarding") {
+    const file = `forwarding-${o.name === SWITCHES.ipv4 ? "ipv4" : "ipv6"}`;
+    const record = kernel.readRecord<{ previous?: string; set?: string }>(o.namespace, file);
+    const subject = `forwarding in ${o.namespace ?? "the program's namespace"}`;
+    // Equivalent to: [nsenter --net=NS] sysctl -w KEY=PREVIOUS
+    if (record?.previous !== undefined && (await kernel.sysctlRead(o.name, o.namespace, subject)) === record.set) {
+      await kernel.sysctlWrite(o.name, record.previous, o.namespace, subject);
+    }
+    kernel.removeRecord(o.namespace, file);
+    return;
+  }
   const intentNetns = o.type === "netns" ? undefined : o.namespace;
   const mark = o.type === "netns" ? await namespaceMark(o.name) : await linkMark(o.name, o.namespace);
   if (mark !== undefined && (mark === "" || mark === ownerTag(o.owner))) {

@@ -73,9 +73,11 @@ export async function orphans(stack: string, owners: Set<string>): Promise<Owned
   return found.sort((a, b) => DELETE_ORDER.indexOf(a.kind) - DELETE_ORDER.indexOf(b.kind));
 }
 
+const ORDER: UnmarkedObject["type"][] = ["forwarding", "link", "netns"];
+
 /** The stack's unmarked objects of killed creates whose resource is not in its state; links first. */
 export async function unmarkedOrphans(stack: string, owners: Set<string>): Promise<UnmarkedObject[]> {
-  return (await unmarked(stack)).filter((o) => o.stack === stack && !owners.has(o.owner)).sort((a, b) => (a.type === b.type ? 0 : a.type === "link" ? -1 : 1));
+  return (await unmarked(stack)).filter((o) => o.stack === stack && !owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
 }
 
 async function main(): Promise<number> {
@@ -106,7 +108,9 @@ async function main(): Promise<number> {
   for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, () => dispatch(r.kind, "delete", [r.id, r.outs]));
   for (const o of half) {
     const where = o.type === "link" ? ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}` : "";
-    await act(`${o.owner.split("/")[2]} "${nameOf(o.owner)}": unmarked ${o.type === "netns" ? "namespace" : "interface"} "${o.name}"${where} (its create was killed)`, () => removeUnmarked(o));
+    const what = o.type === "netns" ? "unmarked namespace" : o.type === "link" ? "unmarked interface" : "switch";
+    const where2 = o.type === "forwarding" ? ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}` : where;
+    await act(`${o.owner.split("/")[2]} "${nameOf(o.owner)}": ${what} "${o.name}"${where2} (its create was killed)`, () => removeUnmarked(o));
   }
   return status;
 }
