@@ -9,7 +9,7 @@ import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
 import { tracked, watchEngine } from "./health";
-import { forget, remember } from "./owned";
+import { forget, pending, remember, settled } from "./owned";
 import { natKind } from "./nat";
 import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
@@ -77,9 +77,15 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     case "diff":
       return impl.diff(String(args[0]), props(args[1]), props(args[2]));
     case "create": {
-      const made = await impl.create(props(args[0]));
-      remember(impl.kind, made.outs?.__owner, made.id, made.outs);
-      return made;
+      const inputs = props(args[0]);
+      pending(impl.kind, inputs.__owner, inputs);
+      try {
+        const made = await impl.create(inputs);
+        remember(impl.kind, made.outs?.__owner, made.id, made.outs);
+        return made;
+      } finally {
+        settled(inputs.__owner);
+      }
     }
     case "read":
       return impl.read(String(args[0]), props(args[1]));

@@ -43,19 +43,40 @@ export function remember(kind: string, owner: unknown, id: string, outs: Record<
   }
 }
 
-/** Drops the record of a deleted object. */
+/** Drops the records (owned and pending) of a deleted object. */
 export function forget(owner: unknown): void {
   if (typeof owner !== "string") return;
   try {
     kernel.removeRecord(undefined, name(owner));
+    kernel.removeRecord(undefined, `pending-${name(owner).slice(PREFIX.length)}`);
   } catch {
     // Nothing to forget.
   }
 }
 
-/** Every object recorded in this namespace, of every stack. */
+/**
+ * Records a create about to run (its inputs), removed by settled() when it returns:
+ * a create killed half-way leaves this record, so nslab-orphans can find what it made
+ * (a marked route, an nft rule, a marked interface) although no owned record exists.
+ */
+export function pending(kind: string, owner: unknown, inputs: Record<string, unknown>): void {
+  if (typeof owner !== "string") return;
+  try {
+    kernel.writeRecord(undefined, `pending-${name(owner).slice(PREFIX.length)}`, { stack: stackOf(owner), owner, kind, id: "", outs: inputs } satisfies OwnedRecord, `${kind} create`);
+  } catch {
+    // Best effort, like remember().
+  }
+}
+
+/** Drops the pending() record of a create that returned (made, or failed and undone). */
+export function settled(owner: unknown): void {
+  if (typeof owner !== "string") return;
+  kernel.removeRecord(undefined, `pending-${name(owner).slice(PREFIX.length)}`);
+}
+
+/** Every object recorded in this namespace, of every stack: made (owned) and being made (pending). */
 export function recorded(): OwnedRecord[] {
-  return kernel.listRecords<OwnedRecord>(undefined, PREFIX);
+  return [...kernel.listRecords<OwnedRecord>(undefined, PREFIX), ...kernel.listRecords<OwnedRecord>(undefined, "pending-")];
 }
 
 /** An object a killed create made but never marked: its intent record is all there is. */

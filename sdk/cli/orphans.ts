@@ -65,9 +65,10 @@ const DELETE_ORDER = ["NatRule", "Route", "IpForwarding", "TapDevice", "VethPair
 export async function orphans(stack: string, owners: Set<string>): Promise<OwnedRecord[]> {
   const found: OwnedRecord[] = [];
   for (const record of recorded()) {
-    if (record.stack !== stack || owners.has(record.owner)) continue;
-    const live = (await dispatch(record.kind, "read", [record.id, record.outs])) as { id?: string };
-    if (live?.id) found.push(record);
+    if (record.stack !== stack || owners.has(record.owner) || found.some((f) => f.owner === record.owner)) continue;
+    // read answers {} when the object is gone (or carries no mark of this resource).
+    const live = (await dispatch(record.kind, "read", [record.id, record.outs])) as { props?: unknown };
+    if (live?.props) found.push(record);
     else forget(record.owner);
   }
   return found.sort((a, b) => DELETE_ORDER.indexOf(a.kind) - DELETE_ORDER.indexOf(b.kind));
