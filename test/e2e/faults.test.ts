@@ -32,3 +32,17 @@ it("kill -9 of the CLI during up and of the provider during destroy: the recover
     expect(t.left.filter((role: string) => !["language host", "program (node)"].includes(role)), log).toEqual([]);
   }
 });
+
+it("kill -9 of the provider during up, then destroy and nslab-orphans --delete: nothing is left", { timeout: 900_000 }, async () => {
+  const out = path.join(REPO, "test/.work", `faults-destroy-${process.pid}.json`);
+  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "1", "--hosts", "10", "--kinds", "provider-up", "--recovery", "destroy", "--json", out], { timeoutMs: 900_000 });
+  const log = `${r.stdout}\n${r.stderr}`;
+  expect(fs.existsSync(out), log).toBe(true);
+  const [t] = (JSON.parse(fs.readFileSync(out, "utf8")) as { results: Record<string, any>[] }).results;
+  fs.rmSync(out);
+  expect(t.namespacesAtKill, log).toBeGreaterThan(0);
+  expect(t.destroyed, log).toBe(true);
+  expect(t.orphans, log).toMatch(/stack nslab-bench\/faults: /);
+  expect(t.failures, log).toEqual([]);
+  expect(t.residue, log).toEqual([]);
+});
