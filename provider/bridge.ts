@@ -91,6 +91,10 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
 
   async create(i) {
     requireNamespace(i, subject(i), "");
+    const tag = ownerTag(i.__owner);
+    const intent = `link-${i.name}`;
+    const earlier = kernel.intended(i.namespace, intent);
+    kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
     const created = await kernel
       .ip(
         // Equivalent to: ip link add name NAME address MAC [mtu M] type bridge stp_state N
@@ -101,11 +105,15 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
       )
       .then(() => true)
       .catch(async (err) => {
-        if (err instanceof NslabError && err.kind === "AlreadyExists" && i.adopt) {
-          const live = await freshLink(i.name, i.namespace);
-          if (live?.kind === "bridge") return false;
+        // adopt, or this resource's own bridge (its alias, or its intent when a killed
+        // run made it but did not mark it): take it over.
+        const live = err instanceof NslabError && err.kind === "AlreadyExists" ? await freshLink(i.name, i.namespace) : undefined;
+        if (live && (i.adopt || live.alias === tag || (!live.alias && earlier === tag))) {
+          if (live.kind === "bridge") return false;
+          kernel.intentDone(i.namespace, intent);
           throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live?.kind || "plain"} interface, not a bridge.`);
         }
+        kernel.intentDone(i.namespace, intent);
         return unsupportedVlan(err, i);
       });
     try {
@@ -114,6 +122,8 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
     } catch (err) {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
       throw err;
+    } finally {
+      kernel.intentDone(i.namespace, intent);
     }
   },
 

@@ -32,6 +32,12 @@ const NOT_FOUND =
   /Cannot find device|does not exist|No such device|No such file or directory|No such process|Cannot open network namespace|not found|ENOENT|No such (?:rule|table|chain)/i;
 const EXISTS = /File exists|already exists|EEXIST|Device or resource busy/i;
 const UNSUPPORTED = /Operation not supported|not supported|EOPNOTSUPP|Unknown device type/i;
+/**
+ * nsenter (and the shell of an ip session) could not start the tool: it is not
+ * installed. Checked before NOT_FOUND, whose "No such file or directory" it contains,
+ * so that a missing `nft` never reads as "rule gone".
+ */
+const MISSING_TOOL = /(?:nsenter: failed to execute|nsenter: cannot execute|exec:?) ([^\s:]+): (?:No such file or directory|not found)/;
 
 /**
  * Builds the error for a failed command from its stderr and exit code: the one place
@@ -41,6 +47,11 @@ const UNSUPPORTED = /Operation not supported|not supported|EOPNOTSUPP|Unknown de
 export function commandError(subject: string, command: string, stderr: string, exitCode: number): NslabError {
   const detail = stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit code ${exitCode}`;
   const details = { command, stderr, exitCode };
+  const missing = MISSING_TOOL.exec(stderr);
+  if (missing || exitCode === 127) {
+    const tool = missing?.[1] ?? command.split(" ")[0];
+    return new NslabError("CommandFailed", `${subject}: ${tool} is not installed (not found in PATH; run scripts/setup or install it). Command: ${command}`, details);
+  }
   if (PERMISSION.test(stderr)) {
     return new NslabError(
       "Permission",

@@ -2,10 +2,23 @@
  * IpForwarding: the IPv4 and/or IPv6 forwarding switches of one namespace
  * (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding). It records what it found and
  * puts that back on delete, so destroying a lab leaves the switches as they were.
+ *
+ * The value to restore is kept twice: in Pulumi's state (outputs previousIpv4/6) and
+ * on the machine, in /run/nslab/netns-INODE/forwarding-ipv4.json (kernel.writeRecord),
+ * written *before* the switch is set. When a run is killed after setting the switch
+ * but before Pulumi recorded it (or with PULUMI_SKIP_CHECKPOINTS, which writes state
+ * only at the end), the next create finds that record, sees it is its own (same owner
+ * tag) and still describes the switch (the switch holds the value it set), and restores
+ * the machine's value from it instead of recording nslab's own "1". The record lives
+ * on a tmpfs like the switch itself (both are gone at reboot), is keyed by the
+ * namespace's inode (unique among live namespaces; deleting a namespace with nslab
+ * removes its records), and is removed when the switch is restored. A live record of
+ * *another* resource means another IpForwarding manages the switch: refused unless
+ * adopt: true, which inherits that record's value to restore.
  */
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
-import { CommonInputs, compact, diffFields, FieldRule, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
 export const SWITCHES = { ipv4: "net.ipv4.ip_forward", ipv6: "net.ipv6.conf.all.forwarding" } as const;
@@ -27,6 +40,48 @@ const RULES: FieldRule[] = [{ name: "namespace", replace: true }, { name: "ipv4"
 const FAMILIES: Family[] = ["ipv4", "ipv6"];
 const prevKey = (f: Family) => (f === "ipv4" ? "previousIpv4" : "previousIpv6") as "previousIpv4" | "previousIpv6";
 const subject = (i: ForwardingInputs) => `IP forwarding in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}`;
+
+/** What is kept on the machine for one switch while nslab manages it. */
+interface SwitchRecord {
+  /** ownerTag of the resource that manages the switch. */
+  owner: string;
+  /** The machine's value before nslab, put back on delete. */
+  previous: string;
+  /** The value nslab set; a record whose switch no longer holds it is stale. */
+  set: string;
+  /** The resource's owner string (project/stack/kind/name), for nslab-orphans. */
+  by?: string;
+}
+const recordName = (f: Family) => `forwarding-${f}`;
+
+/**
+ * The value to restore for one switch about to be managed by `i`: the machine's, from
+ * a live record of an earlier, interrupted create of this resource (or of another
+ * resource, with adopt), else the current value. Refuses another resource's switch.
+ */
+async function previousValue(f: Family, i: ForwardingInputs): Promise<string> {
+  const current = await readSwitch(f, i);
+  const record = kernel.readRecord<SwitchRecord>(i.namespace, recordName(f));
+  if (!record || record.set !== current) return current;
+  if (record.owner !== ownerTag(i.__owner) && !i.adopt) {
+    throw new NslabError(
+      "AlreadyExists",
+      `${subject(i)}: ${f} forwarding already exists: another nslab resource (${record.owner}) set it to '${record.set}' and will restore '${record.previous}'. Delete that resource, or set adopt: true to take the switch over.`,
+    );
+  }
+  return record.previous;
+}
+
+/** Records the value to restore on the machine, before the switch is touched. */
+function keepRecord(f: Family, i: ForwardingInputs, previous: string): void {
+  kernel.writeRecord(i.namespace, recordName(f), { owner: ownerTag(i.__owner), previous, set: i[f] ? "1" : "0", by: i.__owner } satisfies SwitchRecord, subject(i));
+}
+
+/** Drops the record once the switch is restored (only our own). */
+function dropRecord(f: Family, props: ForwardingInputs): void {
+  const record = kernel.readRecord<SwitchRecord>(props.namespace, recordName(f));
+  if (record?.owner === ownerTag(props.__owner)) kernel.removeRecord(props.namespace, recordName(f));
+}
 
 async function readSwitch(f: Family, i: ForwardingInputs): Promise<string> {
   return kernel.sysctlRead(SWITCHES[f], i.namespace, subject(i));
@@ -72,8 +127,9 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
   async create(i) {
     requireNamespace(i);
     const outs: ForwardingOutputs = { ...i };
-    for (const f of FAMILIES) if (i[f] !== undefined) outs[prevKey(f)] = await readSwitch(f, i);
+    for (const f of FAMILIES) if (i[f] !== undefined) outs[prevKey(f)] = await previousValue(f, i);
     try {
+      for (const f of FAMILIES) if (i[f] !== undefined) keepRecord(f, i, outs[prevKey(f)]!);
       await apply(i);
     } catch (err) {
       await restore(outs).catch(() => undefined);
@@ -96,12 +152,14 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
     const outs: ForwardingOutputs = { ...news, previousIpv4: olds.previousIpv4, previousIpv6: olds.previousIpv6 };
     // A switch newly managed: remember what it was. One no longer managed: put it back.
     for (const f of FAMILIES) {
-      if (news[f] !== undefined && outs[prevKey(f)] === undefined) outs[prevKey(f)] = await readSwitch(f, news);
+      if (news[f] !== undefined && outs[prevKey(f)] === undefined) outs[prevKey(f)] = await previousValue(f, news);
       if (news[f] === undefined && olds[prevKey(f)] !== undefined) {
         await kernel.sysctlWrite(SWITCHES[f], olds[prevKey(f)]!, news.namespace, subject(news));
+        dropRecord(f, olds);
         delete outs[prevKey(f)];
       }
     }
+    for (const f of FAMILIES) if (news[f] !== undefined) keepRecord(f, news, outs[prevKey(f)]!);
     await apply(news);
     return { outs: compact(outs) };
   },
@@ -116,6 +174,8 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
 async function restore(props: ForwardingOutputs): Promise<void> {
   for (const f of FAMILIES) {
     const previous = props[prevKey(f)];
-    if (previous !== undefined) await kernel.sysctlWrite(SWITCHES[f], previous, props.namespace, subject(props));
+    if (previous === undefined) continue;
+    await kernel.sysctlWrite(SWITCHES[f], previous, props.namespace, subject(props));
+    dropRecord(f, props);
   }
 }

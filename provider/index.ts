@@ -8,6 +8,8 @@
 import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
+import { tracked, watchEngine } from "./health";
+import { forget, pending, remember, settled } from "./owned";
 import { natKind } from "./nat";
 import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
@@ -42,6 +44,8 @@ export type { ReachabilityInputs, ReachabilityOutputs, ReachabilityProtocol, Rea
 export { processKind } from "./process";
 export type { ProcessInputs, ProcessOutputs } from "./process";
 export { ownerTag } from "./resource";
+export { recorded, forget, unmarked, removeUnmarked } from "./owned";
+export type { OwnedRecord, UnmarkedObject } from "./owned";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -73,19 +77,40 @@ export async function dispatch(kind: string, op: Operation, args: unknown[]): Pr
   if (!impl) {
     throw new NslabError("InvalidArgument", `nslab has no resource kind "${kind}" (known: ${Object.keys(KINDS).join(", ")}). Is the installed nslab older than the program?`);
   }
+  watchEngine();
+  return tracked(() => run(impl, op, args));
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
     case "check":
       return impl.check(args[0] ? props(args[0]) : undefined, props(args[1]));
     case "diff":
       return impl.diff(String(args[0]), props(args[1]), props(args[2]));
-    case "create":
-      return impl.create(props(args[0]));
+    case "create": {
+      const inputs = props(args[0]);
+      pending(impl.kind, inputs.__owner, inputs);
+      try {
+        const made = await impl.create(inputs);
+        remember(impl.kind, made.outs?.__owner, made.id, made.outs);
+        return made;
+      } finally {
+        settled(inputs.__owner);
+      }
+    }
     case "read":
       return impl.read(String(args[0]), props(args[1]));
-    case "update":
-      return impl.update(String(args[0]), props(args[1]), props(args[2]));
-    case "delete":
-      return impl.delete(String(args[0]), props(args[1]));
+    case "update": {
+      const updated = await impl.update(String(args[0]), props(args[1]), props(args[2]));
+      remember(impl.kind, updated.outs?.__owner, String(args[0]), updated.outs);
+      return updated;
+    }
+    case "delete": {
+      await impl.delete(String(args[0]), props(args[1]));
+      forget(props(args[1]).__owner);
+      return undefined;
+    }
     default:
       throw new NslabError("InvalidArgument", `unknown provider operation "${String(op)}"`);
   }

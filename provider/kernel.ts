@@ -240,6 +240,9 @@ export async function netnsAdd(name: string, subject: string): Promise<void> {
  */
 export async function netnsDelete(name: string, subject: string): Promise<void> {
   await Promise.all([closeSessions(name), closeProbers(name)]);
+  // Records kept for it die with it (its inode number may be reused by a later one).
+  const inode = netnsInode(name);
+  if (inode !== undefined) fs.rmSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, force: true });
   await ip(["netns", "delete", name], undefined, subject);
 }
 
@@ -261,6 +264,20 @@ export function requireNetns(netns: Netns, subject: string, property = "", recor
     ? `It is in the stack's state but not in the kernel (after a reboot /run/netns is empty, or it was deleted by hand): run \`pulumi up --refresh\` to recreate what is gone.`
     : `Create it first (nslab.Namespace) and pass its .name, so Pulumi orders the two; if the stack made it before a reboot, run \`pulumi up --refresh\`.`;
   throw new NslabError("NotFound", `${subject}: ${property}namespace "${netns}" does not exist. ${fix}`);
+}
+
+/**
+ * True when /run/netns/NAME exists but is not a namespace: `ip netns add` creates the
+ * file, then bind-mounts the new namespace on it (and `ip netns delete` unmounts, then
+ * unlinks), so an `ip` killed in between leaves a plain empty file. Told apart by its
+ * device: a namespace file is on nsfs, like /proc/self/ns/net.
+ */
+export function netnsHalfMade(name: string): boolean {
+  try {
+    return fs.statSync(`${NETNS_DIR}/${name}`).dev !== fs.statSync("/proc/self/ns/net").dev;
+  } catch {
+    return false;
+  }
 }
 
 /** Names of the namespaces in /run/netns. */
@@ -624,4 +641,160 @@ export function signalProcess(pid: number, startTime: string, signal: NodeJS.Sig
   } catch {
     return false;
   }
+}
+
+// ---- cross-process lock per namespace ---------------------------------------------------
+
+/** Longest wait for another process's lock on a namespace before giving up. */
+const LOCK_WAIT_S = 60;
+
+/** The namespace's nsfs file: /run/netns/NS, or /proc/self/ns/net for the program's. */
+function netnsFile(netns: Netns): string {
+  return netns === undefined ? "/proc/self/ns/net" : `${NETNS_DIR}/${netns}`;
+}
+
+/**
+ * Runs `work` holding an exclusive lock on the namespace, shared by every nslab
+ * process on the machine: flock(2) on the namespace's own nsfs file, so the lock is
+ * keyed by the namespace itself (two sandboxes with equal names never meet), needs no
+ * file on disk, and is released by the kernel when its holder dies. Node has no
+ * flock(), so a `flock FILE cat` child holds it: it echoes a line once locked and
+ * exits when its stdin closes, which also happens when this process is killed.
+ * Equivalent to: flock -w 60 /run/netns/NS <work>
+ */
+export async function withNetnsLock<T>(netns: Netns, subject: string, work: () => Promise<T>): Promise<T> {
+  const { execa } = await import("execa");
+  const holder = execa("flock", ["-w", String(LOCK_WAIT_S), netnsFile(netns), "cat"], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    reject: false,
+    env: { LC_ALL: "C" },
+  });
+  const locked = new Promise<void>((resolve, reject) => {
+    holder.stdout!.once("data", () => resolve());
+    holder.then((r) => {
+      const why = r.exitCode === undefined && /ENOENT/.test(String(r.message)) ? "flock is not installed (util-linux)" : `flock exited ${r.exitCode}: ${String(r.stderr).trim() || `no lock within ${LOCK_WAIT_S} s`}`;
+      reject(new NslabError("CommandFailed", `${subject}: cannot lock ${netns === undefined ? "the program's namespace" : `namespace "${netns}"`}: ${why}`));
+    });
+  });
+  holder.stdin!.write("locked\n");
+  try {
+    await locked;
+    return await work();
+  } finally {
+    holder.stdin!.end();
+    await holder;
+  }
+}
+
+// ---- records kept beside the kernel's state ----------------------------------------------
+
+/** Where nslab keeps what it must restore later (a tmpfs: gone at reboot, like sysctls). */
+export const RECORD_DIR = "/run/nslab";
+
+/**
+ * The namespace's identity for records: its nsfs inode number, which is unique among
+ * live namespaces (names are not: two sandboxes both have a "ns1"); undefined when the
+ * namespace does not exist.
+ */
+function netnsInode(netns: Netns): string | undefined {
+  try {
+    return String(fs.statSync(netnsFile(netns)).ino);
+  } catch {
+    return undefined;
+  }
+}
+
+const recordPath = (inode: string, name: string) => `${RECORD_DIR}/netns-${inode}/${name}.json`;
+
+/** Reads a record kept for the namespace (see writeRecord); undefined when there is none. */
+export function readRecord<T>(netns: Netns, name: string): T | undefined {
+  const inode = netnsInode(netns);
+  if (inode === undefined) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(recordPath(inode, name), "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Keeps a small JSON record for the namespace under /run/nslab/netns-INODE/NAME.json,
+ * written atomically (temporary file, then rename), so that it survives the loss of
+ * Pulumi's state (a killed run) but not a reboot.
+ */
+export function writeRecord(netns: Netns, name: string, value: unknown, subject: string): void {
+  const inode = netnsInode(netns);
+  if (inode === undefined) throw new NslabError("NotFound", `${subject}: the namespace is gone, nothing to record`);
+  const file = recordPath(inode, name);
+  try {
+    fs.mkdirSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, mode: 0o755 });
+    fs.writeFileSync(`${file}.${process.pid}`, JSON.stringify(value) + "\n");
+    fs.renameSync(`${file}.${process.pid}`, file);
+  } catch (err) {
+    throw new NslabError("CommandFailed", `${subject}: cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Removes a record (and its folder when empty); absent is fine. */
+export function removeRecord(netns: Netns, name: string): void {
+  const inode = netnsInode(netns);
+  if (inode === undefined) return;
+  fs.rmSync(recordPath(inode, name), { force: true });
+  try {
+    fs.rmdirSync(`${RECORD_DIR}/netns-${inode}`);
+  } catch {
+    // Not empty (another record) or already gone.
+  }
+}
+
+/**
+ * Records that the resource tagged `owner` is about to create `object` ("netns-NAME",
+ * "link-NAME") in `netns`, before the command that makes it: the kernel cannot mark an
+ * object in the same step that creates it (an alias is set after `ip link add`, a
+ * namespace's lo after `ip netns add`), so a run killed in between leaves an unmarked
+ * object. The next create of the same resource finds this record (intended()) and takes
+ * the object over instead of refusing it. Removed by intentDone() once marked. `by` is
+ * the resource's owner string (project/stack/kind/name), for nslab-orphans.
+ */
+export function intend(netns: Netns, object: string, owner: string, subject: string, by?: string): void {
+  writeRecord(netns, `intent-${object}`, { owner, by }, subject);
+}
+
+/** The owner tag of a pending intent() for `object`, if any. */
+export function intended(netns: Netns, object: string): string | undefined {
+  return readRecord<{ owner?: string }>(netns, `intent-${object}`)?.owner;
+}
+
+/** Drops the intent() for `object`: it is marked now, or was not made. */
+export function intentDone(netns: Netns, object: string): void {
+  removeRecord(netns, `intent-${object}`);
+}
+
+/** Names (without .json) of the namespace's records that start with `prefix`. */
+export function listRecordNames(netns: Netns, prefix: string): string[] {
+  const inode = netnsInode(netns);
+  if (inode === undefined) return [];
+  try {
+    return fs.readdirSync(`${RECORD_DIR}/netns-${inode}`).filter((n) => n.startsWith(prefix) && n.endsWith(".json")).map((n) => n.slice(0, -".json".length));
+  } catch {
+    return [];
+  }
+}
+
+/** Every record of the namespace whose name starts with `prefix`. */
+export function listRecords<T>(netns: Netns, prefix: string): T[] {
+  const inode = netnsInode(netns);
+  if (inode === undefined) return [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(`${RECORD_DIR}/netns-${inode}`);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.startsWith(prefix) && n.endsWith(".json")).flatMap((n) => {
+    const record = readRecord<T>(netns, n.slice(0, -".json".length));
+    return record === undefined ? [] : [record];
+  });
 }

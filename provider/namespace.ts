@@ -20,7 +20,7 @@ const subject = (name: string) => `namespace "${name}"`;
 
 /** The alias on the namespace's lo, or undefined when the namespace is gone. */
 async function marker(name: string): Promise<string | undefined> {
-  if (!kernel.netnsExists(name)) return undefined;
+  if (!kernel.netnsExists(name) || kernel.netnsHalfMade(name)) return undefined;
   const lo = (await kernel.links(name)).find((l) => l.ifname === "lo");
   return lo?.ifalias ?? "";
 }
@@ -65,26 +65,50 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
 
   async create(inputs) {
     const { name } = inputs;
+    const tag = ownerTag(inputs.__owner);
+    const intent = `netns-${name}`;
+    const earlier = kernel.intended(undefined, intent);
+    let made = false;
+    if (kernel.netnsHalfMade(name)) {
+      // The file of an `ip netns add` killed before it mounted the namespace: this
+      // resource's own (its intent) is removed and made again; anyone else's is refused.
+      if (earlier !== tag && !inputs.adopt) {
+        throw new NslabError("AlreadyExists", `${subject(name)}: ${kernel.NETNS_DIR}/${name} exists but is not a namespace (an interrupted ip netns add?). Remove it (ip netns del ${name}) or set adopt: true.`);
+      }
+      await kernel.netnsDelete(name, subject(name));
+    }
     if (kernel.netnsExists(name)) {
-      if (!inputs.adopt) {
+      // This resource's own namespace (its mark on lo, or its intent record when the
+      // run was killed between `ip netns add` and the mark) is an interrupted create:
+      // take it over. Anyone else's is refused unless adopt.
+      const mark = await marker(name);
+      const ours = mark === tag || (!mark && earlier === tag);
+      if (!inputs.adopt && !ours) {
         throw new NslabError(
           "AlreadyExists",
           `${subject(name)} already exists. Remove it (ip netns del ${name}), choose another name, or set adopt: true to take it over.`,
         );
       }
     } else {
+      kernel.intend(undefined, intent, tag, subject(name), inputs.__owner);
       // Equivalent to: ip netns add NAME
-      await kernel.netnsAdd(name, subject(name));
+      await kernel.netnsAdd(name, subject(name)).catch((err) => {
+        kernel.intentDone(undefined, intent);
+        throw err;
+      });
+      made = true;
     }
     try {
       const seen = await claim(name, inputs.__owner);
-      if (seen !== ownerTag(inputs.__owner)) {
-        throw new NslabError("Verification", `${subject(name)}: ownership mark on lo: desired '${ownerTag(inputs.__owner)}', current '${seen}'`);
+      if (seen !== tag) {
+        throw new NslabError("Verification", `${subject(name)}: ownership mark on lo: desired '${tag}', current '${seen}'`);
       }
     } catch (err) {
       // Transactional: a namespace we just made goes again; an adopted one is left.
-      if (!inputs.adopt) await kernel.netnsDelete(name, subject(name)).catch(() => undefined);
+      if (made) await kernel.netnsDelete(name, subject(name)).catch(() => undefined);
       throw err;
+    } finally {
+      kernel.intentDone(undefined, intent);
     }
     return { id: name, outs: outputs(inputs) };
   },
@@ -103,6 +127,8 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
 
   async delete(id, props) {
     const name = props.name ?? id;
+    // The remains of our namespace whose delete was killed between unmount and unlink.
+    if (kernel.netnsHalfMade(name)) return kernel.netnsDelete(name, subject(name));
     const seen = await marker(name);
     // Gone already, or no longer ours (someone replaced it): nothing of ours to delete.
     if (seen === undefined || seen !== ownerTag(props.__owner)) return;

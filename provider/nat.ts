@@ -1,15 +1,32 @@
 /**
  * NatRule: one nftables NAT rule (masquerade, snat or dnat). All of nslab's rules in a
- * namespace live in one table it owns, `inet nslab`, with base chains made on demand
+ * namespace live in one table, `inet nslab`, with base chains made on demand
  * (`postrouting` for masquerade/snat, `prerouting` for dnat). Each rule carries a
  * comment with its resource's tag, so refresh finds exactly it and delete removes
- * exactly it; every change is one atomic `nft -f -` transaction; the table goes with
- * its last rule. Operations in one namespace are serialized within the provider
- * process, so rules created in parallel never clobber each other.
+ * exactly it; every change is one atomic `nft -f -` transaction.
+ *
+ * Concurrency and ownership (why it is built this way):
+ * - Several processes (two stacks, two provider processes of one run, a killed run's
+ *   orphan) may change rules in one namespace at once. An nft transaction is atomic,
+ *   but deciding *what* to delete needs a listing first, and nft has no "delete the
+ *   table only if empty" (nft 1.0.6 deletes tables and chains recursively). So every
+ *   list-then-write is done holding a lock on the namespace (kernel.withNetnsLock:
+ *   flock on the namespace's nsfs file). The lock is keyed by the namespace itself,
+ *   is released by the kernel when its holder dies (a kill -9 leaves no stale lock),
+ *   and costs one small process per rule change. Within a process, operations on one
+ *   namespace are also queued, so parallel creates wait in memory, not in flock.
+ * - Delete removes our rule; our base chain too when nothing else is left in it; the
+ *   table only when nothing else at all is left in it. Chains, sets, maps or rules that
+ *   someone else put into `inet nslab` therefore keep the table (and their chain).
+ *   Other tools are not bound by nslab's lock: content they add in the instant between
+ *   our listing and our write is the one case not covered.
+ * - A rule of this resource already there (its own comment: a create that was
+ *   interrupted before Pulumi recorded it) is taken over and converged, as CNI's ADD
+ *   does; rules of other resources carry other comments and are never touched.
  */
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
-import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, isNslabTag, ownerTag, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown, networkOf } from "./validate";
 
 export const NAT_TABLE = "nslab";
@@ -125,16 +142,29 @@ export function parseRule(rule: NftRule): Partial<NatInputs> {
 
 // ---- kernel ----------------------------------------------------------------------------
 
-/** Our table's rules, fresh or from the run's snapshot; [] when the table is absent. */
-async function tableRules(netns: string | undefined, fresh: boolean, what: string): Promise<NftRule[]> {
+/** Everything `nft -j list table inet nslab` prints, fresh or from the run's snapshot; [] when the table is absent. */
+async function tableObjects(netns: string | undefined, fresh: boolean, what: string): Promise<Record<string, any>[]> {
   const args = ["list", "table", "inet", NAT_TABLE];
   try {
     const out = fresh ? await kernel.nftJson<{ nftables: Record<string, unknown>[] }>(args, netns, what) : await kernel.nftSnapshot<{ nftables: Record<string, unknown>[] }>(args, netns, what);
-    return out.nftables.filter((x) => "rule" in x).map((x) => x.rule as NftRule);
+    return out.nftables;
   } catch (err) {
     if (err instanceof NslabError && err.kind === "NotFound") return [];
     throw err;
   }
+}
+
+/** Our table's rules, fresh or from the run's snapshot; [] when the table is absent. */
+async function tableRules(netns: string | undefined, fresh: boolean, what: string): Promise<NftRule[]> {
+  return (await tableObjects(netns, fresh, what)).filter((x) => "rule" in x).map((x) => x.rule as NftRule);
+}
+
+/**
+ * Runs a list-then-write on the namespace's rules: after the process's earlier ones
+ * (in memory) and holding the namespace's cross-process lock (see the file header).
+ */
+function locked<T>(i: NatInputs, work: () => Promise<T>): Promise<T> {
+  return serialized(i.namespace, () => kernel.withNetnsLock(i.namespace, subject(i), work));
 }
 
 function requireNamespace(i: NatInputs, recorded = false): void {
@@ -164,17 +194,37 @@ async function write(i: NatInputs, old: NftRule | undefined): Promise<void> {
   }
 }
 
-/** Deletes our rule, and the table with it when no other rule is left: one transaction. */
+/**
+ * What is in the table besides nslab's rules and base chains: anything else keeps it.
+ * `metainfo` and the table's own entry are not content.
+ */
+export function foreignContent(objects: Record<string, any>[]): string[] {
+  return objects.flatMap((o) => {
+    const [type] = Object.keys(o);
+    if (type === "metainfo" || type === "table") return [];
+    if (type === "chain" && o.chain.name in CHAINS) return [];
+    if (type === "rule" && isNslabTag(o.rule.comment)) return [];
+    return [`${type} ${o[type].name ?? `in chain ${o[type].chain} (handle ${o[type].handle})`}`];
+  });
+}
+
+/**
+ * Deletes our rule in one transaction: with it our base chain when nothing else is in
+ * it, and the table when nothing else is in it. Call it holding the lock (locked()).
+ */
 async function remove(i: NatInputs): Promise<void> {
-  const rules = await tableRules(i.namespace, true, subject(i));
+  const objects = await tableObjects(i.namespace, true, subject(i));
+  const rules = objects.filter((x) => "rule" in x).map((x) => x.rule as NftRule);
   const ours = rules.find((r) => r.comment === ownerTag(i.__owner));
   if (!ours) return;
-  const last = rules.length === 1;
-  await kernel.nftScript(
-    (last ? `delete table ${TABLE}` : `delete rule ${TABLE} ${ours.chain} handle ${ours.handle}`) + "\n",
-    i.namespace,
-    subject(i),
-  );
+  const others = rules.filter((r) => r !== ours);
+  const tableEmpty = others.length === 0 && foreignContent(objects).length === 0;
+  const chainEmpty = !others.some((r) => r.chain === ours.chain) && ours.chain in CHAINS;
+  const script = tableEmpty
+    ? [`delete table ${TABLE}`]
+    : [`delete rule ${TABLE} ${ours.chain} handle ${ours.handle}`, ...(chainEmpty ? [`delete chain ${TABLE} ${ours.chain}`] : [])];
+  // Equivalent to: nft -f - <<< "delete rule inet nslab CHAIN handle H[; delete chain ...]" (or "delete table inet nslab")
+  await kernel.nftScript(script.join("\n") + "\n", i.namespace, subject(i));
 }
 
 export const natKind: ResourceKind<NatInputs, NatOutputs> = {
@@ -229,12 +279,11 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
   },
 
   create(i) {
-    return serialized(i.namespace, async () => {
+    return locked(i, async () => {
       requireNamespace(i);
+      // A rule with this resource's own comment is one an interrupted create made:
+      // take it over and converge it (replaced in the same transaction).
       const existing = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === ownerTag(i.__owner));
-      if (existing && !i.adopt) {
-        throw new NslabError("AlreadyExists", `${subject(i)}: a rule of this resource already exists in table ${TABLE} (handle ${existing.handle}). Set adopt: true to take it over, or delete it.`);
-      }
       try {
         await write(i, existing);
       } catch (err) {
@@ -255,7 +304,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
   },
 
   update(_id, olds, news) {
-    return serialized(news.namespace, async () => {
+    return locked(news, async () => {
       requireNamespace(news, true);
       const existing = (await tableRules(news.namespace, true, subject(news))).find((r) => r.comment === ownerTag(olds.__owner));
       await write(news, existing);
@@ -263,10 +312,12 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
     });
   },
 
-  delete(_id, props) {
-    return serialized(props.namespace, async () => {
+  async delete(_id, props) {
+    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
+    await locked(props, () => remove(props)).catch((err) => {
+      // The namespace went while we waited: so did the rule.
       if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
-      await remove(props);
+      throw err;
     });
   },
 };

@@ -210,9 +210,13 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
       shown = await writeAndShow("add", r);
     } catch (err) {
       if (!(err instanceof NslabError && err.kind === "AlreadyExists")) return explain(err, r);
-      if (!r.adopt) {
-        kernel.resetSnapshots();
-        const existing = await findRoute(r);
+      kernel.resetSnapshots();
+      const existing = await findRoute(r);
+      // Routes carry no per-owner mark (proto 151 says only "nslab"): a route of nslab's
+      // that is exactly what this resource asks for is taken over as an interrupted
+      // create; any other is refused unless adopt.
+      const identical = existing?.protocol === NSLAB_ROUTE_PROTO && (() => { try { verify(r, [existing]); return true; } catch { return false; } })();
+      if (!r.adopt && !identical) {
         const whose = existing?.protocol === NSLAB_ROUTE_PROTO ? "nslab (another resource or an earlier run)" : `proto ${existing?.protocol ?? "boot"}`;
         throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}). Remove it, change destination/table/metric, or set adopt: true to take it over.`);
       }

@@ -101,6 +101,10 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   async create(i) {
     requireNamespace(i, subject(i), "");
     let created = true;
+    const tag = ownerTag(i.__owner);
+    const intent = `link-${i.name}`;
+    const earlier = kernel.intended(i.namespace, intent);
+    kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
     try {
       // Equivalent to: ip [-n NS] tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]
       await kernel.ip(
@@ -115,14 +119,19 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       );
     } catch (err) {
       const live = await freshLink(i.name, i.namespace);
+      // adopt, or this resource's own device (its alias, or its intent when a killed run
+      // made it but did not mark it): take it over, if it matches.
+      const mine = live?.alias === tag || (!live?.alias && earlier === tag);
+      if (!live || (!i.adopt && !mine)) kernel.intentDone(i.namespace, intent);
       if (!live) throw err;
-      if (!i.adopt) {
+      if (!i.adopt && !mine) {
         throw new NslabError("AlreadyExists", `${subject(i)} already exists. Remove it, choose another name, or set adopt: true to take it over.`);
       }
       const have = liveTap(live);
       const want = { mode: i.mode, owner: i.owner, group: i.group, multiQueue: i.multiQueue };
       const differs = (Object.keys(want) as (keyof typeof want)[]).find((k) => want[k] !== undefined && want[k] !== have[k]);
       if (live.kind !== "tun" || differs) {
+        kernel.intentDone(i.namespace, intent);
         throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: the existing device does not match (${differs ?? "kind"}: desire '${String(differs ? want[differs] : "tun")}', current '${String(differs ? have[differs] : live.kind)}').`);
       }
       created = false;
@@ -133,6 +142,8 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
     } catch (err) {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
       throw err;
+    } finally {
+      kernel.intentDone(i.namespace, intent);
     }
   },
 

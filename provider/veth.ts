@@ -152,13 +152,28 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       ...(inputs.mtu ? ["mtu", String(inputs.mtu)] : []),
     ];
     let created = true;
+    const tag = ownerTag(inputs.__owner);
+    const intent = `link-${a.name}`;
+    const earlier = kernel.intended(a.namespace, intent);
+    kernel.intend(a.namespace, intent, tag, pairSubject(inputs), inputs.__owner);
     try {
       // Equivalent to: ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
       await kernel.ip(["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs));
     } catch (err) {
-      if (!(err instanceof NslabError && err.kind === "AlreadyExists" && inputs.adopt)) throw err;
+      if (!(err instanceof NslabError && err.kind === "AlreadyExists")) {
+        kernel.intentDone(a.namespace, intent);
+        throw err;
+      }
       const [liveA, liveB] = [await freshLink(a.name, a.namespace), await freshLink(b.name, b.namespace)];
+      // This resource's own pair (both aliases, or its intent when a killed run made it
+      // but did not mark it) is an interrupted create: take it over, as adopt does.
+      const mine = (end?: { alias?: string }) => end?.alias === tag || (!end?.alias && earlier === tag);
+      if (!inputs.adopt && !(mine(liveA) && mine(liveB))) {
+        kernel.intentDone(a.namespace, intent);
+        throw err;
+      }
       if (!isPair(liveA, liveB)) {
+        kernel.intentDone(a.namespace, intent);
         throw new NslabError(
           "AlreadyExists",
           `${pairSubject(inputs)}: cannot adopt: an interface with one of these names exists but the two are not a veth pair. Remove it or choose other names.`,
@@ -173,6 +188,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       // Transactional: deleting one end removes both; an adopted pair is left as it was.
       if (created) await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).catch(() => undefined);
       throw err;
+    } finally {
+      kernel.intentDone(a.namespace, intent);
     }
   },
 

@@ -5,6 +5,7 @@
  * and nft table made inside: nothing can leak into the next test.
  */
 import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
 
 export interface RunResult {
   stdout: string;
@@ -124,6 +125,13 @@ export class Sandbox {
 
   async destroy(): Promise<void> {
     if (this.holder.exitCode !== null) return;
+    // What nslab recorded for this sandbox's namespace (a killed run's records) goes
+    // with it: namespace inode numbers are reused.
+    try {
+      fs.rmSync(`/run/nslab/netns-${fs.statSync(`/proc/${this.pid}/ns/net`).ino}`, { recursive: true, force: true });
+    } catch {
+      // Nothing recorded.
+    }
     const exited = new Promise((resolve) => this.holder.once("exit", resolve));
     this.holder.kill("SIGKILL");
     await exited;

@@ -19,3 +19,15 @@ describe("commandError: one place maps a command's failure to a kind", () => {
     expect(err.details).toMatchObject({ command: "ip addr add x", exitCode: 2 });
   });
 });
+
+describe("commandError: a tool missing inside a namespace is never NotFound", () => {
+  it("nsenter's 'failed to execute nft: No such file or directory' says nft is not installed", () => {
+    const err = commandError('masquerade rule in namespace "ns1"', "nsenter --net=/run/netns/ns1 -- nft -j list table inet nslab", "nsenter: failed to execute nft: No such file or directory\n", 127);
+    expect(err.kind).toBe("CommandFailed");
+    expect(err.message).toMatch(/^masquerade rule in namespace "ns1": nft is not installed/);
+  });
+  it("nft's own 'No such file or directory' for an absent table is still NotFound", () => {
+    const err = commandError("r", "nft -j list table inet nslab", "Error: No such file or directory\nlist table inet nslab\n", 1);
+    expect(err.kind).toBe("NotFound");
+  });
+});

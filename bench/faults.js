@@ -1,0 +1,314 @@
+#!/usr/bin/env node
+/**
+ * Fault harness: kill -9 of the Pulumi CLI or of nslab's provider process at a random
+ * moment of `up` or `destroy` of the benchmark lab (bench/lab: N hosts on a bridge,
+ * forwarding, a masquerade rule), then the documented recovery and the checks of
+ * issue 15. Runs in a fresh sandbox of its own (never on the host's network).
+ *
+ *   bench/faults.js [--trials 8] [--hosts 40] [--seed 1] [--checkpoints skip|write]
+ *                   [--kinds cli-up,provider-up,cli-destroy,provider-destroy]
+ *                   [--recovery up|destroy] [--json FILE]
+ *
+ * Each trial:
+ *  1. (destroy trials) `up` the lab completely first;
+ *  2. start `up` (or `destroy`), wait until a random fraction of the namespaces exists
+ *     (or is gone), then SIGKILL the CLI or the provider process;
+ *  3. 10 s after the kill, list the processes of the run still alive (every process
+ *     whose working directory is the lab's folder) and end them;
+ *  4. recovery, as README "Recovering from a crash" says: `pulumi cancel` when the stack
+ *     is locked, `pulumi refresh --clear-pending-creates`, `pulumi up` (the program is
+ *     never edited);
+ *     With --recovery destroy the user gives up on the lab instead: cancel/refresh as
+ *     above, `pulumi destroy`, then `nslab-orphans --delete` for what the state never
+ *     recorded; only the residue check follows.
+ *  5. checks: that `up` converged, `preview --refresh --expect-no-changes` exits 0,
+ *     the lab passes traffic (ping host to host and host to the bridge), `destroy`
+ *     exits 0 and leaves nothing (namespaces, links, nft tables, forwarding back to its
+ *     value before the trial, no record under /run/nslab).
+ * Prints one line per trial and the summary table (markdown), and exits 1 when any
+ * trial failed a check.
+ */
+"use strict";
+const { spawn, spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+const { root, parseArgs } = require("./common");
+
+const args = parseArgs();
+const trials = Number(args.trials ?? 8);
+const hosts = Number(args.hosts ?? 40);
+let seed = Number(args.seed ?? Date.now() % 100000);
+const checkpoints = args.checkpoints ?? "skip";
+const recovery = args.recovery ?? "up";
+if (!["up", "destroy"].includes(recovery)) throw new Error(`--recovery must be up or destroy, got ${recovery}`);
+const kinds = (args.kinds ?? "cli-up,provider-up,cli-destroy,provider-destroy").split(",");
+const GRACE_MS = 10_000;
+
+// A fresh sandbox of its own: residue checks must see only this run's objects.
+if (process.env.NSLAB_FAULTS_SANDBOX !== "1") {
+  const r = spawnSync(path.join(root, "scripts/sandbox"), [process.execPath, __filename, ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, NSLAB_FAULTS_SANDBOX: "1", PATH: `${root}/.tools/bin:${process.env.PATH}` },
+  });
+  process.exit(r.status ?? 1);
+}
+
+/** A small deterministic generator, so that a failing trial can be replayed (--seed). */
+function random() {
+  seed = (seed * 1103515245 + 12345) % 2147483648;
+  return seed / 2147483648;
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sh = (cmd, argv) => spawnSync(cmd, argv, { encoding: "utf8" });
+const namespaces = () => (fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns").length : 0);
+const forwarding = () => sh("sysctl", ["-n", "net.ipv4.ip_forward"]).stdout.trim();
+const address = (i) => `10.200.${(i + 2) >> 8}.${(i + 2) & 255}`;
+
+/** Processes whose working directory is `dir` (the CLI, language host, program, provider, ip sessions). */
+function processesIn(dir) {
+  const out = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (fs.readlinkSync(`/proc/${d}/cwd`) !== dir) continue;
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      const cmdline = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean);
+      out.push({ pid: Number(d), cmdline });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+/** A short name for a process in the report. */
+function role(p) {
+  const line = p.cmdline.join(" ");
+  if (line.includes("dynamic-provider")) return "provider";
+  if (/pulumi-language-nodejs/.test(line)) return "language host";
+  if (/\bip\b.*-batch/.test(line)) return "ip session";
+  if (p.cmdline[0] === "sh" && line.includes("nslab-ip")) return "ip launcher";
+  if (/(^|\/)pulumi$/.test(p.cmdline[0])) return "pulumi CLI";
+  if (/node/.test(p.cmdline[0])) return "program (node)";
+  return path.basename(p.cmdline[0] ?? "?");
+}
+
+class Run {
+  constructor(dir, env) {
+    this.dir = dir;
+    this.env = env;
+  }
+  /** Runs pulumi to the end; returns { code, out }. */
+  run(...a) {
+    const stack = a[0] === "stack" && a[1] === "init" ? [] : ["--stack", "faults"];
+    const r = spawnSync(path.join(root, "scripts/pulumi"), [...a, "--cwd", this.dir, ...stack], {
+      cwd: this.dir,
+      encoding: "utf8",
+      env: this.env,
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    return { code: r.status ?? 128, out: `${r.stdout}\n${r.stderr}` };
+  }
+  /** Starts pulumi in the background (scripts/pulumi execs the CLI: the pid is the CLI's). */
+  start(...a) {
+    const child = spawn(path.join(root, "scripts/pulumi"), [...a, "--cwd", this.dir, "--stack", "faults"], { cwd: this.dir, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+    child.output = "";
+    child.stdout.on("data", (d) => (child.output += d));
+    child.stderr.on("data", (d) => (child.output += d));
+    child.done = new Promise((r) => child.on("close", (code, signal) => r(code ?? signal)));
+    return child;
+  }
+}
+
+const YES = ["--yes", "--skip-preview", "--non-interactive"];
+
+/** Pings host 0 -> the last host and the last host -> the bridge; the failures. */
+function traffic() {
+  const failed = [];
+  const pairs = [
+    [`b0`, address(hosts - 1)],
+    [`b${hosts - 1}`, "10.200.0.1"],
+    [`b${Math.floor(hosts / 2)}`, address(0)],
+  ];
+  for (const [from, to] of pairs) {
+    if (sh("ip", ["netns", "exec", from, "ping", "-c", "1", "-W", "2", to]).status !== 0) failed.push(`${from} -> ${to}`);
+  }
+  return failed;
+}
+
+/** What is left in the sandbox: namespaces, links besides lo, nft tables, forwarding, records. */
+function residue(forwardBefore) {
+  for (let i = 0; i < 50; i++) {
+    const left = [];
+    const ns = fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : [];
+    if (ns.length) left.push(`${ns.length} namespaces`);
+    const links = JSON.parse(sh("ip", ["-j", "link", "show"]).stdout || "[]").filter((l) => l.ifname !== "lo");
+    if (links.length) left.push(`links ${links.map((l) => l.ifname).join(",")}`);
+    const tables = sh("nft", ["list", "tables"]).stdout.trim();
+    if (tables) left.push(`nft ${tables.replace(/\n/g, ", ")}`);
+    if (forwarding() !== forwardBefore) left.push(`ip_forward=${forwarding()} (was ${forwardBefore})`);
+    const inode = fs.statSync("/proc/self/ns/net").ino;
+    if (fs.existsSync(`/run/nslab/netns-${inode}`)) left.push(`records /run/nslab/netns-${inode}: ${fs.readdirSync(`/run/nslab/netns-${inode}`).join(",")}`);
+    if (!left.length || i === 49) return left;
+    spawnSync("sleep", ["0.1"]);
+  }
+}
+
+/** Removes whatever a failed trial left, so that the next one starts clean. */
+function scrub(forwardBefore) {
+  for (const ns of fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : []) sh("ip", ["netns", "delete", ns]);
+  for (const l of JSON.parse(sh("ip", ["-j", "link", "show"]).stdout || "[]")) if (l.ifname !== "lo") sh("ip", ["link", "delete", l.ifname]);
+  sh("nft", ["flush", "ruleset"]);
+  sh("sysctl", ["-qw", `net.ipv4.ip_forward=${forwardBefore}`]);
+  fs.rmSync(`/run/nslab/netns-${fs.statSync("/proc/self/ns/net").ino}`, { recursive: true, force: true });
+}
+
+async function trial(n, kind) {
+  const [target, phase] = kind.split("-");
+  const fraction = 0.15 + random() * 0.7;
+  const result = { trial: n, recovery, killed: target === "cli" ? "pulumi CLI" : "provider process", during: phase, fraction: Number(fraction.toFixed(2)), checkpoints, failures: [], left: [], steps: [] };
+  const forwardBefore = forwarding();
+  const work = path.join(root, "bench/.work");
+  fs.mkdirSync(work, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(work, `faults-${n}-`));
+  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench/lab", f), path.join(dir, f));
+  fs.mkdirSync(`${dir}/state`);
+  const env = {
+    ...process.env,
+    PULUMI_BACKEND_URL: `file://${dir}/state`,
+    PULUMI_CONFIG_PASSPHRASE: "",
+    PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+    ...(checkpoints === "skip" ? { PULUMI_SKIP_CHECKPOINTS: "true" } : {}),
+  };
+  const p = new Run(dir, env);
+  const must = (what, r) => {
+    result.steps.push(`${what}: exit ${r.code}`);
+    if (r.code !== 0) result.failures.push(`${what} exited ${r.code}: ${r.out.trim().split("\n").filter((l) => /error|failed|exists/i.test(l)).slice(0, 3).join(" | ")}`);
+    return r.code === 0;
+  };
+  try {
+    p.run("stack", "init", "faults");
+    p.run("config", "set", "hosts", String(hosts));
+    if (phase === "destroy" && !must("first up", p.run("up", ...YES))) return result;
+
+    // 2. The fault.
+    const cli = p.start(phase === "up" ? "up" : "destroy", ...YES);
+    const reached = () => (phase === "up" ? namespaces() >= Math.max(1, Math.round(fraction * hosts)) : namespaces() <= Math.round((1 - fraction) * hosts));
+    const deadline = Date.now() + 300_000;
+    let victim;
+    let provider;
+    let ended = false;
+    cli.done.then(() => (ended = true));
+    while (Date.now() < deadline && !ended) {
+      // The provider is looked for until found (a /proc scan), the kill point often (a readdir).
+      provider ??= processesIn(dir).find((q) => role(q) === "provider");
+      if (reached() && (target === "cli" || provider)) {
+        victim = target === "cli" ? cli.pid : provider.pid;
+        break;
+      }
+      await sleep(provider || target === "cli" ? 2 : 10);
+    }
+    if (!victim) {
+      result.failures.push(`the ${phase} ended before the kill point (${namespaces()} namespaces): ${cli.output.trim().split("\n").slice(-5).join(" | ")}`);
+      return result;
+    }
+    result.namespacesAtKill = namespaces();
+    process.kill(victim, "SIGKILL");
+    const killedAt = Date.now();
+    await Promise.race([cli.done, sleep(GRACE_MS)]);
+    result.cliExit = String(await Promise.race([cli.done, Promise.resolve("still running")]));
+    await sleep(Math.max(0, killedAt + GRACE_MS - Date.now()));
+
+    // 3. Processes of the run 10 s after the kill.
+    const left = processesIn(dir);
+    result.left = left.map(role);
+    for (const q of left) {
+      try {
+        process.kill(q.pid, "SIGKILL");
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    await cli.done;
+
+    // 4. Recovery, without editing the program.
+    let refresh = p.run("refresh", ...YES, "--clear-pending-creates");
+    if (refresh.code !== 0 && /locked/i.test(refresh.out)) {
+      must("cancel", p.run("cancel", "--yes"));
+      refresh = p.run("refresh", ...YES, "--clear-pending-creates");
+    }
+    must("refresh --clear-pending-creates", refresh);
+    if (recovery === "destroy") {
+      result.destroyed = must("destroy", p.run("destroy", ...YES));
+      const orphans = spawnSync(process.execPath, [path.join(root, "dist/sdk/cli/orphans.js"), "--cwd", dir, "--stack", "faults", "--delete"], { encoding: "utf8", env, cwd: dir });
+      result.orphans = orphans.stdout.trim();
+      must("nslab-orphans --delete", { code: orphans.status ?? 1, out: `${orphans.stdout}\n${orphans.stderr}` });
+      return result;
+    }
+    result.converged = must("up", p.run("up", ...YES));
+
+    // 5. Checks.
+    if (result.converged) {
+      const drift = p.run("preview", "--refresh", "--expect-no-changes", "--non-interactive", "--diff");
+      result.previewClean = must("preview --refresh --expect-no-changes", drift);
+      const unreachable = traffic();
+      result.traffic = unreachable.length === 0;
+      if (unreachable.length) result.failures.push(`no traffic: ${unreachable.join(", ")}`);
+    }
+    result.destroyed = must("destroy", p.run("destroy", ...YES));
+  } finally {
+    const left = residue(forwardBefore);
+    result.residue = left;
+    if (left.length) {
+      result.failures.push(`left after destroy: ${left.join("; ")}`);
+      scrub(forwardBefore);
+    }
+    if (result.left.length) result.failures.push(`alive ${GRACE_MS / 1000} s after the kill: ${result.left.join(", ")}`);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+function summary(results) {
+  const rows = new Map();
+  for (const r of results) {
+    const key = `${r.killed} | ${r.during}`;
+    const row = rows.get(key) ?? { n: 0, ok: 0, left: new Set(), fail: [] };
+    row.n++;
+    if (!r.failures.filter((f) => !f.startsWith("alive")).length) row.ok++;
+    if (r.orphans && !/no objects outside/.test(r.orphans)) row.orphans = (row.orphans ?? 0) + (Number(/(\d+) object/.exec(r.orphans)?.[1]) || 0);
+    for (const l of r.left) row.left.add(l);
+    for (const f of r.failures) row.fail.push(`#${r.trial}: ${f}`);
+    rows.set(key, row);
+  }
+  const head =
+    recovery === "up"
+      ? "recovered without editing the program: up converged, preview clean, traffic, destroy left nothing"
+      : "destroy, then nslab-orphans --delete, left nothing (objects the orphans command removed)";
+  const lines = [`| killed | during | ${head} | processes of the run alive 10 s after the kill |`, `| --- | --- | --- | --- |`];
+  for (const [key, row] of rows) {
+    const extra = recovery === "destroy" ? ` (${row.orphans ?? 0})` : "";
+    lines.push(`| ${key} | ${row.ok} of ${row.n}${extra} | ${row.left.size ? [...row.left].join(", ") : "none"} |`);
+  }
+  return { table: lines.join("\n"), failures: [...rows.values()].flatMap((r) => r.fail) };
+}
+
+(async () => {
+  console.log(`fault harness: ${trials} trials, ${hosts} hosts, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
+  const results = [];
+  for (let n = 1; n <= trials; n++) {
+    const r = await trial(n, kinds[(n - 1) % kinds.length]);
+    results.push(r);
+    console.log(
+      `#${n} kill ${r.killed} during ${r.during} at ${r.namespacesAtKill ?? "?"} namespaces: cli ${r.cliExit ?? "-"}, alive after 10 s: ${r.left.join(", ") || "none"}; ` +
+        (recovery === "up" ? `up ${r.converged ? "ok" : "FAILED"}, preview ${r.previewClean ? "clean" : "NOT clean"}, traffic ${r.traffic ? "ok" : "FAILED"}, ` : `orphans: ${(r.orphans ?? "-").split("\n")[0]}; `) +
+        `destroy ${r.destroyed && !r.residue.length ? "clean" : "NOT clean"}` +
+        (r.failures.length ? `\n   ${r.failures.join("\n   ")}` : ""),
+    );
+  }
+  const { table, failures } = summary(results);
+  console.log(`\n${table}\n`);
+  if (failures.length) console.log(`failures:\n${failures.join("\n")}`);
+  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, checkpoints, recovery, results }, null, 2));
+  process.exit(results.some((r) => r.failures.length) ? 1 : 0);
+})();

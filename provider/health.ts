@@ -1,0 +1,108 @@
+/**
+ * The provider process ends with its engine. Pulumi starts the dynamic provider
+ * (@pulumi/pulumi's cmd/dynamic-provider) with the engine's gRPC address as its first
+ * argument and stops it when the run ends; when the CLI is killed (kill -9, a lost SSH
+ * session) nobody stops it, and it went on creating namespaces for minutes. Pulumi's
+ * own plugins health-check the engine and exit when it is gone; this does the same
+ * from inside nslab's provider module (loaded by the provider text at the first call),
+ * without patching @pulumi/pulumi:
+ *
+ * - every ENGINE_POLL_MS it opens a TCP connection to the engine's address; the
+ *   engine's listening socket dies with the CLI, so the connection is refused;
+ * - and it checks its parent pid: the CLI is the parent (the plugin script execs
+ *   node), and a dead parent makes the kernel re-parent this process.
+ *
+ * When either says the engine is gone, the provider lets operations already running
+ * finish (at most DRAIN_MS: a create half-way between making and marking an object is
+ * better completed, so the recovery can take it over), then exits. Its ip sessions go
+ * with it: their launcher ends when this process's end closes its stdin.
+ */
+import * as net from "node:net";
+
+/** How often the engine is checked. */
+const ENGINE_POLL_MS = 1_000;
+/** A connect attempt slower than this counts as a failure. */
+const CONNECT_TIMEOUT_MS = 2_000;
+/** Consecutive failed connects that mean "gone" (one may be a hiccup). */
+const FAILURES_TO_EXIT = 2;
+/** Longest wait for running operations once the engine is gone. */
+const DRAIN_MS = 5_000;
+
+let running = 0;
+let started = false;
+
+/** Counts an operation in flight, so that the exit waits for it (bounded by DRAIN_MS). */
+export async function tracked<T>(work: () => Promise<T>): Promise<T> {
+  running++;
+  try {
+    return await work();
+  } finally {
+    running--;
+  }
+}
+
+/** The engine address when this process is Pulumi's dynamic provider, else undefined. */
+export function engineAddress(argv: string[] = process.argv): { host: string; port: number } | undefined {
+  if (!/dynamic-provider(?:[\\/]index\.js)?$/.test(argv[1] ?? "")) return undefined;
+  const m = /^(.*):(\d+)$/.exec(argv[2] ?? "");
+  if (!m) return undefined;
+  return { host: m[1].replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(m[2]) };
+}
+
+/** Whether a TCP connection to the engine can be opened now. */
+function reachable(address: { host: string; port: number }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: address.host, port: address.port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/** Lets running operations finish (bounded), then exits. */
+function leave(why: string): void {
+  process.stderr.write(`nslab provider: ${why}; exiting\n`);
+  const deadline = Date.now() + DRAIN_MS;
+  const wait = setInterval(() => {
+    if (running === 0 || Date.now() >= deadline) {
+      clearInterval(wait);
+      process.exit(1);
+    }
+  }, 50);
+}
+
+/**
+ * Starts watching the engine when this process is the dynamic provider (once per
+ * process; a no-op anywhere else, e.g. in tests that load the module directly).
+ */
+export function watchEngine(): void {
+  const address = engineAddress();
+  if (started || !address) return;
+  started = true;
+  const parent = process.ppid;
+  let failures = 0;
+  let checking = false;
+  const timer = setInterval(async () => {
+    if (checking) return;
+    checking = true;
+    try {
+      if (process.ppid !== parent) {
+        clearInterval(timer);
+        return leave(`the engine (parent pid ${parent}) is gone`);
+      }
+      failures = (await reachable(address)) ? 0 : failures + 1;
+      if (failures >= FAILURES_TO_EXIT) {
+        clearInterval(timer);
+        leave(`the engine at ${address.host}:${address.port} does not answer`);
+      }
+    } finally {
+      checking = false;
+    }
+  }, ENGINE_POLL_MS);
+  // The watch alone must not keep the process alive.
+  timer.unref();
+}

@@ -1,0 +1,159 @@
+/**
+ * What each stack made, kept on the machine: after every create and update the
+ * provider records the object (kind, id, outputs) under
+ * /run/nslab/netns-INODE/owned-HASH.json of the namespace the provider runs in, and
+ * removes the record after a delete. The kernel marks (alias, comment) identify the
+ * resource only by a hash; these records say which stack it belongs to, so that
+ * `nslab-orphans` can list, and remove, the objects a stack made but does not have in
+ * its state (a run killed before Pulumi wrote them, PULUMI_SKIP_CHECKPOINTS).
+ *
+ * A stack is identified by its project and stack name (the owner string every nslab
+ * resource carries is project/stack/kind/name). Two stacks with the same project and
+ * stack name on different state backends are therefore the same stack to nslab: their
+ * marks are equal, so each would take over the other's objects. Give them different
+ * stack names.
+ */
+import { SWITCHES } from "./forwarding";
+import * as kernel from "./kernel";
+import { ownerTag } from "./resource";
+
+/** One object a stack made. */
+export interface OwnedRecord {
+  /** project/stack. */
+  stack: string;
+  /** The resource's owner string, project/stack/kind/name. */
+  owner: string;
+  kind: string;
+  id: string;
+  outs: Record<string, unknown>;
+}
+
+const PREFIX = "owned-";
+const name = (owner: string) => `${PREFIX}${ownerTag(owner).slice("nslab:".length)}`;
+/** project/stack of an owner string. */
+export const stackOf = (owner: string) => owner.split("/").slice(0, 2).join("/");
+
+/** Records an object made or updated (best effort: the lab itself does not depend on it). */
+export function remember(kind: string, owner: unknown, id: string, outs: Record<string, unknown>): void {
+  if (typeof owner !== "string") return;
+  try {
+    kernel.writeRecord(undefined, name(owner), { stack: stackOf(owner), owner, kind, id, outs } satisfies OwnedRecord, `${kind} ${id}`);
+  } catch {
+    // Not writable (/run read-only): only nslab-orphans loses sight of the object.
+  }
+}
+
+/** Drops the records (owned and pending) of a deleted object. */
+export function forget(owner: unknown): void {
+  if (typeof owner !== "string") return;
+  try {
+    kernel.removeRecord(undefined, name(owner));
+    kernel.removeRecord(undefined, `pending-${name(owner).slice(PREFIX.length)}`);
+  } catch {
+    // Nothing to forget.
+  }
+}
+
+/**
+ * Records a create about to run (its inputs), removed by settled() when it returns:
+ * a create killed half-way leaves this record, so nslab-orphans can find what it made
+ * (a marked route, an nft rule, a marked interface) although no owned record exists.
+ */
+export function pending(kind: string, owner: unknown, inputs: Record<string, unknown>): void {
+  if (typeof owner !== "string") return;
+  try {
+    kernel.writeRecord(undefined, `pending-${name(owner).slice(PREFIX.length)}`, { stack: stackOf(owner), owner, kind, id: "", outs: inputs } satisfies OwnedRecord, `${kind} create`);
+  } catch {
+    // Best effort, like remember().
+  }
+}
+
+/** Drops the pending() record of a create that returned (made, or failed and undone). */
+export function settled(owner: unknown): void {
+  if (typeof owner !== "string") return;
+  kernel.removeRecord(undefined, `pending-${name(owner).slice(PREFIX.length)}`);
+}
+
+/** Every object recorded in this namespace, of every stack: made (owned) and being made (pending). */
+export function recorded(): OwnedRecord[] {
+  return [...kernel.listRecords<OwnedRecord>(undefined, PREFIX), ...kernel.listRecords<OwnedRecord>(undefined, "pending-")];
+}
+
+/** An object a killed create made but never marked: its intent record is all there is. */
+export interface UnmarkedObject {
+  /** project/stack. */
+  stack: string;
+  owner: string;
+  /** "netns", "link", or "forwarding" (a switch set by a killed create: name is its sysctl). */
+  type: "netns" | "link" | "forwarding";
+  name: string;
+  /** Namespace of a link (undefined: the program's). */
+  namespace?: string;
+}
+
+/**
+ * Intent records (kernel.intend) in every namespace, whose object exists and carries no
+ * mark or the resource's own. Records of stack `dropStaleOf` whose object does not
+ * exist (the create was killed before making it) are removed.
+ */
+export async function unmarked(dropStaleOf?: string): Promise<UnmarkedObject[]> {
+  const found: UnmarkedObject[] = [];
+  for (const netns of [undefined, ...kernel.netnsList()]) {
+    for (const file of kernel.listRecordNames(netns, "intent-")) {
+      const record = kernel.readRecord<{ owner?: string; by?: string }>(netns, file);
+      const m = /^intent-(netns|link)-(.+)$/.exec(file);
+      if (!record?.by || !m) continue;
+      const [, type, name] = m as unknown as [string, "netns" | "link", string];
+      const mark = type === "netns" ? await namespaceMark(name) : await linkMark(name, netns);
+      if (mark === undefined && stackOf(record.by) === dropStaleOf) kernel.intentDone(netns, file.slice("intent-".length));
+      if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
+      found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns });
+    }
+    // Forwarding switches: their record is written before the switch is set; one that
+    // still holds nslab's value is a switch the killed create set.
+    for (const file of kernel.listRecordNames(netns, "forwarding-")) {
+      const record = kernel.readRecord<{ by?: string; set?: string }>(netns, file);
+      if (!record?.by) continue;
+      const key = SWITCHES[file.slice("forwarding-".length) as keyof typeof SWITCHES];
+      if (!key || (await kernel.sysctlRead(key, netns, `forwarding in ${netns ?? "the program's namespace"}`)) !== record.set) continue;
+      found.push({ stack: stackOf(record.by), owner: record.by, type: "forwarding", name: key, namespace: netns });
+    }
+  }
+  return found;
+}
+
+/** lo's alias in a namespace ("" when none); undefined when the namespace does not exist. */
+async function namespaceMark(name: string): Promise<string | undefined> {
+  if (!kernel.netnsExists(name)) return undefined;
+  if (kernel.netnsHalfMade(name)) return "";
+  return (await kernel.link("lo", name))?.ifalias ?? "";
+}
+async function linkMark(name: string, netns: string | undefined): Promise<string | undefined> {
+  const live = await kernel.link(name, netns);
+  return live ? live.ifalias ?? "" : undefined;
+}
+
+/**
+ * Deletes an unmarked object of a killed create and its intent record, after checking
+ * again that it carries no other mark. Equivalent to: ip netns delete NAME / ip [-n NS] link del NAME
+ */
+export async function removeUnmarked(o: UnmarkedObject): Promise<void> {
+  if (o.type === "forwarding") {
+    const file = `forwarding-${o.name === SWITCHES.ipv4 ? "ipv4" : "ipv6"}`;
+    const record = kernel.readRecord<{ previous?: string; set?: string }>(o.namespace, file);
+    const subject = `forwarding in ${o.namespace ?? "the program's namespace"}`;
+    // Equivalent to: [nsenter --net=NS] sysctl -w KEY=PREVIOUS
+    if (record?.previous !== undefined && (await kernel.sysctlRead(o.name, o.namespace, subject)) === record.set) {
+      await kernel.sysctlWrite(o.name, record.previous, o.namespace, subject);
+    }
+    kernel.removeRecord(o.namespace, file);
+    return;
+  }
+  const intentNetns = o.type === "netns" ? undefined : o.namespace;
+  const mark = o.type === "netns" ? await namespaceMark(o.name) : await linkMark(o.name, o.namespace);
+  if (mark !== undefined && (mark === "" || mark === ownerTag(o.owner))) {
+    if (o.type === "netns") await kernel.netnsDelete(o.name, `namespace "${o.name}"`);
+    else await kernel.ip(["link", "del", "dev", o.name], o.namespace, kernel.describe("link", o.name, o.namespace));
+  }
+  kernel.intentDone(intentNetns, `${o.type}-${o.name}`);
+}

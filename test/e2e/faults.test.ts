@@ -1,0 +1,48 @@
+/**
+ * The fault harness (bench/faults.js) in its short form: two trials on a small lab,
+ * kill -9 of the CLI during `up` and of the provider process during `destroy`, each
+ * followed by the documented recovery (README "Recovering from a crash") without
+ * editing the program. The long form is `bench/faults.js --trials 12 --hosts 40`
+ * (docs/faults.md).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { expect, it } from "vitest";
+import { REPO } from "../helpers/lab";
+import { sh } from "../helpers/sandbox";
+
+it("kill -9 of the CLI during up and of the provider during destroy: the recovery converges, passes traffic and destroys cleanly", { timeout: 900_000 }, async () => {
+  const out = path.join(REPO, "test/.work", `faults-${process.pid}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "2", "--hosts", "10", "--kinds", "cli-up,provider-destroy", "--json", out], { timeoutMs: 900_000 });
+  const log = `${r.stdout}\n${r.stderr}`;
+  expect(fs.existsSync(out), log).toBe(true);
+  const { results } = JSON.parse(fs.readFileSync(out, "utf8")) as { results: Record<string, any>[] };
+  fs.rmSync(out);
+  expect(results).toHaveLength(2);
+  for (const t of results) {
+    expect(t.namespacesAtKill, log).toBeGreaterThan(0);
+    expect(t.converged, log).toBe(true);
+    expect(t.previewClean, log).toBe(true);
+    expect(t.traffic, log).toBe(true);
+    expect(t.destroyed, log).toBe(true);
+    expect(t.residue, log).toEqual([]);
+    // The provider side: no provider process, ip launcher or ip session outlives the
+    // kill by 10 s. (The language host and the program process are engine/'s part.)
+    expect(t.left.filter((role: string) => !["language host", "program (node)"].includes(role)), log).toEqual([]);
+  }
+});
+
+it("kill -9 of the provider during up, then destroy and nslab-orphans --delete: nothing is left", { timeout: 900_000 }, async () => {
+  const out = path.join(REPO, "test/.work", `faults-destroy-${process.pid}.json`);
+  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "1", "--hosts", "10", "--kinds", "provider-up", "--recovery", "destroy", "--json", out], { timeoutMs: 900_000 });
+  const log = `${r.stdout}\n${r.stderr}`;
+  expect(fs.existsSync(out), log).toBe(true);
+  const [t] = (JSON.parse(fs.readFileSync(out, "utf8")) as { results: Record<string, any>[] }).results;
+  fs.rmSync(out);
+  expect(t.namespacesAtKill, log).toBeGreaterThan(0);
+  expect(t.destroyed, log).toBe(true);
+  expect(t.orphans, log).toMatch(/stack nslab-bench\/faults: /);
+  expect(t.failures, log).toEqual([]);
+  expect(t.residue, log).toEqual([]);
+});

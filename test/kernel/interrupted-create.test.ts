@@ -1,0 +1,176 @@
+/**
+ * Interrupted creates are idempotent (as CNI's ADD): a create that finds an object
+ * carrying *this* resource's own mark (what a killed run made before Pulumi recorded
+ * it) takes it over and converges it; an object without the mark, or with another
+ * resource's mark, is refused with the "already exists ... adopt" message.
+ * A kill between making an object and marking it leaves an unmarked object and the
+ * provider's intent record (/run/nslab/...): that object is taken over too.
+ * IpForwarding: the value to restore survives a lost state.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bridgeKind as bridge } from "../../provider/bridge";
+import { forwardingKind as fwd } from "../../provider/forwarding";
+import * as kernel from "../../provider/kernel";
+import { namespaceKind as namespace } from "../../provider/namespace";
+import { ownerTag } from "../../provider/resource";
+import { routeKind as route } from "../../provider/route";
+import { tapKind as tap } from "../../provider/tap";
+import { vethKind as veth } from "../../provider/veth";
+import { ipByHand, linkByHand, must, OWNER, tunUsable, uniq } from "../helpers/kernel";
+
+const ns = uniq("kic");
+const me = `${OWNER}/interrupted/me`;
+const other = `${OWNER}/interrupted/other`;
+const check = <T>(kind: { check: (o: undefined, n: Record<string, unknown>) => { inputs: T; failures: unknown[] } }, news: Record<string, unknown>) => {
+  const r = kind.check(undefined, news);
+  expect(r.failures).toEqual([]);
+  return r.inputs;
+};
+const REFUSED = /already exists[\s\S]*adopt: true/;
+const sysctl = async (key: string) => (await must("ip", ["netns", "exec", ns, "sysctl", "-n", key])).trim();
+
+describe("create takes over its own interrupted work and refuses anyone else's", () => {
+  beforeAll(async () => {
+    await namespace.create(check(namespace, { name: ns, __owner: `${OWNER}/interrupted/ns` }));
+  });
+  afterAll(async () => {
+    await ipByHand("netns", "delete", ns).catch(() => undefined);
+  });
+
+  it("Namespace: own mark or own intent taken over; unmarked or foreign mark refused", async () => {
+    const name = uniq("kicn");
+    const mine = check(namespace, { name, __owner: me });
+    await namespace.create(mine);
+    const { outs } = await namespace.create(mine); // the recovery's create
+    expect((await linkByHand("lo", name))!.ifalias).toBe(ownerTag(me));
+    await expect(namespace.create(check(namespace, { name, __owner: other }))).rejects.toThrow(REFUSED);
+    await namespace.delete(name, outs);
+    expect(kernel.netnsExists(name)).toBe(false);
+
+    // Killed between `ip netns add` and the mark: an unmarked namespace + the intent.
+    kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
+    await ipByHand("netns", "add", name);
+    await expect(namespace.create(check(namespace, { name, __owner: other }))).rejects.toThrow(REFUSED);
+    // The refusal above dropped the stale intent; a kill leaves it: put it back.
+    kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
+    await namespace.create(mine);
+    expect((await linkByHand("lo", name))!.ifalias).toBe(ownerTag(me));
+    expect(kernel.intended(undefined, `netns-${name}`)).toBeUndefined();
+    await namespace.delete(name, outs);
+
+    // Killed inside `ip netns add` (file made, namespace not mounted on it yet): a plain
+    // file under /run/netns. Without the intent it is refused; with it, made properly.
+    await must("touch", [`${kernel.NETNS_DIR}/${name}`]);
+    expect(kernel.netnsHalfMade(name)).toBe(true);
+    await expect(namespace.create(mine)).rejects.toThrow(/is not a namespace/);
+    kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
+    await namespace.create(mine);
+    expect(kernel.netnsHalfMade(name)).toBe(false);
+    expect((await linkByHand("lo", name))!.ifalias).toBe(ownerTag(me));
+    // Killed inside `ip netns delete` (unmounted, not yet unlinked): delete finishes it.
+    await ipByHand("netns", "delete", name);
+    await must("touch", [`${kernel.NETNS_DIR}/${name}`]);
+    await namespace.delete(name, outs);
+    expect(kernel.netnsExists(name)).toBe(false);
+
+    // Made by hand, no intent: refused.
+    await ipByHand("netns", "add", name);
+    await expect(namespace.create(mine)).rejects.toThrow(REFUSED);
+    await ipByHand("netns", "delete", name);
+  });
+
+  it("VethPair: own pair converged to the inputs; foreign mark refused; unmarked pair with own intent taken over", async () => {
+    const [a, b] = [uniq("kva"), uniq("kvb")];
+    const pair = (owner: string, address: string) =>
+      check(veth, { a: { name: a, namespace: ns, addresses: [address] }, b: { name: b, namespace: ns }, __owner: owner });
+    await veth.create(pair(me, "10.10.0.1/24")); // the killed run, older inputs
+    const { id, outs } = await veth.create(pair(me, "10.10.0.2/24"));
+    const live = await linkByHand(a, ns);
+    expect(live!.addr_info.filter((x: { family: string }) => x.family === "inet").map((x: { local: string }) => x.local)).toEqual(["10.10.0.2"]);
+    expect(veth.diff(id, (await veth.read(id, outs)).props!, pair(me, "10.10.0.2/24")).changes).toBe(false);
+    await expect(veth.create(pair(other, "10.10.0.2/24"))).rejects.toThrow(REFUSED);
+    await veth.delete(id, outs);
+
+    await ipByHand("-n", ns, "link", "add", a, "type", "veth", "peer", "name", b);
+    await expect(veth.create(pair(me, "10.10.0.2/24"))).rejects.toThrow(REFUSED);
+    kernel.intend(ns, `link-${a}`, ownerTag(me), "test");
+    const taken = await veth.create(pair(me, "10.10.0.2/24"));
+    expect((await linkByHand(b, ns))!.ifalias).toBe(ownerTag(me));
+    await veth.delete(taken.id, taken.outs);
+    expect(await linkByHand(a, ns)).toBeUndefined();
+  });
+
+  it("Bridge: own bridge taken over; foreign mark and unmarked refused", async () => {
+    const name = uniq("kbr");
+    const want = check(bridge, { name, namespace: ns, addresses: ["10.11.0.1/24"], __owner: me });
+    await bridge.create({ ...want, addresses: [] });
+    const { id, outs } = await bridge.create(want);
+    expect((await linkByHand(name, ns))!.addr_info.some((x: { local: string }) => x.local === "10.11.0.1")).toBe(true);
+    await expect(bridge.create(check(bridge, { name, namespace: ns, __owner: other }))).rejects.toThrow(REFUSED);
+    await bridge.delete(id, outs);
+    await ipByHand("-n", ns, "link", "add", name, "type", "bridge");
+    await expect(bridge.create(want)).rejects.toThrow(REFUSED);
+    kernel.intend(ns, `link-${name}`, ownerTag(me), "test");
+    const taken = await bridge.create(want);
+    expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(me));
+    await bridge.delete(taken.id, taken.outs);
+  });
+
+  it.skipIf(!tunUsable)("Tap: own device taken over; foreign mark refused", async () => {
+    const name = uniq("ktp");
+    const want = check(tap, { name, namespace: ns, mode: "tap", __owner: me });
+    await tap.create(want);
+    const { id, outs } = await tap.create(want);
+    await expect(tap.create(check(tap, { name, namespace: ns, mode: "tap", __owner: other }))).rejects.toThrow(REFUSED);
+    await tap.delete(id, outs);
+    expect(await linkByHand(name, ns)).toBeUndefined();
+  });
+
+  it("Route: nslab's identical route taken over; a different nslab route or a foreign one refused", async () => {
+    const [a, b] = [uniq("kra"), uniq("krb")];
+    const link = await veth.create(check(veth, { a: { name: a, namespace: ns, addresses: ["10.12.0.1/24"] }, b: { name: b, namespace: ns }, __owner: `${me}/rl` }));
+    const want = check(route, { namespace: ns, destination: "10.99.0.0/16", gateway: "10.12.0.2", __owner: me });
+    await route.create(want);
+    const { id, outs } = await route.create(want);
+    expect(await must("ip", ["-n", ns, "route", "show", "10.99.0.0/16"])).toMatch(/via 10\.12\.0\.2 dev \S+ proto 151/);
+    await expect(route.create({ ...want, gateway: "10.12.0.3" })).rejects.toThrow(REFUSED);
+    await route.delete(id, outs);
+    await ipByHand("-n", ns, "route", "add", "10.99.0.0/16", "via", "10.12.0.2");
+    await expect(route.create(want)).rejects.toThrow(REFUSED);
+    await ipByHand("-n", ns, "route", "del", "10.99.0.0/16");
+    await veth.delete(link.id, link.outs);
+  });
+
+  it("IpForwarding: after a lost state the re-create restores the machine's value, not nslab's '1'; another resource's switch is refused unless adopt", async () => {
+    expect(await sysctl("net.ipv4.ip_forward")).toBe("0");
+    const want = check(fwd, { namespace: ns, ipv4: true, __owner: me });
+    const first = await fwd.create(want);
+    expect(first.outs.previousIpv4).toBe("0");
+    // State lost (killed run, PULUMI_SKIP_CHECKPOINTS): the recovery creates again.
+    const again = await fwd.create(want);
+    expect(again.outs.previousIpv4).toBe("0");
+    expect(await sysctl("net.ipv4.ip_forward")).toBe("1");
+    await expect(fwd.create(check(fwd, { namespace: ns, ipv4: true, __owner: other }))).rejects.toThrow(REFUSED);
+    const adopted = await fwd.create(check(fwd, { namespace: ns, ipv4: true, adopt: true, __owner: other }));
+    expect(adopted.outs.previousIpv4).toBe("0");
+    await fwd.delete(adopted.id, adopted.outs);
+    expect(await sysctl("net.ipv4.ip_forward")).toBe("0");
+    expect(kernel.readRecord(ns, "forwarding-ipv4")).toBeUndefined();
+
+    // A record whose switch no longer holds what nslab set is stale: the current value counts.
+    await fwd.create(want);
+    await must("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+    const fresh = await fwd.create(want);
+    expect(fresh.outs.previousIpv4).toBe("0");
+    await fwd.delete(fresh.id, fresh.outs);
+
+    // Deleting a namespace with nslab takes its records with it.
+    const gone = uniq("kicf");
+    const made = await namespace.create(check(namespace, { name: gone, __owner: me }));
+    await fwd.create(check(fwd, { namespace: gone, ipv4: true, __owner: me }));
+    expect(kernel.readRecord(gone, "forwarding-ipv4")).toMatchObject({ previous: "0", set: "1" });
+    const inode = (await must("stat", ["-c", "%i", `${kernel.NETNS_DIR}/${gone}`])).trim();
+    await namespace.delete(gone, made.outs);
+    expect(await must("ls", [kernel.RECORD_DIR])).not.toContain(`netns-${inode}\n`);
+  });
+});
