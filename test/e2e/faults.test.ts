@@ -27,9 +27,10 @@ it("kill -9 of the CLI during up and of the provider during destroy: the recover
     expect(t.traffic, log).toBe(true);
     expect(t.destroyed, log).toBe(true);
     expect(t.residue, log).toEqual([]);
-    // The provider side: no provider process, ip launcher or ip session outlives the
-    // kill by 10 s. (The language host and the program process are engine/'s part.)
-    expect(t.left.filter((role: string) => !["language host", "program (node)"].includes(role)), log).toEqual([]);
+    // No process of the run outlives the kill by 10 s: not the provider, its ip launcher
+    // and sessions (provider/health.ts), nor the language host and the program
+    // (engine/'s health check).
+    expect(t.left, log).toEqual([]);
   }
 });
 
