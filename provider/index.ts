@@ -16,6 +16,7 @@ import { vethKind } from "./veth";
 import { impairmentKind } from "./impairment";
 import { reachabilityKind } from "./reachability";
 import { processKind } from "./process";
+import { vxlanKind } from "./vxlan";
 import type { ResourceKind } from "./resource";
 
 export { NslabError, isKind } from "./errors";
@@ -41,6 +42,8 @@ export { reachabilityKind } from "./reachability";
 export type { ReachabilityInputs, ReachabilityOutputs, ReachabilityProtocol, ReachabilityExpectation } from "./reachability";
 export { processKind } from "./process";
 export type { ProcessInputs, ProcessOutputs } from "./process";
+export { vxlanKind } from "./vxlan";
+export type { VxlanInputs, VxlanOutputs } from "./vxlan";
 export { ownerTag } from "./resource";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
@@ -56,6 +59,7 @@ const KINDS: Record<string, ResourceKind<any, any>> = {
   [impairmentKind.kind]: impairmentKind,
   [reachabilityKind.kind]: reachabilityKind,
   [processKind.kind]: processKind,
+  [vxlanKind.kind]: vxlanKind,
 };
 
 export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";
