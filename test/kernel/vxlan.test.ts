@@ -71,6 +71,23 @@ describe("Vxlan on the kernel", () => {
     await vxlan.delete(id, outs);
   });
 
+  it("IPv6 endpoints: created, read back as stated (ip prints local6/remote6), remote changed in place", async () => {
+    const name = uniq("kx");
+    const want = check({ name, vni: vniOf(), local: "fd00:99::1", remote: "FD00:99:0::2" });
+    const { id, outs } = await vxlan.create(want);
+    const live = await linkByHand(name);
+    expect(live!.linkinfo.info_data).toMatchObject({ local6: "fd00:99::1", remote6: "fd00:99::2" });
+    expect((await vxlan.read(id, outs)).inputs).toEqual(want);
+    const moved = check({ ...want, remote: "fd00:99::3", mac: undefined });
+    expect(vxlan.diff(id, outs, moved).replaces).toEqual([]);
+    const { outs: o2 } = await vxlan.update(id, outs, moved);
+    expect(await linkByHand(name)).toMatchObject({ ifindex: live!.ifindex, linkinfo: { info_data: { remote6: "fd00:99::3" } } });
+    // To IPv4 the kernel refuses in place: diff replaces.
+    expect(vxlan.diff(id, o2, check({ name, vni: want.vni, local: "10.99.0.1", remote: "10.99.0.2" })).replaces).toEqual(["local", "remote"]);
+    await vxlan.delete(id, o2);
+    expect(await linkByHand(name)).toBeUndefined();
+  });
+
   it("a multicast group with its underlay device, switched in place to a unicast remote", async () => {
     const name = uniq("kx");
     const under = uniq("ku");
