@@ -51,8 +51,10 @@ export interface VxlanArgs extends AdoptArgs {
   /** A bridge in the same namespace this device is a port of (`master BR`). Updated in place. */
   master?: pulumi.Input<string>;
   /**
-   * MTU, 68-65535. Default: the kernel's (the underlay's less 50 bytes of encapsulation
-   * when a device is given, else 1450). Updated in place.
+   * MTU, 68-65535. Default: the kernel's, which is the underlay device's MTU less the
+   * encapsulation (50 bytes over IPv4) when `device` is given, and 1500 otherwise (so
+   * full-size frames over a 1500-byte underlay leave as fragmented UDP; set 1450 to
+   * avoid that). Updated in place.
    */
   mtu?: pulumi.Input<number>;
   /** Addresses with prefix length on the overlay device itself. Default none. Updated in place. */
