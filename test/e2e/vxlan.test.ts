@@ -113,4 +113,24 @@ describe("Vxlan: two sites joined only by an underlay, through the real CLI", ()
     expect(destroyed.exitCode, show(destroyed)).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("bad arguments fail at preview, naming the resource, the property and the fix, and nothing is made", async () => {
+    const lab = await Lab.create(sandbox, "vxlan-bad", `
+import * as nslab from "nslab";
+new nslab.Vxlan("vx-bad", { name: "vx1", vni: 0, remote: "239.1.1.1", dstPort: 4789 });
+`);
+    const r = await lab.preview();
+    expect(r.exitCode, show(r)).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/Vxlan resource 'vx-bad': property vni value \{0\} has a problem: vni must be an integer from 1 to 16777215, got 0/);
+    expect(r.stdout + r.stderr).toMatch(/'vx-bad': property remote .* is a multicast address; use group for a multicast group \(with device\)/);
+    // The engine stops at the first resource that fails check: one per program.
+    lab.write(`
+import * as nslab from "nslab";
+new nslab.Vxlan("vx-mixed", { name: "vx2", vni: 7, local: "10.99.0.1", remote: "fd00::2" });
+`);
+    const mixed = await lab.preview();
+    expect(mixed.exitCode, show(mixed)).not.toBe(0);
+    expect(mixed.stdout + mixed.stderr).toMatch(/'vx-mixed': property local .* is ipv4 but remote "fd00::2" is ipv6; the tunnel's endpoints must be of one family/);
+    expect(await sandbox.residue()).toEqual([]);
+  });
 });
