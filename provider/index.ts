@@ -18,6 +18,7 @@ import { vethKind } from "./veth";
 import { impairmentKind } from "./impairment";
 import { reachabilityKind } from "./reachability";
 import { processKind } from "./process";
+import { vxlanKind } from "./vxlan";
 import type { ResourceKind } from "./resource";
 
 export { NslabError, isKind } from "./errors";
@@ -43,6 +44,8 @@ export { reachabilityKind } from "./reachability";
 export type { ReachabilityInputs, ReachabilityOutputs, ReachabilityProtocol, ReachabilityExpectation } from "./reachability";
 export { processKind } from "./process";
 export type { ProcessInputs, ProcessOutputs } from "./process";
+export { vxlanKind } from "./vxlan";
+export type { VxlanInputs, VxlanOutputs } from "./vxlan";
 export { ownerTag } from "./resource";
 export { recorded, forget, unmarked, removeUnmarked } from "./owned";
 export type { OwnedRecord, UnmarkedObject } from "./owned";
@@ -60,6 +63,7 @@ const KINDS: Record<string, ResourceKind<any, any>> = {
   [impairmentKind.kind]: impairmentKind,
   [reachabilityKind.kind]: reachabilityKind,
   [processKind.kind]: processKind,
+  [vxlanKind.kind]: vxlanKind,
 };
 
 export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";

@@ -15,6 +15,8 @@ export { Bridge } from "./bridge";
 export type { BridgeArgs } from "./bridge";
 export { TapDevice } from "./tap";
 export type { TapDeviceArgs } from "./tap";
+export { Vxlan } from "./vxlan";
+export type { VxlanArgs } from "./vxlan";
 export type { AdoptArgs } from "./base";
 export { Route } from "./route";
 export type { RouteArgs } from "./route";

@@ -1,0 +1,258 @@
+/**
+ * Vxlan: a VXLAN tunnel endpoint (an Ethernet segment carried in UDP over an underlay),
+ * usually a port of a bridge, so that two bridges whose hosts can reach each other over
+ * IP become one layer-2 segment. Ownership: nslab's alias.
+ *
+ * Measured on the kernel nslab runs on (6.18): `ip link set NAME type vxlan ...` changes
+ * local, remote, group, dev and learning of a live device (up or down); it refuses to
+ * change the VNI ("Cannot change VNI"), the port ("Cannot change port") or the address
+ * family of the endpoints ("New group address family does not match old group"), and
+ * has no way to take `dev` away. Those replace the device.
+ */
+import * as ipaddr from "ipaddr.js";
+import { NslabError } from "./errors";
+import * as kernel from "./kernel";
+import { describe } from "./kernel";
+import { checkLinkFields, converge, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { CommonInputs, compact, diffFields, DiffResult, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { Checker, familyOf, isUnknown } from "./validate";
+
+export interface VxlanInputs extends CommonInputs, LinkSettings {
+  /** VXLAN network identifier, 1-16777215. */
+  vni: number;
+  /** Source address of the encapsulated packets (an address of this namespace). */
+  local?: string;
+  /** The one peer (unicast). Exactly one of remote and group. */
+  remote?: string;
+  /** A multicast group of peers (needs device). */
+  group?: string;
+  /** Underlay interface the packets leave by. */
+  device?: string;
+  /** UDP destination port. */
+  dstPort: number;
+  /** Learn remote MACs from received packets. */
+  learning: boolean;
+}
+export interface VxlanOutputs extends VxlanInputs {
+  /** Set when the program gave no mac (an adopted device keeps its own): `mac` is the live one. */
+  macUnset?: true;
+}
+
+/** The VXLAN attributes nslab manages, as compared with the kernel's. */
+type Tunnel = Pick<VxlanInputs, "vni" | "local" | "remote" | "group" | "device" | "dstPort" | "learning">;
+
+export const VNI_MAX = 16777215;
+export const VXLAN_PORT = 4789;
+
+const RULES: FieldRule[] = [
+  { name: "name", replace: true },
+  { name: "namespace", replace: true },
+  // The kernel refuses: "Cannot change VNI", "Cannot change port".
+  { name: "vni", replace: true },
+  { name: "dstPort", replace: true },
+  // Changed in place (`ip link set NAME type vxlan local A remote B | group G dev D`),
+  // except a change of address family or a removal, which replace (see diff).
+  { name: "local" },
+  { name: "remote" },
+  { name: "group" },
+  { name: "device" },
+  { name: "learning" },
+  { name: "addresses", set: true },
+  { name: "mac", computed: true },
+  { name: "mtu", computed: true },
+  { name: "master" },
+  { name: "up" },
+];
+
+const subject = (i: { name: string; namespace?: string }) => describe("vxlan", i.name, i.namespace);
+
+const isAddress = (v: unknown): v is string => typeof v === "string" && !isUnknown(v) && ipaddr.isValid(v);
+const familyOfAny = (...values: unknown[]) => values.filter(isAddress).map((v) => familyOf(v))[0];
+
+/**
+ * The endpoint fields that cannot change in place: the kernel refuses another address
+ * family, and has no command that takes local or dev away or leaves no remote/group.
+ */
+export function endpointReplaces(olds: Partial<Tunnel>, news: Partial<Tunnel>): string[] {
+  const out: string[] = [];
+  const oldFamily = familyOfAny(olds.local, olds.remote, olds.group);
+  const newFamily = familyOfAny(news.local, news.remote, news.group);
+  if (oldFamily && newFamily && oldFamily !== newFamily) {
+    for (const f of ["local", "remote", "group"] as const) if ((olds[f] ?? "") !== (news[f] ?? "")) out.push(f);
+  }
+  if (olds.local !== undefined && news.local === undefined && !out.includes("local")) out.push("local");
+  if (olds.device !== undefined && news.device === undefined) out.push("device");
+  return out;
+}
+
+/** The tunnel as the kernel has it (info_data of `ip -d -j link show`). */
+function liveTunnel(live: LiveLink): Tunnel {
+  const addr = (v: unknown) => (isAddress(v) ? canonical(v) : undefined);
+  return {
+    vni: Number(live.info.id),
+    local: addr(live.info.local ?? live.info.local6),
+    remote: addr(live.info.remote ?? live.info.remote6),
+    group: addr(live.info.group ?? live.info.group6),
+    device: typeof live.info.link === "string" ? live.info.link : undefined,
+    dstPort: Number(live.info.port),
+    learning: live.info.learning !== false,
+  };
+}
+
+function canonical(v: string): string {
+  const a = ipaddr.parse(v);
+  return a.kind() === "ipv6" ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
+}
+
+/** The `ip link ... type vxlan` attributes that can be given at create and at change. */
+function endpointAttrs(t: Tunnel): string[] {
+  return [
+    ...(t.local ? ["local", t.local] : []),
+    ...(t.remote ? ["remote", t.remote] : []),
+    ...(t.group ? ["group", t.group] : []),
+    ...(t.device ? ["dev", t.device] : []),
+    t.learning ? "learning" : "nolearning",
+  ];
+}
+
+const TUNNEL_FIELDS = ["vni", "local", "remote", "group", "device", "dstPort", "learning"] as const;
+
+/** The first tunnel field whose live value is not the desired one. */
+function tunnelMismatch(want: Tunnel, have: Tunnel): (typeof TUNNEL_FIELDS)[number] | undefined {
+  return TUNNEL_FIELDS.find((f) => (want[f] ?? "") !== (have[f] ?? ""));
+}
+
+/** Converges and verifies the device; `created`: just made with its attributes set. */
+async function apply(i: VxlanInputs, created: boolean): Promise<LiveLink> {
+  const tag = ownerTag(i.__owner);
+  let live = created ? undefined : await freshLink(i.name, i.namespace);
+  if (live && tunnelMismatch(i, liveTunnel(live))) {
+    // Equivalent to: ip link set dev NAME type vxlan [local A] [remote B | group G] [dev D] [no]learning
+    await kernel.ip(["link", "set", "dev", i.name, "type", "vxlan", ...endpointAttrs(i)], i.namespace, subject(i));
+    live = await freshLink(i.name, i.namespace);
+  }
+  const after = await converge(i, live, tag, subject(i)).catch(async (err) => {
+    throw await explainMaster(err, i, subject(i), "");
+  });
+  const verified = verifyLink(i, after, tag, subject(i));
+  const have = liveTunnel(verified);
+  const wrong = tunnelMismatch(i, have);
+  if (wrong) throw new NslabError("Verification", `${subject(i)}: ${wrong}: desire '${String(i[wrong] ?? "(none)")}', current '${String(have[wrong] ?? "(none)")}'`);
+  return verified;
+}
+
+const outputs = (i: VxlanInputs, live?: LiveLink): VxlanOutputs => compact(linkOutputs(i, live)) as VxlanOutputs;
+
+/** Validates vni, endpoints, device and port; fills defaults. */
+function checkTunnel(c: Checker, news: Record<string, unknown>): Tunnel {
+  const vni = c.integer(news.vni, "vni", 1, VNI_MAX);
+  if (news.vni === undefined || news.vni === null) c.fail("vni", `vni is required: the VXLAN network identifier, an integer from 1 to ${VNI_MAX}, the same on every end of the segment.`);
+  const t: Tunnel = {
+    vni: vni as number,
+    local: c.address(news.local, "local"),
+    remote: c.address(news.remote, "remote"),
+    group: c.address(news.group, "group"),
+    device: c.ifname(news.device, "device", false),
+    dstPort: c.integer(news.dstPort, "dstPort", 1, 65535) ?? VXLAN_PORT,
+    learning: c.boolean(news.learning, "learning", true),
+  };
+  const multicast = (a: string) => ipaddr.parse(a).range() === "multicast";
+  const known = (v: unknown): v is string => isAddress(v);
+  if (known(t.remote) && known(t.group)) {
+    c.fail("group", "give remote (the one peer, unicast) or group (a multicast group of peers), not both; remove one.");
+  } else if (t.remote === undefined && t.group === undefined) {
+    // A device with neither carries nothing until someone adds FDB entries by hand
+    // (`bridge fdb append 00:00:00:00:00:00 dev NAME dst PEER`), which nslab does not
+    // manage: refuse it rather than build a tunnel that silently drops every frame.
+    c.fail("remote", "set remote (the peer's underlay address) or group (a multicast group with device); a VXLAN device with neither has no peer to send to.");
+  }
+  if (known(t.remote) && multicast(t.remote)) c.fail("remote", `remote "${t.remote}" is a multicast address; use group for a multicast group (with device), or give the peer's unicast address.`);
+  if (known(t.group) && !multicast(t.group)) c.fail("group", `group "${t.group}" is not a multicast address (224.0.0.0/4 or ff00::/8); use remote for a single unicast peer.`);
+  if (known(t.group) && t.device === undefined) c.fail("device", "device is required with group: name the underlay interface that joins the multicast group.");
+  if (known(t.local) && multicast(t.local)) c.fail("local", `local "${t.local}" is a multicast address; give an address of this namespace.`);
+  const peer = known(t.remote) ? t.remote : known(t.group) ? t.group : undefined;
+  if (known(t.local) && peer && familyOf(t.local) !== familyOf(peer)) {
+    c.fail("local", `local "${t.local}" is ${familyOf(t.local)} but ${known(t.remote) ? "remote" : "group"} "${peer}" is ${familyOf(peer)}; the tunnel's endpoints must be of one family.`);
+  }
+  return t;
+}
+
+export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
+  kind: "Vxlan",
+
+  check(_olds, news) {
+    const c = new Checker();
+    const owner = String(news.__owner ?? `Vxlan:${news.name}`);
+    const inputs = compact({
+      ...checkLinkFields(c, news, owner, "vxlan"),
+      ...checkTunnel(c, news),
+      master: c.ifname(news.master, "master", false),
+      adopt: c.boolean(news.adopt, "adopt", false),
+      __owner: owner,
+    });
+    return { inputs, failures: c.failures };
+  },
+
+  diff(_id, olds, news): DiffResult {
+    const d = diffFields(olds as never, news as never, RULES);
+    const extra = endpointReplaces(olds, news).filter((f) => !d.replaces.includes(f));
+    if (!extra.length) return d;
+    const replaces = [...d.replaces, ...extra];
+    return { changes: true, replaces, stables: d.stables, deleteBeforeReplace: true };
+  },
+
+  async create(i) {
+    requireNamespace(i, subject(i), "");
+    const created = await kernel
+      .ip(
+        // Equivalent to: ip link add name NAME address MAC [mtu M] type vxlan id VNI
+        //   [local A] [remote B | group G] [dev D] dstport P [no]learning
+        [
+          "link", "add", "name", i.name,
+          ...(i.mac ? ["address", i.mac] : []),
+          ...(i.mtu ? ["mtu", String(i.mtu)] : []),
+          "type", "vxlan", "id", String(i.vni), "dstport", String(i.dstPort), ...endpointAttrs(i),
+        ],
+        i.namespace,
+        subject(i),
+      )
+      .then(() => true)
+      .catch(async (err) => {
+        const live = await freshLink(i.name, i.namespace).catch(() => undefined);
+        if (!live) throw err;
+        if (!i.adopt) throw new NslabError("AlreadyExists", `${subject(i)} already exists. Remove it, choose another name, or set adopt: true to take it over.`);
+        if (live.kind !== "vxlan") throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live.kind || "plain"} interface, not a vxlan device.`);
+        const have = liveTunnel(live);
+        // vni and port cannot be changed on a live device: adopt only a matching one.
+        for (const f of ["vni", "dstPort"] as const) {
+          if (have[f] !== i[f]) throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: ${f}: desire '${i[f]}', current '${have[f]}' (the kernel cannot change it; delete the device or match it).`);
+        }
+        return false;
+      });
+    try {
+      const live = await apply(i, created);
+      return { id: `${i.namespace ?? ""}/${i.name}`, outs: outputs(i, live) };
+    } catch (err) {
+      if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
+      throw err;
+    }
+  },
+
+  async read(id, props) {
+    const live = await findLink(props.name, props.namespace);
+    if (!live || live.kind !== "vxlan" || live.alias !== ownerTag(props.__owner)) return {};
+    const stated = linkInputs(props);
+    const t = liveTunnel(live);
+    const inputs: VxlanInputs = compact({ ...stated, ...liveSettings(stated, live), ...t });
+    return { id, props: outputs(inputs, live), inputs };
+  },
+
+  async update(_id, _olds, news) {
+    requireNamespace(news, subject(news), "", true);
+    return { outs: outputs(news, await apply(news, false)) };
+  },
+
+  async delete(_id, props) {
+    await deleteOwnedLink(props.name, props.namespace, "vxlan", ownerTag(props.__owner), subject(props));
+  },
+};
