@@ -41,28 +41,29 @@ export interface BridgeArgs extends AdoptArgs {
 }
 
 /**
- * Bridges declared in this program run: name -> namespace ("" for the program's), so
- * that ports can be checked at preview to be in their bridge's namespace.
+ * Bridges declared in this program run: name -> the namespaces that have a bridge of
+ * that name ("" for the program's), so that ports can be checked at preview to be in
+ * their bridge's namespace. One name may be a bridge in several namespaces (a `br0` per
+ * site): a port is fine when its own namespace has one.
  * @internal
  */
-export function declaredBridges(): Map<string, string> {
-  return runRegistry("bridges", () => new Map<string, string>());
+export function declaredBridges(): Map<string, Set<string>> {
+  return runRegistry("bridges", () => new Map<string, Set<string>>());
 }
 
 /**
- * Fails at preview when `master` names a bridge of this program in another namespace.
- * `bridges` is the run's {@link declaredBridges}, taken when the port was constructed.
+ * Fails at preview when `master` names a bridge this program declares only in other
+ * namespaces than the port's. `bridges` is the run's {@link declaredBridges}, taken when
+ * the port was constructed.
  * @internal
  */
-export function checkMaster(bridges: Map<string, string>, owner: string, property: string, master: string | undefined, namespace: string | undefined): void {
-  if (!master || !bridges.has(master)) return;
-  const bridgeNs = bridges.get(master)!;
-  if (bridgeNs !== (namespace ?? "")) {
-    const where = (ns: string) => (ns ? `namespace "${ns}"` : "the program's namespace");
-    throw new Error(
-      `${owner}: ${property}master "${master}" is a bridge in ${where(bridgeNs)}, but the port is in ${where(namespace ?? "")}; a port and its bridge must be in the same namespace.`,
-    );
-  }
+export function checkMaster(bridges: Map<string, Set<string>>, owner: string, property: string, master: string | undefined, namespace: string | undefined): void {
+  const namespaces = master ? bridges.get(master) : undefined;
+  if (!namespaces || namespaces.has(namespace ?? "")) return;
+  const where = (ns: string) => (ns ? `namespace "${ns}"` : "the program's namespace");
+  throw new Error(
+    `${owner}: ${property}master "${master}" is a bridge in ${[...namespaces].map(where).join(" and ")}, but the port is in ${where(namespace ?? "")}; a port and its bridge must be in the same namespace.`,
+  );
 }
 
 /**
@@ -93,7 +94,8 @@ export class Bridge extends NslabResource {
     // Registered as soon as name and namespace are known, before ports check against it.
     const bridges = declaredBridges();
     const registered = pulumi.all([args.name, args.namespace]).apply(([bridgeName, ns]) => {
-      bridges.set(bridgeName ?? name, ns ?? "");
+      const key = bridgeName ?? name;
+      bridges.set(key, (bridges.get(key) ?? new Set<string>()).add(ns ?? ""));
       return bridgeName;
     });
     // Without a name the provider takes the resource's name (and checks it).

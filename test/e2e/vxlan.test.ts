@@ -2,11 +2,11 @@
  * Two "sites" joined by VXLAN through the real CLI: the local rehearsal of the
  * multi-host HostLink of issue 19. Namespaces siteA and siteB stand for two machines;
  * the only path between them is an underlay veth (10.99.0.1/24 <-> 10.99.0.2/24). Each
- * site has a bridge (br-A, br-B) with a host namespace on it, and a Vxlan (vni 42) that is a port of
+ * site has a bridge br0 (one name in two namespaces, as on two machines) with a host namespace on it, and a Vxlan (vni 42) that is a port of
  * the site's bridge: the two bridges become one segment, so hostA and hostB
  * (10.50.0.0/24) reach each other only through UDP port 4789 on the underlay.
  *
- *   hostA --veth-- [br-A + vx42]siteA --underlay veth-- siteB[vx42 + br-B] --veth-- hostB
+ *   hostA --veth-- [br0 + vx42]siteA --underlay veth-- siteB[vx42 + br0] --veth-- hostB
  */
 import { describe, expect, it } from "vitest";
 import { Lab, sandboxPerTest, show } from "../helpers/lab";
@@ -17,9 +17,8 @@ const PROGRAM = `
 import * as nslab from "nslab";
 const siteA = new nslab.Namespace("siteA");
 const siteB = new nslab.Namespace("siteB");
-// The underlay: the only link between the two sites. (The bridges are named per site:
-// the SDK's preview check of a port's master keys bridges by name alone, so two bridges
-// named alike in two namespaces are taken for one.)
+// The underlay: the only link between the two sites. Each site's bridge is "br0": the
+// preview check of a port's master tells same-named bridges apart by namespace.
 new nslab.VethPair("underlay", {
   a: { name: "ul-a", namespace: siteA.name, addresses: ["10.99.0.1/24"] },
   b: { name: "ul-b", namespace: siteB.name, addresses: ["10.99.0.2/24"] },
@@ -29,7 +28,7 @@ const sites = [
   { site: siteB, tag: "B", local: "10.99.0.2", remote: "10.99.0.1", host: "10.50.0.12/24" },
 ];
 for (const s of sites) {
-  const br = new nslab.Bridge("br" + s.tag, { name: "br-" + s.tag, namespace: s.site.name });
+  const br = new nslab.Bridge("br" + s.tag, { name: "br0", namespace: s.site.name });
   const host = new nslab.Namespace("host" + s.tag);
   new nslab.VethPair("host" + s.tag + "-link", {
     a: { name: "eth0", namespace: host.name, addresses: [s.host] },
@@ -66,7 +65,7 @@ describe("Vxlan: two sites joined only by an underlay, through the real CLI", ()
     expect(await pings(sandbox, "hostB", "10.50.0.11")).toBe(true);
     expect(await captured).toMatch(/10\.99\.0\.[12]\.\d+ > 10\.99\.0\.[12]\.4789: VXLAN.*vni 42/);
     const live = JSON.parse(await sandbox.must("ip", ["-n", "siteA", "-j", "-d", "link", "show", "vx42"]))[0];
-    expect(live).toMatchObject({ master: "br-A", linkinfo: { info_kind: "vxlan", info_data: { id: 42, local: "10.99.0.1", remote: "10.99.0.2", port: 4789, learning: true } } });
+    expect(live).toMatchObject({ master: "br0", linkinfo: { info_kind: "vxlan", info_data: { id: 42, local: "10.99.0.1", remote: "10.99.0.2", port: 4789, learning: true } } });
 
     // Quiet refresh: nothing changed, nothing shown.
     const clean = await lab.driftCheck();

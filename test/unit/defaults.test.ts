@@ -10,6 +10,7 @@ import { stableMac } from "../../provider/resource";
 import { tapKind } from "../../provider/tap";
 import { vethKind } from "../../provider/veth";
 import { linkInputs, linkOutputs, normaliseLink } from "../../provider/link";
+import { checkMaster } from "../../sdk/bridge";
 
 const owner = (kind: string, name: string) => `proj/dev/${kind}/${name}`;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -77,5 +78,18 @@ describe("route family", () => {
     }
     expect(routeKind.check(undefined, { destination: "default", device: "eth0" }).inputs.family).toBe("ipv4");
     expect(routeKind.check(undefined, { destination: "default", gateway: "fd00::1" }).inputs.family).toBe("ipv6");
+  });
+});
+
+describe("a port's bridge is checked at preview by name and namespace", () => {
+  it("one name may be a bridge in several namespaces; a port fails only where its namespace has none", () => {
+    const bridges = new Map([["br0", new Set(["siteA", "siteB"])], ["br1", new Set([""])]]);
+    expect(() => checkMaster(bridges, 'VethPair "a"', "b.", "br0", "siteA")).not.toThrow();
+    expect(() => checkMaster(bridges, 'VethPair "b"', "b.", "br0", "siteB")).not.toThrow();
+    expect(() => checkMaster(bridges, 'VethPair "c"', "b.", "br0", undefined)).toThrow(
+      /VethPair "c": b\.master "br0" is a bridge in namespace "siteA" and namespace "siteB", but the port is in the program's namespace/,
+    );
+    expect(() => checkMaster(bridges, 'TapDevice "t"', "", "br1", "siteA")).toThrow(/is a bridge in the program's namespace, but the port is in namespace "siteA"/);
+    expect(() => checkMaster(bridges, 'TapDevice "t"', "", "elsewhere", "siteA")).not.toThrow(); // not this program's
   });
 });
