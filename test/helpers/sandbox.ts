@@ -5,7 +5,6 @@
  * and nft table made inside: nothing can leak into the next test.
  */
 import { ChildProcess, spawn } from "node:child_process";
-import * as fs from "node:fs";
 
 export interface RunResult {
   stdout: string;
@@ -73,7 +72,7 @@ export class Sandbox {
         "--",
         "sh",
         "-c",
-        "mount -t tmpfs -o mode=0755 nslab-test /run/netns && ip link set lo up && echo ready && exec sleep infinity",
+        "mount -t tmpfs -o mode=0755 nslab-test /run/netns && mkdir -p /run/nslab && mount -t tmpfs -o mode=0755 nslab-test-records /run/nslab && ip link set lo up && echo ready && exec sleep infinity",
       ],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
@@ -125,13 +124,7 @@ export class Sandbox {
 
   async destroy(): Promise<void> {
     if (this.holder.exitCode !== null) return;
-    // What nslab recorded for this sandbox's namespace (a killed run's records) goes
-    // with it: namespace inode numbers are reused.
-    try {
-      fs.rmSync(`/run/nslab/netns-${fs.statSync(`/proc/${this.pid}/ns/net`).ino}`, { recursive: true, force: true });
-    } catch {
-      // Nothing recorded.
-    }
+    // What nslab recorded in it (/run/nslab) is on the sandbox's own tmpfs and goes with it.
     const exited = new Promise((resolve) => this.holder.once("exit", resolve));
     this.holder.kill("SIGKILL");
     await exited;
