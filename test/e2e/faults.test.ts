@@ -21,7 +21,11 @@ it("kill -9 of the CLI during up and of the provider during destroy: the recover
   fs.rmSync(out);
   expect(results).toHaveLength(2);
   for (const t of results) {
-    expect(t.namespacesAtKill, log).toBeGreaterThan(0);
+    // The kill interrupted the operation: an up had made namespaces; a destroy had not
+    // finished (its namespace deletes run side by side, so all may be gone at the kill
+    // while other resources are not), which the CLI's exit shows.
+    if (t.during === "up") expect(t.namespacesAtKill, log).toBeGreaterThan(0);
+    else expect(t.cliExit, log).not.toBe("0");
     expect(t.converged, log).toBe(true);
     expect(t.previewClean, log).toBe(true);
     expect(t.traffic, log).toBe(true);
