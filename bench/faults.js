@@ -61,6 +61,8 @@ function random() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sh = (cmd, argv) => spawnSync(cmd, argv, { encoding: "utf8" });
 const namespaces = () => (fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns").length : 0);
+/** The bench lab's bridge ports left in the sandbox's own namespace (one veth end per host). */
+const ports = () => fs.readdirSync("/sys/class/net").filter((n) => /^bp\d+$/.test(n)).length;
 const forwarding = () => sh("sysctl", ["-n", "net.ipv4.ip_forward"]).stdout.trim();
 const address = (i) => `10.200.${(i + 2) >> 8}.${(i + 2) & 255}`;
 
@@ -193,9 +195,13 @@ async function trial(n, kind) {
 
     // 2. The fault.
     const cli = p.start(phase === "up" ? "up" : "destroy", ...YES);
-    // A destroy deletes its namespaces side by side (up to 16 at once in one namespace's
-    // lanes, 32 operations in the engine): the kill point keeps at least one left.
-    const reached = () => (phase === "up" ? namespaces() >= Math.max(1, Math.round(fraction * hosts)) : namespaces() <= Math.max(1, Math.round((1 - fraction) * hosts)));
+    // A destroy deletes each host's route and veth before its namespace, and many side
+    // by side: its kill point is a fraction of the veths gone (their bridge ports leave
+    // this namespace) while namespaces are still left, so the destroy has work to lose.
+    // (Counting namespaces alone, a short destroy could pass from several to none
+    // between two looks.)
+    const killPorts = hosts - Math.max(1, Math.round(fraction * hosts * 0.5));
+    const reached = () => (phase === "up" ? namespaces() >= Math.max(1, Math.round(fraction * hosts)) : namespaces() > 0 && ports() <= killPorts);
     const deadline = Date.now() + 300_000;
     let victim;
     let provider;
