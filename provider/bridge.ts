@@ -5,7 +5,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { checkLinkFields, converge, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, linkRules, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, stableMac } from "./resource";
 import { Checker } from "./validate";
 
@@ -19,16 +19,7 @@ export interface BridgeOutputs extends BridgeInputs {
   macUnset?: true;
 }
 
-const RULES: FieldRule[] = [
-  { name: "name", replace: true },
-  { name: "namespace", replace: true },
-  { name: "addresses", set: true },
-  { name: "mac", computed: true },
-  { name: "mtu", computed: true },
-  { name: "up" },
-  { name: "stp" },
-  { name: "vlanFiltering" },
-];
+const RULES: FieldRule[] = [...linkRules({ master: false }), { name: "stp" }, { name: "vlanFiltering" }];
 
 const subject = (i: { name: string; namespace?: string }) => describe("bridge", i.name, i.namespace);
 
@@ -58,7 +49,8 @@ async function apply(i: BridgeInputs, created: boolean): Promise<LiveLink> {
     // Equivalent to: ip link set dev NAME type bridge stp_state N [vlan_filtering N]
     await kernel.ip(["link", "set", "dev", i.name, "type", "bridge", ...attrs], i.namespace, subject(i)).catch((e) => unsupportedVlan(e, i));
   }
-  const after = verifyLink(i, await converge(i, live, tag, subject(i)), tag, subject(i));
+  // Made with its address and MTU (create): not set again.
+  const after = verifyLink(i, await converge(i, live, tag, subject(i), created ? { mac: i.mac, mtu: i.mtu } : {}), tag, subject(i));
   if (Number(after.info.stp_state ?? 0) !== (i.stp ? 1 : 0)) {
     throw new NslabError("Verification", `${subject(i)}: stp: desire '${i.stp}', current '${after.info.stp_state}'`);
   }

@@ -7,6 +7,7 @@ import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { LinkJson, Netns } from "./kernel";
 import { resourceNameOf, stableMac } from "./resource";
+import type { FieldRule } from "./resource";
 import { canonicalCidr, Checker, isUnknown } from "./validate";
 
 /** The per-interface properties users set. */
@@ -18,6 +19,24 @@ export interface LinkSettings {
   master?: string;
   up: boolean;
   mtu?: number;
+}
+
+/**
+ * How the interface fields every link kind shares are diffed: name and namespace
+ * replace; the rest change in place; mac and mtu left unset mean "whatever the kernel
+ * has". `master: false` for kinds that cannot be a bridge port (a bridge). A kind adds
+ * its own rules after these.
+ */
+export function linkRules(options: { master: boolean }): FieldRule[] {
+  return [
+    { name: "name", replace: true },
+    { name: "namespace", replace: true },
+    { name: "addresses", set: true },
+    { name: "mac", computed: true },
+    { name: "mtu", computed: true },
+    ...(options.master ? [{ name: "master" }] : []),
+    { name: "up" },
+  ];
 }
 
 /** A live interface, normalised for comparison with LinkSettings. */
@@ -71,19 +90,31 @@ export async function freshLink(name: string, netns: Netns): Promise<LiveLink | 
 }
 
 /**
+ * What the command that made an interface already set (`ip link add ... address MAC mtu
+ * M`), so that converging the just-made interface (`live` undefined) does not set it
+ * again.
+ */
+export interface MadeWith {
+  mac?: string;
+  mtu?: number;
+}
+
+/**
  * The `ip` commands (for one `ip -batch`) that take `live` to `desired`, alias first
  * and link state last. `desired.mtu` undefined means "leave it".
  * Equivalent to: ip link set dev NAME alias TAG; ip link set dev NAME mtu M; ...
  */
-export function convergeCommands(desired: LinkSettings, live: LiveLink | undefined, tag: string): string[][] {
+export function convergeCommands(desired: LinkSettings, live: LiveLink | undefined, tag: string, made: MadeWith = {}): string[][] {
   const dev = desired.name;
   const cmds: string[][] = [];
+  const mtu = live ? live.mtu : made.mtu;
+  const mac = live ? live.mac : made.mac;
   // Down first, up last: taking a link down flushes its IPv6 addresses, and a link
   // comes up once everything is in place.
   if (!desired.up && live?.up !== false) cmds.push(["link", "set", "dev", dev, "down"]);
   if (live?.alias !== tag) cmds.push(["link", "set", "dev", dev, "alias", tag]);
-  if (desired.mtu !== undefined && live?.mtu !== desired.mtu) cmds.push(["link", "set", "dev", dev, "mtu", String(desired.mtu)]);
-  if (desired.mac !== undefined && live?.mac !== desired.mac) cmds.push(["link", "set", "dev", dev, "address", desired.mac]);
+  if (desired.mtu !== undefined && mtu !== desired.mtu) cmds.push(["link", "set", "dev", dev, "mtu", String(desired.mtu)]);
+  if (desired.mac !== undefined && mac !== desired.mac) cmds.push(["link", "set", "dev", dev, "address", desired.mac]);
   if ((desired.master ?? "") !== (live?.master ?? "")) {
     cmds.push(desired.master ? ["link", "set", "dev", dev, "master", desired.master] : ["link", "set", "dev", dev, "nomaster"]);
   }
@@ -103,8 +134,8 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
  * returns the interface as the kernel now has it. `live` undefined means "just made":
  * every desired setting is written.
  */
-export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string): Promise<LiveLink | undefined> {
-  const commands = [...convergeCommands(desired, live, tag), ["address", "show", "dev", desired.name]];
+export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string, made: MadeWith = {}): Promise<LiveLink | undefined> {
+  const commands = [...convergeCommands(desired, live, tag, made), ["address", "show", "dev", desired.name]];
   const [after] = await kernel.ipBatchRead<LinkJson[]>(commands, desired.namespace, subject);
   return after?.[0] && normaliseLink(after[0]);
 }

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { checkLinkFields, converge, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker, isUnknown } from "./validate";
 
@@ -22,18 +22,12 @@ export interface TapOutputs extends TapInputs {
 }
 
 const RULES: FieldRule[] = [
-  { name: "name", replace: true },
-  { name: "namespace", replace: true },
+  ...linkRules({ master: true }),
   { name: "mode", replace: true },
   // The kernel sets owner, group and queues only when the device is made (TUNSETIFF).
   { name: "owner", replace: true },
   { name: "group", replace: true },
   { name: "multiQueue", replace: true },
-  { name: "addresses", set: true },
-  { name: "mac", computed: true },
-  { name: "mtu", computed: true },
-  { name: "master" },
-  { name: "up" },
 ];
 
 const ID_MAX = 4294967294;

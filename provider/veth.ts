@@ -89,7 +89,9 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
   for (const [label, end] of [["a.", inputs.a], ["b.", inputs.b]] as const) {
     const desired = settings(end, inputs.mtu);
     const live = created ? undefined : await freshLink(end.name, end.namespace);
-    const after = await converge(desired, live, tag, endSubject(end)).catch(async (err) => {
+    // Made with its address and MTU (create): not set again.
+    const made = created ? { mac: desired.mac, mtu: inputs.mtu } : {};
+    const after = await converge(desired, live, tag, endSubject(end), made).catch(async (err) => {
       throw await explainMaster(err, desired, pairSubject(inputs), label);
     });
     result.push(verifyLink(desired, after, tag, endSubject(end), label));

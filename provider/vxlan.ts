@@ -13,7 +13,7 @@ import * as ipaddr from "ipaddr.js";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { checkLinkFields, converge, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, DiffResult, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker, familyOf, isUnknown } from "./validate";
 
@@ -45,8 +45,7 @@ export const VNI_MAX = 16777215;
 export const VXLAN_PORT = 4789;
 
 const RULES: FieldRule[] = [
-  { name: "name", replace: true },
-  { name: "namespace", replace: true },
+  ...linkRules({ master: true }),
   // The kernel refuses: "Cannot change VNI", "Cannot change port".
   { name: "vni", replace: true },
   { name: "dstPort", replace: true },
@@ -57,11 +56,6 @@ const RULES: FieldRule[] = [
   { name: "group" },
   { name: "device" },
   { name: "learning" },
-  { name: "addresses", set: true },
-  { name: "mac", computed: true },
-  { name: "mtu", computed: true },
-  { name: "master" },
-  { name: "up" },
 ];
 
 const subject = (i: { name: string; namespace?: string }) => describe("vxlan", i.name, i.namespace);
@@ -131,7 +125,8 @@ async function apply(i: VxlanInputs, created: boolean): Promise<LiveLink> {
     await kernel.ip(["link", "set", "dev", i.name, "type", "vxlan", ...endpointAttrs(i)], i.namespace, subject(i));
     live = await freshLink(i.name, i.namespace);
   }
-  const after = await converge(i, live, tag, subject(i)).catch(async (err) => {
+  // Made with its address and MTU (create): not set again.
+  const after = await converge(i, live, tag, subject(i), created ? { mac: i.mac, mtu: i.mtu } : {}).catch(async (err) => {
     throw await explainMaster(err, i, subject(i), "");
   });
   const verified = verifyLink(i, after, tag, subject(i));

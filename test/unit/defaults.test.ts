@@ -9,7 +9,7 @@ import { routeKind } from "../../provider/route";
 import { stableMac } from "../../provider/resource";
 import { tapKind } from "../../provider/tap";
 import { vethKind } from "../../provider/veth";
-import { linkInputs, linkOutputs, normaliseLink } from "../../provider/link";
+import { convergeCommands, linkInputs, linkOutputs, normaliseLink } from "../../provider/link";
 import { checkMaster } from "../../sdk/bridge";
 
 const owner = (kind: string, name: string) => `proj/dev/${kind}/${name}`;
@@ -91,5 +91,18 @@ describe("a port's bridge is checked at preview by name and namespace", () => {
     );
     expect(() => checkMaster(bridges, 'TapDevice "t"', "", "br1", "siteA")).toThrow(/is a bridge in the program's namespace, but the port is in namespace "siteA"/);
     expect(() => checkMaster(bridges, 'TapDevice "t"', "", "elsewhere", "siteA")).not.toThrow(); // not this program's
+  });
+});
+
+describe("converging a just-made interface", () => {
+  it("does not set again the MAC and MTU the creating command set, and sets what it did not", () => {
+    const desired = { name: "v1", addresses: [], up: true, mac: "02:00:00:00:00:09", mtu: 1400 };
+    const sets = (cmds: string[][]) => cmds.map((c) => c.slice(4).join(" ")).filter((c) => /^(address|mtu) /.test(c));
+    expect(sets(convergeCommands(desired, undefined, "nslab:t", { mac: desired.mac, mtu: 1400 }))).toEqual([]);
+    expect(sets(convergeCommands(desired, undefined, "nslab:t"))).toEqual(["mtu 1400", "address 02:00:00:00:00:09"]);
+    expect(sets(convergeCommands(desired, undefined, "nslab:t", { mac: desired.mac }))).toEqual(["mtu 1400"]);
+    // A live interface is compared as it is; what it was made with no longer counts.
+    const live = normaliseLink({ ifindex: 3, ifname: "v1", flags: ["UP"], mtu: 1500, address: "02:00:00:00:00:01", ifalias: "nslab:t" });
+    expect(sets(convergeCommands(desired, live, "nslab:t", { mac: desired.mac, mtu: 1400 }))).toEqual(["mtu 1400", "address 02:00:00:00:00:09"]);
   });
 });
