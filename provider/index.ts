@@ -47,7 +47,7 @@ export type { ProcessInputs, ProcessOutputs } from "./process";
 export { vxlanKind } from "./vxlan";
 export type { VxlanInputs, VxlanOutputs } from "./vxlan";
 export { ownerTag } from "./resource";
-export { recorded, forget, unmarked, removeUnmarked } from "./owned";
+export { recorded, forget, unmarked, removeUnmarked, stackOf } from "./owned";
 export type { OwnedRecord, UnmarkedObject } from "./owned";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
@@ -88,8 +88,17 @@ export async function dispatch(kind: string, op: Operation, args: unknown[]): Pr
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
-    case "check":
-      return impl.check(args[0] ? props(args[0]) : undefined, props(args[1]));
+    case "check": {
+      const olds = args[0] ? props(args[0]) : undefined;
+      const checked = impl.check(olds, props(args[1]));
+      // A resource keeps the owner (and so the marks) it was made with for as long as it
+      // exists: objects made before owners named the backend (sdk/identity.ts), or before
+      // the stack was renamed or moved, stay its own and are never re-marked.
+      if (typeof olds?.__owner === "string" && checked.inputs && typeof checked.inputs === "object") {
+        (checked.inputs as Record<string, unknown>).__owner = olds.__owner;
+      }
+      return checked;
+    }
     case "diff":
       return impl.diff(String(args[0]), props(args[1]), props(args[2]));
     case "create": {

@@ -756,7 +756,7 @@ export function removeRecord(netns: Netns, name: string): void {
  * namespace's lo after `ip netns add`), so a run killed in between leaves an unmarked
  * object. The next create of the same resource finds this record (intended()) and takes
  * the object over instead of refusing it. Removed by intentDone() once marked. `by` is
- * the resource's owner string (project/stack/kind/name), for nslab-orphans.
+ * the resource's owner string (PROJECT/STACK@BACKEND/KIND/NAME), for nslab-orphans.
  */
 export function intend(netns: Netns, object: string, owner: string, subject: string, by?: string): void {
   writeRecord(netns, `intent-${object}`, { owner, by }, subject);
