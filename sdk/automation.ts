@@ -87,7 +87,7 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
       // The inline program runs in this process, which may not have the backend in its
       // environment: tell it, for the stack part of nslab's marks (sdk/identity.ts).
       program: () => {
-        runBackend().url = normaliseBackendUrl(backendUrl, workDir, os.homedir());
+        runBackend().url = normaliseBackendUrl(envVars.PULUMI_BACKEND_URL || backendUrl, workDir, os.homedir());
         return options.program();
       },
     },
