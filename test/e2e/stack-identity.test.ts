@@ -42,7 +42,7 @@ describe("stack identity", () => {
   it("keeps two same-named stacks on two backends apart: refused creates name the owner, NAT rules coexist, destroy and orphans touch only their own", async () => {
     const a = await Lab.create(sandbox, "ident-a", A);
     expect((await a.up()).exitCode).toBe(0);
-    const ownerA = (await a.resources()).find((r) => r.type.endsWith(":Namespace"))!.outputs!.__owner as string;
+    const ownerA = (await a.resources()).find((r) => r.urn.endsWith(":Namespace::h1"))!.outputs!.__owner as string;
     expect(ownerA).toMatch(/^nslab-test\/test@[0-9a-f]{8}\/Namespace\/h1$/);
     const stackA = ownerA.split("/").slice(0, 2).join("/");
     const drift = async () => (await a.driftCheck()).exitCode;
@@ -61,7 +61,7 @@ describe("stack identity", () => {
     r = await b.up();
     expect(r.exitCode, show(r)).toBe(0);
     expect(await masquerades()).toBe(2);
-    const ownerB = (await b.resources()).find((x) => x.type.endsWith(":NatRule"))!.outputs!.__owner as string;
+    const ownerB = (await b.resources()).find((x) => x.urn.endsWith(":NatRule::masq"))!.outputs!.__owner as string;
     expect(ownerB).toMatch(/^nslab-test\/test@[0-9a-f]{8}\/NatRule\/masq$/);
     expect(ownerB).not.toBe(ownerA.replace("Namespace/h1", "NatRule/masq"));
     expect((await b.destroy()).exitCode).toBe(0);
