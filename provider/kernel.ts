@@ -12,11 +12,19 @@
  * It also holds the per-process snapshot cache: one `ip -details -json addr show`, one
  * `ip -json route show table all` and one `nft -j list table` per namespace, shared by
  * every resource read in the same run and dropped whenever nslab itself writes.
+ *
+ * Every operation runs on the host of the resource being worked on (withHost, set by
+ * the dispatcher in index.ts): this machine, or another one reached over SSH (ssh.ts),
+ * where the same commands run with the same arguments, quoted for the remote shell in
+ * one place, and the files nslab keeps (/run/netns, /run/nslab) are the remote ones.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
+import { HostArgs, hostKey, onHost } from "./host";
 import { closeSessions, NETNS_DIR, runIp } from "./ipsession";
+import { ensureMaster, sshCommand, sshError, sshFailed } from "./ssh";
 
 /** Upper bound for one command; a hung `ip` must not hang `pulumi up`. */
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -25,9 +33,44 @@ export { NETNS_DIR };
 /** A namespace name, or undefined for the namespace the program (provider) runs in. */
 export type Netns = string | undefined;
 
-/** How an object is named in messages: `veth "a" in namespace "ns1"`. */
+// ---- the host ---------------------------------------------------------------------------
+
+/**
+ * The host of the operation under way, carried through its awaits: each resource
+ * operation is one async call tree (index.ts dispatch), and passing the host by hand
+ * through every kernel call of every resource kind would change them all for no gain.
+ */
+const hostContext = new AsyncLocalStorage<HostArgs | undefined>();
+
+/** Runs `work` with every kernel operation inside it on `host` (undefined: this machine). */
+export function withHost<T>(host: HostArgs | undefined, work: () => Promise<T>): Promise<T> {
+  return hostContext.run(host, work);
+}
+
+/** The host of the operation under way; undefined for this machine. */
+export function currentHost(): HostArgs | undefined {
+  return hostContext.getStore();
+}
+
+/** `" on root@192.0.2.2"` while working on another host, else "" (for messages). */
+export function where(): string {
+  return onHost(currentHost());
+}
+
+/**
+ * The command that runs `command args` on the current host: itself here, or ssh
+ * through the host's master connection (started first, failing fast when it cannot be).
+ */
+async function placed(command: string, args: string[], subject: string): Promise<[string, string[]]> {
+  const host = currentHost();
+  if (host === undefined) return [command, args];
+  await ensureMaster(host, subject);
+  return sshCommand(host, [command, ...args]);
+}
+
+/** How an object is named in messages: `veth "a" in namespace "ns1"` (`... on root@192.0.2.2`). */
 export function describe(what: string, name: string, netns: Netns): string {
-  return `${what} "${name}" in ${netns ? `namespace "${netns}"` : "the program's namespace"}`;
+  return `${what} "${name}" in ${netns ? `namespace "${netns}"` : "the program's namespace"}${where()}`;
 }
 
 interface RunOptions {
@@ -40,10 +83,11 @@ interface RunOptions {
 /** Runs `command args` and returns stdout; throws NslabError on a non-zero exit. */
 async function run(command: string, args: string[], options: RunOptions): Promise<string> {
   const printable = [command, ...args].join(" ");
+  const [program, argv] = await placed(command, args, options.subject);
   let result;
   try {
     const { execa } = await import("execa");
-    result = await execa(command, args, {
+    result = await execa(program, argv, {
       input: options.input,
       stdin: options.input === undefined ? "ignore" : undefined,
       reject: false,
@@ -59,6 +103,8 @@ async function run(command: string, args: string[], options: RunOptions): Promis
   }
   if (result.exitCode !== 0) {
     const stderr = String(result.stderr ?? "");
+    const host = currentHost();
+    if (host !== undefined && sshFailed(result.exitCode, stderr)) throw sshError(host, options.subject, stderr);
     if (result.exitCode === undefined && /ENOENT/.test(String(result.message))) {
       throw new NslabError("CommandFailed", `${options.subject}: ${command} is not installed (run scripts/setup)`);
     }
@@ -71,7 +117,8 @@ async function run(command: string, args: string[], options: RunOptions): Promis
 
 /** Per namespace, per kind of dump ("links", "routes", "nft"): the pending or done read. */
 const snapshots = new Map<string, Map<string, Promise<unknown>>>();
-const key = (netns: Netns) => netns ?? "";
+/** Snapshots and probe processes are per host and namespace. */
+const key = (netns: Netns) => `${hostKey(currentHost())}\0${netns ?? ""}`;
 
 /**
  * Called on every write. A write in one namespace can change another (a veth made
@@ -159,7 +206,7 @@ export function routes(netns: Netns): Promise<RouteJson[]> {
  * Equivalent to: ip [-n NS] -details -json addr show dev NAME
  */
 export async function link(name: string, netns: Netns): Promise<LinkJson | undefined> {
-  if (netns !== undefined && !netnsExists(netns)) return undefined;
+  if (netns !== undefined && !(await hostNetnsExists(netns))) return undefined;
   try {
     const found = await ipJson<LinkJson[]>(["addr", "show", "dev", name], netns, describe("link", name, netns));
     return found[0];
@@ -182,9 +229,12 @@ function printable(command: string[], netns: Netns, family?: "-4" | "-6"): strin
  * The error names the failed command and is built like any other (commandError).
  */
 async function ipRun(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<string[]> {
-  const { outputs, failure } = await runIp(commands, netns, family);
+  const host = currentHost();
+  if (host !== undefined) await ensureMaster(host, subject);
+  const { outputs, failure } = await runIp(commands, netns, family, host);
   if (failure) {
     const command = printable(commands[failure.index], netns, family);
+    if (host !== undefined && sshFailed(failure.exitCode, failure.text)) throw sshError(host, subject, failure.text);
     if (failure.timedOut) throw new NslabError("CommandFailed", `${subject}: ${command} ${failure.text}`);
     if (failure.exitCode === 127) throw new NslabError("CommandFailed", `${subject}: ip is not installed (run scripts/setup)`);
     throw commandError(subject, command, failure.text, failure.exitCode);
@@ -239,10 +289,9 @@ export async function netnsAdd(name: string, subject: string): Promise<void> {
  * are closed first, so that nothing of nslab's keeps the namespace alive.
  */
 export async function netnsDelete(name: string, subject: string): Promise<void> {
-  await Promise.all([closeSessions(name), closeProbers(name)]);
+  await Promise.all([closeSessions(name, currentHost()), closeProbers(name)]);
   // Records kept for it die with it (its inode number may be reused by a later one).
-  const inode = netnsInode(name);
-  if (inode !== undefined) fs.rmSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, force: true });
+  await removeRecordsOf(name, subject);
   await ip(["netns", "delete", name], undefined, subject);
 }
 
@@ -254,16 +303,41 @@ export function netnsExists(name: string): boolean {
 }
 
 /**
- * Fails when the namespace an object lives in is missing. `recorded`: the object is in
- * the stack's state already (an update), so the namespace was there once: a reboot (or
- * a hand) removed it, and `pulumi up --refresh` recreates what is gone.
+ * What /run/netns/NAME is on the current host: absent, a namespace, or the plain file
+ * of an interrupted `ip netns add` (see netnsHalfMade); with the namespace's inode.
+ * Here, two stat(2) calls; on another host, one command.
+ * Equivalent to: stat -L -c '%d %i' /proc/self/ns/net /run/netns/NAME
  */
-export function requireNetns(netns: Netns, subject: string, property = "", recorded = false): void {
-  if (netns === undefined || netnsExists(netns)) return;
+async function netnsFileState(name: string, subject: string): Promise<"absent" | "namespace" | "half"> {
+  if (currentHost() === undefined) return !netnsExists(name) ? "absent" : netnsHalfMade(name) ? "half" : "namespace";
+  const r = await remoteOutcome(["stat", "-L", "-c", "%d %i", "/proc/self/ns/net", `${NETNS_DIR}/${name}`], subject);
+  const [own, file] = r.stdout.trim().split("\n").map((line) => line.split(" ")[0]);
+  if (file === undefined) return "absent";
+  return file === own ? "namespace" : "half";
+}
+
+/** True when /run/netns/NAME exists on the current host (netnsExists, there). */
+export async function hostNetnsExists(name: string, subject = describe("namespace", name, undefined)): Promise<boolean> {
+  return (await netnsFileState(name, subject)) !== "absent";
+}
+
+/** netnsHalfMade, on the current host. */
+export async function hostNetnsHalfMade(name: string, subject = describe("namespace", name, undefined)): Promise<boolean> {
+  return (await netnsFileState(name, subject)) === "half";
+}
+
+/**
+ * Fails when the namespace an object lives in is missing (on the current host).
+ * `recorded`: the object is in the stack's state already (an update), so the namespace
+ * was there once: a reboot (or a hand) removed it, and `pulumi up --refresh` recreates
+ * what is gone.
+ */
+export async function requireNetns(netns: Netns, subject: string, property = "", recorded = false): Promise<void> {
+  if (netns === undefined || (await hostNetnsExists(netns, subject))) return;
   const fix = recorded
     ? `It is in the stack's state but not in the kernel (after a reboot /run/netns is empty, or it was deleted by hand): run \`pulumi up --refresh\` to recreate what is gone.`
     : `Create it first (nslab.Namespace) and pass its .name, so Pulumi orders the two; if the stack made it before a reboot, run \`pulumi up --refresh\`.`;
-  throw new NslabError("NotFound", `${subject}: ${property}namespace "${netns}" does not exist. ${fix}`);
+  throw new NslabError("NotFound", `${subject}: ${property}namespace "${netns}" does not exist${where()}. ${fix}`);
 }
 
 /**
@@ -404,10 +478,11 @@ interface Outcome {
 
 /** Runs a command that may fail (a probe): its exit code and output, never a throw for a non-zero exit. */
 async function runOutcome(command: string, args: string[], timeoutMs: number, subject: string, input?: string): Promise<Outcome> {
+  const [program, argv] = await placed(command, args, subject);
   let result;
   try {
     const { execa } = await import("execa");
-    result = await execa(command, args, {
+    result = await execa(program, argv, {
       input,
       stdin: input === undefined ? "ignore" : undefined,
       reject: false,
@@ -421,7 +496,14 @@ async function runOutcome(command: string, args: string[], timeoutMs: number, su
   if (result.exitCode === undefined && !result.timedOut && /ENOENT/.test(String(result.message))) {
     throw new NslabError("CommandFailed", `${subject}: ${command} is not installed (run scripts/setup)`);
   }
+  const host = currentHost();
+  if (host !== undefined && sshFailed(result.exitCode, String(result.stderr ?? ""))) throw sshError(host, subject, String(result.stderr ?? ""));
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ""), stderr: String(result.stderr ?? ""), timedOut: result.timedOut };
+}
+
+/** A command on the current (remote) host whose exit status is an answer, not a failure. */
+function remoteOutcome(argv: string[], subject: string, input?: string): Promise<Outcome> {
+  return runOutcome(argv[0], argv.slice(1), COMMAND_TIMEOUT_MS, subject, input);
 }
 
 /**
@@ -565,19 +647,20 @@ const probers = new Map<string, Prober>();
  * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (probes as JSON lines on stdin)
  */
 export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
-  let prober = probers.get(key(netns));
+  const k = key(netns);
+  let prober = probers.get(k);
   if (!prober) {
     prober = new Prober(netns, (gone) => {
-      if (probers.get(key(gone.netns)) === gone) probers.delete(key(gone.netns));
+      if (probers.get(k) === gone) probers.delete(k);
     });
-    probers.set(key(netns), prober);
+    probers.set(k, prober);
   }
   return prober.probe(probe, subject);
 }
 
 /** Ends the probe process inside `netns` (before the namespace is deleted). */
 export async function closeProbers(netns: string): Promise<void> {
-  await probers.get(netns)?.close();
+  await probers.get(key(netns))?.close();
 }
 
 // ---- processes (Process) --------------------------------------------------------------
@@ -664,7 +747,9 @@ function netnsFile(netns: Netns): string {
  */
 export async function withNetnsLock<T>(netns: Netns, subject: string, work: () => Promise<T>): Promise<T> {
   const { execa } = await import("execa");
-  const holder = execa("flock", ["-w", String(LOCK_WAIT_S), netnsFile(netns), "cat"], {
+  // On another host the lock is taken there (the namespace's file is there), over ssh.
+  const [program, argv] = await placed("flock", ["-w", String(LOCK_WAIT_S), netnsFile(netns), "cat"], subject);
+  const holder = execa(program, argv, {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
@@ -675,7 +760,7 @@ export async function withNetnsLock<T>(netns: Netns, subject: string, work: () =
     holder.stdout!.once("data", () => resolve());
     holder.then((r) => {
       const why = r.exitCode === undefined && /ENOENT/.test(String(r.message)) ? "flock is not installed (util-linux)" : `flock exited ${r.exitCode}: ${String(r.stderr).trim() || `no lock within ${LOCK_WAIT_S} s`}`;
-      reject(new NslabError("CommandFailed", `${subject}: cannot lock ${netns === undefined ? "the program's namespace" : `namespace "${netns}"`}: ${why}`));
+      reject(new NslabError("CommandFailed", `${subject}: cannot lock ${netns === undefined ? "the program's namespace" : `namespace "${netns}"`}${where()}: ${why}`));
     });
   });
   holder.stdin!.write("locked\n");
@@ -758,18 +843,18 @@ export function removeRecord(netns: Netns, name: string): void {
  * the object over instead of refusing it. Removed by intentDone() once marked. `by` is
  * the resource's owner string (project/stack/kind/name), for nslab-orphans.
  */
-export function intend(netns: Netns, object: string, owner: string, subject: string, by?: string): void {
-  writeRecord(netns, `intent-${object}`, { owner, by }, subject);
+export async function intend(netns: Netns, object: string, owner: string, subject: string, by?: string): Promise<void> {
+  await hostWriteRecord(netns, `intent-${object}`, { owner, by }, subject);
 }
 
 /** The owner tag of a pending intent() for `object`, if any. */
-export function intended(netns: Netns, object: string): string | undefined {
-  return readRecord<{ owner?: string }>(netns, `intent-${object}`)?.owner;
+export async function intended(netns: Netns, object: string): Promise<string | undefined> {
+  return (await hostReadRecord<{ owner?: string }>(netns, `intent-${object}`))?.owner;
 }
 
 /** Drops the intent() for `object`: it is marked now, or was not made. */
-export function intentDone(netns: Netns, object: string): void {
-  removeRecord(netns, `intent-${object}`);
+export async function intentDone(netns: Netns, object: string): Promise<void> {
+  await hostRemoveRecord(netns, `intent-${object}`);
 }
 
 /** Names (without .json) of the namespace's records that start with `prefix`. */
@@ -797,4 +882,55 @@ export function listRecords<T>(netns: Netns, prefix: string): T[] {
     const record = readRecord<T>(netns, n.slice(0, -".json".length));
     return record === undefined ? [] : [record];
   });
+}
+
+// ---- records on the current host ----------------------------------------------------------
+//
+// The functions above work on this machine's /run/nslab (the stack's own bookkeeping,
+// owned.ts, stays here). Records about objects on a host (intents, the values a switch
+// had) are kept on that host, next to the objects, keyed by its namespaces' inodes: the
+// same layout there, written by one small script each over the host's SSH master.
+
+/** The folder of a namespace's records on the remote host, from its file ("$1"). */
+const REMOTE_RECORD_DIR = `ino=$(stat -L -c %i -- "$1" 2>/dev/null) || exit 3; d=${RECORD_DIR}/netns-$ino`;
+
+/** runs `sh -c SCRIPT sh ARGS...` on the current (remote) host. */
+function remoteScript(script: string, args: string[], subject: string): Promise<Outcome> {
+  return remoteOutcome(["sh", "-c", script, "sh", ...args], subject);
+}
+
+/** readRecord, on the current host. */
+export async function hostReadRecord<T>(netns: Netns, name: string): Promise<T | undefined> {
+  if (currentHost() === undefined) return readRecord<T>(netns, name);
+  const r = await remoteScript(`${REMOTE_RECORD_DIR}; cat -- "$d/$2.json"`, [netnsFile(netns), name], `record ${name}${where()}`);
+  if (r.exitCode !== 0) return undefined;
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** writeRecord, on the current host (a temporary file, then rename, as here). */
+export async function hostWriteRecord(netns: Netns, name: string, value: unknown, subject: string): Promise<void> {
+  if (currentHost() === undefined) return writeRecord(netns, name, value, subject);
+  const r = await remoteScript(`${REMOTE_RECORD_DIR}; mkdir -p -m 755 -- "$d" && printf '%s\\n' "$3" > "$d/$2.json.$$" && mv -f -- "$d/$2.json.$$" "$d/$2.json"`, [netnsFile(netns), name, JSON.stringify(value)], subject);
+  if (r.exitCode === 3) throw new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
+  if (r.exitCode !== 0) throw new NslabError("CommandFailed", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+}
+
+/** removeRecord, on the current host. */
+export async function hostRemoveRecord(netns: Netns, name: string): Promise<void> {
+  if (currentHost() === undefined) return removeRecord(netns, name);
+  await remoteScript(`${REMOTE_RECORD_DIR}; rm -f -- "$d/$2.json"; rmdir -- "$d" 2>/dev/null; exit 0`, [netnsFile(netns), name], `record ${name}${where()}`);
+}
+
+/** Removes every record of a namespace (it is being deleted), on the current host. */
+async function removeRecordsOf(name: string, subject: string): Promise<void> {
+  if (currentHost() === undefined) {
+    const inode = netnsInode(name);
+    if (inode !== undefined) fs.rmSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, force: true });
+    return;
+  }
+  await remoteScript(`${REMOTE_RECORD_DIR}; rm -rf -- "$d"`, [netnsFile(name)], subject);
 }

@@ -28,6 +28,8 @@ export type {
   TopologyPortForward,
 } from "./render";
 export type { PlannedHost } from "./plan";
+export { HostLink, checkHostLink } from "./hostlink";
+export type { HostLinkArgs, HostLinkSide } from "./hostlink";
 
 /** Networks and namespaces declared by components in this program run, for lab-wide checks. */
 const declaredInRun = () => runRegistry("components", () => ({ networks: new Map<string, string>(), namespaces: new Map<string, string>() }));
