@@ -24,7 +24,7 @@ import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
 import { HostArgs, hostKey, onHost } from "./host";
 import { closeSessions, NETNS_DIR, runIp } from "./ipsession";
-import { ensureMaster, sshCommand, sshError, sshFailed } from "./ssh";
+import { ensureMaster, remoteRun, sshCommand, sshError, sshFailed } from "./ssh";
 
 /** Upper bound for one command; a hung `ip` must not hang `pulumi up`. */
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -83,11 +83,18 @@ interface RunOptions {
 /** Runs `command args` and returns stdout; throws NslabError on a non-zero exit. */
 async function run(command: string, args: string[], options: RunOptions): Promise<string> {
   const printable = [command, ...args].join(" ");
-  const [program, argv] = await placed(command, args, options.subject);
+  const host = currentHost();
+  if (host !== undefined) {
+    const r = await remoteRun(host, [command, ...args], { input: options.input, timeoutMs: COMMAND_TIMEOUT_MS, subject: options.subject });
+    if (r.timedOut) throw new NslabError("CommandFailed", `${options.subject}: ${printable} timed out after ${COMMAND_TIMEOUT_MS} ms`);
+    if (sshFailed(r.exitCode, r.stderr)) throw sshError(host, options.subject, r.stderr);
+    if (r.exitCode !== 0) throw commandError(options.subject, printable, r.stderr, r.exitCode);
+    return r.stdout;
+  }
   let result;
   try {
     const { execa } = await import("execa");
-    result = await execa(program, argv, {
+    result = await execa(command, args, {
       input: options.input,
       stdin: options.input === undefined ? "ignore" : undefined,
       reject: false,
@@ -103,8 +110,6 @@ async function run(command: string, args: string[], options: RunOptions): Promis
   }
   if (result.exitCode !== 0) {
     const stderr = String(result.stderr ?? "");
-    const host = currentHost();
-    if (host !== undefined && sshFailed(result.exitCode, stderr)) throw sshError(host, options.subject, stderr);
     if (result.exitCode === undefined && /ENOENT/.test(String(result.message))) {
       throw new NslabError("CommandFailed", `${options.subject}: ${command} is not installed (run scripts/setup)`);
     }
@@ -478,11 +483,17 @@ interface Outcome {
 
 /** Runs a command that may fail (a probe): its exit code and output, never a throw for a non-zero exit. */
 async function runOutcome(command: string, args: string[], timeoutMs: number, subject: string, input?: string): Promise<Outcome> {
-  const [program, argv] = await placed(command, args, subject);
+  const host = currentHost();
+  if (host !== undefined) {
+    const r = await remoteRun(host, [command, ...args], { input, timeoutMs, subject });
+    if (sshFailed(r.exitCode, r.stderr)) throw sshError(host, subject, r.stderr);
+    if (r.exitCode === 127) throw new NslabError("CommandFailed", `${subject}: ${command} is not installed${where()} (${r.stderr.trim()})`);
+    return r;
+  }
   let result;
   try {
     const { execa } = await import("execa");
-    result = await execa(program, argv, {
+    result = await execa(command, args, {
       input,
       stdin: input === undefined ? "ignore" : undefined,
       reject: false,
@@ -496,8 +507,6 @@ async function runOutcome(command: string, args: string[], timeoutMs: number, su
   if (result.exitCode === undefined && !result.timedOut && /ENOENT/.test(String(result.message))) {
     throw new NslabError("CommandFailed", `${subject}: ${command} is not installed (run scripts/setup)`);
   }
-  const host = currentHost();
-  if (host !== undefined && sshFailed(result.exitCode, String(result.stderr ?? ""))) throw sshError(host, subject, String(result.stderr ?? ""));
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ""), stderr: String(result.stderr ?? ""), timedOut: result.timedOut };
 }
 
