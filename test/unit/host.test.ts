@@ -8,6 +8,8 @@ import { describe, expect, it } from "vitest";
 import { dispatch } from "../../provider";
 import { checkHost, hostLabel, remoteCommand, shellQuote } from "../../provider/host";
 import { Checker } from "../../provider/validate";
+import * as pulumi from "@pulumi/pulumi";
+import { BridgedNetwork, NatGateway, Router } from "../../sdk/components";
 import { checkHostLink } from "../../sdk/components/hostlink";
 
 const check = (value: unknown, kind = "Namespace") => {
@@ -75,5 +77,13 @@ describe("host", () => {
     expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: side("fd00::2") })).toThrow(/both ends of the underlay must be of one family/);
     expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: { ...side("192.0.2.1") } })).toThrow(/both 192\.0\.2\.1/);
     expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: side("192.0.2.2") })).not.toThrow();
+  });
+
+  it("components that build on one machine refuse host instead of ignoring it", () => {
+    pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs }, "nslab-unit", "unit");
+    const host = { ssh: "root@192.0.2.2" };
+    expect(() => new BridgedNetwork("n", { cidr: "10.0.0.0/24", hosts: ["a"], host } as never)).toThrow(/^BridgedNetwork "n": host is not supported by BridgedNetwork yet; .*HostLink/);
+    expect(() => new Router("r", { networks: [], host } as never)).toThrow(/^Router "r": host is not supported/);
+    expect(() => new NatGateway("g", { sources: [], uplink: "eth0", host } as never)).toThrow(/^NatGateway "g": host is not supported/);
   });
 });
