@@ -23,7 +23,7 @@ import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
 import { HostArgs, hostKey, onHost } from "./host";
-import { closeSessions, NETNS_DIR, runIp } from "./ipsession";
+import { closeSessions, NETNS_DIR, runIp, SessionResult } from "./ipsession";
 import { ensureMaster, remoteRun, sshCommand, sshError, sshFailed } from "./ssh";
 
 /** Upper bound for one command; a hung `ip` must not hang `pulumi up`. */
@@ -236,7 +236,7 @@ function printable(command: string[], netns: Netns, family?: "-4" | "-6"): strin
 async function ipRun(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<string[]> {
   const host = currentHost();
   if (host !== undefined) await ensureMaster(host, subject);
-  const { outputs, failure } = await runIp(commands, netns, family, host);
+  const { outputs, failure } = host !== undefined && !IP_SESSIONS_OVER_SSH ? await runIpRemote(host, commands, netns, family, subject) : await runIp(commands, netns, family, host);
   if (failure) {
     const command = printable(commands[failure.index], netns, family);
     if (host !== undefined && sshFailed(failure.exitCode, failure.text)) throw sshError(host, subject, failure.text);
@@ -245,6 +245,33 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
     throw commandError(subject, command, failure.text, failure.exitCode);
   }
   return outputs;
+}
+
+/**
+ * How ip commands reach another host. A long-lived `ip -batch` session per namespace
+ * (ipsession.ts) costs an SSH channel each there: an ssh process here, a session with
+ * the user's shell there, about 70 ms under load, for every namespace of every run. So
+ * there each command is one `ip` in one of the host's long-lived shells instead (a fork
+ * there, no new channel): 50 namespaces came up in 2.8x the local time with sessions,
+ * in (see docs/benchmark.md) with this. NSLAB_SSH_IP_SESSIONS=1 goes back to sessions.
+ */
+const IP_SESSIONS_OVER_SSH = process.env.NSLAB_SSH_IP_SESSIONS === "1";
+
+/**
+ * Runs ip commands in order on another host, one `[nsenter --net=/run/netns/NS --] ip
+ * [-4|-6] -json -details CMD` each in the host's shells, stopping at the first failure,
+ * with the same result as a session's (runIp).
+ */
+async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, family: "-4" | "-6" | undefined, subject: string): Promise<SessionResult> {
+  const outputs: string[] = [];
+  for (const [index, command] of commands.entries()) {
+    const argv = [...(netns === undefined ? [] : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--"]), "ip", ...(family ? [family] : []), "-json", "-details", ...command];
+    const r = await remoteRun(host, argv, { timeoutMs: COMMAND_TIMEOUT_MS, subject });
+    if (r.timedOut) return { outputs, failure: { index, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
+    if (r.exitCode !== 0) return { outputs, failure: { index, text: r.stderr || r.stdout, exitCode: r.exitCode } };
+    outputs.push(r.stdout);
+  }
+  return { outputs };
 }
 
 /** The JSON a show command printed (one line; an empty list when it printed none). */

@@ -198,7 +198,7 @@ export interface RemoteOutcome {
 }
 
 /** Shells kept open per host: commands of one host run side by side in up to this many. */
-const SHELL_LANES = 4;
+const SHELL_LANES = 8;
 /** The remote loop: one command a line, each run by eval; stderr goes to a file of its own. */
 const SHELL_LOOP = `e=$(mktemp) || exit 1; trap 'rm -f "$e"' EXIT; while IFS= read -r line; do eval "$line"; done`;
 /** A shell without work for this long closes. */
