@@ -44,7 +44,8 @@
  * The FIFOs live in a private directory that the launcher removes when it ends, which it
  * does when this process closes its stdin (or dies).
  *
- * On another host (`host`), a session is one channel of the host's SSH master
+ * On another host (`host`, with NSLAB_SSH_IP_SESSIONS=1; by default kernel.ts runs
+ * one ip per command in the host's shells instead), a session is one channel of the host's SSH master
  * connection (ssh.ts): `ssh HOST 'exec env LC_ALL=C [nsenter --net=/run/netns/NS --] ip
  * [-6] -force -json -details -batch - 2>&1'`, spawned directly (the launcher's FIFOs are
  * local). Everything else (sentinels, retries, lanes, idle close) is the same. The

@@ -950,7 +950,13 @@ export async function hostReadRecord<T>(netns: Netns, name: string): Promise<T |
 /** writeRecord, on the current host (a temporary file, then rename, as here). */
 export async function hostWriteRecord(netns: Netns, name: string, value: unknown, subject: string): Promise<void> {
   if (currentHost() === undefined) return writeRecord(netns, name, value, subject);
-  const r = await remoteScript(`${REMOTE_RECORD_DIR}; mkdir -p -m 755 -- "$d" && printf '%s\\n' "$3" > "$d/$2.json.$$" && mv -f -- "$d/$2.json.$$" "$d/$2.json"`, [netnsFile(netns), name, JSON.stringify(value)], subject);
+  // Another lane may remove the folder (its last record went) between mkdir and the
+  // write: then the write is tried again, as the folder is made again.
+  const r = await remoteScript(
+    `${REMOTE_RECORD_DIR}; for try in 1 2 3 4 5; do mkdir -p -m 755 -- "$d" && printf '%s\\n' "$3" 2>/dev/null > "$d/$2.json.$$" && mv -f -- "$d/$2.json.$$" "$d/$2.json" && exit 0; done; echo "cannot write $d/$2.json" >&2; exit 1`,
+    [netnsFile(netns), name, JSON.stringify(value)],
+    subject,
+  );
   if (r.exitCode === 3) throw new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
   if (r.exitCode !== 0) throw new NslabError("CommandFailed", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
 }
