@@ -22,7 +22,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
-import { HostArgs, hostKey, onHost } from "./host";
+import { HostArgs, hostKey, hostLabel, onHost } from "./host";
 import { closeSessions, NETNS_DIR, runIp, SessionResult } from "./ipsession";
 import { ensureMaster, remoteRun, sshCommand, sshError, sshFailed } from "./ssh";
 
@@ -329,8 +329,20 @@ export async function netnsDelete(name: string, subject: string): Promise<void> 
 
 // ---- namespaces -------------------------------------------------------------------------
 
-/** True when /run/netns/NAME exists. */
+/**
+ * The functions that read this machine's files directly (netnsExists, readRecord...)
+ * serve nslab's own bookkeeping here; while working on another host, resource code must
+ * use their host* forms. Called there by mistake, they would answer about the wrong
+ * machine: this makes that loud.
+ */
+function localOnly(what: string): void {
+  const host = currentHost();
+  if (host !== undefined) throw new NslabError("CommandFailed", `nslab bug: ${what}() looks at this machine's files while working on ${hostLabel(host)}; use its host* form`);
+}
+
+/** True when /run/netns/NAME exists (on this machine: see hostNetnsExists). */
 export function netnsExists(name: string): boolean {
+  localOnly("netnsExists");
   return fs.existsSync(`${NETNS_DIR}/${name}`);
 }
 
@@ -346,6 +358,11 @@ async function netnsFileState(name: string, subject: string): Promise<"absent" |
   const [own, file] = r.stdout.trim().split("\n").map((line) => line.split(" ")[0]);
   if (file === undefined) return "absent";
   return file === own ? "namespace" : "half";
+}
+
+/** What /run/netns/NAME is on the current host, in one look (one command over SSH). */
+export function hostNetnsState(name: string, subject = describe("namespace", name, undefined)): Promise<"absent" | "namespace" | "half"> {
+  return netnsFileState(name, subject);
 }
 
 /** True when /run/netns/NAME exists on the current host (netnsExists, there). */
@@ -379,6 +396,7 @@ export async function requireNetns(netns: Netns, subject: string, property = "",
  * device: a namespace file is on nsfs, like /proc/self/ns/net.
  */
 export function netnsHalfMade(name: string): boolean {
+  localOnly("netnsHalfMade");
   try {
     return fs.statSync(`${NETNS_DIR}/${name}`).dev !== fs.statSync("/proc/self/ns/net").dev;
   } catch {
@@ -388,6 +406,7 @@ export function netnsHalfMade(name: string): boolean {
 
 /** Names of the namespaces in /run/netns. */
 export function netnsList(): string[] {
+  localOnly("netnsList");
   try {
     return fs.readdirSync(NETNS_DIR);
   } catch {
@@ -831,6 +850,7 @@ const recordPath = (inode: string, name: string) => `${RECORD_DIR}/netns-${inode
 
 /** Reads a record kept for the namespace (see writeRecord); undefined when there is none. */
 export function readRecord<T>(netns: Netns, name: string): T | undefined {
+  localOnly("readRecord");
   const inode = netnsInode(netns);
   if (inode === undefined) return undefined;
   try {
@@ -846,6 +866,7 @@ export function readRecord<T>(netns: Netns, name: string): T | undefined {
  * Pulumi's state (a killed run) but not a reboot.
  */
 export function writeRecord(netns: Netns, name: string, value: unknown, subject: string): void {
+  localOnly("writeRecord");
   const inode = netnsInode(netns);
   if (inode === undefined) throw new NslabError("NotFound", `${subject}: the namespace is gone, nothing to record`);
   const file = recordPath(inode, name);
@@ -860,6 +881,7 @@ export function writeRecord(netns: Netns, name: string, value: unknown, subject:
 
 /** Removes a record (and its folder when empty); absent is fine. */
 export function removeRecord(netns: Netns, name: string): void {
+  localOnly("removeRecord");
   const inode = netnsInode(netns);
   if (inode === undefined) return;
   fs.rmSync(recordPath(inode, name), { force: true });

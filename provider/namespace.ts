@@ -20,7 +20,8 @@ const subject = (name: string) => `namespace "${name}"${kernel.where()}`;
 
 /** The alias on the namespace's lo, or undefined when the namespace is gone. */
 async function marker(name: string): Promise<string | undefined> {
-  if (!(await kernel.hostNetnsExists(name)) || (await kernel.hostNetnsHalfMade(name))) return undefined;
+  // One look at /run/netns/NAME: absent, or the file of an interrupted ip netns add.
+  if ((await kernel.hostNetnsState(name)) !== "namespace") return undefined;
   const lo = (await kernel.links(name)).find((l) => l.ifname === "lo");
   return lo?.ifalias ?? "";
 }
@@ -69,7 +70,8 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     const intent = `netns-${name}`;
     const earlier = await kernel.intended(undefined, intent);
     let made = false;
-    if ((await kernel.hostNetnsHalfMade(name))) {
+    const state = await kernel.hostNetnsState(name);
+    if (state === "half") {
       // The file of an `ip netns add` killed before it mounted the namespace: this
       // resource's own (its intent) is removed and made again; anyone else's is refused.
       if (earlier !== tag && !inputs.adopt) {
@@ -77,7 +79,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       }
       await kernel.netnsDelete(name, subject(name));
     }
-    if (kernel.netnsExists(name)) {
+    if (state === "namespace") {
       // This resource's own namespace (its mark on lo, or its intent record when the
       // run was killed between `ip netns add` and the mark) is an interrupted create:
       // take it over. Anyone else's is refused unless adopt.
@@ -128,7 +130,9 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
   async delete(id, props) {
     const name = props.name ?? id;
     // The remains of our namespace whose delete was killed between unmount and unlink.
-    if ((await kernel.hostNetnsHalfMade(name))) return kernel.netnsDelete(name, subject(name));
+    const state = await kernel.hostNetnsState(name);
+    if (state === "half") return kernel.netnsDelete(name, subject(name));
+    if (state === "absent") return;
     const seen = await marker(name);
     // Gone already, or no longer ours (someone replaced it): nothing of ours to delete.
     if (seen === undefined || seen !== ownerTag(props.__owner)) return;
