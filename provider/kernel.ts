@@ -253,7 +253,7 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
  * the user's shell there, about 70 ms under load, for every namespace of every run. So
  * there each command is one `ip` in one of the host's long-lived shells instead (a fork
  * there, no new channel): 50 namespaces came up in 2.8x the local time with sessions,
- * in (see docs/benchmark.md) with this. NSLAB_SSH_IP_SESSIONS=1 goes back to sessions.
+ * in 1.7x with this (docs/benchmark.md). NSLAB_SSH_IP_SESSIONS=1 goes back to sessions.
  */
 const IP_SESSIONS_OVER_SSH = process.env.NSLAB_SSH_IP_SESSIONS === "1";
 
