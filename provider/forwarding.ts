@@ -49,7 +49,7 @@ interface SwitchRecord {
   previous: string;
   /** The value nslab set; a record whose switch no longer holds it is stale. */
   set: string;
-  /** The resource's owner string (project/stack/kind/name), for nslab-orphans. */
+  /** The resource's owner string (PROJECT/STACK@BACKEND/KIND/NAME), for nslab-orphans. */
   by?: string;
 }
 const recordName = (f: Family) => `forwarding-${f}`;

@@ -54,7 +54,7 @@ export type { VxlanInputs, VxlanOutputs } from "./vxlan";
 export { ownerTag } from "./resource";
 export type { HostArgs } from "./host";
 export { HOST_KINDS, hostLabel } from "./host";
-export { recorded, forget, unmarked, removeUnmarked } from "./owned";
+export { recorded, forget, unmarked, removeUnmarked, stackOf } from "./owned";
 export type { OwnedRecord, UnmarkedObject } from "./owned";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 
@@ -145,8 +145,16 @@ const hostOf = (p: Record<string, unknown>) => p.host as HostArgs | undefined;
 async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
     case "check": {
+      const olds = args[0] ? props(args[0]) : undefined;
       const news = props(args[1]);
-      return checkWithHost(impl.kind, impl.check(args[0] ? props(args[0]) : undefined, news), news);
+      const checked = impl.check(olds, news);
+      // A resource keeps the owner (and so the marks) it was made with for as long as it
+      // exists: objects made before owners named the backend (sdk/identity.ts), or before
+      // the stack was renamed or moved, stay its own and are never re-marked.
+      if (typeof olds?.__owner === "string" && checked.inputs && typeof checked.inputs === "object") {
+        (checked.inputs as Record<string, unknown>).__owner = olds.__owner;
+      }
+      return checkWithHost(impl.kind, checked, news);
     }
     case "diff": {
       const [olds, news] = [props(args[1]), props(args[2])];

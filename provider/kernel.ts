@@ -47,6 +47,11 @@ export function withHost<T>(host: HostArgs | undefined, work: () => Promise<T>):
   return hostContext.run(host, work);
 }
 
+/** Runs `work` (synchronous) on this machine, whatever host the operation under way is on. */
+export function onThisMachine<T>(work: () => T): T {
+  return hostContext.run(undefined, work);
+}
+
 /** The host of the operation under way; undefined for this machine. */
 export function currentHost(): HostArgs | undefined {
   return hostContext.getStore();
@@ -899,7 +904,7 @@ export function removeRecord(netns: Netns, name: string): void {
  * namespace's lo after `ip netns add`), so a run killed in between leaves an unmarked
  * object. The next create of the same resource finds this record (intended()) and takes
  * the object over instead of refusing it. Removed by intentDone() once marked. `by` is
- * the resource's owner string (project/stack/kind/name), for nslab-orphans.
+ * the resource's owner string (PROJECT/STACK@BACKEND/KIND/NAME), for nslab-orphans.
  */
 export async function intend(netns: Netns, object: string, owner: string, subject: string, by?: string): Promise<void> {
   await hostWriteRecord(netns, `intent-${object}`, { owner, by }, subject);

@@ -4,6 +4,7 @@
  */
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
+import { whoseMark } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
@@ -88,7 +89,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       if (!inputs.adopt && !ours) {
         throw new NslabError(
           "AlreadyExists",
-          `${subject(name)} already exists. Remove it (ip netns del ${name}), choose another name, or set adopt: true to take it over.`,
+          `${subject(name)} already exists.${whoseMark(mark)} Remove it (ip netns del ${name}), choose another name, or set adopt: true to take it over.`,
         );
       }
     } else {

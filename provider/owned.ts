@@ -7,21 +7,22 @@
  * `nslab-orphans` can list, and remove, the objects a stack made but does not have in
  * its state (a run killed before Pulumi wrote them, PULUMI_SKIP_CHECKPOINTS).
  *
- * A stack is identified by its project and stack name (the owner string every nslab
- * resource carries is project/stack/kind/name). Two stacks with the same project and
- * stack name on different state backends are therefore the same stack to nslab: their
- * marks are equal, so each would take over the other's objects. Give them different
- * stack names.
+ * A stack is identified by its project, its stack name and its state backend: the
+ * owner string every nslab resource carries is PROJECT/STACK@BACKEND/KIND/NAME, where
+ * BACKEND hashes the backend URL and organization (sdk/identity.ts). Two stacks with
+ * the same project and stack name on different backends therefore have different
+ * marks and different records: neither takes over the other's objects. Resources made
+ * by an nslab before this carry PROJECT/STACK/KIND/NAME (no backend) and keep it.
  */
 import { SWITCHES } from "./forwarding";
 import * as kernel from "./kernel";
-import { ownerTag } from "./resource";
+import { isNslabTag, ownerTag } from "./resource";
 
 /** One object a stack made. */
 export interface OwnedRecord {
-  /** project/stack. */
+  /** PROJECT/STACK@BACKEND (see stackOf). */
   stack: string;
-  /** The resource's owner string, project/stack/kind/name. */
+  /** The resource's owner string, PROJECT/STACK@BACKEND/KIND/NAME. */
   owner: string;
   kind: string;
   id: string;
@@ -30,7 +31,7 @@ export interface OwnedRecord {
 
 const PREFIX = "owned-";
 const name = (owner: string) => `${PREFIX}${ownerTag(owner).slice("nslab:".length)}`;
-/** project/stack of an owner string. */
+/** PROJECT/STACK@BACKEND (or PROJECT/STACK for owners made before backends were named) of an owner string. */
 export const stackOf = (owner: string) => owner.split("/").slice(0, 2).join("/");
 
 /** Records an object made or updated (best effort: the lab itself does not depend on it). */
@@ -81,7 +82,7 @@ export function recorded(): OwnedRecord[] {
 
 /** An object a killed create made but never marked: its intent record is all there is. */
 export interface UnmarkedObject {
-  /** project/stack. */
+  /** PROJECT/STACK@BACKEND (see stackOf). */
   stack: string;
   owner: string;
   /** "netns", "link", or "forwarding" (a switch set by a killed create: name is its sysctl). */
@@ -156,4 +157,32 @@ export async function removeUnmarked(o: UnmarkedObject): Promise<void> {
     else await kernel.ip(["link", "del", "dev", o.name], o.namespace, kernel.describe("link", o.name, o.namespace));
   }
   kernel.intentDone(intentNetns, `${o.type}-${o.name}`);
+}
+
+/**
+ * Says whose an existing object is, for "already exists" messages: the nslab resource
+ * (kind, name, stack) whose record matches the object's mark, or that it carries
+ * another nslab resource's mark; "" for an object without an nslab mark. A stack of the
+ * same name on another state backend shows here with its own BACKEND part.
+ */
+export function whoseMark(mark: string | undefined): string {
+  if (!isNslabTag(mark)) return "";
+  const hash = mark!.slice("nslab:".length);
+  // The stack's records are on this machine, even while a resource on another host asks.
+  const record = kernel.onThisMachine(() => kernel.readRecord<OwnedRecord>(undefined, `${PREFIX}${hash}`) ?? kernel.readRecord<OwnedRecord>(undefined, `pending-${hash}`));
+  if (!record?.owner) return ` It carries the mark of another nslab resource (${mark}).`;
+  return ` It belongs to nslab ${record.kind} "${record.owner.split("/").slice(3).join("/")}" of stack ${record.stack}; adopting it takes it from that stack.`;
+}
+
+/**
+ * The owner of another resource that recorded an object matching `same` (made, or
+ * being made), when no completed create of `self` recorded it: for objects without a per-owner mark
+ * (routes), whose takeover after a killed create must not take another stack's.
+ */
+export function recordedByOther(kind: string, self: string, same: (outs: Record<string, unknown>) => boolean): string | undefined {
+  const matching = recorded().filter((r) => r.kind === kind && same(r.outs ?? {}));
+  // Our own pending record is this very create's (written before it): only a record of
+  // an earlier create of ours that completed (id set) says the object is ours.
+  if (matching.some((r) => r.owner === self && r.id !== "")) return undefined;
+  return matching.find((r) => r.owner !== self)?.owner;
 }

@@ -27,7 +27,7 @@ export interface ReadResult<I, O> {
 export interface CommonInputs {
   /** Take over an existing object that matches instead of failing. */
   adopt?: boolean;
-  /** Identifies the owning resource (project/stack/name); set by the SDK. */
+  /** Identifies the owning resource (PROJECT/STACK@BACKEND/KIND/NAME, sdk/identity.ts); set by the SDK. */
   __owner: string;
 }
 
@@ -98,7 +98,7 @@ export function ownerTag(owner: string): string {
 
 /**
  * A stable, locally administered unicast MAC for an interface nslab makes without a
- * `mac` of the user's: a hash of its owner (project/stack/kind/name) and its role
+ * `mac` of the user's: a hash of its owner (PROJECT/STACK@BACKEND/KIND/NAME) and its role
  * ("bridge", "a", "b", "tap"), so the interface gets the same address every time it is
  * (re)created and the kernel never picks another. Like systemd's MACAddressPolicy=
  * persistent (a hash of machine and interface name), without which a bridge takes the
@@ -113,7 +113,7 @@ export function stableMac(owner: string, role: string): string {
 }
 
 /**
- * The resource name at the end of an owner ("project/stack/Kind/name"), for defaults
+ * The resource name at the end of an owner ("PROJECT/STACK@BACKEND/KIND/NAME"), for defaults
  * such as a bridge's interface name; undefined when the owner has no such shape.
  */
 export function resourceNameOf(owner: unknown): string | undefined {

@@ -7,6 +7,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { RouteJson } from "./kernel";
+import { recordedByOther } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown } from "./validate";
 
@@ -105,6 +106,12 @@ function liveKey(route: RouteJson): { destination: string; family: "ipv4" | "ipv
   else destination = canonicalCidr(dst.includes("/") ? dst : `${dst}/${family === "ipv6" ? 128 : 32}`) ?? dst;
   const table = route.table === undefined || route.table === "main" ? MAIN_TABLE : Number(route.table);
   return { destination, family, table, metric: route.metric ?? 0 };
+}
+
+/** True when recorded inputs/outputs `o` name the route with r's identity (namespace, destination, family, table, metric). */
+function sameRoute(o: Record<string, unknown>, r: RouteInputs): boolean {
+  const metric = (x: { metric?: unknown; family?: unknown }) => x.metric ?? (x.family === "ipv6" ? IPV6_DEFAULT_METRIC : 0);
+  return (o.namespace ?? "") === (r.namespace ?? "") && o.destination === r.destination && o.family === r.family && (o.table ?? MAIN_TABLE) === (r.table ?? MAIN_TABLE) && metric(o) === metric(r);
 }
 
 /** The route of `routes` with r's identity (destination, family, table, metric). */
@@ -215,9 +222,15 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
       // Routes carry no per-owner mark (proto 151 says only "nslab"): a route of nslab's
       // that is exactly what this resource asks for is taken over as an interrupted
       // create; any other is refused unless adopt.
+      // A route another resource recorded (another stack's, on another backend too) is
+      // never taken over without adopt, however identical.
       const identical = existing?.protocol === NSLAB_ROUTE_PROTO && (() => { try { verify(r, [existing]); return true; } catch { return false; } })();
-      if (!r.adopt && !identical) {
-        const whose = existing?.protocol === NSLAB_ROUTE_PROTO ? "nslab (another resource or an earlier run)" : `proto ${existing?.protocol ?? "boot"}`;
+      const other = existing?.protocol === NSLAB_ROUTE_PROTO ? recordedByOther("Route", r.__owner, (o) => sameRoute(o, r)) : undefined;
+      if (!r.adopt && (!identical || other)) {
+        const whose =
+          existing?.protocol !== NSLAB_ROUTE_PROTO ? `proto ${existing?.protocol ?? "boot"}`
+          : other ? `nslab Route "${other.split("/").slice(3).join("/")}" of stack ${other.split("/").slice(0, 2).join("/")}`
+          : "nslab (another resource or an earlier run)";
         throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}). Remove it, change destination/table/metric, or set adopt: true to take it over.`);
       }
       adopted = true;

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
+import { whoseMark } from "./owned";
 import { checkLinkFields, converge, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker, isUnknown } from "./validate";
@@ -119,7 +120,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       if (!live || (!i.adopt && !mine)) await kernel.intentDone(i.namespace, intent);
       if (!live) throw err;
       if (!i.adopt && !mine) {
-        throw new NslabError("AlreadyExists", `${subject(i)} already exists. Remove it, choose another name, or set adopt: true to take it over.`);
+        throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
       }
       const have = liveTap(live);
       const want = { mode: i.mode, owner: i.owner, group: i.group, multiQueue: i.multiQueue };

@@ -6,6 +6,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
+import { whoseMark } from "./owned";
 import {
   converge,
   findLink,
@@ -172,6 +173,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       const mine = (end?: { alias?: string }) => end?.alias === tag || (!end?.alias && earlier === tag);
       if (!inputs.adopt && !(mine(liveA) && mine(liveB))) {
         await kernel.intentDone(a.namespace, intent);
+        const other = [liveA?.alias, liveB?.alias].find((alias) => alias && alias !== tag);
+        if (other) err.message += whoseMark(other);
         throw err;
       }
       if (!isPair(liveA, liveB)) {

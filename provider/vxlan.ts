@@ -13,6 +13,7 @@ import * as ipaddr from "ipaddr.js";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
+import { whoseMark } from "./owned";
 import { checkLinkFields, converge, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, DiffResult, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker, familyOf, isUnknown } from "./validate";
@@ -215,7 +216,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
       .catch(async (err) => {
         const live = await freshLink(i.name, i.namespace).catch(() => undefined);
         if (!live) throw err;
-        if (!i.adopt) throw new NslabError("AlreadyExists", `${subject(i)} already exists. Remove it, choose another name, or set adopt: true to take it over.`);
+        if (!i.adopt) throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
         if (live.kind !== "vxlan") throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live.kind || "plain"} interface, not a vxlan device.`);
         const have = liveTunnel(live);
         // vni and port cannot be changed on a live device: adopt only a matching one.

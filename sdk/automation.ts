@@ -1,7 +1,10 @@
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import type { PulumiFn, Stack } from "@pulumi/pulumi/automation";
 import { checkLimits } from "../provider/limits";
+import { runBackend } from "./base";
+import { normaliseBackendUrl } from "./identity";
 
 /** Options of {@link localLab}. */
 export interface LocalLabOptions {
@@ -78,7 +81,16 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   fs.mkdirSync(workDir, { recursive: true });
   if (stateDir !== undefined) fs.mkdirSync(stateDir, { recursive: true });
   const stack = await LocalWorkspace.createOrSelectStack(
-    { stackName: options.stackName ?? "dev", projectName: options.projectName, program: options.program },
+    {
+      stackName: options.stackName ?? "dev",
+      projectName: options.projectName,
+      // The inline program runs in this process, which may not have the backend in its
+      // environment: tell it, for the stack part of nslab's marks (sdk/identity.ts).
+      program: () => {
+        runBackend().url = normaliseBackendUrl(envVars.PULUMI_BACKEND_URL || backendUrl, workDir, os.homedir());
+        return options.program();
+      },
+    },
     {
       workDir,
       envVars,

@@ -1,4 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
+import { backendUrl, processSources, stackIdentity } from "./identity";
+import { runRegistry } from "./scope";
 
 /**
  * The dynamic provider of one resource kind, as the text Pulumi keeps in each resource's
@@ -66,6 +68,32 @@ export function placeText(key: string): string {
   return `${ns ? `namespace "${ns}"` : "the program's namespace"}${host ? ` on ${host.replace(/:22$/, "")}` : ""}`;
 }
 
+/**
+ * The backend of the current program run when the code driving it knows it better than
+ * the environment (an inline program of {@link localLab}, whose backend URL is passed
+ * to the CLI, not set in this process). Set before the program declares resources.
+ * @internal
+ */
+export function runBackend(): { url?: string } {
+  return runRegistry("backend", () => ({}));
+}
+
+/** PROJECT/STACK@BACKEND of the current run (sdk/identity.ts), worked out once per run. */
+function currentStack(): string {
+  return runRegistry("stackIdentity", () =>
+    stackIdentity(pulumi.getProject(), pulumi.getStack(), organization(), runBackend().url ?? backendUrl(processSources())),
+  );
+}
+
+/** The run's organization; "organization" (what file backends use) where the engine gives none (mocks). */
+function organization(): string {
+  try {
+    return pulumi.getOrganization();
+  } catch {
+    return "organization";
+  }
+}
+
 /** Options every nslab resource accepts besides its own arguments. */
 export interface AdoptArgs {
   /**
@@ -85,7 +113,7 @@ export interface AdoptArgs {
  */
 export abstract class NslabResource extends pulumi.CustomResource {
   protected constructor(kind: string, name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
-    const owner = `${pulumi.getProject()}/${pulumi.getStack()}/${kind}/${name}`;
+    const owner = `${currentStack()}/${kind}/${name}`;
     // While the resource is constructed, @pulumi/pulumi wraps four promises per
     // property in `debuggablePromise`, and each takes a stack trace (`new Error().stack`,
     // mapped through source maps under ts-node): about three quarters of the cost of

@@ -3,40 +3,48 @@
  * nslab-orphans: lists the kernel objects a stack made that are not in its state, and
  * with --delete removes them.
  *
- *   nslab-orphans [--cwd DIR] [--stack NAME] [--delete]
+ *   nslab-orphans [--cwd DIR] [--stack NAME] [--delete [--legacy]]
  *
  * After a run was killed, `pulumi destroy` deletes only what the state records; objects
  * the killed run made but never recorded stay. nslab's provider keeps, on the machine,
  * a record of every object each stack made (see provider/owned.ts); this command
- * compares those records of the stack (project and stack name) with the resources in
+ * compares those records of the stack (project, stack name and backend: see
+ * sdk/identity.ts) with the resources in
  * its state (`pulumi stack export`, the `pulumi` on PATH), and lists each object that
  * still exists in the kernel but is not in the state. --delete removes them with
  * nslab's own delete (which deletes only objects carrying the resource's mark), in
  * reverse dependency order. It also lists namespaces and interfaces that a create of
  * the stack made but was killed before marking (its intent record says so, and the
  * object carries no mark): --delete removes those too.
+ * Records made by an nslab before owners named the backend (PROJECT/STACK only) are
+ * listed too, and deleted only with --legacy: they may be a same-named stack's on
+ * another backend.
  * Run it where the lab's provider ran (the same machine and network namespace).
  * Exits 0, or 1 when something could not be read or deleted.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { dispatch, forget, recorded, removeUnmarked, unmarked } from "../../provider";
+import * as os from "node:os";
+import { dispatch, forget, recorded, removeUnmarked, stackOf, unmarked } from "../../provider";
 import type { OwnedRecord, UnmarkedObject } from "../../provider";
+import { normaliseBackendUrl, stackIdentity } from "../identity";
 
 interface Options {
   cwd: string;
   stack?: string;
   remove: boolean;
+  legacy: boolean;
 }
 
 function parse(argv: string[]): Options {
-  const options: Options = { cwd: process.cwd(), remove: false };
+  const options: Options = { cwd: process.cwd(), remove: false, legacy: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--cwd") options.cwd = path.resolve(argv[++i] ?? ".");
     else if (argv[i] === "--stack") options.stack = argv[++i];
     else if (argv[i] === "--delete") options.remove = true;
-    else throw new Error(`unknown argument ${JSON.stringify(argv[i])}; usage: nslab-orphans [--cwd DIR] [--stack NAME] [--delete]`);
+    else if (argv[i] === "--legacy") options.legacy = true;
+    else throw new Error(`unknown argument ${JSON.stringify(argv[i])}; usage: nslab-orphans [--cwd DIR] [--stack NAME] [--delete [--legacy]]`);
   }
   return options;
 }
@@ -47,25 +55,44 @@ function pulumi(args: string[], options: Options): string {
   return r.stdout;
 }
 
-/** project/stack of the selected stack, and the owner strings of the resources in its state. */
-function stackState(options: Options): { stack: string; owners: Set<string> } {
+/** What identifies the selected stack, and the owner strings of the resources in its state. */
+interface StackState {
+  /** PROJECT/STACK@BACKEND as the stack's resources are marked now (sdk/identity.ts), and as found in its state. */
+  stacks: Set<string>;
+  /** PROJECT/STACK: the stack part of owners made before owners named the backend. */
+  legacy: string;
+  owners: Set<string>;
+}
+
+function stackState(options: Options): StackState {
   const yaml = fs.readFileSync(path.join(options.cwd, "Pulumi.yaml"), "utf8");
   const project = /^name:\s*["']?([^"'\s]+)/m.exec(yaml)?.[1];
   if (!project) throw new Error(`no project name in ${path.join(options.cwd, "Pulumi.yaml")}`);
-  const stack = options.stack ?? pulumi(["stack", "--show-name"], options).trim();
+  const qualified = pulumi(["stack", "--show-name", "--fully-qualify-stack-names"], options).trim().split("/");
+  const stack = qualified[qualified.length - 1];
+  const organization = qualified.length === 3 ? qualified[0] : "organization";
   const resources: { outputs?: Record<string, unknown>; inputs?: Record<string, unknown> }[] = JSON.parse(pulumi(["stack", "export"], options)).deployment?.resources ?? [];
   const owners = new Set(resources.flatMap((r) => [r.outputs?.__owner, r.inputs?.__owner]).filter((o): o is string => typeof o === "string"));
-  return { stack: `${project}/${stack.split("/").pop()}`, owners };
+  // The backend the CLI uses here, as the program would name it; plus whatever the
+  // state's own resources say (made when the backend was spelled another way).
+  const whoami = JSON.parse(pulumi(["whoami", "--json"], { ...options, stack: undefined })) as { url?: string };
+  const url = whoami.url ? normaliseBackendUrl(whoami.url, options.cwd, os.homedir()) : undefined;
+  const stacks = new Set([stackIdentity(project, stack, organization, url)]);
+  for (const owner of owners) if (stackOf(owner).startsWith(`${project}/${stack}@`)) stacks.add(stackOf(owner));
+  return { stacks, legacy: `${project}/${stack}`, owners };
 }
 
 /** Deleting in this order never deletes a namespace or bridge before what is in it. */
 const DELETE_ORDER = ["NatRule", "Route", "IpForwarding", "TapDevice", "VethPair", "Bridge", "Namespace"];
 
+/** True when a record's stack is the selected one (or, with legacy, its owners made before backends were named). */
+const ofStack = (stack: string, state: StackState, legacy: boolean) => state.stacks.has(stack) || (legacy && stack === state.legacy);
+
 /** The stack's recorded objects that are not in its state and still exist (stale records of gone objects are dropped). */
-export async function orphans(stack: string, owners: Set<string>): Promise<OwnedRecord[]> {
+export async function orphans(state: StackState, legacy = true): Promise<OwnedRecord[]> {
   const found: OwnedRecord[] = [];
   for (const record of recorded()) {
-    if (record.stack !== stack || owners.has(record.owner) || found.some((f) => f.owner === record.owner)) continue;
+    if (!ofStack(record.stack, state, legacy) || state.owners.has(record.owner) || found.some((f) => f.owner === record.owner)) continue;
     // read answers {} when the object is gone (or carries no mark of this resource).
     const live = (await dispatch(record.kind, "read", [record.id, record.outs])) as { props?: unknown };
     if (live?.props) found.push(record);
@@ -77,41 +104,51 @@ export async function orphans(stack: string, owners: Set<string>): Promise<Owned
 const ORDER: UnmarkedObject["type"][] = ["forwarding", "link", "netns"];
 
 /** The stack's unmarked objects of killed creates whose resource is not in its state; links first. */
-export async function unmarkedOrphans(stack: string, owners: Set<string>): Promise<UnmarkedObject[]> {
-  return (await unmarked(stack)).filter((o) => o.stack === stack && !owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
+export async function unmarkedOrphans(state: StackState, legacy = true): Promise<UnmarkedObject[]> {
+  const all: UnmarkedObject[] = [];
+  for (const stack of state.stacks) all.push(...(await unmarked(stack)));
+  if (legacy) all.push(...(await unmarked(state.legacy)));
+  const unique = all.filter((o, i) => all.findIndex((p) => p.type === o.type && p.name === o.name && p.namespace === o.namespace) === i);
+  return unique.filter((o) => ofStack(o.stack, state, legacy) && !state.owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
 }
 
 async function main(): Promise<number> {
   const options = parse(process.argv.slice(2));
-  const { stack, owners } = stackState(options);
-  const found = await orphans(stack, owners);
-  const half = await unmarkedOrphans(stack, owners);
+  const state = stackState(options);
+  const name = [...state.stacks][0];
+  const found = await orphans(state);
+  const half = await unmarkedOrphans(state);
   if (!found.length && !half.length) {
-    console.log(`stack ${stack}: no objects outside its state`);
+    console.log(`stack ${name}: no objects outside its state`);
     return 0;
   }
-  console.log(`stack ${stack}: ${found.length + half.length} object(s) not in its state${options.remove ? ", deleting" : " (run with --delete to remove them)"}:`);
+  console.log(`stack ${name}: ${found.length + half.length} object(s) not in its state${options.remove ? ", deleting" : " (run with --delete to remove them)"}:`);
   let status = 0;
-  const act = async (what: string, remove: () => Promise<unknown>) => {
-    let note = "";
-    if (options.remove) {
+  // Objects recorded as PROJECT/STACK (an nslab before owners named the backend) may be a
+  // same-named stack's on another backend: deleted only when --legacy says they are ours.
+  const act = async (what: string, stack: string, remove: () => Promise<unknown>) => {
+    const old = stack === state.legacy && !state.stacks.has(stack);
+    let note = old ? " (made by an nslab that did not name the backend: it may belong to a stack of this name on another backend)" : "";
+    if (options.remove && old && !options.legacy) {
+      note += " NOT deleted: add --legacy to delete it";
+    } else if (options.remove) {
       try {
         await remove();
-        note = " deleted";
+        note += " deleted";
       } catch (err) {
-        note = ` NOT deleted: ${(err as Error).message}`;
+        note += ` NOT deleted: ${(err as Error).message}`;
         status = 1;
       }
     }
     console.log(`  ${what}${note}`);
   };
   const nameOf = (owner: string) => owner.split("/").slice(3).join("/");
-  for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, () => dispatch(r.kind, "delete", [r.id, r.outs]));
+  for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
   for (const o of half) {
     const where = o.type === "link" ? ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}` : "";
     const what = o.type === "netns" ? "unmarked namespace" : o.type === "link" ? "unmarked interface" : "switch";
     const where2 = o.type === "forwarding" ? ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}` : where;
-    await act(`${o.owner.split("/")[2]} "${nameOf(o.owner)}": ${what} "${o.name}"${where2} (its create was killed)`, () => removeUnmarked(o));
+    await act(`${o.owner.split("/")[2]} "${nameOf(o.owner)}": ${what} "${o.name}"${where2} (its create was killed)`, o.stack, () => removeUnmarked(o));
   }
   return status;
 }

@@ -32,6 +32,33 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
     expect(await sandbox.residue()).toEqual([]);
   });
 
+  it("localLab's inline program marks its objects with the backend localLab uses, not the one this process's environment names", async () => {
+    const script = `
+      const path = require("node:path");
+      const nslab = require(${JSON.stringify(path.join(REPO, "dist/sdk/index.js"))});
+      const { stackIdentity } = require(${JSON.stringify(path.join(REPO, "dist/sdk/identity.js"))});
+      (async () => {
+        const stateDir = path.resolve("own-state");
+        const stack = await nslab.localLab({ projectName: "ident", stateDir, program: async () => { new nslab.Namespace("n1", { name: "autoid1" }); } });
+        await stack.up();
+        const resources = (await stack.exportStack()).deployment.resources;
+        console.log("OWNER=" + resources.find((r) => r.type.endsWith(":Namespace")).outputs.__owner);
+        console.log("WANT=" + stackIdentity("ident", "dev", "organization", "file://" + stateDir) + "/Namespace/n1");
+        await stack.destroy();
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const r = await sandbox.run(process.execPath, ["-e", script], {
+      cwd: dir,
+      // A backend in this process's environment that the stack does not use (stateDir wins).
+      env: { ...process.env, PATH: `${REPO}/.tools/bin:${process.env.PATH}`, PULUMI_BACKEND_URL: `file://${dir}/elsewhere` },
+      timeoutMs: 300_000,
+    });
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const owner = /OWNER=(.*)/.exec(r.stdout)?.[1];
+    expect(owner).toMatch(/^ident\/dev@[0-9a-f]{8}\/Namespace\/n1$/);
+    expect(owner).toBe(/WANT=(.*)/.exec(r.stdout)?.[1]);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+
   it("localLab uses the backend PULUMI_BACKEND_URL names when no stateDir is given; a stateDir wins", async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { localLab } = require(path.join(REPO, "dist/sdk/automation.js")) as typeof import("../../sdk/automation");

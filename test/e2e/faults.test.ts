@@ -47,7 +47,7 @@ it("kill -9 of the provider during up, then destroy and nslab-orphans --delete: 
   fs.rmSync(out);
   expect(t.namespacesAtKill, log).toBeGreaterThan(0);
   expect(t.destroyed, log).toBe(true);
-  expect(t.orphans, log).toMatch(/stack nslab-bench\/faults: /);
+  expect(t.orphans, log).toMatch(/stack nslab-bench\/faults@[0-9a-f]{8}: /);
   expect(t.failures, log).toEqual([]);
   expect(t.residue, log).toEqual([]);
 });
