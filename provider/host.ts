@@ -54,8 +54,8 @@ function checkPath(c: Checker, value: unknown, property: string): string | undef
 }
 
 /**
- * Validates and normalises `host` (pure). `supported`: whether the resource kind runs
- * on other hosts; one that does not refuses any host rather than ignoring it.
+ * Validates and normalises `host` (pure). A `kind` that cannot run on other hosts
+ * (not in HOST_KINDS) refuses any host rather than ignoring it.
  */
 export function checkHost(c: Checker, value: unknown, kind: string, property = "host"): HostArgs | undefined {
   if (value === undefined || value === null) return undefined;
