@@ -42,7 +42,8 @@ describe("stack identity", () => {
   it("keeps two same-named stacks on two backends apart: refused creates name the owner, NAT rules coexist, destroy and orphans touch only their own", async () => {
     const a = await Lab.create(sandbox, "ident-a", A);
     expect((await a.up()).exitCode).toBe(0);
-    const ownerA = (await a.resources()).find((r) => r.type.endsWith(":Namespace"))!.outputs!.__owner as string;
+    // By name: the state lists resources in the order their creates finished.
+    const ownerA = (await a.resources()).find((r) => r.type.endsWith(":Namespace") && r.urn.endsWith("::h1"))!.outputs!.__owner as string;
     expect(ownerA).toMatch(/^nslab-test\/test@[0-9a-f]{8}\/Namespace\/h1$/);
     const stackA = ownerA.split("/").slice(0, 2).join("/");
     const drift = async () => (await a.driftCheck()).exitCode;
