@@ -82,11 +82,11 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   },
 
   async create(i) {
-    requireNamespace(i, subject(i), "");
+    await requireNamespace(i, subject(i), "");
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
-    const earlier = kernel.intended(i.namespace, intent);
-    kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
+    const earlier = await kernel.intended(i.namespace, intent);
+    await kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
     const created = await kernel
       .ip(
         // Equivalent to: ip link add name NAME address MAC [mtu M] type bridge stp_state N
@@ -102,10 +102,10 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         const live = err instanceof NslabError && err.kind === "AlreadyExists" ? await freshLink(i.name, i.namespace) : undefined;
         if (live && (i.adopt || live.alias === tag || (!live.alias && earlier === tag))) {
           if (live.kind === "bridge") return false;
-          kernel.intentDone(i.namespace, intent);
+          await kernel.intentDone(i.namespace, intent);
           throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live?.kind || "plain"} interface, not a bridge.`);
         }
-        kernel.intentDone(i.namespace, intent);
+        await kernel.intentDone(i.namespace, intent);
         return unsupportedVlan(err, i);
       });
     try {
@@ -115,7 +115,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
       throw err;
     } finally {
-      kernel.intentDone(i.namespace, intent);
+      await kernel.intentDone(i.namespace, intent);
     }
   },
 
@@ -134,7 +134,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    requireNamespace(news, subject(news), "", true);
+    await requireNamespace(news, subject(news), "", true);
     return { outs: outputs(news, await apply(news, false)) };
   },
 

@@ -39,7 +39,7 @@ export interface ForwardingOutputs extends ForwardingInputs {
 const RULES: FieldRule[] = [{ name: "namespace", replace: true }, { name: "ipv4" }, { name: "ipv6" }];
 const FAMILIES: Family[] = ["ipv4", "ipv6"];
 const prevKey = (f: Family) => (f === "ipv4" ? "previousIpv4" : "previousIpv6") as "previousIpv4" | "previousIpv6";
-const subject = (i: ForwardingInputs) => `IP forwarding in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}`;
+const subject = (i: ForwardingInputs) => `IP forwarding in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}${kernel.where()}`;
 
 /** What is kept on the machine for one switch while nslab manages it. */
 interface SwitchRecord {
@@ -61,7 +61,7 @@ const recordName = (f: Family) => `forwarding-${f}`;
  */
 async function previousValue(f: Family, i: ForwardingInputs): Promise<string> {
   const current = await readSwitch(f, i);
-  const record = kernel.readRecord<SwitchRecord>(i.namespace, recordName(f));
+  const record = await kernel.hostReadRecord<SwitchRecord>(i.namespace, recordName(f));
   if (!record || record.set !== current) return current;
   if (record.owner !== ownerTag(i.__owner) && !i.adopt) {
     throw new NslabError(
@@ -73,14 +73,14 @@ async function previousValue(f: Family, i: ForwardingInputs): Promise<string> {
 }
 
 /** Records the value to restore on the machine, before the switch is touched. */
-function keepRecord(f: Family, i: ForwardingInputs, previous: string): void {
-  kernel.writeRecord(i.namespace, recordName(f), { owner: ownerTag(i.__owner), previous, set: i[f] ? "1" : "0", by: i.__owner } satisfies SwitchRecord, subject(i));
+async function keepRecord(f: Family, i: ForwardingInputs, previous: string): Promise<void> {
+  await kernel.hostWriteRecord(i.namespace, recordName(f), { owner: ownerTag(i.__owner), previous, set: i[f] ? "1" : "0", by: i.__owner } satisfies SwitchRecord, subject(i));
 }
 
 /** Drops the record once the switch is restored (only our own). */
-function dropRecord(f: Family, props: ForwardingInputs): void {
-  const record = kernel.readRecord<SwitchRecord>(props.namespace, recordName(f));
-  if (record?.owner === ownerTag(props.__owner)) kernel.removeRecord(props.namespace, recordName(f));
+async function dropRecord(f: Family, props: ForwardingInputs): Promise<void> {
+  const record = await kernel.hostReadRecord<SwitchRecord>(props.namespace, recordName(f));
+  if (record?.owner === ownerTag(props.__owner)) await kernel.hostRemoveRecord(props.namespace, recordName(f));
 }
 
 async function readSwitch(f: Family, i: ForwardingInputs): Promise<string> {
@@ -100,8 +100,8 @@ async function apply(i: ForwardingInputs): Promise<void> {
   }
 }
 
-function requireNamespace(i: ForwardingInputs, recorded = false): void {
-  kernel.requireNetns(i.namespace, subject(i), "", recorded);
+async function requireNamespace(i: ForwardingInputs, recorded = false): Promise<void> {
+  await kernel.requireNetns(i.namespace, subject(i), "", recorded);
 }
 
 export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> = {
@@ -125,11 +125,11 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
   },
 
   async create(i) {
-    requireNamespace(i);
+    await requireNamespace(i);
     const outs: ForwardingOutputs = { ...i };
     for (const f of FAMILIES) if (i[f] !== undefined) outs[prevKey(f)] = await previousValue(f, i);
     try {
-      for (const f of FAMILIES) if (i[f] !== undefined) keepRecord(f, i, outs[prevKey(f)]!);
+      for (const f of FAMILIES) if (i[f] !== undefined) await keepRecord(f, i, outs[prevKey(f)]!);
       await apply(i);
     } catch (err) {
       await restore(outs).catch(() => undefined);
@@ -139,7 +139,7 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
   },
 
   async read(id, props) {
-    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return {};
+    if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return {};
     const inputs: ForwardingInputs = { ...props };
     for (const f of FAMILIES) if (props[f] !== undefined) inputs[f] = (await readSwitch(f, props)) === "1";
     const { previousIpv4, previousIpv6 } = props;
@@ -148,24 +148,24 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
   },
 
   async update(_id, olds, news) {
-    requireNamespace(news, true);
+    await requireNamespace(news, true);
     const outs: ForwardingOutputs = { ...news, previousIpv4: olds.previousIpv4, previousIpv6: olds.previousIpv6 };
     // A switch newly managed: remember what it was. One no longer managed: put it back.
     for (const f of FAMILIES) {
       if (news[f] !== undefined && outs[prevKey(f)] === undefined) outs[prevKey(f)] = await previousValue(f, news);
       if (news[f] === undefined && olds[prevKey(f)] !== undefined) {
         await kernel.sysctlWrite(SWITCHES[f], olds[prevKey(f)]!, news.namespace, subject(news));
-        dropRecord(f, olds);
+        await dropRecord(f, olds);
         delete outs[prevKey(f)];
       }
     }
-    for (const f of FAMILIES) if (news[f] !== undefined) keepRecord(f, news, outs[prevKey(f)]!);
+    for (const f of FAMILIES) if (news[f] !== undefined) await keepRecord(f, news, outs[prevKey(f)]!);
     await apply(news);
     return { outs: compact(outs) };
   },
 
   async delete(_id, props) {
-    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
+    if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
     await restore(props);
   },
 };
@@ -176,6 +176,6 @@ async function restore(props: ForwardingOutputs): Promise<void> {
     const previous = props[prevKey(f)];
     if (previous === undefined) continue;
     await kernel.sysctlWrite(SWITCHES[f], previous, props.namespace, subject(props));
-    dropRecord(f, props);
+    await dropRecord(f, props);
   }
 }

@@ -542,7 +542,7 @@ async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
 /** Converges the kernel to `i` from what is there now; `creating` refuses a root qdisc of someone else's. */
 async function apply(i: ImpairmentInputs, creating: boolean): Promise<LiveState> {
   const s = subject(i);
-  requireNamespace(i, s, "");
+  await requireNamespace(i, s, "");
   if (!(await freshLink(i.device, i.namespace))) {
     throw new NslabError("NotFound", `${s}: the interface does not exist. Create it first (a VethPair end, Bridge or TapDevice) and pass dependsOn, so Pulumi orders the two.`);
   }
@@ -619,7 +619,7 @@ async function removeIngress(i: ImpairmentInputs, live: LiveState): Promise<void
 
 /** Removes everything of the resource's: its root qdisc, ingress redirect, ifb and loss table. */
 async function removeAll(i: ImpairmentInputs): Promise<void> {
-  if (i.namespace !== undefined && !kernel.netnsExists(i.namespace)) return;
+  if (i.namespace !== undefined && !(await kernel.hostNetnsExists(i.namespace))) return;
   const s = subject(i);
   const device = await freshLink(i.device, i.namespace);
   const live = await readState(i);
@@ -675,7 +675,7 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
   },
 
   async read(id, props) {
-    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return {};
+    if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return {};
     if (!(await freshLink(props.device, props.namespace))) return {};
     const { ifb: _ifb, lossTable: _table, ...stated } = props;
     const live = await readState(stated);

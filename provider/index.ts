@@ -9,6 +9,11 @@ import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
 import { tracked, watchEngine } from "./health";
+import { checkHost, HostArgs, hostLabel, sameHost } from "./host";
+import { resourceNameOf } from "./resource";
+import { ensureMaster } from "./ssh";
+import * as kernel from "./kernel";
+import { Checker } from "./validate";
 import { forget, pending, remember, settled } from "./owned";
 import { natKind } from "./nat";
 import { routeKind } from "./route";
@@ -19,7 +24,7 @@ import { impairmentKind } from "./impairment";
 import { reachabilityKind } from "./reachability";
 import { processKind } from "./process";
 import { vxlanKind } from "./vxlan";
-import type { ResourceKind } from "./resource";
+import type { CheckResult, DiffResult, ResourceKind } from "./resource";
 
 export { NslabError, isKind } from "./errors";
 export type { ErrorKind } from "./errors";
@@ -47,6 +52,8 @@ export type { ProcessInputs, ProcessOutputs } from "./process";
 export { vxlanKind } from "./vxlan";
 export type { VxlanInputs, VxlanOutputs } from "./vxlan";
 export { ownerTag } from "./resource";
+export type { HostArgs } from "./host";
+export { HOST_KINDS, hostLabel } from "./host";
 export { recorded, forget, unmarked, removeUnmarked, stackOf } from "./owned";
 export type { OwnedRecord, UnmarkedObject } from "./owned";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
@@ -85,43 +92,99 @@ export async function dispatch(kind: string, op: Operation, args: unknown[]): Pr
   return tracked(() => run(impl, op, args));
 }
 
+// ---- host: common to every kind ----------------------------------------------------------
+
+/**
+ * `host` is handled here, the same way for every kind: validated in check (a kind that
+ * cannot run elsewhere refuses it), part of the identity in diff (a new host replaces),
+ * and every kernel operation of create/read/update/delete runs on it (kernel.withHost).
+ * nslab's own bookkeeping of the stack (owned.ts) stays on this machine.
+ */
+function checkWithHost<I>(kind: string, result: CheckResult<I>, news: Record<string, unknown>): CheckResult<I> {
+  const c = new Checker();
+  const host = checkHost(c, news.host, kind);
+  if (c.failures.length > 0) return { inputs: result.inputs, failures: [...result.failures, ...c.failures] };
+  return host === undefined ? result : { inputs: { ...result.inputs, host }, failures: result.failures };
+}
+
+function diffWithHost(result: DiffResult, olds: Record<string, unknown>, news: Record<string, unknown>): DiffResult {
+  if (sameHost(olds.host, news.host)) return olds.host === undefined ? result : { ...result, stables: [...result.stables, "host"] };
+  return { ...result, changes: true, replaces: [...result.replaces, "host"] };
+}
+
+/** The outputs with the host they live on (kinds build their outputs without it). */
+function withHostOut<T extends { outs?: Record<string, unknown>; props?: Record<string, unknown>; inputs?: Record<string, unknown> }>(result: T, host: HostArgs | undefined): T {
+  if (host === undefined) return result;
+  const out = { ...result };
+  if (out.outs) out.outs = { ...out.outs, host };
+  if (out.props) out.props = { ...out.props, host };
+  if (out.inputs) out.inputs = { ...out.inputs, host };
+  return out;
+}
+
+/**
+ * Runs `work` on `host`; an error that does not say where gets the host added. The
+ * host's SSH connection is made first, so that an unreachable host fails before any
+ * work, naming the resource (`Namespace "b1" on root@192.0.2.2: cannot reach ...`).
+ */
+async function onHost<T>(kind: string, owner: unknown, host: HostArgs | undefined, work: () => Promise<T>): Promise<T> {
+  if (host === undefined) return work();
+  try {
+    await ensureMaster(host, `${kind} "${resourceNameOf(owner) ?? String(owner)}" on ${hostLabel(host)}`);
+    return await kernel.withHost(host, work);
+  } catch (err) {
+    const label = hostLabel(host);
+    if (err instanceof NslabError && !err.message.includes(label)) throw new NslabError(err.kind, `${err.message} (on ${label})`, err.details);
+    throw err;
+  }
+}
+
+const hostOf = (p: Record<string, unknown>) => p.host as HostArgs | undefined;
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
     case "check": {
       const olds = args[0] ? props(args[0]) : undefined;
-      const checked = impl.check(olds, props(args[1]));
+      const news = props(args[1]);
+      const checked = impl.check(olds, news);
       // A resource keeps the owner (and so the marks) it was made with for as long as it
       // exists: objects made before owners named the backend (sdk/identity.ts), or before
       // the stack was renamed or moved, stay its own and are never re-marked.
       if (typeof olds?.__owner === "string" && checked.inputs && typeof checked.inputs === "object") {
         (checked.inputs as Record<string, unknown>).__owner = olds.__owner;
       }
-      return checked;
+      return checkWithHost(impl.kind, checked, news);
     }
-    case "diff":
-      return impl.diff(String(args[0]), props(args[1]), props(args[2]));
+    case "diff": {
+      const [olds, news] = [props(args[1]), props(args[2])];
+      return diffWithHost(impl.diff(String(args[0]), olds, news), olds, news);
+    }
     case "create": {
       const inputs = props(args[0]);
       pending(impl.kind, inputs.__owner, inputs);
       try {
-        const made = await impl.create(inputs);
+        const made = withHostOut(await onHost(impl.kind, inputs.__owner, hostOf(inputs), () => impl.create(inputs)), hostOf(inputs));
         remember(impl.kind, made.outs?.__owner, made.id, made.outs);
         return made;
       } finally {
         settled(inputs.__owner);
       }
     }
-    case "read":
-      return impl.read(String(args[0]), props(args[1]));
+    case "read": {
+      const old = props(args[1]);
+      return withHostOut(await onHost(impl.kind, old.__owner, hostOf(old), () => impl.read(String(args[0]), old)), hostOf(old));
+    }
     case "update": {
-      const updated = await impl.update(String(args[0]), props(args[1]), props(args[2]));
+      const news = props(args[2]);
+      const updated = withHostOut(await onHost(impl.kind, news.__owner, hostOf(news), () => impl.update(String(args[0]), props(args[1]), news)), hostOf(news));
       remember(impl.kind, updated.outs?.__owner, String(args[0]), updated.outs);
       return updated;
     }
     case "delete": {
-      await impl.delete(String(args[0]), props(args[1]));
-      forget(props(args[1]).__owner);
+      const old = props(args[1]);
+      await onHost(impl.kind, old.__owner, hostOf(old), () => impl.delete(String(args[0]), old));
+      forget(old.__owner);
       return undefined;
     }
     default:

@@ -43,13 +43,24 @@
  * waits) and this process then unlinks; the launcher reports ip's pid and exit status.
  * The FIFOs live in a private directory that the launcher removes when it ends, which it
  * does when this process closes its stdin (or dies).
+ *
+ * On another host (`host`, with NSLAB_SSH_IP_SESSIONS=1; by default kernel.ts runs
+ * one ip per command in the host's shells instead), a session is one channel of the host's SSH master
+ * connection (ssh.ts): `ssh HOST 'exec env LC_ALL=C [nsenter --net=/run/netns/NS --] ip
+ * [-6] -force -json -details -batch - 2>&1'`, spawned directly (the launcher's FIFOs are
+ * local). Everything else (sentinels, retries, lanes, idle close) is the same. The
+ * check that /run/netns/NS is still the namespace a session entered is local only: on
+ * another host, nslab's own deletes close the sessions first (closeSessions), and a
+ * namespace replaced there by hand is caught by MAX_AGE_MS.
  */
 import { ChildProcessByStdio, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import type { Readable, Writable } from "node:stream";
+import { HostArgs, hostKey } from "./host";
 import { limit } from "./limits";
+import { ensureMaster, sshCommandMerged } from "./ssh";
 
 const SENTINEL = "nslab-sync";
 const SENTINEL_ECHO = `Object "${SENTINEL}" is unknown, try "ip help".\n`;
@@ -122,9 +133,9 @@ function interfaceNames(command: string[]): string[] {
   return command.filter((_w, i) => i > 0 && ["dev", "master", "link", "name"].includes(command[i - 1]));
 }
 
-/** Identity of a named namespace: the inode of its nsfs file, or -1 when absent. */
-function identity(netns: string | undefined): number {
-  if (netns === undefined) return 0;
+/** Identity of a named namespace: the inode of its nsfs file, or -1 when absent (0 on another host: not checked). */
+function identity(netns: string | undefined, host: HostArgs | undefined): number {
+  if (netns === undefined || host !== undefined) return 0;
   try {
     return fs.statSync(`${NETNS_DIR}/${netns}`).ino;
   } catch {
@@ -379,13 +390,37 @@ function theLauncher(): Launcher {
  * that one go before the session had started (nothing was run for it yet, so trying
  * again is safe: a launcher killed just before it was asked is only noticed then).
  */
-async function startSession(netns: string | undefined, family: string | undefined, onExit: (status: number) => void): Promise<Started> {
+async function startSession(netns: string | undefined, family: string | undefined, host: HostArgs | undefined, onExit: (status: number) => void): Promise<Started> {
+  if (host !== undefined) return startRemoteSession(netns, family, host, onExit);
   try {
     return await theLauncher().start(netns, family, onExit);
   } catch (err) {
     if (!(err instanceof LauncherGone)) throw err;
     return theLauncher().start(netns, family, onExit);
   }
+}
+
+/**
+ * A session on another host: one ssh channel over the host's master, ip's stderr merged
+ * into its stdout there. ssh's own complaints (its stderr) are added to the same stream,
+ * so that a session whose connection failed says why.
+ */
+async function startRemoteSession(netns: string | undefined, family: string | undefined, host: HostArgs, onExit: (status: number) => void): Promise<Started> {
+  await ensureMaster(host, netns === undefined ? "ip session" : `ip session in namespace "${netns}"`);
+  const argv = [...(netns === undefined ? [] : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--"]), "ip", ...(family ? [family] : []), "-force", "-json", "-details", "-batch", "-"];
+  const [command, args] = sshCommandMerged(host, argv);
+  const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+  const output = child.stdout as net.Socket;
+  child.stderr.setEncoding("utf8").on("data", (text: string) => output.emit("data", text));
+  child.once("exit", (code) => onExit(code ?? -1));
+  // Like the launcher's sessions: only a session at work keeps this process alive (setRef).
+  child.unref();
+  (child.stderr as net.Socket).unref();
+  await new Promise<void>((resolve, reject) => {
+    child.once("spawn", resolve);
+    child.once("error", reject);
+  });
+  return { input: child.stdin as net.Socket, output, pid: child.pid!, fifo: "" };
 }
 
 class IpSession {
@@ -422,9 +457,11 @@ class IpSession {
     readonly family: string | undefined,
     /** 0, or the lane of a session that runs link deletes (see DELETE_LANES). */
     readonly lane: number,
+    /** The host it runs on; undefined for this machine. */
+    readonly host: HostArgs | undefined,
     private readonly onGone: (session: IpSession) => void,
   ) {
-    this.ready = startSession(netns, family, (status) => {
+    this.ready = startSession(netns, family, host, (status) => {
       this.status = status;
       this.settle();
     }).then(
@@ -629,14 +666,14 @@ function isLinkDelete(commands: string[][]): boolean {
   return commands.length === 1 && commands[0][0] === "link" && commands[0][1] === "del";
 }
 
-const sessionKey = (netns: string | undefined, family: string | undefined, lane: number) => `${netns ?? ""}\0${family ?? ""}\0${lane}`;
+const sessionKey = (netns: string | undefined, family: string | undefined, lane: number, host: HostArgs | undefined) => `${hostKey(host)}\0${netns ?? ""}\0${family ?? ""}\0${lane}`;
 
 /** The lane for a link delete in this namespace (see DELETE_LANES). */
-function deleteLane(netns: string | undefined, family: "-4" | "-6" | undefined): number {
+function deleteLane(netns: string | undefined, family: "-4" | "-6" | undefined, host: HostArgs | undefined): number {
   let free: number | undefined;
   let leastBusy = { lane: 0, load: Infinity };
   for (let lane = 0; lane < DELETE_LANES; lane++) {
-    const found = sessions.get(sessionKey(netns, family, lane));
+    const found = sessions.get(sessionKey(netns, family, lane, host));
     if (!found || found.dead) free ??= lane;
     else if (found.idle) return lane;
     else if (found.load < leastBusy.load) leastBusy = { lane, load: found.load };
@@ -644,9 +681,9 @@ function deleteLane(netns: string | undefined, family: "-4" | "-6" | undefined):
   return free ?? leastBusy.lane;
 }
 
-function session(netns: string | undefined, family: "-4" | "-6" | undefined, lane = 0): IpSession {
-  const key = sessionKey(netns, family, lane);
-  const id = identity(netns);
+function session(netns: string | undefined, family: "-4" | "-6" | undefined, lane: number, host: HostArgs | undefined): IpSession {
+  const key = sessionKey(netns, family, lane, host);
+  const id = identity(netns, host);
   let found = sessions.get(key);
   if (found && (found.dead || found.identity !== id || Date.now() - found.born > MAX_AGE_MS)) {
     void found.close();
@@ -662,7 +699,7 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined, lan
     // bind mount, to which every later `ip netns add` and delete then propagates. With a
     // hundred sessions alive that made each namespace cost more than the one before
     // (N=300 spent 4.5 s in ip). nslab's ip commands use netlink only, not /sys.
-    found = new IpSession(key, id, netns, family, lane, forget);
+    found = new IpSession(key, id, netns, family, lane, host, forget);
     sessions.set(key, found);
   }
   return found;
@@ -670,20 +707,20 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined, lan
 
 /**
  * Runs `ip [-n NS] [FAMILY] COMMAND` for each command, in order, in the namespace's
- * session, stopping at the first failure.
+ * session (on `host`, or this machine), stopping at the first failure.
  */
-export async function runIp(commands: string[][], netns: string | undefined, family?: "-4" | "-6"): Promise<SessionResult> {
+export async function runIp(commands: string[][], netns: string | undefined, family?: "-4" | "-6", host?: HostArgs): Promise<SessionResult> {
   if (netns !== undefined && !/^[^\s/]+$/.test(netns)) {
     // The launcher reads the name as one word of a line.
     return { outputs: [], failure: { index: 0, text: `nslab: refusing namespace name ${JSON.stringify(netns)} (empty, or has '/' or white space)`, exitCode: -1 } };
   }
-  const lane = isLinkDelete(commands) ? deleteLane(netns, family) : 0;
-  let current = session(netns, family, lane);
+  const lane = isLinkDelete(commands) ? deleteLane(netns, family, host) : 0;
+  let current = session(netns, family, lane, host);
   let result = await current.run(commands);
   if (result.failure?.unsent) {
     // Queued behind a command that ended or hung this session's ip: none of these ran,
     // so they all run, once, in a fresh session.
-    current = session(netns, family, lane);
+    current = session(netns, family, lane, host);
     result = await current.run(commands);
   }
   if (result.failure?.stale) {
@@ -691,7 +728,7 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
     // fresh session.
     void current.close();
     const from = result.failure.index;
-    const retry = await session(netns, family, lane).run(commands.slice(from));
+    const retry = await session(netns, family, lane, host).run(commands.slice(from));
     result = {
       outputs: [...result.outputs, ...retry.outputs],
       failure: retry.failure && { ...retry.failure, index: retry.failure.index + from },
@@ -701,11 +738,13 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
 }
 
 /**
- * Closes the sessions inside `netns`, and those that named it in a command (ip keeps
- * such a namespace open), and waits until their processes have exited.
+ * Closes the sessions inside `netns` (on `host`, or this machine), and those that named
+ * it in a command (ip keeps such a namespace open), and waits until their processes
+ * have exited.
  */
-export async function closeSessions(netns: string): Promise<void> {
-  await Promise.all([...sessions.values()].filter((s) => s.netns === netns || s.holds.has(netns)).map((s) => s.close()));
+export async function closeSessions(netns: string, host?: HostArgs): Promise<void> {
+  const where = hostKey(host);
+  await Promise.all([...sessions.values()].filter((s) => hostKey(s.host) === where && (s.netns === netns || s.holds.has(netns))).map((s) => s.close()));
 }
 
 /** How many sessions are open (for tests). */

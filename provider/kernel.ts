@@ -12,11 +12,19 @@
  * It also holds the per-process snapshot cache: one `ip -details -json addr show`, one
  * `ip -json route show table all` and one `nft -j list table` per namespace, shared by
  * every resource read in the same run and dropped whenever nslab itself writes.
+ *
+ * Every operation runs on the host of the resource being worked on (withHost, set by
+ * the dispatcher in index.ts): this machine, or another one reached over SSH (ssh.ts),
+ * where the same commands run with the same arguments, quoted for the remote shell in
+ * one place, and the files nslab keeps (/run/netns, /run/nslab) are the remote ones.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
-import { closeSessions, NETNS_DIR, runIp } from "./ipsession";
+import { HostArgs, hostKey, hostLabel, onHost } from "./host";
+import { closeSessions, NETNS_DIR, runIp, SessionResult } from "./ipsession";
+import { ensureMaster, remoteRun, sshCommand, sshError, sshFailed } from "./ssh";
 
 /** Upper bound for one command; a hung `ip` must not hang `pulumi up`. */
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -25,9 +33,49 @@ export { NETNS_DIR };
 /** A namespace name, or undefined for the namespace the program (provider) runs in. */
 export type Netns = string | undefined;
 
-/** How an object is named in messages: `veth "a" in namespace "ns1"`. */
+// ---- the host ---------------------------------------------------------------------------
+
+/**
+ * The host of the operation under way, carried through its awaits: each resource
+ * operation is one async call tree (index.ts dispatch), and passing the host by hand
+ * through every kernel call of every resource kind would change them all for no gain.
+ */
+const hostContext = new AsyncLocalStorage<HostArgs | undefined>();
+
+/** Runs `work` with every kernel operation inside it on `host` (undefined: this machine). */
+export function withHost<T>(host: HostArgs | undefined, work: () => Promise<T>): Promise<T> {
+  return hostContext.run(host, work);
+}
+
+/** Runs `work` (synchronous) on this machine, whatever host the operation under way is on. */
+export function onThisMachine<T>(work: () => T): T {
+  return hostContext.run(undefined, work);
+}
+
+/** The host of the operation under way; undefined for this machine. */
+export function currentHost(): HostArgs | undefined {
+  return hostContext.getStore();
+}
+
+/** `" on root@192.0.2.2"` while working on another host, else "" (for messages). */
+export function where(): string {
+  return onHost(currentHost());
+}
+
+/**
+ * The command that runs `command args` on the current host: itself here, or ssh
+ * through the host's master connection (started first, failing fast when it cannot be).
+ */
+async function placed(command: string, args: string[], subject: string): Promise<[string, string[]]> {
+  const host = currentHost();
+  if (host === undefined) return [command, args];
+  await ensureMaster(host, subject);
+  return sshCommand(host, [command, ...args]);
+}
+
+/** How an object is named in messages: `veth "a" in namespace "ns1"` (`... on root@192.0.2.2`). */
 export function describe(what: string, name: string, netns: Netns): string {
-  return `${what} "${name}" in ${netns ? `namespace "${netns}"` : "the program's namespace"}`;
+  return `${what} "${name}" in ${netns ? `namespace "${netns}"` : "the program's namespace"}${where()}`;
 }
 
 interface RunOptions {
@@ -40,6 +88,14 @@ interface RunOptions {
 /** Runs `command args` and returns stdout; throws NslabError on a non-zero exit. */
 async function run(command: string, args: string[], options: RunOptions): Promise<string> {
   const printable = [command, ...args].join(" ");
+  const host = currentHost();
+  if (host !== undefined) {
+    const r = await remoteRun(host, [command, ...args], { input: options.input, timeoutMs: COMMAND_TIMEOUT_MS, subject: options.subject });
+    if (r.timedOut) throw new NslabError("CommandFailed", `${options.subject}: ${printable} timed out after ${COMMAND_TIMEOUT_MS} ms`);
+    if (sshFailed(r.exitCode, r.stderr)) throw sshError(host, options.subject, r.stderr);
+    if (r.exitCode !== 0) throw commandError(options.subject, printable, r.stderr, r.exitCode);
+    return r.stdout;
+  }
   let result;
   try {
     const { execa } = await import("execa");
@@ -71,7 +127,8 @@ async function run(command: string, args: string[], options: RunOptions): Promis
 
 /** Per namespace, per kind of dump ("links", "routes", "nft"): the pending or done read. */
 const snapshots = new Map<string, Map<string, Promise<unknown>>>();
-const key = (netns: Netns) => netns ?? "";
+/** Snapshots and probe processes are per host and namespace. */
+const key = (netns: Netns) => `${hostKey(currentHost())}\0${netns ?? ""}`;
 
 /**
  * Called on every write. A write in one namespace can change another (a veth made
@@ -159,7 +216,7 @@ export function routes(netns: Netns): Promise<RouteJson[]> {
  * Equivalent to: ip [-n NS] -details -json addr show dev NAME
  */
 export async function link(name: string, netns: Netns): Promise<LinkJson | undefined> {
-  if (netns !== undefined && !netnsExists(netns)) return undefined;
+  if (netns !== undefined && !(await hostNetnsExists(netns))) return undefined;
   try {
     const found = await ipJson<LinkJson[]>(["addr", "show", "dev", name], netns, describe("link", name, netns));
     return found[0];
@@ -182,14 +239,44 @@ function printable(command: string[], netns: Netns, family?: "-4" | "-6"): strin
  * The error names the failed command and is built like any other (commandError).
  */
 async function ipRun(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<string[]> {
-  const { outputs, failure } = await runIp(commands, netns, family);
+  const host = currentHost();
+  if (host !== undefined) await ensureMaster(host, subject);
+  const { outputs, failure } = host !== undefined && !IP_SESSIONS_OVER_SSH ? await runIpRemote(host, commands, netns, family, subject) : await runIp(commands, netns, family, host);
   if (failure) {
     const command = printable(commands[failure.index], netns, family);
+    if (host !== undefined && sshFailed(failure.exitCode, failure.text)) throw sshError(host, subject, failure.text);
     if (failure.timedOut) throw new NslabError("CommandFailed", `${subject}: ${command} ${failure.text}`);
     if (failure.exitCode === 127) throw new NslabError("CommandFailed", `${subject}: ip is not installed (run scripts/setup)`);
     throw commandError(subject, command, failure.text, failure.exitCode);
   }
   return outputs;
+}
+
+/**
+ * How ip commands reach another host. A long-lived `ip -batch` session per namespace
+ * (ipsession.ts) costs an SSH channel each there: an ssh process here, a session with
+ * the user's shell there, about 70 ms under load, for every namespace of every run. So
+ * there each command is one `ip` in one of the host's long-lived shells instead (a fork
+ * there, no new channel): 50 namespaces came up in 2.8x the local time with sessions,
+ * in 1.7x with this (docs/benchmark.md). NSLAB_SSH_IP_SESSIONS=1 goes back to sessions.
+ */
+const IP_SESSIONS_OVER_SSH = process.env.NSLAB_SSH_IP_SESSIONS === "1";
+
+/**
+ * Runs ip commands in order on another host, one `[nsenter --net=/run/netns/NS --] ip
+ * [-4|-6] -json -details CMD` each in the host's shells, stopping at the first failure,
+ * with the same result as a session's (runIp).
+ */
+async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, family: "-4" | "-6" | undefined, subject: string): Promise<SessionResult> {
+  const outputs: string[] = [];
+  for (const [index, command] of commands.entries()) {
+    const argv = [...(netns === undefined ? [] : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--"]), "ip", ...(family ? [family] : []), "-json", "-details", ...command];
+    const r = await remoteRun(host, argv, { timeoutMs: COMMAND_TIMEOUT_MS, subject });
+    if (r.timedOut) return { outputs, failure: { index, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
+    if (r.exitCode !== 0) return { outputs, failure: { index, text: r.stderr || r.stdout, exitCode: r.exitCode } };
+    outputs.push(r.stdout);
+  }
+  return { outputs };
 }
 
 /** The JSON a show command printed (one line; an empty list when it printed none). */
@@ -239,31 +326,72 @@ export async function netnsAdd(name: string, subject: string): Promise<void> {
  * are closed first, so that nothing of nslab's keeps the namespace alive.
  */
 export async function netnsDelete(name: string, subject: string): Promise<void> {
-  await Promise.all([closeSessions(name), closeProbers(name)]);
+  await Promise.all([closeSessions(name, currentHost()), closeProbers(name)]);
   // Records kept for it die with it (its inode number may be reused by a later one).
-  const inode = netnsInode(name);
-  if (inode !== undefined) fs.rmSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, force: true });
+  await removeRecordsOf(name, subject);
   await ip(["netns", "delete", name], undefined, subject);
 }
 
 // ---- namespaces -------------------------------------------------------------------------
 
-/** True when /run/netns/NAME exists. */
+/**
+ * The functions that read this machine's files directly (netnsExists, readRecord...)
+ * serve nslab's own bookkeeping here; while working on another host, resource code must
+ * use their host* forms. Called there by mistake, they would answer about the wrong
+ * machine: this makes that loud.
+ */
+function localOnly(what: string): void {
+  const host = currentHost();
+  if (host !== undefined) throw new NslabError("CommandFailed", `nslab bug: ${what}() looks at this machine's files while working on ${hostLabel(host)}; use its host* form`);
+}
+
+/** True when /run/netns/NAME exists (on this machine: see hostNetnsExists). */
 export function netnsExists(name: string): boolean {
+  localOnly("netnsExists");
   return fs.existsSync(`${NETNS_DIR}/${name}`);
 }
 
 /**
- * Fails when the namespace an object lives in is missing. `recorded`: the object is in
- * the stack's state already (an update), so the namespace was there once: a reboot (or
- * a hand) removed it, and `pulumi up --refresh` recreates what is gone.
+ * What /run/netns/NAME is on the current host: absent, a namespace, or the plain file
+ * of an interrupted `ip netns add` (see netnsHalfMade); with the namespace's inode.
+ * Here, two stat(2) calls; on another host, one command.
+ * Equivalent to: stat -L -c '%d %i' /proc/self/ns/net /run/netns/NAME
  */
-export function requireNetns(netns: Netns, subject: string, property = "", recorded = false): void {
-  if (netns === undefined || netnsExists(netns)) return;
+async function netnsFileState(name: string, subject: string): Promise<"absent" | "namespace" | "half"> {
+  if (currentHost() === undefined) return !netnsExists(name) ? "absent" : netnsHalfMade(name) ? "half" : "namespace";
+  const r = await remoteOutcome(["stat", "-L", "-c", "%d %i", "/proc/self/ns/net", `${NETNS_DIR}/${name}`], subject);
+  const [own, file] = r.stdout.trim().split("\n").map((line) => line.split(" ")[0]);
+  if (file === undefined) return "absent";
+  return file === own ? "namespace" : "half";
+}
+
+/** What /run/netns/NAME is on the current host, in one look (one command over SSH). */
+export function hostNetnsState(name: string, subject = describe("namespace", name, undefined)): Promise<"absent" | "namespace" | "half"> {
+  return netnsFileState(name, subject);
+}
+
+/** True when /run/netns/NAME exists on the current host (netnsExists, there). */
+export async function hostNetnsExists(name: string, subject = describe("namespace", name, undefined)): Promise<boolean> {
+  return (await netnsFileState(name, subject)) !== "absent";
+}
+
+/** netnsHalfMade, on the current host. */
+export async function hostNetnsHalfMade(name: string, subject = describe("namespace", name, undefined)): Promise<boolean> {
+  return (await netnsFileState(name, subject)) === "half";
+}
+
+/**
+ * Fails when the namespace an object lives in is missing (on the current host).
+ * `recorded`: the object is in the stack's state already (an update), so the namespace
+ * was there once: a reboot (or a hand) removed it, and `pulumi up --refresh` recreates
+ * what is gone.
+ */
+export async function requireNetns(netns: Netns, subject: string, property = "", recorded = false): Promise<void> {
+  if (netns === undefined || (await hostNetnsExists(netns, subject))) return;
   const fix = recorded
     ? `It is in the stack's state but not in the kernel (after a reboot /run/netns is empty, or it was deleted by hand): run \`pulumi up --refresh\` to recreate what is gone.`
     : `Create it first (nslab.Namespace) and pass its .name, so Pulumi orders the two; if the stack made it before a reboot, run \`pulumi up --refresh\`.`;
-  throw new NslabError("NotFound", `${subject}: ${property}namespace "${netns}" does not exist. ${fix}`);
+  throw new NslabError("NotFound", `${subject}: ${property}namespace "${netns}" does not exist${where()}. ${fix}`);
 }
 
 /**
@@ -273,6 +401,7 @@ export function requireNetns(netns: Netns, subject: string, property = "", recor
  * device: a namespace file is on nsfs, like /proc/self/ns/net.
  */
 export function netnsHalfMade(name: string): boolean {
+  localOnly("netnsHalfMade");
   try {
     return fs.statSync(`${NETNS_DIR}/${name}`).dev !== fs.statSync("/proc/self/ns/net").dev;
   } catch {
@@ -282,6 +411,7 @@ export function netnsHalfMade(name: string): boolean {
 
 /** Names of the namespaces in /run/netns. */
 export function netnsList(): string[] {
+  localOnly("netnsList");
   try {
     return fs.readdirSync(NETNS_DIR);
   } catch {
@@ -404,6 +534,13 @@ interface Outcome {
 
 /** Runs a command that may fail (a probe): its exit code and output, never a throw for a non-zero exit. */
 async function runOutcome(command: string, args: string[], timeoutMs: number, subject: string, input?: string): Promise<Outcome> {
+  const host = currentHost();
+  if (host !== undefined) {
+    const r = await remoteRun(host, [command, ...args], { input, timeoutMs, subject });
+    if (sshFailed(r.exitCode, r.stderr)) throw sshError(host, subject, r.stderr);
+    if (r.exitCode === 127) throw new NslabError("CommandFailed", `${subject}: ${command} is not installed${where()} (${r.stderr.trim()})`);
+    return r;
+  }
   let result;
   try {
     const { execa } = await import("execa");
@@ -422,6 +559,11 @@ async function runOutcome(command: string, args: string[], timeoutMs: number, su
     throw new NslabError("CommandFailed", `${subject}: ${command} is not installed (run scripts/setup)`);
   }
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ""), stderr: String(result.stderr ?? ""), timedOut: result.timedOut };
+}
+
+/** A command on the current (remote) host whose exit status is an answer, not a failure. */
+function remoteOutcome(argv: string[], subject: string, input?: string): Promise<Outcome> {
+  return runOutcome(argv[0], argv.slice(1), COMMAND_TIMEOUT_MS, subject, input);
 }
 
 /**
@@ -565,19 +707,20 @@ const probers = new Map<string, Prober>();
  * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (probes as JSON lines on stdin)
  */
 export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
-  let prober = probers.get(key(netns));
+  const k = key(netns);
+  let prober = probers.get(k);
   if (!prober) {
     prober = new Prober(netns, (gone) => {
-      if (probers.get(key(gone.netns)) === gone) probers.delete(key(gone.netns));
+      if (probers.get(k) === gone) probers.delete(k);
     });
-    probers.set(key(netns), prober);
+    probers.set(k, prober);
   }
   return prober.probe(probe, subject);
 }
 
 /** Ends the probe process inside `netns` (before the namespace is deleted). */
 export async function closeProbers(netns: string): Promise<void> {
-  await probers.get(netns)?.close();
+  await probers.get(key(netns))?.close();
 }
 
 // ---- processes (Process) --------------------------------------------------------------
@@ -664,7 +807,9 @@ function netnsFile(netns: Netns): string {
  */
 export async function withNetnsLock<T>(netns: Netns, subject: string, work: () => Promise<T>): Promise<T> {
   const { execa } = await import("execa");
-  const holder = execa("flock", ["-w", String(LOCK_WAIT_S), netnsFile(netns), "cat"], {
+  // On another host the lock is taken there (the namespace's file is there), over ssh.
+  const [program, argv] = await placed("flock", ["-w", String(LOCK_WAIT_S), netnsFile(netns), "cat"], subject);
+  const holder = execa(program, argv, {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
@@ -675,7 +820,7 @@ export async function withNetnsLock<T>(netns: Netns, subject: string, work: () =
     holder.stdout!.once("data", () => resolve());
     holder.then((r) => {
       const why = r.exitCode === undefined && /ENOENT/.test(String(r.message)) ? "flock is not installed (util-linux)" : `flock exited ${r.exitCode}: ${String(r.stderr).trim() || `no lock within ${LOCK_WAIT_S} s`}`;
-      reject(new NslabError("CommandFailed", `${subject}: cannot lock ${netns === undefined ? "the program's namespace" : `namespace "${netns}"`}: ${why}`));
+      reject(new NslabError("CommandFailed", `${subject}: cannot lock ${netns === undefined ? "the program's namespace" : `namespace "${netns}"`}${where()}: ${why}`));
     });
   });
   holder.stdin!.write("locked\n");
@@ -710,6 +855,7 @@ const recordPath = (inode: string, name: string) => `${RECORD_DIR}/netns-${inode
 
 /** Reads a record kept for the namespace (see writeRecord); undefined when there is none. */
 export function readRecord<T>(netns: Netns, name: string): T | undefined {
+  localOnly("readRecord");
   const inode = netnsInode(netns);
   if (inode === undefined) return undefined;
   try {
@@ -725,6 +871,7 @@ export function readRecord<T>(netns: Netns, name: string): T | undefined {
  * Pulumi's state (a killed run) but not a reboot.
  */
 export function writeRecord(netns: Netns, name: string, value: unknown, subject: string): void {
+  localOnly("writeRecord");
   const inode = netnsInode(netns);
   if (inode === undefined) throw new NslabError("NotFound", `${subject}: the namespace is gone, nothing to record`);
   const file = recordPath(inode, name);
@@ -739,6 +886,7 @@ export function writeRecord(netns: Netns, name: string, value: unknown, subject:
 
 /** Removes a record (and its folder when empty); absent is fine. */
 export function removeRecord(netns: Netns, name: string): void {
+  localOnly("removeRecord");
   const inode = netnsInode(netns);
   if (inode === undefined) return;
   fs.rmSync(recordPath(inode, name), { force: true });
@@ -758,18 +906,18 @@ export function removeRecord(netns: Netns, name: string): void {
  * the object over instead of refusing it. Removed by intentDone() once marked. `by` is
  * the resource's owner string (PROJECT/STACK@BACKEND/KIND/NAME), for nslab-orphans.
  */
-export function intend(netns: Netns, object: string, owner: string, subject: string, by?: string): void {
-  writeRecord(netns, `intent-${object}`, { owner, by }, subject);
+export async function intend(netns: Netns, object: string, owner: string, subject: string, by?: string): Promise<void> {
+  await hostWriteRecord(netns, `intent-${object}`, { owner, by }, subject);
 }
 
 /** The owner tag of a pending intent() for `object`, if any. */
-export function intended(netns: Netns, object: string): string | undefined {
-  return readRecord<{ owner?: string }>(netns, `intent-${object}`)?.owner;
+export async function intended(netns: Netns, object: string): Promise<string | undefined> {
+  return (await hostReadRecord<{ owner?: string }>(netns, `intent-${object}`))?.owner;
 }
 
 /** Drops the intent() for `object`: it is marked now, or was not made. */
-export function intentDone(netns: Netns, object: string): void {
-  removeRecord(netns, `intent-${object}`);
+export async function intentDone(netns: Netns, object: string): Promise<void> {
+  await hostRemoveRecord(netns, `intent-${object}`);
 }
 
 /** Names (without .json) of the namespace's records that start with `prefix`. */
@@ -797,4 +945,61 @@ export function listRecords<T>(netns: Netns, prefix: string): T[] {
     const record = readRecord<T>(netns, n.slice(0, -".json".length));
     return record === undefined ? [] : [record];
   });
+}
+
+// ---- records on the current host ----------------------------------------------------------
+//
+// The functions above work on this machine's /run/nslab (the stack's own bookkeeping,
+// owned.ts, stays here). Records about objects on a host (intents, the values a switch
+// had) are kept on that host, next to the objects, keyed by its namespaces' inodes: the
+// same layout there, written by one small script each over the host's SSH master.
+
+/** The folder of a namespace's records on the remote host, from its file ("$1"). */
+const REMOTE_RECORD_DIR = `ino=$(stat -L -c %i -- "$1" 2>/dev/null) || exit 3; d=${RECORD_DIR}/netns-$ino`;
+
+/** runs `sh -c SCRIPT sh ARGS...` on the current (remote) host. */
+function remoteScript(script: string, args: string[], subject: string): Promise<Outcome> {
+  return remoteOutcome(["sh", "-c", script, "sh", ...args], subject);
+}
+
+/** readRecord, on the current host. */
+export async function hostReadRecord<T>(netns: Netns, name: string): Promise<T | undefined> {
+  if (currentHost() === undefined) return readRecord<T>(netns, name);
+  const r = await remoteScript(`${REMOTE_RECORD_DIR}; cat -- "$d/$2.json"`, [netnsFile(netns), name], `record ${name}${where()}`);
+  if (r.exitCode !== 0) return undefined;
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** writeRecord, on the current host (a temporary file, then rename, as here). */
+export async function hostWriteRecord(netns: Netns, name: string, value: unknown, subject: string): Promise<void> {
+  if (currentHost() === undefined) return writeRecord(netns, name, value, subject);
+  // Another lane may remove the folder (its last record went) between mkdir and the
+  // write: then the write is tried again, as the folder is made again.
+  const r = await remoteScript(
+    `${REMOTE_RECORD_DIR}; for try in 1 2 3 4 5; do mkdir -p -m 755 -- "$d" && printf '%s\\n' "$3" 2>/dev/null > "$d/$2.json.$$" && mv -f -- "$d/$2.json.$$" "$d/$2.json" && exit 0; done; echo "cannot write $d/$2.json" >&2; exit 1`,
+    [netnsFile(netns), name, JSON.stringify(value)],
+    subject,
+  );
+  if (r.exitCode === 3) throw new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
+  if (r.exitCode !== 0) throw new NslabError("CommandFailed", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+}
+
+/** removeRecord, on the current host. */
+export async function hostRemoveRecord(netns: Netns, name: string): Promise<void> {
+  if (currentHost() === undefined) return removeRecord(netns, name);
+  await remoteScript(`${REMOTE_RECORD_DIR}; rm -f -- "$d/$2.json"; rmdir -- "$d" 2>/dev/null; exit 0`, [netnsFile(netns), name], `record ${name}${where()}`);
+}
+
+/** Removes every record of a namespace (it is being deleted), on the current host. */
+async function removeRecordsOf(name: string, subject: string): Promise<void> {
+  if (currentHost() === undefined) {
+    const inode = netnsInode(name);
+    if (inode !== undefined) fs.rmSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, force: true });
+    return;
+  }
+  await remoteScript(`${REMOTE_RECORD_DIR}; rm -rf -- "$d"`, [netnsFile(name)], subject);
 }

@@ -5,7 +5,7 @@
  */
 
 /** The variables, each a positive whole number (milliseconds, or a count of sessions). */
-export const LIMIT_VARIABLES = ["NSLAB_IP_MAX_SESSIONS", "NSLAB_IP_IDLE_MS", "NSLAB_IP_MAX_AGE_MS", "NSLAB_IP_TIMEOUT_MS"] as const;
+export const LIMIT_VARIABLES = ["NSLAB_IP_MAX_SESSIONS", "NSLAB_IP_IDLE_MS", "NSLAB_IP_MAX_AGE_MS", "NSLAB_IP_TIMEOUT_MS", "NSLAB_SSH_CONNECT_TIMEOUT_S"] as const;
 
 /** The value of a limit's text, or undefined when it is not a positive whole number. */
 function parse(text: string): number | undefined {

@@ -78,7 +78,7 @@ export function normaliseLink(link: LinkJson): LiveLink {
 
 /** The interface from the namespace's snapshot (one dump per namespace per run). */
 export async function findLink(name: string, netns: Netns): Promise<LiveLink | undefined> {
-  if (netns !== undefined && !kernel.netnsExists(netns)) return undefined;
+  if (netns !== undefined && !(await kernel.hostNetnsExists(netns))) return undefined;
   const found = (await kernel.links(netns)).find((l) => l.ifname === name);
   return found && normaliseLink(found);
 }
@@ -160,8 +160,8 @@ export function verifyLink(desired: LinkSettings, live: LiveLink | undefined, ta
  * Fails before anything is written when the namespace is missing (a file check);
  * `recorded`: the object is in the stack's state (an update), see kernel.requireNetns.
  */
-export function requireNamespace(settings: { namespace?: string }, subject: string, property: string, recorded = false): void {
-  kernel.requireNetns(settings.namespace, subject, property, recorded);
+export async function requireNamespace(settings: { namespace?: string }, subject: string, property: string, recorded = false): Promise<void> {
+  await kernel.requireNetns(settings.namespace, subject, property, recorded);
 }
 
 /**

@@ -17,11 +17,12 @@ export interface NamespaceOutputs extends NamespaceInputs {
 
 const RULES: FieldRule[] = [{ name: "name", replace: true }];
 
-const subject = (name: string) => `namespace "${name}"`;
+const subject = (name: string) => `namespace "${name}"${kernel.where()}`;
 
 /** The alias on the namespace's lo, or undefined when the namespace is gone. */
 async function marker(name: string): Promise<string | undefined> {
-  if (!kernel.netnsExists(name) || kernel.netnsHalfMade(name)) return undefined;
+  // One look at /run/netns/NAME: absent, or the file of an interrupted ip netns add.
+  if ((await kernel.hostNetnsState(name)) !== "namespace") return undefined;
   const lo = (await kernel.links(name)).find((l) => l.ifname === "lo");
   return lo?.ifalias ?? "";
 }
@@ -68,9 +69,10 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     const { name } = inputs;
     const tag = ownerTag(inputs.__owner);
     const intent = `netns-${name}`;
-    const earlier = kernel.intended(undefined, intent);
+    const earlier = await kernel.intended(undefined, intent);
     let made = false;
-    if (kernel.netnsHalfMade(name)) {
+    const state = await kernel.hostNetnsState(name);
+    if (state === "half") {
       // The file of an `ip netns add` killed before it mounted the namespace: this
       // resource's own (its intent) is removed and made again; anyone else's is refused.
       if (earlier !== tag && !inputs.adopt) {
@@ -78,7 +80,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       }
       await kernel.netnsDelete(name, subject(name));
     }
-    if (kernel.netnsExists(name)) {
+    if (state === "namespace") {
       // This resource's own namespace (its mark on lo, or its intent record when the
       // run was killed between `ip netns add` and the mark) is an interrupted create:
       // take it over. Anyone else's is refused unless adopt.
@@ -91,10 +93,10 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
         );
       }
     } else {
-      kernel.intend(undefined, intent, tag, subject(name), inputs.__owner);
+      await kernel.intend(undefined, intent, tag, subject(name), inputs.__owner);
       // Equivalent to: ip netns add NAME
-      await kernel.netnsAdd(name, subject(name)).catch((err) => {
-        kernel.intentDone(undefined, intent);
+      await kernel.netnsAdd(name, subject(name)).catch(async (err) => {
+        await kernel.intentDone(undefined, intent);
         throw err;
       });
       made = true;
@@ -109,7 +111,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       if (made) await kernel.netnsDelete(name, subject(name)).catch(() => undefined);
       throw err;
     } finally {
-      kernel.intentDone(undefined, intent);
+      await kernel.intentDone(undefined, intent);
     }
     return { id: name, outs: outputs(inputs) };
   },
@@ -129,13 +131,15 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
   async delete(id, props) {
     const name = props.name ?? id;
     // The remains of our namespace whose delete was killed between unmount and unlink.
-    if (kernel.netnsHalfMade(name)) return kernel.netnsDelete(name, subject(name));
+    const state = await kernel.hostNetnsState(name);
+    if (state === "half") return kernel.netnsDelete(name, subject(name));
+    if (state === "absent") return;
     const seen = await marker(name);
     // Gone already, or no longer ours (someone replaced it): nothing of ours to delete.
     if (seen === undefined || seen !== ownerTag(props.__owner)) return;
     // Equivalent to: ip netns delete NAME
-    await kernel.netnsDelete(name, subject(name)).catch((err) => {
-      if (!kernel.netnsExists(name)) return;
+    await kernel.netnsDelete(name, subject(name)).catch(async (err) => {
+      if (!(await kernel.hostNetnsExists(name))) return;
       throw err;
     });
   },

@@ -25,6 +25,7 @@
  *   does; rules of other resources carry other comments and are never touched.
  */
 import { NslabError } from "./errors";
+import { hostKey } from "./host";
 import * as kernel from "./kernel";
 import { CommonInputs, compact, diffFields, FieldRule, isNslabTag, ownerTag, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown, networkOf } from "./validate";
@@ -62,7 +63,7 @@ const RULES: FieldRule[] = [
   { name: "unmanagedExpression" },
 ];
 
-const subject = (i: NatInputs) => `${i.kind} rule in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}`;
+const subject = (i: NatInputs) => `${i.kind} rule in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}${kernel.where()}`;
 const chainOf = (i: NatInputs): Chain => (i.kind === "dnat" ? "prerouting" : "postrouting");
 
 // ---- serialising per namespace --------------------------------------------------------
@@ -70,7 +71,7 @@ const chainOf = (i: NatInputs): Chain => (i.kind === "dnat" ? "prerouting" : "po
 const queues = new Map<string, Promise<unknown>>();
 /** Runs `work` after every earlier nft operation on the same namespace has finished. */
 function serialized<T>(netns: string | undefined, work: () => Promise<T>): Promise<T> {
-  const key = netns ?? "";
+  const key = `${hostKey(kernel.currentHost())}\0${netns ?? ""}`;
   const next = (queues.get(key) ?? Promise.resolve()).then(work, work);
   queues.set(key, next.catch(() => undefined));
   return next;
@@ -167,8 +168,8 @@ function locked<T>(i: NatInputs, work: () => Promise<T>): Promise<T> {
   return serialized(i.namespace, () => kernel.withNetnsLock(i.namespace, subject(i), work));
 }
 
-function requireNamespace(i: NatInputs, recorded = false): void {
-  kernel.requireNetns(i.namespace, subject(i), "", recorded);
+async function requireNamespace(i: NatInputs, recorded = false): Promise<void> {
+  await kernel.requireNetns(i.namespace, subject(i), "", recorded);
 }
 
 /** Writes the rule (replacing `old` in the same transaction) and checks it. */
@@ -280,7 +281,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
 
   create(i) {
     return locked(i, async () => {
-      requireNamespace(i);
+      await requireNamespace(i);
       // A rule with this resource's own comment is one an interrupted create made:
       // take it over and converge it (replaced in the same transaction).
       const existing = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === ownerTag(i.__owner));
@@ -295,7 +296,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
   },
 
   async read(id, props) {
-    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return {};
+    if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return {};
     const rule = (await tableRules(props.namespace, false, subject(props))).find((r) => r.comment === ownerTag(props.__owner));
     if (!rule) return {};
     const seen = parseRule(rule);
@@ -305,7 +306,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
 
   update(_id, olds, news) {
     return locked(news, async () => {
-      requireNamespace(news, true);
+      await requireNamespace(news, true);
       const existing = (await tableRules(news.namespace, true, subject(news))).find((r) => r.comment === ownerTag(olds.__owner));
       await write(news, existing);
       return { outs: news };
@@ -313,10 +314,10 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
   },
 
   async delete(_id, props) {
-    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
-    await locked(props, () => remove(props)).catch((err) => {
+    if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
+    await locked(props, () => remove(props)).catch(async (err) => {
       // The namespace went while we waited: so did the rule.
-      if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
+      if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
       throw err;
     });
   },

@@ -168,7 +168,8 @@ export async function removeUnmarked(o: UnmarkedObject): Promise<void> {
 export function whoseMark(mark: string | undefined): string {
   if (!isNslabTag(mark)) return "";
   const hash = mark!.slice("nslab:".length);
-  const record = kernel.readRecord<OwnedRecord>(undefined, `${PREFIX}${hash}`) ?? kernel.readRecord<OwnedRecord>(undefined, `pending-${hash}`);
+  // The stack's records are on this machine, even while a resource on another host asks.
+  const record = kernel.onThisMachine(() => kernel.readRecord<OwnedRecord>(undefined, `${PREFIX}${hash}`) ?? kernel.readRecord<OwnedRecord>(undefined, `pending-${hash}`));
   if (!record?.owner) return ` It carries the mark of another nslab resource (${mark}).`;
   return ` It belongs to nslab ${record.kind} "${record.owner.split("/").slice(3).join("/")}" of stack ${record.stack}; adopting it takes it from that stack.`;
 }

@@ -131,7 +131,7 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
   },
 
   async create(i) {
-    kernel.requireNetns(i.namespace, subject(i));
+    await kernel.requireNetns(i.namespace, subject(i));
     const cwd = path.resolve(i.cwd ?? ".");
     const log = path.resolve(i.logFile ?? path.join(os.tmpdir(), `nslab-process-${ownerTag(i.__owner).slice("nslab:".length)}.log`));
     const logStart = fs.existsSync(log) ? fs.statSync(log).size : 0;

@@ -102,7 +102,7 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
   },
 
   async create(i) {
-    kernel.requireNetns(i.from, subject(i), "from ");
+    await kernel.requireNetns(i.from, subject(i), "from ");
     const seen = await probe(i);
     if (observed(seen) !== i.expect) {
       throw new NslabError(
@@ -119,7 +119,7 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
 
   async read(id, props) {
     // The namespace the probe runs from is gone: so is the proof.
-    if (props.from !== undefined && !kernel.netnsExists(props.from)) return {};
+    if (props.from !== undefined && !(await kernel.hostNetnsExists(props.from))) return {};
     const { reachable: _last, ...stated } = props;
     const seen = await probe(stated);
     const inputs: ReachabilityInputs = { ...stated, expect: observed(seen) };

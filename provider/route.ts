@@ -42,7 +42,7 @@ const RULES: FieldRule[] = [
 ];
 
 const subject = (r: RouteInputs) =>
-  `route ${r.destination}${r.table ? ` table ${r.table}` : ""}${r.metric !== undefined ? ` metric ${r.metric}` : ""} in ${r.namespace ? `namespace "${r.namespace}"` : "the program's namespace"}`;
+  `route ${r.destination}${r.table ? ` table ${r.table}` : ""}${r.metric !== undefined ? ` metric ${r.metric}` : ""} in ${r.namespace ? `namespace "${r.namespace}"` : "the program's namespace"}${kernel.where()}`;
 
 /** The selector part shared by add, replace, del and show. */
 function selector(verb: string, r: RouteInputs): string[] {
@@ -125,7 +125,7 @@ function matchRoute(r: RouteInputs, routes: RouteJson[]): RouteJson | undefined 
 
 /** r's route from the namespace's snapshot (one dump per namespace per run). */
 async function findRoute(r: RouteInputs): Promise<RouteJson | undefined> {
-  if (r.namespace !== undefined && !kernel.netnsExists(r.namespace)) return undefined;
+  if (r.namespace !== undefined && !(await kernel.hostNetnsExists(r.namespace))) return undefined;
   return matchRoute(r, await kernel.routes(r.namespace));
 }
 
@@ -210,7 +210,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   },
 
   async create(r) {
-    kernel.requireNetns(r.namespace, subject(r));
+    await kernel.requireNetns(r.namespace, subject(r));
     let adopted = false;
     let shown: RouteJson[];
     try {
@@ -253,13 +253,13 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    kernel.requireNetns(news.namespace, subject(news), "", true);
+    await kernel.requireNetns(news.namespace, subject(news), "", true);
     verify(news, await writeAndShow("replace", news).catch((e) => explain(e, news)));
     return { outs: news };
   },
 
   async delete(_id, props) {
-    if (props.namespace !== undefined && !kernel.netnsExists(props.namespace)) return;
+    if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
     await kernel.ip(delCommand(props), props.namespace, subject(props), familyFlag(props)).catch((err) => {
       // Already gone (or not ours: the proto selector matched nothing) is success.
       if (err instanceof NslabError && (err.kind === "NotFound" || /No such process/.test(err.message))) return;

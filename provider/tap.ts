@@ -94,12 +94,12 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   },
 
   async create(i) {
-    requireNamespace(i, subject(i), "");
+    await requireNamespace(i, subject(i), "");
     let created = true;
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
-    const earlier = kernel.intended(i.namespace, intent);
-    kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
+    const earlier = await kernel.intended(i.namespace, intent);
+    await kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
     try {
       // Equivalent to: ip [-n NS] tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]
       await kernel.ip(
@@ -117,7 +117,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       // adopt, or this resource's own device (its alias, or its intent when a killed run
       // made it but did not mark it): take it over, if it matches.
       const mine = live?.alias === tag || (!live?.alias && earlier === tag);
-      if (!live || (!i.adopt && !mine)) kernel.intentDone(i.namespace, intent);
+      if (!live || (!i.adopt && !mine)) await kernel.intentDone(i.namespace, intent);
       if (!live) throw err;
       if (!i.adopt && !mine) {
         throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
@@ -126,7 +126,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       const want = { mode: i.mode, owner: i.owner, group: i.group, multiQueue: i.multiQueue };
       const differs = (Object.keys(want) as (keyof typeof want)[]).find((k) => want[k] !== undefined && want[k] !== have[k]);
       if (live.kind !== "tun" || differs) {
-        kernel.intentDone(i.namespace, intent);
+        await kernel.intentDone(i.namespace, intent);
         throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: the existing device does not match (${differs ?? "kind"}: desire '${String(differs ? want[differs] : "tun")}', current '${String(differs ? have[differs] : live.kind)}').`);
       }
       created = false;
@@ -138,7 +138,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
       throw err;
     } finally {
-      kernel.intentDone(i.namespace, intent);
+      await kernel.intentDone(i.namespace, intent);
     }
   },
 
@@ -159,7 +159,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    requireNamespace(news, subject(news), "", true);
+    await requireNamespace(news, subject(news), "", true);
     return { outs: compact(linkOutputs(news, await apply(news, false))) as TapOutputs };
   },
 

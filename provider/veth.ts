@@ -143,8 +143,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
 
   async create(inputs) {
     const { a, b } = inputs;
-    requireNamespace(a, pairSubject(inputs), "a.");
-    requireNamespace(b, pairSubject(inputs), "b.");
+    await requireNamespace(a, pairSubject(inputs), "a.");
+    await requireNamespace(b, pairSubject(inputs), "b.");
     // Adopting without a mac of the program's, a pair made here still gets stable ones.
     const end = (e: VethEnd, role: "a" | "b") => [
       "name",
@@ -157,14 +157,14 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     let created = true;
     const tag = ownerTag(inputs.__owner);
     const intent = `link-${a.name}`;
-    const earlier = kernel.intended(a.namespace, intent);
-    kernel.intend(a.namespace, intent, tag, pairSubject(inputs), inputs.__owner);
+    const earlier = await kernel.intended(a.namespace, intent);
+    await kernel.intend(a.namespace, intent, tag, pairSubject(inputs), inputs.__owner);
     try {
       // Equivalent to: ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
       await kernel.ip(["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs));
     } catch (err) {
       if (!(err instanceof NslabError && err.kind === "AlreadyExists")) {
-        kernel.intentDone(a.namespace, intent);
+        await kernel.intentDone(a.namespace, intent);
         throw err;
       }
       const [liveA, liveB] = [await freshLink(a.name, a.namespace), await freshLink(b.name, b.namespace)];
@@ -172,13 +172,13 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       // but did not mark it) is an interrupted create: take it over, as adopt does.
       const mine = (end?: { alias?: string }) => end?.alias === tag || (!end?.alias && earlier === tag);
       if (!inputs.adopt && !(mine(liveA) && mine(liveB))) {
-        kernel.intentDone(a.namespace, intent);
+        await kernel.intentDone(a.namespace, intent);
         const other = [liveA?.alias, liveB?.alias].find((alias) => alias && alias !== tag);
         if (other) err.message += whoseMark(other);
         throw err;
       }
       if (!isPair(liveA, liveB)) {
-        kernel.intentDone(a.namespace, intent);
+        await kernel.intentDone(a.namespace, intent);
         throw new NslabError(
           "AlreadyExists",
           `${pairSubject(inputs)}: cannot adopt: an interface with one of these names exists but the two are not a veth pair. Remove it or choose other names.`,
@@ -194,7 +194,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       if (created) await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).catch(() => undefined);
       throw err;
     } finally {
-      kernel.intentDone(a.namespace, intent);
+      await kernel.intentDone(a.namespace, intent);
     }
   },
 
@@ -215,8 +215,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    requireNamespace(news.a, pairSubject(news), "a.", true);
-    requireNamespace(news.b, pairSubject(news), "b.", true);
+    await requireNamespace(news.a, pairSubject(news), "a.", true);
+    await requireNamespace(news.b, pairSubject(news), "b.", true);
     const [liveA, liveB] = await apply(news, false);
     return { outs: outputs(news, liveA, liveB) };
   },

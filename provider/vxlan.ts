@@ -198,7 +198,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
   },
 
   async create(i) {
-    requireNamespace(i, subject(i), "");
+    await requireNamespace(i, subject(i), "");
     const created = await kernel
       .ip(
         // Equivalent to: ip link add name NAME address MAC [mtu M] type vxlan id VNI
@@ -244,7 +244,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
   },
 
   async update(_id, _olds, news) {
-    requireNamespace(news, subject(news), "", true);
+    await requireNamespace(news, subject(news), "", true);
     return { outs: outputs(news, await apply(news, false)) };
   },
 

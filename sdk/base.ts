@@ -32,6 +32,43 @@ function writeProviderModule(kind: string): string {
 }
 
 /**
+ * Another machine to make a resource on, reached over SSH (issue 19). Every command for
+ * the resource runs there, through one OpenSSH master connection per host and provider
+ * run; the host's key must be in `knownHostsFile` (never accepted blindly).
+ */
+export interface HostArgs {
+  /** `user@address` (or `address`): the SSH destination, e.g. "root@192.0.2.2". */
+  ssh: string;
+  /** sshd's port; default 22. */
+  port?: number;
+  /** The private key to log in with (`ssh -i`); default: ssh's own (~/.ssh/id_*, an agent). */
+  identityFile?: string;
+  /** A known-hosts file that lists the host's key; default: ssh's (~/.ssh/known_hosts). */
+  knownHostsFile?: string;
+}
+
+/** The `host` argument of the resources that can live on another machine. */
+export interface OnHostArgs {
+  /**
+   * The machine the resource lives on; omitted means the machine that runs `pulumi`.
+   * Changing it replaces the resource. Namespaces, interfaces and bridges named in the
+   * other arguments are that machine's.
+   */
+  host?: pulumi.Input<HostArgs>;
+}
+
+/** How a host is told apart in the program's registries (a port and its bridge, one switch per namespace). */
+export function placeKey(namespace: string | undefined, host: HostArgs | undefined): string {
+  return host === undefined ? namespace ?? "" : `${namespace ?? ""}\0${host.ssh}:${host.port ?? 22}`;
+}
+
+/** A place key in words: `namespace "ns1"`, `the program's namespace on root@192.0.2.2`. */
+export function placeText(key: string): string {
+  const [ns, host] = key.split("\0");
+  return `${ns ? `namespace "${ns}"` : "the program's namespace"}${host ? ` on ${host.replace(/:22$/, "")}` : ""}`;
+}
+
+/**
  * The backend of the current program run when the code driving it knows it better than
  * the environment (an inline program of {@link localLab}, whose backend URL is passed
  * to the CLI, not set in this process). Set before the program declares resources.

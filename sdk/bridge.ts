@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, HostArgs, NslabResource, OnHostArgs, placeKey, placeText } from "./base";
 import { runRegistry } from "./scope";
 
-export interface BridgeArgs extends AdoptArgs {
+export interface BridgeArgs extends AdoptArgs, OnHostArgs {
   /**
    * Interface name (`ip link add name NAME type bridge`), 1-15 characters. Default: the
    * resource's name, when that is a valid interface name (otherwise preview fails asking
@@ -57,12 +57,12 @@ export function declaredBridges(): Map<string, Set<string>> {
  * the port was constructed.
  * @internal
  */
-export function checkMaster(bridges: Map<string, Set<string>>, owner: string, property: string, master: string | undefined, namespace: string | undefined): void {
+export function checkMaster(bridges: Map<string, Set<string>>, owner: string, property: string, master: string | undefined, namespace: string | undefined, host?: HostArgs): void {
   const namespaces = master ? bridges.get(master) : undefined;
-  if (!namespaces || namespaces.has(namespace ?? "")) return;
-  const where = (ns: string) => (ns ? `namespace "${ns}"` : "the program's namespace");
+  const place = placeKey(namespace, host);
+  if (!namespaces || namespaces.has(place)) return;
   throw new Error(
-    `${owner}: ${property}master "${master}" is a bridge in ${[...namespaces].map(where).join(" and ")}, but the port is in ${where(namespace ?? "")}; a port and its bridge must be in the same namespace.`,
+    `${owner}: ${property}master "${master}" is a bridge in ${[...namespaces].map(placeText).join(" and ")}, but the port is in ${placeText(place)}; a port and its bridge must be in the same namespace (and on the same host).`,
   );
 }
 
@@ -93,9 +93,9 @@ export class Bridge extends NslabResource {
   constructor(name: string, args: BridgeArgs = {}, opts?: pulumi.CustomResourceOptions) {
     // Registered as soon as name and namespace are known, before ports check against it.
     const bridges = declaredBridges();
-    const registered = pulumi.all([args.name, args.namespace]).apply(([bridgeName, ns]) => {
+    const registered = pulumi.all([args.name, args.namespace, args.host]).apply(([bridgeName, ns, host]) => {
       const key = bridgeName ?? name;
-      bridges.set(key, (bridges.get(key) ?? new Set<string>()).add(ns ?? ""));
+      bridges.set(key, (bridges.get(key) ?? new Set<string>()).add(placeKey(ns, host)));
       return bridgeName;
     });
     // Without a name the provider takes the resource's name (and checks it).

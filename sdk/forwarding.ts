@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, NslabResource, OnHostArgs, placeKey, placeText } from "./base";
 import { runRegistry } from "./scope";
 
-export interface IpForwardingArgs extends AdoptArgs {
+export interface IpForwardingArgs extends AdoptArgs, OnHostArgs {
   /** Namespace whose switches to set; omitted means the program's. Changing it replaces the resource. */
   namespace?: pulumi.Input<string>;
   /** `net.ipv4.ip_forward`: true forwards IPv4 between interfaces. Omitted: left alone. Updated in place. */
@@ -39,14 +39,14 @@ export class IpForwarding extends NslabResource {
     // The namespace passes through the claim, so a duplicate fails before registering.
     // Claims are per program run (scope.ts).
     const claimed = runRegistry("forwarding", () => new Map<string, string>());
-    const namespace = pulumi.all([args.namespace, args.ipv4, args.ipv6]).apply(([ns, v4, v6]) => {
+    const namespace = pulumi.all([args.namespace, args.ipv4, args.ipv6, args.host]).apply(([ns, v4, v6, host]) => {
       for (const [family, value] of [["ipv4", v4], ["ipv6", v6]] as const) {
         if (value === undefined) continue;
-        const key = `${ns ?? ""}|${family}`;
+        const key = `${placeKey(ns, host)}|${family}`;
         const other = claimed.get(key);
         if (other && other !== name) {
           throw new Error(
-            `IpForwarding "${name}": ${family} forwarding in ${ns ? `namespace "${ns}"` : "the program's namespace"} is already managed by IpForwarding "${other}". Manage each switch with one resource.`,
+            `IpForwarding "${name}": ${family} forwarding in ${placeText(placeKey(ns, host))} is already managed by IpForwarding "${other}". Manage each switch with one resource.`,
           );
         }
         claimed.set(key, name);

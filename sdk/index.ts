@@ -17,7 +17,7 @@ export { TapDevice } from "./tap";
 export type { TapDeviceArgs } from "./tap";
 export { Vxlan } from "./vxlan";
 export type { VxlanArgs } from "./vxlan";
-export type { AdoptArgs } from "./base";
+export type { AdoptArgs, HostArgs, OnHostArgs } from "./base";
 export { Route } from "./route";
 export type { RouteArgs } from "./route";
 export { IpForwarding } from "./forwarding";

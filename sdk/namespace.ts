@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
 
-export interface NamespaceArgs extends AdoptArgs {
+export interface NamespaceArgs extends AdoptArgs, OnHostArgs {
   /**
    * The namespace's name, a file under /run/netns (`ip netns add NAME`). 1-64
    * characters of letters, digits, '_', '.', '-'. Defaults to the resource name.
@@ -23,6 +23,6 @@ export class Namespace extends NslabResource {
   declare readonly path: pulumi.Output<string>;
 
   constructor(name: string, args: NamespaceArgs = {}, opts?: pulumi.CustomResourceOptions) {
-    super("Namespace", name, { name: args.name ?? name, adopt: args.adopt, path: undefined }, opts);
+    super("Namespace", name, { name: args.name ?? name, adopt: args.adopt, host: args.host, path: undefined }, opts);
   }
 }

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
 
-export interface NatRuleArgs extends AdoptArgs {
+export interface NatRuleArgs extends AdoptArgs, OnHostArgs {
   /** Namespace whose nftables get the rule; omitted means the program's. Changing it replaces the rule. */
   namespace?: pulumi.Input<string>;
   /**

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
 
-export interface RouteArgs extends AdoptArgs {
+export interface RouteArgs extends AdoptArgs, OnHostArgs {
   /** Namespace whose routing table holds the route; omitted means the program's. Changing it replaces the route. */
   namespace?: pulumi.Input<string>;
   /**

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
 
 /** One end of a veth pair. */
@@ -51,7 +51,7 @@ export interface VethEndState {
   up: boolean;
 }
 
-export interface VethPairArgs extends AdoptArgs {
+export interface VethPairArgs extends AdoptArgs, OnHostArgs {
   /** End "a" (created first: `ip link add name A ... type veth peer name B ...`). */
   a: pulumi.Input<VethEndArgs>;
   /** End "b", the peer. */
@@ -82,10 +82,10 @@ export class VethPair extends NslabResource {
     // the end's namespace, so `pulumi preview` reports a mismatch.
     const bridges = declaredBridges();
     const end = (e: pulumi.Input<VethEndArgs>, label: "a" | "b") =>
-      pulumi.output(e).apply((v) => {
-        checkMaster(bridges, `VethPair "${name}"`, `${label}.`, v?.master, v?.namespace);
+      pulumi.all([e, args.host]).apply(([v, host]) => {
+        checkMaster(bridges, `VethPair "${name}"`, `${label}.`, v?.master, v?.namespace, host);
         return v;
       });
-    super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt }, opts);
+    super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt, host: args.host }, opts);
   }
 }

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
 
-export interface VxlanArgs extends AdoptArgs {
+export interface VxlanArgs extends AdoptArgs, OnHostArgs {
   /**
    * Interface name, 1-15 characters (`ip link add name NAME type vxlan`). Default: the
    * resource's name, when that is a valid interface name (otherwise preview fails asking
@@ -110,8 +110,8 @@ export class Vxlan extends NslabResource {
 
   constructor(name: string, args: VxlanArgs, opts?: pulumi.CustomResourceOptions) {
     const bridges = declaredBridges();
-    const master = pulumi.all([args.master, args.namespace]).apply(([m, ns]) => {
-      checkMaster(bridges, `Vxlan "${name}"`, "", m, ns);
+    const master = pulumi.all([args.master, args.namespace, args.host]).apply(([m, ns, host]) => {
+      checkMaster(bridges, `Vxlan "${name}"`, "", m, ns, host);
       return m;
     });
     super("Vxlan", name, { mac: undefined, ...args, master }, opts);

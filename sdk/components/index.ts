@@ -28,6 +28,19 @@ export type {
   TopologyPortForward,
 } from "./render";
 export type { PlannedHost } from "./plan";
+export { HostLink, checkHostLink } from "./hostlink";
+export type { HostLinkArgs, HostLinkSide } from "./hostlink";
+
+/**
+ * The components below build on one machine only (yet): a `host` given to one (from
+ * JavaScript, or cast past the types) is refused rather than ignored, which would make
+ * the lab on the wrong machine.
+ */
+function refuseHost(kind: string, name: string, args: object): void {
+  if ((args as { host?: unknown }).host !== undefined) {
+    throw new Error(`${kind} "${name}": host is not supported by ${kind} yet; declare its resources (Namespace, Bridge, VethPair, Route, IpForwarding, NatRule) with host instead, and join machines with HostLink.`);
+  }
+}
 
 /** Networks and namespaces declared by components in this program run, for lab-wide checks. */
 const declaredInRun = () => runRegistry("components", () => ({ networks: new Map<string, string>(), namespaces: new Map<string, string>() }));
@@ -128,6 +141,7 @@ export class BridgedNetwork extends pulumi.ComponentResource {
   readonly impairments: Record<string, LinkImpairment> = {};
 
   constructor(name: string, args: BridgedNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    refuseHost("BridgedNetwork", name, args);
     super("nslab:index:BridgedNetwork", name, {}, opts);
     const owner = `BridgedNetwork "${name}"`;
     const hostSpecs: (HostSpec & { namespace?: pulumi.Input<string>; impairment?: LinkImpairmentShape })[] = args.hosts.map((h) => (typeof h === "string" ? { name: h } : h));
@@ -267,6 +281,7 @@ export class Router extends pulumi.ComponentResource {
   readonly topology: Topology;
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
+    refuseHost("Router", name, args);
     super("nslab:index:Router", name, {}, opts);
     const owner = `Router "${name}"`;
     const nsName = args.namespace ?? name;
@@ -353,6 +368,7 @@ export class NatGateway extends pulumi.ComponentResource {
   readonly topology: Topology;
 
   constructor(name: string, args: NatGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
+    refuseHost("NatGateway", name, args);
     super("nslab:index:NatGateway", name, {}, opts);
     const child = { parent: this };
     if (args.forwarding ?? true) new IpForwarding(`${name}-forwarding`, { namespace: args.namespace, ipv4: true }, child);

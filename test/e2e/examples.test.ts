@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { Sandbox } from "../helpers/sandbox";
+import { startHosts } from "../helpers/sshd";
 
 describe("examples and demo", () => {
   let sandbox: Sandbox;
@@ -28,7 +29,31 @@ describe("examples and demo", () => {
 
   // Every example with a Pulumi.yaml, with the config it needs in the sandbox.
   const EXAMPLE_CONFIG: Record<string, Record<string, string>> = { "04-routing-nat": { uplink: "uplink", simulateUplink: "true", probeConnectivity: "true" } };
-  const programs = fs.readdirSync(path.join(REPO, "examples")).filter((e) => fs.existsSync(path.join(REPO, "examples", e, "Pulumi.yaml")));
+  // 09-multi-host needs two machines: its own test below gives it two sshd hosts.
+  const programs = fs.readdirSync(path.join(REPO, "examples")).filter((e) => fs.existsSync(path.join(REPO, "examples", e, "Pulumi.yaml")) && e !== "09-multi-host");
+
+  it("09-multi-host: on two sshd hosts, a namespace on one pings those on the other at the first try; quiet refresh; destroy leaves nothing on either", async () => {
+    const hosts = await startHosts(sandbox, 2, "x");
+    try {
+      const [a, b] = hosts.hosts;
+      lab = await Lab.fromExample(sandbox, "09-multi-host", { config: { hostA: JSON.stringify(a.host), hostB: JSON.stringify(b.host) } });
+      const up = await lab.up();
+      expect(up.exitCode, show(up)).toBe(0);
+      expect(await lab.outputs()).toEqual({ addresses: { a1: "10.50.0.11", a2: "10.50.0.12", b1: "10.50.0.21", b2: "10.50.0.22" } });
+      for (const to of ["10.50.0.21", "10.50.0.22", "10.50.0.12"]) await hosts.onHost(a, "ip", ["netns", "exec", "a1", "ping", "-c", "1", "-W", "2", to]);
+      await hosts.onHost(b, "ip", ["netns", "exec", "b2", "ping", "-c", "1", "-W", "2", "10.50.0.11"]);
+      const quiet = await lab.pulumi(["preview", "--refresh", "--non-interactive", "--expect-no-changes", "--diff"]);
+      expect(quiet.exitCode, show(quiet)).toBe(0);
+      expect(quiet.stdout).not.toMatch(/diff:|=>|--outputs:--/);
+      expect((await lab.destroy()).exitCode).toBe(0);
+      for (const h of [a, b]) {
+        expect((await hosts.onHost(h, "ip", ["netns", "list"])).trim()).toBe("");
+        expect(await hosts.onHost(h, "ip", ["-o", "link", "show"])).not.toMatch(/br0|vx42|-br@/);
+      }
+    } finally {
+      await hosts.destroy();
+    }
+  });
 
   it.each(programs)("%s: a no-change `preview --refresh` prints no diff at all, with or without --diff", async (example) => {
     lab = await Lab.fromExample(sandbox, example, { config: EXAMPLE_CONFIG[example] });

@@ -53,6 +53,11 @@ export async function must(command: string, args: string[], options: RunOptions 
   return r.stdout;
 }
 
+/** Starts a long-running command here (a server), its stdout and stderr piped; kill it by pid. */
+export function spawnHere(command: string, args: string[]): ChildProcess {
+  return spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+}
+
 export class Sandbox {
   private constructor(private readonly holder: ChildProcess) {}
 

@@ -48,14 +48,14 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     expect(kernel.netnsExists(name)).toBe(false);
 
     // Killed between `ip netns add` and the mark: an unmarked namespace + the intent.
-    kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
+    await kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
     await ipByHand("netns", "add", name);
     await expect(namespace.create(check(namespace, { name, __owner: other }))).rejects.toThrow(REFUSED);
     // The refusal above dropped the stale intent; a kill leaves it: put it back.
-    kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
+    await kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
     await namespace.create(mine);
     expect((await linkByHand("lo", name))!.ifalias).toBe(ownerTag(me));
-    expect(kernel.intended(undefined, `netns-${name}`)).toBeUndefined();
+    expect(await kernel.intended(undefined, `netns-${name}`)).toBeUndefined();
     await namespace.delete(name, outs);
 
     // Killed inside `ip netns add` (file made, namespace not mounted on it yet): a plain
@@ -63,7 +63,7 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     await must("touch", [`${kernel.NETNS_DIR}/${name}`]);
     expect(kernel.netnsHalfMade(name)).toBe(true);
     await expect(namespace.create(mine)).rejects.toThrow(/is not a namespace/);
-    kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
+    await kernel.intend(undefined, `netns-${name}`, ownerTag(me), "test");
     await namespace.create(mine);
     expect(kernel.netnsHalfMade(name)).toBe(false);
     expect((await linkByHand("lo", name))!.ifalias).toBe(ownerTag(me));
@@ -93,7 +93,7 @@ describe("create takes over its own interrupted work and refuses anyone else's",
 
     await ipByHand("-n", ns, "link", "add", a, "type", "veth", "peer", "name", b);
     await expect(veth.create(pair(me, "10.10.0.2/24"))).rejects.toThrow(REFUSED);
-    kernel.intend(ns, `link-${a}`, ownerTag(me), "test");
+    await kernel.intend(ns, `link-${a}`, ownerTag(me), "test");
     const taken = await veth.create(pair(me, "10.10.0.2/24"));
     expect((await linkByHand(b, ns))!.ifalias).toBe(ownerTag(me));
     await veth.delete(taken.id, taken.outs);
@@ -110,7 +110,7 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     await bridge.delete(id, outs);
     await ipByHand("-n", ns, "link", "add", name, "type", "bridge");
     await expect(bridge.create(want)).rejects.toThrow(REFUSED);
-    kernel.intend(ns, `link-${name}`, ownerTag(me), "test");
+    await kernel.intend(ns, `link-${name}`, ownerTag(me), "test");
     const taken = await bridge.create(want);
     expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(me));
     await bridge.delete(taken.id, taken.outs);

@@ -1,0 +1,363 @@
+/**
+ * The SSH transport of the kernel door (kernel.ts, ipsession.ts): how a command reaches
+ * another host. Every host gets one OpenSSH master connection per provider process
+ * (ControlMaster, a socket in a private directory), and every command, including the
+ * long-lived `ip -batch` sessions, is a channel multiplexed over it: one key exchange
+ * and one authentication per host per run, then a few milliseconds per command.
+ *
+ * Equivalent to:
+ *   ssh -o ControlMaster=yes -o ControlPath=DIR/N -o ControlPersist=30 -N -f HOST   (once)
+ *   ssh -o ControlMaster=auto -o ControlPath=DIR/N ... HOST -- 'env LC_ALL=C ip ...'
+ *   ssh -o ControlPath=DIR/N -O exit HOST                                            (at exit)
+ *
+ * - Host keys are checked (StrictHostKeyChecking=yes, against `knownHostsFile` or
+ *   ssh's default), never accepted on first sight; BatchMode=yes means no prompt ever
+ *   waits for a password or a passphrase that nobody will type.
+ * - ConnectTimeout bounds an unreachable host; the master is started once, before any
+ *   command, so a refused key or a stopped sshd fails the first operation on that host
+ *   at once, with ssh's own reason and the host in the message.
+ * - The master ends with the provider process (an exit handler asks it to exit); should
+ *   the process be killed outright, ControlPersist ends it after CONTROL_PERSIST_S idle.
+ * - ssh hands the remote side one string, which the remote user's shell splits: every
+ *   argument is quoted in one place (host.ts shellQuote).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { NslabError } from "./errors";
+import { HostArgs, hostKey, hostLabel, remoteCommand } from "./host";
+import { limit } from "./limits";
+
+/** Longest wait for a TCP connection to a host's sshd (NSLAB_SSH_CONNECT_TIMEOUT_S, default 5). */
+const CONNECT_TIMEOUT_S = limit("NSLAB_SSH_CONNECT_TIMEOUT_S", 5);
+/** A master with no channel for this long exits (bounds one left by a killed provider). */
+const CONTROL_PERSIST_S = 30;
+/** Keepalives: a host that stops answering is given up after 3 x 5 s. */
+const SERVER_ALIVE_S = 5;
+
+/** This process's private directory for control sockets (0700, removed at exit). */
+let controlDir: string | undefined;
+/** Masters started by this process (names their log files). */
+let masterStarts = 0;
+/** Per host: its control socket, and its master's start, shared by every command that needs it. */
+const masters = new Map<string, { host: HostArgs; socket: string; ready: Promise<void>; up?: boolean }>();
+/** Per host: the control socket's name in the directory (short: sockets' paths are limited to 107 bytes). */
+const sockets = new Map<string, string>();
+
+function socketOf(host: HostArgs): string {
+  const key = hostKey(host);
+  let socket = sockets.get(key);
+  if (socket === undefined) sockets.set(key, (socket = `${dir()}/${sockets.size + 1}`));
+  return socket;
+}
+
+function dir(): string {
+  if (controlDir === undefined) {
+    // mkdtemp makes it 0700: nobody else can reach the sockets (they are logged-in shells).
+    controlDir = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-ssh-"));
+    process.once("exit", closeMasters);
+    // The engine stops plugins with a signal: go through the exit handler then.
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
+  }
+  return controlDir;
+}
+
+/** The options every ssh invocation for `host` takes (before the destination). */
+function options(host: HostArgs, master: "auto" | "yes" | undefined): string[] {
+  const o = (setting: string) => ["-o", setting];
+  return [
+    ...o("BatchMode=yes"),
+    ...o("StrictHostKeyChecking=yes"),
+    ...(host.knownHostsFile ? [...o(`UserKnownHostsFile=${host.knownHostsFile}`), ...o("GlobalKnownHostsFile=/dev/null")] : []),
+    ...(host.identityFile ? ["-i", host.identityFile, ...o("IdentitiesOnly=yes")] : []),
+    ...o(`ConnectTimeout=${CONNECT_TIMEOUT_S}`),
+    ...o(`ServerAliveInterval=${SERVER_ALIVE_S}`),
+    ...o("ServerAliveCountMax=3"),
+    ...o(`ControlPath=${socketOf(host)}`),
+    ...(master ? [...o(`ControlMaster=${master}`), ...o(`ControlPersist=${CONTROL_PERSIST_S}`)] : []),
+    ...o("LogLevel=ERROR"),
+    ...o("ClearAllForwardings=yes"),
+    ...(host.port !== undefined ? ["-p", String(host.port)] : []),
+    "-T",
+  ];
+}
+
+/**
+ * The ssh command that runs `argv` on `host` (with LC_ALL=C, as locally), through the
+ * host's master connection (or, should it have gone, a new one).
+ * Equivalent to: ssh OPTIONS -- HOST 'env LC_ALL=C ARGV...'
+ */
+export function sshCommand(host: HostArgs, argv: string[]): [string, string[]] {
+  return ["ssh", [...options(host, "auto"), "--", host.ssh, remoteCommand(["env", "LC_ALL=C", ...argv])]];
+}
+
+/** Like sshCommand, with the remote command's stderr merged into its stdout (ip sessions read one stream). */
+export function sshCommandMerged(host: HostArgs, argv: string[]): [string, string[]] {
+  return ["ssh", [...options(host, "auto"), "--", host.ssh, `exec ${remoteCommand(["env", "LC_ALL=C", ...argv])} 2>&1`]];
+}
+
+/** What ssh says when it (not the remote command) failed: its exit status is 255. */
+const SSH_FAILED = /^ssh: |Host key verification failed|Permission denied \(|Connection (?:refused|timed out|closed)|No route to host|Could not resolve|kex_exchange_identification|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known|Control socket connect|Broken pipe/m;
+
+/** True when a command run through ssh failed in ssh itself. */
+export function sshFailed(exitCode: number | undefined, stderr: string): boolean {
+  return exitCode === 255 && SSH_FAILED.test(stderr);
+}
+
+/** The error for ssh's own failure: names the host, what ssh said, and what to check. */
+export function sshError(host: HostArgs, subject: string, stderr: string): NslabError {
+  const label = hostLabel(host);
+  const said = stderr.trim().split("\n").filter(Boolean).slice(-2).map((line) => line.trim().replace(/\.+$/, "")).join("; ") || "ssh exited 255";
+  let fix = `Check that sshd runs on ${label} and that this machine reaches it.`;
+  if (/Host key verification failed|No .* host key is known|IDENTIFICATION HAS CHANGED/.test(stderr)) {
+    fix = `Its host key is not in ${host.knownHostsFile ?? "~/.ssh/known_hosts"} (or differs): add the right key there (ssh-keyscan, checked by hand); nslab never accepts an unknown key.`;
+  } else if (/Permission denied/.test(stderr)) {
+    fix = `The key ${host.identityFile ?? "(ssh's default)"} was refused: add its public half to the user's authorized_keys on ${label}.`;
+  }
+  const kind = /Permission denied|Host key verification failed/.test(stderr) ? "Permission" : "CommandFailed";
+  const where = subject.includes(label) ? subject : `${subject} on ${label}`;
+  return new NslabError(kind, `${where}: cannot reach ${label} over SSH: ${said}. ${fix}`, { stderr, exitCode: 255 });
+}
+
+/**
+ * Makes sure `host` has its master connection, starting it once (all callers share the
+ * start). Fails fast, with ssh's reason, when the host cannot be reached or refuses us;
+ * a later call tries again.
+ * Equivalent to: ssh -o ControlMaster=yes -o ControlPersist=30 -N -f HOST
+ */
+export function ensureMaster(host: HostArgs, subject: string): Promise<void> {
+  const key = hostKey(host);
+  const known = masters.get(key);
+  // A master removes its socket when it ends (the host went away, ControlPersist): then
+  // it is started again, and fails fast again if the host is gone.
+  if (known && (!known.up || fs.existsSync(known.socket))) return known.ready;
+  const entry = { host, socket: socketOf(host), ready: startMaster(host, subject), up: false };
+  masters.set(key, entry);
+  entry.ready.then(
+    () => (entry.up = true),
+    () => masters.get(key) === entry && masters.delete(key),
+  );
+  return entry.ready;
+}
+
+async function startMaster(host: HostArgs, subject: string): Promise<void> {
+  const log = path.join(dir(), `master-${++masterStarts}.log`);
+  // -f: ssh goes to the background once authenticated (its exit status says whether it
+  // was); its messages go to a file (-E), since the background master keeps whatever
+  // stderr it was given open.
+  const args = [...options(host, "yes"), "-E", log, "-N", "-f", "--", host.ssh];
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn("ssh", args, { stdio: "ignore", env: { ...process.env, LC_ALL: "C" } });
+    child.once("error", (err) => {
+      fs.appendFileSync(log, `ssh: ${(err as Error).message}\n`);
+      resolve(-1);
+    });
+    child.once("exit", (status) => resolve(status ?? -1));
+  });
+  if (code === 0) return;
+  let said = "";
+  try {
+    said = fs.readFileSync(log, "utf8");
+  } catch {
+    // no log: ssh did not even start
+  }
+  if (code === -1 && /ENOENT/.test(said)) throw new NslabError("CommandFailed", `${subject}: ssh is not installed on this machine (Debian package openssh-client).`);
+  throw sshError(host, subject, said || `ssh exited ${code}`);
+}
+
+/**
+ * Asks every master of this process to exit and removes the socket directory. Runs at
+ * process exit (synchronously: nothing asynchronous runs then).
+ * Equivalent to: ssh -o ControlPath=DIR/N -O exit HOST
+ */
+export function closeMasters(): void {
+  for (const { host } of masters.values()) {
+    spawnSync("ssh", [...options(host, undefined), "-O", "exit", "--", host.ssh], { stdio: "ignore", timeout: 2_000 });
+  }
+  masters.clear();
+  sockets.clear();
+  shells.clear();
+  if (controlDir !== undefined) fs.rmSync(controlDir, { recursive: true, force: true });
+  controlDir = undefined;
+}
+
+/** Hosts whose master was started by this process (for tests). */
+export function openMasters(): string[] {
+  return [...masters.values()].map((m) => hostLabel(m.host));
+}
+
+// ---- shells: one-off commands without a channel each ---------------------------------------
+
+/** How one command run in a host's shell ended. */
+export interface RemoteOutcome {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Shells kept open per host: commands of one host run side by side in up to this many. */
+const SHELL_LANES = 8;
+/** The remote loop: one command a line, each run by eval; stderr goes to a file of its own. */
+const SHELL_LOOP = `e=$(mktemp) || exit 1; trap 'rm -f "$e"' EXIT; while IFS= read -r line; do eval "$line"; done`;
+/** A shell without work for this long closes. */
+const SHELL_IDLE_MS = 10_000;
+
+interface ShellRequest {
+  mark: string;
+  timeoutMs: number;
+  done: (outcome: RemoteOutcome) => void;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * A long-lived `sh` on a host, over one channel of the host's master: one-off commands
+ * (stat, a record's cat, nft, sysctl, tc) are written to it one at a time, so that each
+ * costs a fork on the host instead of a new ssh process here and a new session there
+ * (about 70 ms each on the test machines). After each command it prints a line with a
+ * mark of the request's own and the exit status, then the command's stderr (kept in a
+ * temporary file) and the mark again; a command's stdin is /dev/null, or its input
+ * given as a quoted argument of the shell's own printf (no length limit, no exec).
+ * Equivalent to: ssh HOST 'exec env LC_ALL=C sh'  <<< 'ARGV... </dev/null 2>"$e"; printf ...'
+ */
+class RemoteShell {
+  private readonly child;
+  private buffer = "";
+  private readonly queue: ShellRequest[] = [];
+  private next = 0;
+  private idleTimer?: NodeJS.Timeout;
+  private stderr = "";
+  dead = false;
+  private readonly base = `nslab-${process.pid}-${Math.random().toString(36).slice(2, 8)}-`;
+
+  constructor(
+    readonly host: HostArgs,
+    private readonly onGone: (shell: RemoteShell) => void,
+  ) {
+    const [command, args] = sshCommand(host, ["sh", "-c", SHELL_LOOP]);
+    this.child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+    this.child.stdout.setEncoding("utf8").on("data", (text: string) => {
+      this.buffer += text;
+      this.pump();
+    });
+    this.child.stderr.setEncoding("utf8").on("data", (text: string) => (this.stderr = (this.stderr + text).slice(-4000)));
+    this.child.stdin.on("error", () => undefined);
+    this.child.once("error", () => this.end(-1));
+    this.child.once("close", (code) => this.end(code ?? -1));
+    this.setRef(false);
+  }
+
+  get load(): number {
+    return this.queue.length;
+  }
+
+  /** Runs one command (argv), with `input` on its stdin if given. */
+  run(argv: string[], input: string | undefined, timeoutMs: number): Promise<RemoteOutcome> {
+    clearTimeout(this.idleTimer);
+    this.setRef(true);
+    const mark = `${this.base}${this.next++}`;
+    const stdin = input === undefined ? "</dev/null" : "";
+    const feed = input === undefined ? "" : `printf '%s' ${remoteCommand([input])} | `;
+    const line = `${feed}${remoteCommand(argv)} ${stdin} 2>"$e"; printf '\\n%s %s\\n' ${mark} "$?"; cat "$e"; printf '\\n%s.\\n' ${mark}`;
+    return new Promise((done) => {
+      const request: ShellRequest = { mark, timeoutMs, done };
+      request.timer = setTimeout(() => {
+        // The shell is stuck in this command: give it up (and everything queued behind).
+        this.kill();
+      }, timeoutMs);
+      this.queue.push(request);
+      this.child.stdin.write(`${encodeLine(line)}\n`);
+    });
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const { mark } = this.queue[0];
+      const status = new RegExp(`\\n${mark} (\\d+)\\n`).exec(this.buffer);
+      const end = `\n${mark}.\n`;
+      const endAt = this.buffer.indexOf(end);
+      if (!status || endAt < 0) return;
+      const request = this.queue.shift()!;
+      clearTimeout(request.timer);
+      const stdout = this.buffer.slice(0, status.index);
+      const stderr = this.buffer.slice(status.index + status[0].length, endAt);
+      this.buffer = this.buffer.slice(endAt + end.length);
+      request.done({ exitCode: Number(status[1]), stdout, stderr, timedOut: false });
+    }
+    if (this.queue.length === 0) {
+      this.setRef(false);
+      this.idleTimer = setTimeout(() => this.close(), SHELL_IDLE_MS);
+      this.idleTimer.unref();
+    }
+  }
+
+  /** The shell ended: every waiting command fails with what ssh said (255: ssh's own failure). */
+  private end(code: number): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.onGone(this);
+    for (const request of this.queue.splice(0)) {
+      clearTimeout(request.timer);
+      request.done({ exitCode: code === 0 ? -1 : code, stdout: "", stderr: this.stderr || `the shell on ${hostLabel(this.host)} exited (${code})`, timedOut: false });
+    }
+  }
+
+  private kill(): void {
+    const timedOut = this.queue.splice(0);
+    this.dead = true;
+    this.onGone(this);
+    this.child.kill("SIGKILL");
+    for (const request of timedOut) {
+      clearTimeout(request.timer);
+      request.done({ exitCode: -1, stdout: "", stderr: "", timedOut: true });
+    }
+  }
+
+  private setRef(on: boolean): void {
+    for (const handle of [this.child, this.child.stdin, this.child.stdout, this.child.stderr] as unknown as { ref(): void; unref(): void }[]) {
+      if (on) handle.ref();
+      else handle.unref();
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.idleTimer);
+    this.onGone(this);
+    this.child.stdin.end();
+  }
+}
+
+/**
+ * The line the remote loop reads: `read -r` takes one line, then eval runs it. A
+ * command (an nft script as input, say) may hold newlines: each is written as the
+ * two characters \n inside a quoted printf argument instead, decoded there by printf's
+ * %b. Lines without newlines pass as they are.
+ */
+function encodeLine(line: string): string {
+  if (!line.includes("\n")) return line;
+  return `eval "$(printf '%b' ${remoteCommand([line.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")])})"`;
+}
+
+const shells = new Map<string, RemoteShell[]>();
+
+/**
+ * Runs `argv` on `host` in one of its shells (the first idle one, else a new one up
+ * to SHELL_LANES, else the least busy), after making sure of its master.
+ */
+export async function remoteRun(host: HostArgs, argv: string[], options: { input?: string; timeoutMs: number; subject: string }): Promise<RemoteOutcome> {
+  await ensureMaster(host, options.subject);
+  const key = hostKey(host);
+  let lanes = shells.get(key);
+  if (!lanes) shells.set(key, (lanes = []));
+  let shell = lanes.find((s) => s.load === 0);
+  if (!shell && lanes.length < SHELL_LANES) {
+    shell = new RemoteShell(host, (gone) => {
+      const list = shells.get(key);
+      if (list) shells.set(key, list.filter((s) => s !== gone));
+    });
+    lanes.push(shell);
+  }
+  shell ??= [...lanes].sort((a, b) => a.load - b.load)[0];
+  return shell.run(argv, options.input, options.timeoutMs);
+}

@@ -1,0 +1,100 @@
+/**
+ * A lab on two machines through the real CLI (issue 19). Each "machine" is a namespace
+ * on an underlay bridge (192.0.2.0/24) running a real sshd in a mount namespace of its
+ * own, with its own /run/netns and /run/nslab (test/helpers/sshd.ts); the engine runs
+ * in the test's sandbox and reaches them only over SSH. On each host: a bridge br0 and
+ * a namespace "pc" on it; a HostLink (one Vxlan each side, vni 42) joins the bridges.
+ *
+ *   host a (192.0.2.1)                                  host b (192.0.2.2)
+ *   pc 10.50.0.11 --veth-- [br0 + vx42] ==UDP 4789== [vx42 + br0] --veth-- pc 10.50.0.12
+ */
+import { describe, expect, it } from "vitest";
+import { Lab, sandboxPerTest, show } from "../helpers/lab";
+import { Sandbox } from "../helpers/sandbox";
+import { SshHost, SshHosts, startHosts } from "../helpers/sshd";
+
+const program = (a: SshHost, b: SshHost) => `
+import * as nslab from "nslab";
+const siteA: nslab.HostArgs = ${JSON.stringify(a.host)};
+const siteB: nslab.HostArgs = ${JSON.stringify(b.host)};
+const bridges: Record<string, nslab.Bridge> = {};
+for (const [tag, host, address] of [["a", siteA, "10.50.0.11/24"], ["b", siteB, "10.50.0.12/24"]] as const) {
+  const br = new nslab.Bridge("br-" + tag, { host, name: "br0" });
+  const pc = new nslab.Namespace("pc-" + tag, { host, name: "pc" });
+  new nslab.VethPair("pc-" + tag + "-link", { host, a: { name: "eth0", namespace: pc.name, addresses: [address] }, b: { name: "pc-br", master: br.name } });
+  bridges[tag] = br;
+}
+new nslab.HostLink("a-b", {
+  vni: 42,
+  a: { host: siteA, bridge: bridges.a.name, address: "${a.address}" },
+  b: { host: siteB, bridge: bridges.b.name, address: "${b.address}" },
+});
+`;
+
+/** What nslab could have left on a host: namespaces, links but lo and the underlay, nft tables, records. */
+async function leftOn(hosts: SshHosts, host: SshHost): Promise<string[]> {
+  const left: string[] = [];
+  const ns = (await hosts.onHost(host, "ip", ["netns", "list"])).trim();
+  if (ns) left.push(`namespaces: ${ns}`);
+  const links = (await hosts.onHost(host, "ip", ["-o", "link", "show"])).split("\n").map((l) => l.split(": ")[1]?.split("@")[0]).filter((n) => n && n !== "lo" && n !== "ul0");
+  if (links.length) left.push(`links: ${links.join(", ")}`);
+  const tables = (await hosts.onHost(host, "nft", ["list", "tables"])).trim();
+  if (tables) left.push(`nft: ${tables}`);
+  const records = (await hosts.onHost(host, "find", ["/run/nslab", "-type", "f"])).trim();
+  if (records) left.push(`records: ${records}`);
+  return left;
+}
+
+describe("a lab on two machines over SSH, through the real CLI", () => {
+  let sandbox: Sandbox;
+  sandboxPerTest((s) => (sandbox = s));
+
+  it("hosts on different machines ping across the HostLink; drift on a remote host is found and repaired; destroy leaves nothing anywhere; a stopped sshd fails at once, naming the host", async () => {
+    const hosts = await startHosts(sandbox, 2, "t");
+    try {
+      const [a, b] = hosts.hosts;
+      const lab = await Lab.create(sandbox, "multihost", program(a, b));
+      const up = await lab.up();
+      expect(up.exitCode, show(up)).toBe(0);
+      // Made on the hosts, not on the machine that ran the engine.
+      expect(await sandbox.must("ip", ["netns", "list"])).not.toMatch(/^pc/m);
+      const vx = JSON.parse(await hosts.onHost(b, "ip", ["-j", "-d", "link", "show", "vx42"]))[0];
+      expect(vx).toMatchObject({ master: "br0", linkinfo: { info_data: { id: 42, local: b.address, remote: a.address, port: 4789 } } });
+
+      // At the first try, both ways.
+      await hosts.onHost(a, "ip", ["netns", "exec", "pc", "ping", "-c", "1", "-W", "2", "10.50.0.12"]);
+      await hosts.onHost(b, "ip", ["netns", "exec", "pc", "ping", "-c", "1", "-W", "2", "10.50.0.11"]);
+
+      const clean = await lab.driftCheck();
+      expect(clean.exitCode, show(clean)).toBe(0);
+
+      // Drift by hand on host b: its pc's veth is deleted; the machines are cut off.
+      await hosts.onHost(b, "ip", ["link", "del", "pc-br"]);
+      const drift = await lab.driftCheck();
+      expect(drift.exitCode, show(drift)).toBe(7);
+      expect(drift.stdout).toMatch(/pc-b-link/);
+      const repair = await lab.up(["--refresh"]);
+      expect(repair.exitCode, show(repair)).toBe(0);
+      await hosts.onHost(a, "ip", ["netns", "exec", "pc", "ping", "-c", "1", "-W", "2", "10.50.0.12"]);
+      const quiet = await lab.driftCheck();
+      expect(quiet.exitCode, show(quiet)).toBe(0);
+
+      const destroyed = await lab.destroy();
+      expect(destroyed.exitCode, show(destroyed)).toBe(0);
+      expect(await leftOn(hosts, a)).toEqual([]);
+      expect(await leftOn(hosts, b)).toEqual([]);
+
+      // sshd stopped on host b: the run fails on b's resources, naming host and reason.
+      await hosts.stop(b);
+      const refused = await lab.up();
+      expect(refused.exitCode, show(refused)).not.toBe(0);
+      expect(refused.stdout + refused.stderr).toMatch(/(?:Namespace "pc-b"|Bridge "br-b") on root@192\.0\.2\.2: cannot reach root@192\.0\.2\.2 over SSH: ssh: connect to host 192\.0\.2\.2 port 22: Connection refused/);
+      // What was made on host a is in the state, and destroy removes it.
+      const after = await lab.destroy();
+      expect(after.exitCode, show(after)).toBe(0);
+      expect(await leftOn(hosts, a)).toEqual([]);
+    } finally {
+      await hosts.destroy();
+    }
+  });
+});

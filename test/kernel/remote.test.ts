@@ -1,0 +1,141 @@
+/**
+ * Resources on other hosts over SSH (provider/ssh.ts), against two real sshds, each a
+ * "machine" of its own in the suite's sandbox (test/helpers/sshd.ts): everything is
+ * made on the right host (never here), through one SSH connection per host, two
+ * bridges joined by VXLAN pass traffic, drift made by hand over there is seen, delete
+ * leaves nothing, and a host that cannot be reached fails at once naming it.
+ */
+import * as fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dispatch, NslabError } from "../../provider";
+import { resetSnapshots } from "../../provider/kernel";
+import { closeMasters, openMasters } from "../../provider/ssh";
+import { must } from "../helpers/sandbox";
+import { here, SshHosts, startHosts } from "../helpers/sshd";
+import { uniq } from "../helpers/kernel";
+
+const tag = uniq("r");
+let lab: SshHosts;
+
+/** check then create through the dispatcher, as the engine does. */
+async function make(kind: string, name: string, args: Record<string, unknown>): Promise<{ id: string; outs: Record<string, any> }> {
+  const checked = (await dispatch(kind, "check", [undefined, { __owner: `test/remote/${kind}/${name}`, ...args }])) as { inputs: Record<string, unknown>; failures: unknown[] };
+  expect(checked.failures).toEqual([]);
+  return (await dispatch(kind, "create", [checked.inputs])) as { id: string; outs: Record<string, any> };
+}
+
+/** Established TCP connections from here to HOST:22 (each is a handshake). */
+function connectionsTo(address: string): number {
+  const hex = address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).reverse().join("").toUpperCase();
+  return fs.readFileSync("/proc/net/tcp", "utf8").split("\n").filter((l) => new RegExp(` [0-9A-F]{8}:[0-9A-F]{4} ${hex}:0016 01 `).test(l)).length;
+}
+
+describe("resources on other hosts, over SSH", () => {
+  beforeAll(async () => {
+    lab = await startHosts(here, 2, tag, "192.0.2");
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+    for (const h of lab?.hosts ?? []) await must("ip", ["netns", "del", h.netns]).catch(() => undefined);
+    await must("ip", ["link", "del", `${tag}ul`]).catch(() => undefined);
+  });
+
+  it("builds a namespace, a bridge, a veth and a Vxlan on each host, joined across; ping passes; one connection per host; delete leaves nothing", async () => {
+    const [h1, h2] = lab.hosts;
+    const made: { kind: string; id: string; outs: Record<string, any> }[] = [];
+    const add = async (kind: string, name: string, args: Record<string, unknown>) => {
+      const r = await make(kind, name, args);
+      made.push({ kind, ...r });
+      return r;
+    };
+    for (const [i, h] of [h1, h2].entries()) {
+      const host = h.host;
+      await add("Namespace", `n${i}`, { name: "site", host });
+      await add("Bridge", `br${i}`, { name: "br0", host });
+      await add("VethPair", `v${i}`, { host, a: { name: "eth0", namespace: "site", addresses: [`10.50.0.${11 + i}/24`] }, b: { name: "site-br", master: "br0" } });
+      await add("Vxlan", `vx${i}`, { host, name: "vx42", vni: 42, local: h.address, remote: (i === 0 ? h2 : h1).address, dstPort: 4789, master: "br0" });
+    }
+    // Made over there, not here: this machine has no namespace "site", no br0.
+    expect((await must("ip", ["netns", "list"])).split("\n").map((l) => l.split(" ")[0])).not.toContain("site");
+    expect(await lab.onHost(h1, "ip", ["netns", "list"])).toMatch(/^site/m);
+    const vx = JSON.parse(await lab.onHost(h2, "ip", ["-j", "-d", "link", "show", "vx42"]))[0];
+    expect(vx).toMatchObject({ master: "br0", linkinfo: { info_kind: "vxlan", info_data: { id: 42, local: h2.address, remote: h1.address, port: 4789 } } });
+    expect(vx.ifalias).toMatch(/^nslab:[0-9a-f]{16}$/);
+    // Across the VXLAN, at the first try.
+    await lab.onHost(h1, "ip", ["netns", "exec", "site", "ping", "-c", "1", "-W", "2", "10.50.0.12"]);
+
+    // Every command went over one connection per host (ControlMaster), not one each.
+    expect(openMasters().sort()).toEqual([h1.host.ssh, h2.host.ssh].sort());
+    expect(connectionsTo(h1.address)).toBe(1);
+    expect(connectionsTo(h2.address)).toBe(1);
+
+    // Read sees the live object over there; drift made by hand there is seen.
+    const vxB = made.find((m) => m.kind === "Vxlan" && m.outs.host.ssh === h2.host.ssh)!;
+    const before = (await dispatch("Vxlan", "read", [vxB.id, vxB.outs])) as { props?: Record<string, unknown> };
+    expect(before.props).toMatchObject({ vni: 42, learning: true, host: h2.host });
+    await lab.onHost(h2, "ip", ["link", "set", "vx42", "type", "vxlan", "nolearning"]);
+    resetSnapshots();
+    const after = (await dispatch("Vxlan", "read", [vxB.id, vxB.outs])) as { props?: Record<string, unknown> };
+    expect(after.props).toMatchObject({ learning: false });
+    const vethB = made.find((m) => m.kind === "VethPair" && m.outs.host.ssh === h2.host.ssh)!;
+    await lab.onHost(h2, "ip", ["link", "del", "site-br"]);
+    resetSnapshots();
+    expect(((await dispatch("VethPair", "read", [vethB.id, vethB.outs])) as { id?: string }).id).toBeUndefined();
+
+    // Delete, in reverse order, leaves nothing on either host; a second delete is a no-op.
+    for (const m of [...made].reverse()) await dispatch(m.kind, "delete", [m.id, m.outs]);
+    for (const m of [...made].reverse()) await dispatch(m.kind, "delete", [m.id, m.outs]);
+    for (const h of [h1, h2]) {
+      expect(await lab.onHost(h, "ip", ["netns", "list"])).toBe("");
+      expect(await lab.onHost(h, "ip", ["-o", "link", "show"])).not.toMatch(/br0|vx42|site-br/);
+      expect(await lab.onHost(h, "find", ["/run/nslab", "-type", "f"])).toBe("");
+    }
+  });
+
+  it("keeps IpForwarding's record, NatRule and Route on the host they belong to", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const ns = await make("Namespace", "rt", { name: "rt", host });
+    const link = await make("VethPair", "rt-link", { host, a: { name: "up0", namespace: "rt", addresses: ["10.60.0.1/24"] }, b: { name: "rt-peer", addresses: ["10.60.0.2/24"] } });
+    const fwd = await make("IpForwarding", "rt-fwd", { host, namespace: "rt", ipv4: true });
+    const nat = await make("NatRule", "rt-nat", { host, namespace: "rt", kind: "masquerade", source: "10.70.0.0/24", outInterface: "up0" });
+    const route = await make("Route", "rt-route", { host, namespace: "rt", destination: "10.80.0.0/24", gateway: "10.60.0.2" });
+    expect((await lab.onHost(h1, "ip", ["netns", "exec", "rt", "sysctl", "-n", "net.ipv4.ip_forward"])).trim()).toBe("1");
+    expect(await lab.onHost(h1, "find", ["/run/nslab", "-name", "forwarding-ipv4.json"])).toMatch(/forwarding-ipv4\.json/);
+    expect(await lab.onHost(h1, "ip", ["netns", "exec", "rt", "nft", "list", "table", "inet", "nslab"])).toMatch(/masquerade/);
+    expect(await lab.onHost(h1, "ip", ["-n", "rt", "route", "show", "10.80.0.0/24"])).toMatch(/via 10\.60\.0\.2 .*proto 151/);
+    // Nothing of it here.
+    expect((await must("sysctl", ["-n", "net.ipv4.ip_forward"])).trim()).toBe("0");
+    for (const [kind, r] of [["Route", route], ["NatRule", nat], ["IpForwarding", fwd], ["VethPair", link], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
+    expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+    expect(await lab.onHost(h1, "find", ["/run/nslab", "-type", "f"])).toBe("");
+  });
+
+  it("fails at once, naming the host and the fix, when the host key is unknown or sshd is not there; nothing is made", async () => {
+    const [h1, h2] = lab.hosts;
+    const empty = `${lab.dir}/empty`;
+    const unknownKey = await dispatch("Namespace", "create", [{ name: "x", __owner: "test/remote/Namespace/x", host: { ...h1.host, knownHostsFile: empty } }]).catch((e: NslabError) => e) as NslabError;
+    expect(unknownKey).toBeInstanceOf(NslabError);
+    expect(unknownKey.kind).toBe("Permission");
+    expect(unknownKey.message).toMatch(new RegExp(`Namespace "x" on root@192\\.0\\.2\\.1: cannot reach root@192\\.0\\.2\\.1 over SSH: .*Host key verification failed.*${empty}.*never accepts an unknown key`));
+    expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+
+    // As in a new run (a new provider process): no master connection yet.
+    closeMasters();
+    await lab.stop(h2);
+    const started = Date.now();
+    const refused = await dispatch("Namespace", "create", [{ name: "y", __owner: "test/remote/Namespace/y", host: h2.host }]).catch((e: NslabError) => e) as NslabError;
+    console.log(`unreachable host reported after ${Date.now() - started} ms`);
+    expect(refused).toBeInstanceOf(NslabError);
+    expect(refused.message).toMatch(/Namespace "y" on root@192\.0\.2\.2: cannot reach root@192\.0\.2\.2 over SSH: .*Connection refused.*Check that sshd runs on root@192\.0\.2\.2/);
+  });
+
+  it("refuses a bad host, or a host on a kind that cannot use one, at check", async () => {
+    const check = async (kind: string, args: Record<string, unknown>) =>
+      ((await dispatch(kind, "check", [undefined, { __owner: "test/remote/c", ...args }])) as { failures: { property: string; reason: string }[] }).failures;
+    expect(await check("Namespace", { name: "a", host: { ssh: "-oProxyCommand=x" } })).toEqual([{ property: "host.ssh", reason: expect.stringMatching(/host\.ssh must be "user@address"/) }]);
+    expect(await check("Namespace", { name: "a", host: { ssh: "root@192.0.2.1", port: 0 } })).toEqual([{ property: "host.port", reason: expect.stringMatching(/1 to 65535/) }]);
+    expect(await check("Namespace", { name: "a", host: { ssh: "root@192.0.2.1", identity: "/k" } })).toEqual([{ property: "host", reason: expect.stringMatching(/unknown field\(s\) identity/) }]);
+    expect(await check("Process", { command: ["sleep", "1"], host: { ssh: "root@192.0.2.1" } })).toContainEqual({ property: "host", reason: expect.stringMatching(/^Process cannot run on another host yet/) });
+  });
+});

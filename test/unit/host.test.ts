@@ -1,0 +1,89 @@
+/**
+ * `host` (provider/host.ts, index.ts): validation at check, identity in diff, and the
+ * quoting of remote commands, which a real POSIX shell must split back into the same
+ * arguments.
+ */
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { dispatch } from "../../provider";
+import { checkHost, hostLabel, remoteCommand, shellQuote } from "../../provider/host";
+import { Checker } from "../../provider/validate";
+import * as pulumi from "@pulumi/pulumi";
+import { BridgedNetwork, NatGateway, Router } from "../../sdk/components";
+import { checkHostLink } from "../../sdk/components/hostlink";
+
+const check = (value: unknown, kind = "Namespace") => {
+  const c = new Checker();
+  const host = checkHost(c, value, kind);
+  return { host, failures: c.failures };
+};
+
+describe("host", () => {
+  it("normalises a good host and labels it", () => {
+    expect(check({ ssh: "root@192.0.2.2", port: 22, identityFile: "/root/.ssh/lab", knownHostsFile: "/root/.ssh/lab_known_hosts" })).toEqual({
+      host: { ssh: "root@192.0.2.2", identityFile: "/root/.ssh/lab", knownHostsFile: "/root/.ssh/lab_known_hosts" },
+      failures: [],
+    });
+    expect(check({ ssh: "lab.example.org", port: 2222 }).host).toEqual({ ssh: "lab.example.org", port: 2222 });
+    expect(check({ ssh: "admin@fd00::2" }).failures).toEqual([]);
+    expect(hostLabel({ ssh: "root@192.0.2.2", port: 2222 })).toBe("root@192.0.2.2:2222");
+    expect(check(undefined)).toEqual({ host: undefined, failures: [] });
+  });
+
+  it.each([
+    [{ ssh: "-oProxyCommand=touch /tmp/x" }, "host.ssh", /must be "user@address"/],
+    [{ ssh: "root@bad host" }, "host.ssh", /must be "user@address"/],
+    [{ ssh: "ro ot@192.0.2.2" }, "host.ssh", /must be "user@address"/],
+    [{}, "host.ssh", /must be "user@address"/],
+    [{ ssh: "root@192.0.2.2", port: 70000 }, "host.port", /integer from 1 to 65535/],
+    [{ ssh: "root@192.0.2.2", identityFile: "lab" }, "host.identityFile", /absolute path/],
+    [{ ssh: "root@192.0.2.2", knownHostsFile: "/a b" }, "host.knownHostsFile", /without spaces/],
+    [{ ssh: "root@192.0.2.2", user: "x" }, "host", /unknown field\(s\) user/],
+    ["root@192.0.2.2", "host", /must be an object like \{ ssh: "root@192.0.2.2" \}/],
+  ])("refuses %j, naming %s", (value, property, reason) => {
+    const { failures } = check(value);
+    expect(failures).toHaveLength(1);
+    expect(failures[0].property).toBe(property);
+    expect(failures[0].reason).toMatch(reason);
+  });
+
+  it.each(["TapDevice", "LinkImpairment", "Reachability", "Process"])("%s refuses host rather than ignoring it", (kind) => {
+    const { failures } = check({ ssh: "root@192.0.2.2" }, kind);
+    expect(failures).toEqual([{ property: "host", reason: expect.stringMatching(new RegExp(`^${kind} cannot run on another host yet .*Remove host`)) }]);
+  });
+
+  it("check keeps the host in the inputs; diff replaces on a new host, and only then", async () => {
+    const checked = (await dispatch("Namespace", "check", [undefined, { name: "b1", __owner: "p/s/Namespace/b1", host: { ssh: "root@192.0.2.2", port: 22 } }])) as { inputs: Record<string, unknown> };
+    expect(checked.inputs).toEqual({ name: "b1", adopt: false, __owner: "p/s/Namespace/b1", host: { ssh: "root@192.0.2.2" } });
+    const olds = { ...checked.inputs, path: "/run/netns/b1" };
+    expect(await dispatch("Namespace", "diff", ["b1", olds, checked.inputs])).toMatchObject({ changes: false, replaces: [], stables: expect.arrayContaining(["host"]) });
+    const moved = { ...checked.inputs, host: { ssh: "root@192.0.2.3" } };
+    expect(await dispatch("Namespace", "diff", ["b1", olds, moved])).toMatchObject({ changes: true, replaces: ["host"] });
+    const local = { ...checked.inputs, host: undefined };
+    expect(await dispatch("Namespace", "diff", ["b1", olds, local])).toMatchObject({ changes: true, replaces: ["host"] });
+  });
+
+  it("quotes every argument so that the remote shell splits the line back into the same argv", () => {
+    const argv = ["ip", "-n", "ns 1", "it's", "$(touch /tmp/pwned)", "`id`", "a;b", "", "*", "x\ny", "--net=/run/netns/a", 'dq"', "\\"];
+    expect(shellQuote("plain-word_1.2:3/4=5@6")).toBe("plain-word_1.2:3/4=5@6");
+    const r = spawnSync("sh", ["-c", `for a in ${remoteCommand(argv)}; do printf '%s\\0' "$a"; done`], { encoding: "utf8" });
+    expect(r.stdout.split("\0").slice(0, -1)).toEqual(argv);
+  });
+
+  it("HostLink refuses arguments that cannot make a link, naming them", () => {
+    const side = (address: string) => ({ bridge: "br0", address, host: { ssh: `root@${address}` } });
+    expect(() => checkHostLink("l", { vni: 0, a: side("192.0.2.1"), b: side("192.0.2.2") })).toThrow(/HostLink "l": vni must be an integer from 1 to 16777215/);
+    expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1/24"), b: side("192.0.2.2") })).toThrow(/a\.address must be the host's underlay IP address/);
+    expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: side("fd00::2") })).toThrow(/both ends of the underlay must be of one family/);
+    expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: { ...side("192.0.2.1") } })).toThrow(/both 192\.0\.2\.1/);
+    expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: side("192.0.2.2") })).not.toThrow();
+  });
+
+  it("components that build on one machine refuse host instead of ignoring it", () => {
+    pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs }, "nslab-unit", "unit");
+    const host = { ssh: "root@192.0.2.2" };
+    expect(() => new BridgedNetwork("n", { cidr: "10.0.0.0/24", hosts: ["a"], host } as never)).toThrow(/^BridgedNetwork "n": host is not supported by BridgedNetwork yet; .*HostLink/);
+    expect(() => new Router("r", { networks: [], host } as never)).toThrow(/^Router "r": host is not supported/);
+    expect(() => new NatGateway("g", { sources: [], uplink: "eth0", host } as never)).toThrow(/^NatGateway "g": host is not supported/);
+  });
+});
