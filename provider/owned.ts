@@ -106,7 +106,7 @@ export async function unmarked(dropStaleOf?: string): Promise<UnmarkedObject[]> 
       if (!record?.by || !m) continue;
       const [, type, name] = m as unknown as [string, "netns" | "link", string];
       const mark = type === "netns" ? await namespaceMark(name) : await linkMark(name, netns);
-      if (mark === undefined && stackOf(record.by) === dropStaleOf) kernel.intentDone(netns, file.slice("intent-".length));
+      if (mark === undefined && stackOf(record.by) === dropStaleOf) await kernel.intentDone(netns, file.slice("intent-".length));
       if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
       found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns });
     }
@@ -156,7 +156,7 @@ export async function removeUnmarked(o: UnmarkedObject): Promise<void> {
     if (o.type === "netns") await kernel.netnsDelete(o.name, `namespace "${o.name}"`);
     else await kernel.ip(["link", "del", "dev", o.name], o.namespace, kernel.describe("link", o.name, o.namespace));
   }
-  kernel.intentDone(intentNetns, `${o.type}-${o.name}`);
+  await kernel.intentDone(intentNetns, `${o.type}-${o.name}`);
 }
 
 /**
