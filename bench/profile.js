@@ -5,6 +5,13 @@
  * provider process and the processes it spawns (`ip`, `nft`). Inside the sandbox.
  *
  *   bench/profile.js [--hosts 100] [--op up|refresh|refresh-only|destroy] [--program lab|floor|lab-root-ends]
+ *                    [--mode tuned|stock] [--checkpoints]
+ *
+ * --mode stock runs the plain `pulumi` command in a default environment (see pulumiEnv in
+ * bench/common.js) instead of scripts/pulumi with the bench's settings. --checkpoints
+ * keeps a copy of every state file the profiled operation writes
+ * (PULUMI_DIY_BACKEND_RETAIN_CHECKPOINTS) and prints how many and how many bytes; the
+ * copies cost time of their own, so take timings without it.
  *
  * --program floor profiles bench/floor instead of the lab: the same resources served by
  * a provider that does nothing (Pulumi's own cost). --program lab-root-ends profiles the
@@ -24,7 +31,7 @@ const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
 
-const { root, parseArgs, enterSandbox } = require("./common");
+const { root, parseArgs, enterSandbox, pulumiEnv, copyProgram } = require("./common");
 
 const args = parseArgs();
 const hosts = Number(args.hosts ?? 100);
@@ -33,24 +40,20 @@ const op = args.op ?? "up";
 const programs = { lab: ["lab", {}], floor: ["floor", {}], "lab-root-ends": ["lab", { rootEnds: "true" }] };
 if (!Object.hasOwn(programs, args.program ?? "lab")) throw new Error(`--program takes ${Object.keys(programs).join(", ")}`);
 const [programDir, programConfig] = programs[args.program ?? "lab"];
+const mode = args.mode ?? "tuned";
+const countCheckpoints = process.argv.includes("--checkpoints");
 enterSandbox(__filename);
 
 const work = path.join(root, "bench/.work");
 fs.mkdirSync(work, { recursive: true });
 const dir = fs.mkdtempSync(path.join(work, `profile-${hosts}-`));
-for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench", programDir, f), path.join(dir, f));
+copyProgram(programDir, dir);
 fs.mkdirSync(`${dir}/state`);
 const cpuLog = path.join(dir, "cpu.jsonl");
-const env = {
-  ...process.env,
-  PULUMI_BACKEND_URL: `file://${dir}/state`,
-  PULUMI_CONFIG_PASSPHRASE: "",
-  PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
-  PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
-};
+const { command, env } = pulumiEnv(dir, mode);
 const pulumi = (argv, extraEnv = {}) => {
   const t0 = Date.now();
-  const r = spawnSync("/usr/bin/time", ["-f", "%e %U %S", path.join(root, "scripts/pulumi"), ...argv, "--cwd", dir, "--stack", "bench"], {
+  const r = spawnSync("/usr/bin/time", ["-f", "%e %U %S", command, ...argv, "--cwd", dir, "--stack", "bench"], {
     encoding: "utf8",
     env: { ...env, ...extraEnv },
     maxBuffer: 256 * 1024 * 1024,
@@ -59,21 +62,40 @@ const pulumi = (argv, extraEnv = {}) => {
   const [wall, user, sys] = r.stderr.trim().split("\n").pop().split(" ").map(Number);
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, t0 };
 };
+/** The state files kept by PULUMI_DIY_BACKEND_RETAIN_CHECKPOINTS (STACK.json.<time>): count and bytes. */
+function checkpoints() {
+  const files = [];
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else if (/\.json\.[0-9]+$/.test(e.name)) files.push(path.join(d, e.name));
+    }
+  };
+  walk(`${dir}/state`);
+  const sizes = files.map((f) => fs.statSync(f).size);
+  return { files, bytes: sizes.reduce((a, b) => a + b, 0), largest: Math.max(0, ...sizes) };
+}
 const commands = {
   up: ["up", "--yes", "--skip-preview", "--non-interactive"],
   refresh: ["preview", "--refresh", "--expect-no-changes", "--non-interactive"],
   "refresh-only": ["refresh", "--preview-only", "--expect-no-changes", "--non-interactive"],
   destroy: ["destroy", "--yes", "--skip-preview", "--non-interactive"],
 };
-const profiled = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ? `${process.env.NODE_OPTIONS} ` : ""}--require ${path.join(__dirname, "cpu-hook.js")}${process.env.CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.CPU_PROF_DIR}` : ""}`, NSLAB_CPU_LOG: cpuLog };
+const profiled = { NODE_OPTIONS: `${env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ` : ""}--require ${path.join(__dirname, "cpu-hook.js")}${process.env.CPU_PROF_DIR ? ` --cpu-prof --cpu-prof-dir=${process.env.CPU_PROF_DIR}` : ""}`, NSLAB_CPU_LOG: cpuLog };
 
-spawnSync(path.join(root, "scripts/pulumi"), ["stack", "init", "bench", "--cwd", dir], { env });
+spawnSync(command, ["stack", "init", "bench", "--cwd", dir], { env });
 pulumi(["config", "set", "hosts", String(hosts)]);
 for (const [key, value] of Object.entries(programConfig)) pulumi(["config", "set", key, value]);
 let total;
+let written;
 try {
   if (op !== "up") pulumi(commands.up);
-  total = pulumi(commands[op], profiled);
+  const retain = countCheckpoints ? { PULUMI_DIY_BACKEND_RETAIN_CHECKPOINTS: "true" } : {};
+  total = pulumi(commands[op], { ...profiled, ...retain });
+  if (countCheckpoints) {
+    written = checkpoints();
+    for (const f of written.files) fs.rmSync(f);
+  }
 } finally {
   if (op !== "destroy") pulumi(commands.destroy);
 }
@@ -98,6 +120,7 @@ console.log(`  program (Node.js, registers resources)  ${s(program)}`);
 console.log(`  provider (Node.js, dynamic provider)    ${s(provider)}`);
 console.log(`  ip/nft processes of the provider        ${s(spawned)}`);
 console.log(`  other Node.js processes                 ${s(otherNode)}`);
+if (written) console.log(`state files written: ${written.files.length}, ${(written.bytes / 1e6).toFixed(1)} MB in all, the largest ${(written.largest / 1e3).toFixed(0)} kB`);
 // When each Node.js process ran, in seconds from the command's start, and what the
 // provider did when.
 const at = (ms) => `${((ms - total.t0) / 1000).toFixed(2)} s`;

@@ -17,7 +17,7 @@ const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
 
-const { root, parseArgs, enterSandbox } = require("./common");
+const { root, parseArgs, enterSandbox, pulumiEnv, copyProgram } = require("./common");
 const { summarize, report } = require("./report");
 
 const args = parseArgs();
@@ -58,44 +58,8 @@ function peakProviderKiB() {
   return Math.max(...lines.map((l) => JSON.parse(l).maxRssKiB));
 }
 
-/**
- * The environment of one run. "tuned": scripts/pulumi's (nslab/preload, 32 operations at
- * once, no CLI debug log, Node's compile cache) plus PULUMI_SKIP_CHECKPOINTS and
- * transpile-only, as the figures have always been taken. "stock": what a user who runs
- * the `pulumi` command in their own environment has: checkpoints after every step,
- * type-checking, no preload, the engine's default parallelism, a PULUMI_HOME of its own
- * with the CLI's logs; only what running offline needs is set.
- */
 function runEnv(dir, mode) {
-  const offline = {
-    PULUMI_BACKEND_URL: `file://${dir}/state`,
-    PULUMI_CONFIG_PASSPHRASE: "",
-    NSLAB_PROVIDER_STATS: statsFile,
-  };
-  if (mode === "tuned") {
-    return {
-      command: path.join(root, "scripts/pulumi"),
-      env: {
-        ...process.env,
-        ...offline,
-        PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
-        // State written once at the end instead of after every step (see README, "Speed").
-        PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
-      },
-    };
-  }
-  fs.mkdirSync(`${dir}/home`);
-  return {
-    command: path.join(root, ".tools/bin/pulumi"),
-    env: {
-      PATH: `${root}/.tools/bin:${process.env.PATH}`,
-      HOME: process.env.HOME ?? "/root",
-      ...offline,
-      PULUMI_HOME: `${dir}/home`,
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    },
-  };
+  return pulumiEnv(dir, mode, { NSLAB_PROVIDER_STATS: statsFile });
 }
 
 /** Bytes of the stack's state per resource, as `pulumi stack export` writes it. */
@@ -112,7 +76,7 @@ function statePerResource(run) {
  */
 function pulumiRun(n, program, mode = "tuned") {
   const dir = fs.mkdtempSync(path.join(work, `${program}-${n}-`));
-  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench", program, f), path.join(dir, f));
+  copyProgram(program, dir);
   fs.mkdirSync(`${dir}/state`);
   const { command, env } = runEnv(dir, mode);
   const run = { command, env, args: ["--cwd", dir, "--stack", "bench"] };
