@@ -16,7 +16,7 @@ a=$1 b=$2 hosts=${3:-100} rounds=${4:-3} ops=${5:-up refresh} program=${6:-lab} 
 for ((r = 1; r <= rounds; r++)); do
   for op in $ops; do
     for side in "$a" "$b"; do
-      printf '%-50s round %d %-12s ' "${side:-(as is)}" "$r" "$op"
+      printf '%-50s round %d %-12s load %-5s ' "${side:-(as is)}" "$r" "$op" "$(cut -d' ' -f1 /proc/loadavg)"
       # shellcheck disable=SC2086 # the list is split into VAR=value words on purpose
       env $side node bench/profile.js --hosts "$hosts" --op "$op" --program "$program" --mode "$mode" |
         sed -n '1,5p' | tr -s ' \n' ' ' | sed 's/^pulumi [a-z-]*, [0-9]* hosts ([0-9]* resources): //'

@@ -27,7 +27,8 @@ function enterSandbox(script) {
  * Node's compile cache) plus PULUMI_SKIP_CHECKPOINTS and transpile-only, as the figures
  * have always been taken. "stock": what a user who runs the `pulumi` command in their own
  * environment has: checkpoints after every step, type-checking unless the program's
- * tsconfig.json says otherwise, no preload, the engine's default parallelism, a
+ * tsconfig.json says otherwise, no preload unless the program's Pulumi.yaml asks for it
+ * (`nodeargs`; the provider process never has it), the engine's default parallelism, a
  * PULUMI_HOME of its own with the CLI's logs; only what running offline needs is set,
  * plus the PULUMI_*, NSLAB_* and NODE_OPTIONS variables of the caller's environment
  * (none in a plain shell; what an experiment sets, as bench/ab-env.sh does).

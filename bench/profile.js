@@ -5,14 +5,19 @@
  * provider process and the processes it spawns (`ip`, `nft`). Inside the sandbox.
  *
  *   bench/profile.js [--hosts 100] [--op up|refresh|refresh-only|destroy] [--program lab|floor|lab-root-ends]
- *                    [--mode tuned|stock] [--checkpoints]
+ *                    [--mode tuned|stock] [--checkpoints] [--execs]
  *
  * --mode stock runs the plain `pulumi` command in a default environment (see pulumiEnv in
  * bench/common.js) instead of scripts/pulumi with the bench's settings. --checkpoints
  * keeps a copy of every state file the profiled operation writes
  * (PULUMI_DIY_BACKEND_RETAIN_CHECKPOINTS) and prints how many and how many bytes; the
- * copies cost time of their own, so take timings without it.
+ * copies cost time of their own, so take timings without it. --execs runs the profiled
+ * operation under `strace -f -e trace=execve` and prints how many programs it executed,
+ * by name (strace slows everything down: timings without it too).
  *
+ * --program lab-bare profiles the lab without the project settings the README recommends
+ * (no tsconfig.json, so Pulumi type-checks the program; no `nodeargs` in Pulumi.yaml, so no
+ * nslab/preload unless the environment adds it): what a project set up without them runs.
  * --program floor profiles bench/floor instead of the lab: the same resources served by
  * a provider that does nothing (Pulumi's own cost). --program lab-root-ends profiles the
  * lab declared with each veth's `a` end on the bridge, so that all veth deletes are in
@@ -37,23 +42,32 @@ const args = parseArgs();
 const hosts = Number(args.hosts ?? 100);
 const op = args.op ?? "up";
 // Each program: its folder under bench/ and the stack config it adds to `hosts`.
-const programs = { lab: ["lab", {}], floor: ["floor", {}], "lab-root-ends": ["lab", { rootEnds: "true" }] };
+const programs = { lab: ["lab", {}], floor: ["floor", {}], "lab-root-ends": ["lab", { rootEnds: "true" }], "lab-bare": ["lab", {}] };
 if (!Object.hasOwn(programs, args.program ?? "lab")) throw new Error(`--program takes ${Object.keys(programs).join(", ")}`);
 const [programDir, programConfig] = programs[args.program ?? "lab"];
 const mode = args.mode ?? "tuned";
 const countCheckpoints = process.argv.includes("--checkpoints");
+const countExecs = process.argv.includes("--execs");
 enterSandbox(__filename);
 
 const work = path.join(root, "bench/.work");
 fs.mkdirSync(work, { recursive: true });
 const dir = fs.mkdtempSync(path.join(work, `profile-${hosts}-`));
 copyProgram(programDir, dir);
+if (args.program === "lab-bare") {
+  fs.rmSync(path.join(dir, "tsconfig.json"), { force: true });
+  const yaml = path.join(dir, "Pulumi.yaml");
+  fs.writeFileSync(yaml, fs.readFileSync(yaml, "utf8").split("\n").filter((l) => !/^\s*(nodeargs:|#)/.test(l)).join("\n"));
+}
 fs.mkdirSync(`${dir}/state`);
 const cpuLog = path.join(dir, "cpu.jsonl");
 const { command, env } = pulumiEnv(dir, mode);
-const pulumi = (argv, extraEnv = {}) => {
+const execLog = path.join(dir, "execs.txt");
+const pulumi = (argv, extraEnv = {}, traced = false) => {
   const t0 = Date.now();
-  const r = spawnSync("/usr/bin/time", ["-f", "%e %U %S", command, ...argv, "--cwd", dir, "--stack", "bench"], {
+  const timedArgv = ["/usr/bin/time", "-f", "%e %U %S", command, ...argv, "--cwd", dir, "--stack", "bench"];
+  const [program, ...programArgs] = traced ? ["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", execLog, ...timedArgv] : timedArgv;
+  const r = spawnSync(program, programArgs, {
     encoding: "utf8",
     env: { ...env, ...extraEnv },
     maxBuffer: 256 * 1024 * 1024,
@@ -91,7 +105,7 @@ let written;
 try {
   if (op !== "up") pulumi(commands.up);
   const retain = countCheckpoints ? { PULUMI_DIY_BACKEND_RETAIN_CHECKPOINTS: "true" } : {};
-  total = pulumi(commands[op], { ...profiled, ...retain });
+  total = pulumi(commands[op], { ...profiled, ...retain }, countExecs);
   if (countCheckpoints) {
     written = checkpoints();
     for (const f of written.files) fs.rmSync(f);
@@ -101,6 +115,17 @@ try {
 }
 const procs = [...new Map(fs.readFileSync(cpuLog, "utf8").trim().split("\n").map((l) => JSON.parse(l)).map((p) => [p.pid, p])).values()];
 if (process.env.DEBUG_PROFILE) console.log(procs);
+let execSummary;
+if (countExecs) {
+  // Successful execve calls of the run, by program (basename of the executed file).
+  const byName = new Map();
+  for (const line of fs.readFileSync(execLog, "utf8").split("\n")) {
+    const m = /execve\("([^"]+)".* = 0$/.exec(line);
+    if (m) byName.set(path.basename(m[1]), (byName.get(path.basename(m[1])) ?? 0) + 1);
+  }
+  const all = [...byName.values()].reduce((a, b) => a + b, 0);
+  execSummary = `programs executed: ${all} (${(all / hosts).toFixed(2)} per host): ${[...byName].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ")}`;
+}
 fs.rmSync(dir, { recursive: true, force: true });
 
 const sum = (role, key) => procs.filter((p) => p.role === role).reduce((s, p) => s + (p[key] ?? 0), 0);
@@ -120,6 +145,7 @@ console.log(`  program (Node.js, registers resources)  ${s(program)}`);
 console.log(`  provider (Node.js, dynamic provider)    ${s(provider)}`);
 console.log(`  ip/nft processes of the provider        ${s(spawned)}`);
 console.log(`  other Node.js processes                 ${s(otherNode)}`);
+if (execSummary) console.log(execSummary);
 if (written) console.log(`state files written: ${written.files.length}, ${(written.bytes / 1e6).toFixed(1)} MB in all, the largest ${(written.largest / 1e3).toFixed(0)} kB`);
 // When each Node.js process ran, in seconds from the command's start, and what the
 // provider did when.
