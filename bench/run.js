@@ -110,7 +110,10 @@ function scriptRun(n, mode) {
   return result;
 }
 
-const raw = { date: new Date().toISOString(), runs, sizes, machine: { cpus: require("node:os").cpus().length, kernel: require("node:os").release() }, results: [] };
+const os = require("node:os");
+// The machine's load (1-minute average) at the start and end: figures taken while other
+// jobs ran are not comparable with a quiet machine's (docs/benchmark.md).
+const raw = { date: new Date().toISOString(), runs, sizes, machine: { cpus: os.cpus().length, kernel: os.release() }, load: { start: os.loadavg()[0] }, results: [] };
 for (const n of sizes) {
   for (let r = 0; r < runs; r++) {
     for (const [tool, fn] of [
@@ -127,12 +130,14 @@ for (const n of sizes) {
   }
 }
 
+raw.load.end = os.loadavg()[0];
 const summary = summarize(raw.results, sizes);
 raw.summary = summary;
 const file = path.join(outDir, `bench-${raw.date.replace(/[:.]/g, "-")}.json`);
 fs.writeFileSync(file, JSON.stringify(raw, null, 2));
 
 for (const line of report(summary, runs)) console.log(line);
+console.log(`\nload average (1 min) at the start ${raw.load.start.toFixed(1)}, at the end ${raw.load.end.toFixed(1)} on ${raw.machine.cpus} cores${raw.load.start > raw.machine.cpus / 2 || raw.load.end > raw.machine.cpus / 2 ? ": other jobs ran meanwhile, so these figures (and the goals' verdicts) are not comparable with a quiet machine's" : ""}`);
 console.log(`\nraw figures: ${path.relative(root, file)}`);
 
 // A PNG of up time against N (needs gnuplot; bench/plot.js says so when missing).
