@@ -66,7 +66,7 @@ const execLog = path.join(dir, "execs.txt");
 const pulumi = (argv, extraEnv = {}, traced = false) => {
   const t0 = Date.now();
   const timedArgv = ["/usr/bin/time", "-f", "%e %U %S", command, ...argv, "--cwd", dir, "--stack", "bench"];
-  const [program, ...programArgs] = traced ? ["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", execLog, ...timedArgv] : timedArgv;
+  const [program, ...programArgs] = traced ? ["strace", "-ff", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", execLog, ...timedArgv] : timedArgv;
   const r = spawnSync(program, programArgs, {
     encoding: "utf8",
     env: { ...env, ...extraEnv },
@@ -119,7 +119,9 @@ let execSummary;
 if (countExecs) {
   // Successful execve calls of the run, by program (basename of the executed file).
   const byName = new Map();
-  for (const line of fs.readFileSync(execLog, "utf8").split("\n")) {
+  // One file per process (-ff: EXECLOG.PID), so that no call is split across lines.
+  const logs = fs.readdirSync(dir).filter((f) => f.startsWith(`${path.basename(execLog)}.`));
+  for (const line of logs.flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").split("\n"))) {
     const m = /execve\("([^"]+)".* = 0$/.exec(line);
     if (m) byName.set(path.basename(m[1]), (byName.get(path.basename(m[1])) ?? 0) + 1);
   }
