@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # A/B comparison of two revisions of nslab on the benchmark lab, interleaved so that
 # the machine's drift (other tenants, thermal state) hits both sides alike:
-#   bench/ab.sh REV_A REV_B [HOSTS=100] [ROUNDS=3] [OPS="up refresh"]
+#   bench/ab.sh REV_A REV_B [HOSTS=100] [ROUNDS=3] [OPS="up refresh"] [MODE=tuned]
 # Builds each revision's provider/ and sdk/ into bench/.work/ab-*/dist, then for each
 # round and op runs bench/profile.js with one build, then the other, in place of this
-# checkout's dist/ (put back on exit). Prints one line per run.
+# checkout's dist/ (put back on exit). Prints one line per run. MODE stock runs the plain
+# pulumi command in a default environment (bench/profile.js --mode stock). Run nothing
+# else from this checkout meanwhile (tests, another bench): its dist/ is swapped.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-a=$1 b=$2 hosts=${3:-100} rounds=${4:-3} ops=${5:-up refresh}
+a=$1 b=$2 hosts=${3:-100} rounds=${4:-3} ops=${5:-up refresh} mode=${6:-tuned}
 work=bench/.work
 mkdir -p "$work"
 
@@ -31,8 +33,8 @@ for ((r = 1; r <= rounds; r++)); do
     [ "$side" = b ] && rev=$b src=$dist_b
     rm -rf dist && cp -r "$src" dist
     for op in $ops; do
-      printf '%-12s round %d %-8s ' "$rev" "$r" "$op"
-      node bench/profile.js --hosts "$hosts" --op "$op" | head -1 | grep -o 'wall .*'
+      printf '%-12s round %d %-8s load %-5s ' "$rev" "$r" "$op" "$(cut -d' ' -f1 /proc/loadavg)"
+      node bench/profile.js --hosts "$hosts" --op "$op" --mode "$mode" | sed -n '1,5p' | tr -s ' \n' ' ' | grep -o 'wall .*'
     done
   done
 done

@@ -21,4 +21,58 @@ function enterSandbox(script) {
   process.exit(r.status ?? 1);
 }
 
-module.exports = { root, parseArgs, enterSandbox };
+/**
+ * The environment of one Pulumi run of a bench program in DIR (state in DIR/state).
+ * "tuned": scripts/pulumi's (nslab/preload, 32 operations at once, no CLI debug log,
+ * Node's compile cache) plus PULUMI_SKIP_CHECKPOINTS and transpile-only, as the figures
+ * have always been taken. "stock": what a user who runs the `pulumi` command in their own
+ * environment has: checkpoints after every step, type-checking unless the program's
+ * tsconfig.json says otherwise, no preload unless the program's Pulumi.yaml asks for it
+ * (`nodeargs`; the provider process never has it), the engine's default parallelism, a
+ * PULUMI_HOME of its own with the CLI's logs; only what running offline needs is set,
+ * plus the PULUMI_*, NSLAB_* and NODE_OPTIONS variables of the caller's environment
+ * (none in a plain shell; what an experiment sets, as bench/ab-env.sh does).
+ */
+function pulumiEnv(dir, mode, extra = {}) {
+  const offline = { PULUMI_BACKEND_URL: `file://${dir}/state`, PULUMI_CONFIG_PASSPHRASE: "", ...extra };
+  if (mode === "tuned") {
+    return {
+      command: path.join(root, "scripts/pulumi"),
+      env: {
+        ...process.env,
+        ...offline,
+        PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
+        // State written once at the end instead of after every step (see README, "Speed").
+        PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
+      },
+    };
+  }
+  if (mode !== "stock") throw new Error(`mode is tuned or stock, not ${mode}`);
+  const fs = require("node:fs");
+  fs.mkdirSync(`${dir}/home`, { recursive: true });
+  const asked = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(PULUMI_|NSLAB_)/.test(k) || k === "NODE_OPTIONS"));
+  return {
+    command: path.join(root, ".tools/bin/pulumi"),
+    env: {
+      PATH: `${root}/.tools/bin:${process.env.PATH}`,
+      HOME: process.env.HOME ?? "/root",
+      NSLAB_SANDBOX: process.env.NSLAB_SANDBOX,
+      ...asked,
+      ...offline,
+      PULUMI_HOME: `${dir}/home`,
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    },
+  };
+}
+
+/** Copies a bench program (bench/NAME: Pulumi.yaml, index.ts and tsconfig.json if any) into DIR. */
+function copyProgram(name, dir) {
+  const fs = require("node:fs");
+  for (const f of ["Pulumi.yaml", "index.ts", "tsconfig.json"]) {
+    const from = path.join(root, "bench", name, f);
+    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, f));
+  }
+}
+
+module.exports = { root, parseArgs, enterSandbox, pulumiEnv, copyProgram };

@@ -6,9 +6,10 @@
  * Also measures Pulumi's floor (bench/floor): the same resources served by a provider
  * that does nothing, i.e. what the engine, the program and the provider process cost
  * before nslab does any work; and the "stock" path: the same lab through the plain
- * `pulumi` command in a default environment (checkpoints, type-checking, no preload),
- * beside the "tuned" one (nslab's figures) that scripts/pulumi and the bench settings
- * give; and the state's size per resource after up.
+ * `pulumi` command in a default environment (checkpoints after every step, no preload in
+ * the provider process) with the project files the README recommends (bench/lab's
+ * tsconfig.json and Pulumi.yaml), beside the "tuned" one (nslab's figures) that
+ * scripts/pulumi and the bench settings give; and the state's size per resource after up.
  *
  *   bench/run.js [--sizes 10,100,300] [--runs 3] [--out bench/results]
  */
@@ -17,7 +18,7 @@ const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
 
-const { root, parseArgs, enterSandbox } = require("./common");
+const { root, parseArgs, enterSandbox, pulumiEnv, copyProgram } = require("./common");
 const { summarize, report } = require("./report");
 
 const args = parseArgs();
@@ -58,44 +59,8 @@ function peakProviderKiB() {
   return Math.max(...lines.map((l) => JSON.parse(l).maxRssKiB));
 }
 
-/**
- * The environment of one run. "tuned": scripts/pulumi's (nslab/preload, 32 operations at
- * once, no CLI debug log, Node's compile cache) plus PULUMI_SKIP_CHECKPOINTS and
- * transpile-only, as the figures have always been taken. "stock": what a user who runs
- * the `pulumi` command in their own environment has: checkpoints after every step,
- * type-checking, no preload, the engine's default parallelism, a PULUMI_HOME of its own
- * with the CLI's logs; only what running offline needs is set.
- */
 function runEnv(dir, mode) {
-  const offline = {
-    PULUMI_BACKEND_URL: `file://${dir}/state`,
-    PULUMI_CONFIG_PASSPHRASE: "",
-    NSLAB_PROVIDER_STATS: statsFile,
-  };
-  if (mode === "tuned") {
-    return {
-      command: path.join(root, "scripts/pulumi"),
-      env: {
-        ...process.env,
-        ...offline,
-        PULUMI_NODEJS_TRANSPILE_ONLY: process.env.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
-        // State written once at the end instead of after every step (see README, "Speed").
-        PULUMI_SKIP_CHECKPOINTS: process.env.PULUMI_SKIP_CHECKPOINTS ?? "true",
-      },
-    };
-  }
-  fs.mkdirSync(`${dir}/home`);
-  return {
-    command: path.join(root, ".tools/bin/pulumi"),
-    env: {
-      PATH: `${root}/.tools/bin:${process.env.PATH}`,
-      HOME: process.env.HOME ?? "/root",
-      ...offline,
-      PULUMI_HOME: `${dir}/home`,
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    },
-  };
+  return pulumiEnv(dir, mode, { NSLAB_PROVIDER_STATS: statsFile });
 }
 
 /** Bytes of the stack's state per resource, as `pulumi stack export` writes it. */
@@ -112,7 +77,7 @@ function statePerResource(run) {
  */
 function pulumiRun(n, program, mode = "tuned") {
   const dir = fs.mkdtempSync(path.join(work, `${program}-${n}-`));
-  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench", program, f), path.join(dir, f));
+  copyProgram(program, dir);
   fs.mkdirSync(`${dir}/state`);
   const { command, env } = runEnv(dir, mode);
   const run = { command, env, args: ["--cwd", dir, "--stack", "bench"] };
@@ -145,7 +110,10 @@ function scriptRun(n, mode) {
   return result;
 }
 
-const raw = { date: new Date().toISOString(), runs, sizes, machine: { cpus: require("node:os").cpus().length, kernel: require("node:os").release() }, results: [] };
+const os = require("node:os");
+// The machine's load (1-minute average) at the start and end: figures taken while other
+// jobs ran are not comparable with a quiet machine's (docs/benchmark.md).
+const raw = { date: new Date().toISOString(), runs, sizes, machine: { cpus: os.cpus().length, kernel: os.release() }, load: { start: os.loadavg()[0] }, results: [] };
 for (const n of sizes) {
   for (let r = 0; r < runs; r++) {
     for (const [tool, fn] of [
@@ -162,12 +130,14 @@ for (const n of sizes) {
   }
 }
 
+raw.load.end = os.loadavg()[0];
 const summary = summarize(raw.results, sizes);
 raw.summary = summary;
 const file = path.join(outDir, `bench-${raw.date.replace(/[:.]/g, "-")}.json`);
 fs.writeFileSync(file, JSON.stringify(raw, null, 2));
 
 for (const line of report(summary, runs)) console.log(line);
+console.log(`\nload average (1 min) at the start ${raw.load.start.toFixed(1)}, at the end ${raw.load.end.toFixed(1)} on ${raw.machine.cpus} cores${raw.load.start > raw.machine.cpus / 2 || raw.load.end > raw.machine.cpus / 2 ? ": other jobs ran meanwhile, so these figures (and the goals' verdicts) are not comparable with a quiet machine's" : ""}`);
 console.log(`\nraw figures: ${path.relative(root, file)}`);
 
 // A PNG of up time against N (needs gnuplot; bench/plot.js says so when missing).

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { shapeCallSites } from "./callsites";
 import { backendUrl, processSources, stackIdentity } from "./identity";
 import { runRegistry } from "./scope";
 
@@ -122,6 +123,8 @@ export abstract class NslabResource extends pulumi.CustomResource {
     // is unaffected: Pulumi lifts the limit itself to take it.
     const limit = Error.stackTraceLimit;
     if (!process.env.PULUMI_DEBUG_PROMISE_LEAKS) Error.stackTraceLimit = 0;
+    // The call sites Pulumi records in the state: the user's, not nslab's (sdk/callsites.ts).
+    const unshape = shapeCallSites();
     try {
       super(`pulumi-nodejs:dynamic/nslab:${kind}`, name, { ...props, __owner: owner, __provider: providerModule(kind) }, opts);
     } catch (err) {
@@ -131,6 +134,23 @@ export abstract class NslabResource extends pulumi.CustomResource {
       throw err;
     } finally {
       Error.stackTraceLimit = limit;
+      unshape();
+    }
+  }
+}
+
+/**
+ * Base of nslab's components (BridgedNetwork, Router, NatGateway): a
+ * `pulumi.ComponentResource` whose recorded call sites are the user's
+ * (sdk/callsites.ts), as for nslab's resources.
+ */
+export class NslabComponent extends pulumi.ComponentResource {
+  constructor(type: string, name: string, args: pulumi.Inputs, opts?: pulumi.ComponentResourceOptions) {
+    const unshape = shapeCallSites();
+    try {
+      super(type, name, args, opts);
+    } finally {
+      unshape();
     }
   }
 }

@@ -7,6 +7,13 @@
  * ```
  * @packageDocumentation
  */
+import { quietPulumi } from "./quiet";
+
+// What nslab/preload does per resource, done for every program that imports nslab (the
+// plain `pulumi up` too): no stack trace per promise, no per-resource debug chatter
+// (sdk/quiet.ts).
+quietPulumi();
+
 export { Namespace } from "./namespace";
 export type { NamespaceArgs } from "./namespace";
 export { VethPair } from "./veth";

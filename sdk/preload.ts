@@ -45,9 +45,10 @@
  * Measured with `bench/ab-env.sh` (`NSLAB_PRELOAD=0` against the default), `bench/ab.sh`
  * and `bench/profile.js`; see docs/benchmark.md.
  */
-import * as fs from "node:fs";
 import Module = require("node:module");
 import * as path from "node:path";
+import { TESTED_PULUMI_VERSIONS, pulumiVersionAt } from "./pulumi-version";
+import { CHATTER, quietDebuggable, quietLog } from "./quiet";
 
 type Load = (request: string, parent: NodeJS.Module | undefined, isMain: boolean) => unknown;
 interface ModuleInternals {
@@ -92,7 +93,7 @@ const deferred: Record<string, [string, Import]> = {
 };
 
 /** Messages of @pulumi/pulumi's own, one per resource and step, dropped by part 3. */
-export const CHATTER = /^(Registering resource: |RegisterResource RPC prepared: |RegisterResource RPC finished: [^;]*; err: null, |Resource RPC serialization requested: )/;
+export { CHATTER };
 
 function standIn(load: () => unknown, esModule: boolean, own: Record<string, unknown> = {}): unknown {
   let real: unknown;
@@ -145,13 +146,7 @@ function membersStandIn(load: () => unknown): unknown {
   });
 }
 
-/**
- * The @pulumi/pulumi releases the preload was tested with (test/unit/preload.test.ts and
- * test/e2e/preload.test.ts, at the version the repository pins). A test fails when the
- * pinned version is not listed, so that upgrading @pulumi/pulumi means running those
- * tests against it before adding it here.
- */
-export const TESTED_PULUMI_VERSIONS: readonly string[] = ["3.260.0"];
+export { TESTED_PULUMI_VERSIONS };
 
 /** Whether each installed copy of @pulumi/pulumi (by its folder) is a tested version. */
 const testedCopies = new Map<string, boolean>();
@@ -169,16 +164,6 @@ function inTestedPulumi(file: string): boolean {
   return tested;
 }
 
-/** The version in ROOT/package.json, or undefined when it cannot be read. */
-function pulumiVersionAt(root: string): string | undefined {
-  try {
-    const version = (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version?: unknown }).version;
-    return typeof version === "string" ? version : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function inPulumi(parent: NodeJS.Module | undefined): boolean {
   return typeof parent?.filename === "string" && inTestedPulumi(parent.filename);
 }
@@ -190,20 +175,7 @@ function inPulumi(parent: NodeJS.Module | undefined): boolean {
 function patch(request: string, parent: NodeJS.Module | undefined, exported: unknown, done: Set<string>): void {
   if (!exported || typeof exported !== "object" || !inPulumi(parent)) return;
   const m = exported as Record<string, unknown>;
-  if (!done.has("debuggable") && request.endsWith("debuggable") && typeof m.debuggablePromise === "function" && "debugPromiseLeaks" in m) {
-    done.add("debuggable");
-    if (m.debugPromiseLeaks) return;
-    const debuggablePromise = m.debuggablePromise as (...args: unknown[]) => unknown;
-    m.debuggablePromise = function (this: unknown, ...args: unknown[]) {
-      const limit = Error.stackTraceLimit;
-      Error.stackTraceLimit = 0;
-      try {
-        return debuggablePromise.apply(this, args);
-      } finally {
-        Error.stackTraceLimit = limit;
-      }
-    };
-  }
+  if (!done.has("debuggable") && request.endsWith("debuggable") && quietDebuggable(m)) done.add("debuggable");
   if (!done.has("v8Hooks") && request.endsWith("v8Hooks") && typeof m.getSessionAsync === "function" && typeof m.getScriptUrl === "function") {
     done.add("v8Hooks");
     const getSessionAsync = m.getSessionAsync as (...args: unknown[]) => Promise<unknown>;
@@ -215,15 +187,7 @@ function patch(request: string, parent: NodeJS.Module | undefined, exported: unk
     };
     m.getScriptUrl = (id: string) => getScriptUrl(id) ?? urls?.get(id);
   }
-  if (!done.has("log") && /(^|\/)log$/.test(request) && typeof m.debug === "function" && typeof m.hasErrors === "function") {
-    done.add("log");
-    if (process.env.NSLAB_PULUMI_DEBUG === "1") return;
-    const debug = m.debug as (...args: unknown[]) => Promise<void>;
-    m.debug = function (this: unknown, msg: unknown, ...rest: unknown[]) {
-      if (typeof msg === "string" && CHATTER.test(msg)) return Promise.resolve();
-      return debug.call(this, msg, ...rest);
-    };
-  }
+  if (!done.has("log") && /(^|\/)log$/.test(request) && quietLog(m)) done.add("log");
 }
 
 /** How many modules {@link patch} changes, each once. */

@@ -12,6 +12,7 @@ import { VethPair } from "../veth";
 import { Allocation, HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
 import { Topology, TopologyAttachment, TopologyHost } from "./render";
 import { runRegistry } from "../scope";
+import { NslabComponent } from "../base";
 
 export { interfaceName, planNetwork, overlaps, PlanError } from "./plan";
 export type { HostSpec, NetworkPlan, Allocation } from "./plan";
@@ -114,7 +115,7 @@ export interface BridgedNetworkArgs {
  * Bad arguments (overlapping subnets, more hosts than the CIDR holds, duplicate names,
  * a gateway outside its subnet) fail at `pulumi preview` with the component's name.
  */
-export class BridgedNetwork extends pulumi.ComponentResource {
+export class BridgedNetwork extends NslabComponent {
   /** The component's name. */
   readonly networkName: string;
   /** Namespace of the bridge (undefined: the program's). */
@@ -270,7 +271,7 @@ export interface RouterArgs {
  * networks whose gateway is the router (and that have default routes) reach each
  * other through it.
  */
-export class Router extends pulumi.ComponentResource {
+export class Router extends NslabComponent {
   /** The router's namespace. */
   readonly namespace: Namespace;
   /** Its forwarding switch. */
@@ -357,7 +358,7 @@ export interface NatGatewayArgs {
  * The way out (scenario 4): masquerade from the given networks out of an uplink, with
  * optional port forwards in, and IP forwarding on.
  */
-export class NatGateway extends pulumi.ComponentResource {
+export class NatGateway extends NslabComponent {
   /** The masquerade rules, one per source network. */
   readonly masquerade: NatRule[];
   /** The port-forward rules. */

@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { REPO, show } from "../helpers/lab";
 import { pings } from "../helpers/net";
 import { RunResult, Sandbox, must } from "../helpers/sandbox";
+import { TESTED_PULUMI_VERSIONS } from "../../sdk/pulumi-version";
 
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8")) as {
   version: string;
@@ -185,6 +186,27 @@ describe.each([LOW, HIGH])("nslab in a user's project outside the checkout, with
     expect(up.exitCode, show(up)).toBe(0);
     expect(await pings(sandbox, "ns1", "192.168.1.2")).toBe(true);
     expect(await pings(sandbox, "ns2", "192.168.1.1")).toBe(true);
+
+    // The call sites recorded in the state (sdk/callsites.ts): with a tested @pulumi/pulumi
+    // the user's line and nothing else; with any other, Pulumi's own trace (the position
+    // then is nslab's constructor, in node_modules), untouched.
+    const exported = await pulumi(["stack", "export"]);
+    expect(exported.exitCode, show(exported)).toBe(0);
+    type Res = { type: string; urn: string; sourcePosition?: string; stackTrace?: { sourcePosition?: string }[] };
+    const nslabResources = (JSON.parse(exported.stdout) as { deployment: { resources: Res[] } }).deployment.resources.filter((r) => r.type.includes("dynamic/nslab:"));
+    expect(nslabResources).toHaveLength(3);
+    const lineOf = (text: string) => PROGRAM.split("\n").findIndex((l) => l.includes(text)) + 1;
+    for (const r of nslabResources) {
+      const name = r.urn.split("::").pop()!;
+      if (TESTED_PULUMI_VERSIONS.includes(version)) {
+        const position = `project:///index.ts#${lineOf(`("${name}"`)},`;
+        expect(r.sourcePosition, name).toContain(position);
+        expect(r.stackTrace!.map((f) => f.sourcePosition), name).toEqual([r.sourcePosition]);
+      } else {
+        expect(r.sourcePosition, name).toContain("/node_modules/nslab/");
+        expect(r.stackTrace!.length, name).toBeGreaterThan(3);
+      }
+    }
 
     const drift = await pulumi(["preview", "--refresh", "--expect-no-changes", "--non-interactive"]);
     expect(drift.exitCode, show(drift)).toBe(0);

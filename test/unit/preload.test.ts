@@ -152,6 +152,26 @@ describe("nslab/preload (the Node.js processes of scripts/pulumi)", () => {
   });
 });
 
+describe("importing nslab (the plain pulumi command, no preload)", () => {
+  // What Pulumi's runner has loaded before the program imports nslab, then the import.
+  const OBSERVE = `
+    const pulumi = require("@pulumi/pulumi");
+    const before = pulumi.log.debug.toString().includes("CHATTER");
+    require(${JSON.stringify(path.join(REPO, "dist/sdk/index.js"))});
+    const { debuggablePromise } = require("@pulumi/pulumi/runtime/debuggable");
+    const p = Promise.resolve(1);
+    debuggablePromise(p, "ctx");
+    console.log(JSON.stringify({ before, wrapped: pulumi.log.debug.toString().includes("CHATTER"), traced: / {4}at /.test(p._debugStackTrace) }));`;
+
+  it("quiets the per-resource debug chatter and the per-promise stack traces of the loaded @pulumi/pulumi", () => {
+    expect(inNode(OBSERVE, false)).toEqual({ before: false, wrapped: true, traced: false });
+    expect(inNode(OBSERVE, false, { NSLAB_PULUMI_DEBUG: "1", PULUMI_DEBUG_PROMISE_LEAKS: "1" })).toEqual({ before: false, wrapped: false, traced: true });
+    // With the preload too: wrapped once, not twice.
+    const twice = `${OBSERVE.replace("console.log", "const once = require('@pulumi/pulumi').log.debug; require(" + JSON.stringify(path.join(REPO, "dist/sdk/quiet.js")) + ").quietPulumi(); console.log(JSON.stringify({ same: require('@pulumi/pulumi').log.debug === once })); void ")}`;
+    expect(inNode(twice, true)).toEqual({ same: true });
+  });
+});
+
 describe("nslab/preload only touches @pulumi/pulumi versions it was tested with", () => {
   it("lists the version the repository pins (upgrade @pulumi/pulumi: run the preload tests against it, then add it)", () => {
     const pinned = (JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8")) as { devDependencies: Record<string, string> }).devDependencies["@pulumi/pulumi"];
@@ -196,6 +216,14 @@ describe("nslab/preload only touches @pulumi/pulumi versions it was tested with"
     expect(withPreload).toEqual(without);
     expect(withPreload).toMatchObject({ wrapped: false, traced: true, serialized: true });
     expect((withPreload as { atLoad: string[] }).atLoad).toContain("@npmcli/arborist");
+  });
+
+  it("importing nslab leaves an untested version's debug chatter and promise traces alone", () => {
+    const script = `
+      const log = require("@pulumi/pulumi/log");
+      const changed = require(${JSON.stringify(path.join(REPO, "dist/sdk/quiet.js"))}).quietPulumi(require("node:path").dirname(require.resolve("@pulumi/pulumi/package.json")));
+      console.log(JSON.stringify({ changed, wrapped: log.debug.toString().includes("CHATTER") }));`;
+    expect(inNode(script, false, {}, project)).toEqual({ changed: { debuggable: false, log: false }, wrapped: false });
   });
 
   it("changes a tested version (the same code, its own version)", () => {
