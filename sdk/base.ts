@@ -140,7 +140,7 @@ export abstract class NslabResource extends pulumi.CustomResource {
 }
 
 /**
- * Base of nslab's components (BridgedNetwork, Router, NatGateway): a
+ * Base of nslab's components (BridgedNetwork, Router, NatGateway, HostLink): a
  * `pulumi.ComponentResource` whose recorded call sites are the user's
  * (sdk/callsites.ts), as for nslab's resources.
  */

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
-import { HostArgs } from "../base";
+import { HostArgs, NslabComponent } from "../base";
 import { Vxlan } from "../vxlan";
 
 /** One side of a {@link HostLink}: a bridge on a host, and that host's underlay address. */
@@ -66,7 +66,7 @@ export function checkHostLink(name: string, args: HostLinkArgs): void {
  *
  *   [br0 + vx42] host a  ==== UDP 4789, vni 42 ====  host b [vx42 + br0]
  */
-export class HostLink extends pulumi.ComponentResource {
+export class HostLink extends NslabComponent {
   /** The Vxlan on side a. */
   readonly a: Vxlan;
   /** The Vxlan on side b. */
