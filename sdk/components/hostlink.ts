@@ -21,7 +21,9 @@ export interface HostLinkSide {
 export interface HostLinkArgs {
   /** The VXLAN network identifier (1-16777215), the same on both sides. */
   vni: number;
+  /** One side: its host, bridge and underlay address (its Vxlan sends to side b's). */
   a: HostLinkSide;
+  /** The other side: its host, bridge and underlay address (its Vxlan sends to side a's). */
   b: HostLinkSide;
   /** UDP port of the tunnel; default 4789 (IANA's). */
   dstPort?: number;
