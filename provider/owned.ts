@@ -16,7 +16,7 @@
  */
 import { SWITCHES } from "./forwarding";
 import * as kernel from "./kernel";
-import { isNslabTag, ownerTag } from "./resource";
+import { isNslabTag, ownerTag, resourceNameOf } from "./resource";
 
 /** One object a stack made. */
 export interface OwnedRecord {
@@ -33,6 +33,8 @@ const PREFIX = "owned-";
 const name = (owner: string) => `${PREFIX}${ownerTag(owner).slice("nslab:".length)}`;
 /** PROJECT/STACK@BACKEND (or PROJECT/STACK for owners made before backends were named) of an owner string. */
 export const stackOf = (owner: string) => owner.split("/").slice(0, 2).join("/");
+/** `nslab KIND "NAME" of stack PROJECT/STACK@BACKEND`: an owner string, for messages. */
+export const ownerLabel = (owner: string) => `nslab ${owner.split("/")[2]} "${resourceNameOf(owner) ?? owner}" of stack ${stackOf(owner)}`;
 
 /** Records an object made or updated (best effort: the lab itself does not depend on it). */
 export function remember(kind: string, owner: unknown, id: string, outs: Record<string, unknown>): void {
@@ -171,7 +173,7 @@ export function whoseMark(mark: string | undefined): string {
   // The stack's records are on this machine, even while a resource on another host asks.
   const record = kernel.onThisMachine(() => kernel.readRecord<OwnedRecord>(undefined, `${PREFIX}${hash}`) ?? kernel.readRecord<OwnedRecord>(undefined, `pending-${hash}`));
   if (!record?.owner) return ` It carries the mark of another nslab resource (${mark}).`;
-  return ` It belongs to nslab ${record.kind} "${record.owner.split("/").slice(3).join("/")}" of stack ${record.stack}; adopting it takes it from that stack.`;
+  return ` It belongs to ${ownerLabel(record.owner)}; adopting it takes it from that stack.`;
 }
 
 /**
@@ -180,7 +182,8 @@ export function whoseMark(mark: string | undefined): string {
  * (routes), whose takeover after a killed create must not take another stack's.
  */
 export function recordedByOther(kind: string, self: string, same: (outs: Record<string, unknown>) => boolean): string | undefined {
-  const matching = recorded().filter((r) => r.kind === kind && same(r.outs ?? {}));
+  // The stack's records are on this machine, even while a resource on another host asks.
+  const matching = kernel.onThisMachine(() => recorded()).filter((r) => r.kind === kind && same(r.outs ?? {}));
   // Our own pending record is this very create's (written before it): only a record of
   // an earlier create of ours that completed (id set) says the object is ours.
   if (matching.some((r) => r.owner === self && r.id !== "")) return undefined;

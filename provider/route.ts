@@ -7,7 +7,8 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { RouteJson } from "./kernel";
-import { recordedByOther } from "./owned";
+import { sameHost } from "./host";
+import { ownerLabel, recordedByOther } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown } from "./validate";
 
@@ -108,15 +109,18 @@ function liveKey(route: RouteJson): { destination: string; family: "ipv4" | "ipv
   return { destination, family, table, metric: route.metric ?? 0 };
 }
 
-/** True when recorded inputs/outputs `o` name the route with r's identity (namespace, destination, family, table, metric). */
-function sameRoute(o: Record<string, unknown>, r: RouteInputs): boolean {
-  const metric = (x: { metric?: unknown; family?: unknown }) => x.metric ?? (x.family === "ipv6" ? IPV6_DEFAULT_METRIC : 0);
-  return (o.namespace ?? "") === (r.namespace ?? "") && o.destination === r.destination && o.family === r.family && (o.table ?? MAIN_TABLE) === (r.table ?? MAIN_TABLE) && metric(o) === metric(r);
+/** The table and metric a route of these inputs gets from the kernel when they are unset. */
+const tableAndMetric = (r: Partial<RouteInputs>) => ({ table: r.table ?? MAIN_TABLE, metric: r.metric ?? (r.family === "ipv6" ? IPV6_DEFAULT_METRIC : 0) });
+
+/** True when recorded inputs/outputs `o` name the route with r's identity (host, namespace, destination, family, table, metric). */
+function sameRoute(o: Partial<RouteInputs> & { host?: unknown }, r: RouteInputs): boolean {
+  const [mine, theirs] = [tableAndMetric(r), tableAndMetric(o)];
+  return sameHost(o.host, kernel.currentHost()) && (o.namespace ?? "") === (r.namespace ?? "") && o.destination === r.destination && o.family === r.family && theirs.table === mine.table && theirs.metric === mine.metric;
 }
 
 /** The route of `routes` with r's identity (destination, family, table, metric). */
 function matchRoute(r: RouteInputs, routes: RouteJson[]): RouteJson | undefined {
-  const want = { table: r.table ?? MAIN_TABLE, metric: r.metric ?? (r.family === "ipv6" ? IPV6_DEFAULT_METRIC : 0) };
+  const want = tableAndMetric(r);
   return routes.find((route) => {
     const k = liveKey(route);
     return k && k.destination === r.destination && k.family === r.family && k.table === want.table && k.metric === want.metric;
@@ -229,7 +233,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
       if (!r.adopt && (!identical || other)) {
         const whose =
           existing?.protocol !== NSLAB_ROUTE_PROTO ? `proto ${existing?.protocol ?? "boot"}`
-          : other ? `nslab Route "${other.split("/").slice(3).join("/")}" of stack ${other.split("/").slice(0, 2).join("/")}`
+          : other ? ownerLabel(other)
           : "nslab (another resource or an earlier run)";
         throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}). Remove it, change destination/table/metric, or set adopt: true to take it over.`);
       }

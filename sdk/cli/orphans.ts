@@ -27,6 +27,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as os from "node:os";
 import { dispatch, forget, recorded, removeUnmarked, stackOf, unmarked } from "../../provider";
+import { resourceNameOf } from "../../provider/resource";
 import type { OwnedRecord, UnmarkedObject } from "../../provider";
 import { normaliseBackendUrl, stackIdentity } from "../identity";
 
@@ -142,7 +143,7 @@ async function main(): Promise<number> {
     }
     console.log(`  ${what}${note}`);
   };
-  const nameOf = (owner: string) => owner.split("/").slice(3).join("/");
+  const nameOf = (owner: string) => resourceNameOf(owner) ?? owner;
   for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
   for (const o of half) {
     const where = o.type === "link" ? ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}` : "";

@@ -104,6 +104,12 @@ describe("resources on other hosts, over SSH", () => {
     expect(await lab.onHost(h1, "find", ["/run/nslab", "-name", "forwarding-ipv4.json"])).toMatch(/forwarding-ipv4\.json/);
     expect(await lab.onHost(h1, "ip", ["netns", "exec", "rt", "nft", "list", "table", "inet", "nslab"])).toMatch(/masquerade/);
     expect(await lab.onHost(h1, "ip", ["-n", "rt", "route", "show", "10.80.0.0/24"])).toMatch(/via 10\.60\.0\.2 .*proto 151/);
+    // The identical route once more (a route has no per-owner mark): another resource's
+    // create is refused naming the owner; this resource's own (a lost state) takes it over.
+    const again = (owner: string) =>
+      dispatch("Route", "check", [undefined, { __owner: owner, host, namespace: "rt", destination: "10.80.0.0/24", gateway: "10.60.0.2" }]).then((c) => dispatch("Route", "create", [(c as { inputs: unknown }).inputs]));
+    await expect(again("test/other@0000abcd/Route/rt-route")).rejects.toThrow(/already exists \(made by nslab Route "rt-route" of stack test\/remote\)/);
+    expect(((await again("test/remote/Route/rt-route")) as { id: string }).id).toBe(route.id);
     // Nothing of it here.
     expect((await must("sysctl", ["-n", "net.ipv4.ip_forward"])).trim()).toBe("0");
     for (const [kind, r] of [["Route", route], ["NatRule", nat], ["IpForwarding", fwd], ["VethPair", link], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
