@@ -54,7 +54,7 @@ export type { VxlanInputs, VxlanOutputs } from "./vxlan";
 export { ownerTag } from "./resource";
 export type { HostArgs } from "./host";
 export { HOST_KINDS, hostLabel } from "./host";
-export { recorded, forget, unmarked, removeUnmarked, stackOf } from "./owned";
+export { recorded, forget, unmarked, removeUnmarked, stackOf, ownerLabel } from "./owned";
 export type { OwnedRecord, UnmarkedObject } from "./owned";
 export type { CheckResult, DiffResult, ReadResult, ResourceKind } from "./resource";
 

@@ -96,10 +96,10 @@ export interface UnmarkedObject {
 
 /**
  * Intent records (kernel.intend) in every namespace, whose object exists and carries no
- * mark or the resource's own. Records of stack `dropStaleOf` whose object does not
- * exist (the create was killed before making it) are removed.
+ * mark or the resource's own. Records of the stacks `dropStaleOf` says yes to whose
+ * object does not exist (the create was killed before making it) are removed.
  */
-export async function unmarked(dropStaleOf?: string): Promise<UnmarkedObject[]> {
+export async function unmarked(dropStaleOf: (stack: string) => boolean = () => false): Promise<UnmarkedObject[]> {
   const found: UnmarkedObject[] = [];
   for (const netns of [undefined, ...kernel.netnsList()]) {
     for (const file of kernel.listRecordNames(netns, "intent-")) {
@@ -108,7 +108,7 @@ export async function unmarked(dropStaleOf?: string): Promise<UnmarkedObject[]> 
       if (!record?.by || !m) continue;
       const [, type, name] = m as unknown as [string, "netns" | "link", string];
       const mark = type === "netns" ? await namespaceMark(name) : await linkMark(name, netns);
-      if (mark === undefined && stackOf(record.by) === dropStaleOf) await kernel.intentDone(netns, file.slice("intent-".length));
+      if (mark === undefined && dropStaleOf(stackOf(record.by))) await kernel.intentDone(netns, file.slice("intent-".length));
       if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
       found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns });
     }

@@ -78,6 +78,8 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   };
   // The provider process would refuse a bad session limit at its first operation.
   checkLimits({ ...process.env, ...envVars });
+  // The backend the CLI gets (envVars may override it), as the program names it.
+  const programBackend = normaliseBackendUrl(envVars.PULUMI_BACKEND_URL, workDir, os.homedir());
   fs.mkdirSync(workDir, { recursive: true });
   if (stateDir !== undefined) fs.mkdirSync(stateDir, { recursive: true });
   const stack = await LocalWorkspace.createOrSelectStack(
@@ -87,7 +89,7 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
       // The inline program runs in this process, which may not have the backend in its
       // environment: tell it, for the stack part of nslab's marks (sdk/identity.ts).
       program: () => {
-        runBackend().url = normaliseBackendUrl(envVars.PULUMI_BACKEND_URL || backendUrl, workDir, os.homedir());
+        runBackend().url = programBackend;
         return options.program();
       },
     },

@@ -53,18 +53,27 @@ export function processSources(): BackendSources {
  */
 export function projectBackendUrl(yaml: string): string | undefined {
   const lines = yaml.split(/\r?\n/);
+  // Flow style on one line: backend: { url: X }
+  const flow = lines.map((l) => /^backend:\s*\{(.*)\}\s*(#.*)?$/.exec(l)).find(Boolean);
+  if (flow) return scalar(/(?:^|,)\s*url:\s*([^,]*)/.exec(flow[1])?.[1]);
   const start = lines.findIndex((l) => /^backend:\s*(#.*)?$/.test(l));
   if (start < 0) return undefined;
   for (const line of lines.slice(start + 1)) {
     if (/^\S/.test(line)) break;
     const m = /^\s+url:\s*(.*?)\s*$/.exec(line);
-    if (!m) continue;
-    let value = m[1];
-    if (/^["']/.test(value)) value = value.slice(1, value.indexOf(value[0], 1) > 0 ? value.indexOf(value[0], 1) : undefined);
-    else value = value.replace(/\s+#.*$/, "");
-    return value || undefined;
+    if (m) return scalar(m[1]);
   }
   return undefined;
+}
+
+/** A YAML scalar as written: quoted (up to its closing quote), or plain (up to a comment). */
+function scalar(text: string | undefined): string | undefined {
+  let value = text?.trim() ?? "";
+  if (/^["']/.test(value)) {
+    const end = value.indexOf(value[0], 1);
+    value = value.slice(1, end > 0 ? end : undefined);
+  } else value = value.replace(/\s+#.*$/, "");
+  return value || undefined;
 }
 
 /** The backend URL as the Pulumi CLI chooses it, normalised; undefined when none is set. */

@@ -25,11 +25,10 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as os from "node:os";
-import { dispatch, forget, recorded, removeUnmarked, stackOf, unmarked } from "../../provider";
+import { dispatch, forget, ownerLabel, recorded, removeUnmarked, stackOf, unmarked } from "../../provider";
 import { resourceNameOf } from "../../provider/resource";
 import type { OwnedRecord, UnmarkedObject } from "../../provider";
-import { normaliseBackendUrl, stackIdentity } from "../identity";
+import { backendUrl, processSources, stackIdentity } from "../identity";
 
 interface Options {
   cwd: string;
@@ -74,11 +73,9 @@ function stackState(options: Options): StackState {
   const organization = qualified.length === 3 ? qualified[0] : "organization";
   const resources: { outputs?: Record<string, unknown>; inputs?: Record<string, unknown> }[] = JSON.parse(pulumi(["stack", "export"], options)).deployment?.resources ?? [];
   const owners = new Set(resources.flatMap((r) => [r.outputs?.__owner, r.inputs?.__owner]).filter((o): o is string => typeof o === "string"));
-  // The backend the CLI uses here, as the program would name it; plus whatever the
-  // state's own resources say (made when the backend was spelled another way).
-  const whoami = JSON.parse(pulumi(["whoami", "--json"], { ...options, stack: undefined })) as { url?: string };
-  const url = whoami.url ? normaliseBackendUrl(whoami.url, options.cwd, os.homedir()) : undefined;
-  const stacks = new Set([stackIdentity(project, stack, organization, url)]);
+  // The backend as the program finds it (the same function, from the program's folder);
+  // plus whatever the state's own resources say (made when it was spelled another way).
+  const stacks = new Set([stackIdentity(project, stack, organization, backendUrl({ ...processSources(), cwd: options.cwd }))]);
   for (const owner of owners) if (stackOf(owner).startsWith(`${project}/${stack}@`)) stacks.add(stackOf(owner));
   return { stacks, legacy: `${project}/${stack}`, owners };
 }
@@ -86,14 +83,14 @@ function stackState(options: Options): StackState {
 /** Deleting in this order never deletes a namespace or bridge before what is in it. */
 const DELETE_ORDER = ["NatRule", "Route", "IpForwarding", "TapDevice", "VethPair", "Bridge", "Namespace"];
 
-/** True when a record's stack is the selected one (or, with legacy, its owners made before backends were named). */
-const ofStack = (stack: string, state: StackState, legacy: boolean) => state.stacks.has(stack) || (legacy && stack === state.legacy);
+/** True when a record's stack is the selected one, or its owners made before backends were named. */
+const ofStack = (stack: string, state: StackState) => state.stacks.has(stack) || stack === state.legacy;
 
 /** The stack's recorded objects that are not in its state and still exist (stale records of gone objects are dropped). */
-export async function orphans(state: StackState, legacy = true): Promise<OwnedRecord[]> {
+async function orphans(state: StackState): Promise<OwnedRecord[]> {
   const found: OwnedRecord[] = [];
   for (const record of recorded()) {
-    if (!ofStack(record.stack, state, legacy) || state.owners.has(record.owner) || found.some((f) => f.owner === record.owner)) continue;
+    if (!ofStack(record.stack, state) || state.owners.has(record.owner) || found.some((f) => f.owner === record.owner)) continue;
     // read answers {} when the object is gone (or carries no mark of this resource).
     const live = (await dispatch(record.kind, "read", [record.id, record.outs])) as { props?: unknown };
     if (live?.props) found.push(record);
@@ -105,12 +102,9 @@ export async function orphans(state: StackState, legacy = true): Promise<OwnedRe
 const ORDER: UnmarkedObject["type"][] = ["forwarding", "link", "netns"];
 
 /** The stack's unmarked objects of killed creates whose resource is not in its state; links first. */
-export async function unmarkedOrphans(state: StackState, legacy = true): Promise<UnmarkedObject[]> {
-  const all: UnmarkedObject[] = [];
-  for (const stack of state.stacks) all.push(...(await unmarked(stack)));
-  if (legacy) all.push(...(await unmarked(state.legacy)));
-  const unique = all.filter((o, i) => all.findIndex((p) => p.type === o.type && p.name === o.name && p.namespace === o.namespace) === i);
-  return unique.filter((o) => ofStack(o.stack, state, legacy) && !state.owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
+async function unmarkedOrphans(state: StackState): Promise<UnmarkedObject[]> {
+  const mine = (stack: string) => ofStack(stack, state);
+  return (await unmarked(mine)).filter((o) => mine(o.stack) && !state.owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
 }
 
 async function main(): Promise<number> {
@@ -128,7 +122,7 @@ async function main(): Promise<number> {
   // Objects recorded as PROJECT/STACK (an nslab before owners named the backend) may be a
   // same-named stack's on another backend: deleted only when --legacy says they are ours.
   const act = async (what: string, stack: string, remove: () => Promise<unknown>) => {
-    const old = stack === state.legacy && !state.stacks.has(stack);
+    const old = stack === state.legacy;
     let note = old ? " (made by an nslab that did not name the backend: it may belong to a stack of this name on another backend)" : "";
     if (options.remove && old && !options.legacy) {
       note += " NOT deleted: add --legacy to delete it";
@@ -146,10 +140,9 @@ async function main(): Promise<number> {
   const nameOf = (owner: string) => resourceNameOf(owner) ?? owner;
   for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
   for (const o of half) {
-    const where = o.type === "link" ? ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}` : "";
+    const where = o.type === "netns" ? "" : ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}`;
     const what = o.type === "netns" ? "unmarked namespace" : o.type === "link" ? "unmarked interface" : "switch";
-    const where2 = o.type === "forwarding" ? ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}` : where;
-    await act(`${o.owner.split("/")[2]} "${nameOf(o.owner)}": ${what} "${o.name}"${where2} (its create was killed)`, o.stack, () => removeUnmarked(o));
+    await act(`${ownerLabel(o.owner)}: ${what} "${o.name}"${where} (its create was killed)`, o.stack, () => removeUnmarked(o));
   }
   return status;
 }

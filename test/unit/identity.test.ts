@@ -40,6 +40,8 @@ describe("projectBackendUrl", () => {
     ['backend:\n  url: "s3://b/p"\n', "s3://b/p"],
     ["backend:\n  other: 1\nurl: file:///not-backend\n", undefined],
     ["name: x\nruntime: nodejs\n", undefined],
+    ["name: x\nbackend: { url: file:///flow/state }\n", "file:///flow/state"],
+    ['backend: {url: "s3://b/p", other: 1}  # flow\n', "s3://b/p"],
   ])("%j gives %j", (yaml, want) => {
     expect(projectBackendUrl(yaml)).toBe(want);
   });
