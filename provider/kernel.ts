@@ -375,11 +375,6 @@ export async function hostNetnsExists(name: string, subject = describe("namespac
   return (await netnsFileState(name, subject)) !== "absent";
 }
 
-/** netnsHalfMade, on the current host. */
-export async function hostNetnsHalfMade(name: string, subject = describe("namespace", name, undefined)): Promise<boolean> {
-  return (await netnsFileState(name, subject)) === "half";
-}
-
 /**
  * Fails when the namespace an object lives in is missing (on the current host).
  * `recorded`: the object is in the stack's state already (an update), so the namespace

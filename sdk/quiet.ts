@@ -81,7 +81,14 @@ function pulumiRoot(): string | undefined {
  */
 export function quietPulumi(root = pulumiRoot()): { debuggable: boolean; log: boolean } {
   if (root === undefined || !TESTED_PULUMI_VERSIONS.includes(pulumiVersionAt(root) ?? "")) return { debuggable: false, log: false };
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const load = (file: string) => require(path.join(root, file)) as Record<string, unknown>;
+  // A tested release has both files; should one be missing, nslab changes nothing there.
+  const load = (file: string): Record<string, unknown> => {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return require(path.join(root, file)) as Record<string, unknown>;
+    } catch {
+      return {};
+    }
+  };
   return { debuggable: quietDebuggable(load("runtime/debuggable.js")), log: quietLog(load("log/index.js")) };
 }

@@ -77,6 +77,9 @@ describe("host", () => {
     expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: side("fd00::2") })).toThrow(/both ends of the underlay must be of one family/);
     expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: { ...side("192.0.2.1") } })).toThrow(/both 192\.0\.2\.1/);
     expect(() => checkHostLink("l", { vni: 42, a: side("192.0.2.1"), b: side("192.0.2.2") })).not.toThrow();
+    // One machine with one device name in one namespace, whether or not port 22 is spelled out.
+    const one = { ssh: "root@192.0.2.9" };
+    expect(() => checkHostLink("l", { vni: 42, a: { ...side("192.0.2.1"), host: one }, b: { ...side("192.0.2.2"), host: { ...one, port: 22 } } })).toThrow(/both sides are on the same host and namespace/);
   });
 
   it("components that build on one machine refuse host instead of ignoring it", () => {
