@@ -25,7 +25,7 @@
  */
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { TESTED_PULUMI_VERSIONS, pulumiVersionAt } from "./pulumi-version";
+import { testedPulumiAt } from "./pulumi-version";
 
 const sep = path.sep;
 /** nslab's SDK (this folder, compiled or not, with sdk/components). */
@@ -35,11 +35,6 @@ const PULUMI = `${sep}node_modules${sep}@pulumi${sep}pulumi${sep}`;
 const PACKAGES = `${sep}node_modules${sep}`;
 
 type Format = (error: Error, frames: NodeJS.CallSite[]) => unknown;
-
-/** Whether the copy of @pulumi/pulumi in ROOT is a release the shaping was tested with. */
-export function testedPulumiAt(root: string): boolean {
-  return TESTED_PULUMI_VERSIONS.includes(pulumiVersionAt(root) ?? "");
-}
 
 /** Whether the @pulumi/pulumi that nslab's SDK uses is a tested release (asked once). */
 let tested: boolean | undefined;

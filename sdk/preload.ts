@@ -47,7 +47,7 @@
  */
 import Module = require("node:module");
 import * as path from "node:path";
-import { TESTED_PULUMI_VERSIONS, pulumiVersionAt } from "./pulumi-version";
+import { testedPulumiAt } from "./pulumi-version";
 import { CHATTER, quietDebuggable, quietLog } from "./quiet";
 
 type Load = (request: string, parent: NodeJS.Module | undefined, isMain: boolean) => unknown;
@@ -146,8 +146,6 @@ function membersStandIn(load: () => unknown): unknown {
   });
 }
 
-export { TESTED_PULUMI_VERSIONS };
-
 /** Whether each installed copy of @pulumi/pulumi (by its folder) is a tested version. */
 const testedCopies = new Map<string, boolean>();
 
@@ -158,7 +156,7 @@ function inTestedPulumi(file: string): boolean {
   const root = file.slice(0, at + pulumiDir.length);
   let tested = testedCopies.get(root);
   if (tested === undefined) {
-    tested = TESTED_PULUMI_VERSIONS.includes(pulumiVersionAt(root) ?? "");
+    tested = testedPulumiAt(root);
     testedCopies.set(root, tested);
   }
   return tested;

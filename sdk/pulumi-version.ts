@@ -1,7 +1,8 @@
 /**
  * Which releases of @pulumi/pulumi nslab's workarounds of Pulumi internals were tested
  * with (nslab/preload, sdk/callsites.ts). Kept apart from sdk/preload.ts because loading
- * that module installs the preload.
+ * that module installs the preload. Every workaround asks testedPulumiAt, the one
+ * version check.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -23,4 +24,9 @@ export function pulumiVersionAt(root: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether the copy of @pulumi/pulumi in ROOT is a release nslab's workarounds were tested with. */
+export function testedPulumiAt(root: string): boolean {
+  return TESTED_PULUMI_VERSIONS.includes(pulumiVersionAt(root) ?? "");
 }

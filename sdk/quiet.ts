@@ -17,7 +17,7 @@
  * ({@link TESTED_PULUMI_VERSIONS}), and each checks the module's shape before changing it.
  */
 import * as path from "node:path";
-import { TESTED_PULUMI_VERSIONS, pulumiVersionAt } from "./pulumi-version";
+import { testedPulumiAt } from "./pulumi-version";
 
 /** Messages of @pulumi/pulumi's own, one per resource and step, dropped. */
 export const CHATTER = /^(Registering resource: |RegisterResource RPC prepared: |RegisterResource RPC finished: [^;]*; err: null, |Resource RPC serialization requested: )/;
@@ -80,7 +80,7 @@ function pulumiRoot(): string | undefined {
  * Returns which of the two modules had the expected shape (and are now quiet).
  */
 export function quietPulumi(root = pulumiRoot()): { debuggable: boolean; log: boolean } {
-  if (root === undefined || !TESTED_PULUMI_VERSIONS.includes(pulumiVersionAt(root) ?? "")) return { debuggable: false, log: false };
+  if (root === undefined || !testedPulumiAt(root)) return { debuggable: false, log: false };
   // A tested release has both files; should one be missing, nslab changes nothing there.
   const load = (file: string): Record<string, unknown> => {
     try {

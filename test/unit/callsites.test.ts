@@ -4,8 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testedPulumiAt } from "../../sdk/callsites";
-import { TESTED_PULUMI_VERSIONS } from "../../sdk/pulumi-version";
+import { TESTED_PULUMI_VERSIONS, testedPulumiAt } from "../../sdk/pulumi-version";
 
 const REPO = path.resolve(__dirname, "../..");
 

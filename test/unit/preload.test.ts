@@ -2,7 +2,8 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHATTER, TESTED_PULUMI_VERSIONS } from "../../sdk/preload";
+import { CHATTER } from "../../sdk/preload";
+import { TESTED_PULUMI_VERSIONS } from "../../sdk/pulumi-version";
 
 const REPO = path.resolve(__dirname, "../..");
 const PRELOAD = path.join(REPO, "dist/sdk/preload.js");
