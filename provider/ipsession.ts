@@ -44,23 +44,15 @@
  * The FIFOs live in a private directory that the launcher removes when it ends, which it
  * does when this process closes its stdin (or dies).
  *
- * On another host (`host`, with NSLAB_SSH_IP_SESSIONS=1; by default kernel.ts runs
- * one ip per command in the host's shells instead), a session is one channel of the host's SSH master
- * connection (ssh.ts): `ssh HOST 'exec env LC_ALL=C [nsenter --net=/run/netns/NS --] ip
- * [-6] -force -json -details -batch - 2>&1'`, spawned directly (the launcher's FIFOs are
- * local). Everything else (sentinels, retries, lanes, idle close) is the same. The
- * check that /run/netns/NS is still the namespace a session entered is local only: on
- * another host, nslab's own deletes close the sessions first (closeSessions), and a
- * namespace replaced there by hand is caught by MAX_AGE_MS.
+ * Sessions are on this machine only: on another host, kernel.ts sends the commands of
+ * an exchange as one request to the host's long-lived shells instead (ssh.ts).
  */
 import { ChildProcessByStdio, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { HostArgs, hostKey } from "./host";
 import { limit } from "./limits";
-import { ensureMaster, sshCommandMerged } from "./ssh";
 
 const SENTINEL = "nslab-sync";
 const SENTINEL_ECHO = `Object "${SENTINEL}" is unknown, try "ip help".\n`;
@@ -133,9 +125,9 @@ function interfaceNames(command: string[]): string[] {
   return command.filter((_w, i) => i > 0 && ["dev", "master", "link", "name"].includes(command[i - 1]));
 }
 
-/** Identity of a named namespace: the inode of its nsfs file, or -1 when absent (0 on another host: not checked). */
-function identity(netns: string | undefined, host: HostArgs | undefined): number {
-  if (netns === undefined || host !== undefined) return 0;
+/** Identity of a named namespace: the inode of its nsfs file, or -1 when absent. */
+function identity(netns: string | undefined): number {
+  if (netns === undefined) return 0;
   try {
     return fs.statSync(`${NETNS_DIR}/${netns}`).ino;
   } catch {
@@ -390,37 +382,13 @@ function theLauncher(): Launcher {
  * that one go before the session had started (nothing was run for it yet, so trying
  * again is safe: a launcher killed just before it was asked is only noticed then).
  */
-async function startSession(netns: string | undefined, family: string | undefined, host: HostArgs | undefined, onExit: (status: number) => void): Promise<Started> {
-  if (host !== undefined) return startRemoteSession(netns, family, host, onExit);
+async function startSession(netns: string | undefined, family: string | undefined, onExit: (status: number) => void): Promise<Started> {
   try {
     return await theLauncher().start(netns, family, onExit);
   } catch (err) {
     if (!(err instanceof LauncherGone)) throw err;
     return theLauncher().start(netns, family, onExit);
   }
-}
-
-/**
- * A session on another host: one ssh channel over the host's master, ip's stderr merged
- * into its stdout there. ssh's own complaints (its stderr) are added to the same stream,
- * so that a session whose connection failed says why.
- */
-async function startRemoteSession(netns: string | undefined, family: string | undefined, host: HostArgs, onExit: (status: number) => void): Promise<Started> {
-  await ensureMaster(host, netns === undefined ? "ip session" : `ip session in namespace "${netns}"`);
-  const argv = [...(netns === undefined ? [] : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--"]), "ip", ...(family ? [family] : []), "-force", "-json", "-details", "-batch", "-"];
-  const [command, args] = sshCommandMerged(host, argv);
-  const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
-  const output = child.stdout as net.Socket;
-  child.stderr.setEncoding("utf8").on("data", (text: string) => output.emit("data", text));
-  child.once("exit", (code) => onExit(code ?? -1));
-  // Like the launcher's sessions: only a session at work keeps this process alive (setRef).
-  child.unref();
-  (child.stderr as net.Socket).unref();
-  await new Promise<void>((resolve, reject) => {
-    child.once("spawn", resolve);
-    child.once("error", reject);
-  });
-  return { input: child.stdin as net.Socket, output, pid: child.pid!, fifo: "" };
 }
 
 class IpSession {
@@ -457,11 +425,9 @@ class IpSession {
     readonly family: string | undefined,
     /** 0, or the lane of a session that runs link deletes (see DELETE_LANES). */
     readonly lane: number,
-    /** The host it runs on; undefined for this machine. */
-    readonly host: HostArgs | undefined,
     private readonly onGone: (session: IpSession) => void,
   ) {
-    this.ready = startSession(netns, family, host, (status) => {
+    this.ready = startSession(netns, family, (status) => {
       this.status = status;
       this.settle();
     }).then(
@@ -666,14 +632,14 @@ function isLinkDelete(commands: string[][]): boolean {
   return commands.length === 1 && commands[0][0] === "link" && commands[0][1] === "del";
 }
 
-const sessionKey = (netns: string | undefined, family: string | undefined, lane: number, host: HostArgs | undefined) => `${hostKey(host)}\0${netns ?? ""}\0${family ?? ""}\0${lane}`;
+const sessionKey = (netns: string | undefined, family: string | undefined, lane: number) => `${netns ?? ""}\0${family ?? ""}\0${lane}`;
 
 /** The lane for a link delete in this namespace (see DELETE_LANES). */
-function deleteLane(netns: string | undefined, family: "-4" | "-6" | undefined, host: HostArgs | undefined): number {
+function deleteLane(netns: string | undefined, family: "-4" | "-6" | undefined): number {
   let free: number | undefined;
   let leastBusy = { lane: 0, load: Infinity };
   for (let lane = 0; lane < DELETE_LANES; lane++) {
-    const found = sessions.get(sessionKey(netns, family, lane, host));
+    const found = sessions.get(sessionKey(netns, family, lane));
     if (!found || found.dead) free ??= lane;
     else if (found.idle) return lane;
     else if (found.load < leastBusy.load) leastBusy = { lane, load: found.load };
@@ -681,9 +647,9 @@ function deleteLane(netns: string | undefined, family: "-4" | "-6" | undefined, 
   return free ?? leastBusy.lane;
 }
 
-function session(netns: string | undefined, family: "-4" | "-6" | undefined, lane: number, host: HostArgs | undefined): IpSession {
-  const key = sessionKey(netns, family, lane, host);
-  const id = identity(netns, host);
+function session(netns: string | undefined, family: "-4" | "-6" | undefined, lane: number): IpSession {
+  const key = sessionKey(netns, family, lane);
+  const id = identity(netns);
   let found = sessions.get(key);
   if (found && (found.dead || found.identity !== id || Date.now() - found.born > MAX_AGE_MS)) {
     void found.close();
@@ -699,7 +665,7 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined, lan
     // bind mount, to which every later `ip netns add` and delete then propagates. With a
     // hundred sessions alive that made each namespace cost more than the one before
     // (N=300 spent 4.5 s in ip). nslab's ip commands use netlink only, not /sys.
-    found = new IpSession(key, id, netns, family, lane, host, forget);
+    found = new IpSession(key, id, netns, family, lane, forget);
     sessions.set(key, found);
   }
   return found;
@@ -707,20 +673,20 @@ function session(netns: string | undefined, family: "-4" | "-6" | undefined, lan
 
 /**
  * Runs `ip [-n NS] [FAMILY] COMMAND` for each command, in order, in the namespace's
- * session (on `host`, or this machine), stopping at the first failure.
+ * session, stopping at the first failure.
  */
-export async function runIp(commands: string[][], netns: string | undefined, family?: "-4" | "-6", host?: HostArgs): Promise<SessionResult> {
+export async function runIp(commands: string[][], netns: string | undefined, family?: "-4" | "-6"): Promise<SessionResult> {
   if (netns !== undefined && !/^[^\s/]+$/.test(netns)) {
     // The launcher reads the name as one word of a line.
     return { outputs: [], failure: { index: 0, text: `nslab: refusing namespace name ${JSON.stringify(netns)} (empty, or has '/' or white space)`, exitCode: -1 } };
   }
-  const lane = isLinkDelete(commands) ? deleteLane(netns, family, host) : 0;
-  let current = session(netns, family, lane, host);
+  const lane = isLinkDelete(commands) ? deleteLane(netns, family) : 0;
+  let current = session(netns, family, lane);
   let result = await current.run(commands);
   if (result.failure?.unsent) {
     // Queued behind a command that ended or hung this session's ip: none of these ran,
     // so they all run, once, in a fresh session.
-    current = session(netns, family, lane, host);
+    current = session(netns, family, lane);
     result = await current.run(commands);
   }
   if (result.failure?.stale) {
@@ -728,7 +694,7 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
     // fresh session.
     void current.close();
     const from = result.failure.index;
-    const retry = await session(netns, family, lane, host).run(commands.slice(from));
+    const retry = await session(netns, family, lane).run(commands.slice(from));
     result = {
       outputs: [...result.outputs, ...retry.outputs],
       failure: retry.failure && { ...retry.failure, index: retry.failure.index + from },
@@ -738,13 +704,11 @@ export async function runIp(commands: string[][], netns: string | undefined, fam
 }
 
 /**
- * Closes the sessions inside `netns` (on `host`, or this machine), and those that named
- * it in a command (ip keeps such a namespace open), and waits until their processes
- * have exited.
+ * Closes the sessions inside `netns`, and those that named it in a command (ip keeps
+ * such a namespace open), and waits until their processes have exited.
  */
-export async function closeSessions(netns: string, host?: HostArgs): Promise<void> {
-  const where = hostKey(host);
-  await Promise.all([...sessions.values()].filter((s) => hostKey(s.host) === where && (s.netns === netns || s.holds.has(netns))).map((s) => s.close()));
+export async function closeSessions(netns: string): Promise<void> {
+  await Promise.all([...sessions.values()].filter((s) => s.netns === netns || s.holds.has(netns)).map((s) => s.close()));
 }
 
 /** How many sessions are open (for tests). */

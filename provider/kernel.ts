@@ -24,7 +24,7 @@ import * as fs from "node:fs";
 import { commandError, NslabError } from "./errors";
 import { HostArgs, hostKey, hostLabel, onHost } from "./host";
 import { closeSessions, NETNS_DIR, runIp, SessionResult } from "./ipsession";
-import { ensureMaster, remoteRun, sshCommand, sshError, sshFailed } from "./ssh";
+import { ensureMaster, remoteRun, remoteSequence, sshCommand, sshError, sshFailed } from "./ssh";
 
 /** Upper bound for one command; a hung `ip` must not hang `pulumi up`. */
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -241,7 +241,7 @@ function printable(command: string[], netns: Netns, family?: "-4" | "-6"): strin
 async function ipRun(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<string[]> {
   const host = currentHost();
   if (host !== undefined) await ensureMaster(host, subject);
-  const { outputs, failure } = host !== undefined && !IP_SESSIONS_OVER_SSH ? await runIpRemote(host, commands, netns, family, subject) : await runIp(commands, netns, family, host);
+  const { outputs, failure } = host !== undefined ? await runIpRemote(host, commands, netns, family, subject) : await runIp(commands, netns, family);
   if (failure) {
     const command = printable(commands[failure.index], netns, family);
     if (host !== undefined && sshFailed(failure.exitCode, failure.text)) throw sshError(host, subject, failure.text);
@@ -256,27 +256,23 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
  * How ip commands reach another host. A long-lived `ip -batch` session per namespace
  * (ipsession.ts) costs an SSH channel each there: an ssh process here, a session with
  * the user's shell there, about 70 ms under load, for every namespace of every run. So
- * there each command is one `ip` in one of the host's long-lived shells instead (a fork
- * there, no new channel): 50 namespaces came up in 2.8x the local time with sessions,
- * in 1.7x with this (docs/benchmark.md). NSLAB_SSH_IP_SESSIONS=1 goes back to sessions.
+ * there the commands of one exchange go as one request to one of the host's long-lived
+ * shells (ssh.ts remoteSequence): one round trip, an `ip` process per command there
+ * (docs/benchmark.md has the figures).
  */
-const IP_SESSIONS_OVER_SSH = process.env.NSLAB_SSH_IP_SESSIONS === "1";
 
 /**
- * Runs ip commands in order on another host, one `[nsenter --net=/run/netns/NS --] ip
- * [-4|-6] -json -details CMD` each in the host's shells, stopping at the first failure,
- * with the same result as a session's (runIp).
+ * Runs ip commands in order on another host, `[nsenter --net=/run/netns/NS --] ip
+ * [-4|-6] -json -details CMD` each, in one request, stopping at the first failure, with
+ * the same result as a session's (runIp).
  */
 async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, family: "-4" | "-6" | undefined, subject: string): Promise<SessionResult> {
-  const outputs: string[] = [];
-  for (const [index, command] of commands.entries()) {
-    const argv = [...(netns === undefined ? [] : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--"]), "ip", ...(family ? [family] : []), "-json", "-details", ...command];
-    const r = await remoteRun(host, argv, { timeoutMs: COMMAND_TIMEOUT_MS, subject });
-    if (r.timedOut) return { outputs, failure: { index, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
-    if (r.exitCode !== 0) return { outputs, failure: { index, text: r.stderr || r.stdout, exitCode: r.exitCode } };
-    outputs.push(r.stdout);
-  }
-  return { outputs };
+  const enter = netns === undefined ? [] : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--"];
+  const argvs = commands.map((command) => [...enter, "ip", ...(family ? [family] : []), "-json", "-details", ...command]);
+  const { outputs, failure } = await remoteSequence(host, argvs, { timeoutMs: COMMAND_TIMEOUT_MS, subject });
+  if (!failure) return { outputs };
+  if (failure.timedOut) return { outputs, failure: { index: failure.index, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
+  return { outputs, failure: { index: failure.index, text: failure.stderr, exitCode: failure.exitCode } };
 }
 
 /** The JSON a show command printed (one line; an empty list when it printed none). */
@@ -326,7 +322,7 @@ export async function netnsAdd(name: string, subject: string): Promise<void> {
  * are closed first, so that nothing of nslab's keeps the namespace alive.
  */
 export async function netnsDelete(name: string, subject: string): Promise<void> {
-  await Promise.all([closeSessions(name, currentHost()), closeProbers(name)]);
+  await Promise.all([currentHost() === undefined ? closeSessions(name) : undefined, closeProbers(name)]);
   // Records kept for it die with it (its inode number may be reused by a later one).
   await removeRecordsOf(name, subject);
   await ip(["netns", "delete", name], undefined, subject);
@@ -987,6 +983,47 @@ export async function hostWriteRecord(netns: Netns, name: string, value: unknown
 export async function hostRemoveRecord(netns: Netns, name: string): Promise<void> {
   if (currentHost() === undefined) return removeRecord(netns, name);
   await remoteScript(`${REMOTE_RECORD_DIR}; rm -f -- "$d/$2.json"; rmdir -- "$d" 2>/dev/null; exit 0`, [netnsFile(netns), name], `record ${name}${where()}`);
+}
+
+/** A record found by hostListRecords: the namespace it is about, its name (without .json) and content. */
+export interface FoundRecord<T> {
+  netns: Netns;
+  name: string;
+  record: T;
+}
+
+/**
+ * Every record whose name starts with one of `prefixes`, of every namespace on the
+ * current host (the host's own namespace first). On another host, one script.
+ * Equivalent to: for each /run/netns/NS: cat /run/nslab/netns-$(stat -L -c %i NS)/PREFIX*.json
+ */
+export async function hostListRecords<T>(prefixes: string[]): Promise<FoundRecord<T>[]> {
+  const found: FoundRecord<T>[] = [];
+  if (currentHost() === undefined) {
+    for (const netns of [undefined, ...netnsList()]) {
+      for (const prefix of prefixes) {
+        for (const name of listRecordNames(netns, prefix)) {
+          const record = readRecord<T>(netns, name);
+          if (record !== undefined) found.push({ netns, name, record });
+        }
+      }
+    }
+    return found;
+  }
+  // One line per record: the namespace's file, the record's name, its JSON (one line).
+  const script = `for f in /proc/self/ns/net ${NETNS_DIR}/*; do ino=$(stat -L -c %i -- "$f" 2>/dev/null) || continue; for p in "$@"; do for r in ${RECORD_DIR}/netns-$ino/"$p"*.json; do [ -f "$r" ] || continue; n=\${r##*/}; printf '%s\\t%s\\t' "$f" "\${n%.json}"; tr -d '\\n' < "$r"; echo; done; done; done`;
+  const r = await remoteScript(script, prefixes, `records${where()}`);
+  if (r.exitCode !== 0) throw new NslabError("CommandFailed", `records${where()}: cannot list ${RECORD_DIR}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+  for (const line of r.stdout.split("\n")) {
+    const [file, name, json] = line.split("\t");
+    if (json === undefined) continue;
+    try {
+      found.push({ netns: file === "/proc/self/ns/net" ? undefined : file.slice(NETNS_DIR.length + 1), name, record: JSON.parse(json) as T });
+    } catch {
+      // a record being written: not one yet
+    }
+  }
+  return found;
 }
 
 /** Removes every record of a namespace (it is being deleted), on the current host. */

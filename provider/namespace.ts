@@ -5,7 +5,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { whoseMark } from "./owned";
-import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { allInOrder, CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
 export interface NamespaceInputs extends CommonInputs {
@@ -69,9 +69,9 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     const { name } = inputs;
     const tag = ownerTag(inputs.__owner);
     const intent = `netns-${name}`;
-    const earlier = await kernel.intended(undefined, intent);
+    // Both looks at once (on another host, two requests side by side).
+    const [earlier, state] = await allInOrder<[string | undefined, "absent" | "namespace" | "half"]>([kernel.intended(undefined, intent), kernel.hostNetnsState(name)]);
     let made = false;
-    const state = await kernel.hostNetnsState(name);
     if (state === "half") {
       // The file of an `ip netns add` killed before it mounted the namespace: this
       // resource's own (its intent) is removed and made again; anyone else's is refused.

@@ -15,6 +15,7 @@
  * by an nslab before this carry PROJECT/STACK/KIND/NAME (no backend) and keep it.
  */
 import { SWITCHES } from "./forwarding";
+import type { HostArgs } from "./host";
 import * as kernel from "./kernel";
 import { isNslabTag, ownerTag, resourceNameOf } from "./resource";
 
@@ -92,43 +93,46 @@ export interface UnmarkedObject {
   name: string;
   /** Namespace of a link (undefined: the program's). */
   namespace?: string;
+  /** The host it is on (undefined: this machine). */
+  host?: HostArgs;
 }
 
 /**
- * Intent records (kernel.intend) in every namespace, whose object exists and carries no
- * mark or the resource's own. Records of the stacks `dropStaleOf` says yes to whose
- * object does not exist (the create was killed before making it) are removed.
+ * Intent records (kernel.intend) in every namespace of the current host (this machine,
+ * or the one kernel.withHost names: intents are kept next to their objects), whose
+ * object exists and carries no mark or the resource's own. Records of the stacks
+ * `dropStaleOf` says yes to whose object does not exist (the create was killed before
+ * making it) are removed.
  */
 export async function unmarked(dropStaleOf: (stack: string) => boolean = () => false): Promise<UnmarkedObject[]> {
   const found: UnmarkedObject[] = [];
-  for (const netns of [undefined, ...kernel.netnsList()]) {
-    for (const file of kernel.listRecordNames(netns, "intent-")) {
-      const record = kernel.readRecord<{ owner?: string; by?: string }>(netns, file);
-      const m = /^intent-(netns|link)-(.+)$/.exec(file);
-      if (!record?.by || !m) continue;
-      const [, type, name] = m as unknown as [string, "netns" | "link", string];
-      const mark = type === "netns" ? await namespaceMark(name) : await linkMark(name, netns);
-      if (mark === undefined && dropStaleOf(stackOf(record.by))) await kernel.intentDone(netns, file.slice("intent-".length));
-      if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
-      found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns });
-    }
-    // Forwarding switches: their record is written before the switch is set; one that
-    // still holds nslab's value is a switch the killed create set.
-    for (const file of kernel.listRecordNames(netns, "forwarding-")) {
-      const record = kernel.readRecord<{ by?: string; set?: string }>(netns, file);
-      if (!record?.by) continue;
+  const host = kernel.currentHost();
+  for (const { netns, name: file, record } of await kernel.hostListRecords<{ owner?: string; by?: string; set?: string }>(["intent-", "forwarding-"])) {
+    if (!record?.by) continue;
+    if (file.startsWith("forwarding-")) {
+      // Forwarding switches: their record is written before the switch is set; one that
+      // still holds nslab's value is a switch the killed create set.
       const key = SWITCHES[file.slice("forwarding-".length) as keyof typeof SWITCHES];
-      if (!key || (await kernel.sysctlRead(key, netns, `forwarding in ${netns ?? "the program's namespace"}`)) !== record.set) continue;
-      found.push({ stack: stackOf(record.by), owner: record.by, type: "forwarding", name: key, namespace: netns });
+      if (!key || (await kernel.sysctlRead(key, netns, `forwarding in ${netns ?? "the program's namespace"}${kernel.where()}`)) !== record.set) continue;
+      found.push({ stack: stackOf(record.by), owner: record.by, type: "forwarding", name: key, namespace: netns, ...(host ? { host } : {}) });
+      continue;
     }
+    const m = /^intent-(netns|link)-(.+)$/.exec(file);
+    if (!m) continue;
+    const [, type, name] = m as unknown as [string, "netns" | "link", string];
+    const mark = type === "netns" ? await namespaceMark(name) : await linkMark(name, netns);
+    if (mark === undefined && dropStaleOf(stackOf(record.by))) await kernel.intentDone(netns, file.slice("intent-".length));
+    if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
+    found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns, ...(host ? { host } : {}) });
   }
   return found;
 }
 
-/** lo's alias in a namespace ("" when none); undefined when the namespace does not exist. */
+/** lo's alias in a namespace ("" when none); undefined when the namespace does not exist (on the current host). */
 async function namespaceMark(name: string): Promise<string | undefined> {
-  if (!kernel.netnsExists(name)) return undefined;
-  if (kernel.netnsHalfMade(name)) return "";
+  const state = await kernel.hostNetnsState(name);
+  if (state === "absent") return undefined;
+  if (state === "half") return "";
   return (await kernel.link("lo", name))?.ifalias ?? "";
 }
 async function linkMark(name: string, netns: string | undefined): Promise<string | undefined> {
@@ -137,28 +141,32 @@ async function linkMark(name: string, netns: string | undefined): Promise<string
 }
 
 /**
- * Deletes an unmarked object of a killed create and its intent record, after checking
- * again that it carries no other mark. Equivalent to: ip netns delete NAME / ip [-n NS] link del NAME
+ * Deletes an unmarked object of a killed create and its intent record, on its host,
+ * after checking again that it carries no other mark.
+ * Equivalent to: ip netns delete NAME / ip [-n NS] link del NAME
  */
-export async function removeUnmarked(o: UnmarkedObject): Promise<void> {
-  if (o.type === "forwarding") {
-    const file = `forwarding-${o.name === SWITCHES.ipv4 ? "ipv4" : "ipv6"}`;
-    const record = kernel.readRecord<{ previous?: string; set?: string }>(o.namespace, file);
-    const subject = `forwarding in ${o.namespace ?? "the program's namespace"}`;
-    // Equivalent to: [nsenter --net=NS] sysctl -w KEY=PREVIOUS
-    if (record?.previous !== undefined && (await kernel.sysctlRead(o.name, o.namespace, subject)) === record.set) {
-      await kernel.sysctlWrite(o.name, record.previous, o.namespace, subject);
+export function removeUnmarked(o: UnmarkedObject): Promise<void> {
+  return kernel.withHost(o.host, async () => {
+    const where = kernel.where();
+    if (o.type === "forwarding") {
+      const file = `forwarding-${o.name === SWITCHES.ipv4 ? "ipv4" : "ipv6"}`;
+      const record = await kernel.hostReadRecord<{ previous?: string; set?: string }>(o.namespace, file);
+      const subject = `forwarding in ${o.namespace ?? "the program's namespace"}${where}`;
+      // Equivalent to: [nsenter --net=NS] sysctl -w KEY=PREVIOUS
+      if (record?.previous !== undefined && (await kernel.sysctlRead(o.name, o.namespace, subject)) === record.set) {
+        await kernel.sysctlWrite(o.name, record.previous, o.namespace, subject);
+      }
+      await kernel.hostRemoveRecord(o.namespace, file);
+      return;
     }
-    kernel.removeRecord(o.namespace, file);
-    return;
-  }
-  const intentNetns = o.type === "netns" ? undefined : o.namespace;
-  const mark = o.type === "netns" ? await namespaceMark(o.name) : await linkMark(o.name, o.namespace);
-  if (mark !== undefined && (mark === "" || mark === ownerTag(o.owner))) {
-    if (o.type === "netns") await kernel.netnsDelete(o.name, `namespace "${o.name}"`);
-    else await kernel.ip(["link", "del", "dev", o.name], o.namespace, kernel.describe("link", o.name, o.namespace));
-  }
-  await kernel.intentDone(intentNetns, `${o.type}-${o.name}`);
+    const intentNetns = o.type === "netns" ? undefined : o.namespace;
+    const mark = o.type === "netns" ? await namespaceMark(o.name) : await linkMark(o.name, o.namespace);
+    if (mark !== undefined && (mark === "" || mark === ownerTag(o.owner))) {
+      if (o.type === "netns") await kernel.netnsDelete(o.name, `namespace "${o.name}"${where}`);
+      else await kernel.ip(["link", "del", "dev", o.name], o.namespace, kernel.describe("link", o.name, o.namespace));
+    }
+    await kernel.intentDone(intentNetns, `${o.type}-${o.name}`);
+  });
 }
 
 /**

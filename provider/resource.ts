@@ -131,3 +131,14 @@ export function isNslabTag(marker: string | undefined): boolean {
 export function compact<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
+
+/**
+ * Runs independent steps at once (on another host, side by side over its shells) and
+ * fails as running them in turn would have: with the first failure by position, not by
+ * time, once all have ended.
+ */
+export async function allInOrder<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(steps as readonly Promise<unknown>[]);
+  for (const step of settled) if (step.status === "rejected") throw step.reason;
+  return settled.map((step) => (step as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

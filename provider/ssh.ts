@@ -1,9 +1,10 @@
 /**
- * The SSH transport of the kernel door (kernel.ts, ipsession.ts): how a command reaches
- * another host. Every host gets one OpenSSH master connection per provider process
- * (ControlMaster, a socket in a private directory), and every command, including the
- * long-lived `ip -batch` sessions, is a channel multiplexed over it: one key exchange
- * and one authentication per host per run, then a few milliseconds per command.
+ * The SSH transport of the kernel door (kernel.ts): how a command reaches another host.
+ * Every host gets one OpenSSH master connection per provider process (ControlMaster, a
+ * socket in a private directory), and a few long-lived shells, each a channel
+ * multiplexed over it: one key exchange and one authentication per host per run; then
+ * each request (a command, or an exchange's ip commands together) is a line written to
+ * a shell that is already there, and a fork per command on the host.
  *
  * Equivalent to:
  *   ssh -o ControlMaster=yes -o ControlPath=DIR/N -o ControlPersist=30 -N -f HOST   (once)
@@ -90,11 +91,6 @@ function options(host: HostArgs, master: "auto" | "yes" | undefined): string[] {
  */
 export function sshCommand(host: HostArgs, argv: string[]): [string, string[]] {
   return ["ssh", [...options(host, "auto"), "--", host.ssh, remoteCommand(["env", "LC_ALL=C", ...argv])]];
-}
-
-/** Like sshCommand, with the remote command's stderr merged into its stdout (ip sessions read one stream). */
-export function sshCommandMerged(host: HostArgs, argv: string[]): [string, string[]] {
-  return ["ssh", [...options(host, "auto"), "--", host.ssh, `exec ${remoteCommand(["env", "LC_ALL=C", ...argv])} 2>&1`]];
 }
 
 /** What ssh says when it (not the remote command) failed: its exit status is 255. */
@@ -252,14 +248,19 @@ class RemoteShell {
     return this.queue.length;
   }
 
-  /** Runs one command (argv), with `input` on its stdin if given. */
-  run(argv: string[], input: string | undefined, timeoutMs: number): Promise<RemoteOutcome> {
+  /** A mark of this shell's own, unique per request. */
+  newMark(): string {
+    return `${this.base}${this.next++}`;
+  }
+
+  /**
+   * Runs `command` (shell text whose stderr goes to "$e", built by remoteRun or
+   * remoteSequence); `mark` ends its output.
+   */
+  run(command: string, mark: string, timeoutMs: number): Promise<RemoteOutcome> {
     clearTimeout(this.idleTimer);
     this.setRef(true);
-    const mark = `${this.base}${this.next++}`;
-    const stdin = input === undefined ? "</dev/null" : "";
-    const feed = input === undefined ? "" : `printf '%s' ${remoteCommand([input])} | `;
-    const line = `${feed}${remoteCommand(argv)} ${stdin} 2>"$e"; printf '\\n%s %s\\n' ${mark} "$?"; cat "$e"; printf '\\n%s.\\n' ${mark}`;
+    const line = `${command}; printf '\\n%s %s\\n' ${mark} "$?"; cat "$e"; printf '\\n%s.\\n' ${mark}`;
     return new Promise((done) => {
       const request: ShellRequest = { mark, timeoutMs, done };
       request.timer = setTimeout(() => {
@@ -342,11 +343,11 @@ function encodeLine(line: string): string {
 const shells = new Map<string, RemoteShell[]>();
 
 /**
- * Runs `argv` on `host` in one of its shells (the first idle one, else a new one up
- * to SHELL_LANES, else the least busy), after making sure of its master.
+ * One of `host`'s shells (the first idle one, else a new one up to SHELL_LANES, else
+ * the least busy), after making sure of its master.
  */
-export async function remoteRun(host: HostArgs, argv: string[], options: { input?: string; timeoutMs: number; subject: string }): Promise<RemoteOutcome> {
-  await ensureMaster(host, options.subject);
+async function shellFor(host: HostArgs, subject: string): Promise<RemoteShell> {
+  await ensureMaster(host, subject);
   const key = hostKey(host);
   let lanes = shells.get(key);
   if (!lanes) shells.set(key, (lanes = []));
@@ -358,6 +359,39 @@ export async function remoteRun(host: HostArgs, argv: string[], options: { input
     });
     lanes.push(shell);
   }
-  shell ??= [...lanes].sort((a, b) => a.load - b.load)[0];
-  return shell.run(argv, options.input, options.timeoutMs);
+  return shell ?? [...lanes].sort((a, b) => a.load - b.load)[0];
+}
+
+/** Runs `argv` on `host` in one of its shells, with `input` on its stdin if given. */
+export async function remoteRun(host: HostArgs, argv: string[], options: { input?: string; timeoutMs: number; subject: string }): Promise<RemoteOutcome> {
+  const shell = await shellFor(host, options.subject);
+  const { input } = options;
+  const feed = input === undefined ? "" : `printf '%s' ${remoteCommand([input])} | `;
+  return shell.run(`${feed}${remoteCommand(argv)} ${input === undefined ? "</dev/null" : ""} 2>"$e"`, shell.newMark(), options.timeoutMs);
+}
+
+/** How a sequence of commands ended on a host: the output of each that ran. */
+export interface RemoteSequence {
+  outputs: string[];
+  /** The first command that failed (the ones after it did not run). */
+  failure?: { index: number; exitCode: number; stderr: string; timedOut: boolean };
+}
+
+/**
+ * Runs commands in order on `host` in one request to one of its shells (one round
+ * trip, a fork per command there), stopping at the first that fails; the output of
+ * each is told from the next by a line with the request's mark and the command's index.
+ * Equivalent to: ssh HOST 'A && printf MARK:0 && B && printf MARK:1 ...'
+ */
+export async function remoteSequence(host: HostArgs, argvs: string[][], options: { timeoutMs: number; subject: string }): Promise<RemoteSequence> {
+  const shell = await shellFor(host, options.subject);
+  const mark = shell.newMark();
+  const chain = argvs.map((argv, i) => `${remoteCommand(argv)} </dev/null 2>"$e" && printf '\\n%s\\n' ${mark}:${i}`).join(" && ");
+  const r = await shell.run(`{ ${chain}; }`, mark, options.timeoutMs);
+  const pieces = r.stdout.split(new RegExp(`\\n${mark}:\\d+\\n`));
+  // Each command that succeeded ended with its mark line: the last piece is the output
+  // of the one that failed (or nothing, when all succeeded).
+  const outputs = pieces.slice(0, -1);
+  if (!r.timedOut && r.exitCode === 0 && outputs.length === argvs.length) return { outputs };
+  return { outputs, failure: { index: outputs.length, exitCode: r.exitCode === 0 ? -1 : r.exitCode, stderr: r.stderr || pieces[pieces.length - 1], timedOut: r.timedOut } };
 }

@@ -22,7 +22,7 @@ import {
   requireNamespace,
   verifyLink,
 } from "./link";
-import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, stableMac } from "./resource";
+import { allInOrder, CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, stableMac } from "./resource";
 import { Checker, isUnknown } from "./validate";
 
 export type VethEnd = Omit<LinkSettings, "mtu">;
@@ -86,8 +86,7 @@ function outputs(inputs: VethInputs, liveA?: LiveLink, liveB?: LiveLink): VethOu
  */
 async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, LiveLink]> {
   const tag = ownerTag(inputs.__owner);
-  const result: LiveLink[] = [];
-  for (const [label, end] of [["a.", inputs.a], ["b.", inputs.b]] as const) {
+  const one = async (label: "a." | "b.", end: VethEnd): Promise<LiveLink> => {
     const desired = settings(end, inputs.mtu);
     const live = created ? undefined : await freshLink(end.name, end.namespace);
     // Made with its address and MTU (create): not set again.
@@ -95,9 +94,11 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
     const after = await converge(desired, live, tag, endSubject(end), made).catch(async (err) => {
       throw await explainMaster(err, desired, pairSubject(inputs), label);
     });
-    result.push(verifyLink(desired, after, tag, endSubject(end), label));
-  }
-  return [result[0], result[1]];
+    return verifyLink(desired, after, tag, endSubject(end), label);
+  };
+  // The two ends at once (each in its own namespace's session, or side by side on
+  // another host); a's failure is reported first, as when they ran in turn.
+  return allInOrder<[LiveLink, LiveLink]>([one("a.", inputs.a), one("b.", inputs.b)]);
 }
 
 /** Both ends exist, are veths and peers of each other. */
@@ -143,8 +144,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
 
   async create(inputs) {
     const { a, b } = inputs;
-    await requireNamespace(a, pairSubject(inputs), "a.");
-    await requireNamespace(b, pairSubject(inputs), "b.");
+    // The looks that come before the pair is made, at once.
+    const [, , earlier] = await allInOrder<[void, void, string | undefined]>([requireNamespace(a, pairSubject(inputs), "a."), requireNamespace(b, pairSubject(inputs), "b."), kernel.intended(a.namespace, `link-${a.name}`)]);
     // Adopting without a mac of the program's, a pair made here still gets stable ones.
     const end = (e: VethEnd, role: "a" | "b") => [
       "name",
@@ -157,7 +158,6 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     let created = true;
     const tag = ownerTag(inputs.__owner);
     const intent = `link-${a.name}`;
-    const earlier = await kernel.intended(a.namespace, intent);
     await kernel.intend(a.namespace, intent, tag, pairSubject(inputs), inputs.__owner);
     try {
       // Equivalent to: ip link add name A [netns NS] ... type veth peer name B [netns NS] ...

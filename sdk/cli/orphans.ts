@@ -19,15 +19,17 @@
  * Records made by an nslab before owners named the backend (PROJECT/STACK only) are
  * listed too, and deleted only with --legacy: they may be a same-named stack's on
  * another backend.
- * Run it where the lab's provider ran (the same machine and network namespace).
+ * Run it where the lab's provider ran (the same machine and network namespace): the
+ * records are there; objects on other hosts (a resource's `host`) are looked at, and
+ * deleted, over SSH as the provider does.
  * Exits 0, or 1 when something could not be read or deleted.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { dispatch, forget, ownerLabel, recorded, removeUnmarked, stackOf, unmarked } from "../../provider";
+import { dispatch, forget, hostKey, hostLabel, ownerLabel, recorded, removeUnmarked, stackOf, unmarked, withHost } from "../../provider";
 import { resourceNameOf } from "../../provider/resource";
-import type { OwnedRecord, UnmarkedObject } from "../../provider";
+import type { HostArgs, OwnedRecord, UnmarkedObject } from "../../provider";
 import { backendUrl, processSources, stackIdentity } from "../identity";
 
 interface Options {
@@ -101,10 +103,21 @@ async function orphans(state: StackState): Promise<OwnedRecord[]> {
 
 const ORDER: UnmarkedObject["type"][] = ["forwarding", "link", "netns"];
 
-/** The stack's unmarked objects of killed creates whose resource is not in its state; links first. */
+/**
+ * The stack's unmarked objects of killed creates whose resource is not in its state;
+ * links first. Intent records are kept next to their objects: on this machine, and on
+ * every other host the stack's records name (a resource's `host`).
+ */
 async function unmarkedOrphans(state: StackState): Promise<UnmarkedObject[]> {
   const mine = (stack: string) => ofStack(stack, state);
-  return (await unmarked(mine)).filter((o) => mine(o.stack) && !state.owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
+  const hosts = new Map<string, HostArgs | undefined>([["", undefined]]);
+  for (const r of recorded()) {
+    const host = r.outs?.host as HostArgs | undefined;
+    if (host?.ssh && ofStack(r.stack, state)) hosts.set(hostKey(host), host);
+  }
+  const found: UnmarkedObject[] = [];
+  for (const host of hosts.values()) found.push(...(await withHost(host, () => unmarked(mine))));
+  return found.filter((o) => mine(o.stack) && !state.owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
 }
 
 async function main(): Promise<number> {
@@ -140,7 +153,7 @@ async function main(): Promise<number> {
   const nameOf = (owner: string) => resourceNameOf(owner) ?? owner;
   for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
   for (const o of half) {
-    const where = o.type === "netns" ? "" : ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}`;
+    const where = (o.type === "netns" ? "" : ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}`) + (o.host ? ` on ${hostLabel(o.host)}` : "");
     const what = o.type === "netns" ? "unmarked namespace" : o.type === "link" ? "unmarked interface" : "switch";
     await act(`${ownerLabel(o.owner)}: ${what} "${o.name}"${where} (its create was killed)`, o.stack, () => removeUnmarked(o));
   }

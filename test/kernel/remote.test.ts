@@ -7,9 +7,10 @@
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dispatch, NslabError } from "../../provider";
-import { resetSnapshots } from "../../provider/kernel";
-import { closeMasters, openMasters } from "../../provider/ssh";
+import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
+import { intend, ip, ipBatchRead, resetSnapshots, withHost } from "../../provider/kernel";
+import { ownerTag } from "../../provider/resource";
+import { closeMasters, openMasters, remoteSequence } from "../../provider/ssh";
 import { must } from "../helpers/sandbox";
 import { here, SshHosts, startHosts } from "../helpers/sshd";
 import { uniq } from "../helpers/kernel";
@@ -115,6 +116,50 @@ describe("resources on other hosts, over SSH", () => {
     for (const [kind, r] of [["Route", route], ["NatRule", nat], ["IpForwarding", fwd], ["VethPair", link], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
     expect(await lab.onHost(h1, "find", ["/run/nslab", "-type", "f"])).toBe("");
+  });
+
+  it("sends an exchange's commands as one request: outputs apart, stops at the first failure, which is named", async () => {
+    const [h1] = lab.hosts;
+    const never = `/tmp/${tag}-never-${process.pid}`;
+    const r = await remoteSequence(h1.host, [["echo", "one"], ["printf", "two\nlines"], ["sh", "-c", "echo partial; echo why >&2; exit 3"], ["touch", never]], { timeoutMs: 10_000, subject: "test" });
+    expect(r.outputs).toEqual(["one\n", "two\nlines"]);
+    expect(r.failure).toMatchObject({ index: 2, exitCode: 3, timedOut: false });
+    expect(r.failure!.stderr).toBe("why\n");
+    expect(fs.existsSync(never)).toBe(false);
+    expect(await remoteSequence(h1.host, [["true"], ["echo", "x"]], { timeoutMs: 10_000, subject: "test" })).toEqual({ outputs: ["", "x\n"] });
+    // Through the kernel door: the failed ip command is the one the error names.
+    await withHost(h1.host, () => ip(["netns", "add", "seq"], undefined, "test"));
+    try {
+      const failed = (await withHost(h1.host, () => ipBatchRead([["link", "set", "dev", "lo", "up"], ["link", "set", "dev", "nosuch0", "up"], ["link", "show", "dev", "lo"]], "seq", 'namespace "seq"')).catch((e: Error) => e)) as NslabError;
+      expect(failed).toBeInstanceOf(NslabError);
+      expect(failed.message).toMatch(/^namespace "seq": .*Cannot find device "nosuch0"/);
+      expect(failed.details).toMatchObject({ command: "ip -n seq link set dev nosuch0 up", exitCode: 1 });
+      // The first command ran, the one after the failure did not matter: lo is up.
+      expect(await lab.onHost(h1, "ip", ["-n", "seq", "-o", "link", "show", "lo"])).toMatch(/<LOOPBACK,UP/);
+    } finally {
+      await lab.onHost(h1, "ip", ["netns", "del", "seq"]);
+    }
+  });
+
+  it("finds a killed create's unmarked namespace by its intent record on the host, and removes only that", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const owner = "test/remote@0000abcd/Namespace/half";
+    // A create killed between `ip netns add` and the mark: the intent record (kept on
+    // the host, next to the namespace) and an unmarked namespace. Beside it, a
+    // namespace made by hand with no record: not nslab's, never touched.
+    await withHost(host, () => intend(undefined, "netns-half", ownerTag(owner), "test", owner));
+    await lab.onHost(h1, "ip", ["netns", "add", "half"]);
+    await lab.onHost(h1, "ip", ["netns", "add", "theirs"]);
+    // Looked at from here, nothing: the record and the namespace are over there.
+    expect((await unmarked()).filter((o) => o.owner === owner)).toEqual([]);
+    const found = (await withHost(host, () => unmarked())).filter((o) => o.owner === owner);
+    expect(found).toEqual([{ stack: "test/remote@0000abcd", owner, type: "netns", name: "half", namespace: undefined, host }]);
+    await removeUnmarked(found[0]);
+    expect((await lab.onHost(h1, "ip", ["netns", "list"])).split("\n").map((l) => l.split(" ")[0]).filter(Boolean)).toEqual(["theirs"]);
+    expect(await lab.onHost(h1, "find", ["/run/nslab", "-name", "intent-*"])).toBe("");
+    expect((await withHost(host, () => unmarked())).filter((o) => o.owner === owner)).toEqual([]);
+    await lab.onHost(h1, "ip", ["netns", "del", "theirs"]);
   });
 
   it("fails at once, naming the host and the fix, when the host key is unknown or sshd is not there; nothing is made", async () => {
