@@ -8,15 +8,19 @@ import * as ipaddr from "ipaddr.js";
 import type { Checker } from "./validate";
 import { isUnknown } from "./validate";
 
-/** A machine reached over SSH; every field but `ssh` is optional. */
+/**
+ * Another machine to make a resource on, reached over SSH. Every command for the
+ * resource runs there, through one OpenSSH master connection per host and provider run;
+ * the host's key must be in `knownHostsFile` (never accepted blindly).
+ */
 export interface HostArgs {
-  /** `user@address` (or `address`, for the SSH user of the machine that runs the engine). */
+  /** `user@address` (or `address`): the SSH destination, e.g. "root@192.0.2.2". */
   ssh: string;
   /** sshd's port; default 22. */
   port?: number;
-  /** The private key (`ssh -i`); default: ssh's own (~/.ssh/id_*, an agent). */
+  /** The private key to log in with (`ssh -i`); default: ssh's own (~/.ssh/id_*, an agent). */
   identityFile?: string;
-  /** The known-hosts file that must list the host's key; default ~/.ssh/known_hosts. */
+  /** A known-hosts file that lists the host's key; default: ssh's (~/.ssh/known_hosts). */
   knownHostsFile?: string;
 }
 
@@ -34,7 +38,15 @@ export function hostLabel(host: HostArgs): string {
   return host.port !== undefined && host.port !== 22 ? `${host.ssh}:${host.port}` : host.ssh;
 }
 
-/** The identity of a host for caches and sessions (every field counts). */
+/**
+ * The machine a host names: its SSH destination and port. A resource lives on a machine;
+ * how it is reached (identityFile, knownHostsFile) may change without moving anything.
+ */
+export function machineKey(host: HostArgs | undefined): string {
+  return host === undefined ? "" : `${host.ssh}:${host.port ?? 22}`;
+}
+
+/** The identity of a connection to a host, for its master and shells (every field counts). */
 export function hostKey(host: HostArgs | undefined): string {
   return host === undefined ? "" : JSON.stringify([host.ssh, host.port ?? 22, host.identityFile ?? "", host.knownHostsFile ?? ""]);
 }
@@ -102,9 +114,9 @@ function validDestination(text: string): boolean {
   return ipaddr.isValid(address) || HOSTNAME.test(address);
 }
 
-/** Whether two hosts are the same (for diff: a new host replaces the resource). */
+/** Whether two hosts name the same machine (for diff: another machine replaces the resource). */
 export function sameHost(a: unknown, b: unknown): boolean {
-  return hostKey(a as HostArgs | undefined) === hostKey(b as HostArgs | undefined);
+  return machineKey(a as HostArgs | undefined) === machineKey(b as HostArgs | undefined);
 }
 
 /** Words the remote shell takes as they are. */

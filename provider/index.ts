@@ -9,7 +9,7 @@ import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
 import { tracked, watchEngine } from "./health";
-import { checkHost, HostArgs, hostLabel, sameHost } from "./host";
+import { checkHost, HostArgs, hostKey, hostLabel, sameHost } from "./host";
 import { resourceNameOf } from "./resource";
 import { ensureMaster } from "./ssh";
 import * as kernel from "./kernel";
@@ -97,7 +97,8 @@ export async function dispatch(kind: string, op: Operation, args: unknown[]): Pr
 
 /**
  * `host` is handled here, the same way for every kind: validated in check (a kind that
- * cannot run elsewhere refuses it), part of the identity in diff (a new host replaces),
+ * cannot run elsewhere refuses it), part of the identity in diff (another machine
+ * replaces; the same machine reached with another key or known-hosts file updates),
  * and every kernel operation of create/read/update/delete runs on it (kernel.withHost).
  * nslab's own bookkeeping of the stack (owned.ts) stays on this machine.
  */
@@ -109,8 +110,12 @@ function checkWithHost<I>(kind: string, result: CheckResult<I>, news: Record<str
 }
 
 function diffWithHost(result: DiffResult, olds: Record<string, unknown>, news: Record<string, unknown>): DiffResult {
-  if (sameHost(olds.host, news.host)) return olds.host === undefined ? result : { ...result, stables: [...result.stables, "host"] };
-  return { ...result, changes: true, replaces: [...result.replaces, "host"] };
+  if (!sameHost(olds.host, news.host)) return { ...result, changes: true, replaces: [...result.replaces, "host"] };
+  if (olds.host === undefined) return result;
+  // The same machine reached another way (a new key, a new known-hosts file): an update,
+  // which reaches it the new way; nothing moves.
+  if (hostKey(olds.host as HostArgs) !== hostKey(news.host as HostArgs)) return { ...result, changes: true };
+  return { ...result, stables: [...result.stables, "host"] };
 }
 
 /** The outputs with the host they live on (kinds build their outputs without it). */

@@ -19,10 +19,13 @@ const RULES: FieldRule[] = [{ name: "name", replace: true }];
 
 const subject = (name: string) => `namespace "${name}"${kernel.where()}`;
 
-/** The alias on the namespace's lo, or undefined when the namespace is gone. */
-async function marker(name: string): Promise<string | undefined> {
+/**
+ * The alias on the namespace's lo, or undefined when the namespace is gone. `state`: what
+ * /run/netns/NAME was just seen to be, if the caller looked already.
+ */
+async function marker(name: string, state?: "absent" | "namespace" | "half"): Promise<string | undefined> {
   // One look at /run/netns/NAME: absent, or the file of an interrupted ip netns add.
-  if ((await kernel.hostNetnsState(name)) !== "namespace") return undefined;
+  if ((state ?? (await kernel.hostNetnsState(name))) !== "namespace") return undefined;
   const lo = (await kernel.links(name)).find((l) => l.ifname === "lo");
   return lo?.ifalias ?? "";
 }
@@ -84,7 +87,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       // This resource's own namespace (its mark on lo, or its intent record when the
       // run was killed between `ip netns add` and the mark) is an interrupted create:
       // take it over. Anyone else's is refused unless adopt.
-      const mark = await marker(name);
+      const mark = await marker(name, state);
       const ours = mark === tag || (!mark && earlier === tag);
       if (!inputs.adopt && !ours) {
         throw new NslabError(
@@ -134,7 +137,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     const state = await kernel.hostNetnsState(name);
     if (state === "half") return kernel.netnsDelete(name, subject(name));
     if (state === "absent") return;
-    const seen = await marker(name);
+    const seen = await marker(name, state);
     // Gone already, or no longer ours (someone replaced it): nothing of ours to delete.
     if (seen === undefined || seen !== ownerTag(props.__owner)) return;
     // Equivalent to: ip netns delete NAME

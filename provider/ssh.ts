@@ -193,8 +193,8 @@ export interface RemoteOutcome {
   timedOut: boolean;
 }
 
-/** Shells kept open per host: commands of one host run side by side in up to this many. */
-const SHELL_LANES = 8;
+/** Shells kept open per host: requests to one host run side by side in up to this many (NSLAB_SSH_SHELLS, default 8). */
+const SHELL_LANES = limit("NSLAB_SSH_SHELLS", 8);
 /** The remote loop: one command a line, each run by eval; stderr goes to a file of its own. */
 const SHELL_LOOP = `e=$(mktemp) || exit 1; trap 'rm -f "$e"' EXIT; while IFS= read -r line; do eval "$line"; done`;
 /** A shell without work for this long closes. */
@@ -258,6 +258,7 @@ class RemoteShell {
    * remoteSequence); `mark` ends its output.
    */
   run(command: string, mark: string, timeoutMs: number): Promise<RemoteOutcome> {
+    requests++;
     clearTimeout(this.idleTimer);
     this.setRef(true);
     const line = `${command}; printf '\\n%s %s\\n' ${mark} "$?"; cat "$e"; printf '\\n%s.\\n' ${mark}`;
@@ -341,6 +342,13 @@ function encodeLine(line: string): string {
 }
 
 const shells = new Map<string, RemoteShell[]>();
+/** Requests written to hosts' shells by this process: each is a round trip (for tests and benchmarks). */
+let requests = 0;
+
+/** How many requests this process has sent to other hosts (each one round trip). */
+export function remoteRequests(): number {
+  return requests;
+}
 
 /**
  * One of `host`'s shells (the first idle one, else a new one up to SHELL_LANES, else

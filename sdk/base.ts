@@ -2,6 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { shapeCallSites } from "./callsites";
 import { backendUrl, processSources, stackIdentity } from "./identity";
 import { runRegistry } from "./scope";
+import { HostArgs, machineKey } from "../provider/host";
+
+/** Another machine to make a resource on (see the README, "Labs across machines"). */
+export type { HostArgs };
 
 /**
  * The dynamic provider of one resource kind, as the text Pulumi keeps in each resource's
@@ -32,27 +36,12 @@ function writeProviderModule(kind: string): string {
   return `exports.handler = () => require("nslab/provider").handlerFor(${JSON.stringify(kind)});\n`;
 }
 
-/**
- * Another machine to make a resource on, reached over SSH (issue 19). Every command for
- * the resource runs there, through one OpenSSH master connection per host and provider
- * run; the host's key must be in `knownHostsFile` (never accepted blindly).
- */
-export interface HostArgs {
-  /** `user@address` (or `address`): the SSH destination, e.g. "root@192.0.2.2". */
-  ssh: string;
-  /** sshd's port; default 22. */
-  port?: number;
-  /** The private key to log in with (`ssh -i`); default: ssh's own (~/.ssh/id_*, an agent). */
-  identityFile?: string;
-  /** A known-hosts file that lists the host's key; default: ssh's (~/.ssh/known_hosts). */
-  knownHostsFile?: string;
-}
-
 /** The `host` argument of the resources that can live on another machine. */
 export interface OnHostArgs {
   /**
    * The machine the resource lives on; omitted means the machine that runs `pulumi`.
-   * Changing it replaces the resource. Namespaces, interfaces and bridges named in the
+   * Moving to another machine (`ssh`, `port`) replaces the resource; another
+   * `identityFile` or `knownHostsFile` for the same machine updates it in place. Namespaces, interfaces and bridges named in the
    * other arguments are that machine's.
    */
   host?: pulumi.Input<HostArgs>;
@@ -60,7 +49,7 @@ export interface OnHostArgs {
 
 /** How a host is told apart in the program's registries (a port and its bridge, one switch per namespace). */
 export function placeKey(namespace: string | undefined, host: HostArgs | undefined): string {
-  return host === undefined ? namespace ?? "" : `${namespace ?? ""}\0${host.ssh}:${host.port ?? 22}`;
+  return host === undefined ? namespace ?? "" : `${namespace ?? ""}\0${machineKey(host)}`;
 }
 
 /** A place key in words: `namespace "ns1"`, `the program's namespace on root@192.0.2.2`. */

@@ -52,7 +52,7 @@ describe("host", () => {
     expect(failures).toEqual([{ property: "host", reason: expect.stringMatching(new RegExp(`^${kind} cannot run on another host yet .*Remove host`)) }]);
   });
 
-  it("check keeps the host in the inputs; diff replaces on a new host, and only then", async () => {
+  it("check keeps the host in the inputs; diff replaces on another machine, and only then; another key updates", async () => {
     const checked = (await dispatch("Namespace", "check", [undefined, { name: "b1", __owner: "p/s/Namespace/b1", host: { ssh: "root@192.0.2.2", port: 22 } }])) as { inputs: Record<string, unknown> };
     expect(checked.inputs).toEqual({ name: "b1", adopt: false, __owner: "p/s/Namespace/b1", host: { ssh: "root@192.0.2.2" } });
     const olds = { ...checked.inputs, path: "/run/netns/b1" };
@@ -61,6 +61,11 @@ describe("host", () => {
     expect(await dispatch("Namespace", "diff", ["b1", olds, moved])).toMatchObject({ changes: true, replaces: ["host"] });
     const local = { ...checked.inputs, host: undefined };
     expect(await dispatch("Namespace", "diff", ["b1", olds, local])).toMatchObject({ changes: true, replaces: ["host"] });
+    expect(await dispatch("Namespace", "diff", ["b1", olds, { ...checked.inputs, host: { ssh: "root@192.0.2.2", port: 2222 } }])).toMatchObject({ changes: true, replaces: ["host"] });
+    // The same machine reached with another key or known-hosts file: updated in place.
+    for (const host of [{ ssh: "root@192.0.2.2", identityFile: "/root/.ssh/new" }, { ssh: "root@192.0.2.2", knownHostsFile: "/root/.ssh/hosts2" }]) {
+      expect(await dispatch("Namespace", "diff", ["b1", olds, { ...checked.inputs, host }])).toMatchObject({ changes: true, replaces: [] });
+    }
   });
 
   it("quotes every argument so that the remote shell splits the line back into the same argv", () => {
