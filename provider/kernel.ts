@@ -556,6 +556,19 @@ async function runOutcome(command: string, args: string[], timeoutMs: number, su
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ""), stderr: String(result.stderr ?? ""), timedOut: result.timedOut };
 }
 
+/**
+ * The numeric id of a user or group name on the current host, as that host's name
+ * service knows it (`ip -d` looked the id up there to print the name); undefined when
+ * it knows none. Never this machine's /etc files while working on another host.
+ * Equivalent to: getent passwd|group -- NAME
+ */
+export async function accountId(database: "passwd" | "group", name: string, subject: string): Promise<number | undefined> {
+  const r = await runOutcome("getent", [database, "--", name], COMMAND_TIMEOUT_MS, subject);
+  if (r.exitCode !== 0) return undefined;
+  const id = r.stdout.split("\n")[0].split(":")[2];
+  return id !== undefined && /^\d+$/.test(id) ? Number(id) : undefined;
+}
+
 /** A command on the current (remote) host whose exit status is an answer, not a failure. */
 function remoteOutcome(argv: string[], subject: string, input?: string): Promise<Outcome> {
   return runOutcome(argv[0], argv.slice(1), COMMAND_TIMEOUT_MS, subject, input);
@@ -702,6 +715,9 @@ const probers = new Map<string, Prober>();
  * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (probes as JSON lines on stdin)
  */
 export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
+  // The probe program is this machine's node: another host need not have one
+  // (Reachability's check refuses tcp/udp with a host).
+  localOnly("transportProbe");
   const k = key(netns);
   let prober = probers.get(k);
   if (!prober) {
