@@ -4,7 +4,7 @@
  * made on the right host (never here), through one SSH connection per host, two
  * bridges joined by VXLAN pass traffic, drift made by hand over there is seen, delete
  * leaves nothing, and a host that cannot be reached fails at once naming it. TapDevice,
- * LinkImpairment and Reachability (icmp) read and write only on their host.
+ * LinkImpairment and Reachability (icmp, tcp) read, write and probe only on their host.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -203,7 +203,7 @@ describe("resources on other hosts, over SSH", () => {
     expect(await lab.onHost(h1, "find", ["/run/nslab", "-type", "f"])).toBe("");
   });
 
-  it("probes Reachability (icmp) on the host: pings from there, a broken path is reported as drift, an unmet expectation names the host", async () => {
+  it("probes Reachability (icmp, tcp) on the host: pings and connects from there, a broken path is reported as drift, an unmet expectation names the host", async () => {
     const [h1] = lab.hosts;
     const host = h1.host;
     const ns = await make("Namespace", "rp", { name: "rp", host });
@@ -214,6 +214,20 @@ describe("resources on other hosts, over SSH", () => {
     const fromHost = await make("Reachability", "host-rp", { host, to: "10.92.0.1" });
     expect(fromHost.outs).toMatchObject({ reachable: true });
 
+    // tcp there, without node: the host's sshd (192.0.2.1:22, reached from "rp" through the
+    // host's own namespace), a closed port, and a silent address.
+    await lab.onHost(h1, "ip", ["-n", "rp", "route", "add", "default", "via", "10.92.0.2"]);
+    const ssh = await make("Reachability", "rp-ssh", { host, from: "rp", to: h1.address, protocol: "tcp", port: 22 });
+    expect(ssh.outs).toMatchObject({ reachable: true, protocol: "tcp", port: 22, host });
+    const closed = await make("Reachability", "rp-closed", { host, from: "rp", to: "10.92.0.2", protocol: "tcp", port: 23, expect: "unreachable" });
+    expect(closed.outs).toMatchObject({ reachable: false });
+    const tcpUnmet = await make("Reachability", "rp-closed-2", { host, from: "rp", to: "10.92.0.2", protocol: "tcp", port: 23 }).catch((e: NslabError) => e);
+    expect(String(tcpUnmet)).toMatch(/from namespace "rp" on root@192\.0\.2\.1, tcp port 23 on 10\.92\.0\.2: expected reachable, but it did not answer: connection refused/);
+    const silent = await make("Reachability", "rp-silent", { host, from: "rp", to: "10.92.0.9", protocol: "tcp", port: 22, timeoutMs: 300 }).catch((e: NslabError) => e);
+    expect(String(silent)).toMatch(/tcp port 22 on 10\.92\.0\.9: expected reachable, but it did not answer: timed out after 300 ms/);
+    // "rp" is only on the host: the probes ran there.
+    expect(await must("ip", ["netns", "list"])).not.toMatch(/^rp\b/m);
+
     const unmet = await make("Reachability", "rp-nowhere", { host, from: "rp", to: "10.92.0.9", timeoutMs: 300 }).catch((e: NslabError) => e);
     expect(String(unmet)).toMatch(/Reachability "rp-nowhere": from namespace "rp" on root@192\.0\.2\.1, icmp \(ping\) to 10\.92\.0\.9: expected reachable, but it did not answer/);
 
@@ -222,7 +236,9 @@ describe("resources on other hosts, over SSH", () => {
     const read = (await dispatch("Reachability", "read", [probe.id, probe.outs])) as { inputs?: Record<string, unknown> };
     expect(read.inputs).toMatchObject({ expect: "unreachable", host });
     // The namespace gone on the host: so is the proof.
-    for (const [kind, r] of [["Reachability", probe], ["Reachability", fromHost], ["VethPair", link], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
+    const sshRead = (await dispatch("Reachability", "read", [ssh.id, ssh.outs])) as { inputs?: Record<string, unknown> };
+    expect(sshRead.inputs).toMatchObject({ expect: "unreachable", protocol: "tcp" });
+    for (const [kind, r] of [["Reachability", probe], ["Reachability", fromHost], ["Reachability", ssh], ["Reachability", closed], ["VethPair", link], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
     expect(((await dispatch("Reachability", "read", [probe.id, probe.outs])) as { id?: string }).id).toBeUndefined();
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
   });
@@ -253,6 +269,6 @@ describe("resources on other hosts, over SSH", () => {
     expect(await check("Namespace", { name: "a", host: { ssh: "root@192.0.2.1", port: 0 } })).toEqual([{ property: "host.port", reason: expect.stringMatching(/1 to 65535/) }]);
     expect(await check("Namespace", { name: "a", host: { ssh: "root@192.0.2.1", identity: "/k" } })).toEqual([{ property: "host", reason: expect.stringMatching(/unknown field\(s\) identity/) }]);
     expect(await check("Process", { command: ["sleep", "1"], host: { ssh: "root@192.0.2.1" } })).toContainEqual({ property: "host", reason: expect.stringMatching(/^Process cannot run on another host yet/) });
-    expect(await check("Reachability", { to: "10.0.0.1", protocol: "tcp", port: 80, host: { ssh: "root@192.0.2.1" } })).toContainEqual({ property: "protocol", reason: expect.stringMatching(/protocol "tcp" cannot run on another host/) });
+    expect(await check("Reachability", { to: "10.0.0.1", protocol: "udp", port: 53, host: { ssh: "root@192.0.2.1" } })).toContainEqual({ property: "protocol", reason: expect.stringMatching(/protocol "udp" cannot run on another host/) });
   });
 });
