@@ -126,6 +126,8 @@ describe("host", () => {
     expect(here.hosts.map((h) => h.host)).toEqual([undefined, undefined]);
     // On one machine, a namespace made twice is still refused, naming the machine.
     expect(() => new BridgedNetwork("hn2", { cidr: "10.7.0.0/24", hosts: ["a"], host })).toThrow(/host "a" would create namespace "a" on root@192\.0\.2\.2, which BridgedNetwork "hn" already creates/);
+    // Networks stay lab-wide: one on another machine may be joined to this one by a HostLink.
+    expect(() => new BridgedNetwork("hn3", { cidr: "10.9.0.0/25", hosts: ["z"], host: { ssh: "root@192.0.2.3" } })).toThrow(/cidr 10\.9\.0\.0\/25 overlaps 10\.9\.0\.0\/24 of BridgedNetwork "hn"/);
     // A router joins networks of its own machine.
     expect(() => new Router("hr2", { attach: [{ network: here, address: "10.8.0.254" }], host })).toThrow(/^Router "hr2": network "hn-here" is on the machine that runs pulumi, the router on root@192\.0\.2\.2; .*HostLink/);
   });
