@@ -645,7 +645,8 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
     const c = new Checker();
     for (const key of Object.keys(news)) {
       if (news[key] === undefined || news[key] === null || key === "ifb" || key === "lossTable") continue;
-      if (!["device", "namespace", "egress", "ingress", "adopt", "__owner"].includes(key)) c.fail(key, `${key} is not a LinkImpairment property; the properties are device, namespace, egress, ingress and adopt.`);
+      // host is validated with every kind's (index.ts checkWithHost).
+      if (!["device", "namespace", "egress", "ingress", "adopt", "host", "__owner"].includes(key)) c.fail(key, `${key} is not a LinkImpairment property; the properties are device, namespace, egress, ingress, adopt and host.`);
     }
     const device = c.ifname(news.device, "device");
     const inputs: ImpairmentInputs = compact({

@@ -529,7 +529,11 @@ async function runOutcome(command: string, args: string[], timeoutMs: number, su
   if (host !== undefined) {
     const r = await remoteRun(host, [command, ...args], { input, timeoutMs, subject });
     if (sshFailed(r.exitCode, r.stderr)) throw sshError(host, subject, r.stderr);
-    if (r.exitCode === 127) throw new NslabError("CommandFailed", `${subject}: ${command} is not installed${where()} (${r.stderr.trim()})`);
+    if (r.exitCode === 127) {
+      // nsenter or timeout may have been found, and the program they run not: name that one.
+      const missing = /failed to (?:execute|run command) '?([^':\s]+)'?|([^\s:]+): not found/.exec(r.stderr);
+      throw new NslabError("CommandFailed", `${subject}: ${missing?.[1] ?? missing?.[2] ?? command} is not installed${where()} (${r.stderr.trim()})`);
+    }
     return r;
   }
   let result;
@@ -550,6 +554,19 @@ async function runOutcome(command: string, args: string[], timeoutMs: number, su
     throw new NslabError("CommandFailed", `${subject}: ${command} is not installed (run scripts/setup)`);
   }
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ""), stderr: String(result.stderr ?? ""), timedOut: result.timedOut };
+}
+
+/**
+ * The numeric id of a user or group name on the current host, as that host's name
+ * service knows it (`ip -d` looked the id up there to print the name); undefined when
+ * it knows none. Never this machine's /etc files while working on another host.
+ * Equivalent to: getent passwd|group -- NAME
+ */
+export async function accountId(database: "passwd" | "group", name: string, subject: string): Promise<number | undefined> {
+  const r = await runOutcome("getent", [database, "--", name], COMMAND_TIMEOUT_MS, subject);
+  if (r.exitCode !== 0) return undefined;
+  const id = r.stdout.split("\n")[0].split(":")[2];
+  return id !== undefined && /^\d+$/.test(id) ? Number(id) : undefined;
 }
 
 /** A command on the current (remote) host whose exit status is an answer, not a failure. */
@@ -698,6 +715,10 @@ const probers = new Map<string, Prober>();
  * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (probes as JSON lines on stdin)
  */
 export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
+  // The probe program is this machine's node: another host need not have one. tcp is
+  // probed there without it; Reachability's check refuses udp with a host.
+  if (currentHost() !== undefined && probe.protocol === "tcp") return remoteTcpProbe(probe, netns, subject);
+  localOnly("transportProbe");
   const k = key(netns);
   let prober = probers.get(k);
   if (!prober) {
@@ -707,6 +728,33 @@ export function transportProbe(probe: TransportProbe, netns: Netns, subject: str
     probers.set(k, prober);
   }
   return prober.probe(probe, subject);
+}
+
+/** What bash says when its /dev/tcp connect fails, in the probe program's words. */
+const CONNECT_ERRORS: [RegExp, string][] = [
+  [/Connection refused/, "connection refused"],
+  [/No route to host/, "no route to host (EHOSTUNREACH)"],
+  [/Network is unreachable/, "network is unreachable (ENETUNREACH)"],
+  [/Operation not permitted|Permission denied/, "refused by a local firewall rule (EPERM)"],
+];
+
+/**
+ * A TCP connect from inside a namespace of another host, which needs no node there:
+ * bash opens the connection (its /dev/tcp redirection) and closes it at once; coreutils
+ * timeout bounds it (exit 124). The results read like the probe program's (probe.ts).
+ * Equivalent to: [nsenter --net=/run/netns/NS --] timeout -k 1 SECONDS bash -c 'exec 3<>"/dev/tcp/$1/$2"' bash TO PORT
+ */
+async function remoteTcpProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
+  const seconds = (probe.timeoutMs / 1000).toFixed(3);
+  const [command, args] = inNetns("timeout", ["-k", "1", seconds, "bash", "-c", 'exec 3<>"/dev/tcp/$1/$2"', "bash", probe.to, String(probe.port)], netns);
+  const r = await runOutcome(command, args, probe.timeoutMs + PROBE_KILL_MARGIN_MS + 1_000, subject);
+  if (r.exitCode === 0) return { reachable: true, detail: "connection established" };
+  if (r.timedOut || r.exitCode === 124 || r.exitCode === 137) return { reachable: false, detail: `timed out after ${probe.timeoutMs} ms` };
+  if (r.exitCode === 125 || r.exitCode === 126 || r.exitCode === 127) {
+    throw new NslabError("CommandFailed", `${subject}: the tcp probe${where()} needs bash and timeout (coreutils) there: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+  }
+  const said = r.stderr.trim().split("\n").pop() ?? "";
+  return { reachable: false, detail: CONNECT_ERRORS.find(([pattern]) => pattern.test(r.stderr))?.[1] ?? (said.replace(/^bash: (?:line \d+: )?/, "") || `bash exited ${r.exitCode}`) };
 }
 
 /** Ends the probe process inside `netns` (before the namespace is deleted). */

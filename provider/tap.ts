@@ -2,7 +2,6 @@
  * TapDevice: a persistent tap (layer-2 frames) or tun (layer-3 packets) interface that
  * a user-space program opens through /dev/net/tun. Ownership: nslab's alias.
  */
-import * as fs from "node:fs";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
@@ -34,23 +33,21 @@ const RULES: FieldRule[] = [
 const ID_MAX = 4294967294;
 const subject = (i: { name: string; namespace?: string; mode?: string }) => describe(i.mode ?? "tap", i.name, i.namespace);
 
-/** `ip -d` prints owner and group as names when /etc/passwd has them: map back to ids. */
-function numericId(value: unknown, file: "/etc/passwd" | "/etc/group"): number | undefined {
+/**
+ * `ip -d` prints owner and group as names when the host's name service has them: map
+ * back to ids, on the device's host (getent there, never this machine's /etc files).
+ */
+async function numericId(value: unknown, database: "passwd" | "group", subject: string): Promise<number | undefined> {
   if (value === undefined || value === null || value === "") return undefined;
   if (/^\d+$/.test(String(value))) return Number(value);
-  try {
-    const line = fs.readFileSync(file, "utf8").split("\n").find((l) => l.split(":")[0] === String(value));
-    return line ? Number(line.split(":")[2]) : undefined;
-  } catch {
-    return undefined;
-  }
+  return kernel.accountId(database, String(value), subject);
 }
 
-function liveTap(live: LiveLink) {
+async function liveTap(live: LiveLink, subject: string) {
   return {
     mode: String(live.info.type ?? "") as "tap" | "tun",
-    owner: numericId(live.info.user, "/etc/passwd"),
-    group: numericId(live.info.group, "/etc/group"),
+    owner: await numericId(live.info.user, "passwd", subject),
+    group: await numericId(live.info.group, "group", subject),
     multiQueue: live.info.multi_queue === true,
   };
 }
@@ -122,7 +119,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       if (!i.adopt && !mine) {
         throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
       }
-      const have = liveTap(live);
+      const have = await liveTap(live, subject(i));
       const want = { mode: i.mode, owner: i.owner, group: i.group, multiQueue: i.multiQueue };
       const differs = (Object.keys(want) as (keyof typeof want)[]).find((k) => want[k] !== undefined && want[k] !== have[k]);
       if (live.kind !== "tun" || differs) {
@@ -145,7 +142,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   async read(id, props) {
     const live = await findLink(props.name, props.namespace);
     if (!live || live.kind !== "tun" || live.alias !== ownerTag(props.__owner)) return {};
-    const t = liveTap(live);
+    const t = await liveTap(live, subject(props));
     const stated = linkInputs(props);
     const inputs: TapInputs = compact({
       ...stated,

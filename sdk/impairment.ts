@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
 
 /**
  * One direction's impairments. Every field is optional and changes in place (the
@@ -48,7 +48,7 @@ export interface ImpairmentState {
   jitter?: string;
 }
 
-export interface LinkImpairmentArgs extends AdoptArgs {
+export interface LinkImpairmentArgs extends AdoptArgs, OnHostArgs {
   /**
    * The interface to impair: a VethPair end, a Bridge or a TapDevice (pass its name and
    * `dependsOn` it). Changing it replaces the resource.

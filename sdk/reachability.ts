@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { NslabResource } from "./base";
+import { HostArgs, NslabResource, OnHostArgs } from "./base";
 
 /** Arguments of {@link Reachability}. Changing any of them replaces the resource: a new probe. */
-export interface ReachabilityArgs {
+export interface ReachabilityArgs extends OnHostArgs {
   /** Namespace the probe runs in; omitted means the program's. */
   from?: pulumi.Input<string>;
   /** The address probed, IPv4 or IPv6 (no prefix length), e.g. "10.0.2.2" or "fd00::2". */
@@ -11,7 +11,9 @@ export interface ReachabilityArgs {
    * "icmp" (default): one echo request (`ping -c 1`). "tcp": a connection to `port` is
    * opened and closed. "udp": one datagram is sent to `port` and any reply counts, so
    * the far end needs a listener that answers (an echo service, DNS, ...); a listener
-   * that stays silent looks like a drop.
+   * that stays silent looks like a drop. With `host`, "icmp" runs `ping` there and
+   * "tcp" a bash `/dev/tcp` connect; "udp" is refused (its probe is a Node.js program,
+   * which a host need not have).
    */
   protocol?: pulumi.Input<"icmp" | "tcp" | "udp">;
   /** The TCP or UDP port, 1-65535: required for tcp and udp, refused for icmp. */
@@ -77,6 +79,8 @@ export interface MatrixHost {
   namespace?: pulumi.Input<string>;
   /** The address other hosts probe. */
   address: string;
+  /** The machine probes from this host run on (a {@link BridgedNetwork}'s, when on another one). */
+  host?: HostArgs;
 }
 
 /** Where a probe of a {@link reachabilityMatrix} runs from: a {@link MatrixHost} without the need for an address. */
@@ -87,6 +91,8 @@ export interface MatrixSource {
   namespace?: pulumi.Input<string>;
   /** Not used for probing from this host; accepted so that a {@link MatrixHost} fits. */
   address?: string;
+  /** The machine the probe runs on; omitted means the one that runs `pulumi`. */
+  host?: HostArgs;
 }
 
 /** One probe of a {@link reachabilityMatrix} given as pairs. */
@@ -165,7 +171,7 @@ export function reachabilityMatrix(name: string, spec: MatrixSpec, options: Matr
     const expect = pair.expect ?? options.expect ?? "reachable";
     const resource = new Reachability(
       resourceName,
-      { from: pair.from.namespace, to: pair.to.address, protocol: pair.protocol ?? options.protocol, port: pair.port ?? options.port, expect, timeoutMs: options.timeoutMs },
+      { from: pair.from.namespace, to: pair.to.address, protocol: pair.protocol ?? options.protocol, port: pair.port ?? options.port, expect, timeoutMs: options.timeoutMs, host: pair.from.host },
       opts,
     );
     return { from: pair.from.name, to: pair.to.name, address: pair.to.address, expect, resource };

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource } from "./base";
+import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
 
-export interface TapDeviceArgs extends AdoptArgs {
+export interface TapDeviceArgs extends AdoptArgs, OnHostArgs {
   /**
    * Interface name, 1-15 characters (`ip tuntap add dev NAME`). Default: the resource's
    * name, when that is a valid interface name (otherwise preview fails asking for one).
@@ -65,8 +65,8 @@ export class TapDevice extends NslabResource {
 
   constructor(name: string, args: TapDeviceArgs = {}, opts?: pulumi.CustomResourceOptions) {
     const bridges = declaredBridges();
-    const master = pulumi.all([args.master, args.namespace]).apply(([m, ns]) => {
-      checkMaster(bridges, `TapDevice "${name}"`, "", m, ns);
+    const master = pulumi.all([args.master, args.namespace, args.host]).apply(([m, ns, host]) => {
+      checkMaster(bridges, `TapDevice "${name}"`, "", m, ns, host);
       return m;
     });
     super("TapDevice", name, { mac: undefined, ...args, master }, opts);

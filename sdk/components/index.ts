@@ -12,7 +12,7 @@ import { VethPair } from "../veth";
 import { Allocation, HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
 import { Topology, TopologyAttachment, TopologyHost } from "./render";
 import { runRegistry } from "../scope";
-import { NslabComponent } from "../base";
+import { HostArgs, NslabComponent, placeKey, placeText } from "../base";
 
 export { interfaceName, planNetwork, overlaps, PlanError } from "./plan";
 export type { HostSpec, NetworkPlan, Allocation } from "./plan";
@@ -32,18 +32,14 @@ export type { PlannedHost } from "./plan";
 export { HostLink, checkHostLink } from "./hostlink";
 export type { HostLinkArgs, HostLinkSide } from "./hostlink";
 
-/**
- * The components below build on one machine only (yet): a `host` given to one (from
- * JavaScript, or cast past the types) is refused rather than ignored, which would make
- * the lab on the wrong machine.
- */
-function refuseHost(kind: string, name: string, args: object): void {
-  if ((args as { host?: unknown }).host !== undefined) {
-    throw new Error(`${kind} "${name}": host is not supported by ${kind} yet; declare its resources (Namespace, Bridge, VethPair, Route, IpForwarding, NatRule) with host instead, and join machines with HostLink.`);
-  }
-}
+/** A machine in messages: `root@192.0.2.2` (`:2222`), or the one that runs pulumi. */
+const machine = (host: HostArgs | undefined) => (host === undefined ? "the machine that runs pulumi" : host.port !== undefined && host.port !== 22 ? `${host.ssh}:${host.port}` : host.ssh);
 
-/** Networks and namespaces declared by components in this program run, for lab-wide checks. */
+/**
+ * Networks and namespaces declared by components in this program run, for lab-wide
+ * checks. Namespaces are keyed by place (name and host: "a" on two machines is two
+ * namespaces); networks are lab-wide (machines joined by HostLink share addresses).
+ */
 const declaredInRun = () => runRegistry("components", () => ({ networks: new Map<string, string>(), namespaces: new Map<string, string>() }));
 
 /** A host of a {@link BridgedNetwork}: a name, or a name with options. */
@@ -105,6 +101,12 @@ export interface BridgedNetworkArgs {
   mtu?: number;
   /** Allow this network to overlap another of the program's networks. Default false. */
   allowOverlap?: boolean;
+  /**
+   * The machine the whole network is made on (its bridge, namespaces, veth pairs,
+   * impairments and routes), reached over SSH; omitted means the one that runs
+   * `pulumi`. Changing it replaces them all. Namespace names are that machine's.
+   */
+  host?: HostArgs;
 }
 
 /**
@@ -128,6 +130,8 @@ export class BridgedNetwork extends NslabComponent {
   readonly gateway?: string;
   /** Whether the gateway address is on the bridge. */
   readonly gatewayOnBridge: boolean;
+  /** The machine the network is on; undefined for the one that runs `pulumi`. */
+  readonly host?: HostArgs;
   /** The bridge resource. */
   readonly bridge: Bridge;
   /** The hosts: name, namespace, address, interface and bridge port. */
@@ -142,7 +146,6 @@ export class BridgedNetwork extends NslabComponent {
   readonly impairments: Record<string, LinkImpairment> = {};
 
   constructor(name: string, args: BridgedNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
-    refuseHost("BridgedNetwork", name, args);
     super("nslab:index:BridgedNetwork", name, {}, opts);
     const owner = `BridgedNetwork "${name}"`;
     const hostSpecs: (HostSpec & { namespace?: pulumi.Input<string>; impairment?: LinkImpairmentShape })[] = args.hosts.map((h) => (typeof h === "string" ? { name: h } : h));
@@ -160,6 +163,8 @@ export class BridgedNetwork extends NslabComponent {
     this.prefixLength = plan.prefixLength;
     this.gateway = plan.gateway;
     this.gatewayOnBridge = args.gatewayOnBridge ?? true;
+    this.host = args.host;
+    const host = args.host;
 
     const bridgeName = args.bridgeName ?? interfaceName("br", name);
     const child = { parent: this };
@@ -170,6 +175,7 @@ export class BridgedNetwork extends NslabComponent {
         namespace: args.bridgeNamespace,
         addresses: plan.gateway && this.gatewayOnBridge ? [`${plan.gateway}/${plan.prefixLength}`] : [],
         mtu: args.mtu,
+        host,
       },
       child,
     );
@@ -181,12 +187,13 @@ export class BridgedNetwork extends NslabComponent {
       if (spec.namespace !== undefined) {
         namespace = pulumi.output(spec.namespace);
       } else {
-        const previous = declared.namespaces.get(h.name);
+        const place = placeKey(h.name, host);
+        const previous = declared.namespaces.get(place);
         if (previous) {
-          throw new PlanError(`${owner}: host "${h.name}" would create namespace "${h.name}", which ${previous} already creates; pass that namespace as the host's namespace instead.`);
+          throw new PlanError(`${owner}: host "${h.name}" would create ${placeText(place)}, which ${previous} already creates; pass that namespace as the host's namespace instead.`);
         }
-        declared.namespaces.set(h.name, owner);
-        this.namespaces[h.name] = new Namespace(`${name}-${h.name}`, { name: h.name }, child);
+        declared.namespaces.set(place, owner);
+        this.namespaces[h.name] = new Namespace(`${name}-${h.name}`, { name: h.name, host }, child);
         namespace = this.namespaces[h.name].name;
       }
       const port = interfaceName(name, h.name);
@@ -198,17 +205,18 @@ export class BridgedNetwork extends NslabComponent {
           a: { name: hostInterface, namespace, addresses: [`${h.address}/${plan.prefixLength}`] },
           b: { name: port, namespace: args.bridgeNamespace, master: this.bridge.name },
           mtu: args.mtu,
+          host,
         },
         child,
       );
       this.links[h.name] = link;
       if (spec.impairment) {
-        this.impairments[h.name] = new LinkImpairment(`${name}-${h.name}-impairment`, { device: hostInterface, namespace, ...spec.impairment }, { parent: this, dependsOn: [link] });
+        this.impairments[h.name] = new LinkImpairment(`${name}-${h.name}-impairment`, { device: hostInterface, namespace, ...spec.impairment, host }, { parent: this, dependsOn: [link] });
       }
       if (routes && plan.gateway) {
-        new Route(`${name}-${h.name}-default`, { namespace, destination: "default", gateway: plan.gateway }, { parent: this, dependsOn: [link, this.bridge] });
+        new Route(`${name}-${h.name}-default`, { namespace, destination: "default", gateway: plan.gateway, host }, { parent: this, dependsOn: [link, this.bridge] });
       }
-      return { name: h.name, namespace, address: h.address, interface: hostInterface, port };
+      return { name: h.name, namespace, address: h.address, interface: hostInterface, port, ...(host ? { host } : {}) };
     });
     const bridgeNamespace = args.bridgeNamespace === undefined ? pulumi.output<string | undefined>(undefined) : pulumi.output(args.bridgeNamespace);
     this.topology = pulumi.all([pulumi.all(this.hosts.map((h) => h.namespace)), bridgeNamespace]).apply(([namespaces, brNs]) => ({
@@ -254,6 +262,8 @@ export interface BridgedNetworkHostInfo {
   interface: string;
   /** The bridge port (the veth peer). */
   port: string;
+  /** The machine it is on (the network's); undefined for the one that runs `pulumi`. */
+  host?: HostArgs;
 }
 
 /** Arguments of {@link Router}. */
@@ -264,6 +274,11 @@ export interface RouterArgs {
   attach: RouterAttachment[];
   /** More routes in the router, e.g. to networks behind other routers. */
   routes?: StaticRoute[];
+  /**
+   * The machine the router is made on; omitted means the one that runs `pulumi`. The
+   * networks it attaches to must be on the same machine. Changing it replaces it.
+   */
+  host?: HostArgs;
 }
 
 /**
@@ -282,17 +297,23 @@ export class Router extends NslabComponent {
   readonly topology: Topology;
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
-    refuseHost("Router", name, args);
     super("nslab:index:Router", name, {}, opts);
     const owner = `Router "${name}"`;
     const nsName = args.namespace ?? name;
+    const host = args.host;
     const declared = declaredInRun();
-    if (declared.namespaces.has(nsName)) throw new PlanError(`${owner}: namespace "${nsName}" is already created by ${declared.namespaces.get(nsName)}; choose another name.`);
-    declared.namespaces.set(nsName, owner);
+    const place = placeKey(nsName, host);
+    if (declared.namespaces.has(place)) throw new PlanError(`${owner}: ${placeText(place)} is already created by ${declared.namespaces.get(place)}; choose another name.`);
+    for (const { network } of args.attach) {
+      if (placeKey(undefined, network.host) !== placeKey(undefined, host)) {
+        throw new PlanError(`${owner}: network "${network.networkName}" is on ${machine(network.host)}, the router on ${machine(host)}; a router joins networks of its own machine: give it the network's host, or join machines with HostLink.`);
+      }
+    }
+    declared.namespaces.set(place, owner);
     const child = { parent: this };
-    this.namespace = new Namespace(`${name}-ns`, { name: nsName }, child);
+    this.namespace = new Namespace(`${name}-ns`, { name: nsName, host }, child);
     const families = new Set(args.attach.map((a) => (a.network.cidr.includes(":") ? "ipv6" : "ipv4")));
-    this.forwarding = new IpForwarding(`${name}-forwarding`, { namespace: this.namespace.name, ipv4: families.has("ipv4") || undefined, ipv6: families.has("ipv6") || undefined }, child);
+    this.forwarding = new IpForwarding(`${name}-forwarding`, { namespace: this.namespace.name, ipv4: families.has("ipv4") || undefined, ipv6: families.has("ipv6") || undefined, host }, child);
     const links: VethPair[] = [];
     this.attachments = args.attach.map(({ network, address }) => {
       const netName = network.networkName;
@@ -308,6 +329,7 @@ export class Router extends NslabComponent {
           {
             a: { name: iface, namespace: this.namespace.name, addresses: [`${addr}/${network.prefixLength}`] },
             b: { name: interfaceName(netName, nsName), namespace: network.bridgeNamespace, master: network.bridge.name },
+            host,
           },
           child,
         ),
@@ -315,7 +337,7 @@ export class Router extends NslabComponent {
       return { network: netName, interface: iface, address: addr };
     });
     for (const [i, r] of (args.routes ?? []).entries()) {
-      new Route(`${name}-route-${i}`, { namespace: this.namespace.name, destination: r.destination, gateway: r.gateway }, { parent: this, dependsOn: links });
+      new Route(`${name}-route-${i}`, { namespace: this.namespace.name, destination: r.destination, gateway: r.gateway, host }, { parent: this, dependsOn: links });
     }
     this.topology = { kind: "Router", name, namespace: nsName, attachments: this.attachments };
     this.registerOutputs({ attachments: this.attachments });
@@ -352,6 +374,12 @@ export interface NatGatewayArgs {
    * component's `dependsOn`, which the impairment inherits.
    */
   uplinkImpairment?: LinkImpairmentShape;
+  /**
+   * The machine the rules, forwarding and impairment are made on; omitted means the
+   * one that runs `pulumi`. Namespace and uplink are that machine's. Changing it
+   * replaces them.
+   */
+  host?: HostArgs;
 }
 
 /**
@@ -369,24 +397,24 @@ export class NatGateway extends NslabComponent {
   readonly topology: Topology;
 
   constructor(name: string, args: NatGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
-    refuseHost("NatGateway", name, args);
     super("nslab:index:NatGateway", name, {}, opts);
     const child = { parent: this };
-    if (args.forwarding ?? true) new IpForwarding(`${name}-forwarding`, { namespace: args.namespace, ipv4: true }, child);
+    const host = args.host;
+    if (args.forwarding ?? true) new IpForwarding(`${name}-forwarding`, { namespace: args.namespace, ipv4: true, host }, child);
     const sources = args.sources.map((s) => (typeof s === "string" ? s : s.cidr));
     this.masquerade = sources.map(
-      (cidr, i) => new NatRule(`${name}-masquerade-${i}`, { namespace: args.namespace, kind: "masquerade", source: cidr, outInterface: args.uplink }, child),
+      (cidr, i) => new NatRule(`${name}-masquerade-${i}`, { namespace: args.namespace, kind: "masquerade", source: cidr, outInterface: args.uplink, host }, child),
     );
     this.forwards = (args.portForwards ?? []).map(
       (f) =>
         new NatRule(
           `${name}-${f.protocol}-${f.port}`,
-          { namespace: args.namespace, kind: "dnat", protocol: f.protocol, inInterface: args.uplink, port: f.port, toAddress: f.toAddress, toPort: f.toPort ?? f.port },
+          { namespace: args.namespace, kind: "dnat", protocol: f.protocol, inInterface: args.uplink, port: f.port, toAddress: f.toAddress, toPort: f.toPort ?? f.port, host },
           child,
         ),
     );
     if (args.uplinkImpairment) {
-      this.uplinkImpairment = new LinkImpairment(`${name}-uplink-impairment`, { device: args.uplink, namespace: args.namespace, ...args.uplinkImpairment }, { parent: this, dependsOn: opts?.dependsOn });
+      this.uplinkImpairment = new LinkImpairment(`${name}-uplink-impairment`, { device: args.uplink, namespace: args.namespace, ...args.uplinkImpairment, host }, { parent: this, dependsOn: opts?.dependsOn });
     }
     this.topology = {
       kind: "NatGateway",

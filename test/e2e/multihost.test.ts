@@ -1,5 +1,5 @@
 /**
- * A lab on two machines through the real CLI (issue 19). Each "machine" is a namespace
+ * Labs on other machines through the real CLI (issue 19). Each "machine" is a namespace
  * on an underlay bridge (192.0.2.0/24) running a real sshd in a mount namespace of its
  * own, with its own /run/netns and /run/nslab (test/helpers/sshd.ts); the engine runs
  * in the test's sandbox and reaches them only over SSH. On each host: a bridge br0 and
@@ -29,6 +29,15 @@ new nslab.HostLink("a-b", {
   a: { host: siteA, bridge: bridges.a.name, address: "${a.address}" },
   b: { host: siteB, bridge: bridges.b.name, address: "${b.address}" },
 });
+`;
+
+/** A BridgedNetwork, a tap port of its bridge and probes between its members, all on one remote host. */
+const componentProgram = (a: SshHost) => `
+import * as nslab from "nslab";
+const site: nslab.HostArgs = ${JSON.stringify(a.host)};
+const lan = new nslab.BridgedNetwork("lan", { cidr: "10.61.0.0/24", hosts: ["m1", "m2", { name: "m3", impairment: { egress: { rate: "10mbit", loss: 0.001 } } }], host: site });
+new nslab.TapDevice("lan-tap", { host: site, name: "lantap", master: lan.bridge.name });
+nslab.reachabilityMatrix("lan", { hosts: lan.hosts }, {}, { dependsOn: [lan] });
 `;
 
 /** What nslab could have left on a host: namespaces, links but lo and the underlay, nft tables, records. */
@@ -93,6 +102,35 @@ describe("a lab on two machines over SSH, through the real CLI", () => {
       const after = await lab.destroy();
       expect(after.exitCode, show(after)).toBe(0);
       expect(await leftOn(hosts, a)).toEqual([]);
+    } finally {
+      await hosts.destroy();
+    }
+  });
+
+  it("a BridgedNetwork on a remote host: its members ping each other at the first try (Reachability probes run there); no drift; destroy leaves nothing there or here", async () => {
+    const hosts = await startHosts(sandbox, 1, "c");
+    try {
+      const [a] = hosts.hosts;
+      const lab = await Lab.create(sandbox, "multihost-lan", componentProgram(a));
+      const up = await lab.up();
+      expect(up.exitCode, show(up)).toBe(0);
+      // Six probes, one per ordered pair, all made (so all reachable) at the first try.
+      expect((await lab.resources()).filter((r) => r.type.endsWith(":Reachability")).map((r) => r.outputs?.reachable)).toEqual(Array(6).fill(true));
+      expect(await sandbox.must("ip", ["netns", "list"])).not.toMatch(/^m[123]/m);
+      expect(await hosts.onHost(a, "ip", ["netns", "list"])).toMatch(/^m1/m);
+      expect(JSON.parse(await hosts.onHost(a, "ip", ["-j", "-d", "link", "show", "lantap"]))[0]).toMatchObject({ master: "br-lan", linkinfo: { info_kind: "tun" } });
+      for (const [from, to] of [["m1", "10.61.0.2"], ["m2", "10.61.0.3"], ["m3", "10.61.0.1"]]) {
+        await hosts.onHost(a, "ip", ["netns", "exec", from, "ping", "-c", "1", "-W", "2", to]);
+      }
+      expect(await hosts.onHost(a, "ip", ["netns", "exec", "m3", "tc", "qdisc", "show", "dev", "eth-lan"])).toMatch(/tbf/);
+
+      const clean = await lab.driftCheck();
+      expect(clean.exitCode, show(clean)).toBe(0);
+
+      const destroyed = await lab.destroy();
+      expect(destroyed.exitCode, show(destroyed)).toBe(0);
+      expect(await leftOn(hosts, a)).toEqual([]);
+      expect(await sandbox.must("nft", ["list", "tables"])).toBe("");
     } finally {
       await hosts.destroy();
     }

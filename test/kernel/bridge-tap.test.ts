@@ -141,4 +141,12 @@ describe.skipIf(!tunUsable)("TapDevice on the kernel", () => {
     await expect(tap.create(check(tap, { name, mode: "tun", __owner: `${owner}/other` }))).rejects.toMatchObject({ kind: "AlreadyExists" });
     await tap.delete(id, outs);
   });
+
+  it("reads owner and group that ip prints as names (nobody, nogroup) back as ids", async () => {
+    const name = uniq("kt");
+    const { id, outs } = await tap.create(check(tap, { name, mode: "tun", owner: 65534, group: 65534 }));
+    expect((await linkByHand(name))!.linkinfo.info_data).toMatchObject({ user: "nobody", group: "nogroup" });
+    expect((await tap.read(id, outs)).inputs).toMatchObject({ owner: 65534, group: 65534 });
+    await tap.delete(id, outs);
+  });
 });

@@ -3,9 +3,11 @@
  * "machine" of its own in the suite's sandbox (test/helpers/sshd.ts): everything is
  * made on the right host (never here), through one SSH connection per host, two
  * bridges joined by VXLAN pass traffic, drift made by hand over there is seen, delete
- * leaves nothing, and a host that cannot be reached fails at once naming it.
+ * leaves nothing, and a host that cannot be reached fails at once naming it. TapDevice,
+ * LinkImpairment and Reachability (icmp, tcp) read, write and probe only on their host.
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
 import { intend, ip, ipBatchRead, resetSnapshots, withHost } from "../../provider/kernel";
@@ -13,7 +15,7 @@ import { ownerTag } from "../../provider/resource";
 import { closeMasters, openMasters, remoteRequests, remoteSequence } from "../../provider/ssh";
 import { must } from "../helpers/sandbox";
 import { here, SshHosts, startHosts } from "../helpers/sshd";
-import { uniq } from "../helpers/kernel";
+import { tunUsable, uniq } from "../helpers/kernel";
 
 const tag = uniq("r");
 let lab: SshHosts;
@@ -200,6 +202,130 @@ describe("resources on other hosts, over SSH", () => {
     await lab.onHost(h1, "ip", ["netns", "del", "theirs"]);
   });
 
+  it.skipIf(!tunUsable)("makes a TapDevice on the host, reading owner and group names with the host's own name service; drift, a foreign device and adopt work there; delete leaves nothing", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    // The host knows a user and a group this machine does not: ip prints their names
+    // there, and only the host's getent maps them back to the ids.
+    const passwd = path.join(lab.dir, "passwd");
+    const group = path.join(lab.dir, "group");
+    fs.writeFileSync(passwd, `${fs.readFileSync("/etc/passwd", "utf8")}labuser:x:4242:4242::/nonexistent:/usr/sbin/nologin\n`);
+    fs.writeFileSync(group, `${fs.readFileSync("/etc/group", "utf8")}labgrp:x:4343:\n`);
+    await lab.onHost(h1, "mount", ["--bind", passwd, "/etc/passwd"]);
+    await lab.onHost(h1, "mount", ["--bind", group, "/etc/group"]);
+    try {
+      expect(fs.readFileSync("/etc/passwd", "utf8")).not.toMatch(/^labuser:/m);
+      const ns = await make("Namespace", "tp", { name: "tp", host });
+      const tap = await make("TapDevice", "tp0", { host, name: "tp0", namespace: "tp", owner: 4242, group: 4343, addresses: ["10.90.0.1/24"] });
+      expect(tap.outs).toMatchObject({ name: "tp0", namespace: "tp", mode: "tap", owner: 4242, group: 4343, host });
+      const live = JSON.parse(await lab.onHost(h1, "ip", ["-n", "tp", "-j", "-d", "link", "show", "tp0"]))[0];
+      expect(live).toMatchObject({ linkinfo: { info_kind: "tun", info_data: { type: "tap", user: "labuser", group: "labgrp" } } });
+      expect(live.ifalias).toMatch(/^nslab:[0-9a-f]{16}$/);
+      expect((await must("ip", ["netns", "list"])).split("\n").map((l) => l.split(" ")[0])).not.toContain("tp");
+
+      // A refresh reads it there: the ids, not this machine's idea of the names.
+      resetSnapshots();
+      const read = (await dispatch("TapDevice", "read", [tap.id, tap.outs])) as { props?: Record<string, unknown>; inputs?: Record<string, unknown> };
+      expect(read.inputs).toMatchObject({ owner: 4242, group: 4343, addresses: ["10.90.0.1/24"], host });
+      // Drift by hand over there is seen.
+      await lab.onHost(h1, "ip", ["-n", "tp", "addr", "del", "10.90.0.1/24", "dev", "tp0"]);
+      resetSnapshots();
+      expect(((await dispatch("TapDevice", "read", [tap.id, tap.outs])) as { props?: Record<string, unknown> }).props).toMatchObject({ addresses: [] });
+
+      // Someone's own tap on the host: refused (naming the host), untouched; adopt takes a matching one.
+      await lab.onHost(h1, "ip", ["-n", "tp", "tuntap", "add", "dev", "theirs", "mode", "tap"]);
+      const refused = await make("TapDevice", "theirs", { host, name: "theirs", namespace: "tp" }).catch((e: NslabError) => e);
+      expect(String(refused)).toMatch(/tap "theirs" in namespace "tp" on root@192\.0\.2\.1 already exists.*adopt: true/);
+      expect(JSON.parse(await lab.onHost(h1, "ip", ["-n", "tp", "-j", "-d", "link", "show", "theirs"]))[0].ifalias).toBeUndefined();
+      const adopted = await make("TapDevice", "theirs", { host, name: "theirs", namespace: "tp", adopt: true });
+      expect(JSON.parse(await lab.onHost(h1, "ip", ["-n", "tp", "-j", "-d", "link", "show", "theirs"]))[0].ifalias).toMatch(/^nslab:/);
+
+      for (const [kind, r] of [["TapDevice", adopted], ["TapDevice", tap], ["TapDevice", tap], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
+      expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+      expect(await lab.onHost(h1, "find", ["/run/nslab", "-type", "f"])).toBe("");
+    } finally {
+      await lab.onHost(h1, "umount", ["/etc/group"]);
+      await lab.onHost(h1, "umount", ["/etc/passwd"]);
+    }
+  });
+
+  it("makes a LinkImpairment on the host (tbf, ifb, nft loss table there, nothing here); drift is seen; a foreign qdisc is refused and kept; delete leaves nothing", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const ns = await make("Namespace", "im", { name: "im", host });
+    const link = await make("VethPair", "im-link", { host, a: { name: "im0", namespace: "im", addresses: ["10.91.0.1/24"] }, b: { name: "im-peer", addresses: ["10.91.0.2/24"] } });
+    const imp = await make("LinkImpairment", "im0", { host, device: "im0", namespace: "im", egress: { rate: "10mbit", loss: 0.01 }, ingress: { rate: "2mbit" } });
+    expect(imp.outs).toMatchObject({ host, ifb: expect.stringMatching(/^ifb[0-9a-f]{12}$/), lossTable: expect.stringMatching(/^nslab_imp_/) });
+    const onH1 = (...args: string[]) => lab.onHost(h1, "ip", ["netns", "exec", "im", ...args]);
+    expect(JSON.parse(await onH1("tc", "-j", "qdisc", "show", "dev", "im0"))).toContainEqual(expect.objectContaining({ kind: "tbf", root: true }));
+    expect(JSON.parse(await onH1("tc", "-j", "qdisc", "show", "dev", imp.outs.ifb))).toContainEqual(expect.objectContaining({ kind: "tbf", root: true }));
+    expect(await onH1("nft", "list", "tables")).toContain(`table netdev ${imp.outs.lossTable}`);
+    // Nothing of it on this machine.
+    expect(await must("nft", ["list", "tables"])).not.toContain(imp.outs.lossTable);
+    expect(await must("ip", ["-o", "link", "show"])).not.toContain(imp.outs.ifb);
+
+    resetSnapshots();
+    const read = (await dispatch("LinkImpairment", "read", [imp.id, imp.outs])) as { inputs?: Record<string, any> };
+    expect(read.inputs).toMatchObject({ egress: { rate: "10mbit", burst: "32kb", loss: 0.01 }, ingress: { rate: "2mbit", burst: "32kb" }, host });
+    // Drift by hand over there: the egress qdisc is gone.
+    await onH1("tc", "qdisc", "del", "dev", "im0", "root");
+    resetSnapshots();
+    const drifted = (await dispatch("LinkImpairment", "read", [imp.id, imp.outs])) as { inputs?: Record<string, any> };
+    expect(drifted.inputs?.egress).toEqual({ loss: 0.01 });
+
+    // Someone's root qdisc on the peer (the host's own namespace): another resource's create is refused there and it stays.
+    await lab.onHost(h1, "tc", ["qdisc", "add", "dev", "im-peer", "root", "handle", "1:", "tbf", "rate", "1mbit", "burst", "32kb", "latency", "100ms"]);
+    const refused = await make("LinkImpairment", "peer", { host, device: "im-peer", egress: { rate: "5mbit" } }).catch((e: NslabError) => e);
+    expect(String(refused)).toMatch(/impairment of interface "im-peer" in the program's namespace on root@192\.0\.2\.1: the interface already has a root qdisc this resource did not make \(tbf 1:/);
+    expect(JSON.parse(await lab.onHost(h1, "tc", ["-j", "qdisc", "show", "dev", "im-peer"]))).toContainEqual(expect.objectContaining({ kind: "tbf", handle: "1:", root: true }));
+
+    for (const [kind, r] of [["LinkImpairment", imp], ["LinkImpairment", imp], ["VethPair", link], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
+    expect(await lab.onHost(h1, "nft", ["list", "tables"])).toBe("");
+    expect(await lab.onHost(h1, "ip", ["-o", "link", "show"])).not.toMatch(/ifb[0-9a-f]{12}|im-peer/);
+    expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+    expect(await lab.onHost(h1, "find", ["/run/nslab", "-type", "f"])).toBe("");
+  });
+
+  it("probes Reachability (icmp, tcp) on the host: pings and connects from there, a broken path is reported as drift, an unmet expectation names the host", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const ns = await make("Namespace", "rp", { name: "rp", host });
+    const link = await make("VethPair", "rp-link", { host, a: { name: "rp0", namespace: "rp", addresses: ["10.92.0.1/24"] }, b: { name: "rp-peer", addresses: ["10.92.0.2/24"] } });
+    // 10.92.0.2 exists only on the host, and "rp" only there: the probe ran there.
+    const probe = await make("Reachability", "rp-peer", { host, from: "rp", to: "10.92.0.2" });
+    expect(probe.outs).toMatchObject({ reachable: true, expect: "reachable", protocol: "icmp", host });
+    const fromHost = await make("Reachability", "host-rp", { host, to: "10.92.0.1" });
+    expect(fromHost.outs).toMatchObject({ reachable: true });
+
+    // tcp there, without node: the host's sshd (192.0.2.1:22, reached from "rp" through the
+    // host's own namespace), a closed port, and a silent address.
+    await lab.onHost(h1, "ip", ["-n", "rp", "route", "add", "default", "via", "10.92.0.2"]);
+    const ssh = await make("Reachability", "rp-ssh", { host, from: "rp", to: h1.address, protocol: "tcp", port: 22 });
+    expect(ssh.outs).toMatchObject({ reachable: true, protocol: "tcp", port: 22, host });
+    const closed = await make("Reachability", "rp-closed", { host, from: "rp", to: "10.92.0.2", protocol: "tcp", port: 23, expect: "unreachable" });
+    expect(closed.outs).toMatchObject({ reachable: false });
+    const tcpUnmet = await make("Reachability", "rp-closed-2", { host, from: "rp", to: "10.92.0.2", protocol: "tcp", port: 23 }).catch((e: NslabError) => e);
+    expect(String(tcpUnmet)).toMatch(/from namespace "rp" on root@192\.0\.2\.1, tcp port 23 on 10\.92\.0\.2: expected reachable, but it did not answer: connection refused/);
+    const silent = await make("Reachability", "rp-silent", { host, from: "rp", to: "10.92.0.9", protocol: "tcp", port: 22, timeoutMs: 300 }).catch((e: NslabError) => e);
+    expect(String(silent)).toMatch(/tcp port 22 on 10\.92\.0\.9: expected reachable, but it did not answer: timed out after 300 ms/);
+    // "rp" is only on the host: the probes ran there.
+    expect(await must("ip", ["netns", "list"])).not.toMatch(/^rp\b/m);
+
+    const unmet = await make("Reachability", "rp-nowhere", { host, from: "rp", to: "10.92.0.9", timeoutMs: 300 }).catch((e: NslabError) => e);
+    expect(String(unmet)).toMatch(/Reachability "rp-nowhere": from namespace "rp" on root@192\.0\.2\.1, icmp \(ping\) to 10\.92\.0\.9: expected reachable, but it did not answer/);
+
+    // Drift: the path breaks by hand over there; a refresh reports what it saw.
+    await lab.onHost(h1, "ip", ["link", "set", "rp-peer", "down"]);
+    const read = (await dispatch("Reachability", "read", [probe.id, probe.outs])) as { inputs?: Record<string, unknown> };
+    expect(read.inputs).toMatchObject({ expect: "unreachable", host });
+    // The namespace gone on the host: so is the proof.
+    const sshRead = (await dispatch("Reachability", "read", [ssh.id, ssh.outs])) as { inputs?: Record<string, unknown> };
+    expect(sshRead.inputs).toMatchObject({ expect: "unreachable", protocol: "tcp" });
+    for (const [kind, r] of [["Reachability", probe], ["Reachability", fromHost], ["Reachability", ssh], ["Reachability", closed], ["VethPair", link], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
+    expect(((await dispatch("Reachability", "read", [probe.id, probe.outs])) as { id?: string }).id).toBeUndefined();
+    expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+  });
+
   it("fails at once, naming the host and the fix, when the host key is unknown or sshd is not there; nothing is made", async () => {
     const [h1, h2] = lab.hosts;
     const empty = `${lab.dir}/empty`;
@@ -226,5 +352,6 @@ describe("resources on other hosts, over SSH", () => {
     expect(await check("Namespace", { name: "a", host: { ssh: "root@192.0.2.1", port: 0 } })).toEqual([{ property: "host.port", reason: expect.stringMatching(/1 to 65535/) }]);
     expect(await check("Namespace", { name: "a", host: { ssh: "root@192.0.2.1", identity: "/k" } })).toEqual([{ property: "host", reason: expect.stringMatching(/unknown field\(s\) identity/) }]);
     expect(await check("Process", { command: ["sleep", "1"], host: { ssh: "root@192.0.2.1" } })).toContainEqual({ property: "host", reason: expect.stringMatching(/^Process cannot run on another host yet/) });
+    expect(await check("Reachability", { to: "10.0.0.1", protocol: "udp", port: 53, host: { ssh: "root@192.0.2.1" } })).toContainEqual({ property: "protocol", reason: expect.stringMatching(/protocol "udp" cannot run on another host/) });
   });
 });

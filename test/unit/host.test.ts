@@ -47,9 +47,27 @@ describe("host", () => {
     expect(failures[0].reason).toMatch(reason);
   });
 
-  it.each(["TapDevice", "LinkImpairment", "Reachability", "Process"])("%s refuses host rather than ignoring it", (kind) => {
-    const { failures } = check({ ssh: "root@192.0.2.2" }, kind);
-    expect(failures).toEqual([{ property: "host", reason: expect.stringMatching(new RegExp(`^${kind} cannot run on another host yet .*Remove host`)) }]);
+  it("Process refuses host rather than ignoring it", () => {
+    const { failures } = check({ ssh: "root@192.0.2.2" }, "Process");
+    expect(failures).toEqual([{ property: "host", reason: expect.stringMatching(/^Process cannot run on another host yet .*Remove host/) }]);
+  });
+
+  it.each(["TapDevice", "LinkImpairment", "Reachability"])("%s takes a host", async (kind) => {
+    expect(check({ ssh: "root@192.0.2.2" }, kind)).toEqual({ host: { ssh: "root@192.0.2.2" }, failures: [] });
+  });
+
+  it("Reachability refuses udp on another host (its probe is a Node.js program), naming the resource, property and fix; icmp and tcp go there", async () => {
+    const host = { ssh: "root@192.0.2.2" };
+    const checked = async (args: Record<string, unknown>) =>
+      (await dispatch("Reachability", "check", [undefined, { __owner: "p/s/Reachability/web", to: "10.0.0.2", ...args }])) as { inputs: Record<string, unknown>; failures: { property: string; reason: string }[] };
+    expect((await checked({ protocol: "udp", port: 53, host })).failures).toEqual([
+      { property: "protocol", reason: expect.stringMatching(/^Reachability "web": protocol "udp" cannot run on another host .*Use protocol "icmp" or "tcp" with host, or remove host/) },
+    ]);
+    expect((await checked({ protocol: "udp", port: 53 })).failures).toEqual([]);
+    expect((await checked({ protocol: "tcp", port: 80, host })).inputs).toMatchObject({ protocol: "tcp", port: 80, host });
+    const icmp = await checked({ host });
+    expect(icmp.failures).toEqual([]);
+    expect(icmp.inputs).toMatchObject({ protocol: "icmp", host });
   });
 
   it("check keeps the host in the inputs; diff replaces on another machine, and only then; another key updates", async () => {
@@ -87,11 +105,35 @@ describe("host", () => {
     expect(() => checkHostLink("l", { vni: 42, a: { ...side("192.0.2.1"), host: one }, b: { ...side("192.0.2.2"), host: { ...one, port: 22 } } })).toThrow(/both sides are on the same host and namespace/);
   });
 
-  it("components that build on one machine refuse host instead of ignoring it", () => {
-    pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs }, "nslab-unit", "unit");
+  it("components pass their host to every resource they make, and key their namespaces by host", async () => {
+    const made: { type: string; name: string; inputs: Record<string, any> }[] = [];
+    pulumi.runtime.setMocks(
+      { newResource: (args) => (made.push({ type: args.type, name: args.name, inputs: args.inputs }), { id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs },
+      "nslab-unit",
+      "unit",
+    );
     const host = { ssh: "root@192.0.2.2" };
-    expect(() => new BridgedNetwork("n", { cidr: "10.0.0.0/24", hosts: ["a"], host } as never)).toThrow(/^BridgedNetwork "n": host is not supported by BridgedNetwork yet; .*HostLink/);
-    expect(() => new Router("r", { networks: [], host } as never)).toThrow(/^Router "r": host is not supported/);
-    expect(() => new NatGateway("g", { sources: [], uplink: "eth0", host } as never)).toThrow(/^NatGateway "g": host is not supported/);
+    const lan = new BridgedNetwork("hn", { cidr: "10.9.0.0/24", hosts: ["a", { name: "b", impairment: { egress: { rate: "10mbit" } } }], gateway: true, gatewayOnBridge: false, host });
+    // The same namespace names on this machine are other namespaces: no clash.
+    const here = new BridgedNetwork("hn-here", { cidr: "10.8.0.0/24", hosts: ["a", "b"] });
+    new Router("hr", { attach: [{ network: lan }], host });
+    new NatGateway("hg", { sources: [lan], uplink: "wan0", host, uplinkImpairment: { egress: { loss: 0.01 } } });
+    await new Promise((r) => setTimeout(r, 100));
+    const resources = made.filter((m) => m.type.startsWith("pulumi-nodejs:dynamic/nslab:"));
+    const remote = resources.filter((m) => m.name.startsWith("hn-") && !m.name.startsWith("hn-here") || m.name.startsWith("hr-") || m.name.startsWith("hg-"));
+    expect(remote.map((m) => m.type.split(":").pop()).sort()).toEqual(
+      ["Bridge", "Namespace", "Namespace", "VethPair", "VethPair", "LinkImpairment", "Route", "Route", "Namespace", "IpForwarding", "VethPair", "IpForwarding", "NatRule", "LinkImpairment"].sort(),
+    );
+    for (const m of remote) expect(m.inputs.host, m.name).toEqual(host);
+    for (const m of resources.filter((r) => r.name.startsWith("hn-here"))) expect(m.inputs.host, m.name).toBeUndefined();
+    expect(lan.host).toEqual(host);
+    expect(lan.hosts.map((h) => h.host)).toEqual([host, host]);
+    expect(here.hosts.map((h) => h.host)).toEqual([undefined, undefined]);
+    // On one machine, a namespace made twice is still refused, naming the machine.
+    expect(() => new BridgedNetwork("hn2", { cidr: "10.7.0.0/24", hosts: ["a"], host })).toThrow(/host "a" would create namespace "a" on root@192\.0\.2\.2, which BridgedNetwork "hn" already creates/);
+    // Networks stay lab-wide: one on another machine may be joined to this one by a HostLink.
+    expect(() => new BridgedNetwork("hn3", { cidr: "10.9.0.0/25", hosts: ["z"], host: { ssh: "root@192.0.2.3" } })).toThrow(/cidr 10\.9\.0\.0\/25 overlaps 10\.9\.0\.0\/24 of BridgedNetwork "hn"/);
+    // A router joins networks of its own machine.
+    expect(() => new Router("hr2", { attach: [{ network: here, address: "10.8.0.254" }], host })).toThrow(/^Router "hr2": network "hn-here" is on the machine that runs pulumi, the router on root@192\.0\.2\.2; .*HostLink/);
   });
 });
