@@ -25,7 +25,7 @@ export interface HostArgs {
 }
 
 /** Kinds whose every kernel operation can run on another host. */
-export const HOST_KINDS = new Set(["Namespace", "VethPair", "Bridge", "TapDevice", "Vxlan", "Route", "IpForwarding", "NatRule", "LinkImpairment", "Reachability"]);
+export const HOST_KINDS = new Set(["Namespace", "VethPair", "Bridge", "TapDevice", "Vxlan", "Route", "IpForwarding", "NatRule", "LinkImpairment", "Reachability", "Process"]);
 
 /** A user name as OpenSSH and useradd accept it (no leading '-': never an option). */
 const USER = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;

@@ -711,13 +711,14 @@ const probers = new Map<string, Prober>();
 /**
  * A TCP connect or a UDP exchange from inside a namespace, bounded in time. Every probe
  * of one namespace goes to that namespace's one probe process (Prober), so many probes
- * cost one process per namespace.
+ * cost one process per namespace. On another host (no node needed there), bash:
+ * remoteTcpProbe, remoteUdpProbe.
  * Equivalent to: [nsenter --net=/run/netns/NS --] node probe.js  (probes as JSON lines on stdin)
  */
 export function transportProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
-  // The probe program is this machine's node: another host need not have one. tcp is
-  // probed there without it; Reachability's check refuses udp with a host.
-  if (currentHost() !== undefined && probe.protocol === "tcp") return remoteTcpProbe(probe, netns, subject);
+  // The probe program is this machine's node: another host need not have one. There,
+  // bash opens the socket (its /dev/tcp and /dev/udp redirections) instead.
+  if (currentHost() !== undefined) return probe.protocol === "tcp" ? remoteTcpProbe(probe, netns, subject) : remoteUdpProbe(probe, netns, subject);
   localOnly("transportProbe");
   const k = key(netns);
   let prober = probers.get(k);
@@ -757,6 +758,33 @@ async function remoteTcpProbe(probe: TransportProbe, netns: Netns, subject: stri
   return { reachable: false, detail: CONNECT_ERRORS.find(([pattern]) => pattern.test(r.stderr))?.[1] ?? (said.replace(/^bash: (?:line \d+: )?/, "") || `bash exited ${r.exitCode}`) };
 }
 
+/**
+ * The udp probe on another host: bash connects a UDP socket (/dev/udp), sends one
+ * datagram, and dd reads one datagram back (one read(2) of up to 64 KiB, so it says
+ * how many bytes the reply had). A connected socket hears an ICMP port unreachable:
+ * dd's read fails "Connection refused". No reply within the timeout: timeout ends it.
+ */
+const REMOTE_UDP_PROBE = 'exec 3<>"/dev/udp/$1/$2" || exit 3; printf "nslab probe\\n" >&3 || exit 4; exec dd bs=65536 count=1 of=/dev/null <&3';
+
+/**
+ * A UDP exchange from inside a namespace of another host, which needs no node there;
+ * any reply counts, as in the probe program (probe.ts), and the results read like its.
+ * Equivalent to: [nsenter --net=/run/netns/NS --] timeout -k 1 SECONDS bash -c 'exec 3<>"/dev/udp/$1/$2"; printf "nslab probe\n" >&3; exec dd bs=65536 count=1 of=/dev/null <&3' bash TO PORT
+ */
+async function remoteUdpProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
+  const seconds = (probe.timeoutMs / 1000).toFixed(3);
+  const [command, args] = inNetns("timeout", ["-k", "1", seconds, "bash", "-c", REMOTE_UDP_PROBE, "bash", probe.to, String(probe.port)], netns);
+  const r = await runOutcome(command, args, probe.timeoutMs + PROBE_KILL_MARGIN_MS + 1_000, subject);
+  const copied = /(\d+) bytes? .*copied/.exec(r.stderr);
+  if (r.exitCode === 0 && copied) return { reachable: true, detail: `a reply of ${copied[1]} bytes` };
+  if (r.timedOut || r.exitCode === 124 || r.exitCode === 137) return { reachable: false, detail: `no reply within ${probe.timeoutMs} ms` };
+  if (r.exitCode === 125 || r.exitCode === 126 || r.exitCode === 127 || (r.exitCode === 0 && !copied)) {
+    throw new NslabError("CommandFailed", `${subject}: the udp probe${where()} needs bash, timeout and dd (coreutils) there: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+  }
+  const said = r.stderr.trim().split("\n").find((line) => /^(?:bash|dd): /.test(line)) ?? "";
+  return { reachable: false, detail: CONNECT_ERRORS.find(([pattern]) => pattern.test(r.stderr))?.[1] ?? (said.replace(/^bash: (?:line \d+: )?|^dd: /, "") || `bash exited ${r.exitCode}`) };
+}
+
 /** Ends the probe process inside `netns` (before the namespace is deleted). */
 export async function closeProbers(netns: string): Promise<void> {
   await probers.get(key(netns))?.close();
@@ -770,34 +798,66 @@ export interface ProcessStat {
   startTime: string;
 }
 
-/** /proc/PID/stat of a process, or undefined when there is none. */
-export function processStat(pid: number): ProcessStat | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
+/** The fields of a /proc/PID/stat line that nslab needs. */
+function parseStat(text: string): ProcessStat | undefined {
   // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses; fields count from the last ')'.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { state: fields[0], startTime: fields[19] };
-}
-
-/** True when PID is the process that started at `startTime` and has not exited (a zombie has). */
-export function processAlive(pid: number, startTime: string): boolean {
-  const stat = processStat(pid);
-  return stat !== undefined && stat.startTime === startTime && stat.state !== "Z" && stat.state !== "X";
+  const close = text.lastIndexOf(")");
+  if (close < 0) return undefined;
+  const fields = text.slice(close + 2).trim().split(" ");
+  return fields[19] === undefined ? undefined : { state: fields[0], startTime: fields[19] };
 }
 
 /**
- * Starts a long-running program inside a namespace, detached (its own session, so it
- * outlives the provider process), stdin from /dev/null and stdout/stderr appended to
- * `logFile`. nsenter enters the namespace and execs the program, so the pid returned is
- * the program's. Returns its pid and start time, which together identify it.
- * Equivalent to: setsid [nsenter --net=/run/netns/NS --] ARGV... </dev/null >>LOG 2>&1 &
+ * /proc/PID/stat of a process on the current host, or undefined when there is none.
+ * Equivalent to: cat /proc/PID/stat
  */
-export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string }): Promise<{ pid: number; startTime: string }> {
+export async function processStat(pid: number): Promise<ProcessStat | undefined> {
+  if (currentHost() === undefined) {
+    try {
+      return parseStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    } catch {
+      return undefined;
+    }
+  }
+  const r = await remoteOutcome(["cat", "--", `/proc/${pid}/stat`], `process ${pid}${where()}`);
+  return r.exitCode === 0 ? parseStat(r.stdout) : undefined;
+}
+
+/** True when PID is the process that started at `startTime` and has not exited (a zombie has), on the current host. */
+export async function processAlive(pid: number, startTime: string): Promise<boolean> {
+  const stat = await processStat(pid);
+  return stat !== undefined && stat.startTime === startTime && stat.state !== "Z" && stat.state !== "X";
+}
+
+/** A started process: its identity, and how long its log was before it started (its own output comes after). */
+export interface Started {
+  pid: number;
+  startTime: string;
+  logStart: number;
+}
+
+/**
+ * On another host, one script: the cwd entered, the log opened for appending (and its
+ * size printed), the program started detached, its pid and /proc/PID/stat printed. A
+ * background command of a shell without job control is not a process group leader, so
+ * setsid(1) calls setsid(2) and execs, without forking: $! is the program's pid (nsenter
+ * execs it too). Its parent, the script's sh, has not reaped it, so its stat is there
+ * even when it exited at once (a zombie, which processAlive calls exited).
+ */
+const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; shift 2; : >>"$log" || exit 4; wc -c <"$log"; setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; cat "/proc/$p/stat"`;
+
+/**
+ * Starts a long-running program inside a namespace of the current host, detached (its
+ * own session, so it outlives the provider process and the SSH shell that started it),
+ * stdin from /dev/null and stdout/stderr appended to `logFile`. nsenter enters the
+ * namespace and execs the program, so the pid returned is the program's. Returns its
+ * pid and start time, which together identify it.
+ * Equivalent to: cd CWD && setsid [nsenter --net=/run/netns/NS --] ARGV... </dev/null >>LOG 2>&1 &
+ */
+export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string }): Promise<Started> {
   const [command, args] = inNetns(argv[0], argv.slice(1), netns);
+  if (currentHost() !== undefined) return spawnRemote([command, ...args], options);
+  const logStart = fs.existsSync(options.logFile) ? fs.statSync(options.logFile).size : 0;
   const log = fs.openSync(options.logFile, "a");
   try {
     const child = spawn(command, args, { cwd: options.cwd, detached: true, stdio: ["ignore", log, log] });
@@ -806,23 +866,67 @@ export async function spawnDetached(argv: string[], netns: Netns, options: { cwd
       child.once("spawn", () => resolve(child.pid!));
     });
     child.unref();
-    const stat = processStat(pid);
+    const stat = await processStat(pid);
     if (!stat) throw new NslabError("CommandFailed", `${options.subject}: ${argv.join(" ")} exited at once; see ${options.logFile}`);
-    return { pid, startTime: stat.startTime };
+    return { pid, startTime: stat.startTime, logStart };
   } finally {
     fs.closeSync(log);
   }
 }
 
-/** Sends `signal` to PID only while it is still the process that started at `startTime`. */
-export function signalProcess(pid: number, startTime: string, signal: NodeJS.Signals): boolean {
-  if (!processAlive(pid, startTime)) return false;
+async function spawnRemote(argv: string[], options: { cwd: string; logFile: string; subject: string }): Promise<Started> {
+  const r = await remoteScript(REMOTE_SPAWN, [options.cwd, options.logFile, ...argv], options.subject);
+  const said = r.stderr.trim().split("\n").pop() || `exit ${r.exitCode}`;
+  if (r.exitCode === 3) throw new NslabError("NotFound", `${options.subject}: cwd "${options.cwd}" is not a folder it can enter${where()} (${said}). Create it there, or give another cwd.`);
+  if (r.exitCode === 4) throw new NslabError("CommandFailed", `${options.subject}: cannot append to log file "${options.logFile}"${where()} (${said}). Give a logFile in a folder that exists there.`);
+  const [size, pid, statLine] = r.stdout.split("\n");
+  const stat = statLine === undefined ? undefined : parseStat(statLine);
+  if (r.exitCode !== 0 || !/^\d+$/.test(pid ?? "") || !stat) {
+    throw new NslabError("CommandFailed", `${options.subject}: cannot start ${argv.join(" ")}${where()}: ${said}; see ${options.logFile} there`);
+  }
+  return { pid: Number(pid), startTime: stat.startTime, logStart: Number(size.trim()) || 0 };
+}
+
+/**
+ * On another host: the start time is compared and the signal sent in one script (the
+ * stat's fields after COMM: $4 is the state, ${23} the start time, field 22).
+ */
+const REMOTE_SIGNAL = `set -f; s=$(cat "/proc/$1/stat" 2>/dev/null) || exit 1; set -- "$1" "$2" "$3" \${s##*") "}; [ "$4" != Z ] && [ "$4" != X ] && [ "\${23}" = "$2" ] || exit 1; kill -s "$3" "$1"`;
+
+/**
+ * Sends `signal` to PID on the current host only while it is still the process that
+ * started at `startTime`; false when it is not (gone, or the pid is another's now).
+ * Equivalent to: [ START = $(field 22 of /proc/PID/stat) ] && kill -s SIGNAL PID
+ */
+export async function signalProcess(pid: number, startTime: string, signal: NodeJS.Signals): Promise<boolean> {
+  if (currentHost() !== undefined) {
+    const r = await remoteScript(REMOTE_SIGNAL, [String(pid), startTime, signal.replace(/^SIG/, "")], `process ${pid}${where()}`);
+    return r.exitCode === 0;
+  }
+  if (!(await processAlive(pid, startTime))) return false;
   try {
     process.kill(pid, signal);
     return true;
   } catch {
     return false;
   }
+}
+
+/**
+ * A file's content from byte `from` on (a process's log), on the current host;
+ * undefined when there is no such file.
+ * Equivalent to: tail -c +FROM+1 -- FILE
+ */
+export async function readFileFrom(file: string, from: number): Promise<string | undefined> {
+  if (currentHost() === undefined) {
+    try {
+      return fs.readFileSync(file).subarray(from).toString("utf8");
+    } catch {
+      return undefined;
+    }
+  }
+  const r = await remoteOutcome(["tail", "-c", `+${from + 1}`, "--", file], `file ${file}${where()}`);
+  return r.exitCode === 0 ? r.stdout : undefined;
 }
 
 // ---- cross-process lock per namespace ---------------------------------------------------

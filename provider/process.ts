@@ -11,8 +11,12 @@
  *   it again).
  * - delete sends SIGTERM to that pid only if its start time still matches, waits for it
  *   to exit, and sends SIGKILL after `stopTimeoutMs`.
+ *
+ * With `host`, all of it happens on that machine through the kernel door (kernel.ts:
+ * one small script over the host's SSH shells per step): the program, its log (in the
+ * host's /tmp by default), /proc/PID/stat and the signals are the host's. There is no
+ * program folder there, so `cwd` and `logFile` must be absolute; `cwd` defaults to "/".
  */
-import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { NslabError } from "./errors";
@@ -24,9 +28,9 @@ export interface ProcessInputs extends CommonInputs {
   /** Program and arguments (argv); run without a shell. */
   command: string[];
   namespace?: string;
-  /** Working directory; relative to the program's folder. Default: the program's folder. */
+  /** Working directory; relative to the program's folder. Default: the program's folder; with host, absolute there, default "/". */
   cwd?: string;
-  /** Where stdout and stderr are appended. Default: nslab-process-<hash>.log in the temp folder. */
+  /** Where stdout and stderr are appended. Default: nslab-process-<hash>.log in the temp folder (with host: the host's /tmp). */
   logFile?: string;
   /** Text the program prints (stdout or stderr) once it is ready; create waits for it. */
   readyText?: string;
@@ -55,46 +59,58 @@ const RULES: FieldRule[] = ["command", "namespace", "cwd", "logFile", "readyText
 
 function subject(i: { __owner: string; namespace?: string; command?: string[] }): string {
   const name = resourceNameOf(i.__owner);
-  return `Process${name ? ` "${name}"` : ""} (${(i.command ?? []).join(" ")}) in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}`;
+  return `Process${name ? ` "${name}"` : ""} (${(i.command ?? []).join(" ")}) in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}${kernel.where()}`;
 }
+
+/** A host's folder for temporary files (its TMPDIR is not known here; /tmp is on every Linux). */
+const HOST_TMP = "/tmp";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The last lines of the log, for error messages. */
-function logTail(file: string, from = 0): string {
-  try {
-    const lines = fs.readFileSync(file).subarray(from).toString("utf8").trimEnd().split("\n").slice(-5);
-    return lines.join(" | ") || "(the log is empty)";
-  } catch {
-    return "(no log)";
-  }
+/** The last lines of the log (on the current host), for error messages. */
+async function logTail(file: string, from = 0): Promise<string> {
+  const text = await kernel.readFileFrom(file, from);
+  if (text === undefined) return "(no log)";
+  return text.trimEnd().split("\n").slice(-5).join(" | ") || "(the log is empty)";
 }
 
 /** Waits until the process has exited, up to `ms`; true when it has. */
 async function waitExit(pid: number, startTime: string, ms: number): Promise<boolean> {
   for (const until = Date.now() + ms; Date.now() < until; await sleep(POLL_MS)) {
-    if (!kernel.processAlive(pid, startTime)) return true;
+    if (!(await kernel.processAlive(pid, startTime))) return true;
   }
-  return !kernel.processAlive(pid, startTime);
+  return !(await kernel.processAlive(pid, startTime));
 }
 
 /** Waits until the log, past `from`, holds `text`; false when the process exits or `ms` pass first. */
 async function waitReady(pid: number, startTime: string, file: string, from: number, text: string, ms: number): Promise<boolean> {
   for (const until = Date.now() + ms; ; await sleep(POLL_MS)) {
-    const seen = fs.readFileSync(file).subarray(from).toString("utf8");
+    const seen = (await kernel.readFileFrom(file, from)) ?? "";
     if (seen.includes(text)) return true;
-    if (!kernel.processAlive(pid, startTime) || Date.now() >= until) return false;
+    if (!(await kernel.processAlive(pid, startTime)) || Date.now() >= until) return false;
   }
 }
 
 /** Stops the process if it is still ours; idempotent. */
 async function stop(props: Pick<ProcessOutputs, "pid" | "startTime" | "stopTimeoutMs" | "__owner" | "namespace" | "command">): Promise<void> {
-  if (!kernel.signalProcess(props.pid, props.startTime, "SIGTERM")) return;
+  if (!(await kernel.signalProcess(props.pid, props.startTime, "SIGTERM"))) return;
   if (await waitExit(props.pid, props.startTime, props.stopTimeoutMs)) return;
-  kernel.signalProcess(props.pid, props.startTime, "SIGKILL");
+  await kernel.signalProcess(props.pid, props.startTime, "SIGKILL");
   if (!(await waitExit(props.pid, props.startTime, 2_000))) {
     throw new NslabError("CommandFailed", `${subject(props)}: pid ${props.pid} did not exit after SIGTERM and SIGKILL.`);
   }
+}
+
+/**
+ * `cwd` and `logFile` with a host: a relative path has nothing to be relative to there
+ * (the Pulumi program's folder is on this machine), so it is refused rather than guessed.
+ */
+function absoluteOnHost(c: Checker, value: string | undefined, property: string, onHost: boolean, fix: string): string | undefined {
+  if (!onHost || value === undefined || isUnknown(value) || value.startsWith("/")) return value;
+  return c.fail(
+    property,
+    `${property} ${JSON.stringify(value)} is relative, but host is set: on another host there is no program folder to resolve it against. Give an absolute path on that host (e.g. "/srv/lab"), or ${fix}.`,
+  );
 }
 
 export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
@@ -112,11 +128,13 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
         return String(arg);
       });
     }
+    // A host not known yet (preview): the check at up, with the host known, decides.
+    const onHost = news.host !== undefined && news.host !== null && !isUnknown(news.host);
     const inputs = compact({
       command,
       namespace: c.netns(news.namespace, "namespace"),
-      cwd: c.string(news.cwd, "cwd", false),
-      logFile: c.string(news.logFile, "logFile", false),
+      cwd: absoluteOnHost(c, c.string(news.cwd, "cwd", false), "cwd", onHost, `omit cwd to run in "/"`),
+      logFile: absoluteOnHost(c, c.string(news.logFile, "logFile", false), "logFile", onHost, `omit logFile for ${HOST_TMP}/nslab-process-<hash>.log there`),
       readyText: c.string(news.readyText, "readyText", false),
       startupMs: c.integer(news.startupMs, "startupMs", 0, 60_000) ?? (news.readyText ? READY_WAIT_MS_DEFAULT : STARTUP_MS_DEFAULT),
       stopTimeoutMs: c.integer(news.stopTimeoutMs, "stopTimeoutMs", 0, 60_000) ?? STOP_TIMEOUT_MS_DEFAULT,
@@ -132,22 +150,24 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
 
   async create(i) {
     await kernel.requireNetns(i.namespace, subject(i));
-    const cwd = path.resolve(i.cwd ?? ".");
-    const log = path.resolve(i.logFile ?? path.join(os.tmpdir(), `nslab-process-${ownerTag(i.__owner).slice("nslab:".length)}.log`));
-    const logStart = fs.existsSync(log) ? fs.statSync(log).size : 0;
-    const { pid, startTime } = await kernel.spawnDetached(i.command, i.namespace, { cwd, logFile: log, subject: subject(i) });
+    // On another host there is no program folder: check made sure both are absolute there.
+    const remote = kernel.currentHost() !== undefined;
+    const defaultLog = `nslab-process-${ownerTag(i.__owner).slice("nslab:".length)}.log`;
+    const cwd = remote ? i.cwd ?? "/" : path.resolve(i.cwd ?? ".");
+    const log = remote ? i.logFile ?? `${HOST_TMP}/${defaultLog}` : path.resolve(i.logFile ?? path.join(os.tmpdir(), defaultLog));
+    const { pid, startTime, logStart } = await kernel.spawnDetached(i.command, i.namespace, { cwd, logFile: log, subject: subject(i) });
     const outs: ProcessOutputs = { ...i, pid, startTime, log };
     const ready = i.readyText === undefined ? !(await waitExit(pid, startTime, i.startupMs)) : await waitReady(pid, startTime, log, logStart, i.readyText, i.startupMs);
     if (ready) return { id: `${i.namespace ?? ""}/${pid}`, outs };
     // A failed create leaves nothing running.
-    const alive = kernel.processAlive(pid, startTime);
+    const alive = await kernel.processAlive(pid, startTime);
     await stop(outs);
     const what = alive ? `did not print ${JSON.stringify(i.readyText)} within ${i.startupMs} ms (stopped it)` : `exited within ${i.startupMs} ms of starting`;
-    throw new NslabError("Verification", `${subject(i)}: ${what}; its log (${log}) ends: ${logTail(log, logStart)}`);
+    throw new NslabError("Verification", `${subject(i)}: ${what}; its log (${log}${kernel.where()}) ends: ${await logTail(log, logStart)}`);
   },
 
   async read(id, props) {
-    if (!kernel.processAlive(props.pid, props.startTime)) return {};
+    if (!(await kernel.processAlive(props.pid, props.startTime))) return {};
     const { pid: _pid, startTime: _start, log: _log, ...inputs } = props;
     return { id, props, inputs };
   },

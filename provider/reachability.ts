@@ -83,16 +83,6 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
       if (protocol === "icmp" && news.port !== undefined && news.port !== null) c.fail("port", `port ${JSON.stringify(news.port)} is given but protocol is "icmp", which has no ports; remove port or set protocol "tcp" or "udp".`);
       if (protocol !== "icmp" && (news.port === undefined || news.port === null)) c.fail("port", `protocol "${protocol}" needs a port (1-65535), e.g. port: 80.`);
     }
-    // The udp probe is a Node.js program (probe.ts) run by the provider's own node, which
-    // another host need not have: refused there rather than run on the wrong machine.
-    // (tcp there is a bash /dev/tcp connect: kernel.transportProbe.)
-    if (protocol === "udp" && news.host !== undefined && news.host !== null) {
-      const name = resourceNameOf(news.__owner);
-      c.fail(
-        "protocol",
-        `Reachability${name ? ` "${name}"` : ""}: protocol "udp" cannot run on another host (host is set): nslab's udp probe is a Node.js program, and a host needs no Node.js. Use protocol "icmp" or "tcp" with host, or remove host and probe from a namespace on the machine that runs pulumi.`,
-      );
-    }
     const timeoutMs = c.integer(news.timeoutMs, "timeoutMs", TIMEOUT_MS_MIN, TIMEOUT_MS_MAX) ?? TIMEOUT_MS_DEFAULT;
     const inputs = compact({
       from: c.netns(news.from, "from"),

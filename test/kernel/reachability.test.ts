@@ -80,16 +80,16 @@ describe("Reachability and Process on the kernel", () => {
     const sleeper = spawn("sleep", ["60"], { stdio: "ignore" });
     await new Promise((r) => sleeper.once("spawn", r));
     const pid = sleeper.pid!;
-    const stat = kernel.processStat(pid)!;
+    const stat = (await kernel.processStat(pid))!;
     // Recorded with another start time: not ours, left alone.
     await processKind.delete("", { ...echo, pid, startTime: String(Number(stat.startTime) - 1) });
-    expect(kernel.processAlive(pid, stat.startTime)).toBe(true);
+    expect(await kernel.processAlive(pid, stat.startTime)).toBe(true);
     expect(await processKind.read("", { ...echo, pid, startTime: String(Number(stat.startTime) - 1) })).toEqual({});
     // With its own: stopped, and waited for.
     const exited = new Promise((r) => sleeper.once("exit", r));
     await processKind.delete("", { ...echo, pid, startTime: stat.startTime });
     await exited;
-    expect(kernel.processAlive(pid, stat.startTime)).toBe(false);
+    expect(await kernel.processAlive(pid, stat.startTime)).toBe(false);
   });
 
   it("the echo Process runs inside its namespace and answers a udp probe; icmp and tcp results name what came back", async () => {

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { dispatch } from "../../provider";
 import { checkHost, hostLabel, remoteCommand, shellQuote } from "../../provider/host";
-import { Checker } from "../../provider/validate";
+import { Checker, UNKNOWN } from "../../provider/validate";
 import * as pulumi from "@pulumi/pulumi";
 import { BridgedNetwork, NatGateway, Router } from "../../sdk/components";
 import { checkHostLink } from "../../sdk/components/hostlink";
@@ -47,27 +47,44 @@ describe("host", () => {
     expect(failures[0].reason).toMatch(reason);
   });
 
-  it("Process refuses host rather than ignoring it", () => {
-    const { failures } = check({ ssh: "root@192.0.2.2" }, "Process");
-    expect(failures).toEqual([{ property: "host", reason: expect.stringMatching(/^Process cannot run on another host yet .*Remove host/) }]);
+  it("a kind that cannot run on another host refuses host rather than ignoring it", () => {
+    const { failures } = check({ ssh: "root@192.0.2.2" }, "Gadget");
+    expect(failures).toEqual([{ property: "host", reason: expect.stringMatching(/^Gadget cannot run on another host yet .*Remove host/) }]);
   });
 
-  it.each(["TapDevice", "LinkImpairment", "Reachability"])("%s takes a host", async (kind) => {
+  it.each(["TapDevice", "LinkImpairment", "Reachability", "Process"])("%s takes a host", async (kind) => {
     expect(check({ ssh: "root@192.0.2.2" }, kind)).toEqual({ host: { ssh: "root@192.0.2.2" }, failures: [] });
   });
 
-  it("Reachability refuses udp on another host (its probe is a Node.js program), naming the resource, property and fix; icmp and tcp go there", async () => {
+  it("Reachability takes every protocol on another host (udp and tcp by bash there, icmp by ping)", async () => {
     const host = { ssh: "root@192.0.2.2" };
     const checked = async (args: Record<string, unknown>) =>
       (await dispatch("Reachability", "check", [undefined, { __owner: "p/s/Reachability/web", to: "10.0.0.2", ...args }])) as { inputs: Record<string, unknown>; failures: { property: string; reason: string }[] };
-    expect((await checked({ protocol: "udp", port: 53, host })).failures).toEqual([
-      { property: "protocol", reason: expect.stringMatching(/^Reachability "web": protocol "udp" cannot run on another host .*Use protocol "icmp" or "tcp" with host, or remove host/) },
-    ]);
+    const udp = await checked({ protocol: "udp", port: 53, host });
+    expect(udp.failures).toEqual([]);
+    expect(udp.inputs).toMatchObject({ protocol: "udp", port: 53, host });
     expect((await checked({ protocol: "udp", port: 53 })).failures).toEqual([]);
     expect((await checked({ protocol: "tcp", port: 80, host })).inputs).toMatchObject({ protocol: "tcp", port: 80, host });
     const icmp = await checked({ host });
     expect(icmp.failures).toEqual([]);
     expect(icmp.inputs).toMatchObject({ protocol: "icmp", host });
+  });
+
+  it("Process with host needs an absolute cwd and logFile there (no program folder to resolve against), naming the property and the fix", async () => {
+    const host = { ssh: "root@192.0.2.2" };
+    const checked = async (args: Record<string, unknown>) =>
+      (await dispatch("Process", "check", [undefined, { __owner: "p/s/Process/echo", command: ["sleep", "300"], ...args }])) as { inputs: Record<string, unknown>; failures: { property: string; reason: string }[] };
+    expect((await checked({ host, cwd: "srv", logFile: "echo.log" })).failures).toEqual([
+      { property: "cwd", reason: expect.stringMatching(/^cwd "srv" is relative, but host is set: .*Give an absolute path on that host .*or omit cwd to run in "\/"/) },
+      { property: "logFile", reason: expect.stringMatching(/^logFile "echo.log" is relative, but host is set: .*or omit logFile for \/tmp\/nslab-process-<hash>\.log there/) },
+    ]);
+    const ok = await checked({ host, cwd: "/srv", logFile: "/var/log/echo.log", namespace: "site" });
+    expect(ok.failures).toEqual([]);
+    expect(ok.inputs).toMatchObject({ command: ["sleep", "300"], cwd: "/srv", logFile: "/var/log/echo.log", namespace: "site", host });
+    // Without host, relative paths are the program folder's, as before.
+    expect((await checked({ cwd: "srv", logFile: "echo.log" })).failures).toEqual([]);
+    // A host not known yet (preview): decided at up.
+    expect((await checked({ host: UNKNOWN, cwd: "srv" })).failures.filter((f) => f.property === "cwd")).toEqual([]);
   });
 
   it("check keeps the host in the inputs; diff replaces on another machine, and only then; another key updates", async () => {
