@@ -4,13 +4,15 @@
  * made on the right host (never here), through one SSH connection per host, two
  * bridges joined by VXLAN pass traffic, drift made by hand over there is seen, delete
  * leaves nothing, and a host that cannot be reached fails at once naming it. TapDevice,
- * LinkImpairment and Reachability (icmp, tcp) read, write and probe only on their host.
+ * LinkImpairment, Reachability (icmp, tcp, udp) and Process read, write, probe and
+ * start programs only on their host.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
 import { intend, ip, ipBatchRead, resetSnapshots, withHost } from "../../provider/kernel";
+import { probe } from "../../provider/reachability";
 import { ownerTag } from "../../provider/resource";
 import { closeMasters, openMasters, remoteRequests, remoteSequence } from "../../provider/ssh";
 import { must } from "../helpers/sandbox";
@@ -326,6 +328,138 @@ describe("resources on other hosts, over SSH", () => {
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
   });
 
+  it("runs a Process on the host, in a namespace only the host has: read sees it, a kill by hand is drift, delete is idempotent and never signals another start time", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const ns = await make("Namespace", "pr", { name: "pr", host });
+    const proc = await make("Process", "sleeper", { host, namespace: "pr", command: ["sleep", "300"] });
+    const { pid, startTime, log } = proc.outs;
+    expect(proc.outs).toMatchObject({ command: ["sleep", "300"], namespace: "pr", host });
+    // The default log is in the host's /tmp, and the default cwd there is "/".
+    expect(log).toMatch(/^\/tmp\/nslab-process-[0-9a-f]{16}\.log$/);
+    expect(proc.id).toBe(`pr/${pid}`);
+    try {
+      // The host shares this machine's pids (test/helpers/sshd.ts): the sleep runs in the
+      // host's "pr" (which this machine has not), in "/", in a session of its own.
+      const prInode = (await lab.onHost(h1, "stat", ["-L", "-c", "%i", "/run/netns/pr"])).trim();
+      expect(fs.statSync(`/proc/${pid}/ns/net`).ino).toBe(Number(prInode));
+      expect(fs.readlinkSync(`/proc/${pid}/cwd`)).toBe("/");
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toEqual(["sleep", "300", ""]);
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      expect(fields[19]).toBe(startTime);
+      expect(Number(fields[3])).toBe(pid); // its own session (setsid)
+      expect((await must("ip", ["netns", "list"])).split("\n").map((l) => l.split(" ")[0])).not.toContain("pr");
+
+      // It outlives the provider's connection to the host; read looks there.
+      closeMasters();
+      const read = (await dispatch("Process", "read", [proc.id, proc.outs])) as { id?: string; props?: Record<string, unknown>; inputs?: Record<string, unknown> };
+      expect(read.props).toMatchObject({ pid, startTime, log, host });
+      expect(read.inputs).toMatchObject({ command: ["sleep", "300"], namespace: "pr", host });
+
+      // Recorded with another start time (a reused pid): read says gone, delete leaves it alone.
+      const other = { ...proc.outs, startTime: String(Number(startTime) - 1) };
+      expect(await dispatch("Process", "read", [proc.id, other])).toEqual({});
+      await dispatch("Process", "delete", [proc.id, other]);
+      expect(fs.existsSync(`/proc/${pid}`)).toBe(true);
+
+      // Killed by hand: read says gone (drift), delete is a no-op, twice.
+      process.kill(pid, "SIGKILL");
+      for (let i = 0; i < 100 && fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8")); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await dispatch("Process", "read", [proc.id, proc.outs])).toEqual({});
+      await dispatch("Process", "delete", [proc.id, proc.outs]);
+      await dispatch("Process", "delete", [proc.id, proc.outs]);
+    } finally {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone, as it should be
+      }
+      await dispatch("Namespace", "delete", [ns.id, ns.outs]);
+      fs.rmSync(log, { force: true });
+    }
+    expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+  });
+
+  it("waits for a remote Process's readyText in its log on the host, stops it with delete, and fails a program that exits at once with its remote log's tail; a relative cwd with host is refused at check", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const ns = await make("Namespace", "pw", { name: "pw", host });
+    const logFile = `/tmp/${tag}-ready.log`;
+    // Prints its readiness late, after some noise: create must wait for it.
+    const script = "echo starting; sleep 0.3; echo \"ready on $(readlink /proc/self/ns/net)\"; exec sleep 300";
+    try {
+      const started = Date.now();
+      const proc = await make("Process", "ready", { host, namespace: "pw", command: ["sh", "-c", script], readyText: "ready on", logFile, cwd: "/tmp" });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      const pwInode = (await lab.onHost(h1, "stat", ["-L", "-c", "%i", "/run/netns/pw"])).trim();
+      expect(fs.readFileSync(logFile, "utf8")).toContain(`ready on net:[${pwInode}]`);
+      expect(fs.readlinkSync(`/proc/${proc.outs.pid}/cwd`)).toBe("/tmp");
+      // delete: SIGTERM to that process, waited for.
+      await dispatch("Process", "delete", [proc.id, proc.outs]);
+      expect(fs.existsSync(`/proc/${proc.outs.pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${proc.outs.pid}/stat`, "utf8"))).toBe(false);
+
+      // A program that exits at once: create fails with the tail of its log there (this run's lines only).
+      const failed = (await make("Process", "boom", { host, namespace: "pw", command: ["sh", "-c", "echo boom-$$ >&2; exit 3"], logFile }).catch((e: Error) => e)) as NslabError;
+      expect(failed).toBeInstanceOf(NslabError);
+      expect(failed.message).toMatch(new RegExp(`^Process "boom" \\(sh -c .*\\) in namespace "pw" on root@192\\.0\\.2\\.1: exited within 300 ms of starting; its log \\(${logFile} on root@192\\.0\\.2\\.1\\) ends: boom-\\d+$`));
+      // A program that is not there: nsenter's own words, from the log there.
+      const missing = (await make("Process", "missing", { host, namespace: "pw", command: ["no-such-program-nslab"], logFile }).catch((e: Error) => e)) as NslabError;
+      expect(missing.message).toMatch(/exited within 300 ms of starting; its log .* ends: .*no-such-program-nslab.*No such file/);
+      // A cwd the host has not.
+      const noCwd = (await make("Process", "nocwd", { host, namespace: "pw", command: ["sleep", "300"], cwd: `/nonexistent-${tag}` }).catch((e: Error) => e)) as NslabError;
+      expect(noCwd.message).toMatch(new RegExp(`cwd "/nonexistent-${tag}" is not a folder it can enter on root@192\\.0\\.2\\.1 .*Create it there, or give another cwd`));
+      // A relative cwd: refused at check, naming the property and the fix.
+      const checked = (await dispatch("Process", "check", [undefined, { __owner: "test/remote/Process/rel", host, command: ["sleep", "1"], cwd: "lab" }])) as { failures: unknown[] };
+      expect(checked.failures).toEqual([{ property: "cwd", reason: expect.stringMatching(/^cwd "lab" is relative, but host is set: .*absolute path on that host/) }]);
+    } finally {
+      await dispatch("Namespace", "delete", [ns.id, ns.outs]);
+      fs.rmSync(logFile, { force: true });
+    }
+  });
+
+  it("probes Reachability udp on the host without node there: a reply, a refused port, and a drop by an nft rule there", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const ns = await make("Namespace", "ur", { name: "ur", host });
+    const link = await make("VethPair", "ur-link", { host, a: { name: "ur0", namespace: "ur", addresses: ["10.93.0.1/24"] }, b: { name: "ur-peer", addresses: ["10.93.0.2/24"] } });
+    // A udp echo on the host, in its own namespace (a Process there too).
+    const ECHO = `const s = require("dgram").createSocket("udp4"); s.on("message", (m, r) => s.send(m, r.port, r.address)); s.bind(7, "10.93.0.2", () => console.log("echo ready"));`;
+    const logFile = `/tmp/${tag}-echo.log`;
+    const echo = await make("Process", "echo", { host, command: [process.execPath, "-e", ECHO], readyText: "echo ready", logFile });
+    try {
+      const reply = await make("Reachability", "ur-echo", { host, from: "ur", to: "10.93.0.2", protocol: "udp", port: 7 });
+      expect(reply.outs).toMatchObject({ reachable: true, protocol: "udp", port: 7, host });
+      // No listener: the host's ICMP port unreachable, in the local probe's words.
+      const closed = await make("Reachability", "ur-closed", { host, from: "ur", to: "10.93.0.2", protocol: "udp", port: 8, expect: "unreachable" });
+      expect(closed.outs).toMatchObject({ reachable: false });
+      const refused = (await make("Reachability", "ur-closed-2", { host, from: "ur", to: "10.93.0.2", protocol: "udp", port: 8 }).catch((e: Error) => e)) as NslabError;
+      expect(refused.message).toMatch(/from namespace "ur" on root@192\.0\.2\.1, udp port 8 on 10\.93\.0\.2: expected reachable, but it did not answer: connection refused\./);
+      // A reply's size is reported, as locally: the echo sends "nslab probe\n" back.
+      expect(await withHost(host, () => probe(reply.outs as never))).toEqual({ reachable: true, detail: "a reply of 12 bytes" });
+
+      // Dropped by a rule on the host: silence, then drift on refresh.
+      await lab.onHost(h1, "nft", ["add", "table", "inet", `${tag}drop`]);
+      await lab.onHost(h1, "nft", ["add", "chain", "inet", `${tag}drop`, "in", "{ type filter hook input priority 0; }"]);
+      await lab.onHost(h1, "nft", ["add", "rule", "inet", `${tag}drop`, "in", "udp", "dport", "7", "drop"]);
+      const dropped = (await make("Reachability", "ur-drop", { host, from: "ur", to: "10.93.0.2", protocol: "udp", port: 7, timeoutMs: 300 }).catch((e: Error) => e)) as NslabError;
+      expect(dropped.message).toMatch(/udp port 7 on 10\.93\.0\.2: expected reachable, but it did not answer: no reply within 300 ms\./);
+      const read = (await dispatch("Reachability", "read", [reply.id, reply.outs])) as { inputs?: Record<string, unknown>; props?: Record<string, unknown> };
+      expect(read.inputs).toMatchObject({ expect: "unreachable", protocol: "udp", host });
+      expect(read.props).toMatchObject({ reachable: false });
+      await lab.onHost(h1, "nft", ["delete", "table", "inet", `${tag}drop`]);
+      // Nothing of it here: "ur" and the echo's address are the host's.
+      expect(await must("ip", ["netns", "list"])).not.toMatch(/^ur\b/m);
+      for (const r of [reply, closed]) await dispatch("Reachability", "delete", [r.id, r.outs]);
+    } finally {
+      await dispatch("Process", "delete", [echo.id, echo.outs]);
+      fs.rmSync(logFile, { force: true });
+      await dispatch("VethPair", "delete", [link.id, link.outs]);
+      await dispatch("Namespace", "delete", [ns.id, ns.outs]);
+    }
+    expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+  });
+
   it("fails at once, naming the host and the fix, when the host key is unknown or sshd is not there; nothing is made", async () => {
     const [h1, h2] = lab.hosts;
     const empty = `${lab.dir}/empty`;
@@ -345,13 +479,13 @@ describe("resources on other hosts, over SSH", () => {
     expect(refused.message).toMatch(/Namespace "y" on root@192\.0\.2\.2: cannot reach root@192\.0\.2\.2 over SSH: .*Connection refused.*Check that sshd runs on root@192\.0\.2\.2/);
   });
 
-  it("refuses a bad host, or a host on a kind that cannot use one, at check", async () => {
+  it("refuses a bad host, or what a host cannot take (a relative cwd), at check", async () => {
     const check = async (kind: string, args: Record<string, unknown>) =>
       ((await dispatch(kind, "check", [undefined, { __owner: "test/remote/c", ...args }])) as { failures: { property: string; reason: string }[] }).failures;
     expect(await check("Namespace", { name: "a", host: { ssh: "-oProxyCommand=x" } })).toEqual([{ property: "host.ssh", reason: expect.stringMatching(/host\.ssh must be "user@address"/) }]);
     expect(await check("Namespace", { name: "a", host: { ssh: "root@192.0.2.1", port: 0 } })).toEqual([{ property: "host.port", reason: expect.stringMatching(/1 to 65535/) }]);
     expect(await check("Namespace", { name: "a", host: { ssh: "root@192.0.2.1", identity: "/k" } })).toEqual([{ property: "host", reason: expect.stringMatching(/unknown field\(s\) identity/) }]);
-    expect(await check("Process", { command: ["sleep", "1"], host: { ssh: "root@192.0.2.1" } })).toContainEqual({ property: "host", reason: expect.stringMatching(/^Process cannot run on another host yet/) });
-    expect(await check("Reachability", { to: "10.0.0.1", protocol: "udp", port: 53, host: { ssh: "root@192.0.2.1" } })).toContainEqual({ property: "protocol", reason: expect.stringMatching(/protocol "udp" cannot run on another host/) });
+    expect(await check("Process", { command: ["sleep", "1"], cwd: "lab", host: { ssh: "root@192.0.2.1" } })).toEqual([{ property: "cwd", reason: expect.stringMatching(/^cwd "lab" is relative, but host is set/) }]);
+    expect(await check("Reachability", { to: "10.0.0.1", protocol: "udp", port: 53, host: { ssh: "root@192.0.2.1" } })).toEqual([]);
   });
 });
