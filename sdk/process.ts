@@ -1,15 +1,23 @@
 import * as pulumi from "@pulumi/pulumi";
-import { NslabResource } from "./base";
+import { NslabResource, OnHostArgs } from "./base";
 
 /** Arguments of {@link Process}. Changing any of them replaces the process (stop, then start). */
-export interface ProcessArgs {
+export interface ProcessArgs extends OnHostArgs {
   /** The program and its arguments, run without a shell, e.g. `["python3", "tunnel.py", "tun0"]`. */
   command: pulumi.Input<pulumi.Input<string>[]>;
   /** Namespace the program runs in (its network only); omitted means the program's. */
   namespace?: pulumi.Input<string>;
-  /** Working directory, relative to the Pulumi program's folder. Default: that folder. */
+  /**
+   * Working directory, relative to the Pulumi program's folder. Default: that folder.
+   * With `host`: an absolute path on that machine (a relative one is refused at
+   * preview: there is no program folder there); default "/".
+   */
   cwd?: pulumi.Input<string>;
-  /** File that stdout and stderr are appended to. Default: `nslab-process-<hash>.log` in the temp folder (see `log`). */
+  /**
+   * File that stdout and stderr are appended to. Default: `nslab-process-<hash>.log` in
+   * the temp folder (see `log`). With `host`: a file on that machine, absolute; default
+   * in its `/tmp`.
+   */
   logFile?: pulumi.Input<string>;
   /**
    * Text the program prints (stdout or stderr) once it is ready, e.g. "listening". Create
@@ -38,6 +46,11 @@ export interface ProcessArgs {
  * one that reuses the pid, and waits for it to exit. It runs detached from Pulumi: it
  * survives the provider, and stops only with delete (or a reboot, after which refresh
  * sees it gone).
+ *
+ * With `host` it runs on that machine: started, read and signalled there over SSH (one
+ * small `sh` script per step; the start time is compared and the signal sent in the
+ * same script), its log written there; the host needs `setsid` and `nsenter`
+ * (util-linux) and a POSIX `sh`, and of course the program.
  */
 export class Process extends NslabResource {
   /** The program and its arguments. */
@@ -48,7 +61,7 @@ export class Process extends NslabResource {
   declare readonly pid: pulumi.Output<number>;
   /** Its start time in clock ticks after boot (/proc/PID/stat field 22). */
   declare readonly startTime: pulumi.Output<string>;
-  /** The log file its output goes to (absolute). */
+  /** The log file its output goes to (absolute; with `host`, on that machine). */
   declare readonly log: pulumi.Output<string>;
 
   constructor(name: string, args: ProcessArgs, opts?: pulumi.CustomResourceOptions) {

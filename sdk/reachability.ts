@@ -11,9 +11,9 @@ export interface ReachabilityArgs extends OnHostArgs {
    * "icmp" (default): one echo request (`ping -c 1`). "tcp": a connection to `port` is
    * opened and closed. "udp": one datagram is sent to `port` and any reply counts, so
    * the far end needs a listener that answers (an echo service, DNS, ...); a listener
-   * that stays silent looks like a drop. With `host`, "icmp" runs `ping` there and
-   * "tcp" a bash `/dev/tcp` connect; "udp" is refused (its probe is a Node.js program,
-   * which a host need not have).
+   * that stays silent looks like a drop. With `host`, "icmp" runs `ping` there, "tcp" a
+   * bash `/dev/tcp` connect and "udp" a bash `/dev/udp` datagram whose reply `dd` reads
+   * (no Node.js needed there).
    */
   protocol?: pulumi.Input<"icmp" | "tcp" | "udp">;
   /** The TCP or UDP port, 1-65535: required for tcp and udp, refused for icmp. */
