@@ -8,6 +8,7 @@
  *   host a (192.0.2.1)                                  host b (192.0.2.2)
  *   pc 10.50.0.11 --veth-- [br0 + vx42] ==UDP 4789== [vx42 + br0] --veth-- pc 10.50.0.12
  */
+import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Lab, sandboxPerTest, show } from "../helpers/lab";
 import { Sandbox } from "../helpers/sandbox";
@@ -38,6 +39,24 @@ const site: nslab.HostArgs = ${JSON.stringify(a.host)};
 const lan = new nslab.BridgedNetwork("lan", { cidr: "10.61.0.0/24", hosts: ["m1", "m2", { name: "m3", impairment: { egress: { rate: "10mbit", loss: 0.001 } } }], host: site });
 new nslab.TapDevice("lan-tap", { host: site, name: "lantap", master: lan.bridge.name });
 nslab.reachabilityMatrix("lan", { hosts: lan.hosts }, {}, { dependsOn: [lan] });
+`;
+
+/** A udp echo (a Process) in one namespace of a remote host, probed over udp from another there. */
+const processProgram = (a: SshHost) => `
+import * as nslab from "nslab";
+const site: nslab.HostArgs = ${JSON.stringify(a.host)};
+const srv = new nslab.Namespace("srv", { host: site, name: "srv" });
+const cli = new nslab.Namespace("cli", { host: site, name: "cli" });
+const link = new nslab.VethPair("srv-cli", { host: site, a: { name: "eth0", namespace: srv.name, addresses: ["10.62.0.1/24"] }, b: { name: "eth0", namespace: cli.name, addresses: ["10.62.0.2/24"] } });
+const echo = new nslab.Process("echo", {
+  host: site,
+  namespace: srv.name,
+  command: [${JSON.stringify(process.execPath)}, "-e", ${JSON.stringify(`const s = require("dgram").createSocket("udp4"); s.on("message", (m, r) => s.send(m, r.port, r.address)); s.bind(7, () => console.log("echo ready"));`)}],
+  readyText: "echo ready",
+}, { dependsOn: [link] });
+new nslab.Reachability("cli-echo", { host: site, from: cli.name, to: "10.62.0.1", protocol: "udp", port: 7 }, { dependsOn: [echo] });
+export const pid = echo.pid;
+export const log = echo.log;
 `;
 
 /** What nslab could have left on a host: namespaces, links but lo and the underlay, nft tables, records. */
@@ -131,6 +150,45 @@ describe("a lab on two machines over SSH, through the real CLI", () => {
       expect(destroyed.exitCode, show(destroyed)).toBe(0);
       expect(await leftOn(hosts, a)).toEqual([]);
       expect(await sandbox.must("nft", ["list", "tables"])).toBe("");
+    } finally {
+      await hosts.destroy();
+    }
+  });
+  it("a Process and a udp probe on a remote host through the SDK: started there, killed by hand is drift, up --refresh starts it again, destroy stops it", async () => {
+    const hosts = await startHosts(sandbox, 1, "p");
+    try {
+      const [a] = hosts.hosts;
+      const lab = await Lab.create(sandbox, "multihost-process", processProgram(a));
+      const up = await lab.up();
+      expect(up.exitCode, show(up)).toBe(0);
+      const outputsOf = async (type: string) => (await lab.resources()).find((r) => r.type.endsWith(type))?.outputs ?? {};
+      const echo = await outputsOf(":Process");
+      expect(echo).toMatchObject({ namespace: "srv", host: a.host, log: expect.stringMatching(/^\/tmp\/nslab-process-[0-9a-f]{16}\.log$/) });
+      expect(await outputsOf(":Reachability")).toMatchObject({ reachable: true, protocol: "udp" });
+      const pid = echo.pid as number;
+      // In the host's "srv" (this machine has none), a program of the host's.
+      expect(fs.statSync(`/proc/${pid}/ns/net`).ino).toBe(Number((await hosts.onHost(a, "stat", ["-L", "-c", "%i", "/run/netns/srv"])).trim()));
+      expect(await sandbox.must("ip", ["netns", "list"])).not.toMatch(/^srv/m);
+      const clean = await lab.driftCheck();
+      expect(clean.exitCode, show(clean)).toBe(0);
+
+      // Killed by hand on the host: the process is gone and the probe fails (drift).
+      await hosts.onHost(a, "kill", ["-KILL", String(pid)]);
+      const drift = await lab.driftCheck();
+      expect(drift.exitCode, show(drift)).toBe(7);
+      expect(drift.stdout).toMatch(/echo/);
+      const repair = await lab.up(["--refresh"]);
+      expect(repair.exitCode, show(repair)).toBe(0);
+      const again = await outputsOf(":Process");
+      expect(again.pid).not.toBe(pid);
+      const quiet = await lab.driftCheck();
+      expect(quiet.exitCode, show(quiet)).toBe(0);
+
+      const destroyed = await lab.destroy();
+      expect(destroyed.exitCode, show(destroyed)).toBe(0);
+      expect(fs.existsSync(`/proc/${again.pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${again.pid}/stat`, "utf8"))).toBe(false);
+      expect(await leftOn(hosts, a)).toEqual([]);
+      fs.rmSync(String(echo.log), { force: true });
     } finally {
       await hosts.destroy();
     }
