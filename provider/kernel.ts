@@ -238,10 +238,17 @@ function printable(command: string[], netns: Netns, family?: "-4" | "-6"): strin
  * (ipsession.ts), stopping at the first failure, and returns each command's output.
  * The error names the failed command and is built like any other (commandError).
  */
-async function ipRun(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<string[]> {
+async function ipRun(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6", around: Around = {}): Promise<string[]> {
   const host = currentHost();
-  if (host !== undefined) await ensureMaster(host, subject);
-  const { outputs, failure } = host !== undefined ? await runIpRemote(host, commands, netns, family, subject) : await runIp(commands, netns, family);
+  let result: SessionResult;
+  if (host !== undefined) {
+    result = await runIpRemote(host, commands, netns, family, subject, around);
+  } else {
+    if (around.before) await intend(around.before.netns, around.before.object, around.before.owner, subject, around.before.by);
+    result = await runIp(commands, netns, family);
+    if (around.after && !result.failure) await intentDone(around.after.netns, around.after.object);
+  }
+  const { outputs, failure } = result;
   if (failure) {
     const command = printable(commands[failure.index], netns, family);
     if (host !== undefined && sshFailed(failure.exitCode, failure.text)) throw sshError(host, subject, failure.text);
@@ -266,13 +273,30 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
  * [-4|-6] -json -details CMD` each, in one request, stopping at the first failure, with
  * the same result as a session's (runIp).
  */
-async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, family: "-4" | "-6" | undefined, subject: string): Promise<SessionResult> {
+async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, family: "-4" | "-6" | undefined, subject: string, around: Around): Promise<SessionResult> {
   const enter = netns === undefined ? [] : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--"];
   const argvs = commands.map((command) => [...enter, "ip", ...(family ? [family] : []), "-json", "-details", ...command]);
-  const { outputs, failure } = await remoteSequence(host, argvs, { timeoutMs: COMMAND_TIMEOUT_MS, subject });
-  if (!failure) return { outputs };
-  if (failure.timedOut) return { outputs, failure: { index: failure.index, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
-  return { outputs, failure: { index: failure.index, text: failure.stderr, exitCode: failure.exitCode } };
+  // The intent records go in the same request: written before, removed after (only when
+  // every command succeeded: the sequence stops at the first failure).
+  const before = around.before ? [recordWriteArgv(around.before.netns, `intent-${around.before.object}`, { owner: around.before.owner, by: around.before.by })] : [];
+  const after = around.after ? [recordRemoveArgv(around.after.netns, `intent-${around.after.object}`)] : [];
+  const r = await remoteSequence(host, [...before, ...argvs, ...after], { timeoutMs: COMMAND_TIMEOUT_MS, subject });
+  const outputs = r.outputs.slice(before.length, before.length + argvs.length);
+  const failure = r.failure;
+  if (!failure || failure.index >= before.length + argvs.length) return { outputs };
+  if (failure.index < before.length) {
+    if (failure.exitCode === 3) throw new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
+    throw new NslabError("CommandFailed", `${subject}: cannot write an intent record in ${RECORD_DIR}${where()}: ${failure.stderr.trim() || `exit ${failure.exitCode}`}`);
+  }
+  const index = failure.index - before.length;
+  if (failure.timedOut) return { outputs, failure: { index, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
+  return { outputs, failure: { index, text: failure.stderr, exitCode: failure.exitCode } };
+}
+
+/** An intent record to write before ip commands, or to remove after them (see intend). */
+interface Around {
+  before?: { netns: Netns; object: string; owner: string; by?: string };
+  after?: { netns: Netns; object: string };
 }
 
 /** The JSON a show command printed (one line; an empty list when it printed none). */
@@ -306,6 +330,30 @@ export async function ipBatchRead<T = unknown>(commands: string[][], netns: Netn
   invalidate(netns);
   try {
     const outputs = await ipRun(commands, netns, subject, family);
+    return outputs.filter((_out, i) => commands[i][1] === "show").map((out) => parseJson<T>(out));
+  } finally {
+    invalidate(netns);
+  }
+}
+
+/**
+ * intend(), then `ip [-n NS] ARGS` (a write): one request on another host. The intent
+ * record stays (the caller removes it once the object is marked, or the write failed).
+ */
+export async function intendThenIp(intent: { netns: Netns; object: string; owner: string; by?: string }, args: string[], netns: Netns, subject: string): Promise<void> {
+  invalidate(netns);
+  try {
+    await ipRun([args], netns, subject, undefined, { before: intent });
+  } finally {
+    invalidate(netns);
+  }
+}
+
+/** ipBatchRead, then intentDone() once every command succeeded: one request on another host. */
+export async function ipBatchReadThenIntentDone<T = unknown>(commands: string[][], netns: Netns, subject: string, intent: { netns: Netns; object: string }): Promise<T[]> {
+  invalidate(netns);
+  try {
+    const outputs = await ipRun(commands, netns, subject, undefined, { after: intent });
     return outputs.filter((_out, i) => commands[i][1] === "show").map((out) => parseJson<T>(out));
   } finally {
     invalidate(netns);
@@ -359,6 +407,27 @@ async function netnsFileState(name: string, subject: string): Promise<"absent" |
   const [own, file] = r.stdout.trim().split("\n").map((line) => line.split(" ")[0]);
   if (file === undefined) return "absent";
   return file === own ? "namespace" : "half";
+}
+
+/**
+ * What /run/netns/NAME is on the current host, and the intent record `object` of the
+ * host's own namespace (intended()): one request on another host.
+ * Equivalent to: stat -L -c '%d %i' /proc/self/ns/net /run/netns/NAME; cat /run/nslab/netns-INODE/intent-OBJECT.json
+ */
+export async function netnsLook(name: string, object: string, subject: string): Promise<{ state: "absent" | "namespace" | "half"; intended?: string }> {
+  if (currentHost() === undefined) return { state: await netnsFileState(name, subject), intended: await intended(undefined, object) };
+  // $1: the host's own namespace, whose records hold the intent; $3: the file looked at.
+  const script = `stat -L -c '%d %i' /proc/self/ns/net "$3" 2>/dev/null; echo --; ${REMOTE_RECORD_DIR}; cat -- "$d/intent-$2.json" 2>/dev/null; exit 0`;
+  const r = await remoteOutcome(["sh", "-c", script, "sh", netnsFile(undefined), object, `${NETNS_DIR}/${name}`], subject);
+  if (r.exitCode !== 0) throw new NslabError("CommandFailed", `${subject}: cannot look at ${NETNS_DIR}/${name}${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+  const [stats, record = ""] = r.stdout.split("--\n");
+  const [own, file] = stats.trim().split("\n").map((line) => line.split(" ")[0]);
+  const state = file === undefined ? "absent" : file === own ? "namespace" : "half";
+  try {
+    return { state, intended: (JSON.parse(record) as { owner?: string }).owner };
+  } catch {
+    return { state };
+  }
 }
 
 /** What /run/netns/NAME is on the current host, in one look (one command over SSH). */
@@ -1117,16 +1186,26 @@ export async function hostReadRecord<T>(netns: Netns, name: string): Promise<T |
   }
 }
 
-/** writeRecord, on the current host (a temporary file, then rename, as here). */
+/**
+ * The command that writes a record on another host (a temporary file, then rename, as
+ * here). Another lane may remove the folder (its last record went) between mkdir and
+ * the write: then the write is tried again, as the folder is made again. Exits 3 when
+ * the namespace is gone.
+ */
+function recordWriteArgv(netns: Netns, name: string, value: unknown): string[] {
+  const script = `${REMOTE_RECORD_DIR}; for try in 1 2 3 4 5; do mkdir -p -m 755 -- "$d" && printf '%s\\n' "$3" 2>/dev/null > "$d/$2.json.$$" && mv -f -- "$d/$2.json.$$" "$d/$2.json" && exit 0; done; echo "cannot write $d/$2.json" >&2; exit 1`;
+  return ["sh", "-c", script, "sh", netnsFile(netns), name, JSON.stringify(value)];
+}
+
+/** The command that removes a record on another host (and its folder, once empty); never fails. */
+function recordRemoveArgv(netns: Netns, name: string): string[] {
+  return ["sh", "-c", `${REMOTE_RECORD_DIR}; rm -f -- "$d/$2.json"; rmdir -- "$d" 2>/dev/null; exit 0`, "sh", netnsFile(netns), name];
+}
+
+/** writeRecord, on the current host. */
 export async function hostWriteRecord(netns: Netns, name: string, value: unknown, subject: string): Promise<void> {
   if (currentHost() === undefined) return writeRecord(netns, name, value, subject);
-  // Another lane may remove the folder (its last record went) between mkdir and the
-  // write: then the write is tried again, as the folder is made again.
-  const r = await remoteScript(
-    `${REMOTE_RECORD_DIR}; for try in 1 2 3 4 5; do mkdir -p -m 755 -- "$d" && printf '%s\\n' "$3" 2>/dev/null > "$d/$2.json.$$" && mv -f -- "$d/$2.json.$$" "$d/$2.json" && exit 0; done; echo "cannot write $d/$2.json" >&2; exit 1`,
-    [netnsFile(netns), name, JSON.stringify(value)],
-    subject,
-  );
+  const r = await remoteOutcome(recordWriteArgv(netns, name, value), subject);
   if (r.exitCode === 3) throw new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
   if (r.exitCode !== 0) throw new NslabError("CommandFailed", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
 }
@@ -1134,7 +1213,7 @@ export async function hostWriteRecord(netns: Netns, name: string, value: unknown
 /** removeRecord, on the current host. */
 export async function hostRemoveRecord(netns: Netns, name: string): Promise<void> {
   if (currentHost() === undefined) return removeRecord(netns, name);
-  await remoteScript(`${REMOTE_RECORD_DIR}; rm -f -- "$d/$2.json"; rmdir -- "$d" 2>/dev/null; exit 0`, [netnsFile(netns), name], `record ${name}${where()}`);
+  await remoteOutcome(recordRemoveArgv(netns, name), `record ${name}${where()}`);
 }
 
 /** A record found by hostListRecords: the namespace it is about, its name (without .json) and content. */

@@ -5,7 +5,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { whoseMark } from "./owned";
-import { allInOrder, CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
 export interface NamespaceInputs extends CommonInputs {
@@ -31,19 +31,20 @@ async function marker(name: string, state?: "absent" | "namespace" | "half"): Pr
 }
 
 /**
- * Marks the namespace as ours and reads the mark back, in one process.
- * Equivalent to: ip -n NAME link set lo up; ip -n NAME link set lo alias TAG; ip -n NAME addr show dev lo
+ * Marks the namespace as ours and reads the mark back, in one exchange; then, if given,
+ * removes the create's intent record (it is marked now).
+ * Equivalent to: ip -n NAME link set lo up; ip -n NAME link set lo alias TAG; ip -n NAME addr show dev lo; rm INTENT
  */
-async function claim(name: string, owner: string): Promise<string | undefined> {
-  const [lo] = await kernel.ipBatchRead<{ ifalias?: string }[]>(
-    [
-      ["link", "set", "dev", "lo", "up"],
-      ["link", "set", "dev", "lo", "alias", ownerTag(owner)],
-      ["address", "show", "dev", "lo"],
-    ],
-    name,
-    subject(name),
-  );
+async function claim(name: string, owner: string, intent?: string): Promise<string | undefined> {
+  const commands = [
+    ["link", "set", "dev", "lo", "up"],
+    ["link", "set", "dev", "lo", "alias", ownerTag(owner)],
+    ["address", "show", "dev", "lo"],
+  ];
+  const [lo] =
+    intent === undefined
+      ? await kernel.ipBatchRead<{ ifalias?: string }[]>(commands, name, subject(name))
+      : await kernel.ipBatchReadThenIntentDone<{ ifalias?: string }[]>(commands, name, subject(name), { netns: undefined, object: intent });
   return lo?.[0]?.ifalias;
 }
 
@@ -72,8 +73,8 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     const { name } = inputs;
     const tag = ownerTag(inputs.__owner);
     const intent = `netns-${name}`;
-    // Both looks at once (on another host, two requests side by side).
-    const [earlier, state] = await allInOrder<[string | undefined, "absent" | "namespace" | "half"]>([kernel.intended(undefined, intent), kernel.hostNetnsState(name)]);
+    // /run/netns/NAME and this resource's intent record, in one look.
+    const { state, intended: earlier } = await kernel.netnsLook(name, intent, subject(name));
     let made = false;
     if (state === "half") {
       // The file of an `ip netns add` killed before it mounted the namespace: this
@@ -96,25 +97,24 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
         );
       }
     } else {
-      await kernel.intend(undefined, intent, tag, subject(name), inputs.__owner);
-      // Equivalent to: ip netns add NAME
-      await kernel.netnsAdd(name, subject(name)).catch(async (err) => {
+      // The intent record, then: ip netns add NAME (one request on another host).
+      await kernel.intendThenIp({ netns: undefined, object: intent, owner: tag, by: inputs.__owner }, ["netns", "add", name], undefined, subject(name)).catch(async (err) => {
         await kernel.intentDone(undefined, intent);
         throw err;
       });
       made = true;
     }
     try {
-      const seen = await claim(name, inputs.__owner);
+      // Marked, then the intent removed (one request on another host; on failure, below).
+      const seen = await claim(name, inputs.__owner, intent);
       if (seen !== tag) {
         throw new NslabError("Verification", `${subject(name)}: ownership mark on lo: desired '${tag}', current '${seen}'`);
       }
     } catch (err) {
       // Transactional: a namespace we just made goes again; an adopted one is left.
       if (made) await kernel.netnsDelete(name, subject(name)).catch(() => undefined);
-      throw err;
-    } finally {
       await kernel.intentDone(undefined, intent);
+      throw err;
     }
     return { id: name, outs: outputs(inputs) };
   },

@@ -158,10 +158,10 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     let created = true;
     const tag = ownerTag(inputs.__owner);
     const intent = `link-${a.name}`;
-    await kernel.intend(a.namespace, intent, tag, pairSubject(inputs), inputs.__owner);
     try {
-      // Equivalent to: ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
-      await kernel.ip(["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs));
+      // The intent record, then (one request on another host):
+      // ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
+      await kernel.intendThenIp({ netns: a.namespace, object: intent, owner: tag, by: inputs.__owner }, ["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs));
     } catch (err) {
       if (!(err instanceof NslabError && err.kind === "AlreadyExists")) {
         await kernel.intentDone(a.namespace, intent);

@@ -130,11 +130,11 @@ describe("resources on other hosts, over SSH", () => {
     await dispatch("Namespace", "delete", [made.id, made.outs]);
     const del = remoteRequests() - before - create;
     console.log(`remote Namespace: create ${create} requests, delete ${del}`);
-    // create: its intent record read and /run/netns/NAME looked at (two requests side by
-    // side: one round trip), the intent written, ip netns add, lo marked and read back
-    // (one request), the intent removed: 6 requests, 5 round trips (it was 8 and 8).
-    // delete: the look, lo's mark read, its records removed, ip netns delete (it was 5).
-    expect(create).toBe(6);
+    // create: /run/netns/NAME and its intent record looked at; the intent written and
+    // ip netns add; lo marked and read back and the intent removed: 3 requests, each one
+    // round trip (it was 8). delete: the look, lo's mark read, its records removed, ip
+    // netns delete (it was 5).
+    expect(create).toBe(3);
     expect(del).toBe(4);
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).not.toMatch(/trips/);
   });
