@@ -910,10 +910,11 @@ export interface Started {
  * size printed), the program started detached, its pid and /proc/PID/stat printed. A
  * background command of a shell without job control is not a process group leader, so
  * setsid(1) calls setsid(2) and execs, without forking: $! is the program's pid (nsenter
- * execs it too). Its parent, the script's sh, has not reaped it, so its stat is there
- * even when it exited at once (a zombie, which processAlive calls exited).
+ * execs it too). The stat is read by the shell itself (read, no fork: a shell reaps
+ * children, the background one too, when it waits for a command it forked), so a
+ * program that exited at once is still there as a zombie (processAlive: exited).
  */
-const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; shift 2; : >>"$log" || exit 4; wc -c <"$log"; setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; cat "/proc/$p/stat"`;
+const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; shift 2; : >>"$log" || exit 4; wc -c <"$log"; setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; read -r s <"/proc/$p/stat" && printf '%s\\n' "$s"; exit 0`;
 
 /**
  * Starts a long-running program inside a namespace of the current host, detached (its
@@ -949,11 +950,14 @@ async function spawnRemote(argv: string[], options: { cwd: string; logFile: stri
   if (r.exitCode === 3) throw new NslabError("NotFound", `${options.subject}: cwd "${options.cwd}" is not a folder it can enter${where()} (${said}). Create it there, or give another cwd.`);
   if (r.exitCode === 4) throw new NslabError("CommandFailed", `${options.subject}: cannot append to log file "${options.logFile}"${where()} (${said}). Give a logFile in a folder that exists there.`);
   const [size, pid, statLine] = r.stdout.split("\n");
-  const stat = statLine === undefined ? undefined : parseStat(statLine);
-  if (r.exitCode !== 0 || !/^\d+$/.test(pid ?? "") || !stat) {
+  if (r.exitCode !== 0 || !/^\d+$/.test(pid ?? "")) {
     throw new NslabError("CommandFailed", `${options.subject}: cannot start ${argv.join(" ")}${where()}: ${said}; see ${options.logFile} there`);
   }
-  return { pid: Number(pid), startTime: stat.startTime, logStart: Number(size.trim()) || 0 };
+  // No stat: it exited, and was reaped, before the script looked (a shell other than
+  // dash may reap in the background). Its start time is then none that a live process
+  // has: it reads as exited, and is never signalled; create reports its log.
+  const stat = statLine ? parseStat(statLine) : undefined;
+  return { pid: Number(pid), startTime: stat?.startTime ?? "exited", logStart: Number(size.trim()) || 0 };
 }
 
 /**
