@@ -16,10 +16,21 @@ export class NslabError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
-    readonly details: { command?: string; stderr?: string; exitCode?: number } = {},
+    readonly details: {
+      command?: string;
+      stderr?: string;
+      exitCode?: number;
+      /** The command's end was not seen (a timeout, a lost connection): it may have run, or may still. */
+      mayHaveRun?: boolean;
+    } = {},
   ) {
     super(message);
   }
+}
+
+/** True when the failed command may have run all the same (its end was not seen). */
+export function mayHaveRun(err: unknown): boolean {
+  return err instanceof NslabError && err.details.mayHaveRun === true;
 }
 
 /** True when `err` is an NslabError of the given kind. */

@@ -251,8 +251,16 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
   const { outputs, failure } = result;
   if (failure) {
     const command = printable(commands[failure.index], netns, family);
-    if (host !== undefined && sshFailed(failure.exitCode, failure.text)) throw sshError(host, subject, failure.text);
-    if (failure.timedOut) throw new NslabError("CommandFailed", `${subject}: ${command} ${failure.text}`);
+    if (host !== undefined && sshFailed(failure.exitCode, failure.text)) {
+      const err = sshError(host, subject, failure.text);
+      err.details.mayHaveRun = true;
+      throw err;
+    }
+    if (failure.timedOut) {
+      // Over SSH a request's commands go together: which of them hung is not known.
+      const which = host !== undefined && commands.length > 1 ? `one of ${commands.map((c) => printable(c, netns, family)).join("; ")}` : command;
+      throw new NslabError("CommandFailed", `${subject}: ${which} ${failure.text}${host !== undefined ? ` (it may have run${where()})` : ""}`, { command, mayHaveRun: true });
+    }
     if (failure.exitCode === 127) throw new NslabError("CommandFailed", `${subject}: ip is not installed (run scripts/setup)`);
     throw commandError(subject, command, failure.text, failure.exitCode);
   }
@@ -284,13 +292,15 @@ async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, f
   const outputs = r.outputs.slice(before.length, before.length + argvs.length);
   const failure = r.failure;
   if (!failure || failure.index >= before.length + argvs.length) return { outputs };
+  // The request's end not seen (a timeout, the shell or connection gone): which command
+  // it was is not known, nor whether it ran; ipRun says so.
+  if (failure.timedOut) return { outputs, failure: { index: 0, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
+  if (sshFailed(failure.exitCode, failure.stderr)) return { outputs, failure: { index: 0, text: failure.stderr, exitCode: failure.exitCode } };
   if (failure.index < before.length) {
     if (failure.exitCode === 3) throw new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
     throw new NslabError("CommandFailed", `${subject}: cannot write an intent record in ${RECORD_DIR}${where()}: ${failure.stderr.trim() || `exit ${failure.exitCode}`}`);
   }
-  const index = failure.index - before.length;
-  if (failure.timedOut) return { outputs, failure: { index, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
-  return { outputs, failure: { index, text: failure.stderr, exitCode: failure.exitCode } };
+  return { outputs, failure: { index: failure.index - before.length, text: failure.stderr, exitCode: failure.exitCode } };
 }
 
 /** An intent record to write before ip commands, or to remove after them (see intend). */
@@ -914,7 +924,7 @@ export interface Started {
  * children, the background one too, when it waits for a command it forked), so a
  * program that exited at once is still there as a zombie (processAlive: exited).
  */
-const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; shift 2; : >>"$log" || exit 4; wc -c <"$log"; setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; read -r s <"/proc/$p/stat" && printf '%s\\n' "$s"; exit 0`;
+const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; shift 2; true >>"$log" || exit 4; wc -c <"$log"; setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; read -r s <"/proc/$p/stat" && printf '%s\\n' "$s"; exit 0`;
 
 /**
  * Starts a long-running program inside a namespace of the current host, detached (its

@@ -2,7 +2,7 @@
  * Namespace: a named network namespace, `/run/netns/<name>`, with `lo` up.
  * Ownership: the namespace's own `lo` carries nslab's alias.
  */
-import { NslabError } from "./errors";
+import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { whoseMark } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
@@ -99,7 +99,9 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     } else {
       // The intent record, then: ip netns add NAME (one request on another host).
       await kernel.intendThenIp({ netns: undefined, object: intent, owner: tag, by: inputs.__owner }, ["netns", "add", name], undefined, subject(name)).catch(async (err) => {
-        await kernel.intentDone(undefined, intent);
+        // A namespace that may have been made all the same keeps its intent record (the
+        // next create takes it over, nslab-orphans finds it).
+        if (!mayHaveRun(err)) await kernel.intentDone(undefined, intent);
         throw err;
       });
       made = true;
@@ -112,8 +114,9 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       }
     } catch (err) {
       // Transactional: a namespace we just made goes again; an adopted one is left.
-      if (made) await kernel.netnsDelete(name, subject(name)).catch(() => undefined);
-      await kernel.intentDone(undefined, intent);
+      // Its intent record goes only once nothing is left of it.
+      const gone = !made || (await kernel.netnsDelete(name, subject(name)).then(() => true, () => false));
+      if (gone) await kernel.intentDone(undefined, intent);
       throw err;
     }
     return { id: name, outs: outputs(inputs) };

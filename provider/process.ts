@@ -172,8 +172,10 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     return { id, props, inputs };
   },
 
-  async update(_id, _olds, news) {
-    // Unreachable: every input replaces.
+  async update(_id, olds, news) {
+    // Every input replaces, so an update only comes from a new way to reach the same
+    // host (identityFile, knownHostsFile): the running program stays as it is.
+    if (!diffFields(olds as never, news as never, RULES).changes) return { outs: { ...olds, ...news, pid: olds.pid, startTime: olds.startTime, log: olds.log } };
     return processKind.create(news);
   },
 

@@ -201,11 +201,19 @@ const SHELL_LOOP = `e=$(mktemp) || exit 1; trap 'rm -f "$e"' EXIT; while IFS= re
 const SHELL_IDLE_MS = 10_000;
 
 interface ShellRequest {
+  /** Shell text whose stderr goes to "$e" (built by remoteRun or remoteSequence). */
+  command: string;
+  /** Ends the request's output; unique in this process (see newMark). */
   mark: string;
   timeoutMs: number;
   done: (outcome: RemoteOutcome) => void;
   timer?: NodeJS.Timeout;
 }
+
+/** Marks are unique in the process, so a request can run in any shell of its host. */
+const MARK_BASE = `nslab-${process.pid}-${Math.random().toString(36).slice(2, 8)}-`;
+let marks = 0;
+const newMark = () => `${MARK_BASE}${marks++}`;
 
 /**
  * A long-lived `sh` on a host, over one channel of the host's master: one-off commands
@@ -215,21 +223,23 @@ interface ShellRequest {
  * mark of the request's own and the exit status, then the command's stderr (kept in a
  * temporary file) and the mark again; a command's stdin is /dev/null, or its input
  * given as a quoted argument of the shell's own printf (no length limit, no exec).
+ * A request is written when it reaches the front of the shell's queue, and its timeout
+ * counts from then: a command that hangs gives the shell up (it is killed) and fails
+ * that request only; those queued behind it were never written and go to another shell.
  * Equivalent to: ssh HOST 'exec env LC_ALL=C sh'  <<< 'ARGV... </dev/null 2>"$e"; printf ...'
  */
 class RemoteShell {
   private readonly child;
   private buffer = "";
   private readonly queue: ShellRequest[] = [];
-  private next = 0;
   private idleTimer?: NodeJS.Timeout;
   private stderr = "";
   dead = false;
-  private readonly base = `nslab-${process.pid}-${Math.random().toString(36).slice(2, 8)}-`;
 
   constructor(
     readonly host: HostArgs,
-    private readonly onGone: (shell: RemoteShell) => void,
+    /** The shell is going: `unsent` are requests it never wrote, for another shell. */
+    private readonly onGone: (shell: RemoteShell, unsent: ShellRequest[]) => void,
   ) {
     const [command, args] = sshCommand(host, ["sh", "-c", SHELL_LOOP]);
     this.child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
@@ -248,29 +258,21 @@ class RemoteShell {
     return this.queue.length;
   }
 
-  /** A mark of this shell's own, unique per request. */
-  newMark(): string {
-    return `${this.base}${this.next++}`;
-  }
-
-  /**
-   * Runs `command` (shell text whose stderr goes to "$e", built by remoteRun or
-   * remoteSequence); `mark` ends its output.
-   */
-  run(command: string, mark: string, timeoutMs: number): Promise<RemoteOutcome> {
+  /** Queues a request; it is written once those before it have ended. */
+  enqueue(request: ShellRequest): void {
     requests++;
     clearTimeout(this.idleTimer);
     this.setRef(true);
-    const line = `${command}; printf '\\n%s %s\\n' ${mark} "$?"; cat "$e"; printf '\\n%s.\\n' ${mark}`;
-    return new Promise((done) => {
-      const request: ShellRequest = { mark, timeoutMs, done };
-      request.timer = setTimeout(() => {
-        // The shell is stuck in this command: give it up (and everything queued behind).
-        this.kill();
-      }, timeoutMs);
-      this.queue.push(request);
-      this.child.stdin.write(`${encodeLine(line)}\n`);
-    });
+    this.queue.push(request);
+    if (this.queue.length === 1) this.send(request);
+  }
+
+  /** Writes the request at the front, and starts its timeout. */
+  private send(request: ShellRequest): void {
+    const line = `${request.command}; printf '\\n%s %s\\n' ${request.mark} "$?"; cat "$e"; printf '\\n%s.\\n' ${request.mark}`;
+    // The shell is stuck in this command: give it up.
+    request.timer = setTimeout(() => this.kill(), request.timeoutMs);
+    this.child.stdin.write(`${encodeLine(line)}\n`);
   }
 
   private pump(): void {
@@ -286,6 +288,7 @@ class RemoteShell {
       const stderr = this.buffer.slice(status.index + status[0].length, endAt);
       this.buffer = this.buffer.slice(endAt + end.length);
       request.done({ exitCode: Number(status[1]), stdout, stderr, timedOut: false });
+      if (this.queue.length > 0) this.send(this.queue[0]);
     }
     if (this.queue.length === 0) {
       this.setRef(false);
@@ -298,7 +301,7 @@ class RemoteShell {
   private end(code: number): void {
     if (this.dead) return;
     this.dead = true;
-    this.onGone(this);
+    this.onGone(this, []);
     for (const request of this.queue.splice(0)) {
       clearTimeout(request.timer);
       request.done({ exitCode: code === 0 ? -1 : code, stdout: "", stderr: this.stderr || `the shell on ${hostLabel(this.host)} exited (${code})`, timedOut: false });
@@ -306,13 +309,13 @@ class RemoteShell {
   }
 
   private kill(): void {
-    const timedOut = this.queue.splice(0);
+    const [stuck, ...unsent] = this.queue.splice(0);
     this.dead = true;
-    this.onGone(this);
+    this.onGone(this, unsent);
     this.child.kill("SIGKILL");
-    for (const request of timedOut) {
-      clearTimeout(request.timer);
-      request.done({ exitCode: -1, stdout: "", stderr: "", timedOut: true });
+    if (stuck) {
+      clearTimeout(stuck.timer);
+      stuck.done({ exitCode: -1, stdout: "", stderr: "", timedOut: true });
     }
   }
 
@@ -325,7 +328,7 @@ class RemoteShell {
 
   close(): void {
     clearTimeout(this.idleTimer);
-    this.onGone(this);
+    this.onGone(this, []);
     this.child.stdin.end();
   }
 }
@@ -361,21 +364,33 @@ async function shellFor(host: HostArgs, subject: string): Promise<RemoteShell> {
   if (!lanes) shells.set(key, (lanes = []));
   let shell = lanes.find((s) => s.load === 0);
   if (!shell && lanes.length < SHELL_LANES) {
-    shell = new RemoteShell(host, (gone) => {
+    shell = new RemoteShell(host, (gone, unsent) => {
       const list = shells.get(key);
       if (list) shells.set(key, list.filter((s) => s !== gone));
+      for (const request of unsent) {
+        requests--; // counted again where it runs
+        shellFor(host, subject).then(
+          (other) => other.enqueue(request),
+          (err: Error) => request.done({ exitCode: 255, stdout: "", stderr: err.message, timedOut: false }),
+        );
+      }
     });
     lanes.push(shell);
   }
   return shell ?? [...lanes].sort((a, b) => a.load - b.load)[0];
 }
 
+/** Runs `command` (shell text, stderr to "$e") in one of `host`'s shells; `mark` ends its output. */
+async function runInShell(host: HostArgs, command: string, mark: string, options: { timeoutMs: number; subject: string }): Promise<RemoteOutcome> {
+  const shell = await shellFor(host, options.subject);
+  return new Promise((done) => shell.enqueue({ command, mark, timeoutMs: options.timeoutMs, done }));
+}
+
 /** Runs `argv` on `host` in one of its shells, with `input` on its stdin if given. */
 export async function remoteRun(host: HostArgs, argv: string[], options: { input?: string; timeoutMs: number; subject: string }): Promise<RemoteOutcome> {
-  const shell = await shellFor(host, options.subject);
   const { input } = options;
   const feed = input === undefined ? "" : `printf '%s' ${remoteCommand([input])} | `;
-  return shell.run(`${feed}${remoteCommand(argv)} ${input === undefined ? "</dev/null" : ""} 2>"$e"`, shell.newMark(), options.timeoutMs);
+  return runInShell(host, `${feed}${remoteCommand(argv)} ${input === undefined ? "</dev/null" : ""} 2>"$e"`, newMark(), options);
 }
 
 /** How a sequence of commands ended on a host: the output of each that ran. */
@@ -392,10 +407,9 @@ export interface RemoteSequence {
  * Equivalent to: ssh HOST 'A && printf MARK:0 && B && printf MARK:1 ...'
  */
 export async function remoteSequence(host: HostArgs, argvs: string[][], options: { timeoutMs: number; subject: string }): Promise<RemoteSequence> {
-  const shell = await shellFor(host, options.subject);
-  const mark = shell.newMark();
+  const mark = newMark();
   const chain = argvs.map((argv, i) => `${remoteCommand(argv)} </dev/null 2>"$e" && printf '\\n%s\\n' ${mark}:${i}`).join(" && ");
-  const r = await shell.run(`{ ${chain}; }`, mark, options.timeoutMs);
+  const r = await runInShell(host, `{ ${chain}; }`, mark, options);
   const pieces = r.stdout.split(new RegExp(`\\n${mark}:\\d+\\n`));
   // Each command that succeeded ended with its mark line: the last piece is the output
   // of the one that failed (or nothing, when all succeeded).

@@ -3,7 +3,7 @@
  * end"), each end in any namespace, optionally a port of a bridge.
  * Ownership: both ends carry nslab's alias.
  */
-import { NslabError } from "./errors";
+import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { whoseMark } from "./owned";
@@ -164,7 +164,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       await kernel.intendThenIp({ netns: a.namespace, object: intent, owner: tag, by: inputs.__owner }, ["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs));
     } catch (err) {
       if (!(err instanceof NslabError && err.kind === "AlreadyExists")) {
-        await kernel.intentDone(a.namespace, intent);
+        // A pair that may have been made all the same keeps its intent record.
+        if (!mayHaveRun(err)) await kernel.intentDone(a.namespace, intent);
         throw err;
       }
       const [liveA, liveB] = [await freshLink(a.name, a.namespace), await freshLink(b.name, b.namespace)];
@@ -186,15 +187,17 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       }
       created = false;
     }
+    let gone = true;
     try {
       const [liveA, liveB] = await apply(inputs, created);
       return { id: idOf(inputs), outs: outputs(inputs, liveA, liveB) };
     } catch (err) {
       // Transactional: deleting one end removes both; an adopted pair is left as it was.
-      if (created) await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).catch(() => undefined);
+      if (created) gone = await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).then(() => true, () => false);
       throw err;
     } finally {
-      await kernel.intentDone(a.namespace, intent);
+      // Marked, or removed: the intent record goes. A pair whose removal failed keeps it.
+      if (gone) await kernel.intentDone(a.namespace, intent);
     }
   },
 

@@ -27,7 +27,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { dispatch, forget, hostKey, hostLabel, ownerLabel, recorded, removeUnmarked, stackOf, unmarked, withHost } from "../../provider";
+import { dispatch, forget, hostLabel, machineKey, ownerLabel, recorded, removeUnmarked, stackOf, unmarked, withHost } from "../../provider";
 import { resourceNameOf } from "../../provider/resource";
 import type { HostArgs, OwnedRecord, UnmarkedObject } from "../../provider";
 import { backendUrl, processSources, stackIdentity } from "../identity";
@@ -108,30 +108,48 @@ const ORDER: UnmarkedObject["type"][] = ["forwarding", "link", "netns"];
  * links first. Intent records are kept next to their objects: on this machine, and on
  * every other host the stack's records name (a resource's `host`).
  */
-async function unmarkedOrphans(state: StackState): Promise<UnmarkedObject[]> {
+async function unmarkedOrphans(state: StackState, hosts: (HostArgs | undefined)[]): Promise<{ found: UnmarkedObject[]; unreachable: string[] }> {
   const mine = (stack: string) => ofStack(stack, state);
+  const found: UnmarkedObject[] = [];
+  const unreachable: string[] = [];
+  for (const host of hosts) {
+    try {
+      found.push(...(await withHost(host, () => unmarked(mine))));
+    } catch (err) {
+      unreachable.push((err as Error).message);
+    }
+  }
+  return { found: found.filter((o) => mine(o.stack) && !state.owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type)), unreachable };
+}
+
+/**
+ * This machine, and every other machine the stack's records name (a resource's `host`),
+ * once each: read before anything is forgotten, since the pending record of a killed
+ * create may be all that names its host.
+ */
+function hostsOf(state: StackState): (HostArgs | undefined)[] {
   const hosts = new Map<string, HostArgs | undefined>([["", undefined]]);
   for (const r of recorded()) {
     const host = r.outs?.host as HostArgs | undefined;
-    if (host?.ssh && ofStack(r.stack, state)) hosts.set(hostKey(host), host);
+    if (host?.ssh && ofStack(r.stack, state) && !hosts.has(machineKey(host))) hosts.set(machineKey(host), host);
   }
-  const found: UnmarkedObject[] = [];
-  for (const host of hosts.values()) found.push(...(await withHost(host, () => unmarked(mine))));
-  return found.filter((o) => mine(o.stack) && !state.owners.has(o.owner)).sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
+  return [...hosts.values()];
 }
 
 async function main(): Promise<number> {
   const options = parse(process.argv.slice(2));
   const state = stackState(options);
   const name = [...state.stacks][0];
+  const hosts = hostsOf(state);
   const found = await orphans(state);
-  const half = await unmarkedOrphans(state);
+  const { found: half, unreachable } = await unmarkedOrphans(state, hosts);
+  for (const reason of unreachable) console.error(`nslab-orphans: not searched: ${reason}`);
   if (!found.length && !half.length) {
     console.log(`stack ${name}: no objects outside its state`);
-    return 0;
+    return unreachable.length ? 1 : 0;
   }
   console.log(`stack ${name}: ${found.length + half.length} object(s) not in its state${options.remove ? ", deleting" : " (run with --delete to remove them)"}:`);
-  let status = 0;
+  let status = unreachable.length ? 1 : 0;
   // Objects recorded as PROJECT/STACK (an nslab before owners named the backend) may be a
   // same-named stack's on another backend: deleted only when --legacy says they are ours.
   const act = async (what: string, stack: string, remove: () => Promise<unknown>) => {

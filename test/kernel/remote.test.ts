@@ -14,7 +14,7 @@ import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
 import { intend, ip, ipBatchRead, resetSnapshots, withHost } from "../../provider/kernel";
 import { probe } from "../../provider/reachability";
 import { ownerTag } from "../../provider/resource";
-import { closeMasters, openMasters, remoteRequests, remoteSequence } from "../../provider/ssh";
+import { closeMasters, openMasters, remoteRequests, remoteRun, remoteSequence } from "../../provider/ssh";
 import { must } from "../helpers/sandbox";
 import { here, SshHosts, startHosts } from "../helpers/sshd";
 import { tunUsable, uniq } from "../helpers/kernel";
@@ -181,6 +181,21 @@ describe("resources on other hosts, over SSH", () => {
     } finally {
       await lab.onHost(h1, "ip", ["netns", "del", "seq"]);
     }
+  });
+
+  it("times a request from when its shell starts it; a request behind one that hangs moves to another shell", async () => {
+    const [h1] = lab.hosts;
+    const run = (argv: string[], timeoutMs: number) => remoteRun(h1.host, argv, { timeoutMs, subject: "test" });
+    // The first request opens the first shell and hangs there past its own timeout; the
+    // next seven fill the other shells for 2 s; the ninth waits in a shell's queue
+    // longer than its own 1.5 s timeout, which counts only once it runs.
+    const hung = run(["sleep", "4"], 1_000);
+    const busy = Array.from({ length: 7 }, () => run(["sh", "-c", "sleep 2; echo slow"], 10_000));
+    await new Promise((r) => setTimeout(r, 200));
+    const queued = run(["echo", "queued"], 1_500);
+    expect(await hung).toMatchObject({ timedOut: true });
+    expect(await queued).toMatchObject({ exitCode: 0, stdout: "queued\n", timedOut: false });
+    for (const r of await Promise.all(busy)) expect(r).toMatchObject({ exitCode: 0, stdout: "slow\n", timedOut: false });
   });
 
   it("finds a killed create's unmarked namespace by its intent record on the host, and removes only that", async () => {
@@ -356,6 +371,16 @@ describe("resources on other hosts, over SSH", () => {
       const read = (await dispatch("Process", "read", [proc.id, proc.outs])) as { id?: string; props?: Record<string, unknown>; inputs?: Record<string, unknown> };
       expect(read.props).toMatchObject({ pid, startTime, log, host });
       expect(read.inputs).toMatchObject({ command: ["sleep", "300"], namespace: "pr", host });
+
+      // The same host reached with another known-hosts file (a copy): diff says update,
+      // not replace, and the update leaves the running program as it is.
+      const copy = path.join(lab.dir, `known-${tag}`);
+      fs.copyFileSync(host.knownHostsFile!, copy);
+      const moved = (await dispatch("Process", "check", [proc.outs, { __owner: "test/remote/Process/sleeper", host: { ...host, knownHostsFile: copy }, namespace: "pr", command: ["sleep", "300"] }])) as { inputs: Record<string, unknown> };
+      expect(await dispatch("Process", "diff", [proc.id, proc.outs, moved.inputs])).toMatchObject({ changes: true, replaces: [] });
+      const updated = (await dispatch("Process", "update", [proc.id, proc.outs, moved.inputs])) as { outs: Record<string, any> };
+      expect(updated.outs).toMatchObject({ pid, startTime, log, host: { ...host, knownHostsFile: copy } });
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toEqual(["sleep", "300", ""]);
 
       // Recorded with another start time (a reused pid): read says gone, delete leaves it alone.
       const other = { ...proc.outs, startTime: String(Number(startTime) - 1) };
