@@ -414,7 +414,16 @@ export function netnsExists(name: string): boolean {
 async function netnsFileState(name: string, subject: string): Promise<"absent" | "namespace" | "half"> {
   if (currentHost() === undefined) return !netnsExists(name) ? "absent" : netnsHalfMade(name) ? "half" : "namespace";
   const r = await remoteOutcome(["stat", "-L", "-c", "%d %i", "/proc/self/ns/net", `${NETNS_DIR}/${name}`], subject);
-  const [own, file] = r.stdout.trim().split("\n").map((line) => line.split(" ")[0]);
+  return stateFromStat(r.stdout);
+}
+
+/**
+ * What `stat -L -c '%d %i' /proc/self/ns/net /run/netns/NAME` printed says: no second
+ * line, absent; the same device as the host's own namespace (nsfs), a namespace; else
+ * the plain file of an interrupted `ip netns add`.
+ */
+function stateFromStat(text: string): "absent" | "namespace" | "half" {
+  const [own, file] = text.trim().split("\n").map((line) => line.split(" ")[0]);
   if (file === undefined) return "absent";
   return file === own ? "namespace" : "half";
 }
@@ -431,8 +440,7 @@ export async function netnsLook(name: string, object: string, subject: string): 
   const r = await remoteOutcome(["sh", "-c", script, "sh", netnsFile(undefined), object, `${NETNS_DIR}/${name}`], subject);
   if (r.exitCode !== 0) throw new NslabError("CommandFailed", `${subject}: cannot look at ${NETNS_DIR}/${name}${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
   const [stats, record = ""] = r.stdout.split("--\n");
-  const [own, file] = stats.trim().split("\n").map((line) => line.split(" ")[0]);
-  const state = file === undefined ? "absent" : file === own ? "namespace" : "half";
+  const state = stateFromStat(stats);
   try {
     return { state, intended: (JSON.parse(record) as { owner?: string }).owner };
   } catch {
