@@ -195,8 +195,16 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	return &pulumirpc.RunResponse{}, nil
 }
 
-// resolveModule asks node where a module resolves from the program directory.
+// resolveModule is where a module resolves from the program directory. The program
+// runner (@pulumi/pulumi/cmd/run) is found by reading the folders, as Node would find it
+// (see runScriptOf); anything else, or a layout that reading cannot settle, is asked of
+// node, which costs a process start on the way to the program.
 func resolveModule(ctx context.Context, nodePath, dir, module string) (string, error) {
+	if module == runScriptModule {
+		if script, ok := runScriptOf(dir); ok {
+			return script, nil
+		}
+	}
 	cmd := exec.CommandContext(ctx, nodePath, "-e", "console.log(require.resolve(process.argv[1]))", module)
 	cmd.Dir = dir
 	out, err := cmd.Output()

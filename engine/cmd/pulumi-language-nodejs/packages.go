@@ -74,6 +74,53 @@ func installedVersion(dir, name string) string {
 	}
 }
 
+// runScriptOf is what require.resolve("@pulumi/pulumi/cmd/run") gives from dir, found
+// without starting node: in the first node_modules/@pulumi/pulumi folder up the folder chain
+// (the chain Node walks, which never looks in node_modules/node_modules), the file
+// cmd/run/index.js, with symbolic links resolved. It answers only when Node's answer
+// cannot differ: the package has no "exports" map, and cmd/run is a folder with no
+// package.json of its own and no cmd/run.js, .json or .node file beside it (which Node
+// would take first), and symbolic links are not asked to be kept (NODE_PRESERVE_SYMLINKS,
+// --preserve-symlinks in NODE_OPTIONS). Otherwise ok is false and the caller asks node.
+func runScriptOf(dir string) (script string, ok bool) {
+	if os.Getenv("NODE_PRESERVE_SYMLINKS") != "" || strings.Contains(os.Getenv("NODE_OPTIONS"), "--preserve-symlinks") {
+		return "", false
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if filepath.Base(d) != "node_modules" {
+			pkg := filepath.Join(d, "node_modules", "@pulumi", "pulumi")
+			if info, err := os.Stat(pkg); err == nil && info.IsDir() {
+				data, err := os.ReadFile(filepath.Join(pkg, "package.json"))
+				var fields map[string]json.RawMessage
+				if err != nil || json.Unmarshal(data, &fields) != nil {
+					return "", false // a half-installed package: Node's own answer
+				}
+				if _, has := fields["exports"]; has {
+					return "", false
+				}
+				run := filepath.Join(pkg, "cmd", "run")
+				for _, other := range []string{run, run + ".js", run + ".json", run + ".node", filepath.Join(run, "package.json")} {
+					if info, err := os.Stat(other); err == nil && (other != run || !info.IsDir()) {
+						return "", false
+					}
+				}
+				real, err := filepath.EvalSymlinks(filepath.Join(run, "index.js"))
+				if err != nil {
+					return "", false
+				}
+				return real, true
+			}
+		}
+		if filepath.Dir(d) == d {
+			return "", false
+		}
+	}
+}
+
 // notInstalled is the version reported for a declared dependency that is not installed.
 const notInstalled = "not installed"
 

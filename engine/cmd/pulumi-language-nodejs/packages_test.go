@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -184,5 +185,100 @@ func TestPackageManagerOption(t *testing.T) {
 		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%q: want error %q, got %v", tc.option, tc.err, err)
 		}
+	}
+}
+
+// pulumiWithRunner lays out node_modules/@pulumi/pulumi under root with cmd/run/index.js
+// and the given package.json fields.
+func pulumiWithRunner(t *testing.T, root string, fields pkg) string {
+	t.Helper()
+	dir := filepath.Join(root, "node_modules", "@pulumi", "pulumi")
+	writeJSON(t, dir, fields)
+	run := filepath.Join(dir, "cmd", "run")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "index.js"), []byte("\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(run, "index.js")
+}
+
+func TestRunScriptFoundWithoutNode(t *testing.T) {
+	root := t.TempDir()
+	want := pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi", "version": "3.260.0"})
+	program := filepath.Join(root, "infra", "lab")
+	if err := os.MkdirAll(program, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{root, program} {
+		got, ok := runScriptOf(dir)
+		if !ok || got != want {
+			t.Errorf("from %s: got %q %v, want %q", dir, got, ok, want)
+		}
+		// What node itself answers, when it is there.
+		if node, err := exec.LookPath("node"); err == nil {
+			cmd := exec.Command(node, "-e", "console.log(require.resolve('@pulumi/pulumi/cmd/run'))")
+			cmd.Dir = dir
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.TrimSpace(string(out)) != got {
+				t.Errorf("from %s: node resolves %q, the host %q", dir, strings.TrimSpace(string(out)), got)
+			}
+		}
+	}
+	// A linked package (npm link, a workspace): the real path, as Node gives it.
+	linked := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(linked, "node_modules", "@pulumi"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "node_modules", "@pulumi", "pulumi"), filepath.Join(linked, "node_modules", "@pulumi", "pulumi")); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := runScriptOf(linked); !ok || got != want {
+		t.Errorf("linked: got %q %v, want %q", got, ok, want)
+	}
+}
+
+func TestRunScriptLeftToNodeWhenReadingCannotSettleIt(t *testing.T) {
+	cases := map[string]func(t *testing.T, root string){
+		"an exports map": func(t *testing.T, root string) {
+			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi", "exports": pkg{"./cmd/run": "./cmd/run/index.js"}})
+		},
+		"a cmd/run.js beside the folder": func(t *testing.T, root string) {
+			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi"})
+			if err := os.WriteFile(filepath.Join(root, "node_modules/@pulumi/pulumi/cmd/run.js"), []byte("\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"a package.json in cmd/run": func(t *testing.T, root string) {
+			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi"})
+			writeJSON(t, filepath.Join(root, "node_modules/@pulumi/pulumi/cmd/run"), pkg{"main": "other.js"})
+		},
+		"no package.json": func(t *testing.T, root string) {
+			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi"})
+			if err := os.Remove(filepath.Join(root, "node_modules/@pulumi/pulumi/package.json")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"no @pulumi/pulumi at all": func(t *testing.T, root string) {},
+	}
+	for _, env := range []string{"NODE_PRESERVE_SYMLINKS=1", "NODE_OPTIONS=--max-old-space-size=512 --preserve-symlinks"} {
+		name, value, _ := strings.Cut(env, "=")
+		cases[env] = func(t *testing.T, root string) {
+			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi"})
+			t.Setenv(name, value)
+		}
+	}
+	for name, layout := range cases {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			layout(t, root)
+			if got, ok := runScriptOf(root); ok {
+				t.Errorf("got %q, want node to be asked", got)
+			}
+		})
 	}
 }

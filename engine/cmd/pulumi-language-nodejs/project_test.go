@@ -178,3 +178,56 @@ func TestInstallDependenciesRunsNpm(t *testing.T) {
 		t.Error("pnpm ran")
 	}
 }
+
+// fakeNpm puts an npm command first on PATH: a script that prints printed, inside a
+// package folder whose package.json says version (none when version is "").
+func fakeNpm(t *testing.T, version, printed string) {
+	t.Helper()
+	dir := t.TempDir()
+	pkgDir := filepath.Join(dir, "lib", "node_modules", "npm")
+	if version != "" {
+		writeJSON(t, pkgDir, pkg{"name": "npm", "version": version})
+	}
+	if err := os.MkdirAll(filepath.Join(pkgDir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(pkgDir, "bin", "npm-cli.js")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho "+printed+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(script, filepath.Join(bin, "npm")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+func TestAboutReadsNpmsVersionFromItsPackage(t *testing.T) {
+	needTools(t, "node")
+	root := userProject(t)
+	// The package's version is reported; the command, which would print another, is not run.
+	fakeNpm(t, "10.99.1", "7.0.0")
+	about, err := serve(t).About(context.Background(), &pulumirpc.AboutRequest{Info: programInfo(t, root, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := about.Metadata["packagemanagerVersion"]; got != "10.99.1" {
+		t.Errorf("npm version: got %q, want the package's 10.99.1", got)
+	}
+}
+
+func TestAboutAsksAnNpmOutsideAPackage(t *testing.T) {
+	needTools(t, "node")
+	root := userProject(t)
+	fakeNpm(t, "", "7.0.0")
+	about, err := serve(t).About(context.Background(), &pulumirpc.AboutRequest{Info: programInfo(t, root, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := about.Metadata["packagemanagerVersion"]; got != "7.0.0" {
+		t.Errorf("npm version: got %q, want what npm --version printed, 7.0.0", got)
+	}
+}
