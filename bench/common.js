@@ -28,7 +28,7 @@ function enterSandbox(script) {
  * have always been taken. "stock": what a user who runs the `pulumi` command in their own
  * environment has: checkpoints after every step, type-checking unless the program's
  * tsconfig.json says otherwise, no preload unless the program's Pulumi.yaml asks for it
- * (`nodeargs`; the provider process never has it), the engine's default parallelism, a
+ * (`nodeargs` for the program, `plugins` for the provider process), the engine's default parallelism, a
  * PULUMI_HOME of its own with the CLI's logs; only what running offline needs is set,
  * plus the PULUMI_*, NSLAB_* and NODE_OPTIONS variables of the caller's environment
  * (none in a plain shell; what an experiment sets, as bench/ab-env.sh does).
@@ -51,10 +51,13 @@ function pulumiEnv(dir, mode, extra = {}) {
   const fs = require("node:fs");
   fs.mkdirSync(`${dir}/home`, { recursive: true });
   const asked = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(PULUMI_|NSLAB_)/.test(k) || k === "NODE_OPTIONS"));
+  // NSLAB_BENCH_TOOLS: another folder laid out as .tools/bin (pulumi, pulumi-language-nodejs,
+  // node, the dynamic-provider launcher), to compare two builds of the CLI with bench/ab-env.sh.
+  const tools = process.env.NSLAB_BENCH_TOOLS ?? path.join(root, ".tools/bin");
   return {
-    command: path.join(root, ".tools/bin/pulumi"),
+    command: path.join(tools, "pulumi"),
     env: {
-      PATH: `${root}/.tools/bin:${process.env.PATH}`,
+      PATH: `${tools}:${process.env.PATH}`,
       HOME: process.env.HOME ?? "/root",
       NSLAB_SANDBOX: process.env.NSLAB_SANDBOX,
       ...asked,
@@ -66,13 +69,21 @@ function pulumiEnv(dir, mode, extra = {}) {
   };
 }
 
-/** Copies a bench program (bench/NAME: Pulumi.yaml, index.ts and tsconfig.json if any) into DIR. */
+/**
+ * Copies a bench program (bench/NAME: Pulumi.yaml, index.ts and tsconfig.json if any) into
+ * DIR, and links DIR/node_modules/nslab to this checkout, where `npm install nslab` would
+ * have put it in a project of a user's (Pulumi.yaml's `plugins` path names it).
+ */
 function copyProgram(name, dir) {
   const fs = require("node:fs");
   for (const f of ["Pulumi.yaml", "index.ts", "tsconfig.json"]) {
     const from = path.join(root, "bench", name, f);
     if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, f));
   }
+  const link = path.join(dir, "node_modules", "nslab");
+  fs.mkdirSync(path.dirname(link), { recursive: true });
+  fs.rmSync(link, { force: true });
+  fs.symlinkSync(root, link);
 }
 
 module.exports = { root, parseArgs, enterSandbox, pulumiEnv, copyProgram };

@@ -32,7 +32,7 @@
 const { spawn, spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
-const { root, parseArgs } = require("./common");
+const { root, parseArgs, copyProgram } = require("./common");
 
 const args = parseArgs();
 const trials = Number(args.trials ?? 8);
@@ -173,7 +173,7 @@ async function trial(n, kind) {
   const work = path.join(root, "bench/.work");
   fs.mkdirSync(work, { recursive: true });
   const dir = fs.mkdtempSync(path.join(work, `faults-${n}-`));
-  for (const f of ["Pulumi.yaml", "index.ts"]) fs.copyFileSync(path.join(root, "bench/lab", f), path.join(dir, f));
+  copyProgram("lab", dir);
   fs.mkdirSync(`${dir}/state`);
   const env = {
     ...process.env,

@@ -5,7 +5,7 @@
  * provider process and the processes it spawns (`ip`, `nft`). Inside the sandbox.
  *
  *   bench/profile.js [--hosts 100] [--op up|refresh|refresh-only|destroy] [--program lab|floor|lab-root-ends]
- *                    [--mode tuned|stock] [--checkpoints] [--execs]
+ *                    [--mode tuned|stock] [--checkpoints] [--execs] [--go-profile PREFIX]
  *
  * --mode stock runs the plain `pulumi` command in a default environment (see pulumiEnv in
  * bench/common.js) instead of scripts/pulumi with the bench's settings. --checkpoints
@@ -13,11 +13,14 @@
  * (PULUMI_DIY_BACKEND_RETAIN_CHECKPOINTS) and prints how many and how many bytes; the
  * copies cost time of their own, so take timings without it. --execs runs the profiled
  * operation under `strace -f -e trace=execve` and prints how many programs it executed,
- * by name (strace slows everything down: timings without it too).
+ * by name (strace slows everything down: timings without it too). --go-profile PREFIX
+ * has the CLI write its own Go CPU profile of the operation to PREFIX.PID.cpu (and a trace
+ * and a memory profile beside it); `go tool pprof -top PULUMI PREFIX.PID.cpu` reads it.
  *
  * --program lab-bare profiles the lab without the project settings the README recommends
- * (no tsconfig.json, so Pulumi type-checks the program; no `nodeargs` in Pulumi.yaml, so no
- * nslab/preload unless the environment adds it): what a project set up without them runs.
+ * (no tsconfig.json, so Pulumi type-checks the program; no `nodeargs` and no `plugins` in
+ * Pulumi.yaml, so no nslab/preload unless the environment adds it): what a project set up
+ * without them runs.
  * --program floor profiles bench/floor instead of the lab: the same resources served by
  * a provider that does nothing (Pulumi's own cost). --program lab-root-ends profiles the
  * lab declared with each veth's `a` end on the bridge, so that all veth deletes are in
@@ -57,7 +60,7 @@ copyProgram(programDir, dir);
 if (args.program === "lab-bare") {
   fs.rmSync(path.join(dir, "tsconfig.json"), { force: true });
   const yaml = path.join(dir, "Pulumi.yaml");
-  fs.writeFileSync(yaml, fs.readFileSync(yaml, "utf8").split("\n").filter((l) => !/^\s*(nodeargs:|#)/.test(l)).join("\n"));
+  fs.writeFileSync(yaml, fs.readFileSync(yaml, "utf8").split("\nplugins:")[0].split("\n").filter((l) => !/^\s*(nodeargs:|#)/.test(l)).join("\n"));
 }
 fs.mkdirSync(`${dir}/state`);
 const cpuLog = path.join(dir, "cpu.jsonl");
@@ -105,7 +108,9 @@ let written;
 try {
   if (op !== "up") pulumi(commands.up);
   const retain = countCheckpoints ? { PULUMI_DIY_BACKEND_RETAIN_CHECKPOINTS: "true" } : {};
-  total = pulumi(commands[op], { ...profiled, ...retain }, countExecs);
+  // --go-profile PREFIX: the CLI's own Go CPU profile of the operation (PREFIX.PID.cpu; read it with `go tool pprof -top`).
+  const goProfile = args["go-profile"] ? ["--profiling", path.resolve(args["go-profile"])] : [];
+  total = pulumi([...commands[op], ...goProfile], { ...profiled, ...retain }, countExecs);
   if (countCheckpoints) {
     written = checkpoints();
     for (const f of written.files) fs.rmSync(f);

@@ -40,8 +40,8 @@ function report(summary, runs) {
   out.push("refresh: pulumi preview --refresh (reads, then runs the program); refresh-only: pulumi refresh --preview-only (reads);");
   out.push("for the scripts both are one dump of links and routes per namespace plus the ruleset.");
   out.push("nslab: tuned (scripts/pulumi, PULUMI_SKIP_CHECKPOINTS, transpile-only); stock: the plain `pulumi` command in a default environment");
-  out.push("(checkpoints after every step, default parallelism, CLI logs on, no preload in the provider process), with the project files");
-  out.push("the README recommends (bench/lab: tsconfig.json noCheck, so no type-checking; Pulumi.yaml nodeargs, nslab/preload in the program).");
+  out.push("(checkpoints after every step, default parallelism, CLI logs on), with the project files the README recommends");
+  out.push("(bench/lab: tsconfig.json noCheck, so no type-checking; Pulumi.yaml nodeargs and plugins, nslab/preload in the program and the provider process).");
   out.push("floor: the same resources with a dynamic provider that does nothing (Pulumi's own cost, tuned); nslab-floor: what nslab adds.\n");
   out.push("    N | op           |   nslab |   stock |   floor | nslab-floor | ip/op   | ip-batch | nslab/ip-op | stock/ip-op | nslab/batch");
   out.push("------+--------------+---------+---------+---------+-------------+---------+----------+-------------+-------------+------------");

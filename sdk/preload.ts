@@ -4,7 +4,10 @@
  *
  *     NODE_OPTIONS="--require nslab/preload" pulumi up
  *
- * `scripts/pulumi` does that for you (set `NSLAB_PRELOAD=0` to leave it out). Nothing in
+ * `scripts/pulumi` does that for you (set `NSLAB_PRELOAD=0` to leave it out); for the plain
+ * `pulumi`, a project's Pulumi.yaml loads it into the program with `nodeargs` and into the
+ * provider process with a `plugins` entry naming nslab's launcher (`plugin/`; see the
+ * README, "Use nslab in your own project"). Nothing in
  * it changes what a program declares or what the engine deploys or records. It only
  * touches a copy of @pulumi/pulumi whose package.json version is one it was tested with
  * ({@link TESTED_PULUMI_VERSIONS}); any other version is left entirely alone (the program

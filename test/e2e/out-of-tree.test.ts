@@ -46,6 +46,16 @@ function plainEnv(project: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Proces
   };
 }
 
+/** A file that "Use nslab in your own project" in the README writes with `cat > FILE <<'TAG'`, as written. */
+function readmeFile(file: string): string {
+  const lines = fs.readFileSync(path.join(REPO, "README.md"), "utf8").split("\n");
+  const start = lines.findIndex((l) => new RegExp(`^ {4}cat > ${file.replace(".", "\\.")} <<'([A-Z]+)'$`).test(l));
+  if (start < 0) throw new Error(`README.md writes no ${file}`);
+  const tag = /<<'([A-Z]+)'$/.exec(lines[start])![1];
+  const end = lines.indexOf(`    ${tag}`, start + 1);
+  return lines.slice(start + 1, end).map((l) => l.slice(4)).join("\n") + "\n";
+}
+
 /** npm, offline, from the cache scripts/setup filled. */
 function npm(args: string[], cwd: string): Promise<string> {
   return must("npm", [...args, "--offline", "--cache", NPM_CACHE, "--no-audit", "--no-fund", "--loglevel=error", "--no-update-notifier"], {
@@ -243,6 +253,72 @@ describe.each([LOW, HIGH])("nslab in a user's project outside the checkout, with
       const installed = (name: string) => (JSON.parse(fs.readFileSync(path.join(fresh, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
       expect(installed("@pulumi/pulumi")).toBe(version);
       expect(installed("nslab")).toBe(pkg.version);
+    });
+  }
+
+  if (version === LOW) {
+    it("a project set up as the README says: the program and the provider process load nslab/preload", async () => {
+      // Pulumi.yaml and tsconfig.json as "Use nslab in your own project" writes them, the
+      // user's package.json and node_modules, and a hook that records, once each process's main module has
+      // loaded, what it runs and whether nslab/preload is in it.
+      const dir = fs.mkdtempSync(path.join(work, `readme-${version}-`));
+      for (const file of ["Pulumi.yaml", "tsconfig.json"]) fs.writeFileSync(path.join(dir, file), readmeFile(file));
+      expect(readmeFile("Pulumi.yaml")).toContain("path: ./node_modules/nslab/plugin");
+      for (const file of ["package.json", "index.ts"]) fs.copyFileSync(path.join(project, file), path.join(dir, file));
+      fs.mkdirSync(path.join(dir, "state"));
+      const log = path.join(dir, "processes.jsonl");
+      const hook = path.join(dir, "hook.js");
+      fs.writeFileSync(
+        hook,
+        `const Module = require("node:module");
+setImmediate(() => require("node:fs").appendFileSync(${JSON.stringify(log)}, JSON.stringify({
+  argv: process.argv.slice(1, 2).join(" "), execArgv: process.execArgv.join(" "),
+  preload: Module[Symbol.for("nslab.lazy")] === true }) + "\\n"));
+`,
+      );
+      const inDir = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+        sandbox.run("sh", ["-c", 'cd "$0" && exec "$@"', dir, PULUMI, ...args], { env: plainEnv(dir, { NODE_OPTIONS: `--require ${hook}`, ...env }), timeoutMs: 300_000 });
+      type Seen = { argv: string; execArgv: string; preload: boolean };
+      const seen = (): Seen[] => fs.readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Seen);
+
+      // A fresh clone, before npm install: no node_modules/nslab/plugin, and `pulumi install`
+      // stops before installing anything, naming the folder (what the README warns of).
+      expect((await inDir(["stack", "init", "dev"])).exitCode).toBe(0);
+      const early = await inDir(["install"]);
+      expect(early.exitCode, show(early)).not.toBe(0);
+      expect(early.stdout + early.stderr).toContain(`no folder at path '${path.join(dir, "node_modules/nslab/plugin")}'`);
+      fs.symlinkSync(path.join(project, "node_modules"), path.join(dir, "node_modules"));
+
+      const up = await inDir(["up", "--yes", "--skip-preview", "--non-interactive"]);
+      expect(up.exitCode, show(up)).toBe(0);
+      expect(await pings(sandbox, "ns1", "192.168.1.2")).toBe(true);
+      const program = seen().filter((p) => p.argv.includes("@pulumi/pulumi/cmd/run"));
+      const provider = seen().filter((p) => p.argv.includes("@pulumi/pulumi/cmd/dynamic-provider"));
+      expect(program.length, JSON.stringify(seen())).toBeGreaterThan(0);
+      expect(provider, JSON.stringify(seen())).toHaveLength(1);
+      for (const p of [...program, ...provider]) {
+        expect(p.preload, JSON.stringify(p)).toBe(true);
+      }
+      // The provider is the project's copy of @pulumi/pulumi, started by nslab's launcher.
+      expect(provider[0].argv).toMatch(/\/node_modules\/@pulumi\/pulumi\/cmd\/dynamic-provider\/index\.js$/);
+      expect(provider[0].execArgv).toMatch(/--require \S+\/node_modules\/nslab\/plugin\/\.\.\/dist\/sdk\/preload\.js/);
+
+      const about = await inDir(["about"]);
+      expect(about.exitCode, show(about)).toBe(0);
+      expect(about.stdout + about.stderr).not.toMatch(/not implemented|warning/i);
+
+      // NSLAB_PRELOAD=0: the launcher starts the provider without it (the program's nodeargs are Pulumi.yaml's).
+      fs.rmSync(log);
+      const plain = await inDir(["preview", "--refresh", "--expect-no-changes", "--non-interactive"], { NSLAB_PRELOAD: "0" });
+      expect(plain.exitCode, show(plain)).toBe(0);
+      const plainProvider = seen().filter((p) => p.argv.includes("@pulumi/pulumi/cmd/dynamic-provider"));
+      // (preview --refresh starts one for the refresh and one for the preview)
+      expect(plainProvider.length, JSON.stringify(seen())).toBeGreaterThan(0);
+      for (const p of plainProvider) expect(p.preload, JSON.stringify(p)).toBe(false);
+
+      const destroy = await inDir(["destroy", "--yes", "--skip-preview", "--non-interactive"]);
+      expect(destroy.exitCode, show(destroy)).toBe(0);
+      expect(await sandbox.residue()).toEqual([]);
     });
   }
 
