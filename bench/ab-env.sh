@@ -6,7 +6,9 @@
 #   bench/ab-env.sh "NSLAB_PRELOAD=0 NSLAB_PULUMI_LOGS=1 PULUMI_PARALLEL=8" "" 100 3 "up destroy"
 #   bench/ab-env.sh "" "PULUMI_SKIP_CHECKPOINTS=true" 100 3 up lab stock
 # MODE stock runs the plain pulumi command in a default environment (bench/profile.js
-# --mode stock), to which the VAR=value list is added.
+# --mode stock), to which the VAR=value list is added; there NSLAB_BENCH_TOOLS=DIR runs
+# the CLI of another build (DIR laid out as .tools/bin: pulumi, pulumi-language-nodejs,
+# node, pulumi-resource-pulumi-nodejs), to compare two builds of engine/.
 # Each run is one bench/profile.js (in the sandbox); prints one line per run: the
 # environment, the round, the op, wall and CPU time and the CPU split.
 set -euo pipefail
