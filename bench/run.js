@@ -6,9 +6,10 @@
  * Also measures Pulumi's floor (bench/floor): the same resources served by a provider
  * that does nothing, i.e. what the engine, the program and the provider process cost
  * before nslab does any work; and the "stock" path: the same lab through the plain
- * `pulumi` command in a default environment (checkpoints after every step, no preload in
- * the provider process) with the project files the README recommends (bench/lab's
- * tsconfig.json and Pulumi.yaml), beside the "tuned" one (nslab's figures) that
+ * `pulumi` command in a default environment (checkpoints after every step, the CLI's logs,
+ * the engine's default parallelism) with the project files the README recommends
+ * (bench/lab's tsconfig.json and Pulumi.yaml: no type-checking, the preload in the program
+ * and, through the `plugins` entry, in the provider process), beside the "tuned" one (nslab's figures) that
  * scripts/pulumi and the bench settings give; and the state's size per resource after up.
  *
  *   bench/run.js [--sizes 10,100,300] [--runs 3] [--out bench/results]

@@ -75,19 +75,24 @@ func installedVersion(dir, name string) string {
 }
 
 // runScriptOf is what require.resolve("@pulumi/pulumi/cmd/run") gives from dir, found
-// without starting node: in the first node_modules/@pulumi/pulumi folder up the folder chain
-// (the chain Node walks, which never looks in node_modules/node_modules), the file
+// without starting node: in the first node_modules/@pulumi/pulumi folder up the chain of
+// dir's real path (the chain Node walks, which never looks in node_modules/node_modules), the file
 // cmd/run/index.js, with symbolic links resolved. It answers only when Node's answer
-// cannot differ: the package has no "exports" map, and cmd/run is a folder with no
-// package.json of its own and no cmd/run.js, .json or .node file beside it (which Node
-// would take first), and symbolic links are not asked to be kept (NODE_PRESERVE_SYMLINKS,
+// cannot differ: the package has no "exports" map, cmd/run is a folder with no
+// package.json of its own and no cmd/run.js, .json, .node (or .ts, .cts, .mts) file
+// beside it (which Node would take first), index.js is a file, and symbolic links are not asked to be kept (NODE_PRESERVE_SYMLINKS,
 // --preserve-symlinks in NODE_OPTIONS). Otherwise ok is false and the caller asks node.
 func runScriptOf(dir string) (script string, ok bool) {
 	if os.Getenv("NODE_PRESERVE_SYMLINKS") != "" || strings.Contains(os.Getenv("NODE_OPTIONS"), "--preserve-symlinks") {
 		return "", false
 	}
+	// Node walks up from the real path of the folder (its working directory), not the
+	// path the folder was reached by.
 	abs, err := filepath.Abs(dir)
 	if err != nil {
+		return "", false
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
 		return "", false
 	}
 	for d := abs; ; d = filepath.Dir(d) {
@@ -103,13 +108,17 @@ func runScriptOf(dir string) (script string, ok bool) {
 					return "", false
 				}
 				run := filepath.Join(pkg, "cmd", "run")
-				for _, other := range []string{run, run + ".js", run + ".json", run + ".node", filepath.Join(run, "package.json")} {
+				// .ts, .cts and .mts: the extensions of a Node that strips types itself.
+				for _, other := range []string{run, run + ".js", run + ".json", run + ".node", run + ".ts", run + ".cts", run + ".mts", filepath.Join(run, "package.json")} {
 					if info, err := os.Stat(other); err == nil && (other != run || !info.IsDir()) {
 						return "", false
 					}
 				}
 				real, err := filepath.EvalSymlinks(filepath.Join(run, "index.js"))
 				if err != nil {
+					return "", false
+				}
+				if info, err := os.Stat(real); err != nil || !info.Mode().IsRegular() {
 					return "", false
 				}
 				return real, true

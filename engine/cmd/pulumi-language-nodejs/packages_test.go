@@ -205,13 +205,24 @@ func pulumiWithRunner(t *testing.T, root string, fields pkg) string {
 }
 
 func TestRunScriptFoundWithoutNode(t *testing.T) {
-	root := t.TempDir()
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi", "version": "3.260.0"})
 	program := filepath.Join(root, "infra", "lab")
 	if err := os.MkdirAll(program, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, dir := range []string{root, program} {
+	// The program reached through a link from a folder with an @pulumi/pulumi of its own:
+	// Node walks up from the real path, so the link's neighbour is not the answer.
+	elsewhere := t.TempDir()
+	pulumiWithRunner(t, elsewhere, pkg{"name": "@pulumi/pulumi", "version": "3.0.0"})
+	viaLink := filepath.Join(elsewhere, "lab")
+	if err := os.Symlink(program, viaLink); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{root, program, viaLink} {
 		got, ok := runScriptOf(dir)
 		if !ok || got != want {
 			t.Errorf("from %s: got %q %v, want %q", dir, got, ok, want)
@@ -246,6 +257,22 @@ func TestRunScriptLeftToNodeWhenReadingCannotSettleIt(t *testing.T) {
 	cases := map[string]func(t *testing.T, root string){
 		"an exports map": func(t *testing.T, root string) {
 			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi", "exports": pkg{"./cmd/run": "./cmd/run/index.js"}})
+		},
+		"a cmd/run.ts beside the folder": func(t *testing.T, root string) {
+			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi"})
+			if err := os.WriteFile(filepath.Join(root, "node_modules/@pulumi/pulumi/cmd/run.ts"), []byte("\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"an index.js that is a folder": func(t *testing.T, root string) {
+			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi"})
+			index := filepath.Join(root, "node_modules/@pulumi/pulumi/cmd/run/index.js")
+			if err := os.Remove(index); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(index, 0o755); err != nil {
+				t.Fatal(err)
+			}
 		},
 		"a cmd/run.js beside the folder": func(t *testing.T, root string) {
 			pulumiWithRunner(t, root, pkg{"name": "@pulumi/pulumi"})

@@ -71,7 +71,11 @@ func (h *host) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumir
 		nodeVersion = strings.TrimSpace(string(out))
 	}
 	managerVersion := npmVersion(ctx, manager, dir)
-	// The TypeScript the program would load, found from its folder (not a tsc on PATH).
+	// The TypeScript the program would load, found from its folder's real path, as Node
+	// walks it (not a tsc on PATH).
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	tsVersion := installedVersion(dir, "typescript")
 	metadata := map[string]string{"packagemanager": manager}
 	if managerVersion != "" {
