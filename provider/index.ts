@@ -53,7 +53,7 @@ export { vxlanKind } from "./vxlan";
 export type { VxlanInputs, VxlanOutputs } from "./vxlan";
 export { ownerTag } from "./resource";
 export type { HostArgs } from "./host";
-export { HOST_KINDS, hostKey, hostLabel, machineKey } from "./host";
+export { HOST_KINDS, hostLabel, machineKey } from "./host";
 export { withHost } from "./kernel";
 export { recorded, forget, unmarked, removeUnmarked, stackOf, ownerLabel } from "./owned";
 export type { OwnedRecord, UnmarkedObject } from "./owned";

@@ -268,18 +268,14 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
 }
 
 /**
- * How ip commands reach another host. A long-lived `ip -batch` session per namespace
- * (ipsession.ts) costs an SSH channel each there: an ssh process here, a session with
- * the user's shell there, about 70 ms under load, for every namespace of every run. So
- * there the commands of one exchange go as one request to one of the host's long-lived
- * shells (ssh.ts remoteSequence): one round trip, an `ip` process per command there
- * (docs/benchmark.md has the figures).
- */
-
-/**
  * Runs ip commands in order on another host, `[nsenter --net=/run/netns/NS --] ip
  * [-4|-6] -json -details CMD` each, in one request, stopping at the first failure, with
- * the same result as a session's (runIp).
+ * the same result as a session's (runIp). Why not sessions there: a long-lived
+ * `ip -batch` session per namespace (ipsession.ts) costs an SSH channel each, an ssh
+ * process here and a session with the user's shell there, about 70 ms under load, for
+ * every namespace of every run; the commands of one exchange go instead as one request
+ * to one of the host's long-lived shells (ssh.ts remoteSequence): one round trip, an
+ * `ip` process per command there (docs/benchmark.md has the figures).
  */
 async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, family: "-4" | "-6" | undefined, subject: string, around: Around): Promise<SessionResult> {
   const enter = netns === undefined ? [] : ["nsenter", `--net=${NETNS_DIR}/${netns}`, "--"];
@@ -296,15 +292,15 @@ async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, f
   // it was is not known, nor whether it ran; ipRun says so.
   if (failure.timedOut) return { outputs, failure: { index: 0, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
   if (sshFailed(failure.exitCode, failure.stderr)) return { outputs, failure: { index: 0, text: failure.stderr, exitCode: failure.exitCode } };
-  if (failure.index < before.length) {
-    if (failure.exitCode === 3) throw new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
-    throw new NslabError("CommandFailed", `${subject}: cannot write an intent record in ${RECORD_DIR}${where()}: ${failure.stderr.trim() || `exit ${failure.exitCode}`}`);
-  }
+  if (failure.index < before.length) throw recordWriteError(failure.exitCode, failure.stderr, `intent-${around.before!.object}`, subject);
   return { outputs, failure: { index: failure.index - before.length, text: failure.stderr, exitCode: failure.exitCode } };
 }
 
-/** An intent record to write before ip commands, or to remove after them (see intend). */
-interface Around {
+/**
+ * An intent record to write before ip commands, or to remove after them once all
+ * succeeded (see intend): on another host in the same request as the commands.
+ */
+export interface Around {
   before?: { netns: Netns; object: string; owner: string; by?: string };
   after?: { netns: Netns; object: string };
 }
@@ -315,11 +311,15 @@ const parseJson = <T>(text: string): T => {
   return (line === undefined ? [] : JSON.parse(line)) as T;
 };
 
-/** Runs `ip [-n NS] [-4|-6] ARGS` (a write: the namespace's snapshot is dropped). */
-export async function ip(args: string[], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<string> {
+/**
+ * Runs `ip [-n NS] [-4|-6] ARGS` (a write: the namespace's snapshot is dropped), with an
+ * intent record written before it if `around` says so (the record stays: the caller
+ * removes it once the object is marked, or the write failed).
+ */
+export async function ip(args: string[], netns: Netns, subject: string, family?: "-4" | "-6", around: Around = {}): Promise<string> {
   invalidate(netns);
   try {
-    return (await ipRun([args], netns, subject, family))[0];
+    return (await ipRun([args], netns, subject, family, around))[0];
   } finally {
     invalidate(netns);
   }
@@ -334,45 +334,17 @@ export async function ipJson<T>(args: string[], netns: Netns, subject: string): 
  * Runs write commands and then show commands, in order, stopping at the first failure,
  * and returns the JSON each show printed: `ip [-n NS] [-4|-6] -json -details CMD` for
  * each. Used to apply and verify an object in one exchange with the namespace's ip
- * session. Show commands are those whose second word is "show".
+ * session. Show commands are those whose second word is "show". `around`: intent
+ * records written before, or removed after (see Around).
  */
-export async function ipBatchRead<T = unknown>(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6"): Promise<T[]> {
+export async function ipBatchRead<T = unknown>(commands: string[][], netns: Netns, subject: string, family?: "-4" | "-6", around: Around = {}): Promise<T[]> {
   invalidate(netns);
   try {
-    const outputs = await ipRun(commands, netns, subject, family);
+    const outputs = await ipRun(commands, netns, subject, family, around);
     return outputs.filter((_out, i) => commands[i][1] === "show").map((out) => parseJson<T>(out));
   } finally {
     invalidate(netns);
   }
-}
-
-/**
- * intend(), then `ip [-n NS] ARGS` (a write): one request on another host. The intent
- * record stays (the caller removes it once the object is marked, or the write failed).
- */
-export async function intendThenIp(intent: { netns: Netns; object: string; owner: string; by?: string }, args: string[], netns: Netns, subject: string): Promise<void> {
-  invalidate(netns);
-  try {
-    await ipRun([args], netns, subject, undefined, { before: intent });
-  } finally {
-    invalidate(netns);
-  }
-}
-
-/** ipBatchRead, then intentDone() once every command succeeded: one request on another host. */
-export async function ipBatchReadThenIntentDone<T = unknown>(commands: string[][], netns: Netns, subject: string, intent: { netns: Netns; object: string }): Promise<T[]> {
-  invalidate(netns);
-  try {
-    const outputs = await ipRun(commands, netns, subject, undefined, { after: intent });
-    return outputs.filter((_out, i) => commands[i][1] === "show").map((out) => parseJson<T>(out));
-  } finally {
-    invalidate(netns);
-  }
-}
-
-/** Creates a named namespace: ip netns add NAME. */
-export async function netnsAdd(name: string, subject: string): Promise<void> {
-  await ip(["netns", "add", name], undefined, subject);
 }
 
 /**
@@ -1228,8 +1200,13 @@ function recordRemoveArgv(netns: Netns, name: string): string[] {
 export async function hostWriteRecord(netns: Netns, name: string, value: unknown, subject: string): Promise<void> {
   if (currentHost() === undefined) return writeRecord(netns, name, value, subject);
   const r = await remoteOutcome(recordWriteArgv(netns, name, value), subject);
-  if (r.exitCode === 3) throw new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
-  if (r.exitCode !== 0) throw new NslabError("CommandFailed", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+  if (r.exitCode !== 0) throw recordWriteError(r.exitCode, r.stderr, name, subject);
+}
+
+/** Why recordWriteArgv's command failed (exit 3: the namespace is gone). */
+function recordWriteError(exitCode: number, stderr: string, name: string, subject: string): NslabError {
+  if (exitCode === 3) return new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
+  return new NslabError("CommandFailed", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${stderr.trim() || `exit ${exitCode}`}`);
 }
 
 /** removeRecord, on the current host. */

@@ -41,10 +41,7 @@ async function claim(name: string, owner: string, intent?: string): Promise<stri
     ["link", "set", "dev", "lo", "alias", ownerTag(owner)],
     ["address", "show", "dev", "lo"],
   ];
-  const [lo] =
-    intent === undefined
-      ? await kernel.ipBatchRead<{ ifalias?: string }[]>(commands, name, subject(name))
-      : await kernel.ipBatchReadThenIntentDone<{ ifalias?: string }[]>(commands, name, subject(name), { netns: undefined, object: intent });
+  const [lo] = await kernel.ipBatchRead<{ ifalias?: string }[]>(commands, name, subject(name), undefined, intent === undefined ? {} : { after: { netns: undefined, object: intent } });
   return lo?.[0]?.ifalias;
 }
 
@@ -98,7 +95,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       }
     } else {
       // The intent record, then: ip netns add NAME (one request on another host).
-      await kernel.intendThenIp({ netns: undefined, object: intent, owner: tag, by: inputs.__owner }, ["netns", "add", name], undefined, subject(name)).catch(async (err) => {
+      await kernel.ip(["netns", "add", name], undefined, subject(name), undefined, { before: { netns: undefined, object: intent, owner: tag, by: inputs.__owner } }).catch(async (err) => {
         // A namespace that may have been made all the same keeps its intent record (the
         // next create takes it over, nslab-orphans finds it).
         if (!mayHaveRun(err)) await kernel.intentDone(undefined, intent);

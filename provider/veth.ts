@@ -161,7 +161,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     try {
       // The intent record, then (one request on another host):
       // ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
-      await kernel.intendThenIp({ netns: a.namespace, object: intent, owner: tag, by: inputs.__owner }, ["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs));
+      await kernel.ip(["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs), undefined, { before: { netns: a.namespace, object: intent, owner: tag, by: inputs.__owner } });
     } catch (err) {
       if (!(err instanceof NslabError && err.kind === "AlreadyExists")) {
         // A pair that may have been made all the same keeps its intent record.

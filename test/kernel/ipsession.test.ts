@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ip, ipBatchRead, ipJson, netnsAdd, netnsDelete } from "../../provider/kernel";
+import { ip, ipBatchRead, ipJson, netnsDelete } from "../../provider/kernel";
 import { closeSessions, inspectSessions, openSessions, runIp } from "../../provider/ipsession";
 import { ipByHand, linkByHand, uniq } from "../helpers/kernel";
 
@@ -15,7 +15,7 @@ const ns = uniq("kis");
 
 describe("ip sessions on the kernel", () => {
   beforeAll(async () => {
-    await netnsAdd(ns, "test namespace");
+    await ip(["netns", "add", ns], undefined, "test namespace");
   });
   afterAll(async () => {
     await netnsDelete(ns, "test namespace").catch(() => undefined);
@@ -103,7 +103,7 @@ describe("ip sessions on the kernel", () => {
 
   it("never keeps a deleted namespace alive", async () => {
     const other = uniq("kisd");
-    await netnsAdd(other, "other");
+    await ip(["netns", "add", other], undefined, "other");
     // A veth with one end in the namespace and one in the program's: the host end
     // disappears only when the namespace is really gone.
     const host = uniq("h");
@@ -117,7 +117,7 @@ describe("ip sessions on the kernel", () => {
 
   it("does not use a session whose namespace was replaced by someone else", async () => {
     const other = uniq("kisr");
-    await netnsAdd(other, "other");
+    await ip(["netns", "add", other], undefined, "other");
     await ip(["link", "set", "dev", "lo", "alias", "first"], other, "lo");
     await ipByHand("netns", "delete", other);
     await ipByHand("netns", "add", other);
@@ -128,7 +128,7 @@ describe("ip sessions on the kernel", () => {
 
   it("runs link deletes in one namespace side by side, in at most 16 sessions that go with the namespace", async () => {
     const crowded = uniq("kdl");
-    await netnsAdd(crowded, "crowded");
+    await ip(["netns", "add", crowded], undefined, "crowded");
     const names = Array.from({ length: 20 }, (_, i) => `${uniq("v")}${i}`);
     await ipBatchRead(names.map((n) => ["link", "add", "name", n, "type", "veth", "peer", "name", `${n}p`]), crowded, "the test's veths");
     const mine = () => inspectSessions().sessions.filter((s) => s.netns === crowded);

@@ -205,29 +205,25 @@ func fakeNpm(t *testing.T, version, printed string) {
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
-func TestAboutReadsNpmsVersionFromItsPackage(t *testing.T) {
+func TestAboutNpmVersion(t *testing.T) {
 	needTools(t, "node")
-	root := userProject(t)
-	// The package's version is reported; the command, which would print another, is not run.
-	fakeNpm(t, "10.99.1", "7.0.0")
-	about, err := serve(t).About(context.Background(), &pulumirpc.AboutRequest{Info: programInfo(t, root, nil)})
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct{ name, packageVersion, printed, want string }{
+		// The package's version is reported; the command, which would print another, is not run.
+		{"read from npm's package", "10.99.1", "7.0.0", "10.99.1"},
+		// An npm outside a package named npm: asked.
+		{"asked of an npm outside a package", "", "7.0.0", "7.0.0"},
 	}
-	if got := about.Metadata["packagemanagerVersion"]; got != "10.99.1" {
-		t.Errorf("npm version: got %q, want the package's 10.99.1", got)
-	}
-}
-
-func TestAboutAsksAnNpmOutsideAPackage(t *testing.T) {
-	needTools(t, "node")
-	root := userProject(t)
-	fakeNpm(t, "", "7.0.0")
-	about, err := serve(t).About(context.Background(), &pulumirpc.AboutRequest{Info: programInfo(t, root, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := about.Metadata["packagemanagerVersion"]; got != "7.0.0" {
-		t.Errorf("npm version: got %q, want what npm --version printed, 7.0.0", got)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := userProject(t)
+			fakeNpm(t, c.packageVersion, c.printed)
+			about, err := serve(t).About(context.Background(), &pulumirpc.AboutRequest{Info: programInfo(t, root, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := about.Metadata["packagemanagerVersion"]; got != c.want {
+				t.Errorf("npm version: got %q, want %q", got, c.want)
+			}
+		})
 	}
 }
