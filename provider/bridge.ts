@@ -2,7 +2,7 @@
  * Bridge: a Linux bridge (a virtual switch) whose ports are veth ends or taps that name
  * it as their `master`. Ownership: nslab's alias on the bridge.
  */
-import { NslabError } from "./errors";
+import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { checkLinkFields, converge, linkRules, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
@@ -86,14 +86,16 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
     const earlier = await kernel.intended(i.namespace, intent);
-    await kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
     const created = await kernel
       .ip(
-        // Equivalent to: ip link add name NAME address MAC [mtu M] type bridge stp_state N
+        // The intent record, then (one request on another host):
+        // ip link add name NAME address MAC [mtu M] type bridge stp_state N
         // (adopting, without a mac of the program's, a bridge made here still gets a stable one)
         ["link", "add", "name", i.name, "address", i.mac ?? stableMac(i.__owner, "bridge"), ...(i.mtu ? ["mtu", String(i.mtu)] : []), "type", "bridge", ...bridgeAttrs(i)],
         i.namespace,
         subject(i),
+        undefined,
+        { before: { netns: i.namespace, object: intent, owner: tag, by: i.__owner } },
       )
       .then(() => true)
       .catch(async (err) => {
@@ -105,7 +107,9 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
           await kernel.intentDone(i.namespace, intent);
           throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live?.kind || "plain"} interface, not a bridge.`);
         }
-        await kernel.intentDone(i.namespace, intent);
+        // A bridge that may have been made all the same (over SSH, a request whose end was
+        // not seen) keeps its intent record: the next create takes it over.
+        if (live || !mayHaveRun(err)) await kernel.intentDone(i.namespace, intent);
         return unsupportedVlan(err, i);
       });
     try {

@@ -244,6 +244,7 @@ async function ipRun(commands: string[][], netns: Netns, subject: string, family
   if (host !== undefined) {
     result = await runIpRemote(host, commands, netns, family, subject, around);
   } else {
+    if (around.dropRecordsOf !== undefined) removeRecordsHere(around.dropRecordsOf);
     if (around.before) await intend(around.before.netns, around.before.object, around.before.owner, subject, around.before.by);
     result = await runIp(commands, netns, family);
     if (around.after && !result.failure) await intentDone(around.after.netns, around.after.object);
@@ -282,7 +283,10 @@ async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, f
   const argvs = commands.map((command) => [...enter, "ip", ...(family ? [family] : []), "-json", "-details", ...command]);
   // The intent records go in the same request: written before, removed after (only when
   // every command succeeded: the sequence stops at the first failure).
-  const before = around.before ? [recordWriteArgv(around.before.netns, `intent-${around.before.object}`, { owner: around.before.owner, by: around.before.by })] : [];
+  const before = [
+    ...(around.dropRecordsOf !== undefined ? [recordsDropArgv(around.dropRecordsOf)] : []),
+    ...(around.before ? [recordWriteArgv(around.before.netns, `intent-${around.before.object}`, { owner: around.before.owner, by: around.before.by })] : []),
+  ];
   const after = around.after ? [recordRemoveArgv(around.after.netns, `intent-${around.after.object}`)] : [];
   const r = await remoteSequence(host, [...before, ...argvs, ...after], { timeoutMs: COMMAND_TIMEOUT_MS, subject });
   const outputs = r.outputs.slice(before.length, before.length + argvs.length);
@@ -292,7 +296,8 @@ async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, f
   // it was is not known, nor whether it ran; ipRun says so.
   if (failure.timedOut) return { outputs, failure: { index: 0, text: `timed out after ${COMMAND_TIMEOUT_MS} ms`, exitCode: -1, timedOut: true } };
   if (sshFailed(failure.exitCode, failure.stderr)) return { outputs, failure: { index: 0, text: failure.stderr, exitCode: failure.exitCode } };
-  if (failure.index < before.length) throw recordWriteError(failure.exitCode, failure.stderr, `intent-${around.before!.object}`, subject);
+  // (Dropping records never fails: a failure before the commands is the intent's write.)
+  if (failure.index < before.length) throw recordWriteError(failure.exitCode, failure.stderr, `intent-${around.before?.object}`, subject);
   return { outputs, failure: { index: failure.index - before.length, text: failure.stderr, exitCode: failure.exitCode } };
 }
 
@@ -303,6 +308,8 @@ async function runIpRemote(host: HostArgs, commands: string[][], netns: Netns, f
 export interface Around {
   before?: { netns: Netns; object: string; owner: string; by?: string };
   after?: { netns: Netns; object: string };
+  /** A namespace whose records all go before the commands (it is about to be deleted). */
+  dropRecordsOf?: string;
 }
 
 /** The JSON a show command printed (one line; an empty list when it printed none). */
@@ -353,9 +360,9 @@ export async function ipBatchRead<T = unknown>(commands: string[][], netns: Netn
  */
 export async function netnsDelete(name: string, subject: string): Promise<void> {
   await Promise.all([currentHost() === undefined ? closeSessions(name) : undefined, closeProbers(name)]);
-  // Records kept for it die with it (its inode number may be reused by a later one).
-  await removeRecordsOf(name, subject);
-  await ip(["netns", "delete", name], undefined, subject);
+  // Records kept for it die with it (its inode number may be reused by a later one):
+  // removed first, in the same request as the delete on another host.
+  await ip(["netns", "delete", name], undefined, subject, undefined, { dropRecordsOf: name });
 }
 
 // ---- namespaces -------------------------------------------------------------------------
@@ -423,6 +430,37 @@ export async function netnsLook(name: string, object: string, subject: string): 
 /** What /run/netns/NAME is on the current host, in one look (one command over SSH). */
 export function hostNetnsState(name: string, subject = describe("namespace", name, undefined)): Promise<"absent" | "namespace" | "half"> {
   return netnsFileState(name, subject);
+}
+
+/**
+ * What /run/netns/NAME is on the current host and, when it is a namespace, the alias
+ * of its `lo` (nslab's mark; "" when it has none): here, two stat(2) calls and the
+ * namespace's links snapshot (`fresh`: lo read anew); on another host, one request.
+ * Equivalent to: stat -L -c '%d %i' /proc/self/ns/net /run/netns/NAME; ip -n NAME -json -details addr show dev lo
+ */
+export async function netnsLoMark(name: string, subject: string, fresh = false): Promise<{ state: "absent" | "namespace" | "half"; mark?: string }> {
+  const fromLinks = async () => (fresh ? await link("lo", name) : (await links(name)).find((l) => l.ifname === "lo"))?.ifalias ?? "";
+  if (currentHost() === undefined) {
+    const state = await netnsFileState(name, subject);
+    return state === "namespace" ? { state, mark: await fromLinks() } : { state };
+  }
+  // $1: the namespace's file. nsenter fails on an absent file or the plain file of an
+  // interrupted ip netns add: then only the stat lines count.
+  const script = `stat -L -c '%d %i' /proc/self/ns/net "$1" 2>/dev/null; echo --; nsenter --net="$1" -- ip -json -details addr show dev lo 2>/dev/null; exit 0`;
+  const r = await remoteOutcome(["sh", "-c", script, "sh", `${NETNS_DIR}/${name}`], subject);
+  if (r.exitCode !== 0) throw new NslabError("CommandFailed", `${subject}: cannot look at ${NETNS_DIR}/${name}${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+  const [stats, shown = ""] = r.stdout.split("--\n");
+  const state = stateFromStat(stats);
+  if (state !== "namespace") return { state };
+  try {
+    const [lo] = JSON.parse(shown) as LinkJson[];
+    if (lo) return { state, mark: lo.ifalias ?? "" };
+  } catch {
+    // not JSON: asked again below, where a failure is named
+  }
+  // A namespace whose lo could not be read that way (ip missing there, say): the usual
+  // read, whose error says why.
+  return { state, mark: await fromLinks() };
 }
 
 /** True when /run/netns/NAME exists on the current host (netnsExists, there). */
@@ -855,6 +893,8 @@ export async function closeProbers(netns: string): Promise<void> {
 export interface ProcessStat {
   state: string;
   startTime: string;
+  /** The session id: a program nslab started leads its own (setsid). */
+  session: string;
 }
 
 /** The fields of a /proc/PID/stat line that nslab needs. */
@@ -863,7 +903,7 @@ function parseStat(text: string): ProcessStat | undefined {
   const close = text.lastIndexOf(")");
   if (close < 0) return undefined;
   const fields = text.slice(close + 2).trim().split(" ");
-  return fields[19] === undefined ? undefined : { state: fields[0], startTime: fields[19] };
+  return fields[19] === undefined ? undefined : { state: fields[0], startTime: fields[19], session: fields[3] };
 }
 
 /**
@@ -888,6 +928,64 @@ export async function processAlive(pid: number, startTime: string): Promise<bool
   return stat !== undefined && stat.startTime === startTime && stat.state !== "Z" && stat.state !== "X";
 }
 
+/**
+ * The environment variable that marks a program nslab started (Process): its value is
+ * the resource's owner string (PROJECT/STACK@BACKEND/Process/NAME). A program keeps it
+ * from its first instruction on, so even a program whose create was killed before its
+ * pid was returned can be found, and told from anyone else's.
+ */
+export const PROCESS_MARK = "NSLAB_OWNER";
+
+/** A live program found by its PROCESS_MARK. */
+export interface MarkedProcess {
+  pid: number;
+  startTime: string;
+  owner: string;
+}
+
+/**
+ * On another host: every process whose environment has NSLAB_OWNER, as "OWNER<TAB>STAT"
+ * lines (one grep for all of /proc, a cat per match).
+ */
+const REMOTE_MARKED = `grep -azoH '^${PROCESS_MARK}=.*' /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | while IFS= read -r line; do f=\${line%%:${PROCESS_MARK}=*}; p=\${f#/proc/}; p=\${p%/environ}; s=$(cat "/proc/$p/stat" 2>/dev/null) || continue; printf '%s\\t%s\\n' "\${line#*:${PROCESS_MARK}=}" "$s"; done; exit 0`;
+
+/**
+ * The live (not exited) programs on the current host that nslab started, found by
+ * their NSLAB_OWNER (PROCESS_MARK) and leading their own session (setsid: the children
+ * they start inherit the variable, and are not listed), with their owner strings.
+ * Equivalent to: grep -azo '^NSLAB_OWNER=.*' /proc/[0-9]*\/environ, and each one's /proc/PID/stat
+ */
+export async function markedProcesses(): Promise<MarkedProcess[]> {
+  const found: MarkedProcess[] = [];
+  const add = (owner: string, statLine: string) => {
+    const stat = parseStat(statLine);
+    const pid = Number(statLine.slice(0, statLine.indexOf(" ")));
+    // Only the program itself, which leads the session setsid gave it: its children
+    // inherit the variable too, and go with it.
+    if (stat && pid > 0 && stat.session === String(pid) && stat.state !== "Z" && stat.state !== "X") found.push({ pid, startTime: stat.startTime, owner });
+  };
+  if (currentHost() !== undefined) {
+    const r = await remoteOutcome(["sh", "-c", REMOTE_MARKED], `processes${where()}`);
+    if (r.exitCode !== 0) throw new NslabError("CommandFailed", `cannot list the processes${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+    for (const line of r.stdout.split("\n")) {
+      const tab = line.indexOf("\t");
+      if (tab > 0) add(line.slice(0, tab), line.slice(tab + 1));
+    }
+    return found;
+  }
+  const prefix = `${PROCESS_MARK}=`;
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const mark = fs.readFileSync(`/proc/${entry}/environ`, "latin1").split("\0").find((v) => v.startsWith(prefix));
+      if (mark) add(Buffer.from(mark.slice(prefix.length), "latin1").toString("utf8"), fs.readFileSync(`/proc/${entry}/stat`, "utf8"));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
 /** A started process: its identity, and how long its log was before it started (its own output comes after). */
 export interface Started {
   pid: number;
@@ -904,7 +1002,7 @@ export interface Started {
  * children, the background one too, when it waits for a command it forked), so a
  * program that exited at once is still there as a zombie (processAlive: exited).
  */
-const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; shift 2; true >>"$log" || exit 4; wc -c <"$log"; setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; read -r s <"/proc/$p/stat" && printf '%s\\n' "$s"; exit 0`;
+const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; owner=$3; shift 3; true >>"$log" || exit 4; wc -c <"$log"; ${PROCESS_MARK}=$owner setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; read -r s <"/proc/$p/stat" && printf '%s\\n' "$s"; exit 0`;
 
 /**
  * Starts a long-running program inside a namespace of the current host, detached (its
@@ -914,13 +1012,13 @@ const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; shift 2; true >>"$log" || ex
  * pid and start time, which together identify it.
  * Equivalent to: cd CWD && setsid [nsenter --net=/run/netns/NS --] ARGV... </dev/null >>LOG 2>&1 &
  */
-export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string }): Promise<Started> {
+export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string; owner: string }): Promise<Started> {
   const [command, args] = inNetns(argv[0], argv.slice(1), netns);
   if (currentHost() !== undefined) return spawnRemote([command, ...args], options);
   const logStart = fs.existsSync(options.logFile) ? fs.statSync(options.logFile).size : 0;
   const log = fs.openSync(options.logFile, "a");
   try {
-    const child = spawn(command, args, { cwd: options.cwd, detached: true, stdio: ["ignore", log, log] });
+    const child = spawn(command, args, { cwd: options.cwd, detached: true, stdio: ["ignore", log, log], env: { ...process.env, [PROCESS_MARK]: options.owner } });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once("error", (err) => reject(new NslabError("CommandFailed", `${options.subject}: cannot start ${[command, ...args].join(" ")}: ${err.message}`)));
       child.once("spawn", () => resolve(child.pid!));
@@ -934,8 +1032,8 @@ export async function spawnDetached(argv: string[], netns: Netns, options: { cwd
   }
 }
 
-async function spawnRemote(argv: string[], options: { cwd: string; logFile: string; subject: string }): Promise<Started> {
-  const r = await remoteScript(REMOTE_SPAWN, [options.cwd, options.logFile, ...argv], options.subject);
+async function spawnRemote(argv: string[], options: { cwd: string; logFile: string; subject: string; owner: string }): Promise<Started> {
+  const r = await remoteScript(REMOTE_SPAWN, [options.cwd, options.logFile, options.owner, ...argv], options.subject);
   const said = r.stderr.trim().split("\n").pop() || `exit ${r.exitCode}`;
   if (r.exitCode === 3) throw new NslabError("NotFound", `${options.subject}: cwd "${options.cwd}" is not a folder it can enter${where()} (${said}). Create it there, or give another cwd.`);
   if (r.exitCode === 4) throw new NslabError("CommandFailed", `${options.subject}: cannot append to log file "${options.logFile}"${where()} (${said}). Give a logFile in a folder that exists there.`);
@@ -1191,6 +1289,11 @@ function recordWriteArgv(netns: Netns, name: string, value: unknown): string[] {
   return ["sh", "-c", script, "sh", netnsFile(netns), name, JSON.stringify(value)];
 }
 
+/** The command that removes a namespace's records folder on another host; never fails (nothing to remove when the namespace is gone). */
+function recordsDropArgv(name: string): string[] {
+  return ["sh", "-c", `( ${REMOTE_RECORD_DIR}; rm -rf -- "$d" ); exit 0`, "sh", netnsFile(name)];
+}
+
 /** The command that removes a record on another host (and its folder, once empty); never fails. */
 function recordRemoveArgv(netns: Netns, name: string): string[] {
   return ["sh", "-c", `${REMOTE_RECORD_DIR}; rm -f -- "$d/$2.json"; rmdir -- "$d" 2>/dev/null; exit 0`, "sh", netnsFile(netns), name];
@@ -1256,12 +1359,8 @@ export async function hostListRecords<T>(prefixes: string[]): Promise<FoundRecor
   return found;
 }
 
-/** Removes every record of a namespace (it is being deleted), on the current host. */
-async function removeRecordsOf(name: string, subject: string): Promise<void> {
-  if (currentHost() === undefined) {
-    const inode = netnsInode(name);
-    if (inode !== undefined) fs.rmSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, force: true });
-    return;
-  }
-  await remoteScript(`${REMOTE_RECORD_DIR}; rm -rf -- "$d"`, [netnsFile(name)], subject);
+/** Removes every record of a namespace (it is being deleted), on this machine (another host's: recordsDropArgv). */
+function removeRecordsHere(name: string): void {
+  const inode = netnsInode(name);
+  if (inode !== undefined) fs.rmSync(`${RECORD_DIR}/netns-${inode}`, { recursive: true, force: true });
 }

@@ -24,10 +24,10 @@ const subject = (name: string) => `namespace "${name}"${kernel.where()}`;
  * /run/netns/NAME was just seen to be, if the caller looked already.
  */
 async function marker(name: string, state?: "absent" | "namespace" | "half"): Promise<string | undefined> {
-  // One look at /run/netns/NAME: absent, or the file of an interrupted ip netns add.
-  if ((state ?? (await kernel.hostNetnsState(name))) !== "namespace") return undefined;
-  const lo = (await kernel.links(name)).find((l) => l.ifname === "lo");
-  return lo?.ifalias ?? "";
+  // Absent, or the file of an interrupted ip netns add: no mark.
+  if (state === undefined) return (await kernel.netnsLoMark(name, subject(name))).mark;
+  if (state !== "namespace") return undefined;
+  return (await kernel.links(name)).find((l) => l.ifname === "lo")?.ifalias ?? "";
 }
 
 /**
@@ -133,11 +133,11 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
 
   async delete(id, props) {
     const name = props.name ?? id;
+    // /run/netns/NAME and lo's mark, in one look (one request on another host).
+    const { state, mark: seen } = await kernel.netnsLoMark(name, subject(name));
     // The remains of our namespace whose delete was killed between unmount and unlink.
-    const state = await kernel.hostNetnsState(name);
     if (state === "half") return kernel.netnsDelete(name, subject(name));
     if (state === "absent") return;
-    const seen = await marker(name, state);
     // Gone already, or no longer ours (someone replaced it): nothing of ours to delete.
     if (seen === undefined || seen !== ownerTag(props.__owner)) return;
     // Equivalent to: ip netns delete NAME

@@ -15,6 +15,7 @@
  * by an nslab before this carry PROJECT/STACK/KIND/NAME (no backend) and keep it.
  */
 import { SWITCHES } from "./forwarding";
+import { stop as stopProcess, STOP_TIMEOUT_MS_DEFAULT } from "./process";
 import type { HostArgs } from "./host";
 import * as kernel from "./kernel";
 import { isNslabTag, ownerTag, resourceNameOf } from "./resource";
@@ -88,9 +89,14 @@ export interface UnmarkedObject {
   /** PROJECT/STACK@BACKEND (see stackOf). */
   stack: string;
   owner: string;
-  /** "netns", "link", or "forwarding" (a switch set by a killed create: name is its sysctl). */
-  type: "netns" | "link" | "forwarding";
+  /**
+   * "netns", "link", "forwarding" (a switch set by a killed create: name is its sysctl),
+   * or "process" (a program a Process started, found by its NSLAB_OWNER: name is its pid).
+   */
+  type: "netns" | "link" | "forwarding" | "process";
   name: string;
+  /** A process's start time (with its pid, its identity). */
+  startTime?: string;
   /** Namespace of a link (undefined: the program's). */
   namespace?: string;
   /** The host it is on (undefined: this machine). */
@@ -100,7 +106,8 @@ export interface UnmarkedObject {
 /**
  * Intent records (kernel.intend) in every namespace of the current host (this machine,
  * or the one kernel.withHost names: intents are kept next to their objects), whose
- * object exists and carries no mark or the resource's own. Records of the stacks
+ * object exists and carries no mark or the resource's own; and the programs running
+ * there that a Process started (their NSLAB_OWNER), of every stack. Records of the stacks
  * `dropStaleOf` says yes to whose object does not exist (the create was killed before
  * making it) are removed.
  */
@@ -125,15 +132,18 @@ export async function unmarked(dropStaleOf: (stack: string) => boolean = () => f
     if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
     found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns, ...(host ? { host } : {}) });
   }
+  // Programs nslab started: their NSLAB_OWNER names the resource (no record needed).
+  for (const p of await kernel.markedProcesses()) {
+    found.push({ stack: stackOf(p.owner), owner: p.owner, type: "process", name: String(p.pid), startTime: p.startTime, ...(host ? { host } : {}) });
+  }
   return found;
 }
 
 /** lo's alias in a namespace ("" when none); undefined when the namespace does not exist (on the current host). */
 async function namespaceMark(name: string): Promise<string | undefined> {
-  const state = await kernel.hostNetnsState(name);
+  const { state, mark } = await kernel.netnsLoMark(name, `namespace "${name}"${kernel.where()}`, true);
   if (state === "absent") return undefined;
-  if (state === "half") return "";
-  return (await kernel.link("lo", name))?.ifalias ?? "";
+  return state === "half" ? "" : mark;
 }
 async function linkMark(name: string, netns: string | undefined): Promise<string | undefined> {
   const live = await kernel.link(name, netns);
@@ -142,12 +152,19 @@ async function linkMark(name: string, netns: string | undefined): Promise<string
 
 /**
  * Deletes an unmarked object of a killed create and its intent record, on its host,
- * after checking again that it carries no other mark.
+ * after checking again that it carries no other mark; stops a program (its pid only
+ * while it is still the one that started at its start time).
  * Equivalent to: ip netns delete NAME / ip [-n NS] link del NAME
  */
 export function removeUnmarked(o: UnmarkedObject): Promise<void> {
   return kernel.withHost(o.host, async () => {
     const where = kernel.where();
+    if (o.type === "process") {
+      // SIGTERM, then SIGKILL after 5 s, only while the pid is still the program that
+      // started at startTime.
+      await stopProcess({ pid: Number(o.name), startTime: o.startTime ?? "", stopTimeoutMs: STOP_TIMEOUT_MS_DEFAULT, __owner: o.owner, command: [] });
+      return;
+    }
     if (o.type === "forwarding") {
       const file = `forwarding-${o.name === SWITCHES.ipv4 ? "ipv4" : "ipv6"}`;
       const record = await kernel.hostReadRecord<{ previous?: string; set?: string }>(o.namespace, file);

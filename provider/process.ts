@@ -6,7 +6,10 @@
  * not start.
  *
  * - create starts the program detached (its own session, output appended to a log
- *   file), waits `startupMs` and fails, with the log's last lines, if it has exited.
+ *   file, NSLAB_OWNER=OWNER in its environment), waits `startupMs` and fails, with the
+ *   log's last lines, if it has exited. A program of this resource's that is still
+ *   running from a create Pulumi never recorded (a killed run: found by NSLAB_OWNER) is
+ *   stopped first.
  * - read: alive with the same start time, or gone (drift; `pulumi up --refresh` starts
  *   it again).
  * - delete sends SIGTERM to that pid only if its start time still matches, waits for it
@@ -92,7 +95,7 @@ async function waitReady(pid: number, startTime: string, file: string, from: num
 }
 
 /** Stops the process if it is still ours; idempotent. */
-async function stop(props: Pick<ProcessOutputs, "pid" | "startTime" | "stopTimeoutMs" | "__owner" | "namespace" | "command">): Promise<void> {
+export async function stop(props: Pick<ProcessOutputs, "pid" | "startTime" | "stopTimeoutMs" | "__owner" | "namespace" | "command">): Promise<void> {
   if (!(await kernel.signalProcess(props.pid, props.startTime, "SIGTERM"))) return;
   if (await waitExit(props.pid, props.startTime, props.stopTimeoutMs)) return;
   await kernel.signalProcess(props.pid, props.startTime, "SIGKILL");
@@ -155,7 +158,14 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     const defaultLog = `nslab-process-${ownerTag(i.__owner).slice("nslab:".length)}.log`;
     const cwd = remote ? i.cwd ?? "/" : path.resolve(i.cwd ?? ".");
     const log = remote ? i.logFile ?? `${HOST_TMP}/${defaultLog}` : path.resolve(i.logFile ?? path.join(os.tmpdir(), defaultLog));
-    const { pid, startTime, logStart } = await kernel.spawnDetached(i.command, i.namespace, { cwd, logFile: log, subject: subject(i) });
+    // This resource's program still running from an earlier create that Pulumi never
+    // recorded (a run killed while the program started, or before the state was
+    // written): ours by its NSLAB_OWNER, stopped before the new one starts, which may
+    // need its port or device. Anyone else's program is left alone.
+    for (const earlier of await kernel.markedProcesses()) {
+      if (earlier.owner === i.__owner) await stop({ ...i, pid: earlier.pid, startTime: earlier.startTime });
+    }
+    const { pid, startTime, logStart } = await kernel.spawnDetached(i.command, i.namespace, { cwd, logFile: log, subject: subject(i), owner: i.__owner });
     const outs: ProcessOutputs = { ...i, pid, startTime, log };
     const ready = i.readyText === undefined ? !(await waitExit(pid, startTime, i.startupMs)) : await waitReady(pid, startTime, log, logStart, i.readyText, i.startupMs);
     if (ready) return { id: `${i.namespace ?? ""}/${pid}`, outs };

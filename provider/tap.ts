@@ -2,7 +2,7 @@
  * TapDevice: a persistent tap (layer-2 frames) or tun (layer-3 packets) interface that
  * a user-space program opens through /dev/net/tun. Ownership: nslab's alias.
  */
-import { NslabError } from "./errors";
+import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { whoseMark } from "./owned";
@@ -96,9 +96,9 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
     const earlier = await kernel.intended(i.namespace, intent);
-    await kernel.intend(i.namespace, intent, tag, subject(i), i.__owner);
     try {
-      // Equivalent to: ip [-n NS] tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]
+      // The intent record, then (one request on another host):
+      // ip [-n NS] tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]
       await kernel.ip(
         [
           "tuntap", "add", "dev", i.name, "mode", i.mode,
@@ -108,13 +108,17 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
         ],
         i.namespace,
         subject(i),
+        undefined,
+        { before: { netns: i.namespace, object: intent, owner: tag, by: i.__owner } },
       );
     } catch (err) {
       const live = await freshLink(i.name, i.namespace);
       // adopt, or this resource's own device (its alias, or its intent when a killed run
-      // made it but did not mark it): take it over, if it matches.
+      // made it but did not mark it): take it over, if it matches. A device that may have
+      // been made all the same (over SSH, a request whose end was not seen) keeps the
+      // intent record, so the next create takes it over.
       const mine = live?.alias === tag || (!live?.alias && earlier === tag);
-      if (!live || (!i.adopt && !mine)) await kernel.intentDone(i.namespace, intent);
+      if ((!live && !mayHaveRun(err)) || (live && !i.adopt && !mine)) await kernel.intentDone(i.namespace, intent);
       if (!live) throw err;
       if (!i.adopt && !mine) {
         throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);

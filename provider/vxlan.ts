@@ -1,7 +1,9 @@
 /**
  * Vxlan: a VXLAN tunnel endpoint (an Ethernet segment carried in UDP over an underlay),
  * usually a port of a bridge, so that two bridges whose hosts can reach each other over
- * IP become one layer-2 segment. Ownership: nslab's alias.
+ * IP become one layer-2 segment. Ownership: nslab's alias, and an intent record written
+ * just before `ip link add` (a run killed between the add and the alias leaves an
+ * unmarked device that this resource's next create takes over, as a Bridge's does).
  *
  * Measured on the kernel nslab runs on (6.18): `ip link set NAME type vxlan ...` changes
  * local, remote, group, dev and learning of a live device (up or down); it refuses to
@@ -10,7 +12,7 @@
  * has no way to take `dev` away. Those replace the device.
  */
 import * as ipaddr from "ipaddr.js";
-import { NslabError } from "./errors";
+import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { whoseMark } from "./owned";
@@ -199,9 +201,13 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
 
   async create(i) {
     await requireNamespace(i, subject(i), "");
+    const tag = ownerTag(i.__owner);
+    const intent = `link-${i.name}`;
+    const earlier = await kernel.intended(i.namespace, intent);
     const created = await kernel
       .ip(
-        // Equivalent to: ip link add name NAME address MAC [mtu M] type vxlan id VNI
+        // The intent record, then (one request on another host):
+        // ip link add name NAME address MAC [mtu M] type vxlan id VNI
         //   [local A] [remote B | group G] [dev D] dstport P [no]learning
         [
           "link", "add", "name", i.name,
@@ -211,26 +217,42 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
         ],
         i.namespace,
         subject(i),
+        undefined,
+        { before: { netns: i.namespace, object: intent, owner: tag, by: i.__owner } },
       )
       .then(() => true)
       .catch(async (err) => {
         const live = await freshLink(i.name, i.namespace).catch(() => undefined);
-        if (!live) throw err;
-        if (!i.adopt) throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
-        if (live.kind !== "vxlan") throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live.kind || "plain"} interface, not a vxlan device.`);
+        // Not made (or, over SSH, not known: a device that may have been made all the
+        // same keeps its intent record, so the next create takes it over).
+        const refuse = async (e: unknown) => {
+          if (live || !mayHaveRun(err)) await kernel.intentDone(i.namespace, intent);
+          return Promise.reject(e);
+        };
+        if (!live) return refuse(err);
+        // adopt, or this resource's own device (its alias, or its intent when a killed
+        // run made it but did not mark it): take it over, if it matches.
+        const mine = live.alias === tag || (!live.alias && earlier === tag);
+        if (!i.adopt && !mine) return refuse(new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`));
+        if (live.kind !== "vxlan") return refuse(new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live.kind || "plain"} interface, not a vxlan device.`));
         const have = liveTunnel(live);
         // vni and port cannot be changed on a live device: adopt only a matching one.
         for (const f of ["vni", "dstPort"] as const) {
-          if (have[f] !== i[f]) throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: ${f}: desire '${i[f]}', current '${have[f]}' (the kernel cannot change it; delete the device or match it).`);
+          if (have[f] !== i[f]) return refuse(new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: ${f}: desire '${i[f]}', current '${have[f]}' (the kernel cannot change it; delete the device or match it).`));
         }
         return false;
       });
+    let gone = true;
     try {
       const live = await apply(i, created);
       return { id: `${i.namespace ?? ""}/${i.name}`, outs: outputs(i, live) };
     } catch (err) {
-      if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
+      // Transactional: a device made here goes again; an adopted one is left.
+      if (created) gone = await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).then(() => true, () => false);
       throw err;
+    } finally {
+      // Marked, or removed: the intent record goes. A device whose removal failed keeps it.
+      if (gone) await kernel.intentDone(i.namespace, intent);
     }
   },
 

@@ -15,7 +15,8 @@
  * nslab's own delete (which deletes only objects carrying the resource's mark), in
  * reverse dependency order. It also lists namespaces and interfaces that a create of
  * the stack made but was killed before marking (its intent record says so, and the
- * object carries no mark): --delete removes those too.
+ * object carries no mark), and programs a Process of the stack started (their
+ * environment's NSLAB_OWNER) that are not in its state: --delete removes (stops) those too.
  * Records made by an nslab before owners named the backend (PROJECT/STACK only) are
  * listed too, and deleted only with --legacy: they may be a same-named stack's on
  * another backend.
@@ -101,7 +102,7 @@ async function orphans(state: StackState): Promise<OwnedRecord[]> {
   return found.sort((a, b) => DELETE_ORDER.indexOf(a.kind) - DELETE_ORDER.indexOf(b.kind));
 }
 
-const ORDER: UnmarkedObject["type"][] = ["forwarding", "link", "netns"];
+const ORDER: UnmarkedObject["type"][] = ["process", "forwarding", "link", "netns"];
 
 /**
  * The stack's unmarked objects of killed creates whose resource is not in its state;
@@ -142,7 +143,9 @@ async function main(): Promise<number> {
   const name = [...state.stacks][0];
   const hosts = hostsOf(state);
   const found = await orphans(state);
-  const { found: half, unreachable } = await unmarkedOrphans(state, hosts);
+  const { found: unmarkedFound, unreachable } = await unmarkedOrphans(state, hosts);
+  // A program whose Process completed its create is listed once, by its record, above.
+  const half = unmarkedFound.filter((o) => !(o.type === "process" && found.some((f) => f.owner === o.owner && String(f.outs?.pid) === o.name)));
   for (const reason of unreachable) console.error(`nslab-orphans: not searched: ${reason}`);
   if (!found.length && !half.length) {
     console.log(`stack ${name}: no objects outside its state`);
@@ -171,7 +174,11 @@ async function main(): Promise<number> {
   const nameOf = (owner: string) => resourceNameOf(owner) ?? owner;
   for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
   for (const o of half) {
-    const where = (o.type === "netns" ? "" : ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}`) + (o.host ? ` on ${hostLabel(o.host)}` : "");
+    const where = (o.type === "netns" || o.type === "process" ? "" : ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}`) + (o.host ? ` on ${hostLabel(o.host)}` : "");
+    if (o.type === "process") {
+      await act(`${ownerLabel(o.owner)}: program pid ${o.name}${where} (not in the state: its create was killed, or the state lost it)`, o.stack, () => removeUnmarked(o));
+      continue;
+    }
     const what = o.type === "netns" ? "unmarked namespace" : o.type === "link" ? "unmarked interface" : "switch";
     await act(`${ownerLabel(o.owner)}: ${what} "${o.name}"${where} (its create was killed)`, o.stack, () => removeUnmarked(o));
   }

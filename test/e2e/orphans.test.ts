@@ -4,6 +4,8 @@
  * The state loses resources here the way a killed run loses them (they exist in the
  * kernel, the state does not have them): `pulumi state delete`.
  */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
@@ -20,6 +22,32 @@ const link = new nslab.VethPair("ab", { a: { name: "eth0", namespace: a.name, ad
 new nslab.Route("b-default", { namespace: b.name, destination: "default", gateway: "10.50.0.1" }, { dependsOn: [link] });
 new nslab.NatRule("masq", { namespace: a.name, kind: "masquerade", source: "10.50.0.0/24" });
 `;
+
+// A program that says it is ready only once the file "go" exists in the program's
+// folder (its cwd): the test kills the CLI while the create waits for it.
+const WAITER = `
+import * as nslab from "nslab";
+const ns = new nslab.Namespace("pk");
+new nslab.Process("waiter", { namespace: ns.name, command: ["sh", "-c", "while [ ! -e go ]; do sleep 0.05; done; echo ready; exec sleep 600"], readyText: "ready", startupMs: 60000 });
+`;
+
+/** Live programs (session leaders) working in `dir` whose environment says NSLAB_OWNER=OWNER: pid and owner. */
+function marked(dir: string): { pid: number; owner: string }[] {
+  const found: { pid: number; owner: string }[] = [];
+  for (const entry of fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    try {
+      if (fs.readlinkSync(`/proc/${entry}/cwd`) !== dir) continue;
+      const mark = fs.readFileSync(`/proc/${entry}/environ`, "utf8").split("\0").find((v) => v.startsWith("NSLAB_OWNER="));
+      // After COMM: state, ppid, pgrp, session. The program leads its session; its children do not.
+      const [state, , , session] = fs.readFileSync(`/proc/${entry}/stat`, "utf8").split(") ").pop()!.split(" ");
+      if (mark && state !== "Z" && session === entry) found.push({ pid: Number(entry), owner: mark.slice("NSLAB_OWNER=".length) });
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("nslab-orphans", () => {
   it("lists the objects a stack made but does not have in its state, removes them with --delete, and leaves the rest", async () => {
@@ -56,4 +84,69 @@ describe("nslab-orphans", () => {
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("a Process whose create was killed: its program is found by its mark, the recovery's up stops it before starting the new one, and orphans stops one the state lost", async () => {
+    const lab = await Lab.create(sandbox, "orphanproc", WAITER);
+    try {
+      await killedProcessCreate(lab);
+    } finally {
+      // Whatever the outcome, no program of this test outlives it (the sandbox shares the pid namespace).
+      for (const p of marked(lab.dir)) process.kill(p.pid, "SIGKILL");
+    }
+  });
 });
+
+async function killedProcessCreate(lab: Lab): Promise<void> {
+  const orphans = (...extra: string[]) =>
+    sandbox.run(process.execPath, [path.join(REPO, "dist/sdk/cli/orphans.js"), "--cwd", lab.dir, "--stack", lab.stack, ...extra], { env: { ...lab.env(), PATH: `${REPO}/.tools/bin:${process.env.PATH}` } });
+  const cli = spawn("nsenter", ["-t", String(sandbox.pid), "-n", "-m", `--wd=${lab.dir}`, "--", path.join(REPO, "scripts/pulumi"), "up", "--yes", "--skip-preview", "--non-interactive", "--cwd", lab.dir, "--stack", lab.stack], {
+    env: lab.env(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  cli.stdout!.on("data", (d) => (output += d));
+  cli.stderr!.on("data", (d) => (output += d));
+  const exited = new Promise<void>((r) => cli.on("close", () => r()));
+  // The create has started the program and waits for it to say it is ready.
+  let first: { pid: number; owner: string }[] = [];
+  for (let i = 0; i < 600 && !first.length; i++, await sleep(100)) first = marked(lab.dir);
+  expect(first, `the program never started:\n${output}`).toHaveLength(1);
+  process.kill(cli.pid!, "SIGKILL");
+  await exited;
+  await sleep(7_000); // the provider ends with its engine, letting the create run 5 s at most
+  expect(marked(lab.dir).map((p) => p.pid)).toEqual([first[0].pid]); // left running
+
+  // nslab-orphans finds it by its mark although no record of it was written.
+  let r = await orphans();
+  expect(r.exitCode, show(r)).toBe(0);
+  expect(r.stdout).toMatch(new RegExp(`Process "waiter" of stack .*: program pid ${first[0].pid} \\(not in the state`));
+
+  // Recovery, as the README says: the new create stops this resource's earlier program.
+  fs.writeFileSync(path.join(lab.dir, "go"), "");
+  let refresh = await lab.pulumi(["refresh", "--yes", "--clear-pending-creates"]);
+  if (refresh.exitCode !== 0 && /locked/i.test(show(refresh))) {
+    expect((await lab.pulumi(["cancel", "--yes"])).exitCode).toBe(0);
+    refresh = await lab.pulumi(["refresh", "--yes", "--clear-pending-creates"]);
+  }
+  expect(refresh.exitCode, show(refresh)).toBe(0);
+  const up = await lab.up();
+  expect(up.exitCode, show(up)).toBe(0);
+  const now = marked(lab.dir);
+  expect(now).toHaveLength(1);
+  expect(now[0].pid).not.toBe(first[0].pid);
+  const recorded = (await lab.resources()).find((x) => x.type.endsWith(":Process"));
+  expect(recorded?.outputs?.pid).toBe(now[0].pid);
+  expect((await orphans()).stdout).toContain("no objects outside its state");
+
+  // The state loses it (as a killed run would before writing it): listed once, stopped by --delete.
+  expect((await lab.pulumi(["state", "delete", recorded!.urn, "--yes"])).exitCode).toBe(0);
+  r = await orphans();
+  expect(r.stdout.match(new RegExp(`pid ${now[0].pid}|id [^)]*${now[0].pid}`, "g")), show(r)).toHaveLength(1);
+  r = await orphans("--delete");
+  expect(r.exitCode, show(r)).toBe(0);
+  expect(r.stdout).toMatch(/deleted/);
+  expect(marked(lab.dir)).toEqual([]);
+
+  expect((await lab.destroy()).exitCode).toBe(0);
+  expect(await sandbox.residue()).toEqual([]);
+}

@@ -15,7 +15,9 @@ import { namespaceKind as namespace } from "../../provider/namespace";
 import { ownerTag } from "../../provider/resource";
 import { routeKind as route } from "../../provider/route";
 import { tapKind as tap } from "../../provider/tap";
+import { processKind } from "../../provider/process";
 import { vethKind as veth } from "../../provider/veth";
+import { vxlanKind as vxlan } from "../../provider/vxlan";
 import { ipByHand, linkByHand, must, OWNER, tunUsable, uniq } from "../helpers/kernel";
 
 const ns = uniq("kic");
@@ -114,6 +116,50 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     const taken = await bridge.create(want);
     expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(me));
     await bridge.delete(taken.id, taken.outs);
+  });
+
+  it("Vxlan: own device converged to the inputs; foreign mark and unmarked refused; unmarked device with own intent taken over", async () => {
+    const name = uniq("kvx");
+    const vni = 1 + Math.floor(Math.random() * 16_000_000);
+    const want = check(vxlan, { name, namespace: ns, vni, remote: "10.12.0.2", __owner: me });
+    await vxlan.create({ ...want, learning: !want.learning }); // the killed run, older inputs
+    const { id, outs } = await vxlan.create(want); // the recovery's create
+    expect(await linkByHand(name, ns)).toMatchObject({ ifalias: ownerTag(me), linkinfo: { info_data: { id: vni, learning: want.learning } } });
+    expect(vxlan.diff(id, (await vxlan.read(id, outs)).props!, want).changes).toBe(false);
+    await expect(vxlan.create(check(vxlan, { name, namespace: ns, vni, remote: "10.12.0.2", __owner: other }))).rejects.toThrow(REFUSED);
+    await vxlan.delete(id, outs);
+    expect(await linkByHand(name, ns)).toBeUndefined();
+
+    // Killed between `ip link add` and the alias: an unmarked device + the intent.
+    await ipByHand("-n", ns, "link", "add", name, "type", "vxlan", "id", String(vni), "remote", "10.12.0.2", "dstport", "4789");
+    await expect(vxlan.create(want)).rejects.toThrow(REFUSED);
+    expect(await linkByHand(name, ns)).toBeDefined(); // refused: left as it was
+    await kernel.intend(ns, `link-${name}`, ownerTag(me), "test");
+    const taken = await vxlan.create(want);
+    expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(me));
+    expect(await kernel.intended(ns, `link-${name}`)).toBeUndefined();
+    await vxlan.delete(taken.id, taken.outs);
+    expect(await linkByHand(name, ns)).toBeUndefined();
+  });
+
+  it("Process: the program a killed create left running is stopped by the next create of the same resource; another resource's is left alone", async () => {
+    const sleeper = (owner: string) => check(processKind, { command: ["sleep", "300"], namespace: ns, cwd: "/", startupMs: 50, __owner: owner });
+    const first = await processKind.create(sleeper(me)); // the killed run's: Pulumi never recorded it
+    const theirs = await processKind.create(sleeper(other));
+    try {
+      expect((await kernel.markedProcesses()).filter((p) => p.owner === me)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner: me }]);
+      const second = await processKind.create(sleeper(me)); // the recovery's create
+      expect(await kernel.processAlive(first.outs.pid, first.outs.startTime)).toBe(false);
+      expect(await kernel.processAlive(second.outs.pid, second.outs.startTime)).toBe(true);
+      expect(await kernel.processAlive(theirs.outs.pid, theirs.outs.startTime)).toBe(true);
+      expect((await kernel.markedProcesses()).filter((p) => p.owner === me).map((p) => p.pid)).toEqual([second.outs.pid]);
+      await processKind.delete(second.id, second.outs);
+      expect((await kernel.markedProcesses()).filter((p) => p.owner === me)).toEqual([]);
+    } finally {
+      await processKind.delete(first.id, first.outs);
+      await processKind.delete(theirs.id, theirs.outs);
+    }
+    expect(await kernel.processAlive(theirs.outs.pid, theirs.outs.startTime)).toBe(false);
   });
 
   it.skipIf(!tunUsable)("Tap: own device taken over; foreign mark refused", async () => {

@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
-import { intend, ip, ipBatchRead, resetSnapshots, withHost } from "../../provider/kernel";
+import { intend, ip, ipBatchRead, markedProcesses, resetSnapshots, withHost } from "../../provider/kernel";
 import { probe } from "../../provider/reachability";
 import { ownerTag } from "../../provider/resource";
 import { closeMasters, openMasters, remoteRequests, remoteRun, remoteSequence } from "../../provider/ssh";
@@ -127,15 +127,31 @@ describe("resources on other hosts, over SSH", () => {
     const before = remoteRequests();
     const made = await make("Namespace", "trips", { name: "trips", host: h1.host });
     const create = remoteRequests() - before;
+    const read = (await dispatch("Namespace", "read", [made.id, made.outs])) as { props?: unknown };
+    expect(read.props).toBeDefined();
+    const reads = remoteRequests() - before - create;
+    // A bridge in it: its intent record and ip link add go together.
+    const bridgeAt = remoteRequests();
+    const br = await make("Bridge", "trips-br", { name: "tbr0", namespace: "trips", host: h1.host });
+    const bridge = remoteRequests() - bridgeAt;
+    expect(await lab.onHost(h1, "ip", ["-n", "trips", "-o", "link", "show", "tbr0"])).toMatch(/alias nslab:/);
+    await dispatch("Bridge", "delete", [br.id, br.outs]);
+    const deleteAt = remoteRequests();
     await dispatch("Namespace", "delete", [made.id, made.outs]);
-    const del = remoteRequests() - before - create;
-    console.log(`remote Namespace: create ${create} requests, delete ${del}`);
+    const del = remoteRequests() - deleteAt;
+    console.log(`remote Namespace: create ${create} requests, read ${reads}, delete ${del}; Bridge create ${bridge}`);
     // create: /run/netns/NAME and its intent record looked at; the intent written and
     // ip netns add; lo marked and read back and the intent removed: 3 requests, each one
-    // round trip (it was 8). delete: the look, lo's mark read, its records removed, ip
-    // netns delete (it was 5).
+    // round trip (it was 8). read and delete: /run/netns/NAME and lo's mark in one look;
+    // delete then removes its records and runs ip netns delete in one more (it was 5,
+    // then 4).
     expect(create).toBe(3);
-    expect(del).toBe(4);
+    expect(reads).toBe(1);
+    expect(del).toBe(2);
+    // Bridge: the namespace looked at; the intent record looked at; the intent written
+    // and ip link add (they were two requests); the alias set and the bridge read back;
+    // the intent removed.
+    expect(bridge).toBe(5);
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).not.toMatch(/trips/);
   });
 
@@ -404,6 +420,31 @@ describe("resources on other hosts, over SSH", () => {
       fs.rmSync(log, { force: true });
     }
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+  });
+
+  it("marks a remote Process with its owner: found by that mark on the host, and a second create of the same resource (a recovery after a killed run) stops the first", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const ns = await make("Namespace", "pm", { name: "pm", host });
+    const owner = "test/remote/Process/marked";
+    const first = await make("Process", "marked", { host, namespace: "pm", command: ["sleep", "300"] });
+    const other = await make("Process", "unmarked-other", { host, namespace: "pm", command: ["sleep", "300"] });
+    const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    try {
+      expect(fs.readFileSync(`/proc/${first.outs.pid}/environ`, "utf8").split("\0")).toContain(`NSLAB_OWNER=${owner}`);
+      expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner }]);
+      const again = await make("Process", "marked", { host, namespace: "pm", command: ["sleep", "300"] });
+      for (let i = 0; i < 100 && alive(first.outs.pid); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(alive(first.outs.pid)).toBe(false);
+      expect(alive(other.outs.pid)).toBe(true);
+      expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner).map((p) => p.pid)).toEqual([again.outs.pid]);
+      await dispatch("Process", "delete", [again.id, again.outs]);
+      expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner)).toEqual([]);
+    } finally {
+      await dispatch("Process", "delete", [first.id, first.outs]);
+      await dispatch("Process", "delete", [other.id, other.outs]);
+      await dispatch("Namespace", "delete", [ns.id, ns.outs]);
+    }
   });
 
   it("waits for a remote Process's readyText in its log on the host, stops it with delete, and fails a program that exits at once with its remote log's tail; a relative cwd with host is refused at check", async () => {
