@@ -427,11 +427,6 @@ export async function netnsLook(name: string, object: string, subject: string): 
   }
 }
 
-/** What /run/netns/NAME is on the current host, in one look (one command over SSH). */
-export function hostNetnsState(name: string, subject = describe("namespace", name, undefined)): Promise<"absent" | "namespace" | "half"> {
-  return netnsFileState(name, subject);
-}
-
 /**
  * What /run/netns/NAME is on the current host and, when it is a namespace, the alias
  * of its `lo` (nslab's mark; "" when it has none): here, two stat(2) calls and the
@@ -939,49 +934,68 @@ export const PROCESS_MARK = "NSLAB_OWNER";
 /** A live program found by its PROCESS_MARK. */
 export interface MarkedProcess {
   pid: number;
+  /** Its start time (/proc/PID/stat field 22): with the pid, its identity. */
   startTime: string;
+  /** The owner string its NSLAB_OWNER holds. */
   owner: string;
 }
 
 /**
- * On another host: every process whose environment has NSLAB_OWNER, as "OWNER<TAB>STAT"
- * lines (one grep for all of /proc, a cat per match).
+ * On another host, two scripts. The first prints, NUL-separated, each environ file with
+ * an NSLAB_OWNER entry and that entry (grep -Z: a value holding a newline cannot pass
+ * for another file). The second prints the stat of each pid given that belongs to the
+ * SSH user (a mark set by anyone else is not nslab's), each followed by a NUL.
  */
-const REMOTE_MARKED = `grep -azoH '^${PROCESS_MARK}=.*' /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | while IFS= read -r line; do f=\${line%%:${PROCESS_MARK}=*}; p=\${f#/proc/}; p=\${p%/environ}; s=$(cat "/proc/$p/stat" 2>/dev/null) || continue; printf '%s\\t%s\\n' "\${line#*:${PROCESS_MARK}=}" "$s"; done; exit 0`;
+const REMOTE_MARKED = `grep -azoHZ '^${PROCESS_MARK}=.*' /proc/[0-9]*/environ 2>/dev/null; exit 0`;
+const REMOTE_STATS = `me=$(id -u); for p; do [ "$(stat -c %u "/proc/$p" 2>/dev/null)" = "$me" ] && cat "/proc/$p/stat" 2>/dev/null && printf '\\0'; done; exit 0`;
 
 /**
  * The live (not exited) programs on the current host that nslab started, found by
- * their NSLAB_OWNER (PROCESS_MARK) and leading their own session (setsid: the children
- * they start inherit the variable, and are not listed), with their owner strings.
- * Equivalent to: grep -azo '^NSLAB_OWNER=.*' /proc/[0-9]*\/environ, and each one's /proc/PID/stat
+ * their NSLAB_OWNER (PROCESS_MARK), running as this user (here: the provider's; on
+ * another host: the SSH user) and leading their own session (setsid: the children they
+ * start inherit the variable, and are not listed), with their owner strings.
+ * Equivalent to: grep -azoHZ '^NSLAB_OWNER=.*' /proc/[0-9]*\/environ, and each one's /proc/PID/stat
  */
 export async function markedProcesses(): Promise<MarkedProcess[]> {
-  const found: MarkedProcess[] = [];
-  const add = (owner: string, statLine: string) => {
-    const stat = parseStat(statLine);
-    const pid = Number(statLine.slice(0, statLine.indexOf(" ")));
-    // Only the program itself, which leads the session setsid gave it: its children
-    // inherit the variable too, and go with it.
-    if (stat && pid > 0 && stat.session === String(pid) && stat.state !== "Z" && stat.state !== "X") found.push({ pid, startTime: stat.startTime, owner });
-  };
-  if (currentHost() !== undefined) {
-    const r = await remoteOutcome(["sh", "-c", REMOTE_MARKED], `processes${where()}`);
-    if (r.exitCode !== 0) throw new NslabError("CommandFailed", `cannot list the processes${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
-    for (const line of r.stdout.split("\n")) {
-      const tab = line.indexOf("\t");
-      if (tab > 0) add(line.slice(0, tab), line.slice(tab + 1));
-    }
-    return found;
-  }
+  const owners = new Map<number, string>();
+  const stats: string[] = [];
   const prefix = `${PROCESS_MARK}=`;
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const mark = fs.readFileSync(`/proc/${entry}/environ`, "latin1").split("\0").find((v) => v.startsWith(prefix));
-      if (mark) add(Buffer.from(mark.slice(prefix.length), "latin1").toString("utf8"), fs.readFileSync(`/proc/${entry}/stat`, "utf8"));
-    } catch {
-      // gone meanwhile, or not ours to read
+  if (currentHost() !== undefined) {
+    const subject = `processes${where()}`;
+    const r = await remoteOutcome(["sh", "-c", REMOTE_MARKED], subject);
+    if (r.exitCode !== 0) throw new NslabError("CommandFailed", `cannot list the processes${where()}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+    // FILE \0 MATCH \0 FILE \0 MATCH \0 ...
+    const parts = r.stdout.split("\0");
+    for (let i = 0; i + 1 < parts.length; i += 2) {
+      const pid = /^\/proc\/(\d+)\/environ$/.exec(parts[i])?.[1];
+      if (pid && parts[i + 1].startsWith(prefix)) owners.set(Number(pid), parts[i + 1].slice(prefix.length));
     }
+    if (owners.size) {
+      const s = await remoteOutcome(["sh", "-c", REMOTE_STATS, "sh", ...[...owners.keys()].map(String)], subject);
+      stats.push(...s.stdout.split("\0"));
+    }
+  } else {
+    const me = process.getuid?.();
+    for (const entry of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (fs.statSync(`/proc/${entry}`).uid !== me) continue;
+        const mark = fs.readFileSync(`/proc/${entry}/environ`, "latin1").split("\0").find((v) => v.startsWith(prefix));
+        if (!mark) continue;
+        owners.set(Number(entry), Buffer.from(mark.slice(prefix.length), "latin1").toString("utf8"));
+        stats.push(fs.readFileSync(`/proc/${entry}/stat`, "utf8"));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  const found: MarkedProcess[] = [];
+  for (const line of stats) {
+    const pid = Number(/^(\d+) \(/.exec(line)?.[1]);
+    const stat = parseStat(line);
+    const owner = owners.get(pid);
+    // Only the program itself, which leads the session setsid gave it.
+    if (owner !== undefined && stat && stat.session === String(pid) && stat.state !== "Z" && stat.state !== "X") found.push({ pid, startTime: stat.startTime, owner });
   }
   return found;
 }

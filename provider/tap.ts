@@ -112,13 +112,14 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
         { before: { netns: i.namespace, object: intent, owner: tag, by: i.__owner } },
       );
     } catch (err) {
+      // Over SSH, a request whose end was not seen: a device that may have been made all
+      // the same keeps its intent record, so the next create takes it over.
+      if (mayHaveRun(err)) throw err;
       const live = await freshLink(i.name, i.namespace);
       // adopt, or this resource's own device (its alias, or its intent when a killed run
-      // made it but did not mark it): take it over, if it matches. A device that may have
-      // been made all the same (over SSH, a request whose end was not seen) keeps the
-      // intent record, so the next create takes it over.
+      // made it but did not mark it): take it over, if it matches.
       const mine = live?.alias === tag || (!live?.alias && earlier === tag);
-      if ((!live && !mayHaveRun(err)) || (live && !i.adopt && !mine)) await kernel.intentDone(i.namespace, intent);
+      if (!live || (!i.adopt && !mine)) await kernel.intentDone(i.namespace, intent);
       if (!live) throw err;
       if (!i.adopt && !mine) {
         throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);

@@ -222,11 +222,12 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
       )
       .then(() => true)
       .catch(async (err) => {
+        // Over SSH, a request whose end was not seen: a device that may have been made
+        // all the same keeps its intent record, so the next create takes it over.
+        if (mayHaveRun(err)) throw err;
         const live = await freshLink(i.name, i.namespace).catch(() => undefined);
-        // Not made (or, over SSH, not known: a device that may have been made all the
-        // same keeps its intent record, so the next create takes it over).
         const refuse = async (e: unknown) => {
-          if (live || !mayHaveRun(err)) await kernel.intentDone(i.namespace, intent);
+          await kernel.intentDone(i.namespace, intent);
           return Promise.reject(e);
         };
         if (!live) return refuse(err);

@@ -143,19 +143,23 @@ describe("create takes over its own interrupted work and refuses anyone else's",
   });
 
   it("Process: the program a killed create left running is stopped by the next create of the same resource; another resource's is left alone", async () => {
+    // Owners of this run's own (a create stops every program of its owner on the machine).
+    const [mineP, otherP] = [`${me}/${uniq("p")}`, `${other}/${uniq("p")}`];
     const sleeper = (owner: string) => check(processKind, { command: ["sleep", "300"], namespace: ns, cwd: "/", startupMs: 50, __owner: owner });
-    const first = await processKind.create(sleeper(me)); // the killed run's: Pulumi never recorded it
-    const theirs = await processKind.create(sleeper(other));
+    const first = await processKind.create(sleeper(mineP)); // the killed run's: Pulumi never recorded it
+    const theirs = await processKind.create(sleeper(otherP));
+    let second: Awaited<ReturnType<typeof processKind.create>> | undefined;
     try {
-      expect((await kernel.markedProcesses()).filter((p) => p.owner === me)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner: me }]);
-      const second = await processKind.create(sleeper(me)); // the recovery's create
+      expect((await kernel.markedProcesses()).filter((p) => p.owner === mineP)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner: mineP }]);
+      second = await processKind.create(sleeper(mineP)); // the recovery's create
       expect(await kernel.processAlive(first.outs.pid, first.outs.startTime)).toBe(false);
       expect(await kernel.processAlive(second.outs.pid, second.outs.startTime)).toBe(true);
       expect(await kernel.processAlive(theirs.outs.pid, theirs.outs.startTime)).toBe(true);
-      expect((await kernel.markedProcesses()).filter((p) => p.owner === me).map((p) => p.pid)).toEqual([second.outs.pid]);
+      expect((await kernel.markedProcesses()).filter((p) => p.owner === mineP).map((p) => p.pid)).toEqual([second.outs.pid]);
       await processKind.delete(second.id, second.outs);
-      expect((await kernel.markedProcesses()).filter((p) => p.owner === me)).toEqual([]);
+      expect((await kernel.markedProcesses()).filter((p) => p.owner === mineP)).toEqual([]);
     } finally {
+      if (second) await processKind.delete(second.id, second.outs);
       await processKind.delete(first.id, first.outs);
       await processKind.delete(theirs.id, theirs.outs);
     }

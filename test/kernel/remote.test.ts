@@ -426,21 +426,36 @@ describe("resources on other hosts, over SSH", () => {
     const [h1] = lab.hosts;
     const host = h1.host;
     const ns = await make("Namespace", "pm", { name: "pm", host });
-    const owner = "test/remote/Process/marked";
-    const first = await make("Process", "marked", { host, namespace: "pm", command: ["sleep", "300"] });
-    const other = await make("Process", "unmarked-other", { host, namespace: "pm", command: ["sleep", "300"] });
+    const name = `marked-${tag}`; // this run's own owner: a create stops every program of its owner on the host
+    const owner = `test/remote/Process/${name}`;
+    const first = await make("Process", name, { host, namespace: "pm", command: ["sleep", "300"] });
+    const other = await make("Process", `other-${tag}`, { host, namespace: "pm", command: ["sleep", "300"] });
     const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    let again: { id: string; outs: Record<string, any> } | undefined;
     try {
       expect(fs.readFileSync(`/proc/${first.outs.pid}/environ`, "utf8").split("\0")).toContain(`NSLAB_OWNER=${owner}`);
       expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner }]);
-      const again = await make("Process", "marked", { host, namespace: "pm", command: ["sleep", "300"] });
+      again = await make("Process", name, { host, namespace: "pm", command: ["sleep", "300"] });
       for (let i = 0; i < 100 && alive(first.outs.pid); i++) await new Promise((r) => setTimeout(r, 20));
       expect(alive(first.outs.pid)).toBe(false);
       expect(alive(other.outs.pid)).toBe(true);
       expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner).map((p) => p.pid)).toEqual([again.outs.pid]);
       await dispatch("Process", "delete", [again.id, again.outs]);
       expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner)).toEqual([]);
+
+      // A value that holds a newline names no other process: the pid comes from the file.
+      const forged = `x\n/proc/1/environ:NSLAB_OWNER=${owner}`;
+      const liar = Number((await lab.onHost(h1, "sh", ["-c", 'NSLAB_OWNER="$1" setsid sleep 60 >/dev/null 2>&1 & echo $!', "sh", forged])).trim());
+      try {
+        const seen = await withHost(host, () => markedProcesses());
+        expect(seen.filter((p) => p.owner === owner)).toEqual([]);
+        expect(seen.find((p) => p.pid === liar)?.owner).toBe(forged);
+        expect(seen.some((p) => p.pid === 1)).toBe(false);
+      } finally {
+        process.kill(liar, "SIGKILL");
+      }
     } finally {
+      if (again) await dispatch("Process", "delete", [again.id, again.outs]);
       await dispatch("Process", "delete", [first.id, first.outs]);
       await dispatch("Process", "delete", [other.id, other.outs]);
       await dispatch("Namespace", "delete", [ns.id, ns.outs]);
