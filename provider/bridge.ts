@@ -85,7 +85,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
     await requireNamespace(i, subject(i), "");
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
-    const earlier = await kernel.intended(i.namespace, intent);
+    const earlier = await kernel.intentRecord(i.namespace, intent);
     const created = await kernel
       .ip(
         // The intent record, then (one request on another host):
@@ -102,14 +102,14 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         // adopt, or this resource's own bridge (its alias, or its intent when a killed
         // run made it but did not mark it): take it over.
         const live = err instanceof NslabError && err.kind === "AlreadyExists" ? await freshLink(i.name, i.namespace) : undefined;
-        if (live && (i.adopt || live.alias === tag || (!live.alias && earlier === tag))) {
+        if (live && (i.adopt || live.alias === tag || (!live.alias && earlier?.owner === tag))) {
           if (live.kind === "bridge") return false;
-          await kernel.intentDone(i.namespace, intent);
+          await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
           throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live?.kind || "plain"} interface, not a bridge.`);
         }
         // A bridge that may have been made all the same (over SSH, a request whose end was
         // not seen) keeps its intent record: the next create takes it over.
-        if (live || !mayHaveRun(err)) await kernel.intentDone(i.namespace, intent);
+        if (live || !mayHaveRun(err)) await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
         return unsupportedVlan(err, i);
       });
     try {

@@ -1230,7 +1230,28 @@ export async function intend(netns: Netns, object: string, owner: string, subjec
 
 /** The owner tag of a pending intent() for `object`, if any. */
 export async function intended(netns: Netns, object: string): Promise<string | undefined> {
-  return (await hostReadRecord<{ owner?: string }>(netns, `intent-${object}`))?.owner;
+  return (await intentRecord(netns, object))?.owner;
+}
+
+/** A pending intent() for `object`: the owner tag, and the owner string of the resource that wrote it. */
+export interface IntentRecord {
+  owner?: string;
+  by?: string;
+}
+
+/** The pending intent() for `object`, if any, whole (see intentRestore). */
+export function intentRecord(netns: Netns, object: string): Promise<IntentRecord | undefined> {
+  return hostReadRecord<IntentRecord>(netns, `intent-${object}`);
+}
+
+/**
+ * Undoes a refused create's intent(): puts back the record it overwrote when that was
+ * another resource's (left by its killed create, which takes its object over with it),
+ * else removes it.
+ */
+export async function intentRestore(netns: Netns, object: string, earlier: IntentRecord | undefined, tag: string, subject: string): Promise<void> {
+  if (earlier?.owner && earlier.owner !== tag) await intend(netns, object, earlier.owner, subject, earlier.by);
+  else await intentDone(netns, object);
 }
 
 /** Drops the intent() for `object`: it is marked now, or was not made. */

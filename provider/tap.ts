@@ -95,7 +95,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
     let created = true;
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
-    const earlier = await kernel.intended(i.namespace, intent);
+    const earlier = await kernel.intentRecord(i.namespace, intent);
     try {
       // The intent record, then (one request on another host):
       // ip [-n NS] tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]
@@ -118,8 +118,8 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       const live = await freshLink(i.name, i.namespace);
       // adopt, or this resource's own device (its alias, or its intent when a killed run
       // made it but did not mark it): take it over, if it matches.
-      const mine = live?.alias === tag || (!live?.alias && earlier === tag);
-      if (!live || (!i.adopt && !mine)) await kernel.intentDone(i.namespace, intent);
+      const mine = live?.alias === tag || (!live?.alias && earlier?.owner === tag);
+      if (!live || (!i.adopt && !mine)) await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
       if (!live) throw err;
       if (!i.adopt && !mine) {
         throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
@@ -128,7 +128,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       const want = { mode: i.mode, owner: i.owner, group: i.group, multiQueue: i.multiQueue };
       const differs = (Object.keys(want) as (keyof typeof want)[]).find((k) => want[k] !== undefined && want[k] !== have[k]);
       if (live.kind !== "tun" || differs) {
-        await kernel.intentDone(i.namespace, intent);
+        await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
         throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: the existing device does not match (${differs ?? "kind"}: desire '${String(differs ? want[differs] : "tun")}', current '${String(differs ? have[differs] : live.kind)}').`);
       }
       created = false;

@@ -145,7 +145,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
   async create(inputs) {
     const { a, b } = inputs;
     // The looks that come before the pair is made, at once.
-    const [, , earlier] = await allInOrder<[void, void, string | undefined]>([requireNamespace(a, pairSubject(inputs), "a."), requireNamespace(b, pairSubject(inputs), "b."), kernel.intended(a.namespace, `link-${a.name}`)]);
+    const [, , earlier] = await allInOrder<[void, void, kernel.IntentRecord | undefined]>([requireNamespace(a, pairSubject(inputs), "a."), requireNamespace(b, pairSubject(inputs), "b."), kernel.intentRecord(a.namespace, `link-${a.name}`)]);
     // Adopting without a mac of the program's, a pair made here still gets stable ones.
     const end = (e: VethEnd, role: "a" | "b") => [
       "name",
@@ -165,21 +165,21 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     } catch (err) {
       if (!(err instanceof NslabError && err.kind === "AlreadyExists")) {
         // A pair that may have been made all the same keeps its intent record.
-        if (!mayHaveRun(err)) await kernel.intentDone(a.namespace, intent);
+        if (!mayHaveRun(err)) await kernel.intentRestore(a.namespace, intent, earlier, tag, pairSubject(inputs));
         throw err;
       }
       const [liveA, liveB] = [await freshLink(a.name, a.namespace), await freshLink(b.name, b.namespace)];
       // This resource's own pair (both aliases, or its intent when a killed run made it
       // but did not mark it) is an interrupted create: take it over, as adopt does.
-      const mine = (end?: { alias?: string }) => end?.alias === tag || (!end?.alias && earlier === tag);
+      const mine = (end?: { alias?: string }) => end?.alias === tag || (!end?.alias && earlier?.owner === tag);
       if (!inputs.adopt && !(mine(liveA) && mine(liveB))) {
-        await kernel.intentDone(a.namespace, intent);
+        await kernel.intentRestore(a.namespace, intent, earlier, tag, pairSubject(inputs));
         const other = [liveA?.alias, liveB?.alias].find((alias) => alias && alias !== tag);
         if (other) err.message += whoseMark(other);
         throw err;
       }
       if (!isPair(liveA, liveB)) {
-        await kernel.intentDone(a.namespace, intent);
+        await kernel.intentRestore(a.namespace, intent, earlier, tag, pairSubject(inputs));
         throw new NslabError(
           "AlreadyExists",
           `${pairSubject(inputs)}: cannot adopt: an interface with one of these names exists but the two are not a veth pair. Remove it or choose other names.`,

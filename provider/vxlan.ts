@@ -203,7 +203,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
     await requireNamespace(i, subject(i), "");
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
-    const earlier = await kernel.intended(i.namespace, intent);
+    const earlier = await kernel.intentRecord(i.namespace, intent);
     const created = await kernel
       .ip(
         // The intent record, then (one request on another host):
@@ -227,13 +227,13 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
         if (mayHaveRun(err)) throw err;
         const live = await freshLink(i.name, i.namespace).catch(() => undefined);
         const refuse = async (e: unknown) => {
-          await kernel.intentDone(i.namespace, intent);
+          await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
           return Promise.reject(e);
         };
         if (!live) return refuse(err);
         // adopt, or this resource's own device (its alias, or its intent when a killed
         // run made it but did not mark it): take it over, if it matches.
-        const mine = live.alias === tag || (!live.alias && earlier === tag);
+        const mine = live.alias === tag || (!live.alias && earlier?.owner === tag);
         if (!i.adopt && !mine) return refuse(new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`));
         if (live.kind !== "vxlan") return refuse(new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live.kind || "plain"} interface, not a vxlan device.`));
         const have = liveTunnel(live);

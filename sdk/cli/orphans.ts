@@ -83,8 +83,12 @@ function stackState(options: Options): StackState {
   return { stacks, legacy: `${project}/${stack}`, owners };
 }
 
-/** Deleting in this order never deletes a namespace or bridge before what is in it. */
-const DELETE_ORDER = ["NatRule", "Route", "IpForwarding", "TapDevice", "VethPair", "Bridge", "Namespace"];
+/**
+ * Deleting in this order never deletes a namespace, bridge or interface before what is
+ * in it or on it: probes, programs (which may hold a device or port), impairments and
+ * rules first, namespaces last. Every kind is named (test/unit/orphans-order.test.ts).
+ */
+export const DELETE_ORDER = ["Reachability", "Process", "LinkImpairment", "NatRule", "Route", "IpForwarding", "TapDevice", "Vxlan", "VethPair", "Bridge", "Namespace"];
 
 /** True when a record's stack is the selected one, or its owners made before backends were named. */
 const ofStack = (stack: string, state: StackState) => state.stacks.has(stack) || stack === state.legacy;

@@ -100,6 +100,16 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     expect((await linkByHand(b, ns))!.ifalias).toBe(ownerTag(me));
     await veth.delete(taken.id, taken.outs);
     expect(await linkByHand(a, ns)).toBeUndefined();
+
+    // Another resource's intent for the same pair survives this one's refused create.
+    await ipByHand("-n", ns, "link", "add", a, "type", "veth", "peer", "name", b);
+    await kernel.intend(ns, `link-${a}`, ownerTag(other), "test", other);
+    await expect(veth.create(pair(me, "10.10.0.2/24"))).rejects.toThrow(REFUSED);
+    expect(await kernel.intended(ns, `link-${a}`)).toBe(ownerTag(other));
+    const theirs = await veth.create(pair(other, "10.10.0.2/24"));
+    expect((await linkByHand(a, ns))!.ifalias).toBe(ownerTag(other));
+    await veth.delete(theirs.id, theirs.outs);
+    expect(await linkByHand(a, ns)).toBeUndefined();
   });
 
   it("Bridge: own bridge taken over; foreign mark and unmarked refused", async () => {
@@ -116,6 +126,17 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     const taken = await bridge.create(want);
     expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(me));
     await bridge.delete(taken.id, taken.outs);
+
+    // Another resource's create was killed after making its bridge: its intent record
+    // survives this resource's refused create, and its own recovery takes the bridge over.
+    await ipByHand("-n", ns, "link", "add", name, "type", "bridge");
+    await kernel.intend(ns, `link-${name}`, ownerTag(other), "test", other);
+    await expect(bridge.create(want)).rejects.toThrow(REFUSED);
+    expect(await kernel.intentRecord(ns, `link-${name}`)).toEqual({ owner: ownerTag(other), by: other });
+    const theirs = await bridge.create(check(bridge, { name, namespace: ns, __owner: other }));
+    expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(other));
+    expect(await kernel.intended(ns, `link-${name}`)).toBeUndefined();
+    await bridge.delete(theirs.id, theirs.outs);
   });
 
   it("Vxlan: own device converged to the inputs; foreign mark and unmarked refused; unmarked device with own intent taken over", async () => {
