@@ -5,7 +5,10 @@
 # Builds each revision's provider/ and sdk/ into bench/.work/ab-*/dist, then for each
 # round and op runs bench/profile.js with one build, then the other, in place of this
 # checkout's dist/ (put back on exit). Prints one line per run. MODE stock runs the plain
-# pulumi command in a default environment (bench/profile.js --mode stock). Run nothing
+# pulumi command in a default environment (bench/profile.js --mode stock). MODE remote
+# runs bench/remote.js instead (HOSTS namespaces on a host over SSH against the same lab
+# here; 2 counted runs after one warm-up pair, up, refresh and destroy, OPS ignored): one
+# line per round and revision with its medians and ratios. Run nothing
 # else from this checkout meanwhile (tests, another bench): its dist/ is swapped.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +35,12 @@ for ((r = 1; r <= rounds; r++)); do
     rev=$a src=$dist_a
     [ "$side" = b ] && rev=$b src=$dist_b
     rm -rf dist && cp -r "$src" dist
+    if [ "$mode" = remote ]; then
+      printf '%-12s round %d load %-5s ' "$rev" "$r" "$(cut -d' ' -f1 /proc/loadavg)"
+      node bench/remote.js --namespaces "$hosts" --runs 2 --warmup 1 | grep -E '^\| (up|refresh|destroy) ' | tr -s ' ' | tr '\n' ' '
+      echo
+      continue
+    fi
     for op in $ops; do
       printf '%-12s round %d %-8s load %-5s ' "$rev" "$r" "$op" "$(cut -d' ' -f1 /proc/loadavg)"
       node bench/profile.js --hosts "$hosts" --op "$op" --mode "$mode" | sed -n '1,5p' | tr -s ' \n' ' ' | grep -o 'wall .*'

@@ -4,11 +4,9 @@
  * nor anything it started (the ip launcher, the ip sessions) may be alive. Before, the
  * orphaned provider went on creating namespaces for minutes.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Lab, REPO, sandboxPerTest } from "../helpers/lab";
+import { Lab, sandboxPerTest } from "../helpers/lab";
 import { Sandbox } from "../helpers/sandbox";
 
 let sandbox: Sandbox;
@@ -59,14 +57,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe("the provider process ends with its engine", () => {
   it(`kill -9 of the CLI during up of a ${HOSTS}-host lab: no provider or ip session of the run alive 10 s later`, async () => {
     const lab = await Lab.create(sandbox, "engine-gone", PROGRAM);
-    const cli = spawn("nsenter", ["-t", String(sandbox.pid), "-n", "-m", `--wd=${lab.dir}`, "--", path.join(REPO, "scripts/pulumi"), "up", "--yes", "--skip-preview", "--non-interactive", "--cwd", lab.dir, "--stack", lab.stack], {
-      env: lab.env(),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    cli.stdout!.on("data", (d) => (output += d));
-    cli.stderr!.on("data", (d) => (output += d));
-    const exited = new Promise<void>((r) => cli.on("close", () => r()));
+    const { cli, output, exited } = lab.startUp();
 
     // Wait until the provider is creating (a few namespaces exist), bounded.
     let provider: Proc | undefined;
@@ -76,7 +67,7 @@ describe("the provider process ends with its engine", () => {
       if (provider && made >= 3) break;
       await sleep(100);
     }
-    expect(provider, `the provider never started creating:\n${output}`).toBeDefined();
+    expect(provider, `the provider never started creating:\n${output()}`).toBeDefined();
     const providerTree = tree(provider!.pid);
     expect(providerTree.some((p) => /ip\b.*-batch/.test(p.cmdline)), `no ip session found under the provider: ${providerTree.map((p) => p.cmdline).join("\n")}`).toBe(true);
 

@@ -4,7 +4,6 @@
  * The state loses resources here the way a killed run loses them (they exist in the
  * kernel, the state does not have them): `pulumi state delete`.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -99,18 +98,11 @@ describe("nslab-orphans", () => {
 async function killedProcessCreate(lab: Lab): Promise<void> {
   const orphans = (...extra: string[]) =>
     sandbox.run(process.execPath, [path.join(REPO, "dist/sdk/cli/orphans.js"), "--cwd", lab.dir, "--stack", lab.stack, ...extra], { env: { ...lab.env(), PATH: `${REPO}/.tools/bin:${process.env.PATH}` } });
-  const cli = spawn("nsenter", ["-t", String(sandbox.pid), "-n", "-m", `--wd=${lab.dir}`, "--", path.join(REPO, "scripts/pulumi"), "up", "--yes", "--skip-preview", "--non-interactive", "--cwd", lab.dir, "--stack", lab.stack], {
-    env: lab.env(),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  cli.stdout!.on("data", (d) => (output += d));
-  cli.stderr!.on("data", (d) => (output += d));
-  const exited = new Promise<void>((r) => cli.on("close", () => r()));
+  const { cli, output, exited } = lab.startUp();
   // The create has started the program and waits for it to say it is ready.
   let first: { pid: number; owner: string }[] = [];
   for (let i = 0; i < 600 && !first.length; i++, await sleep(100)) first = marked(lab.dir);
-  expect(first, `the program never started:\n${output}`).toHaveLength(1);
+  expect(first, `the program never started:\n${output()}`).toHaveLength(1);
   process.kill(cli.pid!, "SIGKILL");
   await exited;
   await sleep(7_000); // the provider ends with its engine, letting the create run 5 s at most

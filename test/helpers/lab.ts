@@ -3,6 +3,7 @@
  * resolves `nslab` and `@pulumi/pulumi` from this checkout), a file backend of its own,
  * and the real CLI run inside a per-test Sandbox via scripts/pulumi.
  */
+import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, beforeEach } from "vitest";
@@ -112,6 +113,23 @@ export class Lab {
       env: { ...this.env(), ...env },
       timeoutMs: 600_000,
     });
+  }
+
+  /**
+   * Starts `pulumi up` for this program and stack inside the sandbox without waiting for
+   * it (a test that kills it half-way): the CLI's process, everything it printed so far,
+   * and its end.
+   */
+  startUp(): { cli: ChildProcess; output: () => string; exited: Promise<void> } {
+    const cli = spawn("nsenter", ["-t", String(this.sandbox.pid), "-n", "-m", `--wd=${this.dir}`, "--", PULUMI, "up", "--yes", "--skip-preview", "--non-interactive", "--cwd", this.dir, "--stack", this.stack], {
+      env: this.env(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    cli.stdout!.on("data", (d) => (output += d));
+    cli.stderr!.on("data", (d) => (output += d));
+    const exited = new Promise<void>((r) => cli.on("close", () => r()));
+    return { cli, output: () => output, exited };
   }
 
   /** Runs `pulumi ARGS` and throws (with the output) unless it exits 0. */
