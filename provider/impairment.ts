@@ -27,7 +27,7 @@
  * Every change is in place: `tc qdisc replace`, `tc filter add/del` and atomic
  * `nft -f -` scripts; the interface itself is never touched (same ifindex, no flap).
  */
-import { NslabError } from "./errors";
+import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { freshLink, LiveLink, requireNamespace } from "./link";
@@ -433,6 +433,10 @@ interface LiveState {
   ingress: LiveShaping;
   /** nslab's ifb, when it exists with nslab's alias. */
   ifb?: LiveLink;
+  /** nslab's ifb as a run killed between `ip link add` and its alias left it: no alias, this resource's intent record. */
+  ifbUnmarked?: LiveLink;
+  /** A device with the ifb's name that is neither of those (someone's, or another kind). */
+  ifbOther?: LiveLink;
   /** An ingress or clsact qdisc is on the device. */
   ingressQdisc: boolean;
   /** nslab's redirect filter (to its ifb) is on the device. */
@@ -458,6 +462,7 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
   const ours = filters.filter((f) => String(f.pref) === marks.prio);
   const ifbLink = await freshLink(ifb, i.namespace);
   const ownIfb = ifbLink && ifbLink.kind === "ifb" && ifbLink.alias === ownerTag(i.__owner) ? ifbLink : undefined;
+  const unmarked = ifbLink && !ownIfb && ifbLink.kind === "ifb" && !ifbLink.alias && (await kernel.intended(i.namespace, `link-${ifb}`)) === ownerTag(i.__owner) ? ifbLink : undefined;
   const table = async (family: string): Promise<NftJson | undefined> => {
     try {
       return await kernel.nftJson<NftJson>(["list", "table", family, lossTable(i.__owner)], i.namespace, s);
@@ -472,6 +477,8 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
     egress: parseShaping(qdiscs, i.device, marks),
     ingress: ownIfb && redirect ? parseShaping(qdiscs, ifb, marks) : {},
     ifb: ownIfb,
+    ifbUnmarked: unmarked,
+    ifbOther: ifbLink && !ownIfb && !unmarked ? ifbLink : undefined,
     ingressQdisc,
     redirect,
     ourPrio: ours.length > 0,
@@ -525,18 +532,46 @@ async function requireNetem(i: ImpairmentInputs): Promise<void> {
   }
 }
 
-/** Creates nslab's ifb (alias = tag, up) when absent. Equivalent to: ip link add IFB type ifb; ip link set dev IFB alias TAG up */
+/**
+ * Creates nslab's ifb (alias = tag, up) when absent, with an intent record around it: a run
+ * killed between `ip link add` and the alias leaves an unmarked ifb the next run takes over
+ * (nslab-orphans deletes it when no run does). Equivalent to: ip link add IFB type ifb;
+ * ip link set dev IFB alias TAG up
+ */
 async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
   if (live.ifb) return;
+  const s = subject(i);
   const ifb = ifbName(i.__owner);
-  await kernel.ipBatchRead(
-    [
-      ["link", "add", ifb, "type", "ifb"],
-      ["link", "set", "dev", ifb, "alias", ownerTag(i.__owner), "up"],
-    ],
-    i.namespace,
-    subject(i),
-  );
+  const tag = ownerTag(i.__owner);
+  const intent = `link-${ifb}`;
+  if (live.ifbUnmarked) {
+    await kernel.ip(["link", "set", "dev", ifb, "alias", tag, "up"], i.namespace, s);
+    await kernel.intentDone(i.namespace, intent);
+    return;
+  }
+  if (live.ifbOther) {
+    const what = live.ifbOther.kind === "ifb" ? "an ifb" : `a ${live.ifbOther.kind || "plain"} interface`;
+    throw new NslabError(
+      "AlreadyExists",
+      `${s}: ${what} named ${ifb} (the name nslab gives this resource's ingress ifb) exists and this resource did not make it. Remove it (ip ${i.namespace ? `-n ${i.namespace} ` : ""}link del dev ${ifb}) and run again, or drop ingress rate/delay.`,
+    );
+  }
+  await kernel
+    .ipBatchRead(
+      [
+        ["link", "add", ifb, "type", "ifb"],
+        ["link", "set", "dev", ifb, "alias", tag, "up"],
+      ],
+      i.namespace,
+      s,
+      undefined,
+      { before: { netns: i.namespace, object: intent, owner: tag, by: i.__owner }, after: { netns: i.namespace, object: intent } },
+    )
+    .catch(async (err) => {
+      // An ifb that may be there all the same keeps its record: the next run takes it over.
+      if (!mayHaveRun(err) && !(await freshLink(ifb, i.namespace))) await kernel.intentDone(i.namespace, intent);
+      throw err;
+    });
 }
 
 /** Converges the kernel to `i` from what is there now; `creating` refuses a root qdisc of someone else's. */
@@ -610,10 +645,12 @@ async function removeIngress(i: ImpairmentInputs, live: LiveState): Promise<void
       if (!(err instanceof NslabError && err.kind === "NotFound")) throw err;
     });
   }
-  if (live.ifb) {
-    await kernel.ip(["link", "del", "dev", live.ifb.name], i.namespace, s).catch(async (err) => {
-      if (await freshLink(live.ifb!.name, i.namespace)) throw err;
+  const ifb = live.ifb ?? live.ifbUnmarked;
+  if (ifb) {
+    await kernel.ip(["link", "del", "dev", ifb.name], i.namespace, s).catch(async (err) => {
+      if (await freshLink(ifb.name, i.namespace)) throw err;
     });
+    if (live.ifbUnmarked) await kernel.intentDone(i.namespace, `link-${ifb.name}`);
   }
 }
 

@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { impairmentKind as imp, ImpairmentInputs, ifbName, lossTable, marksOf } from "../../provider/impairment";
+import * as kernel from "../../provider/kernel";
 import { resetSnapshots } from "../../provider/kernel";
+import { ownerTag } from "../../provider/resource";
 import { ipByHand, linkByHand, must, OWNER, uniq } from "../helpers/kernel";
 import { sh } from "../helpers/sandbox";
 import { binomialBounds, pingLoss, spawnHere, throughput } from "../helpers/traffic";
@@ -173,6 +175,45 @@ describe("LinkImpairment on the kernel", () => {
     expect((await imp.read(id, outs)).inputs).toEqual({ ...want, adopt: true });
     await imp.delete(id, outs);
     expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+  });
+
+  it("an ifb a killed run made but never marked is taken over with its intent record, refused without it, and removed by delete", async () => {
+    const name = "killed";
+    const ifb = ifbName(owner(name));
+    const intent = `link-${ifb}`;
+    const want = checked({ ingress: { rate: "10mbit", burst: "16kb" } }, name);
+    // Killed between `ip link add` and its alias: an unmarked ifb, no record.
+    await ipByHand("-n", x, "link", "add", ifb, "type", "ifb");
+    await expect(imp.create(want)).rejects.toThrow(new RegExp(`an ifb named ${ifb} .*did not make it\\. Remove it \\(ip -n ${x} link del dev ${ifb}\\)`));
+    expect((await linkByHand(ifb, x))!.ifalias).toBeUndefined(); // left as it was
+    expect((await qdiscs("im0")).map((q) => q.kind)).not.toContain("ingress");
+    // With this resource's intent record (what the killed run wrote first): taken over.
+    await kernel.intend(x, intent, ownerTag(owner(name)), "test", owner(name));
+    const { id, outs } = await imp.create(want);
+    expect(outs.ifb).toBe(ifb);
+    expect((await linkByHand(ifb, x))!.ifalias).toBe(ownerTag(owner(name)));
+    expect(await kernel.intended(x, intent)).toBeUndefined();
+    const at10 = await throughput(spawnHere, y, x, A);
+    expect(at10).toBeGreaterThanOrEqual(8.5);
+    expect(at10).toBeLessThanOrEqual(10.5);
+    expect((await imp.read(id, outs)).inputs).toEqual(want);
+    // An update killed the same way, then destroy: delete removes the unmarked ifb and its record.
+    await imp.delete(id, outs);
+    const egressOnly = checked({ egress: { rate: "10mbit" } }, name);
+    const second = await imp.create(egressOnly);
+    await ipByHand("-n", x, "link", "add", ifb, "type", "ifb");
+    await kernel.intend(x, intent, ownerTag(owner(name)), "test", owner(name));
+    await imp.delete(second.id, second.outs);
+    expect(await linkByHand(ifb, x)).toBeUndefined();
+    expect(await kernel.intended(x, intent)).toBeUndefined();
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+    // Another resource's record does not make the ifb this one's.
+    await ipByHand("-n", x, "link", "add", ifb, "type", "ifb");
+    await kernel.intend(x, intent, ownerTag(owner("someone")), "test", owner("someone"));
+    await expect(imp.create(want)).rejects.toThrow(/did not make it/);
+    expect(await linkByHand(ifb, x)).toBeDefined();
+    await ipByHand("-n", x, "link", "del", ifb);
+    await kernel.intentDone(x, intent);
   });
 
   it("delay without netem fails at once naming sch_netem and what works, and leaves nothing", async (ctx) => {
