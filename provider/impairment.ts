@@ -545,15 +545,15 @@ async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
   const tag = ownerTag(i.__owner);
   const intent = `link-${ifb}`;
   if (live.ifbUnmarked) {
-    await kernel.ip(["link", "set", "dev", ifb, "alias", tag, "up"], i.namespace, s);
-    await kernel.intentDone(i.namespace, intent);
+    // Equivalent to: ip link set dev IFB alias TAG up, then the record removed (one request on another host)
+    await kernel.ip(["link", "set", "dev", ifb, "alias", tag, "up"], i.namespace, s, undefined, { after: { netns: i.namespace, object: intent } });
     return;
   }
   if (live.ifbOther) {
     const what = live.ifbOther.kind === "ifb" ? "an ifb" : `a ${live.ifbOther.kind || "plain"} interface`;
     throw new NslabError(
       "AlreadyExists",
-      `${s}: ${what} named ${ifb} (the name nslab gives this resource's ingress ifb) exists and this resource did not make it. Remove it (ip ${i.namespace ? `-n ${i.namespace} ` : ""}link del dev ${ifb}) and run again, or drop ingress rate/delay.`,
+      `${s}: ${what} named ${ifb} (the name nslab gives this resource's ingress ifb) exists and this resource did not make it (adopt does not apply to it). Remove it (ip ${i.namespace ? `-n ${i.namespace} ` : ""}link del dev ${ifb}) and run again, or drop ingress rate/delay.`,
     );
   }
   await kernel
@@ -568,8 +568,12 @@ async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
       { before: { netns: i.namespace, object: intent, owner: tag, by: i.__owner }, after: { netns: i.namespace, object: intent } },
     )
     .catch(async (err) => {
-      // An ifb that may be there all the same keeps its record: the next run takes it over.
-      if (!mayHaveRun(err) && !(await freshLink(ifb, i.namespace))) await kernel.intentDone(i.namespace, intent);
+      // `ip link add` refused (an ifb someone made meanwhile is not this resource's), or
+      // nothing made: the record goes. An ifb this run may have made (the alias failed, or
+      // the end was not seen) keeps it: the next run takes that ifb over.
+      const addRefused = !mayHaveRun(err) && err instanceof NslabError && / link add /.test(` ${err.details.command ?? ""} `);
+      const keep = !addRefused && (mayHaveRun(err) || (await freshLink(ifb, i.namespace).catch(() => undefined)) !== undefined);
+      if (!keep) await kernel.intentDone(i.namespace, intent).catch(() => undefined);
       throw err;
     });
 }
@@ -647,10 +651,12 @@ async function removeIngress(i: ImpairmentInputs, live: LiveState): Promise<void
   }
   const ifb = live.ifb ?? live.ifbUnmarked;
   if (ifb) {
-    await kernel.ip(["link", "del", "dev", ifb.name], i.namespace, s).catch(async (err) => {
+    // Equivalent to: ip link del dev IFB, then its intent record removed if a killed run left one
+    const intent = `link-${ifb.name}`;
+    await kernel.ip(["link", "del", "dev", ifb.name], i.namespace, s, undefined, { after: { netns: i.namespace, object: intent } }).catch(async (err) => {
       if (await freshLink(ifb.name, i.namespace)) throw err;
+      await kernel.intentDone(i.namespace, intent);
     });
-    if (live.ifbUnmarked) await kernel.intentDone(i.namespace, `link-${ifb.name}`);
   }
 }
 

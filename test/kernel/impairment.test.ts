@@ -177,43 +177,66 @@ describe("LinkImpairment on the kernel", () => {
     expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
   });
 
-  it("an ifb a killed run made but never marked is taken over with its intent record, refused without it, and removed by delete", async () => {
+  it("an ifb a killed run made but never marked is taken over with its intent record (create, update), refused without it, and removed by delete", async () => {
     const name = "killed";
+    const tag = ownerTag(owner(name));
     const ifb = ifbName(owner(name));
     const intent = `link-${ifb}`;
+    const killedRun = async () => {
+      // What a run killed between `ip link add` and the alias leaves: the record, then the ifb.
+      await kernel.intend(x, intent, tag, "test", owner(name));
+      await ipByHand("-n", x, "link", "add", ifb, "type", "ifb");
+    };
+    const shaped10 = async () => {
+      const at10 = await throughput(spawnHere, y, x, A);
+      expect(at10).toBeGreaterThanOrEqual(8.5);
+      expect(at10).toBeLessThanOrEqual(10.5);
+    };
     const want = checked({ ingress: { rate: "10mbit", burst: "16kb" } }, name);
-    // Killed between `ip link add` and its alias: an unmarked ifb, no record.
-    await ipByHand("-n", x, "link", "add", ifb, "type", "ifb");
-    await expect(imp.create(want)).rejects.toThrow(new RegExp(`an ifb named ${ifb} .*did not make it\\. Remove it \\(ip -n ${x} link del dev ${ifb}\\)`));
-    expect((await linkByHand(ifb, x))!.ifalias).toBeUndefined(); // left as it was
-    expect((await qdiscs("im0")).map((q) => q.kind)).not.toContain("ingress");
-    // With this resource's intent record (what the killed run wrote first): taken over.
-    await kernel.intend(x, intent, ownerTag(owner(name)), "test", owner(name));
-    const { id, outs } = await imp.create(want);
-    expect(outs.ifb).toBe(ifb);
-    expect((await linkByHand(ifb, x))!.ifalias).toBe(ownerTag(owner(name)));
-    expect(await kernel.intended(x, intent)).toBeUndefined();
-    const at10 = await throughput(spawnHere, y, x, A);
-    expect(at10).toBeGreaterThanOrEqual(8.5);
-    expect(at10).toBeLessThanOrEqual(10.5);
-    expect((await imp.read(id, outs)).inputs).toEqual(want);
-    // An update killed the same way, then destroy: delete removes the unmarked ifb and its record.
-    await imp.delete(id, outs);
     const egressOnly = checked({ egress: { rate: "10mbit" } }, name);
-    const second = await imp.create(egressOnly);
+
+    // An unmarked ifb of that name without the record: refused, left as it was, no record written.
     await ipByHand("-n", x, "link", "add", ifb, "type", "ifb");
-    await kernel.intend(x, intent, ownerTag(owner(name)), "test", owner(name));
-    await imp.delete(second.id, second.outs);
+    await expect(imp.create(want)).rejects.toThrow(new RegExp(`an ifb named ${ifb} .*did not make it .*\\. Remove it \\(ip -n ${x} link del dev ${ifb}\\)`));
+    expect((await linkByHand(ifb, x))!.ifalias).toBeUndefined();
+    expect((await qdiscs("im0")).map((q) => q.kind)).not.toContain("ingress");
+    expect(await kernel.intended(x, intent)).toBeUndefined();
+    // Another resource's record does not make it this one's, and that record stays.
+    await kernel.intend(x, intent, ownerTag(owner("someone")), "test", owner("someone"));
+    await expect(imp.create(want)).rejects.toThrow(/did not make it/);
+    expect(await kernel.intended(x, intent)).toBe(ownerTag(owner("someone")));
+    await ipByHand("-n", x, "link", "del", ifb);
+    await kernel.intentDone(x, intent);
+
+    // Create killed: the recovery's create takes the ifb over.
+    await killedRun();
+    const created = await imp.create(want);
+    expect(created.outs.ifb).toBe(ifb);
+    expect((await linkByHand(ifb, x))!.ifalias).toBe(tag);
+    expect(await kernel.intended(x, intent)).toBeUndefined();
+    await shaped10();
+    expect((await imp.read(created.id, created.outs)).inputs).toEqual(want);
+    await imp.delete(created.id, created.outs);
+    expect(await linkByHand(ifb, x)).toBeUndefined();
+
+    // Update (egress only -> ingress rate) killed: the next update takes it over.
+    const second = await imp.create(egressOnly);
+    await killedRun();
+    const updated = await imp.update(second.id, second.outs, want);
+    expect(updated.outs.ifb).toBe(ifb);
+    expect((await linkByHand(ifb, x))!.ifalias).toBe(tag);
+    expect(await kernel.intended(x, intent)).toBeUndefined();
+    await shaped10();
+    await imp.delete(second.id, updated.outs);
+    expect(await linkByHand(ifb, x)).toBeUndefined();
+
+    // Killed, then destroyed instead: delete removes the unmarked ifb and its record.
+    const third = await imp.create(egressOnly);
+    await killedRun();
+    await imp.delete(third.id, third.outs);
     expect(await linkByHand(ifb, x)).toBeUndefined();
     expect(await kernel.intended(x, intent)).toBeUndefined();
     expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
-    // Another resource's record does not make the ifb this one's.
-    await ipByHand("-n", x, "link", "add", ifb, "type", "ifb");
-    await kernel.intend(x, intent, ownerTag(owner("someone")), "test", owner("someone"));
-    await expect(imp.create(want)).rejects.toThrow(/did not make it/);
-    expect(await linkByHand(ifb, x)).toBeDefined();
-    await ipByHand("-n", x, "link", "del", ifb);
-    await kernel.intentDone(x, intent);
   });
 
   it("delay without netem fails at once naming sch_netem and what works, and leaves nothing", async (ctx) => {
