@@ -7,7 +7,7 @@
  *
  *   bench/faults.js [--trials 8] [--hosts 40] [--seed 1] [--checkpoints skip|write]
  *                   [--kinds cli-up,provider-up,cli-destroy,provider-destroy]
- *                   [--recovery up|destroy] [--json FILE]
+ *                   [--recovery up|destroy] [--impairments] [--json FILE]
  *
  * Each trial:
  *  1. (destroy trials) `up` the lab completely first;
@@ -25,6 +25,8 @@
  *     the lab passes traffic (ping host to host and host to the bridge), `destroy`
  *     exits 0 and leaves nothing (namespaces, links, nft tables, forwarding back to its
  *     value before the trial, no record under /run/nslab).
+ * --impairments adds a LinkImpairment per host (rate both ways: a tbf, and an ifb of
+ * nslab's for ingress), so kills also land in its create and delete.
  * Prints one line per trial and the summary table (markdown), and exits 1 when any
  * trial failed a check.
  */
@@ -42,6 +44,7 @@ const checkpoints = args.checkpoints ?? "skip";
 const recovery = args.recovery ?? "up";
 if (!["up", "destroy"].includes(recovery)) throw new Error(`--recovery must be up or destroy, got ${recovery}`);
 const kinds = (args.kinds ?? "cli-up,provider-up,cli-destroy,provider-destroy").split(",");
+const impairments = process.argv.includes("--impairments");
 const GRACE_MS = 10_000;
 
 // A fresh sandbox of its own: residue checks must see only this run's objects.
@@ -149,8 +152,10 @@ function residue(forwardBefore) {
     const tables = sh("nft", ["list", "tables"]).stdout.trim();
     if (tables) left.push(`nft ${tables.replace(/\n/g, ", ")}`);
     if (forwarding() !== forwardBefore) left.push(`ip_forward=${forwarding()} (was ${forwardBefore})`);
-    const inode = fs.statSync("/proc/self/ns/net").ino;
-    if (fs.existsSync(`/run/nslab/netns-${inode}`)) left.push(`records /run/nslab/netns-${inode}: ${fs.readdirSync(`/run/nslab/netns-${inode}`).join(",")}`);
+    // Every record (the sandbox's /run/nslab is its own): the lab's, and any of its
+    // namespaces' that outlived them.
+    const records = fs.existsSync("/run/nslab") ? fs.readdirSync("/run/nslab", { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? fs.readdirSync(`/run/nslab/${d.name}`).map((f) => `${d.name}/${f}`) : [d.name])) : [];
+    if (records.length) left.push(`records under /run/nslab: ${records.join(",")}`);
     if (!left.length || i === 49) return left;
     spawnSync("sleep", ["0.1"]);
   }
@@ -162,7 +167,7 @@ function scrub(forwardBefore) {
   for (const l of JSON.parse(sh("ip", ["-j", "link", "show"]).stdout || "[]")) if (l.ifname !== "lo") sh("ip", ["link", "delete", l.ifname]);
   sh("nft", ["flush", "ruleset"]);
   sh("sysctl", ["-qw", `net.ipv4.ip_forward=${forwardBefore}`]);
-  fs.rmSync(`/run/nslab/netns-${fs.statSync("/proc/self/ns/net").ino}`, { recursive: true, force: true });
+  for (const d of fs.existsSync("/run/nslab") ? fs.readdirSync("/run/nslab") : []) fs.rmSync(`/run/nslab/${d}`, { recursive: true, force: true });
 }
 
 async function trial(n, kind) {
@@ -191,6 +196,7 @@ async function trial(n, kind) {
   try {
     p.run("stack", "init", "faults");
     p.run("config", "set", "hosts", String(hosts));
+    if (impairments) p.run("config", "set", "impairments", "true");
     if (phase === "destroy" && !must("first up", p.run("up", ...YES))) return result;
 
     // 2. The fault.
@@ -302,7 +308,7 @@ function summary(results) {
 }
 
 (async () => {
-  console.log(`fault harness: ${trials} trials, ${hosts} hosts, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
+  console.log(`fault harness: ${trials} trials, ${hosts} hosts${impairments ? " (with a LinkImpairment each)" : ""}, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
   const results = [];
   for (let n = 1; n <= trials; n++) {
     const r = await trial(n, kinds[(n - 1) % kinds.length]);
@@ -317,6 +323,6 @@ function summary(results) {
   const { table, failures } = summary(results);
   console.log(`\n${table}\n`);
   if (failures.length) console.log(`failures:\n${failures.join("\n")}`);
-  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, checkpoints, recovery, results }, null, 2));
+  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, impairments, checkpoints, recovery, results }, null, 2));
   process.exit(results.some((r) => r.failures.length) ? 1 : 0);
 })();
