@@ -7,7 +7,7 @@
  *
  *   bench/faults.js [--trials 8] [--hosts 40] [--seed 1] [--checkpoints skip|write]
  *                   [--kinds cli-up,provider-up,cli-destroy,provider-destroy]
- *                   [--recovery up|destroy] [--impairments] [--json FILE]
+ *                   [--recovery up|destroy] [--impairments] [--processes] [--json FILE]
  *
  * Each trial:
  *  1. (destroy trials) `up` the lab completely first;
@@ -26,7 +26,10 @@
  *     exits 0 and leaves nothing (namespaces, links, nft tables, forwarding back to its
  *     value before the trial, no record under /run/nslab).
  * --impairments adds a LinkImpairment per host (rate both ways: a tbf, and an ifb of
- * nslab's for ingress), so kills also land in its create and delete.
+ * nslab's for ingress), so kills also land in its create and delete; --processes a
+ * Process per host (`sleep` in its namespace, started detached: not a process of the
+ * run's folder), and the residue check then also looks for the lab's programs still
+ * running (their NSLAB_OWNER).
  * Prints one line per trial and the summary table (markdown), and exits 1 when any
  * trial failed a check.
  */
@@ -45,6 +48,7 @@ const recovery = args.recovery ?? "up";
 if (!["up", "destroy"].includes(recovery)) throw new Error(`--recovery must be up or destroy, got ${recovery}`);
 const kinds = (args.kinds ?? "cli-up,provider-up,cli-destroy,provider-destroy").split(",");
 const impairments = process.argv.includes("--impairments");
+const processes = process.argv.includes("--processes");
 const GRACE_MS = 10_000;
 
 // A fresh sandbox of its own: residue checks must see only this run's objects.
@@ -141,8 +145,30 @@ function traffic() {
   return failed;
 }
 
-/** What is left in the sandbox: namespaces, links besides lo, nft tables, forwarding, records. */
-function residue(forwardBefore) {
+/**
+ * Programs the lab's Processes started, by their NSLAB_OWNER (the harness's stacks only:
+ * nslab-bench/faults@BACKEND/...), as "PID OWNER". The machine's /proc: the sandbox has
+ * a network and a mount namespace of its own, not a pid namespace.
+ */
+function labPrograms() {
+  const out = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const mark = fs
+        .readFileSync(`/proc/${d}/environ`, "utf8")
+        .split("\0")
+        .find((e) => e.startsWith("NSLAB_OWNER=nslab-bench/faults@"));
+      if (mark) out.push(`${d} ${mark.slice("NSLAB_OWNER=".length)}`);
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return out;
+}
+
+/** What is left in the sandbox: namespaces, links besides lo, nft tables, forwarding, records, programs not in `programsBefore`. */
+function residue(forwardBefore, programsBefore) {
   for (let i = 0; i < 50; i++) {
     const left = [];
     const ns = fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : [];
@@ -156,13 +182,22 @@ function residue(forwardBefore) {
     // namespaces' that outlived them.
     const records = fs.existsSync("/run/nslab") ? fs.readdirSync("/run/nslab", { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? fs.readdirSync(`/run/nslab/${d.name}`).map((f) => `${d.name}/${f}`) : [d.name])) : [];
     if (records.length) left.push(`records under /run/nslab: ${records.join(",")}`);
+    const programs = labPrograms().filter((p) => !programsBefore.includes(p));
+    if (programs.length) left.push(`programs ${programs.join(", ")}`);
     if (!left.length || i === 49) return left;
     spawnSync("sleep", ["0.1"]);
   }
 }
 
 /** Removes whatever a failed trial left, so that the next one starts clean. */
-function scrub(forwardBefore) {
+function scrub(forwardBefore, programsBefore) {
+  for (const p of labPrograms().filter((q) => !programsBefore.includes(q))) {
+    try {
+      process.kill(Number(p.split(" ")[0]), "SIGKILL");
+    } catch {
+      // Gone meanwhile.
+    }
+  }
   for (const ns of fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : []) sh("ip", ["netns", "delete", ns]);
   for (const l of JSON.parse(sh("ip", ["-j", "link", "show"]).stdout || "[]")) if (l.ifname !== "lo") sh("ip", ["link", "delete", l.ifname]);
   sh("nft", ["flush", "ruleset"]);
@@ -175,6 +210,7 @@ async function trial(n, kind) {
   const fraction = 0.15 + random() * 0.7;
   const result = { trial: n, recovery, killed: target === "cli" ? "pulumi CLI" : "provider process", during: phase, fraction: Number(fraction.toFixed(2)), checkpoints, failures: [], left: [], steps: [] };
   const forwardBefore = forwarding();
+  const programsBefore = labPrograms();
   const work = path.join(root, "bench/.work");
   fs.mkdirSync(work, { recursive: true });
   const dir = fs.mkdtempSync(path.join(work, `faults-${n}-`));
@@ -197,6 +233,7 @@ async function trial(n, kind) {
     p.run("stack", "init", "faults");
     p.run("config", "set", "hosts", String(hosts));
     if (impairments) p.run("config", "set", "impairments", "true");
+    if (processes) p.run("config", "set", "processes", "true");
     if (phase === "destroy" && !must("first up", p.run("up", ...YES))) return result;
 
     // 2. The fault.
@@ -271,11 +308,11 @@ async function trial(n, kind) {
     }
     result.destroyed = must("destroy", p.run("destroy", ...YES));
   } finally {
-    const left = residue(forwardBefore);
+    const left = residue(forwardBefore, programsBefore);
     result.residue = left;
     if (left.length) {
       result.failures.push(`left after destroy: ${left.join("; ")}`);
-      scrub(forwardBefore);
+      scrub(forwardBefore, programsBefore);
     }
     if (result.left.length) result.failures.push(`alive ${GRACE_MS / 1000} s after the kill: ${result.left.join(", ")}`);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -308,7 +345,7 @@ function summary(results) {
 }
 
 (async () => {
-  console.log(`fault harness: ${trials} trials, ${hosts} hosts${impairments ? " (with a LinkImpairment each)" : ""}, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
+  console.log(`fault harness: ${trials} trials, ${hosts} hosts${impairments ? " (with a LinkImpairment each)" : ""}${processes ? " (with a Process each)" : ""}, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
   const results = [];
   for (let n = 1; n <= trials; n++) {
     const r = await trial(n, kinds[(n - 1) % kinds.length]);
@@ -323,6 +360,6 @@ function summary(results) {
   const { table, failures } = summary(results);
   console.log(`\n${table}\n`);
   if (failures.length) console.log(`failures:\n${failures.join("\n")}`);
-  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, impairments, checkpoints, recovery, results }, null, 2));
+  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, impairments, processes, checkpoints, recovery, results }, null, 2));
   process.exit(results.some((r) => r.failures.length) ? 1 : 0);
 })();

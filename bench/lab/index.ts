@@ -12,6 +12,8 @@ const rootEnds = config.getBoolean("rootEnds") ?? false;
 // impairments: each host's eth0 also shaped both ways (a LinkImpairment: tbf on eth0, an
 // ifb with its own tbf for ingress), for the fault harness (bench/faults.js --impairments).
 const impairments = config.getBoolean("impairments") ?? false;
+// processes: a program per host (a Process: `sleep` in the host's namespace), likewise.
+const processes = config.getBoolean("processes") ?? false;
 const address = (i: number) => `10.200.${(i + 2) >> 8}.${(i + 2) & 255}`;
 
 const bridge = new nslab.Bridge("bridge", { name: "bbr0", addresses: ["10.200.0.1/16"] });
@@ -21,6 +23,9 @@ for (let i = 0; i < n; i++) {
   const port = { name: `bp${i}`, master: bridge.name };
   const link = new nslab.VethPair(`b${i}`, rootEnds ? { a: port, b: host } : { a: host, b: port });
   new nslab.Route(`b${i}-default`, { namespace: ns.name, destination: "default", gateway: "10.200.0.1" }, { dependsOn: [link, bridge] });
+  if (processes) {
+    new nslab.Process(`b${i}-app`, { command: ["sleep", "3600"], namespace: ns.name, cwd: "/", startupMs: 50 }, { dependsOn: [link] });
+  }
   if (impairments) {
     new nslab.LinkImpairment(`b${i}-shaping`, { device: "eth0", namespace: ns.name, egress: { rate: "100mbit" }, ingress: { rate: "100mbit" } }, { dependsOn: [link] });
   }

@@ -3,7 +3,7 @@
  * kill -9 of the CLI during `up` and of the provider process during `destroy`, each
  * followed by the documented recovery (README "Recovering from a crash") without
  * editing the program; then a provider kill during `up` of a lab with a LinkImpairment
- * per host, given up on (destroy, nslab-orphans). The long form is
+ * and a Process per host, given up on (destroy, nslab-orphans). The long form is
  * `bench/faults.js --trials 12 --hosts 40` (docs/faults.md).
  */
 import * as fs from "node:fs";
@@ -39,15 +39,16 @@ it("kill -9 of the CLI during up and of the provider during destroy: the recover
   }
 });
 
-it("kill -9 of the provider during up of a lab with a LinkImpairment per host, then destroy and nslab-orphans --delete: nothing is left", { timeout: 900_000 }, async () => {
+it("kill -9 of the provider during up of a lab with a LinkImpairment and a Process per host, then destroy and nslab-orphans --delete: nothing is left, no program either", { timeout: 900_000 }, async () => {
   const out = path.join(REPO, "test/.work", `faults-destroy-${process.pid}.json`);
-  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "1", "--hosts", "10", "--kinds", "provider-up", "--recovery", "destroy", "--impairments", "--json", out], { timeoutMs: 900_000 });
+  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "1", "--hosts", "10", "--kinds", "provider-up", "--recovery", "destroy", "--impairments", "--processes", "--json", out], { timeoutMs: 900_000 });
   const log = `${r.stdout}\n${r.stderr}`;
   expect(fs.existsSync(out), log).toBe(true);
-  const report = JSON.parse(fs.readFileSync(out, "utf8")) as { impairments: boolean; results: Record<string, any>[] };
+  const report = JSON.parse(fs.readFileSync(out, "utf8")) as { impairments: boolean; processes: boolean; results: Record<string, any>[] };
   const [t] = report.results;
   fs.rmSync(out);
   expect(report.impairments).toBe(true);
+  expect(report.processes).toBe(true);
   expect(t.namespacesAtKill, log).toBeGreaterThan(0);
   expect(t.destroyed, log).toBe(true);
   expect(t.orphans, log).toMatch(/stack nslab-bench\/faults@[0-9a-f]{8}: /);
