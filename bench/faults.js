@@ -27,9 +27,10 @@
  *     value before the trial, no record under /run/nslab).
  * --impairments adds a LinkImpairment per host (rate both ways: a tbf, and an ifb of
  * nslab's for ingress), so kills also land in its create and delete; --processes a
- * Process per host (`sleep` in its namespace, started detached: not a process of the
- * run's folder), and the residue check then also looks for the lab's programs still
- * running (their NSLAB_OWNER).
+ * Process per host (`sleep` in its namespace, with cwd "/": not a process of the run's
+ * folder, which step 3 ends), the kill waits also for a first one to run, and the
+ * residue check then also looks for the trial's programs still running (their
+ * NSLAB_OWNER and the trial's backend in their environment).
  * Prints one line per trial and the summary table (markdown), and exits 1 when any
  * trial failed a check.
  */
@@ -146,29 +147,42 @@ function traffic() {
 }
 
 /**
- * Programs the lab's Processes started, by their NSLAB_OWNER (the harness's stacks only:
- * nslab-bench/faults@BACKEND/...), as "PID OWNER". The machine's /proc: the sandbox has
- * a network and a mount namespace of its own, not a pid namespace.
+ * Programs the Processes of the trial whose state is in `dir` started, as "PID START OWNER"
+ * (START: /proc/PID/stat's start time, so a reused pid is not taken for them): this
+ * user's processes whose NSLAB_OWNER names the harness's stack (nslab-bench/faults@...)
+ * and whose environment has that trial's backend (they inherit the provider's, which is
+ * the CLI's). The machine's /proc: the sandbox has a network and a mount namespace of its
+ * own, not a pid namespace, so other runs' programs are there too.
  */
-function labPrograms() {
+function labPrograms(dir) {
   const out = [];
+  const backend = `PULUMI_BACKEND_URL=file://${dir}/state`;
   for (const d of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const mark = fs
-        .readFileSync(`/proc/${d}/environ`, "utf8")
-        .split("\0")
-        .find((e) => e.startsWith("NSLAB_OWNER=nslab-bench/faults@"));
-      if (mark) out.push(`${d} ${mark.slice("NSLAB_OWNER=".length)}`);
+      if (fs.statSync(`/proc/${d}`).uid !== process.getuid()) continue;
+      const env = fs.readFileSync(`/proc/${d}/environ`, "utf8").split("\0");
+      const mark = env.find((e) => e.startsWith("NSLAB_OWNER=nslab-bench/faults@"));
+      if (!mark || !env.includes(backend)) continue;
+      out.push(`${d} ${startTime(d)} ${mark.slice("NSLAB_OWNER=".length)}`);
     } catch {
-      // Gone meanwhile, or not ours to read.
+      // Gone meanwhile.
     }
   }
   return out;
 }
+/** /proc/PID/stat's start time (field 22), or "" when the process is gone. */
+function startTime(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return "";
+  }
+}
 
-/** What is left in the sandbox: namespaces, links besides lo, nft tables, forwarding, records, programs not in `programsBefore`. */
-function residue(forwardBefore, programsBefore) {
+/** What is left in the sandbox: namespaces, links besides lo, nft tables, forwarding, records; the trial's programs. */
+function residue(forwardBefore, dir) {
   for (let i = 0; i < 50; i++) {
     const left = [];
     const ns = fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : [];
@@ -182,7 +196,7 @@ function residue(forwardBefore, programsBefore) {
     // namespaces' that outlived them.
     const records = fs.existsSync("/run/nslab") ? fs.readdirSync("/run/nslab", { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? fs.readdirSync(`/run/nslab/${d.name}`).map((f) => `${d.name}/${f}`) : [d.name])) : [];
     if (records.length) left.push(`records under /run/nslab: ${records.join(",")}`);
-    const programs = labPrograms().filter((p) => !programsBefore.includes(p));
+    const programs = labPrograms(dir);
     if (programs.length) left.push(`programs ${programs.join(", ")}`);
     if (!left.length || i === 49) return left;
     spawnSync("sleep", ["0.1"]);
@@ -190,10 +204,11 @@ function residue(forwardBefore, programsBefore) {
 }
 
 /** Removes whatever a failed trial left, so that the next one starts clean. */
-function scrub(forwardBefore, programsBefore) {
-  for (const p of labPrograms().filter((q) => !programsBefore.includes(q))) {
+function scrub(forwardBefore, dir) {
+  for (const p of labPrograms(dir)) {
+    const [pid, start] = p.split(" ");
     try {
-      process.kill(Number(p.split(" ")[0]), "SIGKILL");
+      if (startTime(pid) === start) process.kill(Number(pid), "SIGKILL");
     } catch {
       // Gone meanwhile.
     }
@@ -210,7 +225,6 @@ async function trial(n, kind) {
   const fraction = 0.15 + random() * 0.7;
   const result = { trial: n, recovery, killed: target === "cli" ? "pulumi CLI" : "provider process", during: phase, fraction: Number(fraction.toFixed(2)), checkpoints, failures: [], left: [], steps: [] };
   const forwardBefore = forwarding();
-  const programsBefore = labPrograms();
   const work = path.join(root, "bench/.work");
   fs.mkdirSync(work, { recursive: true });
   const dir = fs.mkdtempSync(path.join(work, `faults-${n}-`));
@@ -253,7 +267,9 @@ async function trial(n, kind) {
     while (Date.now() < deadline && !ended) {
       // The provider is looked for until found (a /proc scan), the kill point often (a readdir).
       provider ??= processesIn(dir).find((q) => role(q) === "provider");
-      if (reached() && (target === "cli" || provider)) {
+      // With --processes, also until a first program of the lab runs (a kill before
+      // any would test none of them).
+      if (reached() && (target === "cli" || provider) && (!processes || labPrograms(dir).length > 0)) {
         victim = target === "cli" ? cli.pid : provider.pid;
         break;
       }
@@ -264,6 +280,7 @@ async function trial(n, kind) {
       return result;
     }
     result.namespacesAtKill = namespaces();
+    if (processes) result.programsAtKill = labPrograms(dir).length;
     process.kill(victim, "SIGKILL");
     const killedAt = Date.now();
     await Promise.race([cli.done, sleep(GRACE_MS)]);
@@ -308,11 +325,11 @@ async function trial(n, kind) {
     }
     result.destroyed = must("destroy", p.run("destroy", ...YES));
   } finally {
-    const left = residue(forwardBefore, programsBefore);
+    const left = residue(forwardBefore, dir);
     result.residue = left;
     if (left.length) {
       result.failures.push(`left after destroy: ${left.join("; ")}`);
-      scrub(forwardBefore, programsBefore);
+      scrub(forwardBefore, dir);
     }
     if (result.left.length) result.failures.push(`alive ${GRACE_MS / 1000} s after the kill: ${result.left.join(", ")}`);
     fs.rmSync(dir, { recursive: true, force: true });

@@ -24,7 +24,9 @@ for (let i = 0; i < n; i++) {
   const link = new nslab.VethPair(`b${i}`, rootEnds ? { a: port, b: host } : { a: host, b: port });
   new nslab.Route(`b${i}-default`, { namespace: ns.name, destination: "default", gateway: "10.200.0.1" }, { dependsOn: [link, bridge] });
   if (processes) {
-    new nslab.Process(`b${i}-app`, { command: ["sleep", "3600"], namespace: ns.name, cwd: "/", startupMs: 50 }, { dependsOn: [link] });
+    // cwd "/": not the program's folder (the fault harness ends that folder's processes
+    // after a kill); the log in the program's folder, which goes with it.
+    new nslab.Process(`b${i}-app`, { command: ["sleep", "3600"], namespace: ns.name, cwd: "/", logFile: `app-${i}.log`, startupMs: 50 }, { dependsOn: [link] });
   }
   if (impairments) {
     new nslab.LinkImpairment(`b${i}-shaping`, { device: "eth0", namespace: ns.name, egress: { rate: "100mbit" }, ingress: { rate: "100mbit" } }, { dependsOn: [link] });

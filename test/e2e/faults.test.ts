@@ -50,6 +50,7 @@ it("kill -9 of the provider during up of a lab with a LinkImpairment and a Proce
   expect(report.impairments).toBe(true);
   expect(report.processes).toBe(true);
   expect(t.namespacesAtKill, log).toBeGreaterThan(0);
+  expect(t.programsAtKill, log).toBeGreaterThan(0);
   expect(t.destroyed, log).toBe(true);
   expect(t.orphans, log).toMatch(/stack nslab-bench\/faults@[0-9a-f]{8}: /);
   expect(t.failures, log).toEqual([]);
