@@ -30,7 +30,7 @@
  * Process per host (`sleep` in its namespace, with cwd "/": not a process of the run's
  * folder, which step 3 ends), the kill waits also for a first one to run, and the
  * residue check then also looks for the trial's programs still running (their
- * NSLAB_OWNER and the trial's backend in their environment).
+ * NSLAB_OWNER names the trial's stack).
  * Prints one line per trial and the summary table (markdown), and exits 1 when any
  * trial failed a check.
  */
@@ -39,6 +39,9 @@ const { spawn, spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
 const { root, parseArgs, copyProgram } = require("./common");
+// nslab's own: how it finds the programs a Process started, and names a stack.
+const { markedProcesses, processAlive } = require(`${root}/dist/provider/kernel.js`);
+const { stackIdentity } = require(`${root}/dist/sdk/identity.js`);
 
 const args = parseArgs();
 const trials = Number(args.trials ?? 8);
@@ -148,41 +151,19 @@ function traffic() {
 
 /**
  * Programs the Processes of the trial whose state is in `dir` started, as "PID START OWNER"
- * (START: /proc/PID/stat's start time, so a reused pid is not taken for them): this
- * user's processes whose NSLAB_OWNER names the harness's stack (nslab-bench/faults@...)
- * and whose environment has that trial's backend (they inherit the provider's, which is
- * the CLI's). The machine's /proc: the sandbox has a network and a mount namespace of its
- * own, not a pid namespace, so other runs' programs are there too.
+ * (START: their start time, so a reused pid is not taken for them): the programs nslab
+ * finds by their NSLAB_OWNER (kernel.markedProcesses, as nslab-orphans does) whose owner
+ * names this trial's stack (its backend is the trial's own folder). The machine's /proc:
+ * the sandbox has a network and a mount namespace of its own, not a pid namespace, so
+ * other runs' programs are there too.
  */
-function labPrograms(dir) {
-  const out = [];
-  const backend = `PULUMI_BACKEND_URL=file://${dir}/state`;
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (fs.statSync(`/proc/${d}`).uid !== process.getuid()) continue;
-      const env = fs.readFileSync(`/proc/${d}/environ`, "utf8").split("\0");
-      const mark = env.find((e) => e.startsWith("NSLAB_OWNER=nslab-bench/faults@"));
-      if (!mark || !env.includes(backend)) continue;
-      out.push(`${d} ${startTime(d)} ${mark.slice("NSLAB_OWNER=".length)}`);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return out;
-}
-/** /proc/PID/stat's start time (field 22), or "" when the process is gone. */
-function startTime(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return "";
-  }
+async function labPrograms(dir) {
+  const stack = stackIdentity("nslab-bench", "faults", "organization", `file://${dir}/state`);
+  return (await markedProcesses()).filter((p) => p.owner.startsWith(`${stack}/`)).map((p) => `${p.pid} ${p.startTime} ${p.owner}`);
 }
 
 /** What is left in the sandbox: namespaces, links besides lo, nft tables, forwarding, records; the trial's programs. */
-function residue(forwardBefore, dir) {
+async function residue(forwardBefore, dir) {
   for (let i = 0; i < 50; i++) {
     const left = [];
     const ns = fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : [];
@@ -196,7 +177,7 @@ function residue(forwardBefore, dir) {
     // namespaces' that outlived them.
     const records = fs.existsSync("/run/nslab") ? fs.readdirSync("/run/nslab", { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? fs.readdirSync(`/run/nslab/${d.name}`).map((f) => `${d.name}/${f}`) : [d.name])) : [];
     if (records.length) left.push(`records under /run/nslab: ${records.join(",")}`);
-    const programs = labPrograms(dir);
+    const programs = await labPrograms(dir);
     if (programs.length) left.push(`programs ${programs.join(", ")}`);
     if (!left.length || i === 49) return left;
     spawnSync("sleep", ["0.1"]);
@@ -204,11 +185,11 @@ function residue(forwardBefore, dir) {
 }
 
 /** Removes whatever a failed trial left, so that the next one starts clean. */
-function scrub(forwardBefore, dir) {
-  for (const p of labPrograms(dir)) {
+async function scrub(forwardBefore, dir) {
+  for (const p of await labPrograms(dir)) {
     const [pid, start] = p.split(" ");
     try {
-      if (startTime(pid) === start) process.kill(Number(pid), "SIGKILL");
+      if (await processAlive(Number(pid), start)) process.kill(Number(pid), "SIGKILL");
     } catch {
       // Gone meanwhile.
     }
@@ -269,7 +250,7 @@ async function trial(n, kind) {
       provider ??= processesIn(dir).find((q) => role(q) === "provider");
       // With --processes, also until a first program of the lab runs (a kill before
       // any would test none of them).
-      if (reached() && (target === "cli" || provider) && (!processes || labPrograms(dir).length > 0)) {
+      if (reached() && (target === "cli" || provider) && (!processes || (await labPrograms(dir)).length > 0)) {
         victim = target === "cli" ? cli.pid : provider.pid;
         break;
       }
@@ -280,7 +261,7 @@ async function trial(n, kind) {
       return result;
     }
     result.namespacesAtKill = namespaces();
-    if (processes) result.programsAtKill = labPrograms(dir).length;
+    if (processes) result.programsAtKill = (await labPrograms(dir)).length;
     process.kill(victim, "SIGKILL");
     const killedAt = Date.now();
     await Promise.race([cli.done, sleep(GRACE_MS)]);
@@ -325,11 +306,11 @@ async function trial(n, kind) {
     }
     result.destroyed = must("destroy", p.run("destroy", ...YES));
   } finally {
-    const left = residue(forwardBefore, dir);
+    const left = await residue(forwardBefore, dir);
     result.residue = left;
     if (left.length) {
       result.failures.push(`left after destroy: ${left.join("; ")}`);
-      scrub(forwardBefore, dir);
+      await scrub(forwardBefore, dir);
     }
     if (result.left.length) result.failures.push(`alive ${GRACE_MS / 1000} s after the kill: ${result.left.join(", ")}`);
     fs.rmSync(dir, { recursive: true, force: true });

@@ -568,12 +568,11 @@ async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
       { before: { netns: i.namespace, object: intent, owner: tag, by: i.__owner }, after: { netns: i.namespace, object: intent } },
     )
     .catch(async (err) => {
-      // `ip link add` refused (an ifb someone made meanwhile is not this resource's), or
-      // nothing made: the record goes. An ifb this run may have made (the alias failed, or
-      // the end was not seen) keeps it: the next run takes that ifb over.
-      const addRefused = !mayHaveRun(err) && err instanceof NslabError && / link add /.test(` ${err.details.command ?? ""} `);
-      const keep = !addRefused && (mayHaveRun(err) || (await freshLink(ifb, i.namespace).catch(() => undefined)) !== undefined);
-      if (!keep) await kernel.intentDone(i.namespace, intent).catch(() => undefined);
+      // The record stays only when this run may have made the ifb (the alias failed after
+      // `ip link add`, or the end was not seen): the next run takes that ifb over. A
+      // refused `ip link add` (an ifb someone made meanwhile) made nothing of this one's.
+      const made = mayHaveRun(err) || (err instanceof NslabError && / alias /.test(err.details.command ?? ""));
+      if (!made) await kernel.intentDone(i.namespace, intent).catch(() => undefined);
       throw err;
     });
 }
