@@ -459,6 +459,8 @@ describe("resources on other hosts, over SSH", () => {
       await dispatch("Process", "delete", [first.id, first.outs]);
       await dispatch("Process", "delete", [other.id, other.outs]);
       await dispatch("Namespace", "delete", [ns.id, ns.outs]);
+      // Their default logs, in the host's /tmp (which is this machine's).
+      for (const log of [first.outs.log, other.outs.log]) fs.rmSync(log, { force: true });
     }
   });
 
