@@ -7,7 +7,8 @@
  *
  *   bench/faults.js [--trials 8] [--hosts 40] [--seed 1] [--checkpoints skip|write]
  *                   [--kinds cli-up,provider-up,cli-destroy,provider-destroy]
- *                   [--recovery up|destroy] [--impairments] [--processes] [--json FILE]
+ *                   [--recovery up|destroy] [--impairments] [--processes] [--vxlan]
+ *                   [--json FILE]
  *
  * Each trial:
  *  1. (destroy trials) `up` the lab completely first;
@@ -30,7 +31,10 @@
  * Process per host (`sleep` in its namespace, with cwd "/": not a process of the run's
  * folder, which step 3 ends), the kill waits also for a first one to run, and the
  * residue check then also looks for the trial's programs still running (their
- * NSLAB_OWNER names the trial's stack).
+ * NSLAB_OWNER names the trial's stack). --vxlan adds a Vxlan per host (vx0 over eth0,
+ * paired with the next host, an overlay address each), so kills also land between its
+ * intent record and its alias, and the traffic check also pings host 0 -> host 1 across
+ * the overlay.
  * Prints one line per trial and the summary table (markdown), and exits 1 when any
  * trial failed a check.
  */
@@ -53,6 +57,7 @@ if (!["up", "destroy"].includes(recovery)) throw new Error(`--recovery must be u
 const kinds = (args.kinds ?? "cli-up,provider-up,cli-destroy,provider-destroy").split(",");
 const impairments = process.argv.includes("--impairments");
 const processes = process.argv.includes("--processes");
+const vxlan = process.argv.includes("--vxlan");
 const GRACE_MS = 10_000;
 
 // A fresh sandbox of its own: residue checks must see only this run's objects.
@@ -76,6 +81,7 @@ const namespaces = () => (fs.existsSync("/run/netns") ? fs.readdirSync("/run/net
 const ports = () => fs.readdirSync("/sys/class/net").filter((n) => /^bp\d+$/.test(n)).length;
 const forwarding = () => sh("sysctl", ["-n", "net.ipv4.ip_forward"]).stdout.trim();
 const address = (i) => `10.200.${(i + 2) >> 8}.${(i + 2) & 255}`;
+const overlay = (i) => `10.201.${(i + 2) >> 8}.${(i + 2) & 255}`;
 
 /** Processes whose working directory is `dir` (the CLI, language host, program, provider, ip sessions). */
 function processesIn(dir) {
@@ -142,6 +148,8 @@ function traffic() {
     [`b0`, address(hosts - 1)],
     [`b${hosts - 1}`, "10.200.0.1"],
     [`b${Math.floor(hosts / 2)}`, address(0)],
+    // Across the VXLAN overlay: host 0 and host 1 are a pair.
+    ...(vxlan && hosts > 1 ? [[`b0`, overlay(1)]] : []),
   ];
   for (const [from, to] of pairs) {
     if (sh("ip", ["netns", "exec", from, "ping", "-c", "1", "-W", "2", to]).status !== 0) failed.push(`${from} -> ${to}`);
@@ -229,6 +237,7 @@ async function trial(n, kind) {
     p.run("config", "set", "hosts", String(hosts));
     if (impairments) p.run("config", "set", "impairments", "true");
     if (processes) p.run("config", "set", "processes", "true");
+    if (vxlan) p.run("config", "set", "vxlan", "true");
     if (phase === "destroy" && !must("first up", p.run("up", ...YES))) return result;
 
     // 2. The fault.
@@ -343,7 +352,7 @@ function summary(results) {
 }
 
 (async () => {
-  console.log(`fault harness: ${trials} trials, ${hosts} hosts${impairments ? " (with a LinkImpairment each)" : ""}${processes ? " (with a Process each)" : ""}, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
+  console.log(`fault harness: ${trials} trials, ${hosts} hosts${impairments ? " (with a LinkImpairment each)" : ""}${processes ? " (with a Process each)" : ""}${vxlan ? " (with a Vxlan each)" : ""}, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
   const results = [];
   for (let n = 1; n <= trials; n++) {
     const r = await trial(n, kinds[(n - 1) % kinds.length]);
@@ -358,6 +367,6 @@ function summary(results) {
   const { table, failures } = summary(results);
   console.log(`\n${table}\n`);
   if (failures.length) console.log(`failures:\n${failures.join("\n")}`);
-  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, impairments, processes, checkpoints, recovery, results }, null, 2));
+  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, impairments, processes, vxlan, checkpoints, recovery, results }, null, 2));
   process.exit(results.some((r) => r.failures.length) ? 1 : 0);
 })();

@@ -14,7 +14,11 @@ const rootEnds = config.getBoolean("rootEnds") ?? false;
 const impairments = config.getBoolean("impairments") ?? false;
 // processes: a program per host (a Process: `sleep` in the host's namespace), likewise.
 const processes = config.getBoolean("processes") ?? false;
+// vxlan: a Vxlan per host (vx0 in the host's namespace, over eth0), paired with the host
+// next to it (0 with 1, 2 with 3, ...): an overlay address each on 10.201.0.0/16, likewise.
+const vxlan = config.getBoolean("vxlan") ?? false;
 const address = (i: number) => `10.200.${(i + 2) >> 8}.${(i + 2) & 255}`;
+const overlay = (i: number) => `10.201.${(i + 2) >> 8}.${(i + 2) & 255}`;
 
 const bridge = new nslab.Bridge("bridge", { name: "bbr0", addresses: ["10.200.0.1/16"] });
 for (let i = 0; i < n; i++) {
@@ -27,6 +31,9 @@ for (let i = 0; i < n; i++) {
     // cwd "/": not the program's folder (the fault harness ends that folder's processes
     // after a kill); the log in the program's folder, which goes with it.
     new nslab.Process(`b${i}-app`, { command: ["sleep", "3600"], namespace: ns.name, cwd: "/", logFile: `app-${i}.log`, startupMs: 50 }, { dependsOn: [link] });
+  }
+  if (vxlan) {
+    new nslab.Vxlan(`b${i}-vx`, { name: "vx0", namespace: ns.name, vni: 4242, local: address(i), remote: address(i ^ 1), device: "eth0", addresses: [`${overlay(i)}/16`] }, { dependsOn: [link] });
   }
   if (impairments) {
     new nslab.LinkImpairment(`b${i}-shaping`, { device: "eth0", namespace: ns.name, egress: { rate: "100mbit" }, ingress: { rate: "100mbit" } }, { dependsOn: [link] });

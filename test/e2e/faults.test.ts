@@ -1,6 +1,6 @@
 /**
- * The fault harness (bench/faults.js) in its short form: two trials on a small lab,
- * kill -9 of the CLI during `up` and of the provider process during `destroy`, each
+ * The fault harness (bench/faults.js) in its short form: two trials on a small lab with a
+ * Vxlan per host, kill -9 of the CLI during `up` and of the provider process during `destroy`, each
  * followed by the documented recovery (README "Recovering from a crash") without
  * editing the program; then a provider kill during `up` of a lab with a LinkImpairment
  * and a Process per host, given up on (destroy, nslab-orphans). The long form is
@@ -12,14 +12,15 @@ import { expect, it } from "vitest";
 import { REPO } from "../helpers/lab";
 import { sh } from "../helpers/sandbox";
 
-it("kill -9 of the CLI during up and of the provider during destroy: the recovery converges, passes traffic and destroys cleanly", { timeout: 900_000 }, async () => {
+it("kill -9 of the CLI during up and of the provider during destroy of a lab with a Vxlan per host: the recovery converges, passes traffic (over the overlay too) and destroys cleanly", { timeout: 900_000 }, async () => {
   const out = path.join(REPO, "test/.work", `faults-${process.pid}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "2", "--hosts", "10", "--kinds", "cli-up,provider-destroy", "--json", out], { timeoutMs: 900_000 });
+  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "2", "--hosts", "10", "--kinds", "cli-up,provider-destroy", "--vxlan", "--json", out], { timeoutMs: 900_000 });
   const log = `${r.stdout}\n${r.stderr}`;
   expect(fs.existsSync(out), log).toBe(true);
-  const { results } = JSON.parse(fs.readFileSync(out, "utf8")) as { results: Record<string, any>[] };
+  const { results, vxlan } = JSON.parse(fs.readFileSync(out, "utf8")) as { results: Record<string, any>[]; vxlan: boolean };
   fs.rmSync(out);
+  expect(vxlan).toBe(true);
   expect(results).toHaveLength(2);
   for (const t of results) {
     // The kill interrupted the operation: an up had made namespaces; a destroy had not
