@@ -8,7 +8,7 @@
  *   bench/faults.js [--trials 8] [--hosts 40] [--seed 1] [--checkpoints skip|write]
  *                   [--kinds cli-up,provider-up,cli-destroy,provider-destroy]
  *                   [--recovery up|destroy] [--impairments] [--processes] [--vxlan]
- *                   [--json FILE]
+ *                   [--remote] [--json FILE]
  *
  * Each trial:
  *  1. (destroy trials) `up` the lab completely first;
@@ -35,6 +35,14 @@
  * paired with the next host, an overlay address each), so kills also land between its
  * intent record and its alias, and the traffic check also pings host 0 -> host 1 across
  * the overlay.
+ * --remote puts the whole lab on another host over SSH (every resource's `host`): a real
+ * sshd in namespaces of its own in the sandbox (test/helpers/sshd.ts, as bench/remote.js),
+ * so the kill also cuts the provider's SSH master connection and the sessions it carries.
+ * The kill point, traffic and residue checks then look at that host (its namespaces,
+ * links, nft tables, forwarding, records), and at this machine's sandbox too (nothing may
+ * be left here either). Step 3 then also lists the host's processes still serving the
+ * run (sshd's children), and waits 35 s instead of 10: the master connection a killed
+ * provider leaves ends on its own after 30 s idle (ControlPersist, provider/ssh.ts).
  * Prints one line per trial and the summary table (markdown), and exits 1 when any
  * trial failed a check.
  */
@@ -58,7 +66,9 @@ const kinds = (args.kinds ?? "cli-up,provider-up,cli-destroy,provider-destroy").
 const impairments = process.argv.includes("--impairments");
 const processes = process.argv.includes("--processes");
 const vxlan = process.argv.includes("--vxlan");
-const GRACE_MS = 10_000;
+const remote = process.argv.includes("--remote");
+// provider/ssh.ts's ControlPersist (30 s) and a margin, with --remote.
+const GRACE_MS = remote ? 35_000 : 10_000;
 
 // A fresh sandbox of its own: residue checks must see only this run's objects.
 if (process.env.NSLAB_FAULTS_SANDBOX !== "1") {
@@ -76,10 +86,37 @@ function random() {
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sh = (cmd, argv) => spawnSync(cmd, argv, { encoding: "utf8" });
-const namespaces = () => (fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns").length : 0);
-/** The bench lab's bridge ports left in the sandbox's own namespace (one veth end per host). */
-const ports = () => fs.readdirSync("/sys/class/net").filter((n) => /^bp\d+$/.test(n)).length;
-const forwarding = () => sh("sysctl", ["-n", "net.ipv4.ip_forward"]).stdout.trim();
+
+/**
+ * Where a lab lives: this sandbox (pid undefined), or the host whose sshd has `pid`
+ * (its mount and network namespaces; its /run seen through /proc/PID/root, its links
+ * through /proc/PID/net/dev, commands through nsenter). `baseline`: the namespaces and
+ * links there before any trial (the SSH host's own, the underlay's), never the lab's.
+ */
+function place(pid, label) {
+  const root = pid ? `/proc/${pid}/root` : "";
+  const run = (cmd, argv) => (pid ? sh("nsenter", ["-t", String(pid), "-m", "-n", "--", cmd, ...argv]) : sh(cmd, argv));
+  const p = {
+    label,
+    run,
+    netns: () => (fs.existsSync(`${root}/run/netns`) ? fs.readdirSync(`${root}/run/netns`).filter((n) => !p.baseline.netns.has(n)) : []),
+    links: () => JSON.parse(run("ip", ["-j", "link", "show"]).stdout || "[]").map((l) => l.ifname).filter((n) => !p.baseline.links.has(n)),
+    /** Interface names, without starting a process (for the kill point's tight loop). */
+    devices: () => fs.readFileSync(`/proc/${pid ?? "self"}/net/dev`, "utf8").split("\n").slice(2).map((l) => l.split(":")[0].trim()).filter(Boolean),
+    forwarding: () => run("sysctl", ["-n", "net.ipv4.ip_forward"]).stdout.trim(),
+    recordsDir: `${root}/run/nslab`,
+    baseline: { netns: new Set(), links: new Set(["lo"]) },
+  };
+  return p;
+}
+const local = place(undefined, "");
+/** The lab's place: this sandbox, or (--remote) the SSH host, set at the start. */
+let lab = local;
+/** The SSH host (--remote): { hosts, host }. */
+let ssh;
+const namespaces = () => lab.netns().length;
+/** The bench lab's bridge ports left in the bridge's namespace (one veth end per host). */
+const ports = () => lab.devices().filter((n) => /^bp\d+$/.test(n)).length;
 const address = (i) => `10.200.${(i + 2) >> 8}.${(i + 2) & 255}`;
 const overlay = (i) => `10.201.${(i + 2) >> 8}.${(i + 2) & 255}`;
 
@@ -108,6 +145,7 @@ function role(p) {
   if (/\bip\b.*-batch/.test(line)) return "ip session";
   if (p.cmdline[0] === "sh" && line.includes("nslab-ip")) return "ip launcher";
   if (/(^|\/)pulumi$/.test(p.cmdline[0])) return "pulumi CLI";
+  if (/(^|\/)ssh$/.test(p.cmdline[0]) && line.includes("ControlMaster=yes")) return "ssh master";
   if (/node/.test(p.cmdline[0])) return "program (node)";
   return path.basename(p.cmdline[0] ?? "?");
 }
@@ -152,7 +190,7 @@ function traffic() {
     ...(vxlan && hosts > 1 ? [[`b0`, overlay(1)]] : []),
   ];
   for (const [from, to] of pairs) {
-    if (sh("ip", ["netns", "exec", from, "ping", "-c", "1", "-W", "2", to]).status !== 0) failed.push(`${from} -> ${to}`);
+    if (lab.run("ip", ["netns", "exec", from, "ping", "-c", "1", "-W", "2", to]).status !== 0) failed.push(`${from} -> ${to}`);
   }
   return failed;
 }
@@ -170,21 +208,35 @@ async function labPrograms(dir) {
   return (await markedProcesses()).filter((p) => p.owner.startsWith(`${stack}/`)).map((p) => `${p.pid} ${p.startTime} ${p.owner}`);
 }
 
-/** What is left in the sandbox: namespaces, links besides lo, nft tables, forwarding, records; the trial's programs. */
+/** The places a trial may leave something: the lab's, and (--remote) this sandbox as well. */
+const places = () => (lab === local ? [local] : [lab, local]);
+
+/** The records under a place's /run/nslab: the lab's, and any of its namespaces' that outlived them. */
+function records(p) {
+  const d = p.recordsDir;
+  return fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? fs.readdirSync(`${d}/${e.name}`).map((f) => `${e.name}/${f}`) : [e.name])) : [];
+}
+
+/**
+ * What is left: in each place, namespaces and links besides its baseline, nft tables,
+ * forwarding off its value before the trial (`forwardBefore`, one per place), records;
+ * the trial's programs.
+ */
 async function residue(forwardBefore, dir) {
   for (let i = 0; i < 50; i++) {
     const left = [];
-    const ns = fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : [];
-    if (ns.length) left.push(`${ns.length} namespaces`);
-    const links = JSON.parse(sh("ip", ["-j", "link", "show"]).stdout || "[]").filter((l) => l.ifname !== "lo");
-    if (links.length) left.push(`links ${links.map((l) => l.ifname).join(",")}`);
-    const tables = sh("nft", ["list", "tables"]).stdout.trim();
-    if (tables) left.push(`nft ${tables.replace(/\n/g, ", ")}`);
-    if (forwarding() !== forwardBefore) left.push(`ip_forward=${forwarding()} (was ${forwardBefore})`);
-    // Every record (the sandbox's /run/nslab is its own): the lab's, and any of its
-    // namespaces' that outlived them.
-    const records = fs.existsSync("/run/nslab") ? fs.readdirSync("/run/nslab", { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? fs.readdirSync(`/run/nslab/${d.name}`).map((f) => `${d.name}/${f}`) : [d.name])) : [];
-    if (records.length) left.push(`records under /run/nslab: ${records.join(",")}`);
+    places().forEach((p, k) => {
+      const ns = p.netns();
+      if (ns.length) left.push(`${p.label}${ns.length} namespaces`);
+      const links = p.links();
+      if (links.length) left.push(`${p.label}links ${links.join(",")}`);
+      const tables = p.run("nft", ["list", "tables"]).stdout.trim();
+      if (tables) left.push(`${p.label}nft ${tables.replace(/\n/g, ", ")}`);
+      const forward = p.forwarding();
+      if (forward !== forwardBefore[k]) left.push(`${p.label}ip_forward=${forward} (was ${forwardBefore[k]})`);
+      const recs = records(p);
+      if (recs.length) left.push(`${p.label}records under /run/nslab: ${recs.join(",")}`);
+    });
     const programs = await labPrograms(dir);
     if (programs.length) left.push(`programs ${programs.join(", ")}`);
     if (!left.length || i === 49) return left;
@@ -202,18 +254,49 @@ async function scrub(forwardBefore, dir) {
       // Gone meanwhile.
     }
   }
-  for (const ns of fs.existsSync("/run/netns") ? fs.readdirSync("/run/netns") : []) sh("ip", ["netns", "delete", ns]);
-  for (const l of JSON.parse(sh("ip", ["-j", "link", "show"]).stdout || "[]")) if (l.ifname !== "lo") sh("ip", ["link", "delete", l.ifname]);
-  sh("nft", ["flush", "ruleset"]);
-  sh("sysctl", ["-qw", `net.ipv4.ip_forward=${forwardBefore}`]);
-  for (const d of fs.existsSync("/run/nslab") ? fs.readdirSync("/run/nslab") : []) fs.rmSync(`/run/nslab/${d}`, { recursive: true, force: true });
+  places().forEach((p, k) => {
+    for (const ns of p.netns()) p.run("ip", ["netns", "delete", ns]);
+    for (const l of p.links()) p.run("ip", ["link", "delete", l]);
+    p.run("nft", ["flush", "ruleset"]);
+    p.run("sysctl", ["-qw", `net.ipv4.ip_forward=${forwardBefore[k]}`]);
+    for (const d of fs.existsSync(p.recordsDir) ? fs.readdirSync(p.recordsDir) : []) fs.rmSync(`${p.recordsDir}/${d}`, { recursive: true, force: true });
+  });
+}
+
+/**
+ * With --remote, the host's processes serving the run: every descendant of its sshd
+ * listener (the sessions of the provider's master connection and what they run). A
+ * Process's program is not one: it runs in a session of its own, its parent gone.
+ */
+function hostSessions() {
+  if (!ssh) return [];
+  const parent = new Map();
+  const info = new Map();
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] === "Z") continue;
+      parent.set(Number(d), Number(fields[1]));
+      info.set(Number(d), { pid: Number(d), cmdline: fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean) });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const listener = ssh.host.pid;
+  const under = (pid) => {
+    for (let p = parent.get(pid), hops = 0; p && hops < 64; p = parent.get(p), hops++) if (p === listener) return true;
+    return false;
+  };
+  return [...info.values()].filter((q) => under(q.pid));
 }
 
 async function trial(n, kind) {
   const [target, phase] = kind.split("-");
   const fraction = 0.15 + random() * 0.7;
   const result = { trial: n, recovery, killed: target === "cli" ? "pulumi CLI" : "provider process", during: phase, fraction: Number(fraction.toFixed(2)), checkpoints, failures: [], left: [], steps: [] };
-  const forwardBefore = forwarding();
+  const forwardBefore = places().map((p) => p.forwarding());
   const work = path.join(root, "bench/.work");
   fs.mkdirSync(work, { recursive: true });
   const dir = fs.mkdtempSync(path.join(work, `faults-${n}-`));
@@ -238,6 +321,10 @@ async function trial(n, kind) {
     if (impairments) p.run("config", "set", "impairments", "true");
     if (processes) p.run("config", "set", "processes", "true");
     if (vxlan) p.run("config", "set", "vxlan", "true");
+    if (ssh) {
+      p.run("config", "set", "host", JSON.stringify(ssh.host.host));
+      p.run("config", "set", "logDir", dir);
+    }
     if (phase === "destroy" && !must("first up", p.run("up", ...YES))) return result;
 
     // 2. The fault.
@@ -271,15 +358,22 @@ async function trial(n, kind) {
     }
     result.namespacesAtKill = namespaces();
     if (processes) result.programsAtKill = (await labPrograms(dir)).length;
+    // With --remote: the host's processes serving the run at the kill (sessions the kill cuts).
+    if (ssh) result.hostSessionsAtKill = hostSessions().length;
     process.kill(victim, "SIGKILL");
     const killedAt = Date.now();
     await Promise.race([cli.done, sleep(GRACE_MS)]);
     result.cliExit = String(await Promise.race([cli.done, Promise.resolve("still running")]));
+    if (ssh) {
+      // What was still alive 10 s after the kill (reported; the check is at GRACE_MS).
+      await sleep(Math.max(0, killedAt + 10_000 - Date.now()));
+      result.aliveAfter10s = [...processesIn(dir).map(role), ...hostSessions().map((q) => `host ${role(q)}`)];
+    }
     await sleep(Math.max(0, killedAt + GRACE_MS - Date.now()));
 
-    // 3. Processes of the run 10 s after the kill.
-    const left = processesIn(dir);
-    result.left = left.map(role);
+    // 3. Processes of the run 10 s (--remote: 35 s) after the kill, here and on the host.
+    const left = [...processesIn(dir), ...hostSessions().map((q) => ({ ...q, host: true }))];
+    result.left = left.map((q) => (q.host ? `host ${role(q)}` : role(q)));
     for (const q of left) {
       try {
         process.kill(q.pid, "SIGKILL");
@@ -343,7 +437,7 @@ function summary(results) {
     recovery === "up"
       ? "recovered without editing the program: up converged, preview clean, traffic, destroy left nothing"
       : "destroy, then nslab-orphans --delete, left nothing (objects the orphans command removed)";
-  const lines = [`| killed | during | ${head} | processes of the run alive 10 s after the kill |`, `| --- | --- | --- | --- |`];
+  const lines = [`| killed | during | ${head} | processes of the run alive ${GRACE_MS / 1000} s after the kill |`, `| --- | --- | --- | --- |`];
   for (const [key, row] of rows) {
     const extra = recovery === "destroy" ? ` (${row.orphans ?? 0})` : "";
     lines.push(`| ${key} | ${row.ok} of ${row.n}${extra} | ${row.left.size ? [...row.left].join(", ") : "none"} |`);
@@ -352,21 +446,39 @@ function summary(results) {
 }
 
 (async () => {
-  console.log(`fault harness: ${trials} trials, ${hosts} hosts${impairments ? " (with a LinkImpairment each)" : ""}${processes ? " (with a Process each)" : ""}${vxlan ? " (with a Vxlan each)" : ""}, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
+  console.log(`fault harness: ${trials} trials, ${hosts} hosts${impairments ? " (with a LinkImpairment each)" : ""}${processes ? " (with a Process each)" : ""}${vxlan ? " (with a Vxlan each)" : ""}${remote ? " on another host over SSH" : ""}, seed ${seed}, checkpoints ${checkpoints}, recovery ${recovery}, kinds ${kinds.join(",")}`);
+  if (remote) {
+    // The test helper that makes sshd hosts is TypeScript: load it the way Pulumi loads programs.
+    require("ts-node").register({ transpileOnly: true, compilerOptions: { module: "commonjs", moduleResolution: "node" } });
+    const { startHosts, here } = require(path.join(root, "test/helpers/sshd.ts"));
+    const sshHosts = await startHosts(here, 1, "fh", "192.0.2");
+    ssh = { hosts: sshHosts, host: sshHosts.hosts[0] };
+    lab = place(ssh.host.pid, "host: ");
+    lab.baseline.links.add("ul0");
+    // This sandbox's own share of the host: its network namespace and the underlay's links.
+    for (const n of local.netns()) local.baseline.netns.add(n);
+    for (const l of local.links()) local.baseline.links.add(l);
+  }
   const results = [];
-  for (let n = 1; n <= trials; n++) {
-    const r = await trial(n, kinds[(n - 1) % kinds.length]);
-    results.push(r);
-    console.log(
-      `#${n} kill ${r.killed} during ${r.during} at ${r.namespacesAtKill ?? "?"} namespaces: cli ${r.cliExit ?? "-"}, alive after 10 s: ${r.left.join(", ") || "none"}; ` +
-        (recovery === "up" ? `up ${r.converged ? "ok" : "FAILED"}, preview ${r.previewClean ? "clean" : "NOT clean"}, traffic ${r.traffic ? "ok" : "FAILED"}, ` : `orphans: ${(r.orphans ?? "-").split("\n")[0]}; `) +
-        `destroy ${r.destroyed && !r.residue.length ? "clean" : "NOT clean"}` +
-        (r.failures.length ? `\n   ${r.failures.join("\n   ")}` : ""),
-    );
+  try {
+    for (let n = 1; n <= trials; n++) await runTrial(n, results);
+  } finally {
+    if (ssh) await ssh.hosts.destroy();
   }
   const { table, failures } = summary(results);
   console.log(`\n${table}\n`);
   if (failures.length) console.log(`failures:\n${failures.join("\n")}`);
-  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, impairments, processes, vxlan, checkpoints, recovery, results }, null, 2));
+  if (args.json) fs.writeFileSync(path.resolve(args.json), JSON.stringify({ hosts, impairments, processes, vxlan, remote, checkpoints, recovery, results }, null, 2));
   process.exit(results.some((r) => r.failures.length) ? 1 : 0);
 })();
+
+async function runTrial(n, results) {
+  const r = await trial(n, kinds[(n - 1) % kinds.length]);
+  results.push(r);
+  console.log(
+    `#${n} kill ${r.killed} during ${r.during} at ${r.namespacesAtKill ?? "?"} namespaces${r.hostSessionsAtKill !== undefined ? ` (${r.hostSessionsAtKill} host sessions)` : ""}: cli ${r.cliExit ?? "-"}, ${r.aliveAfter10s ? `alive after 10 s: ${r.aliveAfter10s.join(", ") || "none"}, ` : ""}alive after ${GRACE_MS / 1000} s: ${r.left.join(", ") || "none"}; ` +
+      (recovery === "up" ? `up ${r.converged ? "ok" : "FAILED"}, preview ${r.previewClean ? "clean" : "NOT clean"}, traffic ${r.traffic ? "ok" : "FAILED"}, ` : `orphans: ${(r.orphans ?? "-").split("\n")[0]}; `) +
+      `destroy ${r.destroyed && !r.residue.length ? "clean" : "NOT clean"}` +
+      (r.failures.length ? `\n   ${r.failures.join("\n   ")}` : ""),
+  );
+}

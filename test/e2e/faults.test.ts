@@ -3,7 +3,8 @@
  * Vxlan per host, kill -9 of the CLI during `up` and of the provider process during `destroy`, each
  * followed by the documented recovery (README "Recovering from a crash") without
  * editing the program; then a provider kill during `up` of a lab with a LinkImpairment
- * and a Process per host, given up on (destroy, nslab-orphans). The long form is
+ * and a Process per host, given up on (destroy, nslab-orphans); and a provider kill during
+ * `up` of a lab on another host over SSH (a real sshd, bench/faults.js --remote). The long form is
  * `bench/faults.js --trials 12 --hosts 40` (docs/faults.md).
  */
 import * as fs from "node:fs";
@@ -56,4 +57,30 @@ it("kill -9 of the provider during up of a lab with a LinkImpairment and a Proce
   expect(t.orphans, log).toMatch(/stack nslab-bench\/faults@[0-9a-f]{8}: /);
   expect(t.failures, log).toEqual([]);
   expect(t.residue, log).toEqual([]);
+});
+
+it("kill -9 of the provider during up of a lab on another host over SSH (a Process per host too): the recovery converges and passes traffic there, and nothing is left on the host or here, no session of the host either", { timeout: 900_000 }, async () => {
+  const out = path.join(REPO, "test/.work", `faults-remote-${process.pid}.json`);
+  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "1", "--hosts", "6", "--kinds", "provider-up", "--remote", "--processes", "--json", out], { timeoutMs: 900_000 });
+  const log = `${r.stdout}\n${r.stderr}`;
+  expect(fs.existsSync(out), log).toBe(true);
+  const report = JSON.parse(fs.readFileSync(out, "utf8")) as { remote: boolean; processes: boolean; results: Record<string, any>[] };
+  const [t] = report.results;
+  fs.rmSync(out);
+  expect(report.remote).toBe(true);
+  expect(report.processes).toBe(true);
+  // The kill cut the provider's SSH sessions on the host while namespaces and a program were there.
+  expect(t.namespacesAtKill, log).toBeGreaterThan(0);
+  expect(t.programsAtKill, log).toBeGreaterThan(0);
+  expect(t.hostSessionsAtKill, log).toBeGreaterThan(0);
+  expect(t.converged, log).toBe(true);
+  expect(t.previewClean, log).toBe(true);
+  expect(t.traffic, log).toBe(true);
+  expect(t.destroyed, log).toBe(true);
+  // Nothing on the host (namespaces, links, nft, forwarding, records) nor in this sandbox.
+  expect(t.residue, log).toEqual([]);
+  // No process of the run here, and no session on the host, once the master connection's
+  // ControlPersist (30 s) has passed.
+  expect(t.left, log).toEqual([]);
+  expect(t.failures, log).toEqual([]);
 });
