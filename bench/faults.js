@@ -14,8 +14,8 @@
  *  1. (destroy trials) `up` the lab completely first;
  *  2. start `up` (or `destroy`), wait until a random fraction of the namespaces exists
  *     (or is gone), then SIGKILL the CLI or the provider process;
- *  3. 10 s after the kill, list the processes of the run still alive (every process
- *     whose working directory is the lab's folder) and end them;
+ *  3. 10 s after the kill (--remote: 35 s, see below), list the processes of the run
+ *     still alive (every process whose working directory is the lab's folder) and end them;
  *  4. recovery, as README "Recovering from a crash" says: `pulumi cancel` when the stack
  *     is locked, `pulumi refresh --clear-pending-creates`, `pulumi up` (the program is
  *     never edited);
@@ -29,7 +29,7 @@
  * --impairments adds a LinkImpairment per host (rate both ways: a tbf, and an ifb of
  * nslab's for ingress), so kills also land in its create and delete; --processes a
  * Process per host (`sleep` in its namespace, with cwd "/": not a process of the run's
- * folder, which step 3 ends), the kill waits also for a first one to run, and the
+ * folder, which step 3 ends), an up's kill waits also for a first one to run, and the
  * residue check then also looks for the trial's programs still running (their
  * NSLAB_OWNER names the trial's stack). --vxlan adds a Vxlan per host (vx0 over eth0,
  * paired with the next host, an overlay address each), so kills also land between its
@@ -37,12 +37,15 @@
  * the overlay.
  * --remote puts the whole lab on another host over SSH (every resource's `host`): a real
  * sshd in namespaces of its own in the sandbox (test/helpers/sshd.ts, as bench/remote.js),
- * so the kill also cuts the provider's SSH master connection and the sessions it carries.
+ * so the kill also cuts the provider's SSH master connection and the channels it carries.
  * The kill point, traffic and residue checks then look at that host (its namespaces,
  * links, nft tables, forwarding, records), and at this machine's sandbox too (nothing may
  * be left here either). Step 3 then also lists the host's processes still serving the
- * run (sshd's children), and waits 35 s instead of 10: the master connection a killed
- * provider leaves ends on its own after 30 s idle (ControlPersist, provider/ssh.ts).
+ * run (see hostSessions): 10 s after the kill only the master connection may be left
+ * (its ssh here, its sshd there), and by 35 s not that either: the master a killed
+ * provider leaves ends on its own after 30 s idle (ControlPersist, provider/ssh.ts). The
+ * residue check then also wants no process on the host serving any run, and the killed
+ * provider's SSH control folder gone (the next provider's sweep removes it).
  * Prints one line per trial and the summary table (markdown), and exits 1 when any
  * trial failed a check.
  */
@@ -96,14 +99,29 @@ const sh = (cmd, argv) => spawnSync(cmd, argv, { encoding: "utf8" });
 function place(pid, label) {
   const root = pid ? `/proc/${pid}/root` : "";
   const run = (cmd, argv) => (pid ? sh("nsenter", ["-t", String(pid), "-m", "-n", "--", cmd, ...argv]) : sh(cmd, argv));
+  /** A read that must work: a host that is gone (or a failing command) is an error, never "nothing there". */
+  const read = (cmd, argv) => {
+    p.check();
+    const r = run(cmd, argv);
+    if (r.status !== 0) throw new Error(`${label}${cmd} ${argv.join(" ")} exited ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  };
   const p = {
     label,
     run,
-    netns: () => (fs.existsSync(`${root}/run/netns`) ? fs.readdirSync(`${root}/run/netns`).filter((n) => !p.baseline.netns.has(n)) : []),
-    links: () => JSON.parse(run("ip", ["-j", "link", "show"]).stdout || "[]").map((l) => l.ifname).filter((n) => !p.baseline.links.has(n)),
+    /** The SSH host's sshd is still its listener (not gone, its pid not reused). */
+    check: () => {
+      if (pid && (!fs.existsSync(`/proc/${pid}/comm`) || fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "sshd")) throw new Error(`${label}sshd (pid ${pid}) is gone: the host cannot be checked`);
+    },
+    netns: () => {
+      p.check();
+      return fs.existsSync(`${root}/run/netns`) ? fs.readdirSync(`${root}/run/netns`).filter((n) => !p.baseline.netns.has(n)) : [];
+    },
+    links: () => JSON.parse(read("ip", ["-j", "link", "show"])).map((l) => l.ifname).filter((n) => !p.baseline.links.has(n)),
+    tables: () => read("nft", ["list", "tables"]).trim(),
     /** Interface names, without starting a process (for the kill point's tight loop). */
     devices: () => fs.readFileSync(`/proc/${pid ?? "self"}/net/dev`, "utf8").split("\n").slice(2).map((l) => l.split(":")[0].trim()).filter(Boolean),
-    forwarding: () => run("sysctl", ["-n", "net.ipv4.ip_forward"]).stdout.trim(),
+    forwarding: () => read("sysctl", ["-n", "net.ipv4.ip_forward"]).trim(),
     recordsDir: `${root}/run/nslab`,
     baseline: { netns: new Set(), links: new Set(["lo"]) },
   };
@@ -222,7 +240,7 @@ function records(p) {
  * forwarding off its value before the trial (`forwardBefore`, one per place), records;
  * the trial's programs.
  */
-async function residue(forwardBefore, dir) {
+async function residue(forwardBefore, dir, providerPid) {
   for (let i = 0; i < 50; i++) {
     const left = [];
     places().forEach((p, k) => {
@@ -230,7 +248,7 @@ async function residue(forwardBefore, dir) {
       if (ns.length) left.push(`${p.label}${ns.length} namespaces`);
       const links = p.links();
       if (links.length) left.push(`${p.label}links ${links.join(",")}`);
-      const tables = p.run("nft", ["list", "tables"]).stdout.trim();
+      const tables = p.tables();
       if (tables) left.push(`${p.label}nft ${tables.replace(/\n/g, ", ")}`);
       const forward = p.forwarding();
       if (forward !== forwardBefore[k]) left.push(`${p.label}ip_forward=${forward} (was ${forwardBefore[k]})`);
@@ -239,6 +257,14 @@ async function residue(forwardBefore, dir) {
     });
     const programs = await labPrograms(dir);
     if (programs.length) left.push(`programs ${programs.join(", ")}`);
+    // Every provider of the trial has ended: no connection or session is left on the host.
+    const sessions = await hostSessions();
+    if (sessions.length) left.push(`host processes ${sessions.map((q) => `${q.pid} ${role(q)}`).join(", ")}`);
+    // The SSH control folder of the provider that ran at the kill (provider/ssh.ts): its
+    // exit handler removes it, and when it was killed outright, the recovery's providers'.
+    const tmp = require("node:os").tmpdir();
+    const control = providerPid ? fs.readdirSync(tmp).filter((n) => n.startsWith(`nslab-ssh-${providerPid}-`)) : [];
+    if (control.length) left.push(`ssh control folders ${control.map((n) => path.join(tmp, n)).join(", ")}`);
     if (!left.length || i === 49) return left;
     spawnSync("sleep", ["0.1"]);
   }
@@ -264,12 +290,26 @@ async function scrub(forwardBefore, dir) {
 }
 
 /**
- * With --remote, the host's processes serving the run: every descendant of its sshd
- * listener (the sessions of the provider's master connection and what they run). A
- * Process's program is not one: it runs in a session of its own, its parent gone.
+ * With --remote, the host's processes serving runs: every descendant of its sshd
+ * listener (the sessions of the provider's master connections and what they run), and
+ * any other process in the host's mount namespace (one whose session ended under it,
+ * reparented), but the listener and the programs of the lab's Processes (their
+ * NSLAB_OWNER; found as programs, by labPrograms). `channels`: those that are not sshd
+ * itself (the shells and `ip` sessions a master carries; the master's own sshd
+ * processes are there as long as the connection is).
  */
-function hostSessions() {
+async function hostSessions() {
   if (!ssh) return [];
+  lab.check();
+  const programs = new Set((await markedProcesses()).map((q) => q.pid));
+  const mnt = (pid) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+    } catch {
+      return undefined;
+    }
+  };
+  const hostMnt = mnt(ssh.host.pid);
   const parent = new Map();
   const info = new Map();
   for (const d of fs.readdirSync("/proc")) {
@@ -289,8 +329,10 @@ function hostSessions() {
     for (let p = parent.get(pid), hops = 0; p && hops < 64; p = parent.get(p), hops++) if (p === listener) return true;
     return false;
   };
-  return [...info.values()].filter((q) => under(q.pid));
+  return [...info.values()].filter((q) => q.pid !== listener && !programs.has(q.pid) && (under(q.pid) || mnt(q.pid) === hostMnt));
 }
+/** Whether a host process is sshd's own (the connection), not a channel's shell or command. */
+const isSshd = (q) => /^sshd/.test(q.cmdline[0] ?? "");
 
 async function trial(n, kind) {
   const [target, phase] = kind.split("-");
@@ -310,6 +352,8 @@ async function trial(n, kind) {
     ...(checkpoints === "skip" ? { PULUMI_SKIP_CHECKPOINTS: "true" } : {}),
   };
   const p = new Run(dir, env);
+  // The provider process of the run the fault hit, when found (its SSH control folder is checked at the end).
+  let providerPid;
   const must = (what, r) => {
     result.steps.push(`${what}: exit ${r.code}`);
     if (r.code !== 0) result.failures.push(`${what} exited ${r.code}: ${r.out.trim().split("\n").filter((l) => /error|failed|exists/i.test(l)).slice(0, 3).join(" | ")}`);
@@ -344,9 +388,10 @@ async function trial(n, kind) {
     while (Date.now() < deadline && !ended) {
       // The provider is looked for until found (a /proc scan), the kill point often (a readdir).
       provider ??= processesIn(dir).find((q) => role(q) === "provider");
-      // With --processes, also until a first program of the lab runs (a kill before
-      // any would test none of them).
-      if (reached() && (target === "cli" || provider) && (!processes || (await labPrograms(dir)).length > 0)) {
+      // With --processes, an up's kill also waits until a first program of the lab runs
+      // (a kill before any would test none of them). Not a destroy's: it stops the
+      // programs first (each depends on its host's veth), so the kill point may come after.
+      if (reached() && (target === "cli" || provider) && (!processes || phase !== "up" || (await labPrograms(dir)).length > 0)) {
         victim = target === "cli" ? cli.pid : provider.pid;
         break;
       }
@@ -357,22 +402,34 @@ async function trial(n, kind) {
       return result;
     }
     result.namespacesAtKill = namespaces();
+    providerPid = provider?.pid;
     if (processes) result.programsAtKill = (await labPrograms(dir)).length;
-    // With --remote: the host's processes serving the run at the kill (sessions the kill cuts).
-    if (ssh) result.hostSessionsAtKill = hostSessions().length;
+    // With --remote: the host's processes serving the run at the kill, and the channels
+    // among them (shells, ip sessions: what the kill cuts).
+    if (ssh) {
+      const sessions = await hostSessions();
+      result.hostSessionsAtKill = sessions.length;
+      result.hostChannelsAtKill = sessions.filter((q) => !isSshd(q)).length;
+    }
     process.kill(victim, "SIGKILL");
     const killedAt = Date.now();
-    await Promise.race([cli.done, sleep(GRACE_MS)]);
-    result.cliExit = String(await Promise.race([cli.done, Promise.resolve("still running")]));
+    const at = (ms) => sleep(Math.max(0, killedAt + ms - Date.now()));
     if (ssh) {
-      // What was still alive 10 s after the kill (reported; the check is at GRACE_MS).
-      await sleep(Math.max(0, killedAt + 10_000 - Date.now()));
-      result.aliveAfter10s = [...processesIn(dir).map(role), ...hostSessions().map((q) => `host ${role(q)}`)];
+      // 10 s after the kill: nothing of the run here but the SSH master, nothing on the
+      // host but that connection's sshd (no channel); those two by GRACE_MS.
+      await Promise.race([cli.done, at(10_000)]);
+      await at(10_000);
+      const early = [...processesIn(dir).map(role), ...(await hostSessions()).map((q) => `host ${role(q)}`)];
+      result.aliveAfter10s = early;
+      const unexpected = early.filter((r) => r !== "ssh master" && !/^host sshd/.test(r));
+      if (unexpected.length) result.failures.push(`alive 10 s after the kill: ${unexpected.join(", ")}`);
     }
-    await sleep(Math.max(0, killedAt + GRACE_MS - Date.now()));
+    await Promise.race([cli.done, at(GRACE_MS)]);
+    result.cliExit = String(await Promise.race([cli.done, Promise.resolve("still running")]));
+    await at(GRACE_MS);
 
     // 3. Processes of the run 10 s (--remote: 35 s) after the kill, here and on the host.
-    const left = [...processesIn(dir), ...hostSessions().map((q) => ({ ...q, host: true }))];
+    const left = [...processesIn(dir), ...(await hostSessions()).map((q) => ({ ...q, host: true }))];
     result.left = left.map((q) => (q.host ? `host ${role(q)}` : role(q)));
     for (const q of left) {
       try {
@@ -409,7 +466,7 @@ async function trial(n, kind) {
     }
     result.destroyed = must("destroy", p.run("destroy", ...YES));
   } finally {
-    const left = await residue(forwardBefore, dir);
+    const left = await residue(forwardBefore, dir, providerPid);
     result.residue = left;
     if (left.length) {
       result.failures.push(`left after destroy: ${left.join("; ")}`);

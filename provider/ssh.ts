@@ -43,7 +43,10 @@ let controlDir: string | undefined;
 let masterStarts = 0;
 /** Per host: its control socket, and its master's start, shared by every command that needs it. */
 const masters = new Map<string, { host: HostArgs; socket: string; ready: Promise<void>; up?: boolean }>();
-/** Per host: the control socket's name in the directory (short: sockets' paths are limited to 107 bytes). */
+/**
+ * Per host: the control socket's name in the directory (short: a socket's path has at
+ * most 107 bytes, and a master first binds its ControlPath plus "." and 16 characters).
+ */
 const sockets = new Map<string, string>();
 
 function socketOf(host: HostArgs): string {
@@ -53,10 +56,22 @@ function socketOf(host: HostArgs): string {
   return socket;
 }
 
+/**
+ * Where control directories go: the temp folder, unless its path is too long for the
+ * sockets in it (FOLDER/nslab-ssh-PID-XXXXXX/N is at most FOLDER + 29 bytes, and the
+ * master binds that plus 17 first: 107 at most), then /tmp.
+ */
+function controlBase(): string {
+  const tmp = os.tmpdir();
+  return tmp.length <= 60 ? tmp : "/tmp";
+}
+
 function dir(): string {
   if (controlDir === undefined) {
+    sweepControlDirs();
     // mkdtemp makes it 0700: nobody else can reach the sockets (they are logged-in shells).
-    controlDir = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-ssh-"));
+    // The pid in the name lets a later process tell a dead one's directory (sweepControlDirs).
+    controlDir = fs.mkdtempSync(path.join(controlBase(), `nslab-ssh-${process.pid}-`));
     process.once("exit", closeMasters);
     // The engine stops plugins with a signal: go through the exit handler then.
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
@@ -114,6 +129,52 @@ export function sshError(host: HostArgs, subject: string, stderr: string): Nslab
   const kind = /Permission denied|Host key verification failed/.test(stderr) ? "Permission" : "CommandFailed";
   const where = subject.includes(label) ? subject : `${subject} on ${label}`;
   return new NslabError(kind, `${where}: cannot reach ${label} over SSH: ${said}. ${fix}`, { stderr, exitCode: 255 });
+}
+
+/**
+ * Removes the control directories that provider processes killed outright left in the
+ * temp folder (a process's exit handler removes its own; SIGKILL runs none): a directory
+ * named by nslab (nslab-ssh-PID-XXXXXX) and this user's, whose process is gone, and that
+ * holds nothing but master logs (the master, which outlives a killed provider by at most
+ * CONTROL_PERSIST_S, removes its socket when it ends; while it is there the directory is
+ * left for a later sweep). A directory whose pid was reused by a live process is left too.
+ * Returns the directories removed.
+ */
+export function sweepControlDirs(tmp = controlBase()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmp);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = /^nslab-ssh-(\d+)-[A-Za-z0-9]{6}$/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    const d = path.join(tmp, name);
+    try {
+      const st = fs.lstatSync(d);
+      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue;
+      if (pidAlive(Number(m[1]))) continue;
+      const entries = fs.readdirSync(d, { withFileTypes: true });
+      if (entries.some((e) => !e.isFile() || !/^master-\d+\.log$/.test(e.name))) continue;
+      fs.rmSync(d, { recursive: true, force: true });
+      removed.push(d);
+    } catch {
+      // Gone meanwhile (another process's sweep), or not ours to read.
+    }
+  }
+  return removed;
+}
+
+/** Whether a process with this pid exists (any user's: EPERM says it does). */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /**

@@ -15,7 +15,8 @@ const impairments = config.getBoolean("impairments") ?? false;
 // processes: a program per host (a Process: `sleep` in the host's namespace), likewise.
 const processes = config.getBoolean("processes") ?? false;
 // vxlan: a Vxlan per host (vx0 in the host's namespace, over eth0), paired with the host
-// next to it (0 with 1, 2 with 3, ...): an overlay address each on 10.201.0.0/16, likewise.
+// next to it (0 with 1, 2 with 3, ...; with an odd count the last one's remote is an
+// address no host has): an overlay address each on 10.201.0.0/16, likewise.
 const vxlan = config.getBoolean("vxlan") ?? false;
 // host (JSON, a HostArgs): the whole lab on another host over SSH (bench/faults.js
 // --remote); logDir: an absolute folder for the Processes' logs there (a relative logFile

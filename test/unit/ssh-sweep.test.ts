@@ -1,0 +1,57 @@
+/**
+ * sweepControlDirs: the SSH control directories that provider processes killed outright
+ * left in the temp folder are removed by the next process that opens one, and nothing
+ * else is. Real directories in a folder of the test's own; real processes for the pids.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { sweepControlDirs } from "../../provider/ssh";
+
+let tmp: string;
+beforeEach(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sweep-"));
+});
+afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** A directory as provider/ssh.ts names it, holding `files`. */
+function controlDir(name: string, files: string[]): string {
+  const d = path.join(tmp, name);
+  fs.mkdirSync(d, { mode: 0o700 });
+  for (const f of files) fs.writeFileSync(path.join(d, f), "");
+  return d;
+}
+
+it("removes a dead process's directory holding only master logs; keeps a live process's, its own, one with a socket left, another user's, and names it did not make", () => {
+  // A pid that has just exited (spawnSync waits for it and reaps it).
+  const dead = spawnSync("true").pid!;
+  const live = spawn("sleep", ["30"], { stdio: "ignore" });
+  try {
+    const gone = controlDir(`nslab-ssh-${dead}-AbC123`, ["master-1.log", "master-2.log"]);
+    const empty = controlDir(`nslab-ssh-${dead}-xyz789`, []);
+    const running = controlDir(`nslab-ssh-${live.pid}-AbC123`, ["master-1.log"]);
+    const own = controlDir(`nslab-ssh-${process.pid}-AbC123`, ["master-1.log"]);
+    // Its master still running (within ControlPersist): the socket "1" is still there.
+    const socket = controlDir(`nslab-ssh-${dead}-Sock01`, ["master-1.log", "1"]);
+    const other = controlDir(`nslab-ssh-${dead}-Other1`, ["master-1.log"]);
+    fs.chownSync(other, 65534, 65534);
+    // An older nslab's name (no pid), and names of others'.
+    const legacy = controlDir("nslab-ssh-AbC123", ["master-1.log"]);
+    const foreign = controlDir(`nslab-sshd-${dead}-AbC123`, ["master-1.log"]);
+    fs.writeFileSync(path.join(tmp, `nslab-ssh-${dead}-File01`), "");
+
+    expect(sweepControlDirs(tmp).sort()).toEqual([empty, gone].sort());
+    for (const kept of [running, own, socket, other, legacy, foreign, path.join(tmp, `nslab-ssh-${dead}-File01`)]) expect(fs.existsSync(kept), kept).toBe(true);
+    for (const removed of [gone, empty]) expect(fs.existsSync(removed), removed).toBe(false);
+    // Idempotent: a second sweep finds nothing more.
+    expect(sweepControlDirs(tmp)).toEqual([]);
+  } finally {
+    live.kill("SIGKILL");
+  }
+});
+
+it("a missing temp folder is not an error", () => {
+  expect(sweepControlDirs(path.join(tmp, "missing"))).toEqual([]);
+});
