@@ -17,12 +17,16 @@
  * - ConnectTimeout bounds an unreachable host; the master is started once, before any
  *   command, so a refused key or a stopped sshd fails the first operation on that host
  *   at once, with ssh's own reason and the host in the message.
- * - The master ends with the provider process (an exit handler asks it to exit); should
- *   the process be killed outright, ControlPersist ends it after CONTROL_PERSIST_S idle.
+ * - The master ends with the provider process: an exit handler asks it to exit, and
+ *   should the process be killed outright (no handler runs), a watcher does, at once: a
+ *   shell whose stdin is a pipe from this process, which reads EOF when the process is
+ *   gone, asks every master in the control directory to exit and removes the directory.
+ *   ControlPersist (CONTROL_PERSIST_S idle) is the last resort, should the watcher be
+ *   killed too.
  * - ssh hands the remote side one string, which the remote user's shell splits: every
  *   argument is quoted in one place (host.ts shellQuote).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -39,6 +43,8 @@ const SERVER_ALIVE_S = 5;
 
 /** This process's private directory for control sockets (0700, removed at exit). */
 let controlDir: string | undefined;
+/** The watcher that closes this process's masters and removes controlDir when it is gone. */
+let watcher: ChildProcess | undefined;
 /** Masters started by this process (names their log files). */
 let masterStarts = 0;
 /** Per host: its control socket, and its master's start, shared by every command that needs it. */
@@ -72,11 +78,35 @@ function dir(): string {
     // mkdtemp makes it 0700: nobody else can reach the sockets (they are logged-in shells).
     // The pid in the name lets a later process tell a dead one's directory (sweepControlDirs).
     controlDir = fs.mkdtempSync(path.join(controlBase(), `nslab-ssh-${process.pid}-`));
+    watcher = startWatcher(controlDir);
     process.once("exit", closeMasters);
     // The engine stops plugins with a signal: go through the exit handler then.
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
   }
   return controlDir;
+}
+
+/**
+ * The watcher of a control directory: waits for EOF on its stdin (this process ended, or
+ * closeMasters closed it), then asks each master whose socket is in the directory to exit
+ * and removes the directory. Its own process group, so that a Ctrl-C meant for the
+ * program does not end it before it has done that; unreferenced, so that it never keeps
+ * this process alive.
+ * Equivalent to: sh -c 'read _; for s in DIR/*; do ssh -o ControlPath=$s -O exit x; done; rm -rf DIR'
+ */
+function startWatcher(dir: string): ChildProcess | undefined {
+  const script = 'read _; for s in "$1"/*; do if [ -S "$s" ]; then ssh -F /dev/null -o BatchMode=yes -o ControlPath="$s" -O exit nslab >/dev/null 2>&1; fi; done; rm -rf "$1"';
+  try {
+    const child = spawn("sh", ["-c", script, "nslab-ssh-watcher", dir], { stdio: ["pipe", "ignore", "ignore"], detached: true });
+    child.on("error", () => undefined);
+    child.stdin?.on("error", () => undefined);
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    return child;
+  } catch {
+    // No watcher: the exit handler and ControlPersist still end the masters.
+    return undefined;
+  }
 }
 
 /** The options every ssh invocation for `host` takes (before the destination). */
@@ -237,6 +267,14 @@ export function closeMasters(): void {
   shells.clear();
   if (controlDir !== undefined) fs.rmSync(controlDir, { recursive: true, force: true });
   controlDir = undefined;
+  // Its directory is gone: the watcher reads EOF and ends.
+  watcher?.stdin?.end();
+  watcher = undefined;
+}
+
+/** This process's control directory and its watcher's pid, while there is one (for tests). */
+export function controlState(): { dir: string; watcher: number | undefined } | undefined {
+  return controlDir === undefined ? undefined : { dir: controlDir, watcher: watcher?.pid };
 }
 
 /** Hosts whose master was started by this process (for tests). */

@@ -7,6 +7,7 @@
  * LinkImpairment, Reachability (icmp, tcp, udp) and Process read, write, probe and
  * start programs only on their host.
  */
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,10 +15,11 @@ import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
 import { intend, ip, ipBatchRead, markedProcesses, resetSnapshots, withHost } from "../../provider/kernel";
 import { probe } from "../../provider/reachability";
 import { ownerTag } from "../../provider/resource";
-import { closeMasters, openMasters, remoteRequests, remoteRun, remoteSequence } from "../../provider/ssh";
+import { closeMasters, controlState, openMasters, remoteRequests, remoteRun, remoteSequence } from "../../provider/ssh";
 import { must } from "../helpers/sandbox";
 import { here, SshHosts, startHosts } from "../helpers/sshd";
 import { tunUsable, uniq } from "../helpers/kernel";
+import { REPO } from "../helpers/lab";
 
 const tag = uniq("r");
 let lab: SshHosts;
@@ -541,6 +543,62 @@ describe("resources on other hosts, over SSH", () => {
       await dispatch("Namespace", "delete", [ns.id, ns.outs]);
     }
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+  });
+
+  it("ends a process's SSH master connections with it: at exit (closeMasters) and, when it is killed outright, at once through its watcher, which also removes the control folder", async () => {
+    const [h1] = lab.hosts;
+    const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    const gone = async (pid: number) => {
+      for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+      return !alive(pid);
+    };
+    /** The master's pid, as it says itself (ssh -O check). */
+    const masterOf = (socket: string) => {
+      const r = spawnSync("ssh", ["-F", "/dev/null", "-o", `ControlPath=${socket}`, "-O", "check", "x"], { encoding: "utf8" });
+      return Number(/pid=(\d+)/.exec(r.stderr)?.[1]);
+    };
+
+    // A provider process of its own (the provider's ssh.ts, as Pulumi would load it), killed with SIGKILL.
+    const script = [
+      `require(${JSON.stringify(require.resolve("ts-node"))}).register({ transpileOnly: true, compilerOptions: { module: "commonjs", moduleResolution: "node" } });`,
+      `const ssh = require(${JSON.stringify(path.join(REPO, "provider/ssh.ts"))});`,
+      `ssh.ensureMaster(${JSON.stringify(h1.host)}, "test").then(() => { console.log(JSON.stringify(ssh.controlState())); setInterval(() => {}, 1000); }, (e) => { console.error(e); process.exit(1); });`,
+    ].join("\n");
+    const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const state = await new Promise<{ dir: string; watcher: number }>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (d) => {
+        out += d;
+        if (out.includes("\n")) resolve(JSON.parse(out));
+      });
+      child.once("exit", (code) => reject(new Error(`the provider process exited ${code} before its master was up`)));
+    });
+    let master: number;
+    try {
+      const sockets = fs.readdirSync(state.dir).filter((f) => /^\d+$/.test(f));
+      expect(sockets).toHaveLength(1);
+      master = masterOf(path.join(state.dir, sockets[0]));
+      expect(master).toBeGreaterThan(0);
+      expect(alive(master)).toBe(true);
+      expect(alive(state.watcher)).toBe(true);
+    } finally {
+      child.kill("SIGKILL");
+    }
+    // At once, not after ControlPersist's 30 s: the master, the watcher and the folder are gone.
+    expect(await gone(master)).toBe(true);
+    expect(await gone(state.watcher)).toBe(true);
+    expect(fs.existsSync(state.dir)).toBe(false);
+
+    // In this process: closeMasters (the exit handler) ends the watcher as well.
+    closeMasters();
+    await withHost(h1.host, () => ip(["link", "show", "lo"], undefined, "test"));
+    const own = controlState()!;
+    expect(alive(own.watcher!)).toBe(true);
+    const ownMaster = masterOf(path.join(own.dir, fs.readdirSync(own.dir).filter((f) => /^\d+$/.test(f))[0]));
+    closeMasters();
+    expect(await gone(ownMaster)).toBe(true);
+    expect(await gone(own.watcher!)).toBe(true);
+    expect(fs.existsSync(own.dir)).toBe(false);
   });
 
   it("fails at once, naming the host and the fix, when the host key is unknown or sshd is not there; nothing is made", async () => {
