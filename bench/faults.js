@@ -57,6 +57,7 @@ const { root, parseArgs, copyProgram } = require("./common");
 // nslab's own: how it finds the programs a Process started, and names a stack.
 const { markedProcesses, processAlive } = require(`${root}/dist/provider/kernel.js`);
 const { stackIdentity } = require(`${root}/dist/sdk/identity.js`);
+const { controlBase } = require(`${root}/dist/provider/ssh.js`);
 
 const args = parseArgs();
 const trials = Number(args.trials ?? 8);
@@ -262,7 +263,8 @@ async function residue(forwardBefore, dir, providerPid) {
     // The SSH control folder of the provider that ran at the kill (provider/ssh.ts): its
     // exit handler removes it, or when it was killed outright its watcher (else the
     // recovery's providers' sweep).
-    const tmp = require("node:os").tmpdir();
+    // (In the temp folder, or /tmp when the temp folder's path is too long: controlBase.)
+    const tmp = controlBase();
     const control = providerPid ? fs.readdirSync(tmp).filter((n) => n.startsWith(`nslab-ssh-${providerPid}-`)) : [];
     if (control.length) left.push(`ssh control folders ${control.map((n) => path.join(tmp, n)).join(", ")}`);
     if (!left.length || i === 49) return left;

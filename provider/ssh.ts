@@ -45,6 +45,8 @@ const SERVER_ALIVE_S = 5;
 let controlDir: string | undefined;
 /** The watcher that closes this process's masters and removes controlDir when it is gone. */
 let watcher: ChildProcess | undefined;
+/** Whether this process's exit and signal handlers are installed (once per process). */
+let handlersInstalled = false;
 /** Masters started by this process (names their log files). */
 let masterStarts = 0;
 /** Per host: its control socket, and its master's start, shared by every command that needs it. */
@@ -67,9 +69,9 @@ function socketOf(host: HostArgs): string {
  * sockets in it (FOLDER/nslab-ssh-PID-XXXXXX/N is at most FOLDER + 29 bytes, and the
  * master binds that plus 17 first: 107 at most), then /tmp.
  */
-function controlBase(): string {
+export function controlBase(): string {
   const tmp = os.tmpdir();
-  return tmp.length <= 60 ? tmp : "/tmp";
+  return Buffer.byteLength(tmp) <= 60 ? tmp : "/tmp";
 }
 
 function dir(): string {
@@ -79,23 +81,29 @@ function dir(): string {
     // The pid in the name lets a later process tell a dead one's directory (sweepControlDirs).
     controlDir = fs.mkdtempSync(path.join(controlBase(), `nslab-ssh-${process.pid}-`));
     watcher = startWatcher(controlDir);
-    process.once("exit", closeMasters);
-    // The engine stops plugins with a signal: go through the exit handler then.
-    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
+    if (!handlersInstalled) {
+      handlersInstalled = true;
+      process.once("exit", closeMasters);
+      // The engine stops plugins with a signal: go through the exit handler then.
+      for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
+    }
   }
   return controlDir;
 }
 
 /**
  * The watcher of a control directory: waits for EOF on its stdin (this process ended, or
- * closeMasters closed it), then asks each master whose socket is in the directory to exit
- * and removes the directory. Its own process group, so that a Ctrl-C meant for the
+ * closeMasters closed it), then renames the directory (DIR.closing: a master still
+ * logging in then cannot put its socket there, and exits), asks each master whose socket
+ * is in it to exit, and removes it. Its own process group, so that a Ctrl-C meant for the
  * program does not end it before it has done that; unreferenced, so that it never keeps
  * this process alive.
- * Equivalent to: sh -c 'read _; for s in DIR/*; do ssh -o ControlPath=$s -O exit x; done; rm -rf DIR'
+ * Equivalent to: sh -c 'read _; mv DIR DIR.closing || exit; for s in DIR.closing/*; do
+ *   [ -S $s ] && ssh -F /dev/null -o BatchMode=yes -o ControlPath=$s -O exit nslab; done;
+ *   rm -rf DIR.closing'
  */
 function startWatcher(dir: string): ChildProcess | undefined {
-  const script = 'read _; for s in "$1"/*; do if [ -S "$s" ]; then ssh -F /dev/null -o BatchMode=yes -o ControlPath="$s" -O exit nslab >/dev/null 2>&1; fi; done; rm -rf "$1"';
+  const script = 'read _; mv "$1" "$1.closing" 2>/dev/null || exit 0; for s in "$1.closing"/*; do if [ -S "$s" ]; then ssh -F /dev/null -o BatchMode=yes -o ControlPath="$s" -O exit nslab >/dev/null 2>&1; fi; done; rm -rf "$1.closing"';
   try {
     const child = spawn("sh", ["-c", script, "nslab-ssh-watcher", dir], { stdio: ["pipe", "ignore", "ignore"], detached: true });
     child.on("error", () => undefined);
@@ -163,14 +171,16 @@ export function sshError(host: HostArgs, subject: string, stderr: string): Nslab
 
 /**
  * Removes the control directories that provider processes killed outright left in the
- * temp folder (a process's exit handler removes its own; SIGKILL runs none): a directory
- * named by nslab (nslab-ssh-PID-XXXXXX) and this user's, whose process is gone, and that
- * holds nothing but master logs (the master, which outlives a killed provider by at most
+ * temp folder when their watcher could not remove them (it was killed too): a directory
+ * named by nslab (nslab-ssh-PID-XXXXXX, or with the watcher's .closing) and this user's,
+ * whose process is gone, unchanged for `quietMs` (default 2 x CONTROL_PERSIST_S: a
+ * process in another pid namespace sharing this folder may be alive), and that holds
+ * nothing but master logs (a master, which outlives its process by at most
  * CONTROL_PERSIST_S, removes its socket when it ends; while it is there the directory is
  * left for a later sweep). A directory whose pid was reused by a live process is left too.
  * Returns the directories removed.
  */
-export function sweepControlDirs(tmp = controlBase()): string[] {
+export function sweepControlDirs(tmp = controlBase(), quietMs = 2 * CONTROL_PERSIST_S * 1000): string[] {
   const removed: string[] = [];
   let names: string[];
   try {
@@ -179,13 +189,13 @@ export function sweepControlDirs(tmp = controlBase()): string[] {
     return removed;
   }
   for (const name of names) {
-    const m = /^nslab-ssh-(\d+)-[A-Za-z0-9]{6}$/.exec(name);
+    const m = /^nslab-ssh-(\d+)-[A-Za-z0-9]{6}(?:\.closing)?$/.exec(name);
     if (!m || Number(m[1]) === process.pid) continue;
     const d = path.join(tmp, name);
     try {
       const st = fs.lstatSync(d);
       if (!st.isDirectory() || st.uid !== process.getuid?.()) continue;
-      if (pidAlive(Number(m[1]))) continue;
+      if (Date.now() - st.mtimeMs < quietMs || pidAlive(Number(m[1]))) continue;
       const entries = fs.readdirSync(d, { withFileTypes: true });
       if (entries.some((e) => !e.isFile() || !/^master-\d+\.log$/.test(e.name))) continue;
       fs.rmSync(d, { recursive: true, force: true });

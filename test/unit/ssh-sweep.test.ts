@@ -31,27 +31,37 @@ it("removes a dead process's directory holding only master logs; keeps a live pr
   try {
     const gone = controlDir(`nslab-ssh-${dead}-AbC123`, ["master-1.log", "master-2.log"]);
     const empty = controlDir(`nslab-ssh-${dead}-xyz789`, []);
+    // A watcher killed between its rename and its rm -rf.
+    const closing = controlDir(`nslab-ssh-${dead}-Clos01.closing`, ["master-1.log"]);
     const running = controlDir(`nslab-ssh-${live.pid}-AbC123`, ["master-1.log"]);
     const own = controlDir(`nslab-ssh-${process.pid}-AbC123`, ["master-1.log"]);
     // Its master still running (within ControlPersist): the socket "1" is still there.
     const socket = controlDir(`nslab-ssh-${dead}-Sock01`, ["master-1.log", "1"]);
-    const other = controlDir(`nslab-ssh-${dead}-Other1`, ["master-1.log"]);
-    fs.chownSync(other, 65534, 65534);
+    // Another user's (when this user may give one away: root, not in a user namespace).
+    let other: string | undefined = controlDir(`nslab-ssh-${dead}-Other1`, ["master-1.log"]);
+    try {
+      fs.chownSync(other, 65534, 65534);
+    } catch {
+      fs.rmSync(other, { recursive: true });
+      other = undefined;
+    }
     // An older nslab's name (no pid), and names of others'.
     const legacy = controlDir("nslab-ssh-AbC123", ["master-1.log"]);
     const foreign = controlDir(`nslab-sshd-${dead}-AbC123`, ["master-1.log"]);
     fs.writeFileSync(path.join(tmp, `nslab-ssh-${dead}-File01`), "");
 
-    expect(sweepControlDirs(tmp).sort()).toEqual([empty, gone].sort());
-    for (const kept of [running, own, socket, other, legacy, foreign, path.join(tmp, `nslab-ssh-${dead}-File01`)]) expect(fs.existsSync(kept), kept).toBe(true);
-    for (const removed of [gone, empty]) expect(fs.existsSync(removed), removed).toBe(false);
-    // Idempotent: a second sweep finds nothing more.
+    // Just made: left alone by default (its process may be alive in another pid namespace).
     expect(sweepControlDirs(tmp)).toEqual([]);
+    expect(sweepControlDirs(tmp, 0).sort()).toEqual([closing, empty, gone].sort());
+    for (const kept of [running, own, socket, ...(other ? [other] : []), legacy, foreign, path.join(tmp, `nslab-ssh-${dead}-File01`)]) expect(fs.existsSync(kept), kept).toBe(true);
+    for (const removed of [gone, empty, closing]) expect(fs.existsSync(removed), removed).toBe(false);
+    // Idempotent: a second sweep finds nothing more.
+    expect(sweepControlDirs(tmp, 0)).toEqual([]);
   } finally {
     live.kill("SIGKILL");
   }
 });
 
 it("a missing temp folder is not an error", () => {
-  expect(sweepControlDirs(path.join(tmp, "missing"))).toEqual([]);
+  expect(sweepControlDirs(path.join(tmp, "missing"), 0)).toEqual([]);
 });
