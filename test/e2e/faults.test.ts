@@ -13,14 +13,36 @@ import { expect, it } from "vitest";
 import { REPO } from "../helpers/lab";
 import { sh } from "../helpers/sandbox";
 
-it("kill -9 of the CLI during up and of the provider during destroy of a lab with a Vxlan per host: the recovery converges, passes traffic (over the overlay too) and destroys cleanly", { timeout: 900_000 }, async () => {
-  const out = path.join(REPO, "test/.work", `faults-${process.pid}.json`);
+/** Runs bench/faults.js with `args` and its --json report; the report and the run's output. */
+async function harness(name: string, args: string[]): Promise<{ report: Record<string, any> & { results: Record<string, any>[] }; log: string }> {
+  const out = path.join(REPO, "test/.work", `${name}-${process.pid}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "2", "--hosts", "10", "--kinds", "cli-up,provider-destroy", "--vxlan", "--json", out], { timeoutMs: 900_000 });
+  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), ...args, "--json", out], { timeoutMs: 900_000 });
   const log = `${r.stdout}\n${r.stderr}`;
   expect(fs.existsSync(out), log).toBe(true);
-  const { results, vxlan } = JSON.parse(fs.readFileSync(out, "utf8")) as { results: Record<string, any>[]; vxlan: boolean };
+  const report = JSON.parse(fs.readFileSync(out, "utf8"));
   fs.rmSync(out);
+  return { report, log };
+}
+
+/**
+ * A trial recovered as README "Recovering from a crash" says: up converged, preview
+ * --refresh clean, traffic, destroy left nothing (its residue: objects, records,
+ * programs; with --remote on the host too), and no process of the run outlived the kill
+ * by 10 s.
+ */
+function expectRecovered(t: Record<string, any>, log: string): void {
+  expect(t.converged, log).toBe(true);
+  expect(t.previewClean, log).toBe(true);
+  expect(t.traffic, log).toBe(true);
+  expect(t.destroyed, log).toBe(true);
+  expect(t.residue, log).toEqual([]);
+  expect(t.left, log).toEqual([]);
+}
+
+it("kill -9 of the CLI during up and of the provider during destroy of a lab with a Vxlan per host: the recovery converges, passes traffic (over the overlay too) and destroys cleanly", { timeout: 900_000 }, async () => {
+  const { report, log } = await harness("faults", ["--trials", "2", "--hosts", "10", "--kinds", "cli-up,provider-destroy", "--vxlan"]);
+  const { results, vxlan } = report;
   expect(vxlan).toBe(true);
   expect(results).toHaveLength(2);
   for (const t of results) {
@@ -29,26 +51,16 @@ it("kill -9 of the CLI during up and of the provider during destroy of a lab wit
     // while other resources are not), which the CLI's exit shows.
     if (t.during === "up") expect(t.namespacesAtKill, log).toBeGreaterThan(0);
     else expect(t.cliExit, log).not.toBe("0");
-    expect(t.converged, log).toBe(true);
-    expect(t.previewClean, log).toBe(true);
-    expect(t.traffic, log).toBe(true);
-    expect(t.destroyed, log).toBe(true);
-    expect(t.residue, log).toEqual([]);
-    // No process of the run outlives the kill by 10 s: not the provider, its ip launcher
-    // and sessions (provider/health.ts), nor the language host and the program
+    // No process of the run outlives the kill by 10 s either: not the provider, its ip
+    // launcher and sessions (provider/health.ts), nor the language host and the program
     // (engine/'s health check).
-    expect(t.left, log).toEqual([]);
+    expectRecovered(t, log);
   }
 });
 
 it("kill -9 of the provider during up of a lab with a LinkImpairment and a Process per host, then destroy and nslab-orphans --delete: nothing is left, no program either", { timeout: 900_000 }, async () => {
-  const out = path.join(REPO, "test/.work", `faults-destroy-${process.pid}.json`);
-  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "1", "--hosts", "10", "--kinds", "provider-up", "--recovery", "destroy", "--impairments", "--processes", "--json", out], { timeoutMs: 900_000 });
-  const log = `${r.stdout}\n${r.stderr}`;
-  expect(fs.existsSync(out), log).toBe(true);
-  const report = JSON.parse(fs.readFileSync(out, "utf8")) as { impairments: boolean; processes: boolean; results: Record<string, any>[] };
+  const { report, log } = await harness("faults-destroy", ["--trials", "1", "--hosts", "10", "--kinds", "provider-up", "--recovery", "destroy", "--impairments", "--processes"]);
   const [t] = report.results;
-  fs.rmSync(out);
   expect(report.impairments).toBe(true);
   expect(report.processes).toBe(true);
   expect(t.namespacesAtKill, log).toBeGreaterThan(0);
@@ -60,13 +72,8 @@ it("kill -9 of the provider during up of a lab with a LinkImpairment and a Proce
 });
 
 it("kill -9 of the provider during up of a lab on another host over SSH (a Process per host too): the recovery converges and passes traffic there, and nothing is left on the host or here, no session of the host either", { timeout: 900_000 }, async () => {
-  const out = path.join(REPO, "test/.work", `faults-remote-${process.pid}.json`);
-  const r = await sh(process.execPath, [path.join(REPO, "bench/faults.js"), "--trials", "1", "--hosts", "6", "--kinds", "provider-up", "--remote", "--processes", "--json", out], { timeoutMs: 900_000 });
-  const log = `${r.stdout}\n${r.stderr}`;
-  expect(fs.existsSync(out), log).toBe(true);
-  const report = JSON.parse(fs.readFileSync(out, "utf8")) as { remote: boolean; processes: boolean; results: Record<string, any>[] };
+  const { report, log } = await harness("faults-remote", ["--trials", "1", "--hosts", "6", "--kinds", "provider-up", "--remote", "--processes"]);
   const [t] = report.results;
-  fs.rmSync(out);
   expect(report.remote).toBe(true);
   expect(report.processes).toBe(true);
   // The kill cut the provider's SSH channels on the host (its shells and ip sessions there,
@@ -74,15 +81,10 @@ it("kill -9 of the provider during up of a lab on another host over SSH (a Proce
   expect(t.namespacesAtKill, log).toBeGreaterThan(0);
   expect(t.programsAtKill, log).toBeGreaterThan(0);
   expect(t.hostChannelsAtKill, log).toBeGreaterThan(0);
-  expect(t.converged, log).toBe(true);
-  expect(t.previewClean, log).toBe(true);
-  expect(t.traffic, log).toBe(true);
-  expect(t.destroyed, log).toBe(true);
-  // Nothing on the host (namespaces, links, nft, forwarding, records) nor in this sandbox.
-  expect(t.residue, log).toEqual([]);
-  // 10 s after the kill, no process of the run here and none on the host: the killed
-  // provider's master connection ended with it (its watcher), and its sshd there; nor is
-  // its SSH control folder left (the residue above).
-  expect(t.left, log).toEqual([]);
+  // Nothing left on the host (namespaces, links, nft, forwarding, records, processes) nor
+  // in this sandbox, nor the killed provider's SSH control folder; 10 s after the kill, no
+  // process of the run here and none on the host: the killed provider's master connection
+  // ended with it (its watcher), and its sshd there.
+  expectRecovered(t, log);
   expect(t.failures, log).toEqual([]);
 });
