@@ -44,8 +44,8 @@
  * be left here either). Step 3 then also lists the host's processes still serving the
  * run (see hostSessions), the SSH master connection's sshd included: a killed provider's
  * master ends at once (its watcher, provider/ssh.ts). The residue check then also wants
- * no process on the host serving any run, and the killed provider's SSH control folder
- * gone.
+ * no process on the host serving any run, no file of an ended shell of nslab's in the
+ * host's /tmp (nslab-sh.PID.*), and the killed provider's SSH control folder gone.
  * Prints one line per trial and the summary table (markdown), and exits 1 when any
  * trial failed a check.
  */
@@ -240,7 +240,7 @@ function records(p) {
  * forwarding off its value before the trial (`forwardBefore`, one per place), records;
  * the trial's programs.
  */
-async function residue(forwardBefore, dir, providerPid) {
+async function residue(forwardBefore, dir, providerPid, since) {
   for (let i = 0; i < 50; i++) {
     const left = [];
     places().forEach((p, k) => {
@@ -257,9 +257,32 @@ async function residue(forwardBefore, dir, providerPid) {
     });
     const programs = await labPrograms(dir);
     if (programs.length) left.push(`programs ${programs.join(", ")}`);
-    // Every provider of the trial has ended: no connection or session is left on the host.
+    // Every provider of the trial has ended: no connection or session is left on the host,
+    // nor a file of its shells (nslab-sh.PID.*, provider/ssh.ts) in the host's /tmp.
     const sessions = await hostSessions();
     if (sessions.length) left.push(`host processes ${sessions.map((q) => `${q.pid} ${role(q)}`).join(", ")}`);
+    if (ssh) {
+      // Of shells that ended, made since the trial began (the host's /tmp is this machine's:
+      // other runs' live shells have theirs there too).
+      const tmp = `/proc/${ssh.host.pid}/root/tmp`;
+      const ended = (pid) => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch (err) {
+          return err.code === "ESRCH";
+        }
+      };
+      const shellFiles = fs.readdirSync(tmp).filter((n) => {
+        const pid = /^nslab-sh\.(\d+)\./.exec(n)?.[1];
+        try {
+          return pid !== undefined && ended(Number(pid)) && fs.statSync(`${tmp}/${n}`).mtimeMs >= since;
+        } catch {
+          return false;
+        }
+      });
+      if (shellFiles.length) left.push(`host: files of ended shells in /tmp ${shellFiles.join(", ")}`);
+    }
     // The SSH control folder of the provider that ran at the kill (provider/ssh.ts): its
     // exit handler removes it, or when it was killed outright its watcher (else the
     // recovery's providers' sweep).
@@ -341,6 +364,7 @@ async function trial(n, kind) {
   const fraction = 0.15 + random() * 0.7;
   const result = { trial: n, recovery, killed: target === "cli" ? "pulumi CLI" : "provider process", during: phase, fraction: Number(fraction.toFixed(2)), checkpoints, failures: [], left: [], steps: [] };
   const forwardBefore = places().map((p) => p.forwarding());
+  const started = Date.now();
   const work = path.join(root, "bench/.work");
   fs.mkdirSync(work, { recursive: true });
   const dir = fs.mkdtempSync(path.join(work, `faults-${n}-`));
@@ -458,7 +482,7 @@ async function trial(n, kind) {
     }
     result.destroyed = must("destroy", p.run("destroy", ...YES));
   } finally {
-    const left = await residue(forwardBefore, dir, providerPid);
+    const left = await residue(forwardBefore, dir, providerPid, started);
     result.residue = left;
     if (left.length) {
       result.failures.push(`left after destroy: ${left.join("; ")}`);

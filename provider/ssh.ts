@@ -304,8 +304,13 @@ export interface RemoteOutcome {
 
 /** Shells kept open per host: requests to one host run side by side in up to this many (NSLAB_SSH_SHELLS, default 8). */
 const SHELL_LANES = limit("NSLAB_SSH_SHELLS", 8);
-/** The remote loop: one command a line, each run by eval; stderr goes to a file of its own. */
-const SHELL_LOOP = `e=$(mktemp) || exit 1; trap 'rm -f "$e"' EXIT; while IFS= read -r line; do eval "$line"; done`;
+/**
+ * The remote loop: one command a line, each run by eval; stderr goes to a file of its own
+ * (nslab-sh.PID.XXXXXX in the host's temp folder), removed when the loop ends: at the end
+ * of its input, and also when a signal ends it (its channel gone while it writes:
+ * SIGPIPE; SIGHUP, SIGTERM), which would otherwise skip the EXIT trap and leave the file.
+ */
+const SHELL_LOOP = `e=$(mktemp "\${TMPDIR:-/tmp}/nslab-sh.$$.XXXXXX") || exit 1; trap 'rm -f "$e"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM; while IFS= read -r line; do eval "$line"; done`;
 /** A shell without work for this long closes. */
 const SHELL_IDLE_MS = 10_000;
 

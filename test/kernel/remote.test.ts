@@ -606,6 +606,53 @@ describe("resources on other hosts, over SSH", () => {
     expect(fs.existsSync(own.dir)).toBe(false);
   });
 
+  it("a host's shells remove their stderr file however they end: a signal (their channel gone while they write), or the end of their input", async () => {
+    const [h1] = lab.hosts;
+    const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    const gone = async (pid: number) => {
+      for (let i = 0; i < 500 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+      return !alive(pid);
+    };
+    // The host's /tmp is this machine's (test/helpers/sshd.ts): a shell's file is nslab-sh.PID.*.
+    const fileOf = (pid: number) => fs.readdirSync("/tmp").filter((n) => n.startsWith(`nslab-sh.${pid}.`));
+    closeMasters();
+    // Three requests side by side, each sent while the others run: three shells on the host.
+    const running: Promise<{ exitCode: number }>[] = [];
+    for (let i = 0; i < 3; i++) {
+      running.push(remoteRun(h1.host, ["sleep", "1"], { timeoutMs: 10_000, subject: "test" }));
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const ran = await Promise.all(running);
+    expect(ran.map((r) => r.exitCode)).toEqual([0, 0, 0]);
+    const net = fs.readlinkSync(`/proc/${h1.pid}/ns/net`);
+    const shells = fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+        return argv[0] === "sh" && argv[1] === "-c" && argv[2]?.includes("nslab-sh.") && fs.readlinkSync(`/proc/${pid}/ns/net`) === net && alive(pid);
+      } catch {
+        return false;
+      }
+    });
+    expect(shells.length).toBeGreaterThanOrEqual(3);
+    for (const pid of shells) expect(fileOf(pid)).toHaveLength(1);
+    try {
+      // Each signal that ends a shell whose channel went away (or a stopped sshd's session).
+      const signals: NodeJS.Signals[] = ["SIGPIPE", "SIGHUP", "SIGTERM"];
+      shells.slice(0, 3).forEach((pid, i) => process.kill(pid, signals[i]));
+      for (const pid of shells.slice(0, 3)) {
+        expect(await gone(pid)).toBe(true);
+        expect(fileOf(pid)).toEqual([]);
+      }
+    } finally {
+      // The others end with their input (the master told to exit): their files go too.
+      closeMasters();
+      for (const pid of shells.slice(3)) {
+        expect(await gone(pid)).toBe(true);
+        expect(fileOf(pid)).toEqual([]);
+      }
+    }
+  });
+
   it("fails at once, naming the host and the fix, when the host key is unknown or sshd is not there; nothing is made", async () => {
     const [h1, h2] = lab.hosts;
     const empty = `${lab.dir}/empty`;
