@@ -240,7 +240,7 @@ function records(p) {
  * forwarding off its value before the trial (`forwardBefore`, one per place), records;
  * the trial's programs.
  */
-async function residue(forwardBefore, dir, providerPid, since) {
+async function residue(forwardBefore, dir, providerPid, since, killed = new Set()) {
   for (let i = 0; i < 50; i++) {
     const left = [];
     places().forEach((p, k) => {
@@ -276,7 +276,8 @@ async function residue(forwardBefore, dir, providerPid, since) {
       const shellFiles = fs.readdirSync(tmp).filter((n) => {
         const pid = /^nslab-sh\.(\d+)\./.exec(n)?.[1];
         try {
-          return pid !== undefined && ended(Number(pid)) && fs.statSync(`${tmp}/${n}`).mtimeMs >= since;
+          // Not a shell step 3 killed (SIGKILL: no trap runs; reported as alive already).
+          return pid !== undefined && !killed.has(Number(pid)) && ended(Number(pid)) && fs.statSync(`${tmp}/${n}`).mtimeMs >= since;
         } catch {
           return false;
         }
@@ -380,6 +381,8 @@ async function trial(n, kind) {
   const p = new Run(dir, env);
   // The provider process of the run the fault hit, when found (its SSH control folder is checked at the end).
   let providerPid;
+  // Processes step 3 ended with SIGKILL.
+  const killedPids = new Set();
   const must = (what, r) => {
     result.steps.push(`${what}: exit ${r.code}`);
     if (r.code !== 0) result.failures.push(`${what} exited ${r.code}: ${r.out.trim().split("\n").filter((l) => /error|failed|exists/i.test(l)).slice(0, 3).join(" | ")}`);
@@ -447,6 +450,7 @@ async function trial(n, kind) {
     // 3. Processes of the run 10 s after the kill, here and (--remote) on the host.
     const left = [...processesIn(dir), ...(await hostSessions()).map((q) => ({ ...q, host: true }))];
     result.left = left.map((q) => (q.host ? `host ${role(q)}` : role(q)));
+    for (const q of left) killedPids.add(q.pid);
     for (const q of left) {
       try {
         process.kill(q.pid, "SIGKILL");
@@ -482,7 +486,7 @@ async function trial(n, kind) {
     }
     result.destroyed = must("destroy", p.run("destroy", ...YES));
   } finally {
-    const left = await residue(forwardBefore, dir, providerPid, started);
+    const left = await residue(forwardBefore, dir, providerPid, started, killedPids);
     result.residue = left;
     if (left.length) {
       result.failures.push(`left after destroy: ${left.join("; ")}`);

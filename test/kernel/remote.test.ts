@@ -15,7 +15,7 @@ import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
 import { intend, ip, ipBatchRead, markedProcesses, resetSnapshots, withHost } from "../../provider/kernel";
 import { probe } from "../../provider/reachability";
 import { ownerTag } from "../../provider/resource";
-import { closeMasters, controlState, openMasters, remoteRequests, remoteRun, remoteSequence } from "../../provider/ssh";
+import { closeMasters, controlState, ensureMaster, openMasters, remoteRequests, remoteRun, remoteSequence } from "../../provider/ssh";
 import { must } from "../helpers/sandbox";
 import { here, SshHosts, startHosts } from "../helpers/sshd";
 import { tunUsable, uniq } from "../helpers/kernel";
@@ -608,7 +608,13 @@ describe("resources on other hosts, over SSH", () => {
 
   it("a host's shells remove their stderr file however they end: a signal (their channel gone while they write), or the end of their input", async () => {
     const [h1] = lab.hosts;
-    const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    const alive = (pid: number) => {
+      try {
+        return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+      } catch {
+        return false;
+      }
+    };
     const gone = async (pid: number) => {
       for (let i = 0; i < 500 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
       return !alive(pid);
@@ -616,24 +622,26 @@ describe("resources on other hosts, over SSH", () => {
     // The host's /tmp is this machine's (test/helpers/sshd.ts): a shell's file is nslab-sh.PID.*.
     const fileOf = (pid: number) => fs.readdirSync("/tmp").filter((n) => n.startsWith(`nslab-sh.${pid}.`));
     closeMasters();
-    // Three requests side by side, each sent while the others run: three shells on the host.
+    // The master first (a request waiting for it would share a shell with the next one).
+    await ensureMaster(h1.host, "test");
+    // Four requests side by side, each sent while the others run: four shells on the host.
     const running: Promise<{ exitCode: number }>[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       running.push(remoteRun(h1.host, ["sleep", "1"], { timeoutMs: 10_000, subject: "test" }));
       await new Promise((r) => setTimeout(r, 250));
     }
     const ran = await Promise.all(running);
-    expect(ran.map((r) => r.exitCode)).toEqual([0, 0, 0]);
+    expect(ran.map((r) => r.exitCode)).toEqual([0, 0, 0, 0]);
     const net = fs.readlinkSync(`/proc/${h1.pid}/ns/net`);
     const shells = fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
       try {
         const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-        return argv[0] === "sh" && argv[1] === "-c" && argv[2]?.includes("nslab-sh.") && fs.readlinkSync(`/proc/${pid}/ns/net`) === net && alive(pid);
+        return argv[0] === "sh" && argv[1] === "-c" && argv[2]?.startsWith("e=$(mktemp") && argv[2].includes("nslab-sh.") && fs.readlinkSync(`/proc/${pid}/ns/net`) === net && alive(pid);
       } catch {
         return false;
       }
     });
-    expect(shells.length).toBeGreaterThanOrEqual(3);
+    expect(shells.length).toBeGreaterThanOrEqual(4);
     for (const pid of shells) expect(fileOf(pid)).toHaveLength(1);
     try {
       // Each signal that ends a shell whose channel went away (or a stopped sshd's session).
@@ -643,13 +651,16 @@ describe("resources on other hosts, over SSH", () => {
         expect(await gone(pid)).toBe(true);
         expect(fileOf(pid)).toEqual([]);
       }
-    } finally {
       // The others end with their input (the master told to exit): their files go too.
       closeMasters();
       for (const pid of shells.slice(3)) {
         expect(await gone(pid)).toBe(true);
         expect(fileOf(pid)).toEqual([]);
       }
+    } finally {
+      closeMasters();
+      // Whatever failed, no file of these shells is left in the machine's /tmp.
+      for (const pid of shells) if (await gone(pid)) for (const f of fileOf(pid)) fs.rmSync(`/tmp/${f}`, { force: true });
     }
   });
 
