@@ -57,7 +57,7 @@ const { root, parseArgs, copyProgram } = require("./common");
 // nslab's own: how it finds the programs a Process started, and names a stack.
 const { markedProcesses, processAlive } = require(`${root}/dist/provider/kernel.js`);
 const { stackIdentity } = require(`${root}/dist/sdk/identity.js`);
-const { controlBase } = require(`${root}/dist/provider/ssh.js`);
+const { controlBase, pidExists } = require(`${root}/dist/provider/ssh.js`);
 
 const args = parseArgs();
 const trials = Number(args.trials ?? 8);
@@ -138,22 +138,32 @@ const ports = () => lab.devices().filter((n) => /^bp\d+$/.test(n)).length;
 const address = (i) => `10.200.${(i + 2) >> 8}.${(i + 2) & 255}`;
 const overlay = (i) => `10.201.${(i + 2) >> 8}.${(i + 2) & 255}`;
 
-/** Processes whose working directory is `dir` (the CLI, language host, program, provider, ip sessions). */
-function processesIn(dir) {
+/** The machine's live processes (not zombies) but this one: pid, parent pid, command line; `only` filters by pid first. */
+function liveProcesses(only = () => true) {
   const out = [];
   for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    if (!/^\d+$/.test(d) || Number(d) === process.pid || !only(Number(d))) continue;
     try {
-      if (fs.readlinkSync(`/proc/${d}/cwd`) !== dir) continue;
       const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
-      const cmdline = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean);
-      out.push({ pid: Number(d), cmdline });
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] === "Z") continue;
+      out.push({ pid: Number(d), ppid: Number(fields[1]), cmdline: fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean) });
     } catch {
       // Gone meanwhile.
     }
   }
   return out;
+}
+
+/** Processes whose working directory is `dir` (the CLI, language host, program, provider, ip sessions). */
+function processesIn(dir) {
+  return liveProcesses((pid) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/cwd`) === dir;
+    } catch {
+      return false;
+    }
+  });
 }
 /** A short name for a process in the report. */
 function role(p) {
@@ -261,29 +271,8 @@ async function residue(forwardBefore, dir, providerPid, since, killed = new Set(
     // nor a file of its shells (nslab-sh.PID.*, provider/ssh.ts) in the host's /tmp.
     const sessions = await hostSessions();
     if (sessions.length) left.push(`host processes ${sessions.map((q) => `${q.pid} ${role(q)}`).join(", ")}`);
-    if (ssh) {
-      // Of shells that ended, made since the trial began (the host's /tmp is this machine's:
-      // other runs' live shells have theirs there too).
-      const tmp = `/proc/${ssh.host.pid}/root/tmp`;
-      const ended = (pid) => {
-        try {
-          process.kill(pid, 0);
-          return false;
-        } catch (err) {
-          return err.code === "ESRCH";
-        }
-      };
-      const shellFiles = fs.readdirSync(tmp).filter((n) => {
-        const pid = /^nslab-sh\.(\d+)\./.exec(n)?.[1];
-        try {
-          // Not a shell step 3 killed (SIGKILL: no trap runs; reported as alive already).
-          return pid !== undefined && !killed.has(Number(pid)) && ended(Number(pid)) && fs.statSync(`${tmp}/${n}`).mtimeMs >= since;
-        } catch {
-          return false;
-        }
-      });
-      if (shellFiles.length) left.push(`host: files of ended shells in /tmp ${shellFiles.join(", ")}`);
-    }
+    const shellFiles = endedShellFiles(since, killed);
+    if (shellFiles.length) left.push(`host: files of ended shells in /tmp ${shellFiles.join(", ")}`);
     // The SSH control folder of the provider that ran at the kill (provider/ssh.ts): its
     // exit handler removes it, or when it was killed outright its watcher (else the
     // recovery's providers' sweep).
@@ -294,6 +283,25 @@ async function residue(forwardBefore, dir, providerPid, since, killed = new Set(
     if (!left.length || i === 49) return left;
     spawnSync("sleep", ["0.1"]);
   }
+}
+
+/**
+ * With --remote, the files of the host's shells of nslab's (nslab-sh.PID.*, provider/ssh.ts)
+ * left in its /tmp by shells that ended, made since `since` (the host's /tmp is this
+ * machine's: other runs' live shells have theirs there too), but those of shells in
+ * `killed` (step 3's SIGKILL runs no trap; they are reported as alive already).
+ */
+function endedShellFiles(since, killed) {
+  if (!ssh) return [];
+  const tmp = `/proc/${ssh.host.pid}/root/tmp`;
+  return fs.readdirSync(tmp).filter((n) => {
+    const pid = Number(/^nslab-sh\.(\d+)\./.exec(n)?.[1]);
+    try {
+      return pid > 0 && !killed.has(pid) && !pidExists(pid) && fs.statSync(`${tmp}/${n}`).mtimeMs >= since;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Removes whatever a failed trial left, so that the next one starts clean. */
@@ -336,26 +344,14 @@ async function hostSessions() {
     }
   };
   const hostMnt = mnt(ssh.host.pid);
-  const parent = new Map();
-  const info = new Map();
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (fields[0] === "Z") continue;
-      parent.set(Number(d), Number(fields[1]));
-      info.set(Number(d), { pid: Number(d), cmdline: fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean) });
-    } catch {
-      // Gone meanwhile.
-    }
-  }
+  const all = liveProcesses();
+  const parent = new Map(all.map((q) => [q.pid, q.ppid]));
   const listener = ssh.host.pid;
   const under = (pid) => {
     for (let p = parent.get(pid), hops = 0; p && hops < 64; p = parent.get(p), hops++) if (p === listener) return true;
     return false;
   };
-  return [...info.values()].filter((q) => q.pid !== listener && !programs.has(q.pid) && (under(q.pid) || mnt(q.pid) === hostMnt));
+  return all.filter((q) => q.pid !== listener && !programs.has(q.pid) && (under(q.pid) || mnt(q.pid) === hostMnt));
 }
 /** Whether a host process is sshd's own (the connection), not a channel's shell or command. */
 const isSshd = (q) => /^sshd/.test(q.cmdline[0] ?? "");

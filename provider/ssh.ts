@@ -195,7 +195,7 @@ export function sweepControlDirs(tmp = controlBase(), quietMs = 2 * CONTROL_PERS
     try {
       const st = fs.lstatSync(d);
       if (!st.isDirectory() || st.uid !== process.getuid?.()) continue;
-      if (Date.now() - st.mtimeMs < quietMs || pidAlive(Number(m[1]))) continue;
+      if (Date.now() - st.mtimeMs < quietMs || pidExists(Number(m[1]))) continue;
       const entries = fs.readdirSync(d, { withFileTypes: true });
       if (entries.some((e) => !e.isFile() || !/^master-\d+\.log$/.test(e.name))) continue;
       fs.rmSync(d, { recursive: true, force: true });
@@ -207,8 +207,8 @@ export function sweepControlDirs(tmp = controlBase(), quietMs = 2 * CONTROL_PERS
   return removed;
 }
 
-/** Whether a process with this pid exists (any user's: EPERM says it does). */
-function pidAlive(pid: number): boolean {
+/** Whether a process with this pid exists on this machine (any user's: EPERM says it does; a zombie does). */
+export function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -31,6 +31,21 @@ async function make(kind: string, name: string, args: Record<string, unknown>): 
   return (await dispatch(kind, "create", [checked.inputs])) as { id: string; outs: Record<string, any> };
 }
 
+/** Whether `pid` runs (not gone, not a zombie). */
+function alive(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `pid` has ended within 10 s. */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 500 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+  return !alive(pid);
+}
+
 /** Established TCP connections from here to HOST:22 (each is a handshake). */
 function connectionsTo(address: string): number {
   const hex = address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).reverse().join("").toUpperCase();
@@ -408,7 +423,7 @@ describe("resources on other hosts, over SSH", () => {
 
       // Killed by hand: read says gone (drift), delete is a no-op, twice.
       process.kill(pid, "SIGKILL");
-      for (let i = 0; i < 100 && fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8")); i++) await new Promise((r) => setTimeout(r, 20));
+      await gone(pid);
       expect(await dispatch("Process", "read", [proc.id, proc.outs])).toEqual({});
       await dispatch("Process", "delete", [proc.id, proc.outs]);
       await dispatch("Process", "delete", [proc.id, proc.outs]);
@@ -432,14 +447,12 @@ describe("resources on other hosts, over SSH", () => {
     const owner = `test/remote/Process/${name}`;
     const first = await make("Process", name, { host, namespace: "pm", command: ["sleep", "300"] });
     const other = await make("Process", `other-${tag}`, { host, namespace: "pm", command: ["sleep", "300"] });
-    const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
     let again: { id: string; outs: Record<string, any> } | undefined;
     try {
       expect(fs.readFileSync(`/proc/${first.outs.pid}/environ`, "utf8").split("\0")).toContain(`NSLAB_OWNER=${owner}`);
       expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner }]);
       again = await make("Process", name, { host, namespace: "pm", command: ["sleep", "300"] });
-      for (let i = 0; i < 100 && alive(first.outs.pid); i++) await new Promise((r) => setTimeout(r, 20));
-      expect(alive(first.outs.pid)).toBe(false);
+      expect(await gone(first.outs.pid)).toBe(true);
       expect(alive(other.outs.pid)).toBe(true);
       expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner).map((p) => p.pid)).toEqual([again.outs.pid]);
       await dispatch("Process", "delete", [again.id, again.outs]);
@@ -547,12 +560,7 @@ describe("resources on other hosts, over SSH", () => {
 
   it("ends a process's SSH master connections with it: at exit (closeMasters) and, when it is killed outright, at once through its watcher, which also removes the control folder", async () => {
     const [h1] = lab.hosts;
-    const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
-    // Within 10 s (a loaded machine), which is not ControlPersist's 30 s.
-    const gone = async (pid: number) => {
-      for (let i = 0; i < 500 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
-      return !alive(pid);
-    };
+    // gone() waits 10 s at most (a loaded machine), which is not ControlPersist's 30 s.
     /** The master's pid, as it says itself (ssh -O check). */
     const masterOf = (socket: string) => {
       const r = spawnSync("ssh", ["-F", "/dev/null", "-o", `ControlPath=${socket}`, "-O", "check", "x"], { encoding: "utf8" });
@@ -608,17 +616,6 @@ describe("resources on other hosts, over SSH", () => {
 
   it("a host's shells remove their stderr file however they end: a signal (their channel gone while they write), or the end of their input", async () => {
     const [h1] = lab.hosts;
-    const alive = (pid: number) => {
-      try {
-        return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
-      } catch {
-        return false;
-      }
-    };
-    const gone = async (pid: number) => {
-      for (let i = 0; i < 500 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
-      return !alive(pid);
-    };
     // The host's /tmp is this machine's (test/helpers/sshd.ts): a shell's file is nslab-sh.PID.*.
     const fileOf = (pid: number) => fs.readdirSync("/tmp").filter((n) => n.startsWith(`nslab-sh.${pid}.`));
     closeMasters();

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { sweepControlDirs } from "../../provider/ssh";
+import { controlBase, pidExists, sweepControlDirs } from "../../provider/ssh";
 
 let tmp: string;
 beforeEach(() => {
@@ -64,4 +64,25 @@ it("removes a dead process's directory holding only master logs; keeps a live pr
 
 it("a missing temp folder is not an error", () => {
   expect(sweepControlDirs(path.join(tmp, "missing"), 0)).toEqual([]);
+});
+
+it("control folders go in the temp folder, or in /tmp when its path is too long for the sockets in them", () => {
+  const before = process.env.TMPDIR;
+  try {
+    process.env.TMPDIR = "/var/tmp/short";
+    expect(controlBase()).toBe("/var/tmp/short");
+    process.env.TMPDIR = `/var/tmp/${"x".repeat(60)}`;
+    expect(controlBase()).toBe("/tmp");
+    // Counted in bytes: 33 characters, but 63 bytes (é is two).
+    process.env.TMPDIR = `/t/${"é".repeat(30)}`;
+    expect(controlBase()).toBe("/tmp");
+  } finally {
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
+  }
+});
+
+it("pidExists: this process, not an exited one", () => {
+  expect(pidExists(process.pid)).toBe(true);
+  expect(pidExists(spawnSync("true").pid!)).toBe(false);
 });
