@@ -38,6 +38,8 @@ import { limit } from "./limits";
 const CONNECT_TIMEOUT_S = limit("NSLAB_SSH_CONNECT_TIMEOUT_S", 5);
 /** A master with no channel for this long exits (bounds one left by a killed provider). */
 const CONTROL_PERSIST_S = 30;
+/** Longest wait for a master to answer an exit request (the watcher's and closeMasters'). */
+const EXIT_WAIT_S = 2;
 /** Keepalives: a host that stops answering is given up after 3 x 5 s. */
 const SERVER_ALIVE_S = 5;
 
@@ -99,11 +101,13 @@ function dir(): string {
  * program does not end it before it has done that; unreferenced, so that it never keeps
  * this process alive.
  * Equivalent to: sh -c 'read _; mv DIR DIR.closing || exit; for s in DIR.closing/*; do
- *   [ -S $s ] && ssh -F /dev/null -o BatchMode=yes -o ControlPath=$s -O exit nslab; done;
- *   rm -rf DIR.closing'
+ *   [ -S $s ] && timeout 2 ssh -F /dev/null -o BatchMode=yes -o ControlPath=$s -O exit nslab;
+ *   done; rm -rf DIR.closing'
  */
 function startWatcher(dir: string): ChildProcess | undefined {
-  const script = 'read _; mv "$1" "$1.closing" 2>/dev/null || exit 0; for s in "$1.closing"/*; do if [ -S "$s" ]; then ssh -F /dev/null -o BatchMode=yes -o ControlPath="$s" -O exit nslab >/dev/null 2>&1; fi; done; rm -rf "$1.closing"';
+  // A master that does not answer (stopped, or stuck) holds its request for 2 s at most
+  // (timeout(1), where there is one), so the folder still goes at once.
+  const script = `read _; mv "$1" "$1.closing" 2>/dev/null || exit 0; t=; command -v timeout >/dev/null 2>&1 && t="timeout ${EXIT_WAIT_S}"; for s in "$1.closing"/*; do if [ -S "$s" ]; then $t ssh -F /dev/null -o BatchMode=yes -o ControlPath="$s" -O exit nslab >/dev/null 2>&1; fi; done; rm -rf "$1.closing"`;
   try {
     const child = spawn("sh", ["-c", script, "nslab-ssh-watcher", dir], { stdio: ["pipe", "ignore", "ignore"], detached: true });
     child.on("error", () => undefined);
@@ -270,7 +274,7 @@ async function startMaster(host: HostArgs, subject: string): Promise<void> {
  */
 export function closeMasters(): void {
   for (const { host } of masters.values()) {
-    spawnSync("ssh", [...options(host, undefined), "-O", "exit", "--", host.ssh], { stdio: "ignore", timeout: 2_000 });
+    spawnSync("ssh", [...options(host, undefined), "-O", "exit", "--", host.ssh], { stdio: "ignore", timeout: EXIT_WAIT_S * 1000 });
   }
   masters.clear();
   sockets.clear();

@@ -558,26 +558,26 @@ describe("resources on other hosts, over SSH", () => {
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
   });
 
-  it("ends a process's SSH master connections with it: at exit (closeMasters) and, when it is killed outright, at once through its watcher, which also removes the control folder", async () => {
-    const [h1] = lab.hosts;
-    // gone() waits 10 s at most (a loaded machine), which is not ControlPersist's 30 s.
-    /** The master's pid, as it says itself (ssh -O check). */
-    const masterOf = (socket: string) => {
-      const r = spawnSync("ssh", ["-F", "/dev/null", "-o", `ControlPath=${socket}`, "-O", "check", "x"], { encoding: "utf8" });
-      return Number(/pid=(\d+)/.exec(r.stderr)?.[1]);
-    };
+  /** The master's pid, as it says itself (ssh -O check). */
+  const masterOf = (socket: string) => {
+    const r = spawnSync("ssh", ["-F", "/dev/null", "-o", `ControlPath=${socket}`, "-O", "check", "x"], { encoding: "utf8", timeout: 5_000 });
+    return Number(/pid=(\d+)/.exec(r.stderr)?.[1]);
+  };
 
-    // A provider process of its own (the provider's ssh.ts, as Pulumi would load it), killed with SIGKILL.
+  /**
+   * A provider process of its own (the provider's ssh.ts, as Pulumi would load it) with
+   * a master to `host`, then killed with SIGKILL after `beforeKill`: its control folder,
+   * watcher and master.
+   */
+  async function killedWithMaster(host: Record<string, unknown>, beforeKill: (master: number) => void = () => undefined) {
     const script = [
       `require(${JSON.stringify(require.resolve("ts-node"))}).register({ transpileOnly: true, compilerOptions: { module: "commonjs", moduleResolution: "node" } });`,
       `const ssh = require(${JSON.stringify(path.join(REPO, "provider/ssh.ts"))});`,
-      `ssh.ensureMaster(${JSON.stringify(h1.host)}, "test").then(() => { console.log(JSON.stringify(ssh.controlState())); setInterval(() => {}, 1000); }, (e) => { console.error(e); process.exit(1); });`,
+      `ssh.ensureMaster(${JSON.stringify(host)}, "test").then(() => { console.log(JSON.stringify(ssh.controlState())); setInterval(() => {}, 1000); }, (e) => { console.error(e); process.exit(1); });`,
     ].join("\n");
     const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-    let master: number;
-    let state: { dir: string; watcher: number };
     try {
-      state = await new Promise<{ dir: string; watcher: number }>((resolve, reject) => {
+      const state = await new Promise<{ dir: string; watcher: number }>((resolve, reject) => {
         let out = "";
         child.stdout!.on("data", (d) => {
           out += d;
@@ -588,15 +588,23 @@ describe("resources on other hosts, over SSH", () => {
       });
       const sockets = fs.readdirSync(state.dir).filter((f) => /^\d+$/.test(f));
       expect(sockets).toHaveLength(1);
-      master = masterOf(path.join(state.dir, sockets[0]));
+      const master = masterOf(path.join(state.dir, sockets[0]));
       expect(master).toBeGreaterThan(0);
       expect(alive(master)).toBe(true);
       expect(alive(state.watcher)).toBe(true);
+      beforeKill(master);
+      return { ...state, master };
     } finally {
       child.kill("SIGKILL");
     }
+  }
+
+  it("ends a process's SSH master connections with it: at exit (closeMasters) and, when it is killed outright, at once through its watcher, which also removes the control folder", async () => {
+    const [h1] = lab.hosts;
+    // gone() waits 10 s at most (a loaded machine), which is not ControlPersist's 30 s.
+    const state = await killedWithMaster(h1.host);
     // At once, not after ControlPersist's 30 s: the master, the watcher and the folder are gone.
-    expect(await gone(master)).toBe(true);
+    expect(await gone(state.master)).toBe(true);
     expect(await gone(state.watcher)).toBe(true);
     expect(fs.existsSync(state.dir)).toBe(false);
     expect(fs.existsSync(`${state.dir}.closing`)).toBe(false);
@@ -612,6 +620,30 @@ describe("resources on other hosts, over SSH", () => {
     expect(await gone(ownMaster)).toBe(true);
     expect(await gone(own.watcher!)).toBe(true);
     expect(fs.existsSync(own.dir)).toBe(false);
+  });
+
+  it("a killed process's watcher removes its control folder at once even when a master does not answer: its exit request waits 2 s at most", async () => {
+    const [h1] = lab.hosts;
+    // The master stopped (SIGSTOP) before its provider process is killed: it cannot answer.
+    let stopped: number | undefined;
+    try {
+      const state = await killedWithMaster(h1.host, (master) => {
+        process.kill(master, "SIGSTOP");
+        stopped = master;
+      });
+      // Within 10 s, not when (if ever) the master answers: the watcher gave up its request.
+      expect(await gone(state.watcher)).toBe(true);
+      expect(fs.existsSync(state.dir)).toBe(false);
+      expect(fs.existsSync(`${state.dir}.closing`)).toBe(false);
+      expect(alive(state.master)).toBe(true);
+    } finally {
+      // That master is this test's doing: end it (by its pid).
+      if (stopped !== undefined) {
+        process.kill(stopped, "SIGCONT");
+        process.kill(stopped, "SIGTERM");
+        expect(await gone(stopped)).toBe(true);
+      }
+    }
   });
 
   it("a host's shells remove their stderr file however they end: a signal (their channel gone while they write), or the end of their input", async () => {
