@@ -930,6 +930,12 @@ export async function processAlive(pid: number, startTime: string): Promise<bool
  * pid was returned can be found, and told from anyone else's.
  */
 export const PROCESS_MARK = "NSLAB_OWNER";
+/**
+ * Beside PROCESS_MARK: the Process's stopTimeoutMs, so that a program found by its mark
+ * alone (no record: `nslab-orphans --delete`, or a create taking over an earlier one's
+ * program) is given the time to stop its resource asked for.
+ */
+export const PROCESS_STOP_MARK = "NSLAB_STOP_TIMEOUT_MS";
 
 /** A live program found by its PROCESS_MARK. */
 export interface MarkedProcess {
@@ -938,28 +944,37 @@ export interface MarkedProcess {
   startTime: string;
   /** The owner string its NSLAB_OWNER holds. */
   owner: string;
+  /** Its resource's stopTimeoutMs (NSLAB_STOP_TIMEOUT_MS); undefined for a program started without it. */
+  stopTimeoutMs?: number;
 }
 
 /**
  * On another host, two scripts. The first prints, NUL-separated, each environ file with
- * an NSLAB_OWNER entry and that entry (grep -Z: a value holding a newline cannot pass
- * for another file). The second prints the stat of each pid given that belongs to the
+ * an NSLAB_OWNER or NSLAB_STOP_TIMEOUT_MS entry and that entry, once per entry (grep -Z:
+ * a value holding a newline cannot pass for another file). The second prints the stat of each pid given that belongs to the
  * SSH user (a mark set by anyone else is not nslab's), each followed by a NUL.
  */
-const REMOTE_MARKED = `grep -azoHZ '^${PROCESS_MARK}=.*' /proc/[0-9]*/environ 2>/dev/null; exit 0`;
+const REMOTE_MARKED = `grep -azoHZ -e '^${PROCESS_MARK}=.*' -e '^${PROCESS_STOP_MARK}=[0-9]*$' /proc/[0-9]*/environ 2>/dev/null; exit 0`;
 const REMOTE_STATS = `me=$(id -u); for p; do [ "$(stat -c %u "/proc/$p" 2>/dev/null)" = "$me" ] && cat "/proc/$p/stat" 2>/dev/null && printf '\\0'; done; exit 0`;
 
 /**
  * The live (not exited) programs on the current host that nslab started, found by
  * their NSLAB_OWNER (PROCESS_MARK), running as this user (here: the provider's; on
  * another host: the SSH user) and leading their own session (setsid: the children they
- * start inherit the variable, and are not listed), with their owner strings.
+ * start inherit the variable, and are not listed), with their owner strings and stop
+ * timeouts (NSLAB_STOP_TIMEOUT_MS, when they were started with one).
  * Equivalent to: grep -azoHZ '^NSLAB_OWNER=.*' /proc/[0-9]*\/environ, and each one's /proc/PID/stat
  */
 export async function markedProcesses(): Promise<MarkedProcess[]> {
   const owners = new Map<number, string>();
+  const stopTimeouts = new Map<number, number>();
   const stats: string[] = [];
   const prefix = `${PROCESS_MARK}=`;
+  const stopPrefix = `${PROCESS_STOP_MARK}=`;
+  const noteStop = (pid: number, entry: string | undefined) => {
+    const ms = entry?.startsWith(stopPrefix) ? /^\d{1,9}$/.exec(entry.slice(stopPrefix.length))?.[0] : undefined;
+    if (ms !== undefined) stopTimeouts.set(pid, Number(ms));
+  };
   if (currentHost() !== undefined) {
     const subject = `processes${where()}`;
     const r = await remoteOutcome(["sh", "-c", REMOTE_MARKED], subject);
@@ -969,6 +984,7 @@ export async function markedProcesses(): Promise<MarkedProcess[]> {
     for (let i = 0; i + 1 < parts.length; i += 2) {
       const pid = /^\/proc\/(\d+)\/environ$/.exec(parts[i])?.[1];
       if (pid && parts[i + 1].startsWith(prefix)) owners.set(Number(pid), parts[i + 1].slice(prefix.length));
+      else if (pid) noteStop(Number(pid), parts[i + 1]);
     }
     if (owners.size) {
       const s = await remoteOutcome(["sh", "-c", REMOTE_STATS, "sh", ...[...owners.keys()].map(String)], subject);
@@ -980,9 +996,11 @@ export async function markedProcesses(): Promise<MarkedProcess[]> {
       if (!/^\d+$/.test(entry)) continue;
       try {
         if (fs.statSync(`/proc/${entry}`).uid !== me) continue;
-        const mark = fs.readFileSync(`/proc/${entry}/environ`, "latin1").split("\0").find((v) => v.startsWith(prefix));
+        const environ = fs.readFileSync(`/proc/${entry}/environ`, "latin1").split("\0");
+        const mark = environ.find((v) => v.startsWith(prefix));
         if (!mark) continue;
         owners.set(Number(entry), Buffer.from(mark.slice(prefix.length), "latin1").toString("utf8"));
+        noteStop(Number(entry), environ.find((v) => v.startsWith(stopPrefix)));
         stats.push(fs.readFileSync(`/proc/${entry}/stat`, "utf8"));
       } catch {
         // gone meanwhile
@@ -995,7 +1013,7 @@ export async function markedProcesses(): Promise<MarkedProcess[]> {
     const stat = parseStat(line);
     const owner = owners.get(pid);
     // Only the program itself, which leads the session setsid gave it.
-    if (owner !== undefined && stat && stat.session === String(pid) && stat.state !== "Z" && stat.state !== "X") found.push({ pid, startTime: stat.startTime, owner });
+    if (owner !== undefined && stat && stat.session === String(pid) && stat.state !== "Z" && stat.state !== "X") found.push({ pid, startTime: stat.startTime, owner, ...(stopTimeouts.has(pid) ? { stopTimeoutMs: stopTimeouts.get(pid) } : {}) });
   }
   return found;
 }
@@ -1016,7 +1034,7 @@ export interface Started {
  * children, the background one too, when it waits for a command it forked), so a
  * program that exited at once is still there as a zombie (processAlive: exited).
  */
-const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; owner=$3; shift 3; true >>"$log" || exit 4; wc -c <"$log"; ${PROCESS_MARK}=$owner setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; read -r s <"/proc/$p/stat" && printf '%s\\n' "$s"; exit 0`;
+const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; owner=$3; stop=$4; shift 4; true >>"$log" || exit 4; wc -c <"$log"; ${PROCESS_MARK}=$owner ${PROCESS_STOP_MARK}=$stop setsid "$@" </dev/null >>"$log" 2>&1 & p=$!; echo "$p"; read -r s <"/proc/$p/stat" && printf '%s\\n' "$s"; exit 0`;
 
 /**
  * Starts a long-running program inside a namespace of the current host, detached (its
@@ -1026,13 +1044,13 @@ const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; owner=$3; shift 3; true >>"$
  * pid and start time, which together identify it.
  * Equivalent to: cd CWD && setsid [nsenter --net=/run/netns/NS --] ARGV... </dev/null >>LOG 2>&1 &
  */
-export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string; owner: string }): Promise<Started> {
+export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string; owner: string; stopTimeoutMs: number }): Promise<Started> {
   const [command, args] = inNetns(argv[0], argv.slice(1), netns);
   if (currentHost() !== undefined) return spawnRemote([command, ...args], options);
   const logStart = fs.existsSync(options.logFile) ? fs.statSync(options.logFile).size : 0;
   const log = fs.openSync(options.logFile, "a");
   try {
-    const child = spawn(command, args, { cwd: options.cwd, detached: true, stdio: ["ignore", log, log], env: { ...process.env, [PROCESS_MARK]: options.owner } });
+    const child = spawn(command, args, { cwd: options.cwd, detached: true, stdio: ["ignore", log, log], env: { ...process.env, [PROCESS_MARK]: options.owner, [PROCESS_STOP_MARK]: String(options.stopTimeoutMs) } });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once("error", (err) => reject(new NslabError("CommandFailed", `${options.subject}: cannot start ${[command, ...args].join(" ")}: ${err.message}`)));
       child.once("spawn", () => resolve(child.pid!));
@@ -1046,8 +1064,8 @@ export async function spawnDetached(argv: string[], netns: Netns, options: { cwd
   }
 }
 
-async function spawnRemote(argv: string[], options: { cwd: string; logFile: string; subject: string; owner: string }): Promise<Started> {
-  const r = await remoteScript(REMOTE_SPAWN, [options.cwd, options.logFile, options.owner, ...argv], options.subject);
+async function spawnRemote(argv: string[], options: { cwd: string; logFile: string; subject: string; owner: string; stopTimeoutMs: number }): Promise<Started> {
+  const r = await remoteScript(REMOTE_SPAWN, [options.cwd, options.logFile, options.owner, String(options.stopTimeoutMs), ...argv], options.subject);
   const said = r.stderr.trim().split("\n").pop() || `exit ${r.exitCode}`;
   if (r.exitCode === 3) throw new NslabError("NotFound", `${options.subject}: cwd "${options.cwd}" is not a folder it can enter${where()} (${said}). Create it there, or give another cwd.`);
   if (r.exitCode === 4) throw new NslabError("CommandFailed", `${options.subject}: cannot append to log file "${options.logFile}"${where()} (${said}). Give a logFile in a folder that exists there.`);

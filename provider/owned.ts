@@ -97,6 +97,8 @@ export interface UnmarkedObject {
   name: string;
   /** A process's start time (with its pid, its identity). */
   startTime?: string;
+  /** A process's stopTimeoutMs, as it was started with (undefined: started without one). */
+  stopTimeoutMs?: number;
   /** Namespace of a link (undefined: the program's). */
   namespace?: string;
   /** The host it is on (undefined: this machine). */
@@ -134,7 +136,7 @@ export async function unmarked(dropStaleOf: (stack: string) => boolean = () => f
   }
   // Programs nslab started: their NSLAB_OWNER names the resource (no record needed).
   for (const p of await kernel.markedProcesses()) {
-    found.push({ stack: stackOf(p.owner), owner: p.owner, type: "process", name: String(p.pid), startTime: p.startTime, ...(host ? { host } : {}) });
+    found.push({ stack: stackOf(p.owner), owner: p.owner, type: "process", name: String(p.pid), startTime: p.startTime, ...(p.stopTimeoutMs !== undefined ? { stopTimeoutMs: p.stopTimeoutMs } : {}), ...(host ? { host } : {}) });
   }
   return found;
 }
@@ -160,9 +162,10 @@ export function removeUnmarked(o: UnmarkedObject): Promise<void> {
   return kernel.withHost(o.host, async () => {
     const where = kernel.where();
     if (o.type === "process") {
-      // SIGTERM, then SIGKILL after 5 s, only while the pid is still the program that
-      // started at startTime.
-      await stopProcess({ pid: Number(o.name), startTime: o.startTime ?? "", stopTimeoutMs: STOP_TIMEOUT_MS_DEFAULT, __owner: o.owner, command: [] });
+      // SIGTERM, then SIGKILL after its resource's stopTimeoutMs (5 s for a program
+      // started without one), only while the pid is still the program that started at
+      // startTime.
+      await stopProcess({ pid: Number(o.name), startTime: o.startTime ?? "", stopTimeoutMs: o.stopTimeoutMs ?? STOP_TIMEOUT_MS_DEFAULT, __owner: o.owner, command: [] });
       return;
     }
     if (o.type === "forwarding") {

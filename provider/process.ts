@@ -6,7 +6,7 @@
  * not start.
  *
  * - create starts the program detached (its own session, output appended to a log
- *   file, NSLAB_OWNER=OWNER in its environment), waits `startupMs` and fails, with the
+ *   file, NSLAB_OWNER=OWNER and NSLAB_STOP_TIMEOUT_MS=stopTimeoutMs in its environment), waits `startupMs` and fails, with the
  *   log's last lines, if it has exited. A program of this resource's that is still
  *   running from a create Pulumi never recorded (a killed run: found by NSLAB_OWNER) is
  *   stopped first.
@@ -163,9 +163,9 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     // written): ours by its NSLAB_OWNER, stopped before the new one starts, which may
     // need its port or device. Anyone else's program is left alone.
     for (const earlier of await kernel.markedProcesses()) {
-      if (earlier.owner === i.__owner) await stop({ ...i, pid: earlier.pid, startTime: earlier.startTime });
+      if (earlier.owner === i.__owner) await stop({ ...i, pid: earlier.pid, startTime: earlier.startTime, stopTimeoutMs: earlier.stopTimeoutMs ?? i.stopTimeoutMs });
     }
-    const { pid, startTime, logStart } = await kernel.spawnDetached(i.command, i.namespace, { cwd, logFile: log, subject: subject(i), owner: i.__owner });
+    const { pid, startTime, logStart } = await kernel.spawnDetached(i.command, i.namespace, { cwd, logFile: log, subject: subject(i), owner: i.__owner, stopTimeoutMs: i.stopTimeoutMs });
     const outs: ProcessOutputs = { ...i, pid, startTime, log };
     const ready = i.readyText === undefined ? !(await waitExit(pid, startTime, i.startupMs)) : await waitReady(pid, startTime, log, logStart, i.readyText, i.startupMs);
     if (ready) return { id: `${i.namespace ?? ""}/${pid}`, outs };

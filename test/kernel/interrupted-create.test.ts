@@ -7,10 +7,14 @@
  * provider's intent record (/run/nslab/...): that object is taken over too.
  * IpForwarding: the value to restore survives a lost state.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bridgeKind as bridge } from "../../provider/bridge";
 import { forwardingKind as fwd } from "../../provider/forwarding";
 import * as kernel from "../../provider/kernel";
+import { removeUnmarked, unmarked } from "../../provider/owned";
 import { namespaceKind as namespace } from "../../provider/namespace";
 import { ownerTag } from "../../provider/resource";
 import { routeKind as route } from "../../provider/route";
@@ -171,7 +175,7 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     const theirs = await processKind.create(sleeper(otherP));
     let second: Awaited<ReturnType<typeof processKind.create>> | undefined;
     try {
-      expect((await kernel.markedProcesses()).filter((p) => p.owner === mineP)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner: mineP }]);
+      expect((await kernel.markedProcesses()).filter((p) => p.owner === mineP)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner: mineP, stopTimeoutMs: 5000 }]);
       second = await processKind.create(sleeper(mineP)); // the recovery's create
       expect(await kernel.processAlive(first.outs.pid, first.outs.startTime)).toBe(false);
       expect(await kernel.processAlive(second.outs.pid, second.outs.startTime)).toBe(true);
@@ -185,6 +189,27 @@ describe("create takes over its own interrupted work and refuses anyone else's",
       await processKind.delete(theirs.id, theirs.outs);
     }
     expect(await kernel.processAlive(theirs.outs.pid, theirs.outs.startTime)).toBe(false);
+  });
+
+  it("Process: a program found by its mark alone (nslab-orphans --delete) is given its resource's stopTimeoutMs to stop, not the default 5 s", async () => {
+    const owner = `${me}/${uniq("slow")}`;
+    const log = path.join(os.tmpdir(), `${uniq("slow")}.log`);
+    // A program whose clean stop takes 6 s: SIGKILLed after the default 5 s, it never says so.
+    const slow = await processKind.create(
+      check(processKind, { command: ["sh", "-c", 'trap "sleep 6; echo stopped cleanly; exit 0" TERM; echo up; while :; do sleep 1; done'], namespace: ns, cwd: "/", readyText: "up", stopTimeoutMs: 10_000, logFile: log, __owner: owner }),
+    );
+    try {
+      expect((await kernel.markedProcesses()).filter((p) => p.owner === owner)).toEqual([{ pid: slow.outs.pid, startTime: slow.outs.startTime, owner, stopTimeoutMs: 10_000 }]);
+      // As nslab-orphans --delete finds and stops it: no record, only its mark.
+      const found = (await unmarked()).filter((o) => o.owner === owner);
+      expect(found).toMatchObject([{ type: "process", name: String(slow.outs.pid), startTime: slow.outs.startTime, stopTimeoutMs: 10_000 }]);
+      await removeUnmarked(found[0]);
+      expect(await kernel.processAlive(slow.outs.pid, slow.outs.startTime)).toBe(false);
+      expect(fs.readFileSync(log, "utf8")).toBe("up\nstopped cleanly\n");
+    } finally {
+      await processKind.delete(slow.id, slow.outs);
+      fs.rmSync(log, { force: true });
+    }
   });
 
   it.skipIf(!tunUsable)("Tap: own device taken over; foreign mark refused", async () => {

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
 import { intend, ip, ipBatchRead, markedProcesses, resetSnapshots, withHost } from "../../provider/kernel";
+import type { HostArgs } from "../../provider/host";
 import { probe } from "../../provider/reachability";
 import { ownerTag } from "../../provider/resource";
 import { closeMasters, controlState, ensureMaster, openMasters, remoteRequests, remoteRun, remoteSequence } from "../../provider/ssh";
@@ -450,7 +451,7 @@ describe("resources on other hosts, over SSH", () => {
     let again: { id: string; outs: Record<string, any> } | undefined;
     try {
       expect(fs.readFileSync(`/proc/${first.outs.pid}/environ`, "utf8").split("\0")).toContain(`NSLAB_OWNER=${owner}`);
-      expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner }]);
+      expect((await withHost(host, () => markedProcesses())).filter((p) => p.owner === owner)).toEqual([{ pid: first.outs.pid, startTime: first.outs.startTime, owner, stopTimeoutMs: 5000 }]);
       again = await make("Process", name, { host, namespace: "pm", command: ["sleep", "300"] });
       expect(await gone(first.outs.pid)).toBe(true);
       expect(alive(other.outs.pid)).toBe(true);
@@ -569,7 +570,7 @@ describe("resources on other hosts, over SSH", () => {
    * a master to `host`, then killed with SIGKILL after `beforeKill`: its control folder,
    * watcher and master.
    */
-  async function killedWithMaster(host: Record<string, unknown>, beforeKill: (master: number) => void = () => undefined) {
+  async function killedWithMaster(host: HostArgs, beforeKill: (master: number) => void = () => undefined) {
     const script = [
       `require(${JSON.stringify(require.resolve("ts-node"))}).register({ transpileOnly: true, compilerOptions: { module: "commonjs", moduleResolution: "node" } });`,
       `const ssh = require(${JSON.stringify(path.join(REPO, "provider/ssh.ts"))});`,
