@@ -8,7 +8,7 @@ import * as kernel from "./kernel";
 import type { LinkJson, Netns } from "./kernel";
 import { resourceNameOf, stableMac } from "./resource";
 import type { FieldRule } from "./resource";
-import { canonicalCidr, Checker, isUnknown } from "./validate";
+import { canonicalCidr, Checker, isUnknown, networkOf } from "./validate";
 
 /** The per-interface properties users set. */
 export interface LinkSettings {
@@ -120,24 +120,57 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   }
   const have = new Set(live?.allAddresses ?? []);
   const want = new Set(desired.addresses);
-  for (const addr of live?.addresses ?? []) if (!want.has(addr)) cmds.push(["address", "del", addr, "dev", dev]);
+  const adds = desired.addresses.filter((addr) => !have.has(addr));
+  const dels = (live?.addresses ?? []).filter((addr) => !want.has(addr));
+  // New addresses go on before old ones come off: an interface left without an IPv4
+  // address, even for a moment, loses every route through it (a host's default route).
+  // An IPv6 address given a new prefix length is the exception: the kernel keys IPv6
+  // addresses by address alone, so the old one must go first.
+  const readded = new Set(adds.filter((addr) => addr.includes(":")).map((addr) => addr.split("/")[0]));
+  const first = dels.filter((addr) => readded.has(addr.split("/")[0]));
+  for (const addr of first) cmds.push(["address", "del", addr, "dev", dev]);
   // IPv6 addresses skip duplicate address detection (nodad): a lab's addresses are
   // declared, and a tentative address would leave the link unusable for a second or two
   // after every up, so traffic would not pass at the first try.
-  for (const addr of desired.addresses) if (!have.has(addr)) cmds.push(["address", "add", addr, "dev", dev, ...(addr.includes(":") ? ["nodad"] : [])]);
+  for (const addr of adds) cmds.push(["address", "add", addr, "dev", dev, ...(addr.includes(":") ? ["nodad"] : [])]);
+  for (const addr of dels) if (!first.includes(addr)) cmds.push(["address", "del", addr, "dev", dev]);
   if (desired.up && live?.up !== true) cmds.push(["link", "set", "dev", dev, "up"]);
   return cmds;
 }
 
 /**
+ * Whether converging `live` to `desired` removes an IPv4 address that shares its subnet
+ * with one that stays. The kernel keeps the first address of a subnet as its primary and
+ * the others as secondaries, and removing a primary removes its secondaries too, unless
+ * the interface's promote_secondaries is on.
+ */
+export function dropsPrimaryOfKept(desired: LinkSettings, live: LiveLink | undefined): boolean {
+  const v4 = (addr: string) => !addr.includes(":");
+  const kept = new Set(desired.addresses.filter(v4).map(networkOf));
+  return (live?.addresses ?? []).some((addr) => v4(addr) && !desired.addresses.includes(addr) && kept.has(networkOf(addr)));
+}
+
+/**
  * Applies convergeCommands and reads the interface back, in one `ip -batch` process;
  * returns the interface as the kernel now has it. `live` undefined means "just made":
- * every desired setting is written.
+ * every desired setting is written. When an IPv4 address comes off while another of its
+ * subnet stays (dropsPrimaryOfKept), promote_secondaries is on during the batch, so the
+ * one that stays becomes the primary instead of going with it; the interface's own value
+ * is put back after.
+ * Equivalent to: [sysctl -w net/ipv4/conf/DEV/promote_secondaries=1;] ip -batch ...; [sysctl -w ...=PREVIOUS]
  */
 export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string, made: MadeWith = {}): Promise<LiveLink | undefined> {
   const commands = [...convergeCommands(desired, live, tag, made), ["address", "show", "dev", desired.name]];
-  const [after] = await kernel.ipBatchRead<LinkJson[]>(commands, desired.namespace, subject);
-  return after?.[0] && normaliseLink(after[0]);
+  // Slashes: an interface name may hold a dot, which sysctl's dotted form would split.
+  const promote = `net/ipv4/conf/${desired.name}/promote_secondaries`;
+  const previous = dropsPrimaryOfKept(desired, live) ? await kernel.sysctlRead(promote, desired.namespace, subject) : "1";
+  if (previous !== "1") await kernel.sysctlWrite(promote, "1", desired.namespace, subject);
+  try {
+    const [after] = await kernel.ipBatchRead<LinkJson[]>(commands, desired.namespace, subject);
+    return after?.[0] && normaliseLink(after[0]);
+  } finally {
+    if (previous !== "1") await kernel.sysctlWrite(promote, previous, desired.namespace, subject).catch(() => undefined);
+  }
 }
 
 /** Throws a Verification error naming the first property the kernel did not take. */

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bridgeKind } from "../../provider/bridge";
 import { namespaceKind } from "../../provider/namespace";
+import { routeKind } from "../../provider/route";
 import { ownerTag } from "../../provider/resource";
 import { VethInputs, vethKind as veth } from "../../provider/veth";
-import { ipByHand, linkByHand, OWNER, uniq } from "../helpers/kernel";
+import { ipByHand, linkByHand, must, OWNER, uniq } from "../helpers/kernel";
 
 const nsA = uniq("kva");
 const nsB = uniq("kvb");
@@ -70,6 +71,39 @@ describe("VethPair on the kernel", () => {
     expect(await linkByHand("v-b", nsB)).toBeUndefined();
     expect(await veth.read(id, updated)).toEqual({});
     await veth.delete(id, updated);
+  });
+
+  it("changes an end's addresses without the namespace losing its default route: a new address, then the old primary removed while its subnet's secondary stays", async () => {
+    const pair = (aAddresses: string[]) => inputs({ a: { name: "v-a", namespace: nsA, addresses: aAddresses }, b: { name: "v-b", namespace: nsB, addresses: ["192.168.1.1/24"] } });
+    const { id, outs } = await veth.create(pair(["192.168.1.2/24"]));
+    const gw = routeKind.check(undefined, { namespace: nsA, destination: "default", gateway: "192.168.1.1", __owner: `${OWNER}/veth-gw` }).inputs;
+    await routeKind.create(gw);
+    const defaultRoute = async () => (await must("ip", ["-n", nsA, "route", "show", "default"])).trim();
+    const ping = () => must("ip", ["netns", "exec", nsA, "ping", "-c", "1", "-W", "1", "192.168.1.1"]);
+    const promote = async () => (await must("ip", ["netns", "exec", nsA, "sysctl", "-n", "net.ipv4.conf.v-a.promote_secondaries"])).trim();
+    const v4 = async () => (await linkByHand("v-a", nsA))!.addr_info.filter((x: any) => !x.local.includes(":")).map((x: any) => `${x.local}/${x.prefixlen}`);
+    try {
+      expect(await defaultRoute()).toMatch(/^default via 192\.168\.1\.1 dev v-a proto 151/);
+      // The only address changed: the interface never goes without one.
+      let cur = (await veth.update(id, outs, pair(["192.168.1.5/24"]))).outs;
+      expect(await v4()).toEqual(["192.168.1.5/24"]);
+      expect(await defaultRoute()).toMatch(/^default via 192\.168\.1\.1 dev v-a/);
+      await ping();
+      // A second address of the subnet (a secondary), then the primary removed: the
+      // secondary stays (promoted), and promote_secondaries is back to its value after.
+      cur = (await veth.update(id, cur, pair(["192.168.1.5/24", "192.168.1.20/24"]))).outs;
+      expect(await promote()).toBe("0");
+      cur = (await veth.update(id, cur, pair(["192.168.1.20/24"]))).outs;
+      expect(await v4()).toEqual(["192.168.1.20/24"]);
+      expect(await defaultRoute()).toMatch(/^default via 192\.168\.1\.1 dev v-a/);
+      expect(await promote()).toBe("0");
+      await ping();
+      expect(veth.diff(id, (await veth.read(id, cur)).props!, pair(["192.168.1.20/24"])).changes).toBe(false);
+      await veth.delete(id, cur);
+    } finally {
+      await routeKind.delete("", gw);
+      await veth.delete(id, outs);
+    }
   });
 
   it("attaches to and detaches from a bridge in place", async () => {

@@ -9,7 +9,7 @@ import { routeKind } from "../../provider/route";
 import { stableMac } from "../../provider/resource";
 import { tapKind } from "../../provider/tap";
 import { vethKind } from "../../provider/veth";
-import { convergeCommands, linkInputs, linkOutputs, normaliseLink } from "../../provider/link";
+import { convergeCommands, dropsPrimaryOfKept, linkInputs, linkOutputs, normaliseLink } from "../../provider/link";
 import { checkMaster } from "../../sdk/bridge";
 
 const owner = (kind: string, name: string) => `proj/dev/${kind}/${name}`;
@@ -104,5 +104,34 @@ describe("converging a just-made interface", () => {
     // A live interface is compared as it is; what it was made with no longer counts.
     const live = normaliseLink({ ifindex: 3, ifname: "v1", flags: ["UP"], mtu: 1500, address: "02:00:00:00:00:01", ifalias: "nslab:t" });
     expect(sets(convergeCommands(desired, live, "nslab:t", { mac: desired.mac, mtu: 1400 }))).toEqual(["mtu 1400", "address 02:00:00:00:00:09"]);
+  });
+});
+
+describe("changing a live interface's addresses", () => {
+  const live = (addresses: string[]) =>
+    normaliseLink({ ifindex: 3, ifname: "eth0", flags: ["UP"], mtu: 1500, address: "02:00:00:00:00:01", ifalias: "nslab:t", addr_info: addresses.map((a) => ({ local: a.split("/")[0], prefixlen: Number(a.split("/")[1]), scope: "global" })) } as never);
+  const addressCommands = (from: string[], to: string[]) =>
+    convergeCommands({ name: "eth0", addresses: to, up: true }, live(from), "nslab:t").filter((c) => c[0] === "address").map((c) => `${c[1]} ${c[2]}`);
+
+  it("adds the new addresses before it removes the old ones (an interface without an IPv4 address loses its routes)", () => {
+    expect(addressCommands(["10.0.1.2/24"], ["10.0.1.5/24"])).toEqual(["add 10.0.1.5/24", "del 10.0.1.2/24"]);
+    expect(addressCommands(["10.0.1.2/24", "fd00::2/64"], ["10.0.1.2/24", "fd00::5/64"])).toEqual(["add fd00::5/64", "del fd00::2/64"]);
+    // IPv4 keeps an address with two prefix lengths side by side.
+    expect(addressCommands(["10.0.1.2/24"], ["10.0.1.2/16"])).toEqual(["add 10.0.1.2/16", "del 10.0.1.2/24"]);
+  });
+
+  it("removes an IPv6 address first when it comes back with another prefix length (the kernel keys IPv6 addresses by address)", () => {
+    expect(addressCommands(["fd00::2/64", "fd00::9/64"], ["fd00::2/80"])).toEqual(["del fd00::2/64", "add fd00::2/80", "del fd00::9/64"]);
+  });
+
+  it("knows when a removed IPv4 address shares its subnet with one that stays (promote_secondaries is needed)", () => {
+    const drops = (from: string[], to: string[]) => dropsPrimaryOfKept({ name: "eth0", addresses: to, up: true }, live(from));
+    expect(drops(["10.0.1.2/24", "10.0.1.20/24"], ["10.0.1.20/24"])).toBe(true);
+    expect(drops(["10.0.1.2/24"], ["10.0.1.5/24"])).toBe(true);
+    expect(drops(["10.0.1.2/24"], ["10.0.5.2/24"])).toBe(false);
+    expect(drops(["10.0.1.2/24"], ["10.0.1.2/24", "10.0.1.3/24"])).toBe(false);
+    expect(drops(["10.0.1.2/24"], ["10.0.1.5/16"])).toBe(false);
+    expect(drops(["fd00::2/64", "fd00::3/64"], ["fd00::3/64"])).toBe(false);
+    expect(drops(["10.0.1.2/24"], ["10.0.1.2/24"])).toBe(false);
   });
 });
