@@ -46,8 +46,19 @@ async function apply(i: BridgeInputs, created: boolean): Promise<LiveLink> {
   const live = created ? undefined : await freshLink(i.name, i.namespace);
   const attrs = created ? [] : bridgeAttrs(i, live);
   if (attrs.length) {
-    // Equivalent to: ip link set dev NAME type bridge stp_state N [vlan_filtering N]
-    await kernel.ip(["link", "set", "dev", i.name, "type", "bridge", ...attrs], i.namespace, subject(i)).catch((e) => unsupportedVlan(e, i));
+    // vlan_filtering in a command of its own, first: the kernel takes a bridge's
+    // attributes in an order of its own, so one that lacks VLAN filtering would refuse it
+    // after taking stp_state, and the failed update would leave half of it written.
+    const vlan = attrs.indexOf("vlan_filtering");
+    const parts = vlan < 0 ? [attrs] : [attrs.slice(vlan, vlan + 2), [...attrs.slice(0, vlan), ...attrs.slice(vlan + 2)]];
+    // Equivalent to: ip link set dev NAME type bridge vlan_filtering N; ip link set dev NAME type bridge stp_state N
+    await kernel
+      .ipBatchRead(
+        parts.filter((p) => p.length).map((p) => ["link", "set", "dev", i.name, "type", "bridge", ...p]),
+        i.namespace,
+        subject(i),
+      )
+      .catch((e) => unsupportedVlan(e, i));
   }
   // Made with its address and MTU (create): not set again.
   const after = verifyLink(i, await converge(i, live, tag, subject(i), created ? { mac: i.mac, mtu: i.mtu } : {}), tag, subject(i));

@@ -91,6 +91,31 @@ describe("Bridge on the kernel", () => {
     }
   });
 
+  it("an update that turns on vlanFiltering together with stp and a mac, on a kernel without it, fails before writing anything", async () => {
+    const name = uniq("kb");
+    const { id, outs } = await bridge.create(check(bridge, { name }));
+    try {
+      const before = await linkByHand(name);
+      const r = await bridge.update(id, outs, check(bridge, { name, stp: true, vlanFiltering: true, mac: "02:00:00:00:bb:01" })).then(
+        (ok) => ok,
+        (err) => err,
+      );
+      const after = (await linkByHand(name))!;
+      if (r instanceof Error) {
+        expect(r.message).toMatch(/vlanFiltering: this kernel has no bridge VLAN filtering/);
+        // Nothing of the update: the next plain `pulumi up` (which diffs against the state) would not see it.
+        expect(after.linkinfo.info_data.stp_state).toBe(0);
+        expect(after.address).toBe(before!.address);
+      } else {
+        // This kernel supports it: all of it must really be on.
+        expect(after.linkinfo.info_data).toMatchObject({ stp_state: 1, vlan_filtering: 1 });
+        expect(after.address).toBe("02:00:00:00:bb:01");
+      }
+    } finally {
+      await bridge.delete(id, outs);
+    }
+  });
+
   it("refuses a foreign interface of the same name and adopts only a bridge", async () => {
     const name = uniq("kb");
     await ipByHand("link", "add", "name", name, "type", "bridge");
