@@ -5,7 +5,7 @@
 import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { checkLinkFields, converge, linkRules, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, stableMac } from "./resource";
 import { Checker } from "./validate";
 
@@ -17,6 +17,8 @@ export interface BridgeOutputs extends BridgeInputs {
   mac?: string;
   /** Set when the program gave no mac (an adopted bridge keeps its own): `mac` is the live one. */
   macUnset?: true;
+  /** What its dependents go by (link.ts generationOf). */
+  generation?: string;
 }
 
 const RULES: FieldRule[] = [...linkRules({ master: false }), { name: "stp" }, { name: "vlanFiltering" }];
@@ -68,10 +70,11 @@ async function apply(i: BridgeInputs, created: boolean): Promise<LiveLink> {
   return after;
 }
 
-const outputs = (i: BridgeInputs, live?: LiveLink): BridgeOutputs => compact({ ...i, ...linkOutputs(i, live) });
+const outputs = (i: BridgeInputs, live?: LiveLink, previous?: BridgeOutputs): BridgeOutputs => compact({ ...i, ...linkOutputs(i, live, previous) });
 
 export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   kind: "Bridge",
+  properties: ["name", "namespace", "addresses", "mac", "mtu", "up", "stp", "vlanFiltering", "adopt"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -89,7 +92,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   },
 
   diff(_id, olds, news) {
-    return diffFields(olds as never, news as never, RULES);
+    return recordingGeneration(diffFields(olds as never, news as never, RULES), olds);
   },
 
   async create(i) {
@@ -145,12 +148,12 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
       stp: Number(live.info.stp_state ?? 0) !== 0,
       vlanFiltering: Number(live.info.vlan_filtering ?? 0) !== 0,
     });
-    return { id, props: outputs(inputs, live), inputs };
+    return { id, props: outputs(inputs, live, props), inputs };
   },
 
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
-    return { outs: outputs(news, await apply(news, false)) };
+    return { outs: outputs(news, await apply(news, false), olds) };
   },
 
   async delete(_id, props) {

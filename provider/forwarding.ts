@@ -106,6 +106,7 @@ async function requireNamespace(i: ForwardingInputs, recorded = false): Promise<
 
 export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> = {
   kind: "IpForwarding",
+  properties: ["namespace", "ipv4", "ipv6", "adopt"],
 
   check(_olds, news) {
     const c = new Checker();

@@ -31,7 +31,7 @@ import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { freshLink, LiveLink, requireNamespace } from "./link";
-import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ownerTag, ResourceKind } from "./resource";
 import { Checker, isUnknown } from "./validate";
 
 // ---- inputs ---------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ export interface ImpairmentDirection {
   jitter?: string;
 }
 
-export interface ImpairmentInputs extends CommonInputs {
+export interface ImpairmentInputs extends CommonInputs, LinkDependentInputs {
   device: string;
   namespace?: string;
   egress?: ImpairmentDirection;
@@ -678,25 +678,24 @@ async function removeAll(i: ImpairmentInputs): Promise<void> {
 
 // ---- the resource kind ----------------------------------------------------------------------
 
-const RULES: FieldRule[] = [{ name: "device", replace: true }, { name: "namespace", replace: true }, { name: "egress" }, { name: "ingress" }];
+// An interface made anew (or its ifb's) has none of its qdiscs: written again, in place.
+const RULES: FieldRule[] = [{ name: "device", replace: true }, { name: "namespace", replace: true }, { name: "egress" }, { name: "ingress" }, LINKS_RULE];
 
 export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> = {
   kind: "LinkImpairment",
+  properties: ["device", "namespace", "egress", "ingress", "adopt", "__links"],
 
   check(_olds, news) {
     const c = new Checker();
-    for (const key of Object.keys(news)) {
-      if (news[key] === undefined || news[key] === null || key === "ifb" || key === "lossTable") continue;
-      // host is validated with every kind's (index.ts checkWithHost).
-      if (!["device", "namespace", "egress", "ingress", "adopt", "host", "__owner"].includes(key)) c.fail(key, `${key} is not a LinkImpairment property; the properties are device, namespace, egress, ingress, adopt and host.`);
-    }
-    const device = c.ifname(news.device, "device");
+    // Unknown properties fail in index.ts, as for every kind.
+    const device = c.ifname(news.device, "device", true, true);
     const inputs: ImpairmentInputs = compact({
       device: device as string,
       namespace: c.netns(news.namespace, "namespace"),
       egress: checkDirection(c, news.egress, "egress"),
       ingress: checkDirection(c, news.ingress, "ingress"),
       adopt: c.boolean(news.adopt, "adopt", false),
+      __links: linksInput(news.__links, isUnknown),
       __owner: String(news.__owner ?? `LinkImpairment:${device}`),
     });
     return { inputs, failures: c.failures };

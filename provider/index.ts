@@ -9,6 +9,7 @@ import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
 import { tracked, watchEngine } from "./health";
+import { claimNames, releaseNames } from "./claims";
 import { checkHost, HostArgs, hostKey, hostLabel, sameHost } from "./host";
 import { resourceNameOf } from "./resource";
 import { ensureMaster } from "./ssh";
@@ -160,7 +161,17 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       if (typeof olds?.__owner === "string" && checked.inputs && typeof checked.inputs === "object") {
         (checked.inputs as Record<string, unknown>).__owner = olds.__owner;
       }
-      return checkWithHost(impl.kind, checked, news);
+      // A property nothing would apply (a misspelt one: "adresses") fails, naming it.
+      const c = new Checker();
+      // A value the engine carries over from the old inputs (ignoreChanges) is not the program's.
+      const carried = Object.keys(news).filter((k) => olds !== undefined && k in olds && JSON.stringify(olds[k]) === JSON.stringify(news[k]));
+      c.knownKeys(news, [...impl.properties, "host", "__owner", ...carried], "", `a ${impl.kind}`);
+      const result = checkWithHost(impl.kind, c.failures.length ? { ...checked, failures: [...checked.failures, ...c.failures] } : checked, news);
+      // Two resources of the program that would make one namespace or interface.
+      const inputs = result.inputs as Record<string, unknown> | undefined;
+      if (result.failures.length > 0 || typeof inputs?.__owner !== "string") return result;
+      const taken = claimNames(impl.kind, inputs.__owner, inputs);
+      return taken.length ? { ...result, failures: taken } : result;
     }
     case "diff": {
       const [olds, news] = [props(args[1]), props(args[2])];
@@ -191,6 +202,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       const old = props(args[1]);
       await onHost(impl.kind, old.__owner, hostOf(old), () => impl.delete(String(args[0]), old));
       forget(old.__owner);
+      releaseNames(String(old.__owner));
       return undefined;
     }
     default:

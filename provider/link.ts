@@ -7,7 +7,7 @@ import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { LinkJson, Netns } from "./kernel";
 import { resourceNameOf, stableMac } from "./resource";
-import type { FieldRule } from "./resource";
+import type { DiffResult, FieldRule } from "./resource";
 import { canonicalCidr, Checker, isUnknown, networkOf } from "./validate";
 
 /** The per-interface properties users set. */
@@ -219,18 +219,46 @@ export async function explainMaster(err: unknown, settings: LinkSettings, subjec
 }
 
 /**
+ * What an interface's dependents go by: its ifindex (each time the interface is made it
+ * gets a new one), and after a "+" how many times it was seen to come back up after
+ * being down. The kernel removes the routes through an interface, and its qdiscs, when
+ * it is deleted, and its routes when it goes down; resources that depend on it (a Route,
+ * a LinkImpairment, a Reachability with dependsOn) take its generation as an input
+ * (`__links`, set by the SDK), so they are written again when it changes.
+ * `previous`: the recorded outputs (update, read); a state written before there were
+ * generations gets one from either.
+ * In a preview the engine gives a dynamic resource that it updates or replaces its
+ * inputs as outputs, which hold no generation, so the SDK sees that interface's
+ * generation as unknown and its dependents are planned as updates; one that stays the
+ * same keeps its recorded outputs, and its dependents stay the same.
+ */
+export function generationOf(live: LiveLink, previous?: { generation?: string; up?: boolean }): string {
+  const base = String(live.ifindex);
+  if (previous?.generation === undefined) return base;
+  const [before, ups] = previous.generation.split("+");
+  if (before !== base) return base;
+  return previous.up === false && live.up ? `${base}+${Number(ups ?? 0) + 1}` : previous.generation;
+}
+
+/**
  * The settings as outputs report them. A MAC the program did not give (an adopted
  * interface keeps its own) is filled in from the kernel and flagged `macUnset`, so
  * that read can give back the inputs exactly as the program states them.
  */
-export function linkOutputs<S extends { mac?: string }>(settings: S, live: LiveLink | undefined): S & { macUnset?: true } {
-  if (settings.mac !== undefined || !live?.mac) return { ...settings };
-  return { ...settings, mac: live.mac, macUnset: true };
+export function linkOutputs<S extends { mac?: string }>(
+  settings: S,
+  live: LiveLink | undefined,
+  previous?: { generation?: string; up?: boolean },
+): S & { macUnset?: true; generation?: string } {
+  const generation = live ? generationOf(live, previous) : previous?.generation;
+  const out = { ...settings, ...(generation !== undefined ? { generation } : {}) };
+  if (settings.mac !== undefined || !live?.mac) return out;
+  return { ...out, mac: live.mac, macUnset: true };
 }
 
 /** The inputs within recorded outputs: what linkOutputs filled in from the kernel goes. */
-export function linkInputs<S extends { mac?: string; macUnset?: true }>(outputs: S): Omit<S, "macUnset"> {
-  const { macUnset, ...rest } = outputs;
+export function linkInputs<S extends { mac?: string; macUnset?: true; generation?: string }>(outputs: S): Omit<S, "macUnset" | "generation"> {
+  const { macUnset, generation: _generation, ...rest } = outputs;
   if (macUnset) delete rest.mac;
   return rest;
 }
@@ -279,6 +307,15 @@ export function liveSettings(settings: LinkSettings, live: LiveLink): LinkSettin
 }
 
 /** The interface fields every link kind takes, validated and normalised. */
+/**
+ * A diff that also updates an interface whose recorded outputs have no generation (made
+ * by an nslab from before generations): the update writes nothing to the kernel and
+ * records one, so that its dependents have one to go by (once, after upgrading).
+ */
+export function recordingGeneration(d: DiffResult, ...recorded: ({ generation?: string } | undefined)[]): DiffResult {
+  return !d.changes && recorded.some((r) => r !== undefined && r.generation === undefined) ? { ...d, changes: true } : d;
+}
+
 export function checkLinkFields(c: Checker, news: Record<string, unknown>, owner: string, macRole: string | undefined): Omit<LinkSettings, "master"> {
   const fields = {
     name: nameOrResourceName(c, news.name, owner) as string,

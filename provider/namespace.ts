@@ -51,6 +51,7 @@ function outputs(inputs: NamespaceInputs): NamespaceOutputs {
 
 export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
   kind: "Namespace",
+  properties: ["name", "adopt"],
 
   check(_olds, news) {
     const c = new Checker();

@@ -230,6 +230,7 @@ async function remove(i: NatInputs): Promise<void> {
 
 export const natKind: ResourceKind<NatInputs, NatOutputs> = {
   kind: "NatRule",
+  properties: ["namespace", "kind", "source", "destination", "inInterface", "outInterface", "protocol", "port", "toAddress", "toPort", "adopt"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -254,8 +255,8 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
       family: "ipv4" as "ipv4" | "ipv6",
       source: cidr(news.source, "source"),
       destination: cidr(news.destination, "destination"),
-      outInterface: c.ifname(news.outInterface, "outInterface", false),
-      inInterface: c.ifname(news.inInterface, "inInterface", false),
+      outInterface: c.ifname(news.outInterface, "outInterface", false, true),
+      inInterface: c.ifname(news.inInterface, "inInterface", false, true),
       protocol: protocol as "tcp" | "udp" | undefined,
       port: c.integer(news.port, "port", 1, 65535),
       toAddress: c.address(news.toAddress, "toAddress"),

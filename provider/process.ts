@@ -118,6 +118,7 @@ function absoluteOnHost(c: Checker, value: string | undefined, property: string,
 
 export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
   kind: "Process",
+  properties: ["command", "namespace", "cwd", "logFile", "readyText", "startupMs", "stopTimeoutMs"],
 
   check(_olds, news) {
     const c = new Checker();

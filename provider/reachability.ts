@@ -15,13 +15,13 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { ProbeResult } from "./kernel";
-import { CommonInputs, compact, diffFields, FieldRule, resourceNameOf, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, resourceNameOf, ResourceKind } from "./resource";
 import { Checker, familyOf, isUnknown } from "./validate";
 
 export type ReachabilityProtocol = "icmp" | "tcp" | "udp";
 export type ReachabilityExpectation = "reachable" | "unreachable";
 
-export interface ReachabilityInputs extends CommonInputs {
+export interface ReachabilityInputs extends CommonInputs, LinkDependentInputs {
   /** Namespace the probe runs in; undefined for the program's. */
   from?: string;
   /** Address probed, canonical. */
@@ -43,8 +43,9 @@ export const TIMEOUT_MS_MAX = 60_000;
 const PROTOCOLS: ReachabilityProtocol[] = ["icmp", "tcp", "udp"];
 const EXPECTATIONS: ReachabilityExpectation[] = ["reachable", "unreachable"];
 
-// Every input replaces: a changed probe is a new proof, made by create.
-const RULES: FieldRule[] = ["from", "to", "protocol", "port", "expect", "timeoutMs"].map((name) => ({ name, replace: true }));
+// Every input replaces: a changed probe is a new proof, made by create. An interface on
+// the way made anew or back up (LINKS_RULE): probed again, by update (which runs create).
+const RULES: FieldRule[] = [...["from", "to", "protocol", "port", "expect", "timeoutMs"].map((name) => ({ name, replace: true })), LINKS_RULE];
 
 /** `icmp to 10.0.0.2`, `tcp port 80 on 10.0.0.2`. */
 function target(i: Pick<ReachabilityInputs, "protocol" | "to" | "port">): string {
@@ -67,6 +68,7 @@ const observed = (r: ProbeResult): ReachabilityExpectation => (r.reachable ? "re
 
 export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutputs> = {
   kind: "Reachability",
+  properties: ["from", "to", "protocol", "port", "expect", "timeoutMs", "__links"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -91,6 +93,7 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
       port: protocol === "icmp" ? undefined : port,
       expect: expect as ReachabilityExpectation,
       timeoutMs,
+      __links: linksInput(news.__links, isUnknown),
       __owner: String(news.__owner ?? `Reachability:${news.from ?? ""}:${news.to}`),
     });
     return { inputs, failures: c.failures };
@@ -127,7 +130,7 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
   },
 
   async update(_id, _olds, news) {
-    // Unreachable: every input replaces. Kept for the interface.
+    // Only __links changes in place: probe again.
     return reachabilityKind.create(news);
   },
 

@@ -31,6 +31,12 @@ export interface CommonInputs {
   __owner: string;
 }
 
+/** Inputs of the kinds that are written again when an interface they depend on changes (LINKS_RULE). */
+export interface LinkDependentInputs {
+  /** The generations of the interfaces in the resource's dependsOn; set by the SDK. */
+  __links?: string[];
+}
+
 /**
  * One resource kind: pure `check` and `diff`, kernel `create/read/update/delete`.
  * `olds` passed to diff/update/read are the previous *outputs*, which always contain
@@ -38,6 +44,8 @@ export interface CommonInputs {
  */
 export interface ResourceKind<I extends CommonInputs, O extends I> {
   readonly kind: string;
+  /** The properties a program may give it besides `host` (a key not listed fails check). */
+  readonly properties: readonly string[];
   check(olds: Partial<I> | undefined, news: Record<string, unknown>): CheckResult<I>;
   diff(id: string, olds: O, news: I): DiffResult;
   create(inputs: I): Promise<{ id: string; outs: O }>;
@@ -55,6 +63,31 @@ export interface FieldRule {
   set?: boolean;
   /** Optional and filled in by the kernel (e.g. a MAC): unset in news means "any". */
   computed?: boolean;
+}
+
+/**
+ * The generations of the interfaces a resource depends on (`__links`: the SDK takes
+ * them from the VethPairs, Bridges, TapDevices and Vxlans in its dependsOn; link.ts
+ * generationOf). A change means an interface was made anew or came back up, and lost
+ * what the kernel keeps on it (its routes, its qdiscs): the resource is written again,
+ * in place. Left out of a program (no such dependsOn), it is no change.
+ * A preview cannot know an interface's next generation (the engine gives a dynamic
+ * resource that it updates or replaces its inputs as outputs there), so it plans an
+ * update of every dependent of an interface that changes at all; `up` then writes only
+ * those whose interfaces really were made anew or came back up.
+ */
+export const LINKS_RULE: FieldRule = { name: "__links", set: true, computed: true };
+
+/**
+ * `__links` as check passes it on: a list of strings, or the unknown value of a preview
+ * (an interface about to be made). An empty list is left out, as a state written before
+ * there were generations has none: no change to report.
+ */
+export function linksInput(raw: unknown, unknown: (value: unknown) => boolean): string[] | undefined {
+  if (unknown(raw)) return raw as string[];
+  if (!Array.isArray(raw)) return undefined;
+  const links = raw.filter((g) => g !== undefined && g !== null).map((g) => (unknown(g) ? (g as string) : String(g)));
+  return links.length ? links : undefined;
 }
 
 /** Normalised form used for comparison. */

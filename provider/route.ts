@@ -9,7 +9,7 @@ import * as kernel from "./kernel";
 import type { RouteJson } from "./kernel";
 import { sameHost } from "./host";
 import { ownerLabel, recordedByOther } from "./owned";
-import { CommonInputs, compact, diffFields, FieldRule, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown } from "./validate";
 
 /** The routing protocol number nslab's routes carry (unassigned in rt_protos). */
@@ -18,7 +18,7 @@ const MAIN_TABLE = 254;
 /** IPv6 routes added without a metric get this one from the kernel. */
 const IPV6_DEFAULT_METRIC = 1024;
 
-export interface RouteInputs extends CommonInputs {
+export interface RouteInputs extends CommonInputs, LinkDependentInputs {
   namespace?: string;
   /** "default" or a canonical network. */
   destination: string;
@@ -40,6 +40,8 @@ const RULES: FieldRule[] = [
   { name: "gateway" },
   { name: "device" },
   { name: "source" },
+  // An interface it goes through made anew or back up: the kernel removed the route.
+  LINKS_RULE,
 ];
 
 const subject = (r: RouteInputs) =>
@@ -80,6 +82,15 @@ async function writeAndShow(verb: "add" | "replace", r: RouteInputs): Promise<Ro
   // `show ... table T` leaves the table out of each route: put it back for matching, and
   // the family it was shown with.
   return (shown ?? []).map((route) => ({ ...route, table: route.table ?? table, family: r.family }));
+}
+
+/** What the kernel says when a route's way is not up (with and without the nexthop's own words). */
+const WAY_DOWN = /Nexthop has invalid gateway|Network is unreachable|Network is down|Device for nexthop is not up|Nexthop device is not up/;
+
+/** Whether the route's way is down: its device, or (without one) an interface of its namespace other than lo. */
+async function wayDown(r: RouteInputs): Promise<boolean> {
+  const down = (await kernel.links(r.namespace)).filter((l) => l.ifname !== "lo" && !l.flags.includes("UP")).map((l) => l.ifname);
+  return r.device ? down.includes(r.device) : down.length > 0;
 }
 
 /** Explains the kernel's terse answers for routes in terms of what the user wrote. */
@@ -158,6 +169,7 @@ function verify(r: RouteInputs, shown: RouteJson[]): void {
 
 export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   kind: "Route",
+  properties: ["namespace", "destination", "family", "gateway", "device", "metric", "table", "source", "adopt", "__links"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -190,8 +202,10 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
       }
       family ??= familyOf(addr);
     }
-    const device = c.ifname(news.device, "device", false);
-    if (!gateway && !device) c.fail("gateway", "a route needs a gateway, a device, or both.");
+    const device = c.ifname(news.device, "device", false, true);
+    // Only when neither was given: a given one that failed says so itself.
+    const given = (v: unknown) => v !== undefined && v !== null && v !== "";
+    if (!given(news.gateway) && !given(news.device)) c.fail("gateway", "a route needs a gateway, a device, or both.");
     const inputs = compact({
       namespace: c.netns(news.namespace, "namespace"),
       destination,
@@ -202,6 +216,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
       table: c.integer(news.table, "table", 1, 4294967295),
       source,
       adopt: c.boolean(news.adopt, "adopt", false),
+      __links: linksInput(news.__links, isUnknown),
       __owner: String(news.__owner ?? `Route:${rawDest}`),
     });
     if (inputs.table === 255) c.fail("table", "table 255 is the kernel's local table; use main (omit table) or another number.");
@@ -256,9 +271,17 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     return { id, props: inputs, inputs };
   },
 
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
     await kernel.requireNetns(news.namespace, subject(news), "", true);
-    verify(news, await writeAndShow("replace", news).catch((e) => explain(e, news)));
+    // Written again only because an interface it depends on changed (__links): if its
+    // way is down now (a link set up: false), the kernel cannot hold it, as when that
+    // link went down; it comes back when the link does. Any other refusal fails.
+    const linksOnly = !diffFields(olds as never, news as never, RULES.filter((r) => r !== LINKS_RULE)).changes;
+    const shown = await writeAndShow("replace", news).catch(async (e) => {
+      if (linksOnly && e instanceof NslabError && WAY_DOWN.test(e.message) && (await wayDown(news))) return undefined;
+      return explain(e, news);
+    });
+    if (shown) verify(news, shown);
     return { outs: news };
   },
 

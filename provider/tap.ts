@@ -6,7 +6,7 @@ import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { whoseMark } from "./owned";
-import { checkLinkFields, converge, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker, isUnknown } from "./validate";
 
@@ -18,7 +18,8 @@ export interface TapInputs extends CommonInputs, LinkSettings {
 }
 export interface TapOutputs extends TapInputs {
   /** Set when the program gave no mac (adopted taps keep theirs): `mac` is the live one. */
-  macUnset?: true;
+  macUnset?: true;  /** What its dependents go by (link.ts generationOf). */
+  generation?: string;
 }
 
 const RULES: FieldRule[] = [
@@ -64,6 +65,7 @@ async function apply(i: TapInputs, created: boolean): Promise<LiveLink> {
 
 export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   kind: "TapDevice",
+  properties: ["name", "namespace", "mode", "owner", "group", "multiQueue", "addresses", "mac", "master", "mtu", "up", "adopt"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -87,7 +89,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   },
 
   diff(_id, olds, news) {
-    return diffFields(olds as never, news as never, RULES);
+    return recordingGeneration(diffFields(olds as never, news as never, RULES), olds);
   },
 
   async create(i) {
@@ -157,12 +159,12 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       group: props.group === undefined ? undefined : t.group,
       multiQueue: t.multiQueue,
     });
-    return { id, props: compact(linkOutputs(inputs, live)) as TapOutputs, inputs };
+    return { id, props: compact(linkOutputs(inputs, live, props)) as TapOutputs, inputs };
   },
 
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
-    return { outs: compact(linkOutputs(news, await apply(news, false))) as TapOutputs };
+    return { outs: compact(linkOutputs(news, await apply(news, false), olds)) as TapOutputs };
   },
 
   async delete(_id, props) {

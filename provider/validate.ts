@@ -35,6 +35,29 @@ export function isUnknown(value: unknown): boolean {
   return value === UNKNOWN;
 }
 
+/** The allowed name closest to `key` (a different case, or at most two edits away), if any. */
+export function closestName(key: string, allowed: readonly string[]): string | undefined {
+  const distance = (a: string, b: string): number => {
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const next = [i];
+      for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      row = next;
+    }
+    return row[b.length];
+  };
+  const lower = key.toLowerCase();
+  const same = allowed.find((name) => name.toLowerCase() === lower);
+  if (same) return same;
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const name of allowed) {
+    const d = distance(lower, name.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [name, d];
+  }
+  return best;
+}
+
 /** Collects failures while normalising one resource's inputs. */
 export class Checker {
   readonly failures: Failure[] = [];
@@ -42,6 +65,23 @@ export class Checker {
   fail(property: string, reason: string): undefined {
     this.failures.push({ property, reason });
     return undefined;
+  }
+
+  /**
+   * Fails every key of `value` that is not one of `allowed` (undefined and null values
+   * aside: what a program leaves out). `path` prefixes the property names ("a."); `what`
+   * names what takes them ("a VethPair", "a veth end"); `hints` adds a word for a key
+   * that belongs elsewhere.
+   */
+  knownKeys(value: Record<string, unknown>, allowed: readonly string[], path: string, what: string, hints: Record<string, string> = {}): void {
+    for (const key of Object.keys(value)) {
+      if (value[key] === undefined || value[key] === null || allowed.includes(key)) continue;
+      const near = hints[key] ?? (closestName(key, allowed) && `did you mean ${path}${closestName(key, allowed)}?`);
+      this.fail(
+        `${path}${key}`,
+        `${path}${key} is not a property of ${what}${near ? ` (${near})` : ""}; it takes ${allowed.filter((k) => !k.startsWith("__")).join(", ")}. Nothing would apply it: remove it or fix its name.`,
+      );
+    }
   }
 
   /** A required or optional string property. */
@@ -55,8 +95,12 @@ export class Checker {
     return value;
   }
 
-  /** An interface name: 1-15 characters of [A-Za-z0-9_.-], not starting with '.' or '-'. */
-  ifname(value: unknown, property: string, required = true): string | undefined {
+  /**
+   * An interface name: 1-15 characters of [A-Za-z0-9_.-], not starting with '.' or '-'.
+   * `existing`: it names an interface that is there already (a route's device), which
+   * may be `lo`; one that nslab makes may not.
+   */
+  ifname(value: unknown, property: string, required = true, existing = false): string | undefined {
     if (isUnknown(value)) return value as never;
     const name = this.string(value, property, required);
     if (name === undefined) return undefined;
@@ -66,7 +110,7 @@ export class Checker {
     if (!IFNAME_PATTERN.test(name)) {
       return this.fail(property, `${property} "${name}" may only contain letters, digits, '_', '.' and '-', and must start with a letter, digit or '_'.`);
     }
-    if (RESERVED_IFNAMES.has(name)) return this.fail(property, `${property} "${name}" is reserved; choose another name.`);
+    if (RESERVED_IFNAMES.has(name) && !(existing && name === "lo")) return this.fail(property, `${property} "${name}" is reserved; choose another name.`);
     return name;
   }
 

@@ -19,6 +19,7 @@ import {
   desiredMac,
   explainMaster,
   linkInputs,
+  recordingGeneration,
   requireNamespace,
   verifyLink,
 } from "./link";
@@ -32,9 +33,13 @@ export interface VethInputs extends CommonInputs {
   b: VethEnd;
   mtu?: number;
 }
+/** An end as recorded: a MAC the program left unset. */
+export type VethEndOutputs = VethEnd & { mac?: string; macUnset?: true };
 export interface VethOutputs extends VethInputs {
-  a: VethEnd & { mac?: string; macUnset?: true };
-  b: VethEnd & { mac?: string; macUnset?: true };
+  a: VethEndOutputs;
+  b: VethEndOutputs;
+  /** What its dependents go by: both ends' generations, "A/B" (link.ts generationOf). */
+  generation?: string;
 }
 
 /** Per-end rules, compared on the flattened properties ("a.name", ...). */
@@ -48,9 +53,13 @@ const END_RULES: FieldRule[] = [
   { name: "up" },
 ];
 
+/** What an end takes. */
+const END_PROPERTIES = ["name", "namespace", "addresses", "mac", "master", "up"];
+
 function checkEnd(c: Checker, raw: unknown, end: "a" | "b", adopt: unknown, owner: string): VethEnd {
   if (isUnknown(raw)) return raw as never;
   const e = (raw && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
+  c.knownKeys(e, END_PROPERTIES, `${end}.`, "a veth end", { mtu: "mtu is the pair's: set it beside a and b" });
   if (!raw || typeof raw !== "object") c.fail(end, `${end} is required: { name, namespace?, addresses?, mac?, master?, up? }.`);
   else if (e.name === undefined || e.name === null || e.name === "") {
     c.fail(`${end}.name`, `${end}.name is required: the interface's name in its namespace, 1-15 characters (e.g. "eth0").`);
@@ -72,12 +81,11 @@ const pairSubject = (i: VethInputs) => `veth pair ${endSubject(i.a)} <-> ${endSu
 const settings = (end: VethEnd, mtu?: number): LinkSettings => ({ ...end, mtu });
 const idOf = (i: VethInputs) => `${i.a.namespace ?? ""}/${i.a.name}:${i.b.namespace ?? ""}/${i.b.name}`;
 
-function outputs(inputs: VethInputs, liveA?: LiveLink, liveB?: LiveLink): VethOutputs {
-  return compact({
-    ...inputs,
-    a: compact(linkOutputs(inputs.a, liveA)),
-    b: compact(linkOutputs(inputs.b, liveB)),
-  });
+function outputs(inputs: VethInputs, liveA?: LiveLink, liveB?: LiveLink, previous?: VethOutputs): VethOutputs {
+  const [before, after] = previous?.generation?.split("/") ?? [];
+  const { generation: a, ...endA } = linkOutputs(inputs.a, liveA, previous && { generation: before, up: previous.a.up });
+  const { generation: b, ...endB } = linkOutputs(inputs.b, liveB, previous && { generation: after, up: previous.b.up });
+  return compact({ ...inputs, a: compact(endA), b: compact(endB), generation: a !== undefined && b !== undefined ? `${a}/${b}` : undefined });
 }
 
 /**
@@ -108,6 +116,7 @@ function isPair(a: LiveLink | undefined, b: LiveLink | undefined): boolean {
 
 export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
   kind: "VethPair",
+  properties: ["a", "b", "mtu", "adopt"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -137,7 +146,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     };
     const rules: FieldRule[] = [{ name: "mtu", computed: true }];
     for (const end of ["a", "b"]) for (const r of END_RULES) rules.push({ ...r, name: `${end}.${r.name}` });
-    const d = diffFields(flat(olds), flat(news), rules);
+    const d = recordingGeneration(diffFields(flat(olds), flat(news), rules), olds);
     // Report replacements on the top-level property that holds them.
     return { ...d, replaces: [...new Set(d.replaces.map((p) => p.split(".")[0]))], stables: [] };
   },
@@ -207,21 +216,22 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     const liveB = await findLink(props.b.name, props.b.namespace);
     if (!isPair(liveA, liveB) || liveA!.alias !== tag || liveB!.alias !== tag) return {};
     const mtu = props.mtu === undefined ? undefined : liveA!.mtu;
+    const { generation: _generation, ...recorded } = props;
     const inputs: VethInputs = compact({
-      ...props,
+      ...recorded,
       a: compact(liveSettings(settings(linkInputs(props.a)), liveA!)) as VethEnd,
       b: compact(liveSettings(settings(linkInputs(props.b)), liveB!)) as VethEnd,
       mtu,
     });
     for (const end of [inputs.a, inputs.b]) delete (end as LinkSettings).mtu;
-    return { id, props: outputs(inputs, liveA, liveB), inputs };
+    return { id, props: outputs(inputs, liveA, liveB, props), inputs };
   },
 
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
     await requireNamespace(news.a, pairSubject(news), "a.", true);
     await requireNamespace(news.b, pairSubject(news), "b.", true);
     const [liveA, liveB] = await apply(news, false);
-    return { outs: outputs(news, liveA, liveB) };
+    return { outs: outputs(news, liveA, liveB, olds) };
   },
 
   async delete(_id, props) {

@@ -16,7 +16,7 @@ import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { whoseMark } from "./owned";
-import { checkLinkFields, converge, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, DiffResult, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker, familyOf, isUnknown } from "./validate";
 
@@ -38,7 +38,8 @@ export interface VxlanInputs extends CommonInputs, LinkSettings {
 }
 export interface VxlanOutputs extends VxlanInputs {
   /** Set when the program gave no mac (an adopted device keeps its own): `mac` is the live one. */
-  macUnset?: true;
+  macUnset?: true;  /** What its dependents go by (link.ts generationOf). */
+  generation?: string;
 }
 
 /** The VXLAN attributes nslab manages, as compared with the kernel's. */
@@ -139,7 +140,7 @@ async function apply(i: VxlanInputs, created: boolean): Promise<LiveLink> {
   return verified;
 }
 
-const outputs = (i: VxlanInputs, live?: LiveLink): VxlanOutputs => compact(linkOutputs(i, live)) as VxlanOutputs;
+const outputs = (i: VxlanInputs, live?: LiveLink, previous?: VxlanOutputs): VxlanOutputs => compact(linkOutputs(i, live, previous)) as VxlanOutputs;
 
 /** Validates vni, endpoints, device and port; fills defaults. */
 function checkTunnel(c: Checker, news: Record<string, unknown>): Tunnel {
@@ -150,7 +151,7 @@ function checkTunnel(c: Checker, news: Record<string, unknown>): Tunnel {
     local: c.address(news.local, "local"),
     remote: c.address(news.remote, "remote"),
     group: c.address(news.group, "group"),
-    device: c.ifname(news.device, "device", false),
+    device: c.ifname(news.device, "device", false, true),
     dstPort: c.integer(news.dstPort, "dstPort", 1, 65535) ?? VXLAN_PORT,
     learning: c.boolean(news.learning, "learning", true),
   };
@@ -177,6 +178,7 @@ function checkTunnel(c: Checker, news: Record<string, unknown>): Tunnel {
 
 export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
   kind: "Vxlan",
+  properties: ["name", "namespace", "vni", "local", "remote", "group", "device", "dstPort", "learning", "master", "mtu", "addresses", "mac", "up", "adopt"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -192,7 +194,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
   },
 
   diff(_id, olds, news): DiffResult {
-    const d = diffFields(olds as never, news as never, RULES);
+    const d = recordingGeneration(diffFields(olds as never, news as never, RULES), olds);
     const extra = endpointReplaces(olds, news).filter((f) => !d.replaces.includes(f));
     if (!extra.length) return d;
     const replaces = [...d.replaces, ...extra];
@@ -263,12 +265,12 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
     const stated = linkInputs(props);
     const t = liveTunnel(live);
     const inputs: VxlanInputs = compact({ ...stated, ...liveSettings(stated, live), ...t });
-    return { id, props: outputs(inputs, live), inputs };
+    return { id, props: outputs(inputs, live, props), inputs };
   },
 
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
-    return { outs: outputs(news, await apply(news, false)) };
+    return { outs: outputs(news, await apply(news, false), olds) };
   },
 
   async delete(_id, props) {

@@ -129,6 +129,31 @@ export abstract class NslabResource extends pulumi.CustomResource {
 }
 
 /**
+ * A resource that is an interface, or a component that holds some: the `generation`
+ * outputs that its dependents go by (the provider's link.ts generationOf).
+ */
+interface HasLinks {
+  linkGenerations(): pulumi.Output<string | undefined>[];
+}
+const hasLinks = (r: unknown): r is HasLinks => !!r && typeof (r as HasLinks).linkGenerations === "function";
+
+/**
+ * `__links` of a resource that is written again when an interface it depends on is made
+ * anew or comes back up (a Route, a LinkImpairment, a Reachability): the generations of
+ * the VethPairs, Bridges, TapDevices and Vxlans in its `dependsOn`, and of those of the
+ * components there (a BridgedNetwork's bridge and host links, a HostLink's ends, a
+ * Router's links). A `dependsOn` given as an Output or Promise is not looked into.
+ */
+export function linksOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
+  // An Output or a Promise (the whole list, or one in it) is passed over: its resource is
+  // not known while the program declares resources.
+  if (dependsOn === undefined || dependsOn === null) return undefined;
+  const generations = (Array.isArray(dependsOn) ? dependsOn : [dependsOn]).flatMap((d) => (hasLinks(d) ? d.linkGenerations() : []));
+  if (generations.length === 0) return undefined;
+  return pulumi.all(generations).apply((all) => all.filter((g): g is string => typeof g === "string"));
+}
+
+/**
  * Base of nslab's components (BridgedNetwork, Router, NatGateway, HostLink): a
  * `pulumi.ComponentResource` whose recorded call sites are the user's
  * (sdk/callsites.ts), as for nslab's resources.

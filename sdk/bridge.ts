@@ -89,6 +89,12 @@ export class Bridge extends NslabResource {
   declare readonly vlanFiltering: pulumi.Output<boolean>;
   /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
+  /**
+   * Changes when the interface is made anew or comes back up (its ifindex, and a count):
+   * a Route, LinkImpairment or Reachability with this resource in its `dependsOn` is then
+   * written again, as the kernel removed the routes and qdiscs on the old interface.
+   */
+  declare readonly generation: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: BridgeArgs = {}, opts?: pulumi.CustomResourceOptions) {
     // Registered as soon as name and namespace are known, before ports check against it.
@@ -99,6 +105,11 @@ export class Bridge extends NslabResource {
       return bridgeName;
     });
     // Without a name the provider takes the resource's name (and checks it).
-    super("Bridge", name, { mac: undefined, ...args, name: args.name === undefined ? undefined : registered }, opts);
+    super("Bridge", name, { mac: undefined, generation: undefined, ...args, name: args.name === undefined ? undefined : registered }, opts);
+  }
+
+  /** Its generation, for the resources that depend on it. @internal */
+  linkGenerations(): pulumi.Output<string | undefined>[] {
+    return [this.generation];
   }
 }

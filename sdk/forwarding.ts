@@ -36,6 +36,8 @@ export class IpForwarding extends NslabResource {
   declare readonly previousIpv6: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: IpForwardingArgs, opts?: pulumi.CustomResourceOptions) {
+    // A JavaScript program may leave the arguments out: check then says what is missing.
+    args ??= {} as IpForwardingArgs;
     // The namespace passes through the claim, so a duplicate fails before registering.
     // Claims are per program run (scope.ts).
     const claimed = runRegistry("forwarding", () => new Map<string, string>());

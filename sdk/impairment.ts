@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
+import { AdoptArgs, linksOf, NslabResource, OnHostArgs } from "./base";
 
 /**
  * One direction's impairments. Every field is optional and changes in place (the
@@ -97,6 +97,9 @@ export class LinkImpairment extends NslabResource {
   declare readonly lossTable: pulumi.Output<string | null>;
 
   constructor(name: string, args: LinkImpairmentArgs, opts?: pulumi.CustomResourceOptions) {
-    super("LinkImpairment", name, { ifb: undefined, lossTable: undefined, ...args }, opts);
+    // A JavaScript program may leave the arguments out: check then says what is missing.
+    args ??= {} as LinkImpairmentArgs;
+    // Written again when an interface in dependsOn is made anew or comes back up.
+    super("LinkImpairment", name, { ifb: undefined, lossTable: undefined, ...args, __links: linksOf(opts?.dependsOn) }, opts);
   }
 }

@@ -68,6 +68,8 @@ export class NatRule extends NslabResource {
   declare readonly toPort: pulumi.Output<number | undefined>;
 
   constructor(name: string, args: NatRuleArgs, opts?: pulumi.CustomResourceOptions) {
+    // A JavaScript program may leave the arguments out: check then says what is missing.
+    args ??= {} as NatRuleArgs;
     super("NatRule", name, { family: undefined, ...args }, opts);
   }
 }

@@ -65,6 +65,8 @@ export class Process extends NslabResource {
   declare readonly log: pulumi.Output<string>;
 
   constructor(name: string, args: ProcessArgs, opts?: pulumi.CustomResourceOptions) {
+    // A JavaScript program may leave the arguments out: check then says what is missing.
+    args ??= {} as ProcessArgs;
     super("Process", name, { namespace: undefined, ...args, pid: undefined, startTime: undefined, log: undefined }, opts);
   }
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { HostArgs, NslabResource, OnHostArgs } from "./base";
+import { HostArgs, linksOf, NslabResource, OnHostArgs } from "./base";
 
 /** Arguments of {@link Reachability}. Changing any of them replaces the resource: a new probe. */
 export interface ReachabilityArgs extends OnHostArgs {
@@ -66,8 +66,11 @@ export class Reachability extends NslabResource {
   declare readonly reachable: pulumi.Output<boolean>;
 
   constructor(name: string, args: ReachabilityArgs, opts?: pulumi.CustomResourceOptions) {
+    // A JavaScript program may leave the arguments out: check then says what is missing.
+    args ??= {} as ReachabilityArgs;
     // Every output is named here (undefined until the provider fills in defaults).
-    super("Reachability", name, { from: undefined, protocol: undefined, port: undefined, expect: undefined, timeoutMs: undefined, ...args, reachable: undefined }, opts);
+    // Probed again when an interface in dependsOn is made anew or comes back up.
+    super("Reachability", name, { from: undefined, protocol: undefined, port: undefined, expect: undefined, timeoutMs: undefined, ...args, reachable: undefined, __links: linksOf(opts?.dependsOn) }, opts);
   }
 }
 

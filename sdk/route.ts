@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
+import { AdoptArgs, linksOf, NslabResource, OnHostArgs } from "./base";
 
 export interface RouteArgs extends AdoptArgs, OnHostArgs {
   /** Namespace whose routing table holds the route; omitted means the program's. Changing it replaces the route. */
@@ -56,6 +56,9 @@ export class Route extends NslabResource {
   declare readonly source: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: RouteArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Route", name, { family: undefined, ...args }, opts);
+    // A JavaScript program may leave the arguments out: check then says what is missing.
+    args ??= {} as RouteArgs;
+    // Written again when an interface in dependsOn is made anew or comes back up.
+    super("Route", name, { family: undefined, ...args, __links: linksOf(opts?.dependsOn) }, opts);
   }
 }

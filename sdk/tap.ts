@@ -62,6 +62,12 @@ export class TapDevice extends NslabResource {
   declare readonly master: pulumi.Output<string | undefined>;
   /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
+  /**
+   * Changes when the interface is made anew or comes back up (its ifindex, and a count):
+   * a Route, LinkImpairment or Reachability with this resource in its `dependsOn` is then
+   * written again, as the kernel removed the routes and qdiscs on the old interface.
+   */
+  declare readonly generation: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: TapDeviceArgs = {}, opts?: pulumi.CustomResourceOptions) {
     const bridges = declaredBridges();
@@ -69,6 +75,11 @@ export class TapDevice extends NslabResource {
       checkMaster(bridges, `TapDevice "${name}"`, "", m, ns, host);
       return m;
     });
-    super("TapDevice", name, { mac: undefined, ...args, master }, opts);
+    super("TapDevice", name, { mac: undefined, generation: undefined, ...args, master }, opts);
+  }
+
+  /** Its generation, for the resources that depend on it. @internal */
+  linkGenerations(): pulumi.Output<string | undefined>[] {
+    return [this.generation];
   }
 }

@@ -76,8 +76,16 @@ export class VethPair extends NslabResource {
   declare readonly b: pulumi.Output<VethEndState>;
   /** The MTU set on both ends, if any. */
   declare readonly mtu: pulumi.Output<number | undefined>;
+  /**
+   * Changes when either end is made anew or comes back up (their ifindexes, and counts):
+   * a Route, LinkImpairment or Reachability with this pair in its `dependsOn` is then
+   * written again, as the kernel removed the routes and qdiscs on the old interface.
+   */
+  declare readonly generation: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: VethPairArgs, opts?: pulumi.CustomResourceOptions) {
+    // A JavaScript program may leave the arguments out: check then says what is missing.
+    args ??= {} as VethPairArgs;
     // Each end passes through a check that its bridge (if this program declares it) is in
     // the end's namespace, so `pulumi preview` reports a mismatch.
     const bridges = declaredBridges();
@@ -86,6 +94,11 @@ export class VethPair extends NslabResource {
         checkMaster(bridges, `VethPair "${name}"`, `${label}.`, v?.master, v?.namespace, host);
         return v;
       });
-    super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt, host: args.host }, opts);
+    super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt, host: args.host, generation: undefined }, opts);
+  }
+
+  /** Its generation, for the resources that depend on it. @internal */
+  linkGenerations(): pulumi.Output<string | undefined>[] {
+    return [this.generation];
   }
 }

@@ -107,13 +107,26 @@ export class Vxlan extends NslabResource {
   declare readonly master: pulumi.Output<string | undefined>;
   /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
+  /**
+   * Changes when the interface is made anew or comes back up (its ifindex, and a count):
+   * a Route, LinkImpairment or Reachability with this resource in its `dependsOn` is then
+   * written again, as the kernel removed the routes and qdiscs on the old interface.
+   */
+  declare readonly generation: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: VxlanArgs, opts?: pulumi.CustomResourceOptions) {
+    // A JavaScript program may leave the arguments out: check then says what is missing.
+    args ??= {} as VxlanArgs;
     const bridges = declaredBridges();
     const master = pulumi.all([args.master, args.namespace, args.host]).apply(([m, ns, host]) => {
       checkMaster(bridges, `Vxlan "${name}"`, "", m, ns, host);
       return m;
     });
-    super("Vxlan", name, { mac: undefined, ...args, master }, opts);
+    super("Vxlan", name, { mac: undefined, generation: undefined, ...args, master }, opts);
+  }
+
+  /** Its generation, for the resources that depend on it. @internal */
+  linkGenerations(): pulumi.Output<string | undefined>[] {
+    return [this.generation];
   }
 }

@@ -99,4 +99,9 @@ export class HostLink extends NslabComponent {
     this.b = side(args.b, args.a, "b");
     this.registerOutputs({});
   }
+
+  /** Its two ends' generations: a resource that depends on the link is written again when one is made anew. @internal */
+  linkGenerations(): pulumi.Output<string | undefined>[] {
+    return [...this.a.linkGenerations(), ...this.b.linkGenerations()];
+  }
 }

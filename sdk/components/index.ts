@@ -229,6 +229,11 @@ export class BridgedNetwork extends NslabComponent {
     }));
     this.registerOutputs({ topology: this.topology });
   }
+
+  /** The generations of its bridge and host links: a resource that depends on the network is written again when one is made anew. @internal */
+  linkGenerations(): pulumi.Output<string | undefined>[] {
+    return [...this.bridge.linkGenerations(), ...Object.values(this.links).flatMap((l) => l.linkGenerations())];
+  }
 }
 
 /** One network a {@link Router} attaches to. */
@@ -295,6 +300,8 @@ export class Router extends NslabComponent {
   readonly attachments: TopologyAttachment[];
   /** What was built, for tools and diagrams. */
   readonly topology: Topology;
+  /** Its veth pairs, one per network it joins. */
+  readonly links: VethPair[];
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nslab:index:Router", name, {}, opts);
@@ -339,8 +346,14 @@ export class Router extends NslabComponent {
     for (const [i, r] of (args.routes ?? []).entries()) {
       new Route(`${name}-route-${i}`, { namespace: this.namespace.name, destination: r.destination, gateway: r.gateway, host }, { parent: this, dependsOn: links });
     }
+    this.links = links;
     this.topology = { kind: "Router", name, namespace: nsName, attachments: this.attachments };
     this.registerOutputs({ attachments: this.attachments });
+  }
+
+  /** Its links' generations: a resource that depends on the router is written again when one is made anew. @internal */
+  linkGenerations(): pulumi.Output<string | undefined>[] {
+    return this.links.flatMap((l) => l.linkGenerations());
   }
 }
 

@@ -106,6 +106,55 @@ describe("VethPair on the kernel", () => {
     }
   });
 
+  it("gives the pair a generation: each end's ifindex, counting the times it came back up; read keeps it, a pair made anew gets a new one", async () => {
+    const pair = (up: boolean) => inputs({ a: { name: "v-a", namespace: nsA, addresses: ["192.168.1.1/24"], up } });
+    const { id, outs } = await veth.create(pair(true));
+    const [ia, ib] = [String((await linkByHand("v-a", nsA))!.ifindex), String((await linkByHand("v-b", nsB))!.ifindex)];
+    expect(outs.generation).toBe(`${ia}/${ib}`);
+    const down = (await veth.update(id, outs, pair(false))).outs;
+    expect(down.generation).toBe(`${ia}/${ib}`);
+    const upAgain = (await veth.update(id, down, pair(true))).outs;
+    expect(upAgain.generation).toBe(`${ia}+1/${ib}`);
+    expect((await veth.read(id, upAgain)).props).toEqual(upAgain);
+    // The generation is an output alone: read's inputs leave it out, and diff ignores it
+    // (a state without one is updated once, to record it).
+    expect((await veth.read(id, upAgain)).inputs).not.toHaveProperty("generation");
+    expect(veth.diff(id, upAgain, pair(true)).changes).toBe(false);
+    const { generation: _g, ...legacy } = upAgain;
+    expect(veth.diff(id, legacy as never, pair(true))).toMatchObject({ changes: true, replaces: [] });
+    expect((await veth.read(id, legacy as never)).props!.generation).toBe(`${ia}/${ib}`);
+    await veth.delete(id, upAgain);
+    const again = await veth.create(pair(true));
+    expect(again.outs.generation).not.toBe(`${ia}/${ib}`);
+    expect(again.outs.generation).toBe(`${(await linkByHand("v-a", nsA))!.ifindex}/${(await linkByHand("v-b", nsB))!.ifindex}`);
+    await veth.delete(again.id, again.outs);
+  });
+
+  it("a route written again because an interface it depends on changed stays missing while its link is down, and fails when it is refused for another reason", async () => {
+    const pair = (up: boolean, address = "192.168.1.2/24") => inputs({ a: { name: "v-a", namespace: nsA, addresses: [address], up }, b: { name: "v-b", namespace: nsB, addresses: ["192.168.1.1/24"] } });
+    const { id, outs } = await veth.create(pair(true));
+    const route = (links: string[], over: Record<string, unknown> = {}) => routeKind.check(undefined, { namespace: nsA, destination: "default", gateway: "192.168.1.1", __links: links, __owner: `${OWNER}/veth-way`, ...over }).inputs;
+    let cur = outs;
+    try {
+      const gw = route(["1"]);
+      await routeKind.create(gw);
+      // The link down: the kernel drops the route; written again (a dependency changed), it stays missing.
+      cur = (await veth.update(id, cur, pair(false))).outs;
+      await expect(routeKind.update("", gw, route(["2"]))).resolves.toBeDefined();
+      const dev = route(["1"], { destination: "10.77.0.0/24", gateway: undefined, device: "v-a" });
+      await expect(routeKind.update("", dev, route(["2"], { destination: "10.77.0.0/24", gateway: undefined, device: "v-a" }))).resolves.toBeDefined();
+      // Up, in another subnet: the gateway is off every subnet, which is an error, not a way that is down.
+      cur = (await veth.update(id, cur, pair(true, "192.168.9.2/24"))).outs;
+      await expect(routeKind.update("", gw, route(["3"]))).rejects.toThrow(/must be on a subnet of an interface that is up/);
+      // A change of its own is never excused either.
+      cur = (await veth.update(id, cur, pair(false))).outs;
+      await expect(routeKind.update("", gw, route(["2"], { gateway: "192.168.1.254" }))).rejects.toThrow();
+    } finally {
+      await routeKind.delete("", route([]));
+      await veth.delete(id, cur);
+    }
+  });
+
   it("attaches to and detaches from a bridge in place", async () => {
     const br = uniq("kbr");
     const brIn = bridgeKind.check(undefined, { name: br, namespace: nsB, __owner: `${owner}/br` }).inputs;

@@ -11,6 +11,8 @@ import { routeKind } from "../../provider/route";
 import { namespaceKind } from "../../provider/namespace";
 import { tapKind } from "../../provider/tap";
 import { vethKind } from "../../provider/veth";
+import { dispatch } from "../../provider";
+import { claimNames, releaseNames } from "../../provider/claims";
 
 const A = { name: "veth-ns1", namespace: "ns1", addresses: ["192.168.1.1/24"] };
 const B = { name: "veth-ns2", namespace: "ns2", addresses: ["192.168.1.2/24"] };
@@ -93,5 +95,77 @@ describe("bad input is refused by check, naming the property", () => {
     const { failures } = kind.check(undefined, { __owner: "t", ...news });
     expect(failures.map((f) => f.property)).toContain(property);
     expect(failures.find((f) => f.property === property)!.reason).toMatch(reason);
+  });
+});
+
+describe("a property nothing would apply is refused at check, naming it (through the dispatcher, as the engine calls it)", () => {
+  const failures = async (kind: string, news: Record<string, unknown>) =>
+    ((await dispatch(kind, "check", [undefined, { __owner: `t/s/${kind}/x`, ...news }])) as { failures: { property: string; reason: string }[] }).failures;
+
+  it.each([
+    ["a misspelt veth end property", "VethPair", { a: { ...A, adresses: ["192.168.1.1/24"] }, b: B }, "a.adresses", /not a property of a veth end \(did you mean a\.addresses\?\)/],
+    ["mtu on a veth end", "VethPair", { a: { ...A, mtu: 1400 }, b: B }, "a.mtu", /mtu is the pair's: set it beside a and b/],
+    ["a misspelt bridge property", "Bridge", { name: "br0", adresses: ["10.0.0.1/24"] }, "adresses", /not a property of a Bridge \(did you mean addresses\?\)/],
+    ["a property of another kind", "Namespace", { name: "n1", addresses: ["10.0.0.1/24"] }, "addresses", /not a property of a Namespace; it takes name, adopt/],
+    ["a misspelt route property", "Route", { destination: "default", gatway: "10.0.0.1", device: "eth0" }, "gatway", /did you mean gateway\?/],
+    ["a misspelt process property", "Process", { command: ["sleep", "1"], stopTimeout: 1000 }, "stopTimeout", /did you mean stopTimeoutMs\?/],
+    ["a misspelt impairment direction", "LinkImpairment", { device: "eth0", egres: { rate: "1mbit" } }, "egres", /not a property of a LinkImpairment \(did you mean egress\?\)/],
+    ["an impairment's output given as input", "LinkImpairment", { device: "eth0", egress: { rate: "1mbit" }, ifb: "x" }, "ifb", /not a property of a LinkImpairment/],
+    ["a case slip in a NAT rule", "NatRule", { kind: "masquerade", outinterface: "eth0" }, "outinterface", /did you mean outInterface\?/],
+  ] as [string, string, Record<string, unknown>, string, RegExp][])("%s", async (_title, kind, news, property, reason) => {
+    const found = await failures(kind, news);
+    expect(found.map((f) => f.property)).toContain(property);
+    expect(found.find((f) => f.property === property)!.reason).toMatch(reason);
+  });
+
+  it("every property the SDK passes is known, and one left undefined (an output's place) is no failure", async () => {
+    expect(await failures("Bridge", { name: "br0", mac: undefined, generation: undefined, stp: true })).toEqual([]);
+    expect(await failures("VethPair", { a: A, b: { ...B, master: "br0", up: true }, mtu: 1400, adopt: false })).toEqual([]);
+    expect(await failures("Route", { destination: "default", gateway: "10.0.0.1", __links: ["4"], family: undefined })).toEqual([]);
+  });
+});
+
+describe("naming an interface that exists", () => {
+  it("a route, a NAT rule and an impairment may name lo; an interface nslab makes may not", () => {
+    expect(routeKind.check(undefined, { destination: "10.9.0.0/24", device: "lo", __owner: "t" }).failures).toEqual([]);
+    expect(natKind.check(undefined, { kind: "masquerade", outInterface: "lo", __owner: "t" }).failures).toEqual([]);
+    expect(vethKind.check(undefined, { a: { ...A, name: "lo" }, b: B, __owner: "t" }).failures.map((f) => f.property)).toEqual(["a.name"]);
+  });
+
+  it("a route whose only device is refused is told about the device alone, not that it has none", () => {
+    const { failures } = routeKind.check(undefined, { destination: "10.9.0.0/24", device: "all", __owner: "t" });
+    expect(failures.map((f) => f.property)).toEqual(["device"]);
+  });
+});
+
+describe("two resources of one program that would make the same name fail at check, naming the other", () => {
+  const check = async (kind: string, name: string, news: Record<string, unknown>) =>
+    ((await dispatch(kind, "check", [undefined, { __owner: `claims/s@0/${kind}/${name}`, ...news }])) as { failures: { property: string; reason: string }[] }).failures;
+
+  it("a namespace, and an interface in one namespace (whatever kind makes it), once per machine", async () => {
+    expect(await check("Namespace", "d1", { name: "cl-same" })).toEqual([]);
+    expect(await check("Namespace", "d2", { name: "cl-same" })).toEqual([
+      { property: "name", reason: expect.stringMatching(/^namespace "cl-same" is also made by Namespace "d1" of this program; give each its own name/) },
+    ]);
+    // Checked again (the update after the preview): still its own.
+    expect(await check("Namespace", "d1", { name: "cl-same" })).toEqual([]);
+    // Another machine's namespace of that name is another namespace.
+    expect(await check("Namespace", "d3", { name: "cl-same", host: { ssh: "root@192.0.2.7" } })).toEqual([]);
+    expect(await check("VethPair", "x", { a: { name: "cl-dup0", namespace: "cl-n1" }, b: { name: "cl-x1" } })).toEqual([]);
+    expect((await check("VethPair", "y", { a: { name: "cl-y0" }, b: { name: "cl-dup0", namespace: "cl-n1" } })).map((f) => [f.property, f.reason])).toEqual([
+      ["b.name", expect.stringMatching(/^interface "cl-dup0" in namespace "cl-n1" is also made by VethPair "x" of this program/)],
+    ]);
+    expect((await check("Bridge", "b", { name: "cl-x1" })).map((f) => f.reason)).toEqual([expect.stringMatching(/interface "cl-x1" in the program's namespace is also made by VethPair "x"/)]);
+    // The same name in another namespace is another interface.
+    expect(await check("Bridge", "b2", { name: "cl-dup0", namespace: "cl-n2" })).toEqual([]);
+  });
+
+  it("a resource that is deleted (or checked with another name) frees its names", () => {
+    expect(claimNames("TapDevice", "p/s/TapDevice/t1", { name: "cl-tap" })).toEqual([]);
+    expect(claimNames("TapDevice", "p/s/TapDevice/t2", { name: "cl-tap" })).toHaveLength(1);
+    expect(claimNames("TapDevice", "p/s/TapDevice/t1", { name: "cl-tap-renamed" })).toEqual([]);
+    expect(claimNames("TapDevice", "p/s/TapDevice/t2", { name: "cl-tap" })).toEqual([]);
+    releaseNames("p/s/TapDevice/t2");
+    expect(claimNames("Vxlan", "p/s/Vxlan/v", { name: "cl-tap" })).toEqual([]);
   });
 });

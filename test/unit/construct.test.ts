@@ -1,7 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Bridge } from "../../sdk/bridge";
+import { BridgedNetwork } from "../../sdk/components";
+import { IpForwarding } from "../../sdk/forwarding";
+import { LinkImpairment } from "../../sdk/impairment";
 import { Namespace } from "../../sdk/namespace";
 import { NatRule } from "../../sdk/nat";
+import { Process } from "../../sdk/process";
+import { Reachability } from "../../sdk/reachability";
+import { Route } from "../../sdk/route";
+import { VethPair } from "../../sdk/veth";
+import { Vxlan } from "../../sdk/vxlan";
 
 // Pulumi's own bookkeeping of the promises it made (its leak detector): each carries the
 // stack trace taken when it was made.
@@ -73,5 +82,43 @@ describe("constructing a resource", () => {
       if (saved === undefined) delete process.env.PULUMI_DEBUG_PROMISE_LEAKS;
       else process.env.PULUMI_DEBUG_PROMISE_LEAKS = saved;
     }
+  });
+});
+
+describe("the resources that depend on interfaces", () => {
+  it("a Route, a LinkImpairment and a Reachability take the generations of the interfaces and networks in their dependsOn (__links)", async () => {
+    const made = new Map<string, Record<string, any>>();
+    // The engine's part: each interface's outputs carry a generation, as the provider returns them.
+    pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          made.set(args.name, args.inputs);
+          const state = { ...args.inputs };
+          if (/:(VethPair|Bridge|TapDevice|Vxlan)$/.test(args.type)) state.generation = `${args.name}.g`;
+          return { id: `${args.name}-id`, state };
+        },
+        call: (args) => args.inputs,
+      },
+      "nslab-unit",
+      "unit",
+    );
+    const br = new Bridge("g-br", { addresses: ["10.6.0.1/24"] });
+    const pair = new VethPair("g-pair", { a: { name: "e0", namespace: "g1" }, b: { name: "g-port", master: br.name } });
+    new Route("g-route", { namespace: "g1", destination: "default", gateway: "10.6.0.1" }, { dependsOn: [pair, br] });
+    new LinkImpairment("g-imp", { device: "g-port", egress: { rate: "1mbit" } }, { dependsOn: pair });
+    const lan = new BridgedNetwork("gn", { cidr: "10.5.0.0/24", hosts: ["ga"], gateway: true });
+    new Reachability("g-probe", { from: "ga", to: "10.5.0.1" }, { dependsOn: [lan] });
+    // No interface in dependsOn: no __links.
+    new Route("g-plain", { namespace: "g1", destination: "10.4.0.0/24", device: "e0" }, { dependsOn: [new Namespace("g-ns")] });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(made.get("g-route")!.__links).toEqual(["g-pair.g", "g-br.g"]);
+    expect(made.get("g-imp")!.__links).toEqual(["g-pair.g"]);
+    expect(made.get("g-probe")!.__links).toEqual(["gn-bridge.g", "gn-ga.g"]);
+    expect(made.get("g-plain")!.__links).toBeUndefined();
+  });
+
+  it("a JavaScript program that leaves the arguments out gets check's word for what is missing, not a TypeError", () => {
+    const ctors = [VethPair, Vxlan, IpForwarding, LinkImpairment, NatRule, Process, Reachability, Route] as unknown as (new (name: string) => unknown)[];
+    for (const Ctor of ctors) expect(() => new Ctor(`no-args-${Ctor.name}`), Ctor.name).not.toThrow();
   });
 });

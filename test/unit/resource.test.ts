@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { diffFields, isNslabTag, ownerTag } from "../../provider/resource";
+import { impairmentKind } from "../../provider/impairment";
+import { bridgeKind } from "../../provider/bridge";
+import { generationOf, LiveLink, recordingGeneration } from "../../provider/link";
+import { vethKind } from "../../provider/veth";
+import { reachabilityKind } from "../../provider/reachability";
+import { diffFields, isNslabTag, LINKS_RULE, linksInput, ownerTag } from "../../provider/resource";
+import { routeKind } from "../../provider/route";
+import { isUnknown, UNKNOWN } from "../../provider/validate";
 
 const RULES = [
   { name: "name", replace: true },
@@ -37,5 +44,62 @@ describe("ownerTag", () => {
     expect(ownerTag("p/s/Namespace/a")).not.toBe(ownerTag("p/s/Namespace/b"));
     expect(isNslabTag(ownerTag("x"))).toBe(true);
     expect(isNslabTag("someone else")).toBe(false);
+  });
+});
+
+describe("interfaces made anew: generations and the resources that depend on them", () => {
+  const live = (ifindex: number, up: boolean) => ({ ifindex, up }) as LiveLink;
+
+  it("a generation is the ifindex, counting the times the interface came back up; a state from before generations gets one", () => {
+    expect(generationOf(live(5, true))).toBe("5");
+    expect(generationOf(live(5, true), { generation: "5", up: true })).toBe("5");
+    expect(generationOf(live(5, false), { generation: "5", up: true })).toBe("5");
+    expect(generationOf(live(5, true), { generation: "5", up: false })).toBe("5+1");
+    expect(generationOf(live(5, true), { generation: "5+1", up: false })).toBe("5+2");
+    // Made anew: a new ifindex, and the count starts again.
+    expect(generationOf(live(9, true), { generation: "5+2", up: true })).toBe("9");
+    expect(generationOf(live(5, true), { up: true })).toBe("5");
+  });
+
+  it("an interface recorded without a generation (an nslab from before) is updated once, to record one", () => {
+    const same = { changes: false, replaces: [], stables: [], deleteBeforeReplace: false };
+    expect(recordingGeneration(same, { generation: "5" })).toEqual(same);
+    expect(recordingGeneration(same, {})).toMatchObject({ changes: true, replaces: [] });
+    const br = bridgeKind.check(undefined, { name: "br9", __owner: "p/s/Bridge/br9" }).inputs;
+    expect(bridgeKind.diff("", { ...br, generation: "5" }, br).changes).toBe(false);
+    expect(bridgeKind.diff("", br, br)).toMatchObject({ changes: true, replaces: [] });
+    const pair = vethKind.check(undefined, { a: { name: "x0" }, b: { name: "x1" }, __owner: "p/s/VethPair/x" }).inputs;
+    expect(vethKind.diff("", { ...pair, generation: "5/6" }, pair).changes).toBe(false);
+    expect(vethKind.diff("", pair, pair)).toMatchObject({ changes: true, replaces: [] });
+  });
+
+  it("__links: a changed generation updates in place; none recorded and none given (a state from before, or no dependsOn) is no change", () => {
+    const rules = [{ name: "destination", replace: true }, LINKS_RULE];
+    const route = { destination: "default" };
+    expect(diffFields({ ...route }, { ...route, __links: linksInput([], isUnknown) }, rules).changes).toBe(false);
+    expect(diffFields({ ...route, __links: ["5"] }, { ...route, __links: linksInput(["5"], isUnknown) }, rules).changes).toBe(false);
+    expect(diffFields({ ...route, __links: ["5", "7"] }, { ...route, __links: linksInput(["7", "5"], isUnknown) }, rules).changes).toBe(false);
+    expect(diffFields({ ...route, __links: ["5"] }, { ...route, __links: linksInput(["9"], isUnknown) }, rules)).toMatchObject({ changes: true, replaces: [] });
+    expect(diffFields({ ...route }, { ...route, __links: linksInput(["9"], isUnknown) }, rules)).toMatchObject({ changes: true, replaces: [] });
+    // Unknown in a preview (an interface about to be made): an update.
+    expect(diffFields({ ...route, __links: ["5"] }, { ...route, __links: linksInput(UNKNOWN, isUnknown) }, rules)).toMatchObject({ changes: true, replaces: [] });
+    // Entries missing (a preview of an interface that changes has no generation for it): an update, to be safe.
+    expect(diffFields({ ...route, __links: ["5", "7"] }, { ...route, __links: linksInput(["5"], isUnknown) }, rules).changes).toBe(true);
+    // dependsOn taken away: nothing to write again.
+    expect(diffFields({ ...route, __links: ["5"] }, { ...route, __links: linksInput(undefined, isUnknown) }, rules).changes).toBe(false);
+    expect(linksInput([undefined, "5", null], isUnknown)).toEqual(["5"]);
+  });
+
+  it("Route, LinkImpairment and Reachability take __links in check and update in place when it changes", () => {
+    const r = routeKind.check(undefined, { destination: "default", gateway: "10.0.0.1", __links: ["3", "4"], __owner: "p/s/Route/r" });
+    expect(r.failures).toEqual([]);
+    expect(r.inputs.__links).toEqual(["3", "4"]);
+    expect(routeKind.diff("", r.inputs, { ...r.inputs, __links: ["3", "8"] })).toMatchObject({ changes: true, replaces: [] });
+    const i = impairmentKind.check(undefined, { device: "eth0", egress: { rate: "10mbit" }, __links: ["3"], __owner: "p/s/LinkImpairment/i" });
+    expect(i.failures).toEqual([]);
+    expect(impairmentKind.diff("", impairmentKind.check(undefined, { device: "eth0", egress: { rate: "10mbit" }, __owner: "p/s/LinkImpairment/i" }).inputs as never, i.inputs)).toMatchObject({ changes: true, replaces: [] });
+    const p = reachabilityKind.check(undefined, { from: "h1", to: "10.0.0.1", __links: ["3"], __owner: "p/s/Reachability/p" });
+    expect(p.failures).toEqual([]);
+    expect(reachabilityKind.diff("", { ...p.inputs, reachable: true }, { ...p.inputs, __links: ["9"] })).toMatchObject({ changes: true, replaces: [] });
   });
 });

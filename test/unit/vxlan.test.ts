@@ -62,7 +62,8 @@ describe("Vxlan check", () => {
 });
 
 describe("Vxlan diff", () => {
-  const olds = ok(BASE);
+  // As recorded: with the generation an update or a create gives it.
+  const olds = { ...ok(BASE), generation: "7" };
   const diff = (news: Record<string, unknown>) => vxlan.diff("/vx0", olds as never, ok(news));
 
   it("no change is no diff", () => expect(diff(BASE)).toMatchObject({ changes: false, replaces: [] }));

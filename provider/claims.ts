@@ -1,0 +1,86 @@
+/**
+ * The kernel names the resources of one program claim: two resources that would make
+ * the same namespace, or the same interface in one namespace, on one machine, fail at
+ * check (so `pulumi preview` says so, naming both) instead of the second failing at
+ * `up` with "already exists" after the first was made.
+ *
+ * The claims live in the provider process, which the engine starts for one operation
+ * (a preview, an update) of one stack: every resource of the program is checked in it.
+ * A resource checked again (the update after the preview) gives up its earlier claims
+ * first, and a deleted one gives up its own. Names not known yet (a preview's unknowns)
+ * claim nothing.
+ */
+import { HostArgs, machineKey } from "./host";
+import { resourceNameOf } from "./resource";
+import { Failure, isUnknown } from "./validate";
+
+/** A name: what it is in words, its key, and the property that gives it. */
+interface Claim {
+  key: string;
+  what: string;
+  property: string;
+}
+
+/** key -> the owner (PROJECT/STACK@BACKEND/KIND/NAME) that claimed it. */
+const claimed = new Map<string, string>();
+/** owner -> its keys. */
+const byOwner = new Map<string, string[]>();
+
+/** Known values (a host whose ssh is not known yet is not). */
+const known = (...values: unknown[]) => values.every((v) => !isUnknown(v) && !(v && typeof v === "object" && isUnknown((v as { ssh?: unknown }).ssh)));
+
+function linkClaim(host: unknown, namespace: unknown, name: unknown, property: string): Claim[] {
+  if (typeof name !== "string" || !known(host, namespace, name)) return [];
+  const ns = typeof namespace === "string" ? namespace : "";
+  const where = ns ? `namespace "${ns}"` : "the program's namespace";
+  return [{ key: `link\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${name}`, what: `interface "${name}" in ${where}`, property }];
+}
+
+/** The names a checked resource makes. */
+function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
+  const host = inputs.host;
+  switch (kind) {
+    case "Namespace":
+      if (typeof inputs.name !== "string" || !known(host, inputs.name)) return [];
+      return [{ key: `netns\0${machineKey(host as HostArgs | undefined)}\0${inputs.name}`, what: `namespace "${inputs.name}"`, property: "name" }];
+    case "VethPair": {
+      const [a, b] = [inputs.a, inputs.b] as (Record<string, unknown> | undefined)[];
+      if (!known(a, b)) return [];
+      return [...linkClaim(host, a?.namespace, a?.name, "a.name"), ...linkClaim(host, b?.namespace, b?.name, "b.name")];
+    }
+    case "Bridge":
+    case "TapDevice":
+    case "Vxlan":
+      return linkClaim(host, inputs.namespace, inputs.name, "name");
+    default:
+      return [];
+  }
+}
+
+/** Gives up `owner`'s claims (checked again, or deleted: a name a deleted resource had is free). */
+export function releaseNames(owner: string): void {
+  for (const key of byOwner.get(owner) ?? []) if (claimed.get(key) === owner) claimed.delete(key);
+  byOwner.delete(owner);
+}
+
+/** `owner`'s claims for `inputs`; failures for the names another resource of the program claimed first. */
+export function claimNames(kind: string, owner: string, inputs: Record<string, unknown>): Failure[] {
+  releaseNames(owner);
+  const failures: Failure[] = [];
+  const mine: string[] = [];
+  for (const claim of claimsOf(kind, inputs)) {
+    const other = claimed.get(claim.key);
+    if (other !== undefined && other !== owner) {
+      const [, , otherKind] = other.split("/");
+      failures.push({
+        property: claim.property,
+        reason: `${claim.what} is also made by ${otherKind} "${resourceNameOf(other) ?? other}" of this program; give each its own name, or make it once and pass its name to the resources that use it.`,
+      });
+      continue;
+    }
+    claimed.set(claim.key, owner);
+    mine.push(claim.key);
+  }
+  byOwner.set(owner, mine);
+  return failures;
+}
