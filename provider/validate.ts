@@ -187,6 +187,24 @@ export class Checker {
     if (cidr === undefined) {
       return this.fail(property, `${property} "${raw}" is not an address with prefix length; write e.g. "192.168.1.1/24" or "fd00::1/64".`);
     }
+    // An IPv4 network's own address and its broadcast address are no host's (a /31 or
+    // /32 has neither).
+    const [addr, len] = ipaddr.parseCIDR(cidr);
+    if (addr.kind() === "ipv4" && len <= 30) {
+      const network = ipaddr.IPv4.networkAddressFromCIDR(cidr).toString();
+      const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(cidr).toString();
+      const host = (octets: number[]) => `"${octets.join(".")}/${len}"`;
+      if (addr.toString() === network) {
+        const first = ipaddr.IPv4.parse(network).octets.slice();
+        first[3] += 1;
+        return this.fail(property, `${property} "${raw}" is the address of the network ${network}/${len} itself, which no host may have; give a host address such as ${host(first)}.`);
+      }
+      if (addr.toString() === broadcast) {
+        const last = ipaddr.IPv4.parse(broadcast).octets.slice();
+        last[3] -= 1;
+        return this.fail(property, `${property} "${raw}" is the broadcast address of ${network}/${len}, which no host may have; give a host address such as ${host(last)}.`);
+      }
+    }
     return cidr;
   }
 

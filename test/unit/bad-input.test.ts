@@ -31,6 +31,8 @@ const CASES: Case[] = [
   ["veth namespace invalid", vethKind, { a: { ...A, namespace: "../etc" }, b: B }, "a.namespace", /may only contain/],
   ["veth address without prefix", vethKind, { a: { ...A, addresses: ["192.168.1.1"] }, b: B }, "a.addresses[0]", /prefix length/],
   ["veth address out of range", vethKind, { a: A, b: { ...B, addresses: ["192.168.1.256/24"] } }, "b.addresses[0]", /prefix length/],
+  ["veth address that is its network's own", vethKind, { a: { ...A, addresses: ["192.168.2.0/24"] }, b: B }, "a.addresses[0]", /is the address of the network 192\.168\.2\.0\/24 itself, which no host may have; give a host address such as "192\.168\.2\.1\/24"/],
+  ["veth broadcast address", vethKind, { a: A, b: { ...B, addresses: ["192.168.2.255/24"] } }, "b.addresses[0]", /is the broadcast address of 192\.168\.2\.0\/24, which no host may have; give a host address such as "192\.168\.2\.254\/24"/],
   ["veth addresses not a list", vethKind, { a: { ...A, addresses: "192.168.1.1/24" }, b: B }, "a.addresses", /must be a list/],
   ["veth IPv6 prefix too long", vethKind, { a: { ...A, addresses: ["fd00::1/129"] }, b: B }, "a.addresses[0]", /prefix length/],
   ["veth MTU too small", vethKind, { a: A, b: B, mtu: 40 }, "mtu", /68 to 65535/],
@@ -167,5 +169,13 @@ describe("two resources of one program that would make the same name fail at che
     expect(claimNames("TapDevice", "p/s/TapDevice/t2", { name: "cl-tap" })).toEqual([]);
     releaseNames("p/s/TapDevice/t2");
     expect(claimNames("Vxlan", "p/s/Vxlan/v", { name: "cl-tap" })).toEqual([]);
+  });
+});
+
+describe("addresses a host may have", () => {
+  it("a /31 and a /32 have no network or broadcast address; IPv6 has no broadcast", () => {
+    for (const addresses of [["10.0.0.0/31", "10.0.0.1/31"], ["10.9.9.0/32"], ["10.9.9.255/32"], ["fd00::/64"]]) {
+      expect(vethKind.check(undefined, { a: { ...A, addresses }, b: B, __owner: "t" }).failures, addresses.join()).toEqual([]);
+    }
   });
 });
