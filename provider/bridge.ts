@@ -25,14 +25,20 @@ const RULES: FieldRule[] = [...linkRules({ master: false }), { name: "stp" }, { 
 
 const subject = (i: { name: string; namespace?: string }) => describe("bridge", i.name, i.namespace);
 
-/** Bridge attributes: stp_state always, vlan_filtering only when wanted (some kernels lack it). */
-function bridgeAttrs(i: BridgeInputs, live?: LiveLink): string[] {
-  const attrs: string[] = [];
-  if (!live || Number(live.info.stp_state ?? 0) !== (i.stp ? 1 : 0)) attrs.push("stp_state", i.stp ? "1" : "0");
+/**
+ * Bridge attributes to write, one group each: vlan_filtering first, only when wanted
+ * (some kernels lack it), then stp_state (always on a new bridge). An update writes each
+ * group as a command of its own, in this order: the kernel takes a bridge's attributes
+ * in an order of its own, so one that lacks VLAN filtering would refuse it after taking
+ * stp_state from the same command, and the failed update would leave half of it written.
+ */
+function bridgeAttrs(i: BridgeInputs, live?: LiveLink): string[][] {
+  const groups: string[][] = [];
   if ((!live && i.vlanFiltering) || (live && Number(live.info.vlan_filtering ?? 0) !== (i.vlanFiltering ? 1 : 0))) {
-    attrs.push("vlan_filtering", i.vlanFiltering ? "1" : "0");
+    groups.push(["vlan_filtering", i.vlanFiltering ? "1" : "0"]);
   }
-  return attrs;
+  if (!live || Number(live.info.stp_state ?? 0) !== (i.stp ? 1 : 0)) groups.push(["stp_state", i.stp ? "1" : "0"]);
+  return groups;
 }
 
 function unsupportedVlan(err: unknown, i: BridgeInputs): never {
@@ -46,20 +52,11 @@ function unsupportedVlan(err: unknown, i: BridgeInputs): never {
 async function apply(i: BridgeInputs, created: boolean): Promise<LiveLink> {
   const tag = ownerTag(i.__owner);
   const live = created ? undefined : await freshLink(i.name, i.namespace);
-  const attrs = created ? [] : bridgeAttrs(i, live);
-  if (attrs.length) {
-    // vlan_filtering in a command of its own, first: the kernel takes a bridge's
-    // attributes in an order of its own, so one that lacks VLAN filtering would refuse it
-    // after taking stp_state, and the failed update would leave half of it written.
-    const vlan = attrs.indexOf("vlan_filtering");
-    const parts = vlan < 0 ? [attrs] : [attrs.slice(vlan, vlan + 2), [...attrs.slice(0, vlan), ...attrs.slice(vlan + 2)]];
+  const groups = created ? [] : bridgeAttrs(i, live);
+  if (groups.length) {
     // Equivalent to: ip link set dev NAME type bridge vlan_filtering N; ip link set dev NAME type bridge stp_state N
     await kernel
-      .ipBatchRead(
-        parts.filter((p) => p.length).map((p) => ["link", "set", "dev", i.name, "type", "bridge", ...p]),
-        i.namespace,
-        subject(i),
-      )
+      .ipBatchRead(groups.map((g) => ["link", "set", "dev", i.name, "type", "bridge", ...g]), i.namespace, subject(i))
       .catch((e) => unsupportedVlan(e, i));
   }
   // Made with its address and MTU (create): not set again.
@@ -105,7 +102,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         // The intent record, then (one request on another host):
         // ip link add name NAME address MAC [mtu M] type bridge stp_state N
         // (adopting, without a mac of the program's, a bridge made here still gets a stable one)
-        ["link", "add", "name", i.name, "address", i.mac ?? stableMac(i.__owner, "bridge"), ...(i.mtu ? ["mtu", String(i.mtu)] : []), "type", "bridge", ...bridgeAttrs(i)],
+        ["link", "add", "name", i.name, "address", i.mac ?? stableMac(i.__owner, "bridge"), ...(i.mtu ? ["mtu", String(i.mtu)] : []), "type", "bridge", ...bridgeAttrs(i).flat()],
         i.namespace,
         subject(i),
         undefined,

@@ -695,7 +695,7 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
       egress: checkDirection(c, news.egress, "egress"),
       ingress: checkDirection(c, news.ingress, "ingress"),
       adopt: c.boolean(news.adopt, "adopt", false),
-      __links: linksInput(news.__links, isUnknown),
+      __links: linksInput(news.__links),
       __owner: String(news.__owner ?? `LinkImpairment:${device}`),
     });
     return { inputs, failures: c.failures };

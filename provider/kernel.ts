@@ -951,8 +951,9 @@ export interface MarkedProcess {
 /**
  * On another host, two scripts. The first prints, NUL-separated, each environ file with
  * an NSLAB_OWNER or NSLAB_STOP_TIMEOUT_MS entry and that entry, once per entry (grep -Z:
- * a value holding a newline cannot pass for another file). The second prints the stat of each pid given that belongs to the
- * SSH user (a mark set by anyone else is not nslab's), each followed by a NUL.
+ * a value holding a newline cannot pass for another file). The second prints the stat
+ * of each pid given that belongs to the SSH user (a mark set by anyone else is not
+ * nslab's), each followed by a NUL.
  */
 const REMOTE_MARKED = `grep -azoHZ -e '^${PROCESS_MARK}=.*' -e '^${PROCESS_STOP_MARK}=[0-9]*$' /proc/[0-9]*/environ 2>/dev/null; exit 0`;
 const REMOTE_STATS = `me=$(id -u); for p; do [ "$(stat -c %u "/proc/$p" 2>/dev/null)" = "$me" ] && cat "/proc/$p/stat" 2>/dev/null && printf '\\0'; done; exit 0`;
@@ -963,7 +964,7 @@ const REMOTE_STATS = `me=$(id -u); for p; do [ "$(stat -c %u "/proc/$p" 2>/dev/n
  * another host: the SSH user) and leading their own session (setsid: the children they
  * start inherit the variable, and are not listed), with their owner strings and stop
  * timeouts (NSLAB_STOP_TIMEOUT_MS, when they were started with one).
- * Equivalent to: grep -azoHZ '^NSLAB_OWNER=.*' /proc/[0-9]*\/environ, and each one's /proc/PID/stat
+ * Equivalent to: grep -azoHZ -e '^NSLAB_OWNER=.*' -e '^NSLAB_STOP_TIMEOUT_MS=[0-9]*$' /proc/[0-9]*\/environ, and each one's /proc/PID/stat
  */
 export async function markedProcesses(): Promise<MarkedProcess[]> {
   const owners = new Map<number, string>();
@@ -1018,6 +1019,15 @@ export async function markedProcesses(): Promise<MarkedProcess[]> {
   return found;
 }
 
+/** How a program is started: where, its log, its marks (PROCESS_MARK, PROCESS_STOP_MARK), and the subject of errors. */
+export interface SpawnOptions {
+  cwd: string;
+  logFile: string;
+  subject: string;
+  owner: string;
+  stopTimeoutMs: number;
+}
+
 /** A started process: its identity, and how long its log was before it started (its own output comes after). */
 export interface Started {
   pid: number;
@@ -1044,7 +1054,7 @@ const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; owner=$3; stop=$4; shift 4; 
  * pid and start time, which together identify it.
  * Equivalent to: cd CWD && setsid [nsenter --net=/run/netns/NS --] ARGV... </dev/null >>LOG 2>&1 &
  */
-export async function spawnDetached(argv: string[], netns: Netns, options: { cwd: string; logFile: string; subject: string; owner: string; stopTimeoutMs: number }): Promise<Started> {
+export async function spawnDetached(argv: string[], netns: Netns, options: SpawnOptions): Promise<Started> {
   const [command, args] = inNetns(argv[0], argv.slice(1), netns);
   if (currentHost() !== undefined) return spawnRemote([command, ...args], options);
   const logStart = fs.existsSync(options.logFile) ? fs.statSync(options.logFile).size : 0;
@@ -1064,7 +1074,7 @@ export async function spawnDetached(argv: string[], netns: Netns, options: { cwd
   }
 }
 
-async function spawnRemote(argv: string[], options: { cwd: string; logFile: string; subject: string; owner: string; stopTimeoutMs: number }): Promise<Started> {
+async function spawnRemote(argv: string[], options: SpawnOptions): Promise<Started> {
   const r = await remoteScript(REMOTE_SPAWN, [options.cwd, options.logFile, options.owner, String(options.stopTimeoutMs), ...argv], options.subject);
   const said = r.stderr.trim().split("\n").pop() || `exit ${r.exitCode}`;
   if (r.exitCode === 3) throw new NslabError("NotFound", `${options.subject}: cwd "${options.cwd}" is not a folder it can enter${where()} (${said}). Create it there, or give another cwd.`);

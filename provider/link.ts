@@ -306,16 +306,16 @@ export function liveSettings(settings: LinkSettings, live: LiveLink): LinkSettin
   };
 }
 
-/** The interface fields every link kind takes, validated and normalised. */
 /**
  * A diff that also updates an interface whose recorded outputs have no generation (made
  * by an nslab from before generations): the update writes nothing to the kernel and
  * records one, so that its dependents have one to go by (once, after upgrading).
  */
-export function recordingGeneration(d: DiffResult, ...recorded: ({ generation?: string } | undefined)[]): DiffResult {
-  return !d.changes && recorded.some((r) => r !== undefined && r.generation === undefined) ? { ...d, changes: true } : d;
+export function recordingGeneration(d: DiffResult, recorded: { generation?: string }): DiffResult {
+  return !d.changes && recorded.generation === undefined ? { ...d, changes: true } : d;
 }
 
+/** The interface fields every link kind takes, validated and normalised. */
 export function checkLinkFields(c: Checker, news: Record<string, unknown>, owner: string, macRole: string | undefined): Omit<LinkSettings, "master"> {
   const fields = {
     name: nameOrResourceName(c, news.name, owner) as string,

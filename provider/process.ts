@@ -6,8 +6,9 @@
  * not start.
  *
  * - create starts the program detached (its own session, output appended to a log
- *   file, NSLAB_OWNER=OWNER and NSLAB_STOP_TIMEOUT_MS=stopTimeoutMs in its environment), waits `startupMs` and fails, with the
- *   log's last lines, if it has exited. A program of this resource's that is still
+ *   file, NSLAB_OWNER=OWNER and NSLAB_STOP_TIMEOUT_MS=stopTimeoutMs in its
+ *   environment), waits `startupMs` and fails, with the log's last lines, if it has
+ *   exited. A program of this resource's that is still
  *   running from a create Pulumi never recorded (a killed run: found by NSLAB_OWNER) is
  *   stopped first.
  * - read: alive with the same start time, or gone (drift; `pulumi up --refresh` starts

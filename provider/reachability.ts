@@ -93,7 +93,7 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
       port: protocol === "icmp" ? undefined : port,
       expect: expect as ReachabilityExpectation,
       timeoutMs,
-      __links: linksInput(news.__links, isUnknown),
+      __links: linksInput(news.__links),
       __owner: String(news.__owner ?? `Reachability:${news.from ?? ""}:${news.to}`),
     });
     return { inputs, failures: c.failures };

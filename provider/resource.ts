@@ -3,6 +3,7 @@
  * diffing normalised properties and ownership tags.
  */
 import { createHash } from "node:crypto";
+import { isUnknown } from "./validate";
 import type { Failure } from "./validate";
 
 export interface CheckResult<I> {
@@ -83,10 +84,10 @@ export const LINKS_RULE: FieldRule = { name: "__links", set: true, computed: tru
  * (an interface about to be made). An empty list is left out, as a state written before
  * there were generations has none: no change to report.
  */
-export function linksInput(raw: unknown, unknown: (value: unknown) => boolean): string[] | undefined {
-  if (unknown(raw)) return raw as string[];
+export function linksInput(raw: unknown): string[] | undefined {
+  if (isUnknown(raw)) return raw as string[];
   if (!Array.isArray(raw)) return undefined;
-  const links = raw.filter((g) => g !== undefined && g !== null).map((g) => (unknown(g) ? (g as string) : String(g)));
+  const links = raw.filter((g) => g !== undefined && g !== null).map(String);
   return links.length ? links : undefined;
 }
 

@@ -216,7 +216,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
       table: c.integer(news.table, "table", 1, 4294967295),
       source,
       adopt: c.boolean(news.adopt, "adopt", false),
-      __links: linksInput(news.__links, isUnknown),
+      __links: linksInput(news.__links),
       __owner: String(news.__owner ?? `Route:${rawDest}`),
     });
     if (inputs.table === 255) c.fail("table", "table 255 is the kernel's local table; use main (omit table) or another number.");

@@ -18,7 +18,8 @@ export interface TapInputs extends CommonInputs, LinkSettings {
 }
 export interface TapOutputs extends TapInputs {
   /** Set when the program gave no mac (adopted taps keep theirs): `mac` is the live one. */
-  macUnset?: true;  /** What its dependents go by (link.ts generationOf). */
+  macUnset?: true;
+  /** What its dependents go by (link.ts generationOf). */
   generation?: string;
 }
 

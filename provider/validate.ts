@@ -76,7 +76,8 @@ export class Checker {
   knownKeys(value: Record<string, unknown>, allowed: readonly string[], path: string, what: string, hints: Record<string, string> = {}): void {
     for (const key of Object.keys(value)) {
       if (value[key] === undefined || value[key] === null || allowed.includes(key)) continue;
-      const near = hints[key] ?? (closestName(key, allowed) && `did you mean ${path}${closestName(key, allowed)}?`);
+      const closest = closestName(key, allowed);
+      const near = hints[key] ?? (closest && `did you mean ${path}${closest}?`);
       this.fail(
         `${path}${key}`,
         `${path}${key} is not a property of ${what}${near ? ` (${near})` : ""}; it takes ${allowed.filter((k) => !k.startsWith("__")).join(", ")}. Nothing would apply it: remove it or fix its name.`,
@@ -191,18 +192,15 @@ export class Checker {
     // /32 has neither).
     const [addr, len] = ipaddr.parseCIDR(cidr);
     if (addr.kind() === "ipv4" && len <= 30) {
-      const network = ipaddr.IPv4.networkAddressFromCIDR(cidr).toString();
-      const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(cidr).toString();
-      const host = (octets: number[]) => `"${octets.join(".")}/${len}"`;
-      if (addr.toString() === network) {
-        const first = ipaddr.IPv4.parse(network).octets.slice();
-        first[3] += 1;
-        return this.fail(property, `${property} "${raw}" is the address of the network ${network}/${len} itself, which no host may have; give a host address such as ${host(first)}.`);
+      const network = ipaddr.IPv4.networkAddressFromCIDR(cidr);
+      const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(cidr);
+      // The host next to it (the last octet of a /30 or wider network has room for one).
+      const beside = (a: ipaddr.IPv4, step: number) => `"${[...a.octets.slice(0, 3), a.octets[3] + step].join(".")}/${len}"`;
+      if (addr.toString() === network.toString()) {
+        return this.fail(property, `${property} "${raw}" is the address of the network ${network}/${len} itself, which no host may have; give a host address such as ${beside(network, 1)}.`);
       }
-      if (addr.toString() === broadcast) {
-        const last = ipaddr.IPv4.parse(broadcast).octets.slice();
-        last[3] -= 1;
-        return this.fail(property, `${property} "${raw}" is the broadcast address of ${network}/${len}, which no host may have; give a host address such as ${host(last)}.`);
+      if (addr.toString() === broadcast.toString()) {
+        return this.fail(property, `${property} "${raw}" is the broadcast address of ${network}/${len}, which no host may have; give a host address such as ${beside(broadcast, -1)}.`);
       }
     }
     return cidr;

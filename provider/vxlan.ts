@@ -38,7 +38,8 @@ export interface VxlanInputs extends CommonInputs, LinkSettings {
 }
 export interface VxlanOutputs extends VxlanInputs {
   /** Set when the program gave no mac (an adopted device keeps its own): `mac` is the live one. */
-  macUnset?: true;  /** What its dependents go by (link.ts generationOf). */
+  macUnset?: true;
+  /** What its dependents go by (link.ts generationOf). */
   generation?: string;
 }
 

@@ -129,6 +129,29 @@ export abstract class NslabResource extends pulumi.CustomResource {
 }
 
 /**
+ * Base of the resources that are interfaces (VethPair, Bridge, TapDevice, Vxlan): each
+ * records a `generation`, which the resources that depend on it go by.
+ */
+export abstract class NslabLink extends NslabResource {
+  /**
+   * Changes when the interface is made anew or comes back up (its ifindex, and a count;
+   * a VethPair's holds both ends'): a Route, LinkImpairment or Reachability with this
+   * resource in its `dependsOn` is then written again, as the kernel removed the routes
+   * and qdiscs on the old interface.
+   */
+  declare readonly generation: pulumi.Output<string | undefined>;
+
+  protected constructor(kind: string, name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
+    super(kind, name, { generation: undefined, ...props }, opts);
+  }
+
+  /** Its generation, for the resources that depend on it. @internal */
+  linkGenerations(): pulumi.Output<string | undefined>[] {
+    return [this.generation];
+  }
+}
+
+/**
  * A resource that is an interface, or a component that holds some: the `generation`
  * outputs that its dependents go by (the provider's link.ts generationOf).
  */

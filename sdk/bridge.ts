@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, HostArgs, NslabResource, OnHostArgs, placeKey, placeText } from "./base";
+import { AdoptArgs, HostArgs, NslabLink, OnHostArgs, placeKey, placeText } from "./base";
 import { runRegistry } from "./scope";
 
 export interface BridgeArgs extends AdoptArgs, OnHostArgs {
@@ -72,7 +72,7 @@ export function checkMaster(bridges: Map<string, Set<string>>, owner: string, pr
  * can route for the segment (scenario 4). nslab marks it with an alias and deletes only
  * bridges carrying its mark.
  */
-export class Bridge extends NslabResource {
+export class Bridge extends NslabLink {
   /** The bridge's name: pass it as `master` of its ports. */
   declare readonly name: pulumi.Output<string>;
   /** The namespace it lives in; undefined for the program's namespace. */
@@ -89,12 +89,6 @@ export class Bridge extends NslabResource {
   declare readonly vlanFiltering: pulumi.Output<boolean>;
   /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
-  /**
-   * Changes when the interface is made anew or comes back up (its ifindex, and a count):
-   * a Route, LinkImpairment or Reachability with this resource in its `dependsOn` is then
-   * written again, as the kernel removed the routes and qdiscs on the old interface.
-   */
-  declare readonly generation: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: BridgeArgs = {}, opts?: pulumi.CustomResourceOptions) {
     // Registered as soon as name and namespace are known, before ports check against it.
@@ -105,11 +99,6 @@ export class Bridge extends NslabResource {
       return bridgeName;
     });
     // Without a name the provider takes the resource's name (and checks it).
-    super("Bridge", name, { mac: undefined, generation: undefined, ...args, name: args.name === undefined ? undefined : registered }, opts);
-  }
-
-  /** Its generation, for the resources that depend on it. @internal */
-  linkGenerations(): pulumi.Output<string | undefined>[] {
-    return [this.generation];
+    super("Bridge", name, { mac: undefined, ...args, name: args.name === undefined ? undefined : registered }, opts);
   }
 }

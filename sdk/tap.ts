@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
+import { AdoptArgs, NslabLink, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
 
 export interface TapDeviceArgs extends AdoptArgs, OnHostArgs {
@@ -47,7 +47,7 @@ export interface TapDeviceArgs extends AdoptArgs, OnHostArgs {
  * what the program writes appears as received on the interface.
  * Equivalent to `ip tuntap add dev NAME mode tap|tun [user U] [group G] [multi_queue]`.
  */
-export class TapDevice extends NslabResource {
+export class TapDevice extends NslabLink {
   /** The interface's name. */
   declare readonly name: pulumi.Output<string>;
   /** The namespace it lives in; undefined for the program's namespace. */
@@ -62,12 +62,6 @@ export class TapDevice extends NslabResource {
   declare readonly master: pulumi.Output<string | undefined>;
   /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
-  /**
-   * Changes when the interface is made anew or comes back up (its ifindex, and a count):
-   * a Route, LinkImpairment or Reachability with this resource in its `dependsOn` is then
-   * written again, as the kernel removed the routes and qdiscs on the old interface.
-   */
-  declare readonly generation: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: TapDeviceArgs = {}, opts?: pulumi.CustomResourceOptions) {
     const bridges = declaredBridges();
@@ -75,11 +69,6 @@ export class TapDevice extends NslabResource {
       checkMaster(bridges, `TapDevice "${name}"`, "", m, ns, host);
       return m;
     });
-    super("TapDevice", name, { mac: undefined, generation: undefined, ...args, master }, opts);
-  }
-
-  /** Its generation, for the resources that depend on it. @internal */
-  linkGenerations(): pulumi.Output<string | undefined>[] {
-    return [this.generation];
+    super("TapDevice", name, { mac: undefined, ...args, master }, opts);
   }
 }

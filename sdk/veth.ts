@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
+import { AdoptArgs, NslabLink, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
 
 /** One end of a veth pair. */
@@ -69,19 +69,13 @@ export interface VethPairArgs extends AdoptArgs, OnHostArgs {
  * addresses, master and `up` on each end. nslab marks both ends with an alias and
  * deletes only ends carrying its mark.
  */
-export class VethPair extends NslabResource {
+export class VethPair extends NslabLink {
   /** End a, with its live MAC. */
   declare readonly a: pulumi.Output<VethEndState>;
   /** End b, with its live MAC. */
   declare readonly b: pulumi.Output<VethEndState>;
   /** The MTU set on both ends, if any. */
   declare readonly mtu: pulumi.Output<number | undefined>;
-  /**
-   * Changes when either end is made anew or comes back up (their ifindexes, and counts):
-   * a Route, LinkImpairment or Reachability with this pair in its `dependsOn` is then
-   * written again, as the kernel removed the routes and qdiscs on the old interface.
-   */
-  declare readonly generation: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: VethPairArgs, opts?: pulumi.CustomResourceOptions) {
     // A JavaScript program may leave the arguments out: check then says what is missing.
@@ -94,11 +88,6 @@ export class VethPair extends NslabResource {
         checkMaster(bridges, `VethPair "${name}"`, `${label}.`, v?.master, v?.namespace, host);
         return v;
       });
-    super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt, host: args.host, generation: undefined }, opts);
-  }
-
-  /** Its generation, for the resources that depend on it. @internal */
-  linkGenerations(): pulumi.Output<string | undefined>[] {
-    return [this.generation];
+    super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt, host: args.host }, opts);
   }
 }

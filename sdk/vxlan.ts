@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabResource, OnHostArgs } from "./base";
+import { AdoptArgs, NslabLink, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
 
 export interface VxlanArgs extends AdoptArgs, OnHostArgs {
@@ -80,7 +80,7 @@ export interface VxlanArgs extends AdoptArgs, OnHostArgs {
  * Replaced: name, namespace, vni, dstPort, and a change of the endpoints' address family
  * or the removal of local or device (the kernel refuses those on a live device).
  */
-export class Vxlan extends NslabResource {
+export class Vxlan extends NslabLink {
   /** The interface's name. */
   declare readonly name: pulumi.Output<string>;
   /** The namespace it lives in; undefined for the program's namespace. */
@@ -107,12 +107,6 @@ export class Vxlan extends NslabResource {
   declare readonly master: pulumi.Output<string | undefined>;
   /** Administrative state: true when up. */
   declare readonly up: pulumi.Output<boolean>;
-  /**
-   * Changes when the interface is made anew or comes back up (its ifindex, and a count):
-   * a Route, LinkImpairment or Reachability with this resource in its `dependsOn` is then
-   * written again, as the kernel removed the routes and qdiscs on the old interface.
-   */
-  declare readonly generation: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: VxlanArgs, opts?: pulumi.CustomResourceOptions) {
     // A JavaScript program may leave the arguments out: check then says what is missing.
@@ -122,11 +116,6 @@ export class Vxlan extends NslabResource {
       checkMaster(bridges, `Vxlan "${name}"`, "", m, ns, host);
       return m;
     });
-    super("Vxlan", name, { mac: undefined, generation: undefined, ...args, master }, opts);
-  }
-
-  /** Its generation, for the resources that depend on it. @internal */
-  linkGenerations(): pulumi.Output<string | undefined>[] {
-    return [this.generation];
+    super("Vxlan", name, { mac: undefined, ...args, master }, opts);
   }
 }

@@ -53,4 +53,36 @@ new nslab.VethPair("port", { a: { name: "p-a" }, b: { name: "p-b", master: br.na
     expect(r.stdout + r.stderr).toContain('VethPair "port": b.master "br0" is a bridge in namespace "ns1", but the port is in the program\'s namespace');
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("a misspelt property, and two resources making one namespace, fail at preview naming resource and property, and up makes nothing of them", async () => {
+    lab = await Lab.create(
+      sandbox,
+      "bad-keys",
+      `
+import * as nslab from "nslab";
+// As a JavaScript program (or TypeScript with noCheck) may write it.
+new nslab.VethPair("typo", { a: { name: "t-a", adresses: ["192.168.3.1/24"] }, b: { name: "t-b" } } as never);
+`,
+    );
+    // The engine stops at the first resource whose check fails: one mistake at a time.
+    const refused = async (op: "preview" | "up", pattern: RegExp) => {
+      const r = op === "preview" ? await lab.preview() : await lab.up();
+      expect(r.exitCode, show(r)).not.toBe(0);
+      expect(r.stdout + r.stderr).toMatch(pattern);
+    };
+    const typo = /VethPair resource 'typo': property a\.adresses .*a\.adresses is not a property of a veth end \(did you mean a\.addresses\?\)/;
+    await refused("preview", typo);
+    expect(await sandbox.residue()).toEqual([]);
+    await refused("up", typo);
+    expect(await sandbox.residue()).toEqual([]);
+
+    lab.edit(/new nslab\.VethPair[^\n]*\n/, `new nslab.Namespace("d1", { name: "same" });\nnew nslab.Namespace("d2", { name: "same" });\n`);
+    const twice = /Namespace resource '(d1|d2)': property name .*namespace "same" is also made by Namespace "(d1|d2)" of this program/;
+    await refused("preview", twice);
+    expect(await sandbox.residue()).toEqual([]);
+    await refused("up", twice);
+    // The first of the two may be made (the second's check is the one that fails).
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
 });

@@ -10,6 +10,18 @@ import { Lab, sandboxPerTest, show } from "../helpers/lab";
 import { Sandbox } from "../helpers/sandbox";
 
 /**
+ * The outside of a lab program: a namespace `wan` behind an uplink (WAN.1 here, WAN.2
+ * there, no route back), forwarding, and masquerade of LAN.0/24 out of the uplink.
+ */
+const outside = (lan: string, wan: string) => `const wan = new nslab.Namespace("wan");
+const uplink = new nslab.VethPair("uplink", {
+  a: { name: "up0", addresses: ["${wan}.1/24"] },
+  b: { name: "wan0", namespace: wan.name, addresses: ["${wan}.2/24"] },
+});
+new nslab.IpForwarding("forwarding", { ipv4: true });
+new nslab.NatRule("masquerade", { kind: "masquerade", source: "${lan}.0/24", outInterface: "up0" }, { dependsOn: [uplink] });`;
+
+/**
  * A bridge in the program's namespace holding the gateway (its name defaults to the
  * resource's), N hosts on it with default routes, forwarding, and masquerade out to a
  * namespace `wan` that has no route back: traffic to it passes only through the NAT.
@@ -32,13 +44,7 @@ export const hosts = Array.from({ length: count }, (_, i) => {
   new nslab.Route(\`h\${n}-default\`, { namespace: ns.name, destination: "default", gateway: "192.168.7.1" }, { dependsOn: [link, br0] });
   return ns.name;
 });
-const wan = new nslab.Namespace("wan");
-const uplink = new nslab.VethPair("uplink", {
-  a: { name: "up0", addresses: ["10.7.0.1/24"] },
-  b: { name: "wan0", namespace: wan.name, addresses: ["10.7.0.2/24"] },
-});
-new nslab.IpForwarding("forwarding", { ipv4: true });
-new nslab.NatRule("masquerade", { kind: "masquerade", source: "192.168.7.0/24", outInterface: "up0" }, { dependsOn: [uplink] });
+${outside("192.168.7", "10.7.0")}
 export const bridgeMac = br0.mac;
 `;
 
@@ -164,13 +170,7 @@ for (const n of [1, 2, 3]) {
   new nslab.Route(\`h\${n}-default\`, { namespace: ns.name, destination: "default", gateway: "192.168.8.1" }, { dependsOn: [link, br] });
   if (n === 3) new nslab.LinkImpairment("h3-port", { device: \`h\${n}-br\`, egress: { rate: "100mbit" } }, { dependsOn: [link] });
 }
-const wan = new nslab.Namespace("wan");
-const uplink = new nslab.VethPair("uplink", {
-  a: { name: "up0", addresses: ["10.8.0.1/24"] },
-  b: { name: "wan0", namespace: wan.name, addresses: ["10.8.0.2/24"] },
-});
-new nslab.IpForwarding("forwarding", { ipv4: true });
-new nslab.NatRule("masquerade", { kind: "masquerade", source: "192.168.8.0/24", outInterface: "up0" }, { dependsOn: [uplink] });
+${outside("192.168.8", "10.8.0")}
 `;
 
 describe("changing the program of a running lab", () => {

@@ -78,6 +78,15 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect(await nsRun("ip", "route", "show", "172.16.0.0/12")).toBe("");
   });
 
+  it("Route: a route through lo (an interface that is there, which a route may name)", async () => {
+    const want = checked(route, { destination: "10.77.0.0/24", device: "lo" });
+    const { id, outs } = await route.create(want);
+    expect(await nsRun("ip", "route", "show", "10.77.0.0/24")).toMatch(/10\.77\.0\.0\/24 dev lo proto 151/);
+    expect(route.diff(id, (await route.read(id, outs)).props!, want).changes).toBe(false);
+    await route.delete(id, outs);
+    expect(await nsRun("ip", "route", "show", "10.77.0.0/24")).toBe("");
+  });
+
   it("Route: a gateway off every subnet fails with a hint, and nothing is left", async () => {
     const bad = checked(route, { destination: "10.1.0.0/16", gateway: "10.99.0.1" });
     await expect(route.create(bad)).rejects.toThrow(/must be on a subnet of an interface that is up/);
