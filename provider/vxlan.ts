@@ -17,10 +17,10 @@ import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { whoseMark } from "./owned";
 import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
-import { CommonInputs, compact, diffFields, DiffResult, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, DiffResult, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ownerTag, ResourceKind } from "./resource";
 import { Checker, familyOf, isUnknown } from "./validate";
 
-export interface VxlanInputs extends CommonInputs, LinkSettings {
+export interface VxlanInputs extends CommonInputs, LinkSettings, LinkDependentInputs {
   /** VXLAN network identifier, 1-16777215. */
   vni: number;
   /** Source address of the encapsulated packets (an address of this namespace). */
@@ -61,6 +61,9 @@ const RULES: FieldRule[] = [
   { name: "group" },
   { name: "device" },
   { name: "learning" },
+  // Its underlay device made anew takes it along (the kernel deletes a VXLAN device with
+  // its lower device): made again by update.
+  LINKS_RULE,
 ];
 
 const subject = (i: { name: string; namespace?: string }) => describe("vxlan", i.name, i.namespace);
@@ -179,7 +182,7 @@ function checkTunnel(c: Checker, news: Record<string, unknown>): Tunnel {
 
 export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
   kind: "Vxlan",
-  properties: ["name", "namespace", "vni", "local", "remote", "group", "device", "dstPort", "learning", "master", "mtu", "addresses", "mac", "up", "adopt"],
+  properties: ["name", "namespace", "vni", "local", "remote", "group", "device", "dstPort", "learning", "master", "mtu", "addresses", "mac", "up", "adopt", "__links"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -189,6 +192,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
       ...checkTunnel(c, news),
       master: c.ifname(news.master, "master", false),
       adopt: c.boolean(news.adopt, "adopt", false),
+      __links: linksInput(news.__links),
       __owner: owner,
     });
     return { inputs, failures: c.failures };
@@ -271,6 +275,12 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
 
   async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
+    if (!(await freshLink(news.name, news.namespace))) {
+      // The kernel deletes a VXLAN device with its lower device: its underlay interface
+      // made anew (a generation in __links changed) took it along, so it is made again.
+      if (news.device !== undefined && diffFields(olds as never, news as never, [LINKS_RULE]).changes) return { outs: (await vxlanKind.create(news)).outs };
+      throw new NslabError("NotFound", `${subject(news)} is in the stack's state but not in the kernel (deleted by hand, or with its underlay device): run \`pulumi up --refresh\` to make it again.`);
+    }
     return { outs: outputs(news, await apply(news, false), olds) };
   },
 

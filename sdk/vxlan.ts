@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AdoptArgs, NslabLink, OnHostArgs } from "./base";
+import { AdoptArgs, linksOf, NslabLink, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
 
 export interface VxlanArgs extends AdoptArgs, OnHostArgs {
@@ -36,6 +36,9 @@ export interface VxlanArgs extends AdoptArgs, OnHostArgs {
   /**
    * The underlay interface the encapsulated packets use (`dev D`), in the same
    * namespace; required with group. Updated in place; removing it replaces the device.
+   * The kernel deletes a VXLAN device with its underlay device: give the interface that
+   * holds it (a VethPair, ...) in `dependsOn`, and the Vxlan is made again in the same
+   * `pulumi up` when that interface is made anew.
    */
   device?: pulumi.Input<string>;
   /**
@@ -116,6 +119,6 @@ export class Vxlan extends NslabLink {
       checkMaster(bridges, `Vxlan "${name}"`, "", m, ns, host);
       return m;
     });
-    super("Vxlan", name, { mac: undefined, ...args, master }, opts);
+    super("Vxlan", name, { mac: undefined, ...args, master, __links: linksOf(opts?.dependsOn) }, opts);
   }
 }

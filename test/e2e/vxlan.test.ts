@@ -54,7 +54,7 @@ describe("Vxlan: two sites joined only by an underlay, through the real CLI", ()
     return new Promise<string>((resolve) => tcpdump.once("exit", () => resolve(out)));
   };
 
-  it("hosts on different sites ping across the VXLAN; the underlay carries UDP 4789; drift is found and repaired; destroy leaves nothing", async () => {
+  it("hosts on different sites ping across the VXLAN; the underlay carries UDP 4789; drift is found and repaired; an underlay made anew takes the Vxlans along and they are made again; destroy leaves nothing", async () => {
     const lab = await Lab.create(sandbox, "vxlan", PROGRAM);
     const up = await lab.up();
     expect(up.exitCode, show(up)).toBe(0);
@@ -102,6 +102,30 @@ describe("Vxlan: two sites joined only by an underlay, through the real CLI", ()
     expect(after).toMatchObject({ ifindex, linkinfo: { info_data: { learning: false } } });
     // Without learning the bridge floods to the one remote: traffic still passes.
     expect(await pings(sandbox, "hostA", "10.50.0.12")).toBe(true);
+    // Bound to the underlay (device, dependsOn): the kernel deletes a VXLAN device with
+    // its lower device, so when the underlay pair is made anew (an end renamed) both
+    // Vxlans are made again in the same plain `pulumi up`, and traffic passes at once.
+    lab.edit('new nslab.VethPair("underlay"', 'const underlay = new nslab.VethPair("underlay"');
+    lab.edit("local: s.local,", 'local: s.local, device: s.tag === "A" ? "ul-a" : "ul-b",');
+    lab.edit("master: br.name });", "master: br.name }, { dependsOn: [underlay] });");
+    const bound = await lab.up();
+    expect(bound.exitCode, show(bound)).toBe(0);
+    expect(JSON.parse(await sandbox.must("ip", ["-n", "siteA", "-j", "-d", "link", "show", "vx42"]))[0].linkinfo.info_data.link).toBe("ul-a");
+    lab.edit('name: "ul-a"', 'name: "ul-a2"');
+    lab.edit('"ul-a" : "ul-b"', '"ul-a2" : "ul-b"');
+    const plan = await lab.preview();
+    expect(plan.exitCode, show(plan)).toBe(0);
+    expect(plan.stdout).toMatch(/\+-pulumi-nodejs:dynamic\/nslab:VethPair: \(replace\)/);
+    expect(plan.stdout.match(/~ pulumi-nodejs:dynamic\/nslab:Vxlan: \(update\)/g)).toHaveLength(2);
+    const remade = await lab.up();
+    expect(remade.exitCode, show(remade)).toBe(0);
+    expect(await pings(sandbox, "hostA", "10.50.0.12")).toBe(true);
+    expect(await pings(sandbox, "hostB", "10.50.0.11")).toBe(true);
+    expect(JSON.parse(await sandbox.must("ip", ["-n", "siteA", "-j", "-d", "link", "show", "vx42"]))[0]).toMatchObject({ master: "br0", linkinfo: { info_data: { link: "ul-a2", learning: false } } });
+    expect(JSON.parse(await sandbox.must("ip", ["-n", "siteB", "-j", "-d", "link", "show", "vx42"]))[0]).toMatchObject({ master: "br0", linkinfo: { info_data: { link: "ul-b" } } });
+    const settled = await lab.driftCheck();
+    expect(settled.exitCode, show(settled)).toBe(0);
+
     // A new vni is a replacement, shown as such by preview.
     lab.edit("vni: 42", "vni: 43");
     const replace = await lab.preview();

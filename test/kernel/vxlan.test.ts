@@ -108,6 +108,38 @@ describe("Vxlan on the kernel", () => {
     await ipByHand("link", "del", under);
   });
 
+  it("made again by update when its underlay device was made anew (the kernel deletes it with it); missing otherwise is a clear error", async () => {
+    const name = uniq("kx");
+    const under = uniq("ku");
+    const underlay = async () => {
+      await ipByHand("link", "add", under, "type", "veth", "peer", "name", `${under}p`);
+      await ipByHand("address", "add", "10.97.0.1/24", "dev", under);
+      await ipByHand("link", "set", under, "up");
+    };
+    await underlay();
+    const want = check({ name, vni: vniOf(), local: "10.97.0.1", remote: "10.97.0.2", device: under, addresses: ["10.96.0.1/24"], __links: ["100"] });
+    const { id, outs } = await vxlan.create(want);
+    // The underlay made anew: the kernel takes the VXLAN device along.
+    await ipByHand("link", "del", under);
+    expect(await linkByHand(name)).toBeUndefined();
+    await underlay();
+    const next = check({ ...want, mac: undefined, __links: ["101"] });
+    expect(vxlan.diff(id, outs, next)).toMatchObject({ changes: true, replaces: [] });
+    const { outs: o2 } = await vxlan.update(id, outs, next);
+    const live = await linkByHand(name);
+    expect(live).toMatchObject({ ifalias: ownerTag(owner), address: want.mac, linkinfo: { info_data: { link: under, local: "10.97.0.1", remote: "10.97.0.2" } } });
+    expect(live!.addr_info.map((a: { local: string }) => a.local)).toContain("10.96.0.1");
+    expect(o2.generation).toBe(String(live!.ifindex));
+    expect((await vxlan.read(id, o2)).inputs).toEqual(next);
+
+    // Gone with its generations unchanged (deleted by hand): update says so, makes nothing.
+    await ipByHand("link", "del", name);
+    await expect(vxlan.update(id, o2, next)).rejects.toThrow(/is in the stack's state but not in the kernel .*pulumi up --refresh/);
+    expect(await linkByHand(name)).toBeUndefined();
+    await vxlan.delete(id, o2);
+    await ipByHand("link", "del", under);
+  });
+
   it("adopts a matching device by hand (keeping its MAC), refuses one whose vni differs, and fails clearly on a name taken", async () => {
     const name = uniq("kx");
     const vni = vniOf();
