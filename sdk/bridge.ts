@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, HostArgs, NslabLink, OnHostArgs, placeKey, placeText } from "./base";
+import { ProgramError } from "./errors";
 import { runRegistry } from "./scope";
 
 export interface BridgeArgs extends AdoptArgs, OnHostArgs {
@@ -57,12 +58,13 @@ export function declaredBridges(): Map<string, Set<string>> {
  * the port was constructed.
  * @internal
  */
-export function checkMaster(bridges: Map<string, Set<string>>, owner: string, property: string, master: string | undefined, namespace: string | undefined, host?: HostArgs): void {
+export function checkMaster(bridges: Map<string, Set<string>>, owner: string, property: string, master: string | undefined, namespace: string | undefined, host?: HostArgs, call?: Error): void {
   const namespaces = master ? bridges.get(master) : undefined;
   const place = placeKey(namespace, host);
   if (!namespaces || namespaces.has(place)) return;
-  throw new Error(
+  throw new ProgramError(
     `${owner}: ${property}master "${master}" is a bridge in ${[...namespaces].map(placeText).join(" and ")}, but the port is in ${placeText(place)}; a port and its bridge must be in the same namespace (and on the same host).`,
+    call,
   );
 }
 

@@ -30,6 +30,8 @@ import { testedPulumiAt } from "./pulumi-version";
 const sep = path.sep;
 /** nslab's SDK (this folder, compiled or not, with sdk/components). */
 const NSLAB_SDK = `${__dirname}${sep}`;
+/** Its TypeScript sources, where source maps put the frames of the compiled SDK (dist/sdk). */
+const NSLAB_SOURCES = `${path.resolve(__dirname, path.basename(path.dirname(__dirname)) === "dist" ? "../../sdk" : ".")}${sep}`;
 const PULUMI = `${sep}node_modules${sep}@pulumi${sep}pulumi${sep}`;
 /** Frames of installed packages: the machinery that loaded the program (ts-node, Pulumi's runner), never the user's own code. */
 const PACKAGES = `${sep}node_modules${sep}`;
@@ -106,4 +108,44 @@ export function shapeCallSites(): () => void {
     // Put back only our own: whatever was installed meanwhile stays.
     if (Error.prepareStackTrace === (shaping as unknown)) Error.prepareStackTrace = installed as typeof Error.prepareStackTrace;
   };
+}
+
+/**
+ * The current call, for {@link userSite}: a trace V8 formats (source maps applied) only
+ * when it is read, so taking one per resource costs little.
+ */
+export function captureCall(): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 64;
+  try {
+    return new Error();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/**
+ * Where the user's program is in a captured call: the first frame of its trace whose
+ * file is neither nslab's SDK nor in an installed package, as `file:line:column`
+ * relative to the working directory. Undefined when there is none (e.g. a call taken
+ * inside an apply, after the program's own code has returned).
+ */
+export function userSite(call: Error = captureCall()): string | undefined {
+  for (const line of (call.stack ?? "").split("\n").slice(1)) {
+    // "    at fn (/abs/file.ts:12:3)" or "    at /abs/file.ts:12:3"; others (node:
+    // internals, native, eval) have no absolute file.
+    const m = /^at (?:.*\()?((?:file:\/\/)?\/[^()]*):(\d+):(\d+)\)?$/.exec(line.trim());
+    if (!m) continue;
+    let file = m[1];
+    if (file.startsWith("file:")) {
+      try {
+        file = fileURLToPath(file);
+      } catch {
+        continue;
+      }
+    }
+    if (file.startsWith(NSLAB_SDK) || file.startsWith(NSLAB_SOURCES) || file.includes(PACKAGES)) continue;
+    return `${path.relative(process.cwd(), file) || file}:${m[2]}:${m[3]}`;
+  }
+  return undefined;
 }

@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabResource, OnHostArgs, placeKey, placeText } from "./base";
+import { captureCall } from "./callsites";
+import { ProgramError } from "./errors";
 import { runRegistry } from "./scope";
 
 export interface IpForwardingArgs extends AdoptArgs, OnHostArgs {
@@ -41,14 +43,16 @@ export class IpForwarding extends NslabResource {
     // The namespace passes through the claim, so a duplicate fails before registering.
     // Claims are per program run (scope.ts).
     const claimed = runRegistry("forwarding", () => new Map<string, string>());
+    const call = captureCall();
     const namespace = pulumi.all([args.namespace, args.ipv4, args.ipv6, args.host]).apply(([ns, v4, v6, host]) => {
       for (const [family, value] of [["ipv4", v4], ["ipv6", v6]] as const) {
         if (value === undefined) continue;
         const key = `${placeKey(ns, host)}|${family}`;
         const other = claimed.get(key);
         if (other && other !== name) {
-          throw new Error(
+          throw new ProgramError(
             `IpForwarding "${name}": ${family} forwarding in ${placeText(placeKey(ns, host))} is already managed by IpForwarding "${other}". Manage each switch with one resource.`,
+            call,
           );
         }
         claimed.set(key, name);

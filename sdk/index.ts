@@ -35,6 +35,7 @@ export { LinkImpairment } from "./impairment";
 export type { LinkImpairmentArgs, ImpairmentArgs, ImpairmentState } from "./impairment";
 export { Reachability, reachabilityMatrix } from "./reachability";
 export type { ReachabilityArgs, MatrixHost, MatrixSource, MatrixPair, MatrixSpec, MatrixOfHosts, MatrixOfPairs, MatrixOptions, MatrixEntry } from "./reachability";
+export { ProgramError } from "./errors";
 export { Process } from "./process";
 export type { ProcessArgs } from "./process";
 export { localLab } from "./automation";

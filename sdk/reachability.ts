@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HostArgs, linksOf, NslabResource, OnHostArgs } from "./base";
+import { ProgramError } from "./errors";
 
 /** Arguments of {@link Reachability}. Changing any of them replaces the resource: a new probe. */
 export interface ReachabilityArgs extends OnHostArgs {
@@ -169,7 +170,7 @@ export function reachabilityMatrix(name: string, spec: MatrixSpec, options: Matr
   const seen = new Set<string>();
   return pairs.map((pair) => {
     const resourceName = `${name}-${pair.from.name}-to-${pair.to.name}`;
-    if (seen.has(resourceName)) throw new Error(`reachabilityMatrix "${name}": the pair ${pair.from.name} -> ${pair.to.name} is listed twice; list each pair once.`);
+    if (seen.has(resourceName)) throw new ProgramError(`reachabilityMatrix "${name}": the pair ${pair.from.name} -> ${pair.to.name} is listed twice; list each pair once.`);
     seen.add(resourceName);
     const expect = pair.expect ?? options.expect ?? "reachable";
     const resource = new Reachability(

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabLink, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
+import { captureCall } from "./callsites";
 
 export interface TapDeviceArgs extends AdoptArgs, OnHostArgs {
   /**
@@ -65,8 +66,9 @@ export class TapDevice extends NslabLink {
 
   constructor(name: string, args: TapDeviceArgs = {}, opts?: pulumi.CustomResourceOptions) {
     const bridges = declaredBridges();
+    const call = captureCall();
     const master = pulumi.all([args.master, args.namespace, args.host]).apply(([m, ns, host]) => {
-      checkMaster(bridges, `TapDevice "${name}"`, "", m, ns, host);
+      checkMaster(bridges, `TapDevice "${name}"`, "", m, ns, host, call);
       return m;
     });
     super("TapDevice", name, { mac: undefined, ...args, master }, opts);

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, NslabLink, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
+import { captureCall } from "./callsites";
 
 /** One end of a veth pair. */
 export interface VethEndArgs {
@@ -83,9 +84,10 @@ export class VethPair extends NslabLink {
     // Each end passes through a check that its bridge (if this program declares it) is in
     // the end's namespace, so `pulumi preview` reports a mismatch.
     const bridges = declaredBridges();
+    const call = captureCall();
     const end = (e: pulumi.Input<VethEndArgs>, label: "a" | "b") =>
       pulumi.all([e, args.host]).apply(([v, host]) => {
-        checkMaster(bridges, `VethPair "${name}"`, `${label}.`, v?.master, v?.namespace, host);
+        checkMaster(bridges, `VethPair "${name}"`, `${label}.`, v?.master, v?.namespace, host, call);
         return v;
       });
     super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt, host: args.host }, opts);

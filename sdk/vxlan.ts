@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AdoptArgs, linksOf, NslabLink, OnHostArgs } from "./base";
 import { checkMaster, declaredBridges } from "./bridge";
+import { captureCall } from "./callsites";
 
 export interface VxlanArgs extends AdoptArgs, OnHostArgs {
   /**
@@ -115,8 +116,9 @@ export class Vxlan extends NslabLink {
     // A JavaScript program may leave the arguments out: check then says what is missing.
     args ??= {} as VxlanArgs;
     const bridges = declaredBridges();
+    const call = captureCall();
     const master = pulumi.all([args.master, args.namespace, args.host]).apply(([m, ns, host]) => {
-      checkMaster(bridges, `Vxlan "${name}"`, "", m, ns, host);
+      checkMaster(bridges, `Vxlan "${name}"`, "", m, ns, host, call);
       return m;
     });
     super("Vxlan", name, { mac: undefined, ...args, master, __links: linksOf(opts?.dependsOn) }, opts);

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
 import { HostArgs, NslabComponent, placeKey } from "../base";
+import { ProgramError } from "../errors";
 import { Vxlan } from "../vxlan";
 
 /** One side of a {@link HostLink}: a bridge on a host, and that host's underlay address. */
@@ -43,7 +44,7 @@ export interface HostLinkArgs {
 /** Refuses arguments that cannot make a link, naming the argument and the fix. */
 export function checkHostLink(name: string, args: HostLinkArgs): void {
   const fail = (why: string) => {
-    throw new Error(`HostLink "${name}": ${why}`);
+    throw new ProgramError(`HostLink "${name}": ${why}`);
   };
   if (!Number.isInteger(args.vni) || args.vni < 1 || args.vni > 16777215) fail(`vni must be an integer from 1 to 16777215, got ${JSON.stringify(args.vni)}.`);
   for (const side of ["a", "b"] as const) {

@@ -1,9 +1,10 @@
 /**
- * Pure planning for components: interface names and address allocation. No Pulumi, no
+ * Pure planning for components: interface names and address allocation. No resources, no
  * kernel: table- and property-tested in test/unit/plan.test.ts.
  */
 import { createHash } from "node:crypto";
 import * as ipaddr from "ipaddr.js";
+import { ProgramError } from "../errors";
 
 /** Linux IFNAMSIZ - 1. */
 export const IFNAME_MAX = 15;
@@ -50,10 +51,14 @@ export interface PlannedHost {
   address: string;
 }
 
-/** Thrown for bad component arguments; names the component and the argument. */
-export class PlanError extends Error {
+/**
+ * Thrown for bad component arguments; names the component, the argument and the fix,
+ * and the line of the program that declared it (printed without a stack trace: a
+ * {@link ProgramError}).
+ */
+export class PlanError extends ProgramError {
   /** Always "PlanError". */
-  override readonly name = "PlanError";
+  override readonly name: string = "PlanError";
 }
 
 function usable(cidr: string): { network: bigint; first: bigint; last: bigint; family: "ipv4" | "ipv6"; len: number } {

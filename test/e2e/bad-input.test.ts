@@ -37,7 +37,7 @@ new nslab.VethPair("cable", {
     expect(await sandbox.residue()).toEqual([]);
   });
 
-  it("a bridge port in another namespace than its bridge fails at preview, naming both", async () => {
+  it("a bridge port in another namespace than its bridge fails at preview, naming both and the program's line, without a stack trace; so does a component's bad argument", async () => {
     lab = await Lab.create(
       sandbox,
       "bad-master",
@@ -51,6 +51,21 @@ new nslab.VethPair("port", { a: { name: "p-a" }, b: { name: "p-b", master: br.na
     const r = await lab.preview();
     expect(r.exitCode, show(r)).not.toBe(0);
     expect(r.stdout + r.stderr).toContain('VethPair "port": b.master "br0" is a bridge in namespace "ns1", but the port is in the program\'s namespace');
+    // The line that declared it, and none of nslab's or Pulumi's frames.
+    expect(r.stdout + r.stderr).toMatch(/must be in the same namespace \(and on the same host\)\. \(at index\.ts:5:1\)/);
+    const frames = /^\s+at .*[(/].*:\d+:\d+\)?$/m;
+    expect(r.stdout + r.stderr).not.toMatch(frames);
+    expect(await sandbox.residue()).toEqual([]);
+
+    // A component's argument, refused while the program declares it.
+    lab.write(`
+import * as nslab from "nslab";
+new nslab.BridgedNetwork("lan", { cidr: "10.0.0.1/24", hosts: ["a", "b"] });
+`);
+    const plan = await lab.preview();
+    expect(plan.exitCode, show(plan)).not.toBe(0);
+    expect(plan.stdout + plan.stderr).toContain('error: BridgedNetwork "lan": cidr "10.0.0.1/24" has host bits set; did you mean "10.0.0.0/24"? (at index.ts:3:1)');
+    expect(plan.stdout + plan.stderr).not.toMatch(frames);
     expect(await sandbox.residue()).toEqual([]);
   });
 

@@ -1,0 +1,27 @@
+/**
+ * Errors in a program's arguments that nslab's SDK finds itself (the checks that look
+ * at more than one resource, and the components' plans), as opposed to those the
+ * provider's `check` reports per resource.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { captureCall, userSite } from "./callsites";
+
+/**
+ * A mistake in the program, not in nslab. Pulumi prints a RunError's message alone,
+ * without a stack trace of nslab's and Pulumi's frames; so the message names the
+ * resource, the argument and the fix, and ends with the line of the user's program that
+ * declared it. `call`: where to find that line (by default the current call; pass one
+ * taken with captureCall in the constructor when the error is thrown later, inside an
+ * apply).
+ */
+export class ProgramError extends pulumi.RunError {
+  override readonly name: string = "ProgramError";
+  constructor(message: string, call: Error = captureCall()) {
+    const site = userSite(call);
+    super(site ? `${message} (at ${site})` : message);
+    // One that surfaces after the program's code has returned (from inside an apply) is
+    // printed by Pulumi as its stack: that is the message alone too, unless
+    // NSLAB_FULL_STACK_TRACES=1.
+    if (process.env.NSLAB_FULL_STACK_TRACES !== "1") this.stack = this.message;
+  }
+}
