@@ -10,7 +10,7 @@ import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
 import { tracked, watchEngine } from "./health";
 import { claimNames, releaseNames } from "./claims";
-import { checkHost, HostArgs, hostKey, hostLabel, sameHost } from "./host";
+import { checkHost, HostArgs, hostKey, hostLabel, machineKey, sameHost } from "./host";
 import { resourceNameOf } from "./resource";
 import { ensureMaster } from "./ssh";
 import * as kernel from "./kernel";
@@ -149,6 +149,19 @@ async function onHost<T>(kind: string, owner: unknown, host: HostArgs | undefine
 const hostOf = (p: Record<string, unknown>) => p.host as HostArgs | undefined;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
+/**
+ * The objects creates of this provider process made or took over (kind, machine, id,
+ * owner). The provider process serves one operation of one stack, so a delete, in the
+ * same run, of a resource with the same owner and id is of the same object, which now
+ * belongs to the resource just created: the program gave the resource another URN (put
+ * it under a parent, without `aliases`), or the engine replaced it creating first
+ * (`pulumi up --replace`). nslab's create takes over an object carrying its own mark
+ * (the way an interrupted create is taken over), so that delete is left out: deleting
+ * would remove the object the new resource holds, with `up` green.
+ */
+const madeThisRun = new Set<string>();
+const madeKey = (kind: string, host: HostArgs | undefined, id: unknown, owner: unknown) => JSON.stringify([kind, machineKey(host), String(id), String(owner)]);
+
 async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
     case "check": {
@@ -183,6 +196,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       try {
         const made = withHostOut(await onHost(impl.kind, inputs.__owner, hostOf(inputs), () => impl.create(inputs)), hostOf(inputs));
         remember(impl.kind, made.outs?.__owner, made.id, made.outs);
+        madeThisRun.add(madeKey(impl.kind, hostOf(inputs), made.id, made.outs?.__owner ?? inputs.__owner));
         return made;
       } finally {
         settled(inputs.__owner);
@@ -200,6 +214,8 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     }
     case "delete": {
       const old = props(args[1]);
+      // The same object, now another resource's (madeThisRun): left to it, with its records.
+      if (madeThisRun.has(madeKey(impl.kind, hostOf(old), args[0], old.__owner))) return undefined;
       await onHost(impl.kind, old.__owner, hostOf(old), () => impl.delete(String(args[0]), old));
       forget(old.__owner);
       releaseNames(String(old.__owner));

@@ -1,0 +1,83 @@
+/**
+ * A resource the engine makes again under another URN, or replaces creating first,
+ * while its object stays: `pulumi up --replace` (Pulumi creates the replacement before
+ * deleting the original) and resources put under a component without `aliases` (a
+ * create of the new URN, a delete of the old). nslab's create takes over the object,
+ * which carries its own mark; the delete of the old resource, in the same run, leaves
+ * it to the new one (provider/index.ts madeThisRun). Before, that delete removed the
+ * object the new resource held: the bridge or the namespace was gone, with `up` green.
+ */
+import { describe, expect, it } from "vitest";
+import { Lab, sandboxPerTest, show } from "../helpers/lab";
+import { pings } from "../helpers/net";
+import { Sandbox } from "../helpers/sandbox";
+
+let sandbox: Sandbox;
+sandboxPerTest((s) => (sandbox = s));
+
+const LAB = `
+const br = new nslab.Bridge("br", { name: "rbr0", addresses: ["10.62.0.1/24"] }, opts);
+for (const i of [1, 2]) {
+  const ns = new nslab.Namespace("h" + i, { name: "rh" + i }, opts);
+  const link = new nslab.VethPair("h" + i + "-link", { a: { name: "eth0", namespace: ns.name, addresses: ["10.62.0.1" + i + "/24"] }, b: { name: "rh" + i + "-br", master: br.name } }, opts);
+  new nslab.Route("h" + i + "-default", { namespace: ns.name, destination: "default", gateway: "10.62.0.1" }, { ...opts, dependsOn: [link] });
+}
+new nslab.IpForwarding("fwd", { ipv4: true }, opts);
+`;
+const FLAT = `
+import * as nslab from "nslab";
+const opts = {};
+${LAB}`;
+/** The same resources under a component of the user's, without aliases: new URNs. */
+const NESTED = `
+import * as pulumi from "@pulumi/pulumi";
+import * as nslab from "nslab";
+class Site extends pulumi.ComponentResource {
+  constructor(name: string) {
+    super("user:index:Site", name);
+    const opts = { parent: this };
+    ${LAB}
+    this.registerOutputs({});
+  }
+}
+new Site("site");
+`;
+
+describe("a resource made again under another URN keeps its object", () => {
+  it("pulumi up --replace of a bridge and of a namespace, and resources moved under a component without aliases: the lab stays up, nothing is left", async () => {
+    const lab = await Lab.create(sandbox, "replace", FLAT);
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    const reachable = async () => {
+      for (const [from, to] of [["rh1", "10.62.0.1"], ["rh1", "10.62.0.12"], ["rh2", "10.62.0.11"]]) expect(await pings(sandbox, from, to), `${from} -> ${to}`).toBe(true);
+    };
+    await reachable();
+    const urn = async (type: string, name: string) => (await lab.resources()).find((r) => r.type === `pulumi-nodejs:dynamic/nslab:${type}` && r.urn.endsWith(`::${name}`))!.urn;
+
+    for (const [type, name] of [["Bridge", "br"], ["Namespace", "h2"], ["IpForwarding", "fwd"]]) {
+      const replaced = await lab.up(["--replace", await urn(type, name)]);
+      expect(replaced.exitCode, show(replaced)).toBe(0);
+      expect(replaced.stdout, `${type} ${name}`).toMatch(/1 replaced/);
+      // At the first try: the object was never gone.
+      await reachable();
+      expect((await sandbox.must("sysctl", ["-n", "net.ipv4.ip_forward"])).trim()).toBe("1");
+      const clean = await lab.driftCheck();
+      expect(clean.exitCode, show(clean)).toBe(0);
+    }
+
+    lab.write(NESTED);
+    const moved = await lab.up();
+    expect(moved.exitCode, show(moved)).toBe(0);
+    expect(moved.stdout).toMatch(/\+ 9 created/); // the component and its 8 resources
+    expect(moved.stdout).toMatch(/- 8 deleted/);
+    await reachable();
+    const settled = await lab.driftCheck();
+    expect(settled.exitCode, show(settled)).toBe(0);
+
+    // The new resources own the objects: destroy removes them, and restores forwarding.
+    const destroyed = await lab.destroy();
+    expect(destroyed.exitCode, show(destroyed)).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+    expect((await sandbox.must("sysctl", ["-n", "net.ipv4.ip_forward"])).trim()).toBe("0");
+  });
+});
