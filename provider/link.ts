@@ -135,7 +135,33 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   for (const addr of adds) cmds.push(["address", "add", addr, "dev", dev, ...(addr.includes(":") ? ["nodad"] : [])]);
   for (const addr of dels) if (!first.includes(addr)) cmds.push(["address", "del", addr, "dev", dev]);
   if (desired.up && live?.up !== true) cmds.push(["link", "set", "dev", dev, "up"]);
+  // Setting the MAC it has makes the kernel announce every address (with arp_notify and
+  // ndisc_notify on: converge), and forget the interface's own neighbours.
+  const announce = announcement(desired, live);
+  if (announce) cmds.push(["link", "set", "dev", dev, "address", announce.mac]);
   return cmds;
+}
+
+const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+/**
+ * When converging adds addresses to an interface that already exists, is (or comes) up
+ * and has a MAC, they are announced: a gratuitous ARP (IPv4) and an unsolicited
+ * neighbour advertisement (IPv6) for each of its addresses. A neighbour that knew an
+ * added address as another host's (a host removed and its address given to one that
+ * stays, as a BridgedNetwork's sequential allocation does) would otherwise keep sending
+ * to the old MAC until its entry times out, 15 to 20 s or more, and this host's own
+ * cached neighbours would keep it from asking. A new interface needs none: its own first
+ * packet asks (a broadcast ARP request that every neighbour learns from).
+ */
+export function announcement(desired: LinkSettings, live: LiveLink | undefined): { mac: string; v4: boolean; v6: boolean } | undefined {
+  if (!live || !desired.up) return undefined;
+  const mac = desired.mac ?? live.mac;
+  if (!mac || !MAC.test(mac)) return undefined;
+  const adds = desired.addresses.filter((addr) => !live.allAddresses.includes(addr));
+  const v4 = adds.some((addr) => !addr.includes(":"));
+  const v6 = adds.some((addr) => addr.includes(":"));
+  return v4 || v6 ? { mac, v4, v6 } : undefined;
 }
 
 /**
@@ -162,6 +188,11 @@ export function dropsPrimaryOfKept(desired: LinkSettings, live: LiveLink | undef
 export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string, made: MadeWith = {}): Promise<LiveLink | undefined> {
   const commands = [...convergeCommands(desired, live, tag, made), ["address", "show", "dev", desired.name]];
   // Slashes: an interface name may hold a dot, which sysctl's dotted form would split.
+  // Added addresses are announced (announcement) when the MAC is set: the switches that
+  // make the kernel do it stay on (nslab's own interface; they only add announcements).
+  const announce = announcement(desired, live);
+  if (announce?.v4) await kernel.sysctlWrite(`net/ipv4/conf/${desired.name}/arp_notify`, "1", desired.namespace, subject);
+  if (announce?.v6) await kernel.sysctlWrite(`net/ipv6/conf/${desired.name}/ndisc_notify`, "1", desired.namespace, subject);
   const promote = `net/ipv4/conf/${desired.name}/promote_secondaries`;
   const previous = dropsPrimaryOfKept(desired, live) ? await kernel.sysctlRead(promote, desired.namespace, subject) : "1";
   if (previous !== "1") await kernel.sysctlWrite(promote, "1", desired.namespace, subject);

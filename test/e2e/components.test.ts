@@ -102,6 +102,29 @@ export const addresses = Object.fromEntries(lan.hosts.map((h) => [h.name, h.addr
     expect(await sandbox.residue()).toEqual([]);
   });
 
+  it("a host removed from a sequential network: the host that takes its address is reached at the first try (the address is announced)", async () => {
+    const program = (hosts: string[]) => `
+import * as nslab from "nslab";
+const lan = new nslab.BridgedNetwork("lan", { cidr: "10.51.0.0/24", gateway: true, hosts: ${JSON.stringify(hosts)} });
+export const addresses = Object.fromEntries(lan.hosts.map((h) => [h.name, h.address]));
+`;
+    lab = await Lab.create(sandbox, "comp-seq", program(["sa", "sb", "sc"]));
+    expect((await lab.up()).exitCode).toBe(0);
+    const before = (await lab.outputs()).addresses as Record<string, string>;
+    // Every neighbour learns every other: sa and the gateway know sb's address as sb's.
+    for (const from of ["sa", "sb", "sc"]) for (const to of ["10.51.0.1", ...Object.values(before)]) await pings(sandbox, from, to);
+    lab.write(program(["sa", "sc"]));
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    const after = (await lab.outputs()).addresses as Record<string, string>;
+    expect(after.sc).toBe(before.sb);
+    // At the first try, from sc's side and from its neighbours'.
+    expect(await pings(sandbox, "sc", "10.51.0.1")).toBe(true);
+    expect(await pings(sandbox, "sa", after.sc)).toBe(true);
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+
   it("a Router joins two networks whose gateway it holds", async () => {
     lab = await Lab.create(
       sandbox,

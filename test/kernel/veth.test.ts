@@ -106,6 +106,26 @@ describe("VethPair on the kernel", () => {
     }
   });
 
+  it("announces an address given in place to an end that is up: a neighbour that knew it as another host's learns the new MAC, and traffic passes at the first try", async () => {
+    const pair = (aAddresses: string[]) => inputs({ a: { name: "v-a", namespace: nsA, addresses: aAddresses }, b: { name: "v-b", namespace: nsB, addresses: ["192.168.1.1/24"] } });
+    const { id, outs } = await veth.create(pair(["192.168.1.4/24"]));
+    try {
+      // Both sides know each other (a ping), and b still knows .3 as a host that left.
+      await must("ip", ["netns", "exec", nsA, "ping", "-c", "1", "-W", "1", "192.168.1.1"]);
+      await must("ip", ["-n", nsB, "neigh", "replace", "192.168.1.3", "lladdr", "02:de:ad:00:00:03", "dev", "v-b", "nud", "reachable"]);
+      // a takes .3 (a sequential allocation after a host left), in place.
+      const cur = (await veth.update(id, outs, pair(["192.168.1.3/24"]))).outs;
+      const mac = (await linkByHand("v-a", nsA))!.address;
+      expect(await must("ip", ["-n", nsB, "neigh", "show", "192.168.1.3", "dev", "v-b"])).toContain(`lladdr ${mac}`);
+      await must("ip", ["netns", "exec", nsA, "ping", "-c", "1", "-W", "1", "192.168.1.1"]);
+      await must("ip", ["netns", "exec", nsB, "ping", "-c", "1", "-W", "1", "192.168.1.3"]);
+      expect((await must("ip", ["netns", "exec", nsA, "sysctl", "-n", "net.ipv4.conf.v-a.arp_notify"])).trim()).toBe("1");
+      expect(veth.diff(id, (await veth.read(id, cur)).props!, pair(["192.168.1.3/24"])).changes).toBe(false);
+    } finally {
+      await veth.delete(id, outs);
+    }
+  });
+
   it("gives the pair a generation: each end's ifindex, counting the times it came back up; read keeps it, a pair made anew gets a new one", async () => {
     const pair = (up: boolean) => inputs({ a: { name: "v-a", namespace: nsA, addresses: ["192.168.1.1/24"], up } });
     const { id, outs } = await veth.create(pair(true));
