@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
 import { HostArgs, NslabComponent, placeKey } from "../base";
 import { ProgramError } from "../errors";
+import { checkArgs, Shape } from "./args";
 import { Vxlan } from "../vxlan";
 
 /** One side of a {@link HostLink}: a bridge on a host, and that host's underlay address. */
@@ -41,8 +42,12 @@ export interface HostLinkArgs {
   mtu?: number;
 }
 
+const SIDE_ARGS: Shape = { host: "host", "bridge!": "input", namespace: "input", "address!": "string", name: "string" };
+const HOST_LINK_ARGS: Shape = { "vni!": "number", "a!": SIDE_ARGS, "b!": SIDE_ARGS, dstPort: "number", learning: "boolean", mtu: "number" };
+
 /** Refuses arguments that cannot make a link, naming the argument and the fix. */
 export function checkHostLink(name: string, args: HostLinkArgs): void {
+  checkArgs(`HostLink "${name}"`, args, HOST_LINK_ARGS);
   const fail = (why: string) => {
     throw new ProgramError(`HostLink "${name}": ${why}`);
   };

@@ -9,6 +9,7 @@ import { NatRule } from "../nat";
 import { Namespace } from "../namespace";
 import { Route } from "../route";
 import { VethPair } from "../veth";
+import { checkArgs, Shape } from "./args";
 import { Allocation, HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
 import { Topology, TopologyAttachment, TopologyHost } from "./render";
 import { runRegistry } from "../scope";
@@ -61,6 +62,36 @@ export interface LinkImpairmentShape {
   /** What arrives on the interface. */
   ingress?: pulumi.Input<ImpairmentArgs>;
 }
+
+const IMPAIRMENT_ARGS: Shape = { egress: "input", ingress: "input" };
+const BRIDGED_NETWORK_ARGS: Shape = {
+  "cidr!": "string",
+  "hosts!": { arrayOf: ["string", { "name!": "string", namespace: "input", address: "string", impairment: IMPAIRMENT_ARGS }] },
+  allocation: "string",
+  bridgeName: "string",
+  bridgeNamespace: "input",
+  gateway: ["boolean", "string"],
+  gatewayOnBridge: "boolean",
+  defaultRoutes: "boolean",
+  mtu: "number",
+  allowOverlap: "boolean",
+  host: "host",
+};
+const ROUTER_ARGS: Shape = {
+  namespace: "string",
+  "attach!": { arrayOf: { "network!": "network", address: "string" } },
+  routes: { arrayOf: { "destination!": "string", "gateway!": "string" } },
+  host: "host",
+};
+const NAT_GATEWAY_ARGS: Shape = {
+  namespace: "input",
+  "sources!": { arrayOf: ["network", "string"] },
+  "uplink!": "string",
+  portForwards: { arrayOf: { "protocol!": "string", "port!": "number", "toAddress!": "string", toPort: "number" } },
+  forwarding: "boolean",
+  uplinkImpairment: IMPAIRMENT_ARGS,
+  host: "host",
+};
 
 /** Arguments of {@link BridgedNetwork}. */
 export interface BridgedNetworkArgs {
@@ -146,8 +177,9 @@ export class BridgedNetwork extends NslabComponent {
   readonly impairments: Record<string, LinkImpairment> = {};
 
   constructor(name: string, args: BridgedNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nslab:index:BridgedNetwork", name, {}, opts);
     const owner = `BridgedNetwork "${name}"`;
+    checkArgs(owner, args, BRIDGED_NETWORK_ARGS);
+    super("nslab:index:BridgedNetwork", name, {}, opts);
     const hostSpecs: (HostSpec & { namespace?: pulumi.Input<string>; impairment?: LinkImpairmentShape })[] = args.hosts.map((h) => (typeof h === "string" ? { name: h } : h));
     const plan: NetworkPlan = planNetwork(owner, args.cidr, hostSpecs, args.gateway, args.allocation);
     const declared = declaredInRun();
@@ -304,8 +336,9 @@ export class Router extends NslabComponent {
   readonly links: VethPair[];
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nslab:index:Router", name, {}, opts);
     const owner = `Router "${name}"`;
+    checkArgs(owner, args, ROUTER_ARGS);
+    super("nslab:index:Router", name, {}, opts);
     const nsName = args.namespace ?? name;
     const host = args.host;
     const declared = declaredInRun();
@@ -410,6 +443,7 @@ export class NatGateway extends NslabComponent {
   readonly topology: Topology;
 
   constructor(name: string, args: NatGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
+    checkArgs(`NatGateway "${name}"`, args, NAT_GATEWAY_ARGS);
     super("nslab:index:NatGateway", name, {}, opts);
     const child = { parent: this };
     const host = args.host;

@@ -160,6 +160,9 @@ export const router = rtr.topology;
       [`new nslab.BridgedNetwork("tiny", { cidr: "10.0.0.0/30", gateway: true, hosts: ["x", "y"] });`, /BridgedNetwork "tiny": 10.0.0.0\/30 holds 2 addresses but 2 hosts and a gateway/],
       [`new nslab.BridgedNetwork("dup", { cidr: "10.0.0.0/24", hosts: ["x", "x"] });`, /BridgedNetwork "dup": host "x" is listed twice/],
       [`new nslab.BridgedNetwork("gw", { cidr: "10.0.0.0/24", gateway: "10.9.0.1", hosts: ["x"] });`, /BridgedNetwork "gw": gateway 10.9.0.1 is outside 10.0.0.0\/24/],
+      // As a JavaScript program (or TypeScript with noCheck) may write them: refused, not ignored.
+      [`new nslab.BridgedNetwork("typo", { cidr: "10.0.0.0/24", hosts: ["x"], gatway: true } as never);`, /BridgedNetwork "typo": gatway is not an argument \(did you mean gateway\?\)/],
+      [`new nslab.NatGateway("nat", { sources: ["10.0.0.0/24"] } as never);`, /NatGateway "nat": uplink is required \(a string\)/],
     ];
     for (const [body, reason] of cases) {
       lab = await Lab.create(sandbox, "comp-bad", `import * as nslab from "nslab";\n${body}\n`);
