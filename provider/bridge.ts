@@ -3,6 +3,7 @@
  * it as their `master`. Ownership: nslab's alias on the bridge.
  */
 import { mayHaveRun, NslabError } from "./errors";
+import { whoseMark } from "./owned";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
@@ -121,6 +122,8 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         // A bridge that may have been made all the same (over SSH, a request whose end was
         // not seen) keeps its intent record: the next create takes it over.
         if (live || !mayHaveRun(err)) await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
+        // Someone else's: say whose, as the other kinds do.
+        if (live) throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
         return unsupportedVlan(err, i);
       });
     try {

@@ -18,6 +18,7 @@
  */
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
+import { ownerLabel } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
@@ -66,7 +67,7 @@ async function previousValue(f: Family, i: ForwardingInputs): Promise<string> {
   if (record.owner !== ownerTag(i.__owner) && !i.adopt) {
     throw new NslabError(
       "AlreadyExists",
-      `${subject(i)}: ${f} forwarding already exists: another nslab resource (${record.owner}) set it to '${record.set}' and will restore '${record.previous}'. Delete that resource, or set adopt: true to take the switch over.`,
+      `${subject(i)}: ${f} forwarding already exists: ${record.by ? ownerLabel(record.by) : `another nslab resource (${record.owner})`} set it to '${record.set}' and will restore '${record.previous}'. Delete that resource, or set adopt: true to take the switch over.`,
     );
   }
   return record.previous;

@@ -240,7 +240,7 @@ export async function explainMaster(err: unknown, settings: LinkSettings, subjec
   if (!master) {
     return new NslabError(
       "NotFound",
-      `${subject}: ${property}master "${settings.master}" does not exist in ${ns ? `namespace "${ns}"` : "the program's namespace"}. A port's bridge must be in the same namespace; pass the bridge's .name.`,
+      `${subject}: ${property}master "${settings.master}" does not exist in ${ns ? `namespace "${ns}"` : "the program's namespace"}. A port's bridge must be in the same namespace; pass the bridge's .name. If the stack made it (and a reboot or a hand removed it), run \`pulumi up --refresh\` to make it again.`,
     );
   }
   if (master.kind !== "bridge") {

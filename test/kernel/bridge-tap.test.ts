@@ -127,6 +127,12 @@ describe("Bridge on the kernel", () => {
     await expect(bridge.create(check(bridge, { name, adopt: true }))).rejects.toThrow(/not a bridge/);
     expect(await linkByHand(name)).toBeDefined();
     await ipByHand("link", "del", name);
+
+    // Another nslab resource's bridge: the refusal says so, as for the other kinds.
+    const other = await bridge.create(check(bridge, { name, __owner: `${owner}/other` }));
+    await expect(bridge.create(check(bridge, { name }))).rejects.toThrow(new RegExp(`bridge "${name}" .*already exists\\. It carries the mark of another nslab resource \\(${ownerTag(`${owner}/other`)}\\)\\. Remove it`));
+    expect((await linkByHand(name))!.ifalias).toBe(ownerTag(`${owner}/other`));
+    await bridge.delete(other.id, other.outs);
   });
 });
 

@@ -110,6 +110,11 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect(repaired.previousIpv4).toBe(before);
     expect((await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim()).toBe("1");
 
+    // Another resource's switch: refused, naming that resource and its stack.
+    // (This test's owners are test/kernel/l3/<inputs>: stack test/kernel, kind "l3".)
+    const other = checked(fwd, { ipv4: true, __owner: "proj/dev@0123abcd/IpForwarding/one" });
+    await expect(fwd.create(other)).rejects.toThrow(/ipv4 forwarding already exists: nslab l3 "\{"ipv4":true,"ipv6":true\}" of stack test\/kernel set it to '1' and will restore '0'/);
+
     await fwd.delete(id, repaired);
     expect((await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim()).toBe(before);
     expect((await nsRun("sysctl", "-n", "net.ipv6.conf.all.forwarding")).trim()).toBe("0");
