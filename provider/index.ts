@@ -166,14 +166,15 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
   switch (op) {
     case "check": {
       const olds = args[0] ? props(args[0]) : undefined;
-      const news = props(args[1]);
-      const checked = impl.check(olds, news);
+      const given = props(args[1]);
       // A resource keeps the owner (and so the marks) it was made with for as long as it
       // exists: objects made before owners named the backend (sdk/identity.ts), or before
-      // the stack was renamed or moved, stay its own and are never re-marked.
-      if (typeof olds?.__owner === "string" && checked.inputs && typeof checked.inputs === "object") {
-        (checked.inputs as Record<string, unknown>).__owner = olds.__owner;
-      }
+      // the stack was renamed or moved, or by a program that saw another backend (an
+      // inline Automation API program whose process lacks the workspace's
+      // PULUMI_BACKEND_URL), stay its own and are never re-marked; and what check derives
+      // from the owner (a stable MAC) is derived from that one, so it never changes either.
+      const news = typeof olds?.__owner === "string" && typeof given.__owner === "string" ? { ...given, __owner: olds.__owner } : given;
+      const checked = impl.check(olds, news);
       // A property nothing would apply (a misspelt one: "adresses") fails, naming it.
       const c = new Checker();
       // A value the engine carries over from the old inputs (ignoreChanges) is not the program's.

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { dispatch } from "../../provider";
+import { stableMac } from "../../provider/resource";
 import { backendUrl, BackendSources, normaliseBackendUrl, projectBackendUrl, stackIdentity } from "../../sdk/identity";
 
 const sources = (over: Partial<BackendSources> & { files?: Record<string, string> } = {}): BackendSources => ({
@@ -77,5 +78,21 @@ describe("the provider's check", () => {
     expect(kept.inputs.__owner).toBe(legacy);
     const fresh = (await dispatch("Namespace", "check", [undefined, { name: "h1", __owner: now }])) as { inputs: { __owner: string } };
     expect(fresh.inputs.__owner).toBe(now);
+  });
+
+  it("derives a stable MAC from the kept owner, so that a program that sees another backend (or an upgraded nslab) changes no MAC", async () => {
+    const legacy = "lab/dev/Bridge/br";
+    const now = "lab/dev@0123abcd/Bridge/br";
+    type Checked = { inputs: { __owner: string; mac: string } };
+    const made = (await dispatch("Bridge", "check", [undefined, { name: "br0", __owner: legacy }])) as Checked;
+    expect(made.inputs.mac).toBe(stableMac(legacy, "bridge"));
+    const again = (await dispatch("Bridge", "check", [made.inputs, { name: "br0", __owner: now }])) as Checked;
+    expect(again.inputs).toMatchObject({ __owner: legacy, mac: made.inputs.mac });
+    expect(((await dispatch("Bridge", "diff", ["/br0", { ...made.inputs, generation: "7" }, again.inputs])) as { changes: boolean }).changes).toBe(false);
+    // A veth's two ends alike.
+    const pair = { a: { name: "v-a" }, b: { name: "v-b" } };
+    const vMade = (await dispatch("VethPair", "check", [undefined, { ...pair, __owner: "lab/dev/VethPair/v" }])) as { inputs: { a: { mac: string }; b: { mac: string } } };
+    const vAgain = (await dispatch("VethPair", "check", [vMade.inputs, { ...pair, __owner: "lab/dev@0123abcd/VethPair/v" }])) as { inputs: { a: { mac: string }; b: { mac: string } } };
+    expect([vAgain.inputs.a.mac, vAgain.inputs.b.mac]).toEqual([vMade.inputs.a.mac, vMade.inputs.b.mac]);
   });
 });
