@@ -65,22 +65,36 @@ interface StackState {
   /** PROJECT/STACK: the stack part of owners made before owners named the backend. */
   legacy: string;
   owners: Set<string>;
+  /** The stack has no state (removed): everything recorded for it is an orphan. */
+  removed: boolean;
 }
 
 function stackState(options: Options): StackState {
   const yaml = fs.readFileSync(path.join(options.cwd, "Pulumi.yaml"), "utf8");
   const project = /^name:\s*["']?([^"'\s]+)/m.exec(yaml)?.[1];
   if (!project) throw new Error(`no project name in ${path.join(options.cwd, "Pulumi.yaml")}`);
-  const qualified = pulumi(["stack", "--show-name", "--fully-qualify-stack-names"], options).trim().split("/");
+  // A stack removed with `pulumi stack rm --force` has no state: every object recorded
+  // for it is outside its state. Its name is the one given (ORG/PROJECT/STACK, or STACK
+  // on a file backend, whose organization is "organization").
+  let removed = false;
+  const qualified = (() => {
+    try {
+      return pulumi(["stack", "--show-name", "--fully-qualify-stack-names"], options).trim().split("/");
+    } catch (err) {
+      if (!options.stack || !/no stack named/i.test((err as Error).message)) throw err;
+      removed = true;
+      return options.stack.split("/");
+    }
+  })();
   const stack = qualified[qualified.length - 1];
   const organization = qualified.length === 3 ? qualified[0] : "organization";
-  const resources: { outputs?: Record<string, unknown>; inputs?: Record<string, unknown> }[] = JSON.parse(pulumi(["stack", "export"], options)).deployment?.resources ?? [];
+  const resources: { outputs?: Record<string, unknown>; inputs?: Record<string, unknown> }[] = removed ? [] : (JSON.parse(pulumi(["stack", "export"], options)).deployment?.resources ?? []);
   const owners = new Set(resources.flatMap((r) => [r.outputs?.__owner, r.inputs?.__owner]).filter((o): o is string => typeof o === "string"));
   // The backend as the program finds it (the same function, from the program's folder);
   // plus whatever the state's own resources say (made when it was spelled another way).
   const stacks = new Set([stackIdentity(project, stack, organization, backendUrl({ ...processSources(), cwd: options.cwd }))]);
   for (const owner of owners) if (stackOf(owner).startsWith(`${project}/${stack}@`)) stacks.add(stackOf(owner));
-  return { stacks, legacy: `${project}/${stack}`, owners };
+  return { stacks, legacy: `${project}/${stack}`, owners, removed };
 }
 
 /**
@@ -145,6 +159,7 @@ async function main(): Promise<number> {
   const options = parse(process.argv.slice(2));
   const state = stackState(options);
   const name = [...state.stacks][0];
+  if (state.removed) console.log(`stack ${name}: not found in the backend (removed?): every object recorded for it is outside its state`);
   const hosts = hostsOf(state);
   const found = await orphans(state);
   const { found: unmarkedFound, unreachable } = await unmarkedOrphans(state, hosts);

@@ -80,7 +80,15 @@ describe("nslab-orphans", () => {
     expect((await sandbox.run("ip", ["netns", "exec", "oa", "ping", "-c", "1", "-W", "2", "10.50.0.2"])).exitCode).toBe(0);
     expect((await orphans()).stdout).toContain("no objects outside its state");
 
-    expect((await lab.destroy()).exitCode).toBe(0);
+    // The stack removed without destroying it: everything it made is an orphan.
+    const rm = await lab.pulumi(["stack", "rm", "--force", "--yes"]);
+    expect(rm.exitCode, show(rm)).toBe(0);
+    r = await orphans();
+    expect(r.exitCode, show(r)).toBe(0);
+    expect(r.stdout).toMatch(/not found in the backend \(removed\?\): every object recorded for it is outside its state/);
+    expect(r.stdout).toMatch(/Namespace "oa" \(id/);
+    r = await orphans("--delete");
+    expect(r.exitCode, show(r)).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });
 
