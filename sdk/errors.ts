@@ -15,6 +15,7 @@ import { captureCall, userSite } from "./callsites";
  * apply).
  */
 export class ProgramError extends pulumi.RunError {
+  /** "ProgramError" ("PlanError" for a component's plan). */
   override readonly name: string = "ProgramError";
   constructor(message: string, call: Error = captureCall()) {
     const site = userSite(call);
