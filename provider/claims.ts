@@ -1,8 +1,9 @@
 /**
  * The kernel names the resources of one program claim: two resources that would make
- * the same namespace, or the same interface in one namespace, on one machine, fail at
- * check (so `pulumi preview` says so, naming both) instead of the second failing at
- * `up` with "already exists" after the first was made.
+ * the same namespace, or the same interface in one namespace, on one machine, or impair
+ * one direction of one interface, fail at check (so `pulumi preview` says so, naming
+ * both) instead of the second failing at `up` with "already exists" (or a verification
+ * error, when the two were made at once) after the first was made.
  *
  * The claims live in the provider process, which the engine starts for one operation
  * (a preview, an update) of one stack: every resource of the program is checked in it.
@@ -19,6 +20,8 @@ interface Claim {
   key: string;
   what: string;
   property: string;
+  /** What the other does with it and the fix, when not "made" (default: give each its own name). */
+  clash?: (other: string) => string;
 }
 
 /** key -> the owner (PROJECT/STACK@BACKEND/KIND/NAME) that claimed it. */
@@ -52,6 +55,21 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
     case "TapDevice":
     case "Vxlan":
       return linkClaim(host, inputs.namespace, inputs.name, "name");
+    case "LinkImpairment": {
+      // One LinkImpairment per interface and direction: a second would take over the
+      // first's root qdisc (egress) or see frames before its redirect (ingress).
+      if (typeof inputs.device !== "string" || !known(host, inputs.namespace, inputs.device)) return [];
+      const ns = typeof inputs.namespace === "string" ? inputs.namespace : "";
+      const where = `interface "${inputs.device}" in ${ns ? `namespace "${ns}"` : "the program's namespace"}`;
+      return (["egress", "ingress"] as const)
+        .filter((d) => inputs[d] !== undefined && inputs[d] !== null && !isUnknown(inputs[d]))
+        .map((d) => ({
+          key: `impairment-${d}\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${inputs.device}`,
+          what: `the ${d} of ${where}`,
+          property: d,
+          clash: (other: string) => `is also impaired by ${other} of this program; declare one LinkImpairment per interface and direction (one resource can hold both directions).`,
+        }));
+    }
     default:
       return [];
   }
@@ -72,9 +90,10 @@ export function claimNames(kind: string, owner: string, inputs: Record<string, u
     const other = claimed.get(claim.key);
     if (other !== undefined && other !== owner) {
       const [, , otherKind] = other.split("/");
+      const them = `${otherKind} "${resourceNameOf(other) ?? other}"`;
       failures.push({
         property: claim.property,
-        reason: `${claim.what} is also made by ${otherKind} "${resourceNameOf(other) ?? other}" of this program; give each its own name, or make it once and pass its name to the resources that use it.`,
+        reason: `${claim.what} ${claim.clash ? claim.clash(them) : `is also made by ${them} of this program; give each its own name, or make it once and pass its name to the resources that use it.`}`,
       });
       continue;
     }

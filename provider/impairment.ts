@@ -86,6 +86,14 @@ export const TBF_HZ = 250;
 export const MIN_BURST_BYTES = 1514;
 /** Burst used when only a rate is given: 32 KiB, or rate / HZ when that is larger. */
 export const DEFAULT_BURST_BYTES = 32 * 1024;
+/** tc takes a burst as a 32-bit byte count. */
+export const MAX_BURST_BYTES = 4294967295;
+/**
+ * The most traffic a tbf bucket holds, in seconds at its rate: the kernel keeps it as a
+ * 32-bit count of its clock's ticks, and a larger one wraps (a burst of 1e9 bytes at
+ * 10mbit came back as 312805232). 137.4 s measured; 137 used.
+ */
+export const MAX_BURST_SECONDS = 137;
 /** tbf queue: how long a packet may wait for tokens before it is dropped. */
 export const TBF_LATENCY = "100ms";
 /** How one resource's qdiscs and filter are told apart from everyone else's (qdiscs carry no alias or comment). */
@@ -222,6 +230,15 @@ function checkDirection(c: Checker, raw: unknown, name: DirectionName): Impairme
         `${name}.burst ${burst} (${bytes} bytes) is too small for rate ${rate}: tbf needs at least ${minimumBurst(bits)} bytes (rate / HZ with HZ = ${TBF_HZ} assumed, and at least one ${MIN_BURST_BYTES}-byte frame); raise it to "${formatSize(Math.ceil(minimumBurst(bits) / 1024) * 1024)}" or remove burst for the default.`,
       );
     }
+    const largest = Math.min(MAX_BURST_BYTES, Math.floor((MAX_BURST_SECONDS * bits) / 8));
+    if (minimumBurst(bits) > MAX_BURST_BYTES) {
+      c.fail(`${name}.rate`, `${name}.rate ${rate} is more than tbf can shape: it needs a burst of at least ${minimumBurst(bits)} bytes and holds at most ${MAX_BURST_BYTES}; the largest rate is ${formatRate(Math.floor((MAX_BURST_BYTES * 8 * TBF_HZ) / 1e9) * 1e9)}.`);
+    } else if (bytes !== undefined && bytes > largest) {
+      c.fail(
+        `${name}.burst`,
+        `${name}.burst ${burst ?? formatSize(bytes)} (${bytes} bytes) is more than tbf holds at rate ${rate} (at most ${largest} bytes: ${MAX_BURST_BYTES} bytes, and ${MAX_BURST_SECONDS} s of traffic at the rate); lower it to "${formatSize(Math.floor(largest / 1024) * 1024)}" or remove burst for the default.`,
+      );
+    }
     if (bytes !== undefined && burst === undefined) burst = formatSize(bytes);
   }
   if (jitter !== undefined && delay === undefined) c.fail(`${name}.jitter`, `${name}.jitter varies a delay; set ${name}.delay too, or remove jitter.`);
@@ -320,7 +337,8 @@ export interface LossTables {
   inet: boolean;
 }
 
-const lossRule = (loss: number) => `numgen random mod ${LOSS_MODULUS} < ${Math.round(loss * LOSS_MODULUS)} counter drop`;
+// A loss of 1 drops everything (numgen's values stop at LOSS_MODULUS - 1: `< 1000000` is refused).
+const lossRule = (loss: number) => (loss >= 1 ? "counter drop" : `numgen random mod ${LOSS_MODULUS} < ${Math.round(loss * LOSS_MODULUS)} counter drop`);
 
 /**
  * The atomic nft script that (re)writes the loss tables, or deletes them when no loss
@@ -409,6 +427,7 @@ function chainLoss(nft: NftJson | undefined, chainName: string, hook: string, de
     if (!(iif?.op === "==" && iif.left?.meta?.key === "iifname" && iif.right === dev)) return undefined;
     exprs = exprs.slice(1);
   }
+  if (exprs.length === 1 && "drop" in exprs[0]) return 1;
   const m = exprs[0]?.match;
   if (exprs.length === 2 && "drop" in exprs[1] && m?.op === "<" && m.left?.numgen?.mode === "random" && m.left.numgen.mod === LOSS_MODULUS && typeof m.right === "number") {
     return m.right / LOSS_MODULUS;
@@ -577,8 +596,13 @@ async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
     });
 }
 
-/** Converges the kernel to `i` from what is there now; `creating` refuses a root qdisc of someone else's. */
-async function apply(i: ImpairmentInputs, creating: boolean): Promise<LiveState> {
+/**
+ * Converges the kernel to `i` from what is there now. A direction it starts shaping (at
+ * create, or an update that adds it: `olds` had none) refuses a root qdisc or ingress
+ * filters of someone else's; one it shaped already takes them over (drift repaired).
+ */
+async function apply(i: ImpairmentInputs, creating: boolean, olds?: ImpairmentInputs): Promise<LiveState> {
+  const starts = (d: DirectionName) => creating || !needsShaping(olds?.[d]);
   const s = subject(i);
   await requireNamespace(i, s, "");
   if (!(await freshLink(i.device, i.namespace))) {
@@ -586,13 +610,13 @@ async function apply(i: ImpairmentInputs, creating: boolean): Promise<LiveState>
   }
   await requireNetem(i);
   const live = await readState(i);
-  if (creating && !i.adopt && needsShaping(i.egress) && live.egress.foreign) {
+  if (starts("egress") && !i.adopt && needsShaping(i.egress) && live.egress.foreign) {
     throw new NslabError(
       "AlreadyExists",
       `${s}: the interface already has a root qdisc this resource did not make (${live.egress.foreign}; another LinkImpairment's, or someone's). Remove it (tc qdisc del dev ${i.device} root), declare one LinkImpairment per interface with both directions, drop egress rate/delay, or set adopt: true to replace it (destroy then restores the kernel's default qdisc).`,
     );
   }
-  if (creating && !i.adopt && needsShaping(i.ingress) && live.otherFilters) {
+  if (starts("ingress") && !i.adopt && needsShaping(i.ingress) && live.otherFilters) {
     throw new NslabError(
       "AlreadyExists",
       `${s}: the interface's ingress already has filters this resource did not make (another LinkImpairment's, or someone's), which would see frames before its redirect. Remove them (tc filter del dev ${i.device} ingress), declare one LinkImpairment per interface, or set adopt: true to add the redirect anyway.`,
@@ -725,8 +749,8 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
     return { id, props: outputsOf(inputs, live), inputs };
   },
 
-  async update(_id, _olds, news) {
-    const live = await apply(news, false);
+  async update(_id, olds, news) {
+    const live = await apply(news, false, olds);
     return { outs: outputsOf(news, live) };
   },
 

@@ -177,6 +177,43 @@ describe("LinkImpairment on the kernel", () => {
     expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
   });
 
+  it("an update that adds a direction refuses another LinkImpairment's root qdisc or ingress filters, as create does, and changes nothing", async () => {
+    // B shapes egress; A (ingress only) then asks for egress too.
+    const b = await imp.create(checked({ egress: { rate: "7mbit" } }, "owner-b"));
+    const aIn = checked({ ingress: { rate: "5mbit" } }, "owner-a");
+    const a = await imp.create(aIn);
+    const before = await qdiscs("im0");
+    await expect(imp.update(a.id, a.outs, checked({ ingress: { rate: "5mbit" }, egress: { rate: "10mbit" } }, "owner-a"))).rejects.toThrow(/root qdisc this resource did not make \(tbf [0-9a-f]+:; another LinkImpairment's/);
+    expect(await qdiscs("im0")).toEqual(before);
+    expect((await imp.read(b.id, b.outs)).inputs).toMatchObject({ egress: { rate: "7mbit" } });
+    await imp.delete(a.id, a.outs);
+    await imp.delete(b.id, b.outs);
+
+    // B shapes ingress; A (egress only) then asks for ingress too.
+    const bIn = await imp.create(checked({ ingress: { rate: "7mbit" } }, "owner-b"));
+    const aOut = await imp.create(checked({ egress: { rate: "10mbit" } }, "owner-a"));
+    const filters = async () => (await must("tc", ["-n", x, "filter", "show", "dev", "im0", "ingress"])).trim();
+    const had = await filters();
+    await expect(imp.update(aOut.id, aOut.outs, checked({ egress: { rate: "10mbit" }, ingress: { rate: "3mbit" } }, "owner-a"))).rejects.toThrow(/ingress already has filters this resource did not make/);
+    expect(await filters()).toBe(had);
+    // A direction it shaped already still takes its own qdisc back (drift repaired).
+    await tcByHand("qdisc", "replace", "dev", "im0", "root", "pfifo");
+    await imp.update(aOut.id, aOut.outs, checked({ egress: { rate: "10mbit" } }, "owner-a"));
+    expect((await qdiscs("im0")).find((q) => q.root)).toMatchObject({ kind: "tbf", handle: marksOf(owner("owner-a")).root });
+    await imp.delete(aOut.id, aOut.outs);
+    await imp.delete(bIn.id, bIn.outs);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+  });
+
+  it("loss 1 drops everything (a rule without numgen) and is read back as 1", async () => {
+    const want = checked({ egress: { loss: 1 } }, "all");
+    const { id, outs } = await imp.create(want);
+    expect(await pingLoss(spawnHere, x, B, 5)).toEqual({ sent: 5, lost: 5 });
+    expect((await imp.read(id, outs)).inputs).toEqual(want);
+    await imp.delete(id, outs);
+    expect(await pingLoss(spawnHere, x, B, 3)).toEqual({ sent: 3, lost: 0 });
+  });
+
   it("an ifb a killed run made but never marked is taken over with its intent record (create, update), refused without it, and removed by delete", async () => {
     const name = "killed";
     const tag = ownerTag(owner(name));

@@ -162,6 +162,18 @@ describe("two resources of one program that would make the same name fail at che
     expect(await check("Bridge", "b2", { name: "cl-dup0", namespace: "cl-n2" })).toEqual([]);
   });
 
+  it("one LinkImpairment per interface and direction: a second fails at check, naming the first", async () => {
+    expect(await check("LinkImpairment", "i1", { device: "cl-imp", namespace: "cl-n1", egress: { rate: "10mbit" } })).toEqual([]);
+    expect(await check("LinkImpairment", "i2", { device: "cl-imp", namespace: "cl-n1", ingress: { rate: "7mbit" } })).toEqual([]);
+    expect((await check("LinkImpairment", "i3", { device: "cl-imp", namespace: "cl-n1", egress: { rate: "7mbit" } })).map((f) => [f.property, f.reason])).toEqual([
+      ["egress", expect.stringMatching(/^the egress of interface "cl-imp" in namespace "cl-n1" is also impaired by LinkImpairment "i1" of this program; declare one LinkImpairment per interface and direction/)],
+    ]);
+    // i1 taking ingress too (an update of the program) meets i2.
+    expect((await check("LinkImpairment", "i1", { device: "cl-imp", namespace: "cl-n1", egress: { rate: "10mbit" }, ingress: { loss: 0.1 } })).map((f) => f.property)).toEqual(["ingress"]);
+    // Another namespace's interface of that name is another interface.
+    expect(await check("LinkImpairment", "i4", { device: "cl-imp", namespace: "cl-n2", egress: { rate: "7mbit" } })).toEqual([]);
+  });
+
   it("a resource that is deleted (or checked with another name) frees its names", () => {
     expect(claimNames("TapDevice", "p/s/TapDevice/t1", { name: "cl-tap" })).toEqual([]);
     expect(claimNames("TapDevice", "p/s/TapDevice/t2", { name: "cl-tap" })).toHaveLength(1);

@@ -72,6 +72,10 @@ describe("LinkImpairment check", () => {
     ["jitter without delay", { egress: { jitter: "5ms" } }, "egress.jitter", /varies a delay; set egress.delay too, or remove jitter/],
     ["unknown field", { egress: { latency: "5ms" } }, "egress.latency", /not an impairment; the fields are rate, burst, loss, delay, jitter/],
     ["direction not an object", { ingress: "10mbit" }, "ingress", /must be an object/],
+    // What tc would refuse ("illegal value for burst"), or the kernel keep wrapped.
+    ["burst above 32 bits", { egress: { rate: "10mbit", burst: "10gb" } }, "egress.burst", /10gb \(10737418240 bytes\) is more than tbf holds at rate 10mbit \(at most 171250000 bytes: 4294967295 bytes, and 137 s of traffic at the rate\); lower it to "/],
+    ["burst above 137 s at the rate", { egress: { rate: "10mbit", burst: "1gb" } }, "egress.burst", /more than tbf holds at rate 10mbit/],
+    ["rate too high for any burst", { egress: { rate: "100tbit" } }, "egress.rate", /100tbit is more than tbf can shape: it needs a burst of at least 50000000000 bytes and holds at most 4294967295; the largest rate is 8589gbit/],
   ];
   for (const [name, news, property, reason] of bad) {
     it(`refuses ${name}, naming ${property}`, () => {
@@ -212,6 +216,8 @@ describe("nft loss scripts", () => {
     );
     expect(lossScript("T", "wan0", { egress: 0 }, false, { netdev: true, inet: true })).toBe("delete table netdev T\ndelete table inet T\n");
     expect(lossScript("T", "wan0", {}, false, { netdev: false, inet: false })).toBeUndefined();
+    // A loss of 1 drops everything (numgen cannot be compared with < 1000000).
+    expect(lossScript("T", "wan0", { egress: 1 }, false, { netdev: false, inet: false })).toContain("add rule netdev T loss_out counter drop\n");
   });
 
   it("reads the loss back only from a rule nslab would write", () => {
@@ -229,5 +235,6 @@ describe("nft loss scripts", () => {
     expect(parseLoss(netdev, inet, "wan0", false)).toEqual({ egress: 0.2 });
     expect(parseLoss(netdev, inet, "wan0", true)).toEqual({ egress: 0.2, ingress: 0.005 });
     expect(parseLoss({ nftables: [{ chain: { name: "loss_out", hook: "egress" } }] }, undefined, "wan0", false)).toEqual({}); // flushed
+    expect(parseLoss({ nftables: [{ chain: { name: "loss_out", hook: "egress" } }, rule("loss_out", [{ counter: { packets: 0, bytes: 0 } }, { drop: null }])] }, undefined, "wan0", false)).toEqual({ egress: 1 });
   });
 });
