@@ -749,6 +749,15 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
     return { id, props: outputsOf(inputs, live), inputs };
   },
 
+  async exists(_id, props) {
+    if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return false;
+    if (!(await freshLink(props.device, props.namespace))) return false;
+    const { ifb: _ifb, lossTable: _table, ...stated } = props;
+    // Its root qdisc, ifb, redirect or loss tables: read reports any of them missing as drift.
+    const live = await readState(stated);
+    return !!(live.egress.root || live.ifb || live.ifbUnmarked || live.redirect || live.tables.netdev || live.tables.inet);
+  },
+
   async update(_id, olds, news) {
     const live = await apply(news, false, olds);
     return { outs: outputsOf(news, live) };

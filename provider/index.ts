@@ -75,7 +75,7 @@ const KINDS: Record<string, ResourceKind<any, any>> = {
   [vxlanKind.kind]: vxlanKind,
 };
 
-export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete";
+export type Operation = "check" | "diff" | "create" | "read" | "update" | "delete" | "exists";
 
 /** Strips engine bookkeeping (the serialized provider) from a property bag. */
 function props(value: unknown): Record<string, unknown> {
@@ -206,6 +206,11 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     case "read": {
       const old = props(args[1]);
       return withHostOut(await onHost(impl.kind, old.__owner, hostOf(old), () => impl.read(String(args[0]), old)), hostOf(old));
+    }
+    case "exists": {
+      const old = props(args[1]);
+      const id = String(args[0]);
+      return onHost(impl.kind, old.__owner, hostOf(old), async () => (impl.exists ? impl.exists(id, old) : (await impl.read(id, old)).props !== undefined));
     }
     case "update": {
       const news = props(args[2]);

@@ -53,6 +53,12 @@ export interface ResourceKind<I extends CommonInputs, O extends I> {
   read(id: string, props: O): Promise<ReadResult<I, O>>;
   update(id: string, olds: O, news: I): Promise<{ outs: O }>;
   delete(id: string, props: O): Promise<void>;
+  /**
+   * Whether anything of the object is in the kernel, for a kind whose read reports a
+   * missing part as drift rather than the object gone (nslab-orphans lists only what
+   * exists). Default: read finds it.
+   */
+  exists?(id: string, props: O): Promise<boolean>;
 }
 
 /** How a property is compared and what changing it means. */

@@ -112,9 +112,8 @@ async function orphans(state: StackState): Promise<OwnedRecord[]> {
   const found: OwnedRecord[] = [];
   for (const record of recorded()) {
     if (!ofStack(record.stack, state) || state.owners.has(record.owner) || found.some((f) => f.owner === record.owner)) continue;
-    // read answers {} when the object is gone (or carries no mark of this resource).
-    const live = (await dispatch(record.kind, "read", [record.id, record.outs])) as { props?: unknown };
-    if (live?.props) found.push(record);
+    // Gone (or carrying no mark of this resource): nothing to list.
+    if (await dispatch(record.kind, "exists", [record.id, record.outs])) found.push(record);
     else forget(record.owner);
   }
   return found.sort((a, b) => DELETE_ORDER.indexOf(a.kind) - DELETE_ORDER.indexOf(b.kind));
@@ -191,7 +190,7 @@ async function main(): Promise<number> {
     console.log(`  ${what}${note}`);
   };
   const nameOf = (owner: string) => resourceNameOf(owner) ?? owner;
-  for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" (id ${r.id})`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
+  for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" ${r.id ? `(id ${r.id})` : "(its create was killed)"}`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
   for (const o of half) {
     const where = (o.type === "netns" || o.type === "process" ? "" : ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}`) + (o.host ? ` on ${hostLabel(o.host)}` : "");
     if (o.type === "process") {

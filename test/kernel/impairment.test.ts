@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { impairmentKind as imp, ImpairmentInputs, ifbName, lossTable, marksOf } from "../../provider/impairment";
+import { dispatch } from "../../provider";
 import * as kernel from "../../provider/kernel";
 import { resetSnapshots } from "../../provider/kernel";
 import { ownerTag } from "../../provider/resource";
@@ -203,6 +204,19 @@ describe("LinkImpairment on the kernel", () => {
     await imp.delete(aOut.id, aOut.outs);
     await imp.delete(bIn.id, bIn.outs);
     expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+  });
+
+  it("exists (what nslab-orphans lists) only while something of it is in the kernel, unlike read, which reports a missing part as drift", async () => {
+    const want = checked({ egress: { rate: "10mbit" }, ingress: { loss: 0.1 } }, "exists");
+    // A pending record of a killed create: its inputs, no id.
+    expect(await dispatch("LinkImpairment", "exists", ["", want])).toBe(false);
+    expect((await imp.read("", want as never)).props).toBeDefined();
+    const { id, outs } = await imp.create(want);
+    expect(await dispatch("LinkImpairment", "exists", [id, outs])).toBe(true);
+    await tcByHand("qdisc", "del", "dev", "im0", "root");
+    expect(await dispatch("LinkImpairment", "exists", [id, outs])).toBe(true); // its loss table is left
+    await imp.delete(id, outs);
+    expect(await dispatch("LinkImpairment", "exists", [id, outs])).toBe(false);
   });
 
   it("loss 1 drops everything (a rule without numgen) and is read back as 1", async () => {
