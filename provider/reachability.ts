@@ -12,6 +12,7 @@
  *   with the same clear message while the traffic is still broken.
  * - delete does nothing: there is nothing in the kernel to remove.
  */
+import * as ipaddr from "ipaddr.js";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { ProbeResult } from "./kernel";
@@ -86,9 +87,16 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
       if (protocol !== "icmp" && (news.port === undefined || news.port === null)) c.fail("port", `protocol "${protocol}" needs a port (1-65535), e.g. port: 80.`);
     }
     const timeoutMs = c.integer(news.timeoutMs, "timeoutMs", TIMEOUT_MS_MIN, TIMEOUT_MS_MAX) ?? TIMEOUT_MS_DEFAULT;
+    const to = c.address(news.to, "to", true) as string;
+    // Not one host: the unspecified address reaches the prober itself (always
+    // "reachable"), and a broadcast or multicast answer says nothing about one host.
+    if (typeof to === "string" && !isUnknown(to) && ipaddr.isValid(to)) {
+      const range = ipaddr.process(to).range();
+      if (["unspecified", "broadcast", "multicast"].includes(range)) c.fail("to", `to ${to} is a${range === "unspecified" ? "n unspecified" : ` ${range}`} address, not one host's; probe a host's own address.`);
+    }
     const inputs = compact({
       from: c.netns(news.from, "from"),
-      to: c.address(news.to, "to", true) as string,
+      to,
       protocol: protocol as ReachabilityProtocol,
       port: protocol === "icmp" ? undefined : port,
       expect: expect as ReachabilityExpectation,

@@ -30,6 +30,11 @@ describe("Reachability check", () => {
     [{ to: "10.0.0.0/24" }, "to", /is not an IP address/],
     [{ to: "example.org" }, "to", /is not an IP address/],
     [{}, "to", /to is required/],
+    [{ to: "0.0.0.0" }, "to", /to 0\.0\.0\.0 is an unspecified address, not one host's/],
+    [{ to: "::" }, "to", /is an unspecified address/],
+    [{ to: "255.255.255.255" }, "to", /is a broadcast address/],
+    [{ to: "224.0.0.1" }, "to", /is a multicast address/],
+    [{ to: "ff02::1" }, "to", /is a multicast address/],
     [{ to: "10.0.0.2", from: "bad name" }, "from", /may only contain/],
   ])("refuses %j at %s", (news, property, reason) => {
     const { failures } = check(news);
