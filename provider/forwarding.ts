@@ -118,7 +118,9 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
       adopt: c.boolean(news.adopt, "adopt", false),
       __owner: String(news.__owner ?? `IpForwarding:${news.namespace ?? ""}`),
     });
-    if (inputs.ipv4 === undefined && inputs.ipv6 === undefined) c.fail("ipv4", "set ipv4 and/or ipv6 (true to forward, false to stop forwarding).");
+    // Only when neither was given: one given wrong says so itself.
+    const given = (v: unknown) => v !== undefined && v !== null;
+    if (!given(news.ipv4) && !given(news.ipv6)) c.fail("ipv4", "set ipv4 and/or ipv6 (true to forward, false to stop forwarding).");
     return { inputs, failures: c.failures };
   },
 

@@ -147,7 +147,13 @@ export function planNetwork(owner: string, cidr: string, hosts: HostSpec[], gate
     }
     return take(fromBig(next, range.family), who);
   };
-  if (gateway === true) gatewayAddress = nextFree("the gateway");
+  if (gateway === true) {
+    // The first usable address, as documented: a host pinned there would move the gateway.
+    const first = fromBig(range.first, range.family);
+    const holder = taken.get(first);
+    if (holder) throw new PlanError(`${owner}: ${holder} is pinned to ${first}, the address gateway: true takes (the first usable one); pin the host elsewhere, or give gateway an address of its own.`);
+    gatewayAddress = nextFree("the gateway");
+  }
   // "stable": a host's address is a hash of its name over the free part of the range,
   // so it never depends on the other hosts; two names that land on one address are an
   // error that says which to pin.

@@ -138,6 +138,11 @@ describe("naming an interface that exists", () => {
     const { failures } = routeKind.check(undefined, { destination: "10.9.0.0/24", device: "all", __owner: "t" });
     expect(failures.map((f) => f.property)).toEqual(["device"]);
   });
+
+  it("forwarding given a wrong value is told about that value alone, not that nothing is set", () => {
+    const { failures } = forwardingKind.check(undefined, { ipv4: "yes", __owner: "t" });
+    expect(failures.map((f) => [f.property, f.reason])).toEqual([["ipv4", expect.stringMatching(/true or false/)]]);
+  });
 });
 
 describe("two resources of one program that would make the same name fail at check, naming the other", () => {

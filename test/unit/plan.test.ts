@@ -65,6 +65,8 @@ describe("planNetwork", () => {
     ["10.0.0.0/24", [{ name: "a" }, { name: "a" }], false, /"a" is listed twice/],
     ["10.0.0.0/24", [{ name: "a" }], "10.0.1.1", /gateway 10.0.1.1 is outside 10.0.0.0\/24/],
     ["10.0.0.0/24", [{ name: "a", address: "10.0.0.1" }], "10.0.0.1", /host "a" and the gateway both have address 10.0.0.1/],
+    // gateway: true is the first usable address; a host pinned there would move it.
+    ["10.0.0.0/24", [{ name: "a", address: "10.0.0.1" }], true, /host "a" is pinned to 10\.0\.0\.1, the address gateway: true takes/],
     ["10.0.0.5/24", [], false, /did you mean "10.0.0.0\/24"/],
     ["10.0.0.0/33", [], false, /not a network/],
   ] as const)("refuses %s %j gateway=%s", (cidr, hosts, gw, reason) => {
