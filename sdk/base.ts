@@ -89,8 +89,11 @@ export interface AdoptArgs {
   /**
    * Take over an existing kernel object with the same identity that matches these
    * arguments, instead of failing with "already exists". This is nslab's answer to
-   * dynamic providers not supporting `pulumi import`. Changing it never changes the
-   * object. Default false.
+   * dynamic providers not supporting `pulumi import`. The object is then the stack's:
+   * `pulumi destroy` deletes it (an IpForwarding puts back the value it found). Changing
+   * it later changes nothing by itself, but an interface without a `mac` of the
+   * program's keeps its own MAC only while adopt is true (with adopt false it gets
+   * nslab's stable one). Default false.
    */
   adopt?: pulumi.Input<boolean>;
 }
