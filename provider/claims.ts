@@ -61,8 +61,11 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
       if (typeof inputs.device !== "string" || !known(host, inputs.namespace, inputs.device)) return [];
       const ns = typeof inputs.namespace === "string" ? inputs.namespace : "";
       const where = `interface "${inputs.device}" in ${ns ? `namespace "${ns}"` : "the program's namespace"}`;
+      // Egress loss alone is a netdev chain in front of the qdisc, which another's rate
+      // does not disturb: egress is claimed by a rate or delay only.
+      const shapes = (d: unknown) => !!d && typeof d === "object" && ["rate", "delay"].some((f) => (d as Record<string, unknown>)[f] !== undefined);
       return (["egress", "ingress"] as const)
-        .filter((d) => inputs[d] !== undefined && inputs[d] !== null && !isUnknown(inputs[d]))
+        .filter((d) => inputs[d] !== undefined && inputs[d] !== null && !isUnknown(inputs[d]) && (d === "ingress" || shapes(inputs[d])))
         .map((d) => ({
           key: `impairment-${d}\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${inputs.device}`,
           what: `the ${d} of ${where}`,
@@ -75,8 +78,16 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
   }
 }
 
-/** Gives up `owner`'s claims (checked again, or deleted: a name a deleted resource had is free). */
-export function releaseNames(owner: string): void {
+/** The owners checked in this provider process (the resources of the program being run). */
+const checkedOwners = new Set<string>();
+
+/**
+ * Gives up `owner`'s claims (checked again, or deleted: a name a deleted resource had is
+ * free). `deleted`: for a delete, which keeps them when the owner was checked in this
+ * run: a resource replaced deleting first was checked (and claimed) as its replacement.
+ */
+export function releaseNames(owner: string, deleted = false): void {
+  if (deleted && checkedOwners.has(owner)) return;
   for (const key of byOwner.get(owner) ?? []) if (claimed.get(key) === owner) claimed.delete(key);
   byOwner.delete(owner);
 }
@@ -84,6 +95,7 @@ export function releaseNames(owner: string): void {
 /** `owner`'s claims for `inputs`; failures for the names another resource of the program claimed first. */
 export function claimNames(kind: string, owner: string, inputs: Record<string, unknown>): Failure[] {
   releaseNames(owner);
+  checkedOwners.add(owner);
   const failures: Failure[] = [];
   const mine: string[] = [];
   for (const claim of claimsOf(kind, inputs)) {

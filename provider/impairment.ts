@@ -223,16 +223,21 @@ function checkDirection(c: Checker, raw: unknown, name: DirectionName): Impairme
     c.fail(`${name}.burst`, `${name}.burst is the tbf bucket of a rate limit; set ${name}.rate too, or remove burst.`);
   }
   if (bits !== undefined) {
-    if (bytes === undefined && burst === undefined) bytes = defaultBurst(bits);
-    if (bytes !== undefined && bytes < minimumBurst(bits)) {
+    const largest = Math.min(MAX_BURST_BYTES, Math.floor((MAX_BURST_SECONDS * bits) / 8));
+    // The default, within what the bucket holds at this rate (a slow rate holds less).
+    if (bytes === undefined && burst === undefined) bytes = Math.max(minimumBurst(bits), Math.min(defaultBurst(bits), largest));
+    if (minimumBurst(bits) > largest) {
+      c.fail(
+        `${name}.rate`,
+        minimumBurst(bits) > MAX_BURST_BYTES
+          ? `${name}.rate ${rate} is more than tbf can shape: it needs a burst of at least ${minimumBurst(bits)} bytes and holds at most ${MAX_BURST_BYTES}; the largest rate is ${formatRate(Math.floor((MAX_BURST_BYTES * 8 * TBF_HZ) / 1e9) * 1e9)}.`
+          : `${name}.rate ${rate} is less than tbf can shape: one ${MIN_BURST_BYTES}-byte frame is more than ${MAX_BURST_SECONDS} s of traffic at that rate; the smallest rate is ${formatRate(Math.ceil((MIN_BURST_BYTES * 8) / MAX_BURST_SECONDS / 8) * 8)}.`,
+      );
+    } else if (bytes !== undefined && bytes < minimumBurst(bits)) {
       c.fail(
         `${name}.burst`,
         `${name}.burst ${burst} (${bytes} bytes) is too small for rate ${rate}: tbf needs at least ${minimumBurst(bits)} bytes (rate / HZ with HZ = ${TBF_HZ} assumed, and at least one ${MIN_BURST_BYTES}-byte frame); raise it to "${formatSize(Math.ceil(minimumBurst(bits) / 1024) * 1024)}" or remove burst for the default.`,
       );
-    }
-    const largest = Math.min(MAX_BURST_BYTES, Math.floor((MAX_BURST_SECONDS * bits) / 8));
-    if (minimumBurst(bits) > MAX_BURST_BYTES) {
-      c.fail(`${name}.rate`, `${name}.rate ${rate} is more than tbf can shape: it needs a burst of at least ${minimumBurst(bits)} bytes and holds at most ${MAX_BURST_BYTES}; the largest rate is ${formatRate(Math.floor((MAX_BURST_BYTES * 8 * TBF_HZ) / 1e9) * 1e9)}.`);
     } else if (bytes !== undefined && bytes > largest) {
       c.fail(
         `${name}.burst`,
@@ -751,7 +756,7 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
 
   async exists(_id, props) {
     if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return false;
-    if (!(await freshLink(props.device, props.namespace))) return false;
+    // Its ifb and tables outlive the interface: looked for whether or not it is there.
     const { ifb: _ifb, lossTable: _table, ...stated } = props;
     // Its root qdisc, ifb, redirect or loss tables: read reports any of them missing as drift.
     const live = await readState(stated);

@@ -161,6 +161,13 @@ const hostOf = (p: Record<string, unknown>) => p.host as HostArgs | undefined;
  */
 const madeThisRun = new Set<string>();
 const madeKey = (kind: string, host: HostArgs | undefined, id: unknown, owner: unknown) => JSON.stringify([kind, machineKey(host), String(id), String(owner)]);
+/**
+ * The owners whose create ran in this provider process: a delete of another object of
+ * the same owner (another id: a Process's old program, a resource moved to another
+ * machine) removes that object but not the owner's records and name claims, which are
+ * the new one's.
+ */
+const createdOwners = new Set<string>();
 
 async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
@@ -198,6 +205,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
         const made = withHostOut(await onHost(impl.kind, inputs.__owner, hostOf(inputs), () => impl.create(inputs)), hostOf(inputs));
         remember(impl.kind, made.outs?.__owner, made.id, made.outs);
         madeThisRun.add(madeKey(impl.kind, hostOf(inputs), made.id, made.outs?.__owner ?? inputs.__owner));
+        createdOwners.add(String(made.outs?.__owner ?? inputs.__owner));
         return made;
       } finally {
         settled(inputs.__owner);
@@ -220,11 +228,12 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     }
     case "delete": {
       const old = props(args[1]);
-      // The same object, now another resource's (madeThisRun): left to it, with its records.
-      if (madeThisRun.has(madeKey(impl.kind, hostOf(old), args[0], old.__owner))) return undefined;
+      // The same object, now another resource's (madeThisRun): left to it, with its
+      // records. Once: a later delete of it (another operation) is a real one.
+      if (madeThisRun.delete(madeKey(impl.kind, hostOf(old), args[0], old.__owner))) return undefined;
       await onHost(impl.kind, old.__owner, hostOf(old), () => impl.delete(String(args[0]), old));
-      forget(old.__owner);
-      releaseNames(String(old.__owner));
+      if (!createdOwners.has(String(old.__owner))) forget(old.__owner);
+      releaseNames(String(old.__owner), true);
       return undefined;
     }
     default:

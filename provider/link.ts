@@ -155,13 +155,15 @@ const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
  * packet asks (a broadcast ARP request that every neighbour learns from).
  */
 export function announcement(desired: LinkSettings, live: LiveLink | undefined): { mac: string; v4: boolean; v6: boolean } | undefined {
-  if (!live || !desired.up) return undefined;
-  const mac = desired.mac ?? live.mac;
-  if (!mac || !MAC.test(mac)) return undefined;
+  // An interface adopted without a MAC of the program's is left as it is (a bridge whose
+  // MAC is set stops following its ports'); a tun device has none.
+  if (!live || !desired.up || desired.mac === undefined || !MAC.test(desired.mac)) return undefined;
   const adds = desired.addresses.filter((addr) => !live.allAddresses.includes(addr));
-  const v4 = adds.some((addr) => !addr.includes(":"));
-  const v6 = adds.some((addr) => addr.includes(":"));
-  return v4 || v6 ? { mac, v4, v6 } : undefined;
+  // A new MAC is announced too: its neighbours know the old one.
+  const moved = desired.mac !== live.mac;
+  const v4 = adds.some((addr) => !addr.includes(":")) || (moved && live.addresses.some((addr) => !addr.includes(":")));
+  const v6 = adds.some((addr) => addr.includes(":")) || (moved && live.addresses.some((addr) => addr.includes(":")));
+  return v4 || v6 ? { mac: desired.mac, v4, v6 } : undefined;
 }
 
 /**
@@ -186,13 +188,19 @@ export function dropsPrimaryOfKept(desired: LinkSettings, live: LiveLink | undef
  * Equivalent to: [sysctl -w net/ipv4/conf/DEV/promote_secondaries=1;] ip -batch ...; [sysctl -w ...=PREVIOUS]
  */
 export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string, made: MadeWith = {}): Promise<LiveLink | undefined> {
-  const commands = [...convergeCommands(desired, live, tag, made), ["address", "show", "dev", desired.name]];
   // Slashes: an interface name may hold a dot, which sysctl's dotted form would split.
   // Added addresses are announced (announcement) when the MAC is set: the switches that
-  // make the kernel do it stay on (nslab's own interface; they only add announcements).
+  // make the kernel do it stay on (they only add announcements). Setting the MAC also
+  // flushes the interface's neighbours, static ones too: those are put back.
   const announce = announcement(desired, live);
   if (announce?.v4) await kernel.sysctlWrite(`net/ipv4/conf/${desired.name}/arp_notify`, "1", desired.namespace, subject);
   if (announce?.v6) await kernel.sysctlWrite(`net/ipv6/conf/${desired.name}/ndisc_notify`, "1", desired.namespace, subject);
+  const statics = announce ? await kernel.ipJson<{ dst?: string; lladdr?: string }[]>(["neigh", "show", "dev", desired.name, "nud", "permanent"], desired.namespace, subject) : [];
+  const commands = [
+    ...convergeCommands(desired, live, tag, made),
+    ...statics.filter((n) => n.dst && n.lladdr).map((n) => ["neigh", "replace", n.dst!, "lladdr", n.lladdr!, "dev", desired.name, "nud", "permanent"]),
+    ["address", "show", "dev", desired.name],
+  ];
   const promote = `net/ipv4/conf/${desired.name}/promote_secondaries`;
   const previous = dropsPrimaryOfKept(desired, live) ? await kernel.sysctlRead(promote, desired.namespace, subject) : "1";
   if (previous !== "1") await kernel.sysctlWrite(promote, "1", desired.namespace, subject);

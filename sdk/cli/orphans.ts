@@ -3,7 +3,7 @@
  * nslab-orphans: lists the kernel objects a stack made that are not in its state, and
  * with --delete removes them.
  *
- *   nslab-orphans [--cwd DIR] [--stack NAME] [--delete [--legacy]]
+ *   nslab-orphans [--cwd DIR] [--stack NAME [--removed]] [--delete [--legacy]]
  *
  * After a run was killed, `pulumi destroy` deletes only what the state records; objects
  * the killed run made but never recorded stay. nslab's provider keeps, on the machine,
@@ -33,21 +33,26 @@ import { resourceNameOf } from "../../provider/resource";
 import type { HostArgs, OwnedRecord, UnmarkedObject } from "../../provider";
 import { backendUrl, processSources, stackIdentity } from "../identity";
 
+const USAGE = "nslab-orphans [--cwd DIR] [--stack NAME [--removed]] [--delete [--legacy]]";
+
 interface Options {
   cwd: string;
   stack?: string;
   remove: boolean;
   legacy: boolean;
+  /** The stack was removed (pulumi stack rm --force): it has no state, everything recorded for it is outside it. */
+  removed: boolean;
 }
 
 function parse(argv: string[]): Options {
-  const options: Options = { cwd: process.cwd(), remove: false, legacy: false };
+  const options: Options = { cwd: process.cwd(), remove: false, legacy: false, removed: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--cwd") options.cwd = path.resolve(argv[++i] ?? ".");
     else if (argv[i] === "--stack") options.stack = argv[++i];
     else if (argv[i] === "--delete") options.remove = true;
     else if (argv[i] === "--legacy") options.legacy = true;
-    else throw new Error(`unknown argument ${JSON.stringify(argv[i])}; usage: nslab-orphans [--cwd DIR] [--stack NAME] [--delete [--legacy]]`);
+    else if (argv[i] === "--removed") options.removed = true;
+    else throw new Error(`unknown argument ${JSON.stringify(argv[i])}; usage: ${USAGE}`);
   }
   return options;
 }
@@ -74,16 +79,24 @@ function stackState(options: Options): StackState {
   const project = /^name:\s*["']?([^"'\s]+)/m.exec(yaml)?.[1];
   if (!project) throw new Error(`no project name in ${path.join(options.cwd, "Pulumi.yaml")}`);
   // A stack removed with `pulumi stack rm --force` has no state: every object recorded
-  // for it is outside its state. Its name is the one given (ORG/PROJECT/STACK, or STACK
-  // on a file backend, whose organization is "organization").
-  let removed = false;
+  // for it is outside its state. Said with --removed (a stack the CLI does not find may
+  // also be one asked of the wrong backend): its name is the one given (ORG/PROJECT/STACK,
+  // or STACK on a file backend, whose organization is "organization").
+  const removed = options.removed;
+  if (removed && !options.stack) throw new Error("--removed needs --stack NAME: the removed stack's name (ORG/PROJECT/STACK on a backend with organizations)");
   const qualified = (() => {
+    if (removed) {
+      const found = spawnSync("pulumi", ["stack", "--show-name", "--cwd", options.cwd, "--stack", options.stack!], { encoding: "utf8" });
+      if (found.status === 0) throw new Error(`--removed: stack ${options.stack} exists in this backend; run without --removed to compare with its state.`);
+      return options.stack!.split("/");
+    }
     try {
       return pulumi(["stack", "--show-name", "--fully-qualify-stack-names"], options).trim().split("/");
     } catch (err) {
-      if (!options.stack || !/no stack named/i.test((err as Error).message)) throw err;
-      removed = true;
-      return options.stack.split("/");
+      if (options.stack && /no stack named/i.test((err as Error).message)) {
+        throw new Error(`${(err as Error).message}\nIf the stack was removed without destroying it (pulumi stack rm --force), run again with --removed to list everything recorded for it (check that PULUMI_BACKEND_URL names its backend).`);
+      }
+      throw err;
     }
   })();
   const stack = qualified[qualified.length - 1];

@@ -86,7 +86,8 @@ const ROUTER_ARGS: Shape = {
 const NAT_GATEWAY_ARGS: Shape = {
   namespace: "input",
   "sources!": { arrayOf: ["network", "string"] },
-  "uplink!": "string",
+  // An Output too (a JavaScript program may pass one; it flows into the rules' inputs).
+  "uplink!": ["string", "input"],
   portForwards: { arrayOf: { "protocol!": "string", "port!": "number", "toAddress!": "string", toPort: "number" } },
   forwarding: "boolean",
   uplinkImpairment: IMPAIRMENT_ARGS,

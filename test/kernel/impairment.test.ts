@@ -219,13 +219,19 @@ describe("LinkImpairment on the kernel", () => {
     expect(await dispatch("LinkImpairment", "exists", [id, outs])).toBe(false);
   });
 
-  it("loss 1 drops everything (a rule without numgen) and is read back as 1", async () => {
+  it("loss 1 drops everything (a rule without numgen) and is read back as 1; a 1kbit rate gets a burst tbf holds", async () => {
     const want = checked({ egress: { loss: 1 } }, "all");
     const { id, outs } = await imp.create(want);
     expect(await pingLoss(spawnHere, x, B, 5)).toEqual({ sent: 5, lost: 5 });
     expect((await imp.read(id, outs)).inputs).toEqual(want);
     await imp.delete(id, outs);
     expect(await pingLoss(spawnHere, x, B, 3)).toEqual({ sent: 3, lost: 0 });
+
+    // A slow rate gets a default burst the bucket holds (137 s of traffic at most): written and read back.
+    const slow = checked({ egress: { rate: "1kbit" } }, "slow");
+    const made = await imp.create(slow);
+    expect((await imp.read(made.id, made.outs)).inputs).toEqual(slow);
+    await imp.delete(made.id, made.outs);
   });
 
   it("an ifb a killed run made but never marked is taken over with its intent record (create, update), refused without it, and removed by delete", async () => {

@@ -113,8 +113,11 @@ describe("VethPair on the kernel", () => {
       // Both sides know each other (a ping), and b still knows .3 as a host that left.
       await must("ip", ["netns", "exec", nsA, "ping", "-c", "1", "-W", "1", "192.168.1.1"]);
       await must("ip", ["-n", nsB, "neigh", "replace", "192.168.1.3", "lladdr", "02:de:ad:00:00:03", "dev", "v-b", "nud", "reachable"]);
+      // A static neighbour of a's (setting the MAC flushes them all): kept.
+      await must("ip", ["-n", nsA, "neigh", "replace", "192.168.1.77", "lladdr", "02:00:00:00:00:77", "dev", "v-a", "nud", "permanent"]);
       // a takes .3 (a sequential allocation after a host left), in place.
       const cur = (await veth.update(id, outs, pair(["192.168.1.3/24"]))).outs;
+      expect(await must("ip", ["-n", nsA, "neigh", "show", "192.168.1.77", "dev", "v-a"])).toMatch(/lladdr 02:00:00:00:00:77 PERMANENT/);
       const mac = (await linkByHand("v-a", nsA))!.address;
       expect(await must("ip", ["-n", nsB, "neigh", "show", "192.168.1.3", "dev", "v-b"])).toContain(`lladdr ${mac}`);
       await must("ip", ["netns", "exec", nsA, "ping", "-c", "1", "-W", "1", "192.168.1.1"]);

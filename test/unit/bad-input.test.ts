@@ -177,6 +177,8 @@ describe("two resources of one program that would make the same name fail at che
     expect((await check("LinkImpairment", "i1", { device: "cl-imp", namespace: "cl-n1", egress: { rate: "10mbit" }, ingress: { loss: 0.1 } })).map((f) => f.property)).toEqual(["ingress"]);
     // Another namespace's interface of that name is another interface.
     expect(await check("LinkImpairment", "i4", { device: "cl-imp", namespace: "cl-n2", egress: { rate: "7mbit" } })).toEqual([]);
+    // Egress loss alone (a netdev chain before the qdisc) does not clash with a rate.
+    expect(await check("LinkImpairment", "i5", { device: "cl-imp", namespace: "cl-n1", egress: { loss: 0.1 } })).toEqual([]);
   });
 
   it("a resource that is deleted (or checked with another name) frees its names", () => {

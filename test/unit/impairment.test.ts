@@ -75,6 +75,7 @@ describe("LinkImpairment check", () => {
     // What tc would refuse ("illegal value for burst"), or the kernel keep wrapped.
     ["burst above 32 bits", { egress: { rate: "10mbit", burst: "10gb" } }, "egress.burst", /10gb \(10737418240 bytes\) is more than tbf holds at rate 10mbit \(at most 171250000 bytes: 4294967295 bytes, and 137 s of traffic at the rate\); lower it to "/],
     ["burst above 137 s at the rate", { egress: { rate: "10mbit", burst: "1gb" } }, "egress.burst", /more than tbf holds at rate 10mbit/],
+    ["rate too low for one frame", { egress: { rate: "80bit" } }, "egress.rate", /80bit is less than tbf can shape: one 1514-byte frame is more than 137 s of traffic at that rate; the smallest rate is 96bit/],
     ["rate too high for any burst", { egress: { rate: "100tbit" } }, "egress.rate", /100tbit is more than tbf can shape: it needs a burst of at least 50000000000 bytes and holds at most 4294967295; the largest rate is 8589gbit/],
   ];
   for (const [name, news, property, reason] of bad) {
@@ -84,6 +85,14 @@ describe("LinkImpairment check", () => {
       expect(r.failures.find((f) => f.property === property)!.reason).toMatch(reason);
     });
   }
+});
+
+describe("LinkImpairment check: a slow rate without burst", () => {
+  it("gets a default burst the bucket can hold (at most 137 s of traffic), and no failure", () => {
+    const r = check({ egress: { rate: "1kbit" } });
+    expect(r.failures).toEqual([]);
+    expect(r.inputs.egress).toMatchObject({ rate: "1kbit", burst: "17125b" });
+  });
 });
 
 describe("LinkImpairment diff", () => {
