@@ -15,7 +15,7 @@ import { resourceNameOf } from "./resource";
 import { ensureMaster } from "./ssh";
 import * as kernel from "./kernel";
 import { Checker } from "./validate";
-import { forget, pending, remember, settled } from "./owned";
+import { forget, pending, recordOf, remember, settled } from "./owned";
 import { natKind } from "./nat";
 import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
@@ -150,24 +150,18 @@ const hostOf = (p: Record<string, unknown>) => p.host as HostArgs | undefined;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 /**
- * The objects creates of this provider process made or took over (kind, machine, id,
- * owner). The provider process serves one operation of one stack, so a delete, in the
- * same run, of a resource with the same owner and id is of the same object, which now
- * belongs to the resource just created: the program gave the resource another URN (put
- * it under a parent, without `aliases`), or the engine replaced it creating first
- * (`pulumi up --replace`). nslab's create takes over an object carrying its own mark
- * (the way an interrupted create is taken over), so that delete is left out: deleting
- * would remove the object the new resource holds, with `up` green.
+ * The objects creates of this provider process made again while a completed create of
+ * the same owner had recorded them (kind, machine, id, owner): another resource of that
+ * owner, still in the state, holds them. That happens when the program gives a resource
+ * another URN (puts it under a parent, without `aliases`), or the engine replaces it
+ * creating first (`pulumi up --replace`): nslab's create takes over the object, which
+ * carries its own mark (the way an interrupted create is taken over), and the engine
+ * then deletes the old resource, in the same run. That delete is left out, once:
+ * deleting would remove the object the new resource holds, with `up` green.
  */
 const madeThisRun = new Set<string>();
 const madeKey = (kind: string, host: HostArgs | undefined, id: unknown, owner: unknown) => JSON.stringify([kind, machineKey(host), String(id), String(owner)]);
-/**
- * The owners whose create ran in this provider process: a delete of another object of
- * the same owner (another id: a Process's old program, a resource moved to another
- * machine) removes that object but not the owner's records and name claims, which are
- * the new one's.
- */
-const createdOwners = new Set<string>();
+
 
 async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
@@ -200,12 +194,14 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     }
     case "create": {
       const inputs = props(args[0]);
+      // What a completed create of this owner recorded, before this one replaces it.
+      const before = recordOf(inputs.__owner);
       pending(impl.kind, inputs.__owner, inputs);
       try {
         const made = withHostOut(await onHost(impl.kind, inputs.__owner, hostOf(inputs), () => impl.create(inputs)), hostOf(inputs));
         remember(impl.kind, made.outs?.__owner, made.id, made.outs);
-        madeThisRun.add(madeKey(impl.kind, hostOf(inputs), made.id, made.outs?.__owner ?? inputs.__owner));
-        createdOwners.add(String(made.outs?.__owner ?? inputs.__owner));
+        const key = madeKey(impl.kind, hostOf(inputs), made.id, made.outs?.__owner ?? inputs.__owner);
+        if (before && madeKey(before.kind, before.outs?.host as HostArgs | undefined, before.id, before.owner) === key) madeThisRun.add(key);
         return made;
       } finally {
         settled(inputs.__owner);
@@ -230,9 +226,14 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       const old = props(args[1]);
       // The same object, now another resource's (madeThisRun): left to it, with its
       // records. Once: a later delete of it (another operation) is a real one.
-      if (madeThisRun.delete(madeKey(impl.kind, hostOf(old), args[0], old.__owner))) return undefined;
+      const key = madeKey(impl.kind, hostOf(old), args[0], old.__owner);
+      if (madeThisRun.delete(key)) return undefined;
       await onHost(impl.kind, old.__owner, hostOf(old), () => impl.delete(String(args[0]), old));
-      if (!createdOwners.has(String(old.__owner))) forget(old.__owner);
+      // The owner's records go, unless they now describe another object of the owner (a
+      // Process's new program, the resource made on another machine: a create of this
+      // run), which is still the new resource's.
+      const record = recordOf(old.__owner);
+      if (!record || madeKey(record.kind, record.outs?.host as HostArgs | undefined, record.id, record.owner) === key) forget(old.__owner);
       releaseNames(String(old.__owner), true);
       return undefined;
     }

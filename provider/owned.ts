@@ -48,6 +48,16 @@ export function remember(kind: string, owner: unknown, id: string, outs: Record<
   }
 }
 
+/** The record of the object `owner`'s last completed create made (this machine keeps them all), if any. */
+export function recordOf(owner: unknown): OwnedRecord | undefined {
+  if (typeof owner !== "string") return undefined;
+  try {
+    return kernel.onThisMachine(() => kernel.readRecord<OwnedRecord>(undefined, name(owner))) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Drops the records (owned and pending) of a deleted object. */
 export function forget(owner: unknown): void {
   if (typeof owner !== "string") return;
