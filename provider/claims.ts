@@ -12,6 +12,7 @@
  * claim nothing.
  */
 import { HostArgs, machineKey } from "./host";
+import { ImpairmentDirection, needsShaping } from "./impairment";
 import { resourceNameOf } from "./resource";
 import { Failure, isUnknown } from "./validate";
 
@@ -63,9 +64,8 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
       const where = `interface "${inputs.device}" in ${ns ? `namespace "${ns}"` : "the program's namespace"}`;
       // Egress loss alone is a netdev chain in front of the qdisc, which another's rate
       // does not disturb: egress is claimed by a rate or delay only.
-      const shapes = (d: unknown) => !!d && typeof d === "object" && ["rate", "delay"].some((f) => (d as Record<string, unknown>)[f] !== undefined);
       return (["egress", "ingress"] as const)
-        .filter((d) => inputs[d] !== undefined && inputs[d] !== null && !isUnknown(inputs[d]) && (d === "ingress" || shapes(inputs[d])))
+        .filter((d) => inputs[d] !== undefined && inputs[d] !== null && !isUnknown(inputs[d]) && (d === "ingress" || needsShaping(inputs[d] as ImpairmentDirection)))
         .map((d) => ({
           key: `impairment-${d}\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${inputs.device}`,
           what: `the ${d} of ${where}`,

@@ -527,7 +527,8 @@ function outputsOf(i: ImpairmentInputs, live: LiveState | undefined): Impairment
 
 // ---- writing --------------------------------------------------------------------------------
 
-const needsShaping = (d: ImpairmentDirection | undefined) => d?.rate !== undefined || d?.delay !== undefined;
+/** Whether a direction shapes (a rate or a delay: a qdisc of its own), not only drops. */
+export const needsShaping = (d: ImpairmentDirection | undefined) => d?.rate !== undefined || d?.delay !== undefined;
 
 /**
  * Fails at once, before anything is written, when a delay is asked for and the kernel

@@ -15,7 +15,7 @@ import { resourceNameOf } from "./resource";
 import { ensureMaster } from "./ssh";
 import * as kernel from "./kernel";
 import { Checker } from "./validate";
-import { forget, pending, recordOf, remember, settled } from "./owned";
+import { forget, OwnedRecord, pending, recordOf, remember, settled } from "./owned";
 import { natKind } from "./nat";
 import { routeKind } from "./route";
 import { namespaceKind } from "./namespace";
@@ -148,7 +148,6 @@ async function onHost<T>(kind: string, owner: unknown, host: HostArgs | undefine
 
 const hostOf = (p: Record<string, unknown>) => p.host as HostArgs | undefined;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 /**
  * The objects creates of this provider process made again while a completed create of
  * the same owner had recorded them (kind, machine, id, owner): another resource of that
@@ -161,8 +160,10 @@ const hostOf = (p: Record<string, unknown>) => p.host as HostArgs | undefined;
  */
 const madeThisRun = new Set<string>();
 const madeKey = (kind: string, host: HostArgs | undefined, id: unknown, owner: unknown) => JSON.stringify([kind, machineKey(host), String(id), String(owner)]);
+/** The key of the object an owned record describes. */
+const recordKey = (r: OwnedRecord) => madeKey(r.kind, r.outs?.host as HostArgs | undefined, r.id, r.owner);
 
-
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
     case "check": {
@@ -182,7 +183,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       const carried = Object.keys(news).filter((k) => olds !== undefined && k in olds && JSON.stringify(olds[k]) === JSON.stringify(news[k]));
       c.knownKeys(news, [...impl.properties, "host", "__owner", ...carried], "", `a ${impl.kind}`);
       const result = checkWithHost(impl.kind, c.failures.length ? { ...checked, failures: [...checked.failures, ...c.failures] } : checked, news);
-      // Two resources of the program that would make one namespace or interface.
+      // Two resources of the program that would make one namespace or interface, or impair one direction of one.
       const inputs = result.inputs as Record<string, unknown> | undefined;
       if (result.failures.length > 0 || typeof inputs?.__owner !== "string") return result;
       const taken = claimNames(impl.kind, inputs.__owner, inputs);
@@ -201,7 +202,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
         const made = withHostOut(await onHost(impl.kind, inputs.__owner, hostOf(inputs), () => impl.create(inputs)), hostOf(inputs));
         remember(impl.kind, made.outs?.__owner, made.id, made.outs);
         const key = madeKey(impl.kind, hostOf(inputs), made.id, made.outs?.__owner ?? inputs.__owner);
-        if (before && madeKey(before.kind, before.outs?.host as HostArgs | undefined, before.id, before.owner) === key) madeThisRun.add(key);
+        if (before && recordKey(before) === key) madeThisRun.add(key);
         return made;
       } finally {
         settled(inputs.__owner);
@@ -233,7 +234,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       // Process's new program, the resource made on another machine: a create of this
       // run), which is still the new resource's.
       const record = recordOf(old.__owner);
-      if (!record || madeKey(record.kind, record.outs?.host as HostArgs | undefined, record.id, record.owner) === key) forget(old.__owner);
+      if (!record || recordKey(record) === key) forget(old.__owner);
       releaseNames(String(old.__owner), true);
       return undefined;
     }

@@ -8,7 +8,7 @@ import * as kernel from "./kernel";
 import type { LinkJson, Netns } from "./kernel";
 import { resourceNameOf, stableMac } from "./resource";
 import type { DiffResult, FieldRule } from "./resource";
-import { canonicalCidr, Checker, isUnknown, networkOf } from "./validate";
+import { canonicalCidr, Checker, isUnknown, MAC_PATTERN, networkOf } from "./validate";
 
 /** The per-interface properties users set. */
 export interface LinkSettings {
@@ -142,8 +142,6 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   return cmds;
 }
 
-const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
-
 /**
  * When converging adds addresses to an interface that already exists, is (or comes) up
  * and has a MAC, they are announced: a gratuitous ARP (IPv4) and an unsolicited
@@ -157,7 +155,7 @@ const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 export function announcement(desired: LinkSettings, live: LiveLink | undefined): { mac: string; v4: boolean; v6: boolean } | undefined {
   // An interface adopted without a MAC of the program's is left as it is (a bridge whose
   // MAC is set stops following its ports'); a tun device has none.
-  if (!live || !desired.up || desired.mac === undefined || !MAC.test(desired.mac)) return undefined;
+  if (!live || !desired.up || desired.mac === undefined || !MAC_PATTERN.test(desired.mac)) return undefined;
   const adds = desired.addresses.filter((addr) => !live.allAddresses.includes(addr));
   // A new MAC is announced too: its neighbours know the old one.
   const moved = desired.mac !== live.mac;

@@ -22,7 +22,8 @@ export const NETNS_MAX = 64;
 export const MTU_MIN = 68;
 export const MTU_MAX = 65535;
 export const IPV6_MTU_MIN = 1280;
-const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+/** A MAC address as check normalises it: six lower-case hex pairs. */
+export const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 /**
  * What the engine passes to check for a value not known yet during preview (an output

@@ -124,10 +124,10 @@ function tunnelMismatch(want: Tunnel, have: Tunnel): (typeof TUNNEL_FIELDS)[numb
   return TUNNEL_FIELDS.find((f) => (want[f] ?? "") !== (have[f] ?? ""));
 }
 
-/** Converges and verifies the device; `created`: just made with its attributes set. */
-async function apply(i: VxlanInputs, created: boolean): Promise<LiveLink> {
+/** Converges and verifies the device; `created`: just made with its attributes set; `seen`: read just before. */
+async function apply(i: VxlanInputs, created: boolean, seen?: LiveLink): Promise<LiveLink> {
   const tag = ownerTag(i.__owner);
-  let live = created ? undefined : await freshLink(i.name, i.namespace);
+  let live = created ? undefined : (seen ?? (await freshLink(i.name, i.namespace)));
   if (live && tunnelMismatch(i, liveTunnel(live))) {
     // Equivalent to: ip link set dev NAME type vxlan [local A] [remote B | group G] [dev D] [no]learning
     await kernel.ip(["link", "set", "dev", i.name, "type", "vxlan", ...endpointAttrs(i)], i.namespace, subject(i));
@@ -275,13 +275,14 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
 
   async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
-    if (!(await freshLink(news.name, news.namespace))) {
+    const live = await freshLink(news.name, news.namespace);
+    if (!live) {
       // The kernel deletes a VXLAN device with its lower device: its underlay interface
       // made anew (a generation in __links changed) took it along, so it is made again.
       if (news.device !== undefined && diffFields(olds as never, news as never, [LINKS_RULE]).changes) return { outs: (await vxlanKind.create(news)).outs };
       throw new NslabError("NotFound", `${subject(news)} is in the stack's state but not in the kernel (deleted by hand, or with its underlay device): run \`pulumi up --refresh\` to make it again.`);
     }
-    return { outs: outputs(news, await apply(news, false), olds) };
+    return { outs: outputs(news, await apply(news, false, live), olds) };
   },
 
   async delete(_id, props) {

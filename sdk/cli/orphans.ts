@@ -57,8 +57,13 @@ function parse(argv: string[]): Options {
   return options;
 }
 
+/** Runs the pulumi CLI on the selected stack (`--cwd`, `--stack`). */
+function pulumiRun(args: string[], options: Options) {
+  return spawnSync("pulumi", [...args, "--cwd", options.cwd, ...(options.stack ? ["--stack", options.stack] : [])], { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 });
+}
+
 function pulumi(args: string[], options: Options): string {
-  const r = spawnSync("pulumi", [...args, "--cwd", options.cwd, ...(options.stack ? ["--stack", options.stack] : [])], { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 });
+  const r = pulumiRun(args, options);
   if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${r.status}: ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;
 }
@@ -70,8 +75,6 @@ interface StackState {
   /** PROJECT/STACK: the stack part of owners made before owners named the backend. */
   legacy: string;
   owners: Set<string>;
-  /** The stack has no state (removed): everything recorded for it is an orphan. */
-  removed: boolean;
 }
 
 function stackState(options: Options): StackState {
@@ -86,8 +89,7 @@ function stackState(options: Options): StackState {
   if (removed && !options.stack) throw new Error("--removed needs --stack NAME: the removed stack's name (ORG/PROJECT/STACK on a backend with organizations)");
   const qualified = (() => {
     if (removed) {
-      const found = spawnSync("pulumi", ["stack", "--show-name", "--cwd", options.cwd, "--stack", options.stack!], { encoding: "utf8" });
-      if (found.status === 0) throw new Error(`--removed: stack ${options.stack} exists in this backend; run without --removed to compare with its state.`);
+      if (pulumiRun(["stack", "--show-name"], options).status === 0) throw new Error(`--removed: stack ${options.stack} exists in this backend; run without --removed to compare with its state.`);
       return options.stack!.split("/");
     }
     try {
@@ -107,7 +109,7 @@ function stackState(options: Options): StackState {
   // plus whatever the state's own resources say (made when it was spelled another way).
   const stacks = new Set([stackIdentity(project, stack, organization, backendUrl({ ...processSources(), cwd: options.cwd }))]);
   for (const owner of owners) if (stackOf(owner).startsWith(`${project}/${stack}@`)) stacks.add(stackOf(owner));
-  return { stacks, legacy: `${project}/${stack}`, owners, removed };
+  return { stacks, legacy: `${project}/${stack}`, owners };
 }
 
 /**
@@ -171,7 +173,7 @@ async function main(): Promise<number> {
   const options = parse(process.argv.slice(2));
   const state = stackState(options);
   const name = [...state.stacks][0];
-  if (state.removed) console.log(`stack ${name}: not found in the backend (removed?): every object recorded for it is outside its state`);
+  if (options.removed) console.log(`stack ${name}: not found in the backend (removed?): every object recorded for it is outside its state`);
   const hosts = hostsOf(state);
   const found = await orphans(state);
   const { found: unmarkedFound, unreachable } = await unmarkedOrphans(state, hosts);

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
 import { HostArgs, NslabComponent, placeKey } from "../base";
-import { ProgramError } from "../errors";
 import { checkArgs, Shape } from "./args";
+import { PlanError } from "./plan";
 import { Vxlan } from "../vxlan";
 
 /** One side of a {@link HostLink}: a bridge on a host, and that host's underlay address. */
@@ -49,7 +49,7 @@ const HOST_LINK_ARGS: Shape = { "vni!": "number", "a!": SIDE_ARGS, "b!": SIDE_AR
 export function checkHostLink(name: string, args: HostLinkArgs): void {
   checkArgs(`HostLink "${name}"`, args, HOST_LINK_ARGS);
   const fail = (why: string) => {
-    throw new ProgramError(`HostLink "${name}": ${why}`);
+    throw new PlanError(`HostLink "${name}": ${why}`);
   };
   if (!Number.isInteger(args.vni) || args.vni < 1 || args.vni > 16777215) fail(`vni must be an integer from 1 to 16777215, got ${JSON.stringify(args.vni)}.`);
   for (const side of ["a", "b"] as const) {
