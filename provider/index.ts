@@ -243,6 +243,21 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
   }
 }
 
+/**
+ * Check failures as the engine prints them. The engine shows a failure's property with its
+ * value looked up as one top-level key, so a nested one ("a.addresses[0]") would read
+ * "property a.addresses[0] value {<nil>} has a problem"; it goes as a failure of the whole
+ * resource instead, its reason naming the property ("resource 'p' has a problem:
+ * a.addresses[0] ...").
+ */
+export function engineFailures<I>(result: CheckResult<I>): CheckResult<I> {
+  if (!result.failures?.some((f) => /[.[]/.test(f.property))) return result;
+  return {
+    ...result,
+    failures: result.failures.map((f) => (/[.[]/.test(f.property) ? { property: "", reason: f.reason.includes(f.property) ? f.reason : `${f.property}: ${f.reason}` } : f)),
+  };
+}
+
 /** A kind's lifecycle operations, as the dynamic-provider process calls them. */
 export interface Handler {
   check(olds: unknown, news: unknown): Promise<unknown>;
@@ -260,7 +275,7 @@ export interface Handler {
  */
 export function handlerFor(kind: string): Handler {
   return {
-    check: (olds, news) => dispatch(kind, "check", [olds, news]),
+    check: async (olds, news) => engineFailures((await dispatch(kind, "check", [olds, news])) as CheckResult<unknown>),
     diff: (id, olds, news) => dispatch(kind, "diff", [id, olds, news]),
     create: (inputs) => dispatch(kind, "create", [inputs]),
     read: (id, props) => dispatch(kind, "read", [id, props]),

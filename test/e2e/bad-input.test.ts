@@ -26,6 +26,11 @@ new nslab.VethPair("cable", {
       expect(text).toMatch(/VethPair.*cable|cable.*VethPair/);
       expect(text).toContain('a.name "veth-with-a-long-name" is 21 characters');
       expect(text).toContain('a.addresses[0] "192.168.1.1" is not an address with prefix length');
+      // A nested property's failure is the resource's, its reason naming the property: the
+      // engine would show it as "property a.name value {<nil>}" (it looks the value up as
+      // one top-level key).
+      expect(text).toContain("VethPair resource 'cable' has a problem: a.name ");
+      expect(text).not.toContain("<nil>");
     };
     check(await lab.preview());
     expect(await sandbox.residue()).toEqual([]); // preview changes nothing at all
@@ -85,7 +90,7 @@ new nslab.VethPair("typo", { a: { name: "t-a", adresses: ["192.168.3.1/24"] }, b
       expect(r.exitCode, show(r)).not.toBe(0);
       expect(r.stdout + r.stderr).toMatch(pattern);
     };
-    const typo = /VethPair resource 'typo': property a\.adresses .*a\.adresses is not a property of a veth end \(did you mean a\.addresses\?\)/;
+    const typo = /VethPair resource 'typo' has a problem: a\.adresses is not a property of a veth end \(did you mean a\.addresses\?\)/;
     await refused("preview", typo);
     expect(await sandbox.residue()).toEqual([]);
     await refused("up", typo);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as providerModuleOfNslab from "../../provider/index";
-import { handlerFor } from "../../provider/index";
+import { engineFailures, handlerFor } from "../../provider/index";
 import { providerModule } from "../../sdk/base";
 
 /** Loads the text the way the dynamic-provider process does: a CommonJS module, then handler(). */
@@ -32,9 +32,24 @@ describe("the provider text each resource carries in state", () => {
     expect(Object.keys(ns).sort()).toEqual(["check", "create", "delete", "diff", "read", "update"]);
     const checked = (await ns.check(undefined, { name: "bad/name", __owner: "p/s/Namespace/x" })) as { failures: { property: string }[] };
     expect(checked.failures.map((f) => f.property)).toEqual(["name"]);
+    // A nested property's failure goes to the engine as the resource's, its reason naming it.
+    const veth = (await handlerFor("VethPair").check(undefined, { a: { name: "e0", addresses: ["10.0.0.300/24"] }, b: { name: "e1" }, __owner: "p/s/VethPair/x" })) as {
+      failures: { property: string; reason: string }[];
+    };
+    expect(veth.failures).toEqual([{ property: "", reason: expect.stringMatching(/^a\.addresses\[0\] "10\.0\.0\.300\/24" is not an address/) }]);
     const same = { name: "x", adopt: false, __owner: "o", __provider: "text" };
     expect(await ns.diff("x", same, { ...same, __provider: "other text" })).toMatchObject({ changes: false });
     await expect(handlerFor("Nope").check(undefined, {})).rejects.toThrow(/nslab has no resource kind "Nope"/);
+  });
+
+  it("engineFailures keeps top-level failures and names the property of a nested one whose reason does not", () => {
+    const top = { inputs: {}, failures: [{ property: "name", reason: "name is bad." }] };
+    expect(engineFailures(top)).toBe(top);
+    expect(engineFailures({ inputs: {}, failures: [...top.failures, { property: "a.mtu", reason: "must be a number." }, { property: "b[0]", reason: "b[0] is bad." }] }).failures).toEqual([
+      { property: "name", reason: "name is bad." },
+      { property: "", reason: "a.mtu: must be a number." },
+      { property: "", reason: "b[0] is bad." },
+    ]);
   });
 
   it("the longer text that states written before it hold still works (it calls dispatch)", async () => {
