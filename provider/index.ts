@@ -163,6 +163,14 @@ const madeKey = (kind: string, host: HostArgs | undefined, id: unknown, owner: u
 /** The key of the object an owned record describes. */
 const recordKey = (r: OwnedRecord) => madeKey(r.kind, r.outs?.host as HostArgs | undefined, r.id, r.owner);
 
+/** Whether two hosts (undefined: this machine) reach one machine; false when either cannot tell. */
+async function sameMachine(kind: string, owner: unknown, a: HostArgs | undefined, b: HostArgs | undefined): Promise<boolean> {
+  const identity = (host: HostArgs | undefined) =>
+    onHost(kind, owner, host, () => kernel.machineIdentity(`${kind} "${resourceNameOf(owner) ?? String(owner)}"${host ? ` on ${hostLabel(host)}` : ""}`)).catch(() => undefined);
+  const [x, y] = await Promise.all([identity(a), identity(b)]);
+  return x !== undefined && x === y;
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[]): Promise<unknown> {
   switch (op) {
@@ -203,6 +211,14 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
         remember(impl.kind, made.outs?.__owner, made.id, made.outs);
         const key = madeKey(impl.kind, hostOf(inputs), made.id, made.outs?.__owner ?? inputs.__owner);
         if (before && recordKey(before) === key) madeThisRun.add(key);
+        else if (before && before.kind === impl.kind && String(before.id) === String(made.id) && before.owner === (made.outs?.__owner ?? inputs.__owner)) {
+          // The same object under the same owner, recorded on a machine spelled another
+          // way ("root@h" for "h"): the engine replaces the resource for its new host,
+          // creating first, and its delete of the old one would remove this object if
+          // both spellings reach one machine.
+          const old = before.outs?.host as HostArgs | undefined;
+          if (await sameMachine(impl.kind, inputs.__owner, old, hostOf(inputs))) madeThisRun.add(recordKey(before));
+        }
         return made;
       } finally {
         settled(inputs.__owner);

@@ -385,6 +385,28 @@ export function netnsExists(name: string): boolean {
 }
 
 /**
+ * Which machine the current host is, as its kernel sees it: the boot, and the network and
+ * mount namespaces its commands run in (the mount namespace's /run/netns holds the
+ * namespaces). Spellings of one machine ("root@h", "h", an address of it; "localhost"
+ * for this one, from the namespaces nslab runs in) give the same; two sshds on one kernel
+ * in namespaces of their own do not. undefined when it cannot be read.
+ * Equivalent to: cat /proc/sys/kernel/random/boot_id; stat -L -c '%d:%i' /proc/self/ns/net /proc/self/ns/mnt
+ */
+export async function machineIdentity(subject: string): Promise<string | undefined> {
+  if (currentHost() === undefined) {
+    try {
+      const ns = ["net", "mnt"].map((n) => fs.statSync(`/proc/self/ns/${n}`)).map((st) => `${st.dev}:${st.ino}`);
+      return [fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), ...ns].join(" ");
+    } catch {
+      return undefined;
+    }
+  }
+  const r = await remoteOutcome(["sh", "-c", "cat /proc/sys/kernel/random/boot_id && stat -L -c %d:%i /proc/self/ns/net /proc/self/ns/mnt"], subject);
+  const words = r.stdout.split(/\s+/).filter(Boolean);
+  return r.exitCode === 0 && words.length === 3 ? words.join(" ") : undefined;
+}
+
+/**
  * What /run/netns/NAME is on the current host: absent, a namespace, or the plain file
  * of an interrupted `ip netns add` (see netnsHalfMade); with the namespace's inode.
  * Here, two stat(2) calls; on another host, one command.

@@ -173,6 +173,32 @@ describe("resources on other hosts, over SSH", () => {
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).not.toMatch(/trips/);
   });
 
+  it("keeps the object when the program spells its host another way (root@H to H): the engine's replacement creates first, and the old resource's delete leaves what the new one took over; moved to another machine, it goes from the first", async () => {
+    const [h1, h2] = lab.hosts;
+    const owner = "test/remote/Namespace/spelled";
+    const old = await make("Namespace", "spelled", { name: "spelled", host: h1.host });
+    try {
+      const respelled = { ...h1.host, ssh: h1.address };
+      const diff = (await dispatch("Namespace", "diff", [old.id, old.outs, { ...old.outs, host: respelled }])) as { replaces: string[] };
+      expect(diff.replaces).toEqual(["host"]);
+      const checked = (await dispatch("Namespace", "check", [old.outs, { __owner: owner, name: "spelled", host: respelled }])) as { inputs: Record<string, unknown>; failures: unknown[] };
+      expect(checked.failures).toEqual([]);
+      const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
+      await dispatch("Namespace", "delete", [old.id, old.outs]);
+      expect((await lab.onHost(h1, "ip", ["netns", "list"])).split("\n").map((l) => l.split(" ")[0])).toContain("spelled");
+      // Moved to another machine (another sshd, in a namespace of its own on this kernel):
+      // made there, and the old resource's delete removes it from the first.
+      const moved = (await dispatch("Namespace", "create", [{ ...checked.inputs, host: h2.host }])) as { id: string; outs: Record<string, unknown> };
+      await dispatch("Namespace", "delete", [made.id, made.outs]);
+      expect(await lab.onHost(h1, "ip", ["netns", "list"])).not.toMatch(/spelled/);
+      expect(await lab.onHost(h2, "ip", ["netns", "list"])).toMatch(/spelled/);
+      await dispatch("Namespace", "delete", [moved.id, moved.outs]);
+      expect(await lab.onHost(h2, "ip", ["netns", "list"])).not.toMatch(/spelled/);
+    } finally {
+      for (const h of [h1, h2]) await lab.onHost(h, "ip", ["netns", "del", "spelled"]).catch(() => undefined);
+    }
+  });
+
   it("refuses a namespace made by hand on the host, naming the host; adopt takes it over, and delete leaves it to nobody else", async () => {
     const [h1] = lab.hosts;
     const host = h1.host;
