@@ -107,6 +107,18 @@ describe("a lab on two machines over SSH, through the real CLI", () => {
       const quiet = await lab.driftCheck();
       expect(quiet.exitCode, show(quiet)).toBe(0);
 
+      // Host b spelled another way (no user: ssh's default, root): the engine replaces
+      // site b's resources, creating first; they keep their objects, and the lab works at
+      // the first try.
+      lab.edit(/"ssh":"root@192\.0\.2\.2"/, `"ssh":"192.0.2.2"`);
+      const respelled = await lab.up();
+      expect(respelled.exitCode, show(respelled)).toBe(0);
+      expect(respelled.stdout).toMatch(/4 replaced/);
+      await hosts.onHost(a, "ip", ["netns", "exec", "pc", "ping", "-c", "1", "-W", "2", "10.50.0.12"]);
+      await hosts.onHost(b, "ip", ["netns", "exec", "pc", "ping", "-c", "1", "-W", "2", "10.50.0.11"]);
+      const still = await lab.driftCheck();
+      expect(still.exitCode, show(still)).toBe(0);
+
       const destroyed = await lab.destroy();
       expect(destroyed.exitCode, show(destroyed)).toBe(0);
       expect(await leftOn(hosts, a)).toEqual([]);
@@ -116,7 +128,7 @@ describe("a lab on two machines over SSH, through the real CLI", () => {
       await hosts.stop(b);
       const refused = await lab.up();
       expect(refused.exitCode, show(refused)).not.toBe(0);
-      expect(refused.stdout + refused.stderr).toMatch(/(?:Namespace "pc-b"|Bridge "br-b") on root@192\.0\.2\.2: cannot reach root@192\.0\.2\.2 over SSH: ssh: connect to host 192\.0\.2\.2 port 22: Connection refused/);
+      expect(refused.stdout + refused.stderr).toMatch(/(?:Namespace "pc-b"|Bridge "br-b") on 192\.0\.2\.2: cannot reach 192\.0\.2\.2 over SSH: ssh: connect to host 192\.0\.2\.2 port 22: Connection refused/);
       // What was made on host a is in the state, and destroy removes it.
       const after = await lab.destroy();
       expect(after.exitCode, show(after)).toBe(0);
