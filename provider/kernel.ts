@@ -171,7 +171,7 @@ export interface LinkJson {
   link_index?: number;
   link_netnsid?: number;
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
-  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
+  addr_info?: { family: string; local: string; prefixlen: number; scope?: string; tentative?: boolean }[];
 }
 
 /**
@@ -564,6 +564,13 @@ export async function sysctlRead(name: string, netns: Netns, subject: string): P
 /** Writes a sysctl: [nsenter --net=NS] sysctl -w KEY=VALUE */
 export async function sysctlWrite(name: string, value: string, netns: Netns, subject: string): Promise<void> {
   const [command, args] = inNetns("sysctl", ["-q", "-w", `${name}=${value}`], netns);
+  invalidate(netns);
+  await run(command, args, { subject });
+}
+
+/** Writes several sysctls in one process: [nsenter --net=NS] sysctl -w KEY=VALUE ... */
+export async function sysctlWriteAll(settings: [string, string][], netns: Netns, subject: string): Promise<void> {
+  const [command, args] = inNetns("sysctl", ["-q", "-w", ...settings.map(([name, value]) => `${name}=${value}`)], netns);
   invalidate(netns);
   await run(command, args, { subject });
 }

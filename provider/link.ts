@@ -109,8 +109,8 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   const cmds: string[][] = [];
   const mtu = live ? live.mtu : made.mtu;
   const mac = live ? live.mac : made.mac;
-  // Down first, up last: taking a link down flushes its IPv6 addresses, and a link
-  // comes up once everything is in place.
+  // Down first, up last: a link comes up once everything is in place (its IPv6
+  // addresses stay while it is down: converge turns on keep_addr_on_down).
   if (!desired.up && live?.up !== false) cmds.push(["link", "set", "dev", dev, "down"]);
   if (live?.alias !== tag) cmds.push(["link", "set", "dev", dev, "alias", tag]);
   if (desired.mtu !== undefined && mtu !== desired.mtu) cmds.push(["link", "set", "dev", dev, "mtu", String(desired.mtu)]);
@@ -202,12 +202,69 @@ export async function converge(desired: LinkSettings, live: LiveLink | undefined
   const promote = `net/ipv4/conf/${desired.name}/promote_secondaries`;
   const previous = dropsPrimaryOfKept(desired, live) ? await kernel.sysctlRead(promote, desired.namespace, subject) : "1";
   if (previous !== "1") await kernel.sysctlWrite(promote, "1", desired.namespace, subject);
+  if (ipv6Settings(desired, live)) {
+    await kernel.sysctlWriteAll(
+      [
+        [`net/ipv6/conf/${desired.name}/accept_dad`, "0"],
+        [`net/ipv6/conf/${desired.name}/keep_addr_on_down`, "1"],
+      ],
+      desired.namespace,
+      subject,
+    );
+  }
   try {
     const [after] = await kernel.ipBatchRead<LinkJson[]>(commands, desired.namespace, subject);
-    return after?.[0] && normaliseLink(after[0]);
+    const link = after?.[0] && desired.up && live?.up !== true && desired.addresses.some(isV6) ? await ipv6Started(after[0], desired, subject) : after?.[0];
+    return link && normaliseLink(link);
   } finally {
     if (previous !== "1") await kernel.sysctlWrite(promote, previous, desired.namespace, subject).catch(() => undefined);
   }
+}
+
+const isV6 = (addr: string) => addr.includes(":");
+
+/**
+ * Whether converging writes the interface's IPv6 settings first: it is to have an IPv6
+ * address and was just made, has none yet, or is taken down. They are
+ * - accept_dad 0: the link-local address the kernel gives it when it comes up skips
+ *   duplicate address detection, as nslab's own addresses do (nodad). While it is
+ *   tentative the kernel sends no neighbour solicitation for a packet it forwards (it
+ *   has no source address for one), so a router's first forwarded packet was lost and
+ *   the first ping through it took 1 to 2 s;
+ * - keep_addr_on_down 1: the kernel removes an interface's IPv6 addresses when it goes
+ *   down, so `up: false` could not keep them (the update failed verifying them) and the
+ *   lab came back without them.
+ * Equivalent to: sysctl -w net/ipv6/conf/DEV/accept_dad=0 net/ipv6/conf/DEV/keep_addr_on_down=1
+ */
+export function ipv6Settings(desired: LinkSettings, live: LiveLink | undefined): boolean {
+  if (!desired.addresses.some(isV6)) return false;
+  return live === undefined || !live.addresses.some(isV6) || (!desired.up && live.up);
+}
+
+/** How long converge waits for the kernel to start IPv6 on an interface that came up. */
+const IPV6_START_MS = 1500;
+
+/**
+ * The interface once the kernel has started IPv6 on it, after it came up with IPv6
+ * addresses: that is when it joins its addresses' solicited-node groups and answers
+ * neighbour solicitations for them (until then the first packets to it are lost, and
+ * resent only after a second). The sign is its link-local address, no longer tentative.
+ * Only with carrier: without (a tap no program holds, a bridge without ports) the
+ * kernel starts IPv6 when carrier comes. Gives up after IPV6_START_MS (an interface
+ * without link-local addresses, addrgenmode none) and returns what it last read.
+ * Equivalent to: ip address show dev DEV, until a link-local address is not tentative
+ */
+async function ipv6Started(link: LinkJson, desired: LinkSettings, subject: string): Promise<LinkJson> {
+  const started = (l: LinkJson) => !l.flags.includes("LOWER_UP") || (l.addr_info ?? []).some((a) => a.family === "inet6" && a.scope === "link" && !a.tentative);
+  const until = Date.now() + IPV6_START_MS;
+  let current = link;
+  while (!started(current) && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const [again] = await kernel.ipBatchRead<LinkJson[]>([["address", "show", "dev", desired.name]], desired.namespace, subject);
+    if (!again?.[0]) break;
+    current = again[0];
+  }
+  return current;
 }
 
 /** Throws a Verification error naming the first property the kernel did not take. */

@@ -36,6 +36,17 @@ new nslab.NatRule("masquerade4", { kind: "masquerade", source: "192.168.8.0/24",
 new nslab.NatRule("masquerade6", { kind: "masquerade", source: "fd00:8::/64", outInterface: "up6" }, { dependsOn: [uplink] });
 `;
 
+/** Two IPv6 networks joined by a Router, and one more host on a veth of the router's own, which the program sets down and up. */
+const ROUTED = `
+import * as nslab from "nslab";
+const a = new nslab.BridgedNetwork("a", { cidr: "fd00:11::/64", hosts: ["h1"], gateway: true, gatewayOnBridge: false });
+const b = new nslab.BridgedNetwork("b", { cidr: "fd00:12::/64", hosts: ["h2"], gateway: true, gatewayOnBridge: false });
+const r = new nslab.Router("r", { attach: [{ network: a }, { network: b }] });
+const solo = new nslab.Namespace("solo");
+const link = new nslab.VethPair("solo-link", { a: { name: "eth0", namespace: solo.name, addresses: ["fd00:13::2/64"], up: true }, b: { name: "to-solo", namespace: r.namespace.name, addresses: ["fd00:13::1/64"] } });
+new nslab.Route("solo-default", { namespace: solo.name, destination: "default", gateway: "fd00:13::1" }, { dependsOn: [link] });
+`;
+
 async function once(sandbox: Sandbox, from: string, to: string): Promise<boolean> {
   const family = to.includes(":") ? "-6" : "-4";
   return (await sandbox.run("ip", ["netns", "exec", from, "ping", family, "-c", "1", "-W", "1", to])).exitCode === 0;
@@ -88,5 +99,33 @@ describe("IPv6 end to end", () => {
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
     expect((await sandbox.must("sysctl", ["-n", "net.ipv6.conf.all.forwarding"])).trim()).toBe("0");
+  });
+
+  it("through a Router, the first packet passes right after up; an end set down keeps its IPv6 address, and up again passes at the first try", async () => {
+    const lab = await Lab.create(sandbox, "ipv6-routed", ROUTED);
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    // Before: the router's link-locals were still tentative, so it sent no neighbour
+    // solicitation for the first packet it forwarded, and that ping took 1 to 2 s.
+    expect(await once(sandbox, "h1", "fd00:12::2")).toBe(true);
+    expect(await once(sandbox, "h1", "fd00:13::2")).toBe(true);
+
+    // Down: the update keeps the address (before, it failed: the kernel flushed it).
+    lab.edit(`addresses: ["fd00:13::2/64"], up: true`, `addresses: ["fd00:13::2/64"], up: false`);
+    const down = await lab.up();
+    expect(down.exitCode, show(down)).toBe(0);
+    expect(await sandbox.must("ip", ["-n", "solo", "-6", "address", "show", "dev", "eth0"])).toContain("fd00:13::2/64");
+    expect(await once(sandbox, "h1", "fd00:13::2")).toBe(false);
+
+    lab.edit(`up: false`, `up: true`);
+    const again = await lab.up();
+    expect(again.exitCode, show(again)).toBe(0);
+    expect(await once(sandbox, "h1", "fd00:13::2")).toBe(true);
+    expect(await once(sandbox, "solo", "fd00:11::2")).toBe(true);
+    const clean = await lab.driftCheck();
+    expect(clean.exitCode, show(clean)).toBe(0);
+
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
   });
 });

@@ -178,6 +178,40 @@ describe("VethPair on the kernel", () => {
     }
   });
 
+  it("IPv6 is usable at once: a router forwards the first packet right after its pairs are made, and an end set down and up again keeps its IPv6 addresses", async () => {
+    // h1 fd01::2 --e6/r6a-- router fd01::1 | fd02::1 --r6b/e6-- h2 fd02::2
+    const [h1, rt, h2] = [uniq("k6a"), uniq("k6r"), uniq("k6b")];
+    for (const name of [h1, rt, h2]) await namespaceKind.create(namespaceKind.check(undefined, { name, __owner: `${OWNER}/${name}` }).inputs);
+    try {
+      const pair = (host: string, hostAddress: string, port: string, routerAddress: string, up = true) =>
+        inputs({ a: { name: "e6", namespace: host, addresses: [hostAddress], up }, b: { name: port, namespace: rt, addresses: [routerAddress] }, __owner: `${owner}/${port}` });
+      await must("ip", ["netns", "exec", rt, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+      const left = await veth.create(pair(h1, "fd01::2/64", "r6a", "fd01::1/64"));
+      await veth.create(pair(h2, "fd02::2/64", "r6b", "fd02::1/64"));
+      await ipByHand("-n", h1, "-6", "route", "add", "default", "via", "fd01::1");
+      await ipByHand("-n", h2, "-6", "route", "add", "default", "via", "fd02::1");
+      // One echo, one second: a neighbour solicitation lost (the router's link-local
+      // still tentative, or IPv6 not yet started on an end) is resent only after a second.
+      const ping = () => must("ip", ["netns", "exec", h1, "ping", "-6", "-n", "-c", "1", "-W", "1", "fd02::2"]);
+      await ping();
+      for (const dev of ["r6a", "r6b"]) {
+        expect((await must("ip", ["netns", "exec", rt, "sysctl", "-n", `net.ipv6.conf.${dev}.accept_dad`, `net.ipv6.conf.${dev}.keep_addr_on_down`])).split("\n").slice(0, 2)).toEqual(["0", "1"]);
+      }
+
+      // Down: the update keeps its IPv6 address (the kernel would flush it), and verifies.
+      const { outs: down } = await veth.update(left.id, left.outs, pair(h1, "fd01::2/64", "r6a", "fd01::1/64", false));
+      expect(down.a.up).toBe(false);
+      expect(await ipByHand("-n", h1, "-6", "address", "show", "dev", "e6")).toContain("fd01::2/64");
+      // Up again: the default route went with the link (the kernel's doing; a Route that
+      // depends on the pair is written again), and the first packet passes.
+      await veth.update(left.id, down, pair(h1, "fd01::2/64", "r6a", "fd01::1/64"));
+      await ipByHand("-n", h1, "-6", "route", "replace", "default", "via", "fd01::1");
+      await ping();
+    } finally {
+      for (const name of [h1, rt, h2]) await ipByHand("netns", "delete", name).catch(() => undefined);
+    }
+  });
+
   it("attaches to and detaches from a bridge in place", async () => {
     const br = uniq("kbr");
     const brIn = bridgeKind.check(undefined, { name: br, namespace: nsB, __owner: `${owner}/br` }).inputs;
