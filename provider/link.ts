@@ -54,6 +54,12 @@ export interface LiveLink {
   /** All addresses, including link-local, canonical. */
   allAddresses: string[];
   info: Record<string, unknown>;
+  /**
+   * Set by converge when it removed IPv6 addresses to add them again with another prefix
+   * length: the kernel then cleared them as the source (`src`) of the routes that had
+   * them, so the interface's dependents are written again (generationOf).
+   */
+  renewed?: true;
 }
 
 export function normaliseLink(link: LinkJson): LiveLink {
@@ -126,8 +132,7 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   // address, even for a moment, loses every route through it (a host's default route).
   // An IPv6 address given a new prefix length is the exception: the kernel keys IPv6
   // addresses by address alone, so the old one must go first.
-  const readded = new Set(adds.filter((addr) => addr.includes(":")).map((addr) => addr.split("/")[0]));
-  const first = dels.filter((addr) => readded.has(addr.split("/")[0]));
+  const first = readdedFirst(desired, live);
   for (const addr of first) cmds.push(["address", "del", addr, "dev", dev]);
   // IPv6 addresses skip duplicate address detection (nodad): a lab's addresses are
   // declared, and a tentative address would leave the link unusable for a second or two
@@ -140,6 +145,13 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   const announce = announcement(desired, live);
   if (announce) cmds.push(["link", "set", "dev", dev, "address", announce.mac]);
   return cmds;
+}
+
+/** The IPv6 addresses converging removes first, to add them again with another prefix length. */
+export function readdedFirst(desired: LinkSettings, live: LiveLink | undefined): string[] {
+  const have = new Set(live?.allAddresses ?? []);
+  const readded = new Set(desired.addresses.filter((addr) => addr.includes(":") && !have.has(addr)).map((addr) => addr.split("/")[0]));
+  return (live?.addresses ?? []).filter((addr) => !desired.addresses.includes(addr) && readded.has(addr.split("/")[0]));
 }
 
 /**
@@ -203,19 +215,25 @@ export async function converge(desired: LinkSettings, live: LiveLink | undefined
   const previous = dropsPrimaryOfKept(desired, live) ? await kernel.sysctlRead(promote, desired.namespace, subject) : "1";
   if (previous !== "1") await kernel.sysctlWrite(promote, "1", desired.namespace, subject);
   if (ipv6Settings(desired, live)) {
-    await kernel.sysctlWriteAll(
-      [
-        [`net/ipv6/conf/${desired.name}/accept_dad`, "0"],
-        [`net/ipv6/conf/${desired.name}/keep_addr_on_down`, "1"],
-      ],
-      desired.namespace,
-      subject,
-    );
+    // An interface without IPv6 (an MTU below 1280, disable_ipv6) has no such switches:
+    // the address add in the batch then fails with the kernel's reason.
+    await kernel
+      .sysctlWriteAll(
+        [
+          [`net/ipv6/conf/${desired.name}/accept_dad`, "0"],
+          [`net/ipv6/conf/${desired.name}/keep_addr_on_down`, "1"],
+        ],
+        desired.namespace,
+        subject,
+      )
+      .catch(() => undefined);
   }
   try {
     const [after] = await kernel.ipBatchRead<LinkJson[]>(commands, desired.namespace, subject);
     const link = after?.[0] && desired.up && live?.up !== true && desired.addresses.some(isV6) ? await ipv6Started(after[0], desired, subject) : after?.[0];
-    return link && normaliseLink(link);
+    if (!link) return undefined;
+    const converged = normaliseLink(link);
+    return readdedFirst(desired, live).length ? { ...converged, renewed: true } : converged;
   } finally {
     if (previous !== "1") await kernel.sysctlWrite(promote, previous, desired.namespace, subject).catch(() => undefined);
   }
@@ -315,8 +333,9 @@ export async function explainMaster(err: unknown, settings: LinkSettings, subjec
 /**
  * What an interface's dependents go by: its ifindex (each time the interface is made it
  * gets a new one), and after a "+" how many times it was seen to come back up after
- * being down. The kernel removes the routes through an interface, and its qdiscs, when
- * it is deleted, and its routes when it goes down; resources that depend on it (a Route,
+ * being down, or had IPv6 addresses made anew (`renewed`). The kernel removes the routes
+ * through an interface, and its qdiscs, when it is deleted, its routes when it goes down,
+ * and a route's source address when that address is removed; resources that depend on it (a Route,
  * a LinkImpairment, a Reachability with dependsOn) take its generation as an input
  * (`__links`, set by the SDK), so they are written again when it changes.
  * `previous`: the recorded outputs (update, read); a state written before there were
@@ -331,7 +350,7 @@ export function generationOf(live: LiveLink, previous?: { generation?: string; u
   if (previous?.generation === undefined) return base;
   const [before, ups] = previous.generation.split("+");
   if (before !== base) return base;
-  return previous.up === false && live.up ? `${base}+${Number(ups ?? 0) + 1}` : previous.generation;
+  return (previous.up === false && live.up) || live.renewed ? `${base}+${Number(ups ?? 0) + 1}` : previous.generation;
 }
 
 /**

@@ -153,6 +153,36 @@ describe("VethPair on the kernel", () => {
     await veth.delete(again.id, again.outs);
   });
 
+  it("an IPv6 address given another prefix length renews the end's generation: the kernel cleared it as its routes' source, and the route written again has it back", async () => {
+    const pair = (address: string) => inputs({ a: { name: "v-a", namespace: nsA, addresses: ["192.168.1.2/24", address] }, b: { name: "v-b", namespace: nsB, addresses: ["192.168.1.1/24", "fd00:7::2/64"] } });
+    const { id, outs } = await veth.create(pair("fd00:7::1/64"));
+    const route = (links: string[]) => routeKind.check(undefined, { namespace: nsA, destination: "fd00:9::/64", gateway: "fd00:7::2", source: "fd00:7::1", __links: links, __owner: `${OWNER}/veth-src` }).inputs;
+    let cur = outs;
+    try {
+      await routeKind.create(route([outs.generation!]));
+      const src = async () => (await ipByHand("-n", nsA, "-6", "route", "show", "fd00:9::/64")).trim();
+      expect(await src()).toMatch(/ src fd00:7::1 /);
+      const moved = (await veth.update(id, cur, pair("fd00:7::1/56"))).outs;
+      cur = moved;
+      expect(await src()).not.toMatch(/ src /);
+      // The generation changed, so the route (which depends on the pair) is written again.
+      const [a] = moved.generation!.split("/");
+      expect(a).toBe(`${outs.generation!.split("/")[0]}+1`);
+      const before = route([outs.generation!]);
+      const after = route([moved.generation!]);
+      expect(routeKind.diff("", before, after).changes).toBe(true);
+      await routeKind.update("", before, after);
+      expect(await src()).toMatch(/ src fd00:7::1 /);
+      // Any other change keeps the generation.
+      const same = (await veth.update(id, cur, inputs({ ...pair("fd00:7::1/56"), mtu: 1400 }))).outs;
+      cur = same;
+      expect(same.generation).toBe(moved.generation);
+    } finally {
+      await routeKind.delete("", route([]));
+      await veth.delete(id, cur);
+    }
+  });
+
   it("a route written again because an interface it depends on changed stays missing while its link is down, and fails when it is refused for another reason", async () => {
     const pair = (up: boolean, address = "192.168.1.2/24") => inputs({ a: { name: "v-a", namespace: nsA, addresses: [address], up }, b: { name: "v-b", namespace: nsB, addresses: ["192.168.1.1/24"] } });
     const { id, outs } = await veth.create(pair(true));
