@@ -25,10 +25,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
-import { CommonInputs, compact, diffFields, FieldRule, ownerTag, resourceNameOf, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ownerTag, resourceNameOf, ResourceKind } from "./resource";
 import { Checker, isUnknown } from "./validate";
 
-export interface ProcessInputs extends CommonInputs {
+export interface ProcessInputs extends CommonInputs, LinkDependentInputs {
   /** Program and arguments (argv); run without a shell. */
   command: string[];
   namespace?: string;
@@ -59,7 +59,18 @@ export const READY_WAIT_MS_DEFAULT = 10_000;
 export const STOP_TIMEOUT_MS_DEFAULT = 5_000;
 const POLL_MS = 20;
 
-const RULES: FieldRule[] = ["command", "namespace", "cwd", "logFile", "readyText", "startupMs", "stopTimeoutMs"].map((name) => ({ name, replace: true }));
+const RULES: FieldRule[] = [
+  ...["command", "namespace", "cwd", "logFile", "readyText", "startupMs", "stopTimeoutMs"].map((name) => ({ name, replace: true })),
+  // An interface in its dependsOn made anew (a tap replaced) or set up again: the program
+  // is started again, as it would have lost its device (a tap's file descriptor).
+  { ...LINKS_RULE, replace: true },
+];
+
+/**
+ * The rules a change goes by. A state written before Process took generations has no
+ * `__links`: the first update records them in place, without starting the program again.
+ */
+const rulesFor = (olds: { __links?: unknown }): FieldRule[] => (olds.__links === undefined ? RULES.filter((r) => r.name !== LINKS_RULE.name) : RULES);
 
 function subject(i: { __owner: string; namespace?: string; command?: string[] }): string {
   const name = resourceNameOf(i.__owner);
@@ -119,7 +130,7 @@ function absoluteOnHost(c: Checker, value: string | undefined, property: string,
 
 export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
   kind: "Process",
-  properties: ["command", "namespace", "cwd", "logFile", "readyText", "startupMs", "stopTimeoutMs"],
+  properties: ["command", "namespace", "cwd", "logFile", "readyText", "startupMs", "stopTimeoutMs", "__links"],
 
   check(_olds, news) {
     const c = new Checker();
@@ -143,6 +154,7 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
       readyText: c.string(news.readyText, "readyText", false),
       startupMs: c.integer(news.startupMs, "startupMs", 0, 60_000) ?? (news.readyText ? READY_WAIT_MS_DEFAULT : STARTUP_MS_DEFAULT),
       stopTimeoutMs: c.integer(news.stopTimeoutMs, "stopTimeoutMs", 0, 60_000) ?? STOP_TIMEOUT_MS_DEFAULT,
+      __links: linksInput(news.__links),
       __owner: String(news.__owner ?? `Process:${JSON.stringify(news.command)}`),
     });
     return { inputs, failures: c.failures };
@@ -150,7 +162,9 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
 
   diff(_id, olds, news) {
     // The old program goes first: the new one may need its port or its device.
-    return diffFields(olds as never, news as never, RULES, true);
+    const d = diffFields(olds as never, news as never, rulesFor(olds), true);
+    // Generations to record (a state from before them): an update that restarts nothing.
+    return !d.changes && olds.__links === undefined && news.__links !== undefined ? { ...d, changes: true } : d;
   },
 
   async create(i) {
@@ -187,7 +201,7 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
   async update(_id, olds, news) {
     // Every input replaces, so an update only comes from a new way to reach the same
     // host (identityFile, knownHostsFile): the running program stays as it is.
-    if (!diffFields(olds as never, news as never, RULES).changes) return { outs: { ...olds, ...news, pid: olds.pid, startTime: olds.startTime, log: olds.log } };
+    if (!diffFields(olds as never, news as never, rulesFor(olds)).changes) return { outs: { ...olds, ...news, pid: olds.pid, startTime: olds.startTime, log: olds.log } };
     return processKind.create(news);
   },
 

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { NslabResource, OnHostArgs } from "./base";
+import { linksOf, NslabResource, OnHostArgs } from "./base";
 
 /** Arguments of {@link Process}. Changing any of them replaces the process (stop, then start). */
 export interface ProcessArgs extends OnHostArgs {
@@ -67,6 +67,6 @@ export class Process extends NslabResource {
   constructor(name: string, args: ProcessArgs, opts?: pulumi.CustomResourceOptions) {
     // A JavaScript program may leave the arguments out: check then says what is missing.
     args ??= {} as ProcessArgs;
-    super("Process", name, { namespace: undefined, ...args, pid: undefined, startTime: undefined, log: undefined }, opts);
+    super("Process", name, { namespace: undefined, ...args, pid: undefined, startTime: undefined, log: undefined, __links: linksOf(opts?.dependsOn) }, opts);
   }
 }

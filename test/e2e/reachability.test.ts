@@ -298,9 +298,25 @@ export const log = sleeper.log;
     // Without the tunnel programs the overlay is dark: the underlay is the only path.
     expect((await sandbox.must("ip", ["netns", "exec", "site-a", "ip", "route", "get", "10.200.0.2"])).split(" ")).toContain("tun0");
 
+    // The TUN devices made anew (owner set: a replacement). The programs held the old
+    // ones, so they are started again (the Process takes the generation of the tun in its
+    // dependsOn), and the overlay passes at the first try.
+    lab.edit(`mode: "tun",`, `mode: "tun",\n    owner: 0,`);
+    const replaced = await lab.up();
+    expect(replaced.exitCode, show(replaced)).toBe(0);
+    const after = (await lab.outputs()).tunnelPids as number[];
+    started.push(...after);
+    expect(after.filter((pid) => pids.includes(pid))).toEqual([]);
+    expect(pids.filter(running)).toEqual([]);
+    expect(await pings(sandbox, "site-a", "10.200.0.2")).toBe(true);
+    expect(await pings(sandbox, "site-b", "10.200.0.1")).toBe(true);
+    const quiet = await lab.driftCheck();
+    expect(quiet.exitCode, show(quiet)).toBe(0);
+
     const destroy = await lab.destroy();
     expect(destroy.exitCode, show(destroy)).toBe(0);
     expect(pids.filter(running)).toEqual([]);
+    expect(after.filter(running)).toEqual([]);
     expect(processesWith("tunnel.py")).toEqual([]);
     expect(await sandbox.residue()).toEqual([]);
   });

@@ -95,4 +95,21 @@ describe("Process check", () => {
     expect(processKind.diff("id", olds, inputs).changes).toBe(false);
     expect(processKind.diff("id", olds, { ...inputs, command: ["b"] })).toMatchObject({ replaces: ["command"], deleteBeforeReplace: true });
   });
+
+  it("diff: an interface in its dependsOn made anew (a new generation) starts it again; a state from before generations records them without a restart", async () => {
+    const { inputs } = pcheck({ command: ["a"], __links: ["7/8"] });
+    expect(inputs.__links).toEqual(["7/8"]);
+    const olds = { ...inputs, pid: 1, startTime: "1", log: "/tmp/x" };
+    expect(processKind.diff("id", olds, inputs).changes).toBe(false);
+    expect(processKind.diff("id", olds, { ...inputs, __links: ["9/8"] })).toMatchObject({ replaces: ["__links"], deleteBeforeReplace: true });
+    // Preview: the generation of an interface that changes is not known yet.
+    expect(processKind.diff("id", olds, { ...inputs, __links: UNKNOWN as never })).toMatchObject({ replaces: ["__links"] });
+    // No dependsOn with interfaces: no change.
+    expect(processKind.diff("id", olds, { ...inputs, __links: undefined }).changes).toBe(false);
+    const { __links: _l, ...legacy } = olds;
+    expect(processKind.diff("id", legacy as never, inputs)).toMatchObject({ changes: true, replaces: [] });
+    // That update keeps the program running and records the generations.
+    const { outs } = await processKind.update!("id", legacy as never, inputs);
+    expect(outs).toMatchObject({ pid: 1, startTime: "1", __links: ["7/8"] });
+  });
 });
