@@ -864,11 +864,14 @@ const CONNECT_ERRORS: [RegExp, string][] = [
  * A TCP connect from inside a namespace of another host, which needs no node there:
  * bash opens the connection (its /dev/tcp redirection) and closes it at once; coreutils
  * timeout bounds it (exit 124). The results read like the probe program's (probe.ts).
- * Equivalent to: [nsenter --net=/run/netns/NS --] timeout -k 1 SECONDS bash -c 'exec 3<>"/dev/tcp/$1/$2"' bash TO PORT
+ * `--norc`: bash run under sshd (SSH_CLIENT set) reads the user's ~/.bashrc even for
+ * `-c` (Debian builds it so), which can take most of the probe's time (a pyenv init:
+ * 1.2 to 1.8 s of a 2 s probe).
+ * Equivalent to: [nsenter --net=/run/netns/NS --] timeout -k 1 SECONDS bash --norc -c 'exec 3<>"/dev/tcp/$1/$2"' bash TO PORT
  */
 async function remoteTcpProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
   const seconds = (probe.timeoutMs / 1000).toFixed(3);
-  const [command, args] = inNetns("timeout", ["-k", "1", seconds, "bash", "-c", 'exec 3<>"/dev/tcp/$1/$2"', "bash", probe.to, String(probe.port)], netns);
+  const [command, args] = inNetns("timeout", ["-k", "1", seconds, "bash", "--norc", "-c", 'exec 3<>"/dev/tcp/$1/$2"', "bash", probe.to, String(probe.port)], netns);
   const r = await runOutcome(command, args, probe.timeoutMs + PROBE_KILL_MARGIN_MS + 1_000, subject);
   if (r.exitCode === 0) return { reachable: true, detail: "connection established" };
   if (r.timedOut || r.exitCode === 124 || r.exitCode === 137) return { reachable: false, detail: `timed out after ${probe.timeoutMs} ms` };
@@ -890,11 +893,11 @@ const REMOTE_UDP_PROBE = 'exec 3<>"/dev/udp/$1/$2" || exit 3; printf "nslab prob
 /**
  * A UDP exchange from inside a namespace of another host, which needs no node there;
  * any reply counts, as in the probe program (probe.ts), and the results read like its.
- * Equivalent to: [nsenter --net=/run/netns/NS --] timeout -k 1 SECONDS bash -c 'exec 3<>"/dev/udp/$1/$2"; printf "nslab probe\n" >&3; exec dd bs=65536 count=1 of=/dev/null <&3' bash TO PORT
+ * Equivalent to: [nsenter --net=/run/netns/NS --] timeout -k 1 SECONDS bash --norc -c 'exec 3<>"/dev/udp/$1/$2"; printf "nslab probe\n" >&3; exec dd bs=65536 count=1 of=/dev/null <&3' bash TO PORT
  */
 async function remoteUdpProbe(probe: TransportProbe, netns: Netns, subject: string): Promise<ProbeResult> {
   const seconds = (probe.timeoutMs / 1000).toFixed(3);
-  const [command, args] = inNetns("timeout", ["-k", "1", seconds, "bash", "-c", REMOTE_UDP_PROBE, "bash", probe.to, String(probe.port)], netns);
+  const [command, args] = inNetns("timeout", ["-k", "1", seconds, "bash", "--norc", "-c", REMOTE_UDP_PROBE, "bash", probe.to, String(probe.port)], netns);
   const r = await runOutcome(command, args, probe.timeoutMs + PROBE_KILL_MARGIN_MS + 1_000, subject);
   const copied = /(\d+) bytes? .*copied/.exec(r.stderr);
   if (r.exitCode === 0 && copied) return { reachable: true, detail: `a reply of ${copied[1]} bytes` };
