@@ -232,17 +232,29 @@ export function ensureMaster(host: HostArgs, subject: string): Promise<void> {
   const known = masters.get(key);
   // A master removes its socket when it ends (the host went away, ControlPersist): then
   // it is started again, and fails fast again if the host is gone.
-  if (known && (!known.up || fs.existsSync(known.socket))) return known.ready;
-  const entry = { host, socket: socketOf(host), ready: startMaster(host, subject), up: false };
+  // Each caller that waits for the same master gets the failure in its own name: the
+  // resource that asked first is not the one that failed for everyone else.
+  const failure = (err: unknown) => {
+    throw err instanceof MasterFailure ? err.told(subject) : err;
+  };
+  if (known && (!known.up || fs.existsSync(known.socket))) return known.ready.catch(failure);
+  const entry = { host, socket: socketOf(host), ready: startMaster(host), up: false };
   masters.set(key, entry);
   entry.ready.then(
     () => (entry.up = true),
     () => masters.get(key) === entry && masters.delete(key),
   );
-  return entry.ready;
+  return entry.ready.catch(failure);
 }
 
-async function startMaster(host: HostArgs, subject: string): Promise<void> {
+/** Why a master could not start, told in the name of whichever operation waited for it. */
+class MasterFailure extends Error {
+  constructor(readonly told: (subject: string) => NslabError) {
+    super("the SSH master connection could not start");
+  }
+}
+
+async function startMaster(host: HostArgs): Promise<void> {
   const log = path.join(dir(), `master-${++masterStarts}.log`);
   // -f: ssh goes to the background once authenticated (its exit status says whether it
   // was); its messages go to a file (-E), since the background master keeps whatever
@@ -263,8 +275,8 @@ async function startMaster(host: HostArgs, subject: string): Promise<void> {
   } catch {
     // no log: ssh did not even start
   }
-  if (code === -1 && /ENOENT/.test(said)) throw new NslabError("CommandFailed", `${subject}: ssh is not installed on this machine (Debian package openssh-client).`);
-  throw sshError(host, subject, said || `ssh exited ${code}`);
+  if (code === -1 && /ENOENT/.test(said)) throw new MasterFailure((subject) => new NslabError("CommandFailed", `${subject}: ssh is not installed on this machine (Debian package openssh-client).`));
+  throw new MasterFailure((subject) => sshError(host, subject, said || `ssh exited ${code}`));
 }
 
 /**

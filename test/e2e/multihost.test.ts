@@ -129,6 +129,11 @@ describe("a lab on two machines over SSH, through the real CLI", () => {
       const refused = await lab.up();
       expect(refused.exitCode, show(refused)).not.toBe(0);
       expect(refused.stdout + refused.stderr).toMatch(/(?:Namespace "pc-b"|Bridge "br-b") on 192\.0\.2\.2: cannot reach 192\.0\.2\.2 over SSH: ssh: connect to host 192\.0\.2\.2 port 22: Connection refused/);
+      // Each resource that waited for the connection fails in its own name (before, all
+      // of them with the message of the one that asked first).
+      const failed = [...refused.stdout.matchAll(/dynamic\/nslab:(\w+) ([\w-]+) .*error: (\w+) "([\w-]+)" on 192\.0\.2\.2: cannot reach/g)];
+      expect(failed.length).toBeGreaterThanOrEqual(2);
+      for (const [line, kind, name, saidKind, saidName] of failed) expect(`${saidKind} ${saidName}`, line).toBe(`${kind} ${name}`);
       // What was made on host a is in the state, and destroy removes it.
       const after = await lab.destroy();
       expect(after.exitCode, show(after)).toBe(0);
