@@ -11,6 +11,7 @@ import { sameHost } from "./host";
 import { ownerLabel, recordedByOther } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown } from "./validate";
+import * as ipaddr from "ipaddr.js";
 
 /** The routing protocol number nslab's routes carry (unassigned in rt_protos). */
 export const NSLAB_ROUTE_PROTO = "151";
@@ -96,7 +97,7 @@ async function wayDown(r: RouteInputs): Promise<boolean> {
 /** Explains the kernel's terse answers for routes in terms of what the user wrote. */
 function explain(err: unknown, r: RouteInputs): never {
   if (err instanceof NslabError && err.kind !== "AlreadyExists" && err.kind !== "Permission") {
-    const hint = /Nexthop has invalid gateway|Network is unreachable/.test(err.message)
+    const hint = /Nexthop has invalid gateway|Network is unreachable|No route to host/.test(err.message)
       ? ` The gateway ${r.gateway} must be on a subnet of an interface that is up: make the route depend on that interface (pass the VethPair's output or use dependsOn).`
       : /Cannot find device|No such device/.test(err.message)
         ? ` Device "${r.device}" does not exist in that namespace yet: pass the interface's output name or use dependsOn.`
@@ -206,6 +207,10 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     // Only when neither was given: a given one that failed says so itself.
     const given = (v: unknown) => v !== undefined && v !== null && v !== "";
     if (!given(news.gateway) && !given(news.device)) c.fail("gateway", "a route needs a gateway, a device, or both.");
+    // fe80::/10 is on every interface: the kernel needs to be told which one.
+    if (typeof gateway === "string" && !isUnknown(gateway) && !given(news.device) && ipaddr.isValid(gateway) && ipaddr.parse(gateway).range() === "linkLocal" && gateway.includes(":")) {
+      c.fail("gateway", `gateway ${gateway} is a link-local address, which is on every interface: set device to the interface it is reached through.`);
+    }
     const inputs = compact({
       namespace: c.netns(news.namespace, "namespace"),
       destination,

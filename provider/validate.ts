@@ -192,6 +192,11 @@ export class Checker {
     // An IPv4 network's own address and its broadcast address are no host's (a /31 or
     // /32 has neither).
     const [addr, len] = ipaddr.parseCIDR(cidr);
+    // Nor is a multicast group (the kernel refuses an IPv6 one at up: "Cannot assign
+    // multicast address without IFA_F_MCAUTOJOIN").
+    if (addr.range() === "multicast") {
+      return this.fail(property, `${property} "${raw}" is a multicast group address, which no interface may have as its own; give a unicast address.`);
+    }
     if (addr.kind() === "ipv4" && len <= 30) {
       const network = ipaddr.IPv4.networkAddressFromCIDR(cidr);
       const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(cidr);

@@ -91,6 +91,10 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     const bad = checked(route, { destination: "10.1.0.0/16", gateway: "10.99.0.1" });
     await expect(route.create(bad)).rejects.toThrow(/must be on a subnet of an interface that is up/);
     expect(await nsRun("ip", "route", "show", "10.1.0.0/16")).toBe("");
+    // IPv6 says it otherwise ("No route to host"); the hint is the same.
+    const bad6 = checked(route, { destination: "fd00:77::/64", gateway: "fd00:99::1" });
+    await expect(route.create(bad6)).rejects.toThrow(/No route to host.* The gateway fd00:99::1 must be on a subnet of an interface that is up/);
+    expect(await nsRun("ip", "-6", "route", "show", "fd00:77::/64")).toBe("");
   });
 
   it("IpForwarding: records, sets, sees drift, restores on delete", async () => {

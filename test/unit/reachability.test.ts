@@ -32,6 +32,7 @@ describe("Reachability check", () => {
     [{}, "to", /to is required/],
     [{ to: "0.0.0.0" }, "to", /to 0\.0\.0\.0 is an unspecified address, not one host's/],
     [{ to: "::" }, "to", /is an unspecified address/],
+    [{ to: "fe80::1" }, "to", /to fe80::1 is a link-local address, which is only reached through a named interface/],
     [{ to: "255.255.255.255" }, "to", /is a broadcast address/],
     [{ to: "224.0.0.1" }, "to", /is a multicast address/],
     [{ to: "ff02::1" }, "to", /is a multicast address/],
