@@ -123,7 +123,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         // not seen) keeps its intent record: the next create takes it over.
         if (live || !mayHaveRun(err)) await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
         // Someone else's: say whose, as the other kinds do.
-        if (live) throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
+        if (live) throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias, i.__owner)} Remove it, choose another name, or set adopt: true to take it over.`);
         return unsupportedVlan(err, i);
       });
     try {

@@ -1,7 +1,7 @@
 /**
  * The kernel names the resources of one program claim: two resources that would make
- * the same namespace, or the same interface in one namespace, on one machine, or impair
- * one direction of one interface, fail at check (so `pulumi preview` says so, naming
+ * the same namespace, or the same interface in one namespace, on one machine, or the
+ * same route, or impair one direction of one interface, fail at check (so `pulumi preview` says so, naming
  * both) instead of the second failing at `up` with "already exists" (or a verification
  * error, when the two were made at once) after the first was made.
  *
@@ -72,6 +72,26 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
           property: d,
           clash: (other: string) => `is also impaired by ${other} of this program; declare one LinkImpairment per interface and direction (one resource can hold both directions).`,
         }));
+    }
+    case "Route": {
+      // The kernel keys a route by table, destination and metric (and family): a second
+      // one failed at up ("already exists, made by ..."), or, made side by side, one of the
+      // two won at random. Defaults as the kernel fills them in: main table, metric 0 for
+      // IPv4 and 1024 for IPv6.
+      const { namespace, destination, family, table, metric } = inputs;
+      if (typeof destination !== "string" || !known(host, namespace, destination, family, table, metric)) return [];
+      const ns = typeof namespace === "string" ? namespace : "";
+      const key = [family, table ?? 254, destination, metric ?? (family === "ipv6" ? 1024 : 0)].join("\0");
+      const where = ns ? `namespace "${ns}"` : "the program's namespace";
+      const extras = [table !== undefined ? `table ${table}` : "", metric !== undefined ? `metric ${metric}` : ""].filter(Boolean).join(", ");
+      return [
+        {
+          key: `route\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${key}`,
+          what: `the ${family} route to ${destination}${extras ? ` (${extras})` : ""} in ${where}`,
+          property: "destination",
+          clash: (other: string) => `is also made by ${other} of this program; the kernel holds one route per destination, table and metric: drop one, or give them different metrics.`,
+        },
+      ];
     }
     default:
       return [];

@@ -91,7 +91,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
       if (!inputs.adopt && !ours) {
         throw new NslabError(
           "AlreadyExists",
-          `${subject(name)} already exists.${whoseMark(mark)} Remove it (ip netns del ${name}), choose another name, or set adopt: true to take it over.`,
+          `${subject(name)} already exists.${whoseMark(mark, inputs.__owner)} Remove it (ip netns del ${name}), choose another name, or set adopt: true to take it over.`,
         );
       }
     } else {

@@ -205,13 +205,26 @@ export function removeUnmarked(o: UnmarkedObject): Promise<void> {
  * another nslab resource's mark; "" for an object without an nslab mark. A stack of the
  * same name on another state backend shows here with its own BACKEND part.
  */
-export function whoseMark(mark: string | undefined): string {
+export function whoseMark(mark: string | undefined, asker?: string): string {
   if (!isNslabTag(mark)) return "";
   const hash = mark!.slice("nslab:".length);
   // The stack's records are on this machine, even while a resource on another host asks.
   const record = kernel.onThisMachine(() => kernel.readRecord<OwnedRecord>(undefined, `${PREFIX}${hash}`) ?? kernel.readRecord<OwnedRecord>(undefined, `pending-${hash}`));
   if (!record?.owner) return ` It carries the mark of another nslab resource (${mark}).`;
+  if (asker !== undefined && stackOf(asker) === stackOf(record.owner)) return sameStack(record.owner);
   return ` It belongs to ${ownerLabel(record.owner)}; adopting it takes it from that stack.`;
+}
+
+/**
+ * An object another resource of the asking resource's own stack holds: most often that
+ * resource renamed in the program (Pulumi sees a new resource and deletes the old one
+ * after creating it), which `aliases` says; adopting would not do, the old resource's
+ * delete would remove the object in the same run.
+ */
+export function sameStack(owner: string): string {
+  const [, , kind] = owner.split("/");
+  const name = resourceNameOf(owner) ?? owner;
+  return ` It belongs to nslab ${kind} "${name}" of this same stack (${stackOf(owner)}). If this resource is that one renamed, give it the option aliases: [{ name: "${name}" }] so that Pulumi keeps the object (adopt would not: the old resource's delete would then remove it); if both are in the program, they make one object: drop one. Otherwise:`;
 }
 
 /**

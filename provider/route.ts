@@ -8,7 +8,7 @@ import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { RouteJson } from "./kernel";
 import { sameHost } from "./host";
-import { ownerLabel, recordedByOther } from "./owned";
+import { ownerLabel, recordedByOther, sameStack, stackOf } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown } from "./validate";
 import * as ipaddr from "ipaddr.js";
@@ -255,7 +255,8 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
           existing?.protocol !== NSLAB_ROUTE_PROTO ? `proto ${existing?.protocol ?? "boot"}`
           : other ? ownerLabel(other)
           : "nslab (another resource or an earlier run)";
-        throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}). Remove it, change destination/table/metric, or set adopt: true to take it over.`);
+        const mine = other !== undefined && stackOf(other) === stackOf(r.__owner) ? sameStack(other) : "";
+        throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}).${mine} Remove it, change destination/table/metric, or set adopt: true to take it over.`);
       }
       adopted = true;
       shown = await writeAndShow("replace", r).catch((e) => explain(e, r));

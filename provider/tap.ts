@@ -125,7 +125,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       if (!live || (!i.adopt && !mine)) await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
       if (!live) throw err;
       if (!i.adopt && !mine) {
-        throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`);
+        throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias, i.__owner)} Remove it, choose another name, or set adopt: true to take it over.`);
       }
       const have = await liveTap(live, subject(i));
       const want = { mode: i.mode, owner: i.owner, group: i.group, multiQueue: i.multiQueue };

@@ -184,7 +184,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       if (!inputs.adopt && !(mine(liveA) && mine(liveB))) {
         await kernel.intentRestore(a.namespace, intent, earlier, tag, pairSubject(inputs));
         const other = [liveA?.alias, liveB?.alias].find((alias) => alias && alias !== tag);
-        if (other) err.message += whoseMark(other);
+        if (other) err.message += whoseMark(other, inputs.__owner);
         throw err;
       }
       if (!isPair(liveA, liveB)) {

@@ -241,7 +241,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
         // adopt, or this resource's own device (its alias, or its intent when a killed
         // run made it but did not mark it): take it over, if it matches.
         const mine = live.alias === tag || (!live.alias && earlier?.owner === tag);
-        if (!i.adopt && !mine) return refuse(new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias)} Remove it, choose another name, or set adopt: true to take it over.`));
+        if (!i.adopt && !mine) return refuse(new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias, i.__owner)} Remove it, choose another name, or set adopt: true to take it over.`));
         if (live.kind !== "vxlan") return refuse(new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live.kind || "plain"} interface, not a vxlan device.`));
         const have = liveTunnel(live);
         // vni and port cannot be changed on a live device: adopt only a matching one.

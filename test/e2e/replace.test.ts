@@ -74,6 +74,21 @@ describe("a resource made again under another URN keeps its object", () => {
     const settled = await lab.driftCheck();
     expect(settled.exitCode, show(settled)).toBe(0);
 
+    // A resource renamed in the program (the URN's name part): its new owner is another,
+    // so the object is refused, as this stack's other resource's, with the fix: aliases,
+    // with which Pulumi keeps it as one resource and nothing moves.
+    lab.edit(`new nslab.Namespace("h" + i,`, `new nslab.Namespace("host" + i,`);
+    const renamed = await lab.up();
+    expect(renamed.exitCode, show(renamed)).not.toBe(0);
+    expect(renamed.stdout + renamed.stderr).toMatch(/namespace "rh1" already exists\. It belongs to nslab Namespace "h1" of this same stack \([^)]*\)\. If this resource is that one renamed, give it the option aliases: \[\{ name: "h1" \}\]/);
+    await reachable();
+    lab.edit(`new nslab.Namespace("host" + i, { name: "rh" + i }, opts);`, `new nslab.Namespace("host" + i, { name: "rh" + i }, { ...opts, aliases: [{ name: "h" + i }] });`);
+    const aliased = await lab.up();
+    expect(aliased.exitCode, show(aliased)).toBe(0);
+    await reachable();
+    const kept = await lab.driftCheck();
+    expect(kept.exitCode, show(kept)).toBe(0);
+
     // The new resources own the objects: destroy removes them, and restores forwarding.
     const destroyed = await lab.destroy();
     expect(destroyed.exitCode, show(destroyed)).toBe(0);

@@ -184,6 +184,22 @@ describe("two resources of one program that would make the same name fail at che
     expect(await check("LinkImpairment", "i5", { device: "cl-imp", namespace: "cl-n1", egress: { loss: 0.1 } })).toEqual([]);
   });
 
+  it("one route per destination, table and metric in a namespace: the same route spelled otherwise fails at check, naming the first", async () => {
+    expect(await check("Route", "r1", { namespace: "cl-rt", destination: "FD00:9:0::/64", gateway: "fd00:1::2" })).toEqual([]);
+    expect((await check("Route", "r2", { namespace: "cl-rt", destination: "fd00:9::/64", gateway: "fd00:1::3" })).map((f) => [f.property, f.reason])).toEqual([
+      ["destination", expect.stringMatching(/^the ipv6 route to fd00:9::\/64 in namespace "cl-rt" is also made by Route "r1" of this program; the kernel holds one route per destination, table and metric/)],
+    ]);
+    // The kernel's default metric spelled out is the same route; another metric, table,
+    // namespace or machine is another.
+    expect(await check("Route", "r3", { namespace: "cl-rt", destination: "fd00:9::/64", gateway: "fd00:1::3", metric: 1024 })).toHaveLength(1);
+    for (const [name, over] of [["r4", { metric: 5 }], ["r5", { table: 100 }], ["r6", { namespace: "cl-rt2" }], ["r7", { host: { ssh: "root@192.0.2.7" } }]] as const) {
+      expect(await check("Route", name, { namespace: "cl-rt", destination: "fd00:9::/64", gateway: "fd00:1::3", ...over }), name).toEqual([]);
+    }
+    expect(await check("Route", "d4", { namespace: "cl-rt", destination: "default", gateway: "10.0.0.1" })).toEqual([]);
+    expect(await check("Route", "d6", { namespace: "cl-rt", destination: "default", gateway: "fd00:1::1" })).toEqual([]);
+    expect(await check("Route", "d4b", { namespace: "cl-rt", destination: "0.0.0.0/0", device: "eth0" })).toHaveLength(1);
+  });
+
   it("a resource that is deleted (or checked with another name) frees its names", () => {
     expect(claimNames("TapDevice", "p/s/TapDevice/t1", { name: "cl-tap" })).toEqual([]);
     expect(claimNames("TapDevice", "p/s/TapDevice/t2", { name: "cl-tap" })).toHaveLength(1);
