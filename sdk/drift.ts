@@ -99,7 +99,9 @@ function report(seen: Seen[]): ResourceDrift[] {
   const done = new Set<string>();
   const out: ResourceDrift[] = [];
   for (const { change, urn, live, other } of seen) {
-    if (!change || done.has(urn)) continue;
+    // The stack itself and its providers are no part of the lab (a stack never deployed
+    // listed "Stack ... is missing" among its resources).
+    if (!change || done.has(urn) || /::pulumi:(?:pulumi:Stack|providers:[^:]*)::/.test(urn)) continue;
     done.add(urn);
     const parts = urn.split("::");
     out.push({
@@ -136,6 +138,11 @@ const REFRESH_CHANGE: Record<string, ResourceDrift["change"]> = { update: "updat
  * Reads the events of `pulumi refresh --preview-only` into a per-resource report of how
  * the live lab differs from the stack's state (what the last `pulumi up` made).
  */
+/** How many of nslab's resources a refresh's events saw (none: the state records no lab). */
+export function refreshedResources(events: EngineEvent[]): number {
+  return new Set(events.flatMap(({ resOutputsEvent: e }) => (e && e.metadata.urn.includes("::pulumi-nodejs:dynamic/nslab:") ? [e.metadata.urn] : []))).size;
+}
+
 export function driftFromRefreshEvents(events: EngineEvent[]): ResourceDrift[] {
   return report(
     events.flatMap(({ resOutputsEvent: e }) => (e ? [{ change: REFRESH_CHANGE[e.metadata.op], urn: e.metadata.urn, live: e.metadata.new?.inputs, other: e.metadata.old?.inputs }] : [])),

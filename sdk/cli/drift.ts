@@ -19,7 +19,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift } from "../drift";
+import { pulumiErrorHint } from "./hints";
+import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift, refreshedResources } from "../drift";
 
 /** Exit code for drift, the same as `pulumi preview --expect-no-changes`. */
 export const DRIFT_EXIT_CODE = 7;
@@ -43,10 +44,12 @@ async function againstProgram(args: string[]): Promise<number> {
     preview = JSON.parse(r.stdout);
   } catch {
     process.stderr.write(r.stderr || r.stdout);
+    process.stderr.write(pulumiErrorHint(r.stderr || r.stdout));
     return r.code || 1;
   }
   if (r.code !== 0) {
     process.stderr.write(r.stderr);
+    process.stderr.write(pulumiErrorHint(r.stderr));
     for (const d of preview.diagnostics ?? []) if (d.severity === "error") process.stderr.write(`${d.message}\n`);
     return r.code;
   }
@@ -71,8 +74,16 @@ async function againstState(args: string[]): Promise<number> {
       : [];
     if (r.code !== 0) {
       process.stderr.write(r.stderr || r.stdout);
+      process.stderr.write(pulumiErrorHint(r.stderr || r.stdout));
       for (const e of events) if (e.diagnosticEvent?.severity === "error") process.stderr.write(e.diagnosticEvent.message);
       return r.code;
+    }
+    if (refreshedResources(events) === 0) {
+      // Nothing to compare is no proof the lab is as recorded: a stack never deployed, or
+      // destroyed, or the wrong --stack. The check against the program reports such a
+      // stack's resources as missing; so this says so, and fails alike.
+      console.log("drift: the stack's state records no nslab resource, so there is no lab to compare (never deployed with pulumi up, destroyed, or another stack than meant: check --stack)");
+      return DRIFT_EXIT_CODE;
     }
     const drift = driftFromRefreshEvents(events);
     console.log(formatDrift(drift, "state"));
@@ -97,7 +108,8 @@ project's CLI and offline defaults).
 
 Exit codes:
   0   no drift: the live lab matches
-  ${DRIFT_EXIT_CODE}   drift (the same code as \`pulumi preview --expect-no-changes\`)
+  ${DRIFT_EXIT_CODE}   drift (the same code as \`pulumi preview --expect-no-changes\`), or, with
+      --against-state, a state that records no nslab resource (nothing to compare)
   other  the preview or refresh itself failed: the engine's exit code, its error on stderr
 `;
 
