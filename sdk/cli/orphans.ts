@@ -32,6 +32,7 @@ import { dispatch, forget, hostLabel, machineKey, ownerLabel, recorded, removeUn
 import { resourceNameOf } from "../../provider/resource";
 import type { HostArgs, OwnedRecord, UnmarkedObject } from "../../provider";
 import { backendUrl, processSources, stackIdentity } from "../identity";
+import { pulumiErrorHint } from "./hints";
 
 const USAGE = "nslab-orphans [--cwd DIR] [--stack NAME [--removed]] [--delete [--legacy]]";
 
@@ -64,7 +65,10 @@ function pulumiRun(args: string[], options: Options) {
 
 function pulumi(args: string[], options: Options): string {
   const r = pulumiRun(args, options);
-  if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${r.status}: ${(r.stderr || r.stdout).trim()}`);
+  if (r.status !== 0) {
+    const said = (r.stderr || r.stdout).trim();
+    throw new Error(`pulumi ${args.join(" ")} exited ${r.status}: ${said}${pulumiErrorHint(said) ? `\n${pulumiErrorHint(said).trimEnd()}` : ""}`);
+  }
   return r.stdout;
 }
 

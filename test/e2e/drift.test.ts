@@ -56,6 +56,17 @@ describe("drift check for CI (scripts/drift-check)", () => {
     expect(byState.stdout).toMatch(/^drift: \d+ resources differ from the stack's state/);
     expectSevenDrifts(byState.stdout, "recorded");
 
+    // A pulumi killed while it saved (kill -9) can leave the state's metadata file empty:
+    // every command then fails reading it, and nslab's tools say what to do.
+    const sidecar = (await sandbox.must("find", [lab.stateDir, "-name", `${lab.stack}.json.attrs`])).trim();
+    expect(sidecar).not.toBe("");
+    await sandbox.must("truncate", ["-s", "0", sidecar]);
+    const broken = await check();
+    expect(broken.exitCode, show(broken)).not.toBe(0);
+    expect(broken.stderr).toContain("failed to load checkpoint: EOF");
+    expect(broken.stderr).toContain("-name '*.attrs' -size 0 -delete");
+    await sandbox.must("find", [`${lab.stateDir}/.pulumi/stacks`, "-name", "*.attrs", "-size", "0", "-delete"]);
+
     const repair = await lab.up(["--refresh"]);
     expect(repair.exitCode, show(repair)).toBe(0);
     const after = await check();
@@ -65,5 +76,16 @@ describe("drift check for CI (scripts/drift-check)", () => {
 
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
+
+    // A stack with nothing deployed (destroyed here; never deployed alike) is no clean
+    // lab: against the program every resource is missing (the stack itself is not listed),
+    // against the state there is nothing to compare. Both fail.
+    const empty = await check();
+    expect(empty.exitCode, show(empty)).toBe(7);
+    expect(empty.stdout).toContain('Namespace "wan" is missing from the live system');
+    expect(empty.stdout).not.toMatch(/Stack "/);
+    const emptyState = await check("--against-state");
+    expect(emptyState.exitCode, show(emptyState)).toBe(7);
+    expect(emptyState.stdout).toContain("the stack's state records no nslab resource, so there is no lab to compare");
   });
 });

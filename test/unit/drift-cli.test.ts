@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { pulumiErrorHint } from "../../sdk/cli/hints";
 
 const REPO = path.resolve(__dirname, "../..");
 
@@ -22,4 +23,12 @@ describe("nslab-drift --help", () => {
       expect(r.stderr).toBe("");
     });
   }
+});
+
+describe("hints on pulumi's errors", () => {
+  it("an empty state sidecar (a pulumi killed while saving): says which files to remove; anything else: nothing", () => {
+    expect(pulumiErrorHint("error: failed to load checkpoint: EOF\n")).toMatch(/find BACKEND_DIR\/\.pulumi\/stacks -name '\*\.attrs' -size 0 -delete/);
+    expect(pulumiErrorHint("error: failed to load checkpoint: unexpected EOF")).not.toBe("");
+    expect(pulumiErrorHint("error: no stack named 'dev' found")).toBe("");
+  });
 });

@@ -1,0 +1,23 @@
+/**
+ * What nslab's command-line tools add to an error of the `pulumi` CLI they ran, when they
+ * know its cause and the fix.
+ */
+
+/**
+ * "failed to load checkpoint: EOF" from a file backend: a `pulumi` killed while it saved
+ * the state (kill -9, a crash) can leave the state file's metadata sidecar
+ * (`STACK.json.attrs`, written by the backend's storage library beside each file, not at
+ * once) empty, and every later command then fails reading it. Removing the empty sidecar
+ * is safe: it holds only metadata (a content type, a checksum), and the next save writes
+ * it again. Reproduced by truncating one: the error, and the fix.
+ */
+export function pulumiErrorHint(text: string): string {
+  if (/failed to load checkpoint: (?:unexpected )?EOF/.test(text)) {
+    return (
+      "nslab: a pulumi killed while it saved the state can leave the state's metadata file (STACK.json.attrs, file backend) empty, which every command then fails to read. " +
+      "Remove the empty one and run the command again: find BACKEND_DIR/.pulumi/stacks -name '*.attrs' -size 0 -delete (BACKEND_DIR: the folder of your file:// backend URL). " +
+      "A backend URL ending in ?metadata=skip writes no such files (README, \"Recovering from a crash\").\n"
+    );
+  }
+  return "";
+}
