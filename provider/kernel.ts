@@ -949,6 +949,25 @@ export async function processStat(pid: number): Promise<ProcessStat | undefined>
   return r.exitCode === 0 ? parseStat(r.stdout) : undefined;
 }
 
+/**
+ * Whether PID runs in the namespace now named NAME (on the current host): false when the
+ * namespace was deleted (and perhaps made anew) while the program kept the old one alive.
+ * Equivalent to: [ "$(stat -L -c %d:%i /proc/PID/ns/net)" = "$(stat -L -c %d:%i /run/netns/NAME)" ]
+ */
+export async function processInNetns(pid: number, name: string): Promise<boolean> {
+  if (currentHost() === undefined) {
+    try {
+      const [mine, named] = [fs.statSync(`/proc/${pid}/ns/net`), fs.statSync(`${NETNS_DIR}/${name}`)];
+      return mine.dev === named.dev && mine.ino === named.ino;
+    } catch {
+      return false;
+    }
+  }
+  const r = await remoteOutcome(["stat", "-L", "-c", "%d:%i", `/proc/${pid}/ns/net`, `${NETNS_DIR}/${name}`], `process ${pid}${where()}`);
+  const [mine, named] = r.stdout.trim().split("\n");
+  return r.exitCode === 0 && mine !== undefined && mine === named;
+}
+
 /** True when PID is the process that started at `startTime` and has not exited (a zombie has), on the current host. */
 export async function processAlive(pid: number, startTime: string): Promise<boolean> {
   const stat = await processStat(pid);
@@ -1089,8 +1108,17 @@ const REMOTE_SPAWN = `cd -- "$1" || exit 3; log=$2; owner=$3; stop=$4; shift 4; 
 export async function spawnDetached(argv: string[], netns: Netns, options: SpawnOptions): Promise<Started> {
   const [command, args] = inNetns(argv[0], argv.slice(1), netns);
   if (currentHost() !== undefined) return spawnRemote([command, ...args], options);
+  // Said as on another host: a missing cwd made spawn fail with "nsenter ENOENT".
+  if (!fs.statSync(options.cwd, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new NslabError("NotFound", `${options.subject}: cwd "${options.cwd}" is not a folder it can enter. Create it, or give another cwd.`);
+  }
   const logStart = fs.existsSync(options.logFile) ? fs.statSync(options.logFile).size : 0;
-  const log = fs.openSync(options.logFile, "a");
+  let log: number;
+  try {
+    log = fs.openSync(options.logFile, "a");
+  } catch (err) {
+    throw new NslabError("CommandFailed", `${options.subject}: cannot append to log file "${options.logFile}" (${(err as Error).message}). Give a logFile in a folder that exists.`);
+  }
   try {
     const child = spawn(command, args, { cwd: options.cwd, detached: true, stdio: ["ignore", log, log], env: { ...process.env, [PROCESS_MARK]: options.owner, [PROCESS_STOP_MARK]: String(options.stopTimeoutMs) } });
     const pid = await new Promise<number>((resolve, reject) => {

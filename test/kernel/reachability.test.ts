@@ -92,6 +92,15 @@ describe("Reachability and Process on the kernel", () => {
     expect(await kernel.processAlive(pid, stat.startTime)).toBe(false);
   });
 
+  it("a Process whose cwd or log folder is missing fails naming it, and starts nothing", async () => {
+    const start = (over: Record<string, unknown>) =>
+      processKind.create(processKind.check(undefined, { __owner: `${OWNER}/Process/nocwd`, namespace: b, command: ["sleep", "61.25"], ...over }).inputs).catch((e: Error) => e);
+    const before = processesWith("61.25").length;
+    expect(String(await start({ cwd: "/nonexistent-nslab-cwd" }))).toMatch(/Process "nocwd" \(sleep 61\.25\) in namespace "[^"]+": cwd "\/nonexistent-nslab-cwd" is not a folder it can enter\. Create it, or give another cwd\./);
+    expect(String(await start({ logFile: "/nonexistent-nslab-dir/app.log" }))).toMatch(/cannot append to log file "\/nonexistent-nslab-dir\/app\.log" \(ENOENT[^)]*\)\. Give a logFile in a folder that exists\./);
+    expect(processesWith("61.25").length).toBe(before);
+  });
+
   it("the echo Process runs inside its namespace and answers a udp probe; icmp and tcp results name what came back", async () => {
     expect(fs.readlinkSync(`/proc/${echo.pid}/ns/net`)).toBe(netOf(b));
     expect(await must("ip", ["netns", "exec", a, "ping", "-c", "1", "-W", "2", "10.7.0.2"])).toContain("1 received");
