@@ -194,6 +194,10 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
 
   async read(id, props) {
     if (!(await kernel.processAlive(props.pid, props.startTime))) return {};
+    // Running, but in a namespace deleted by hand (the program keeps it alive, unreachable
+    // by name), perhaps made anew since: not the program of this namespace, so gone. Its
+    // next create stops it (by its mark) before starting the new one.
+    if (props.namespace !== undefined && !(await kernel.processInNetns(props.pid, props.namespace))) return {};
     const { pid: _pid, startTime: _start, log: _log, ...inputs } = props;
     return { id, props, inputs };
   },

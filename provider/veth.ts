@@ -167,10 +167,22 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     let created = true;
     const tag = ownerTag(inputs.__owner);
     const intent = `link-${a.name}`;
+    // The intent record, then (one request on another host):
+    // ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
+    const add = () => kernel.ip(["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs), undefined, { before: { netns: a.namespace, object: intent, owner: tag, by: inputs.__owner } });
     try {
-      // The intent record, then (one request on another host):
-      // ip link add name A [netns NS] ... type veth peer name B [netns NS] ...
-      await kernel.ip(["link", "add", ...end(a, "a"), "type", "veth", "peer", ...end(b, "b")], undefined, pairSubject(inputs), undefined, { before: { netns: a.namespace, object: intent, owner: tag, by: inputs.__owner } });
+      await add().catch(async (err) => {
+        // One end of this resource's own pair, without the other where it belongs: that one
+        // went with a namespace deleted by hand that a program still holds (the kernel keeps
+        // a namespace while a process is in it), and `pulumi up --refresh` made the
+        // namespace anew. It is this resource's (its mark): removed, and the pair made anew.
+        if (!(err instanceof NslabError && err.kind === "AlreadyExists") || inputs.adopt) throw err;
+        const [liveA, liveB] = [await freshLink(a.name, a.namespace), await freshLink(b.name, b.namespace)];
+        const lone = !liveA && liveB?.alias === tag && liveB.kind === "veth" ? b : !liveB && liveA?.alias === tag && liveA.kind === "veth" ? a : undefined;
+        if (!lone) throw err;
+        await kernel.ip(["link", "del", "dev", lone.name], lone.namespace, pairSubject(inputs));
+        await add();
+      });
     } catch (err) {
       if (!(err instanceof NslabError && err.kind === "AlreadyExists")) {
         // A pair that may have been made all the same keeps its intent record.

@@ -261,6 +261,48 @@ export const log = sleeper.log;
     expect(await sandbox.residue()).toEqual([]);
   });
 
+  it("a Process in a namespace deleted by hand (which the program keeps alive) is gone, and up --refresh makes namespace, pair and program anew: the first ping passes", async () => {
+    lab = await Lab.create(
+      sandbox,
+      "process-netns",
+      `
+import * as nslab from "nslab";
+const sw = new nslab.Namespace("sw", { name: "psw" });
+const h = new nslab.Namespace("h", { name: "ph" });
+const link = new nslab.VethPair("h-link", { a: { name: "eth0", namespace: h.name, addresses: ["10.71.0.2/24"] }, b: { name: "ph-sw", namespace: sw.name, addresses: ["10.71.0.1/24"] } });
+const app = new nslab.Process("app", { namespace: h.name, command: ["sleep", "3600.5"] }, { dependsOn: [link] });
+export const pid = app.pid;
+`,
+    );
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    const first = (await lab.outputs()).pid as number;
+    started.push(first);
+    expect(await pings(sandbox, "psw", "10.71.0.2")).toBe(true);
+
+    await sandbox.must("ip", ["netns", "delete", "ph"]);
+    // The program still runs, in the unnamed namespace, with the pair's end in it.
+    expect(running(first)).toBe(true);
+    const drift = await lab.driftCheck();
+    expect(drift.exitCode, show(drift)).toBe(7);
+    expect(drift.stdout).toMatch(/nslab:Process: \(refresh\)\s*\[id=ph\/\d+\]\s*\[urn=[^\]]*Process::app\]\s*--outputs:--\s*- command/);
+    const repair = await lab.up(["--refresh"]);
+    expect(repair.exitCode, show(repair)).toBe(0);
+    expect(await pings(sandbox, "psw", "10.71.0.2")).toBe(true);
+    const second = (await lab.outputs()).pid as number;
+    started.push(second);
+    expect(second).not.toBe(first);
+    expect(running(first)).toBe(false);
+    const [inode, named] = (await sandbox.must("stat", ["-L", "-c", "%i", `/proc/${second}/ns/net`, "/run/netns/ph"])).trim().split("\n");
+    expect(inode).toBe(named);
+    const clean = await lab.driftCheck();
+    expect(clean.exitCode, show(clean)).toBe(0);
+
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(running(second)).toBe(false);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+
   it("08-tun-tunnel: overlay ping both ways, the underlay carries only UDP, Reachability proves both directions; destroy leaves no process and nothing else", async () => {
     lab = await Lab.fromExample(sandbox, "08-tun-tunnel");
     const up = await lab.up();
