@@ -34,7 +34,10 @@ function enterSandbox(script) {
  * (none in a plain shell; what an experiment sets, as bench/ab-env.sh does).
  */
 function pulumiEnv(dir, mode, extra = {}) {
-  const offline = { PULUMI_BACKEND_URL: `file://${dir}/state`, PULUMI_CONFIG_PASSPHRASE: "", ...extra };
+  // NSLAB_BENCH_BACKEND_QUERY: options of the file backend's URL (its gocloud fileblob
+  // driver), e.g. "metadata=skip" (no .attrs sidecar file per write), for bench/ab-env.sh.
+  const query = process.env.NSLAB_BENCH_BACKEND_QUERY ? `?${process.env.NSLAB_BENCH_BACKEND_QUERY}` : "";
+  const offline = { PULUMI_BACKEND_URL: `file://${dir}/state${query}`, PULUMI_CONFIG_PASSPHRASE: "", ...extra };
   if (mode === "tuned") {
     return {
       command: path.join(root, "scripts/pulumi"),
