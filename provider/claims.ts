@@ -98,6 +98,46 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
   }
 }
 
+/** Where a resource names namespaces it uses (not makes): the property and its value. */
+function namespacesUsed(kind: string, inputs: Record<string, unknown>): [string, unknown][] {
+  if (kind === "Namespace") return [];
+  if (kind === "VethPair") {
+    const [a, b] = [inputs.a, inputs.b] as (Record<string, unknown> | undefined)[];
+    return [
+      ["a.namespace", a?.namespace],
+      ["b.namespace", b?.namespace],
+    ];
+  }
+  return [[kind === "Reachability" ? "from" : "namespace", kind === "Reachability" ? inputs.from : inputs.namespace]];
+}
+
+/** A machine as messages name it: "root@192.0.2.2" (with a port other than 22), or this one. */
+const machineLabel = (machine: string) => (machine === "" ? "the machine that runs pulumi" : machine.replace(/:22$/, ""));
+
+/**
+ * Failures for namespaces the resource uses that the program makes only on another
+ * machine (as its host is spelled): the resource would fail at `up`, saying the namespace
+ * does not exist there, after the namespace and other resources were made.
+ */
+export function namespacesElsewhere(kind: string, inputs: Record<string, unknown>): Failure[] {
+  const host = inputs.host;
+  if (!known(host)) return [];
+  const here = machineKey(host as HostArgs | undefined);
+  const failures: Failure[] = [];
+  for (const [property, name] of namespacesUsed(kind, inputs)) {
+    if (typeof name !== "string" || isUnknown(name) || claimed.has(`netns\0${here}\0${name}`)) continue;
+    const other = [...claimed.entries()].find(([key]) => key.startsWith("netns\0") && key.endsWith(`\0${name}`) && key.split("\0").length === 3);
+    if (!other) continue;
+    const machine = other[0].split("\0")[1];
+    const them = `${other[1].split("/")[2]} "${resourceNameOf(other[1]) ?? other[1]}"`;
+    failures.push({
+      property,
+      reason: `${property} "${name}" is made by ${them} of this program on ${machineLabel(machine)}, but this ${kind} is on ${machineLabel(here)}: give both the same host, spelled alike (nslab tells machines apart by how host names them).`,
+    });
+  }
+  return failures;
+}
+
 /** The owners checked in this provider process (the resources of the program being run). */
 const checkedOwners = new Set<string>();
 

@@ -9,7 +9,7 @@ import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
 import { tracked, watchEngine } from "./health";
-import { claimNames, releaseNames } from "./claims";
+import { claimNames, namespacesElsewhere, releaseNames } from "./claims";
 import { checkHost, HostArgs, hostKey, hostLabel, machineKey, sameHost } from "./host";
 import { resourceNameOf } from "./resource";
 import { ensureMaster } from "./ssh";
@@ -194,7 +194,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       // Two resources of the program that would make one namespace or interface, or impair one direction of one.
       const inputs = result.inputs as Record<string, unknown> | undefined;
       if (result.failures.length > 0 || typeof inputs?.__owner !== "string") return result;
-      const taken = claimNames(impl.kind, inputs.__owner, inputs);
+      const taken = [...claimNames(impl.kind, inputs.__owner, inputs), ...namespacesElsewhere(impl.kind, inputs)];
       return taken.length ? { ...result, failures: taken } : result;
     }
     case "diff": {

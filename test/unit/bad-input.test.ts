@@ -200,6 +200,20 @@ describe("two resources of one program that would make the same name fail at che
     expect(await check("Route", "d4b", { namespace: "cl-rt", destination: "0.0.0.0/0", device: "eth0" })).toHaveLength(1);
   });
 
+  it("a namespace the program makes only on another machine (as host is spelled) fails at check for a resource on this one", async () => {
+    const m2 = { ssh: "root@192.0.2.2" };
+    expect(await check("Namespace", "onb", { name: "cl-onb", host: m2 })).toEqual([]);
+    expect((await check("VethPair", "mismatch", { host: { ssh: "root@192.0.2.1" }, a: { name: "e0", namespace: "cl-onb" }, b: { name: "cl-mm" } })).map((f) => [f.property, f.reason])).toEqual([
+      ["a.namespace", 'a.namespace "cl-onb" is made by Namespace "onb" of this program on root@192.0.2.2, but this VethPair is on root@192.0.2.1: give both the same host, spelled alike (nslab tells machines apart by how host names them).'],
+    ]);
+    // The machine spelled otherwise counts as another; the engine's machine too.
+    expect((await check("Route", "r-spelled", { host: { ssh: "192.0.2.2" }, namespace: "cl-onb", destination: "default", device: "e0" })).map((f) => f.property)).toEqual(["namespace"]);
+    expect((await check("Reachability", "p-local", { from: "cl-onb", to: "10.0.0.1" })).map((f) => f.reason)).toEqual([expect.stringMatching(/^from "cl-onb" is made by Namespace "onb" of this program on root@192\.0\.2\.2, but this Reachability is on the machine that runs pulumi/)]);
+    // On its own machine, or a namespace the program does not make: nothing to say.
+    expect(await check("Bridge", "b-there", { host: m2, name: "cl-br", namespace: "cl-onb" })).toEqual([]);
+    expect(await check("Bridge", "b-other", { host: { ssh: "root@192.0.2.1" }, name: "cl-br", namespace: "cl-elsewhere" })).toEqual([]);
+  });
+
   it("a resource that is deleted (or checked with another name) frees its names", () => {
     expect(claimNames("TapDevice", "p/s/TapDevice/t1", { name: "cl-tap" })).toEqual([]);
     expect(claimNames("TapDevice", "p/s/TapDevice/t2", { name: "cl-tap" })).toHaveLength(1);
