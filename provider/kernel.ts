@@ -1286,6 +1286,8 @@ export function writeRecord(netns: Netns, name: string, value: unknown, subject:
     fs.writeFileSync(`${file}.${process.pid}`, JSON.stringify(value) + "\n");
     fs.renameSync(`${file}.${process.pid}`, file);
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM") throw new NslabError("Permission", `${subject}: cannot write ${file}: ${(err as Error).message}. ${RECORDS_NEED}`);
     throw new NslabError("CommandFailed", `${subject}: cannot write ${file}: ${(err as Error).message}`);
   }
 }
@@ -1429,11 +1431,19 @@ export async function hostWriteRecord(netns: Netns, name: string, value: unknown
   if (r.exitCode !== 0) throw recordWriteError(r.exitCode, r.stderr, name, subject);
 }
 
-/** Why recordWriteArgv's command failed (exit 3: the namespace is gone). */
-function recordWriteError(exitCode: number, stderr: string, name: string, subject: string): NslabError {
+/** Why recordWriteArgv's command failed (exit 3: the namespace is gone); exported for tests. */
+export function recordWriteError(exitCode: number, stderr: string, name: string, subject: string): NslabError {
   if (exitCode === 3) return new NslabError("NotFound", `${subject}: the namespace is gone${where()}, nothing to record`);
-  return new NslabError("CommandFailed", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${stderr.trim() || `exit ${exitCode}`}`);
+  // The write is tried five times: each try's words once.
+  const said = [...new Set(stderr.trim().split("\n").filter(Boolean))].join("; ");
+  if (/Permission denied|Operation not permitted/.test(said)) {
+    return new NslabError("Permission", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${said}. ${RECORDS_NEED}`);
+  }
+  return new NslabError("CommandFailed", `${subject}: cannot write ${RECORD_DIR}/.../${name}.json${where()}: ${said || `exit ${exitCode}`}`);
 }
+
+/** What a user who cannot write nslab's records is told. */
+const RECORDS_NEED = `nslab keeps small records of what it makes under ${RECORD_DIR} and makes namespaces under ${NETNS_DIR}, which only root may write by default: run it as root (over SSH: log in as root), or give the user write access to both folders and the CAP_NET_ADMIN and CAP_SYS_ADMIN capabilities.`;
 
 /** removeRecord, on the current host. */
 export async function hostRemoveRecord(netns: Netns, name: string): Promise<void> {

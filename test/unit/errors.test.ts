@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { commandError, isKind } from "../../provider/errors";
+import { recordWriteError } from "../../provider/kernel";
 
 describe("commandError: one place maps a command's failure to a kind", () => {
   it.each([
@@ -29,5 +30,17 @@ describe("commandError: a tool missing inside a namespace is never NotFound", ()
   it("nft's own 'No such file or directory' for an absent table is still NotFound", () => {
     const err = commandError("r", "nft -j list table inet nslab", "Error: No such file or directory\nlist table inet nslab\n", 1);
     expect(err.kind).toBe("NotFound");
+  });
+});
+
+describe("a record nslab cannot write", () => {
+  it("for want of permission: says once what the user needs (root, or the folders and two capabilities)", () => {
+    const line = "mkdir: cannot create directory '/run/nslab/netns-4026532': Permission denied";
+    const err = recordWriteError(1, [line, line, line, line].join("\n"), "intent-netns-u1", 'namespace "u1"');
+    expect(err.kind).toBe("Permission");
+    expect(err.message.split(line).length).toBe(2);
+    expect(err.message).toMatch(/run it as root \(over SSH: log in as root\), or give the user write access to both folders and the CAP_NET_ADMIN and CAP_SYS_ADMIN capabilities\.$/);
+    expect(recordWriteError(3, "", "x", "s").kind).toBe("NotFound");
+    expect(recordWriteError(1, "disk full", "x", "s").kind).toBe("CommandFailed");
   });
 });
