@@ -90,13 +90,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
   },
 
   diff(_id, olds, news) {
-    const d = recordingGeneration(diffFields(olds as never, news as never, RULES), olds);
-    // A bridge of another name or namespace does not clash with the old one: it is made
-    // first, and its ports move to it in place. Deleting first made the engine replace
-    // everything that names the bridge (every port: a VethPair's whole end goes unknown
-    // to its diff), so each host's interface was made anew.
-    const clash = olds.name === news.name && (olds.namespace ?? "") === (news.namespace ?? "");
-    return d.replaces.length > 0 && !clash ? { ...d, deleteBeforeReplace: false } : d;
+    return recordingGeneration(diffFields(olds as never, news as never, RULES), olds);
   },
 
   async create(i) {
