@@ -104,16 +104,22 @@ export function backendUrl(sources: BackendSources): string | undefined {
 /**
  * One spelling per backend: `file://` paths absolute and without a trailing slash
  * (`~` is the home folder, a relative path is relative to the program's folder, as
- * for a CLI run in it), other URLs without trailing slashes.
+ * for a CLI run in it), other URLs without trailing slashes. The options of the file
+ * backend's storage library (`?metadata=skip`, ...) say how the same files are written,
+ * not which: they are left out, so that adding one keeps the stack's identity.
  */
 export function normaliseBackendUrl(url: string, cwd: string, home: string): string {
-  const m = /^file:\/\/([^?]*)(\?.*)?$/.exec(url);
+  const m = /^file:\/\/([^?]*)(?:\?(.*))?$/.exec(url);
   if (!m) return url.replace(/\/+$/, "");
   let file = m[1] || ".";
   if (file === "~" || file.startsWith("~/")) file = path.join(home, file.slice(1));
   file = path.resolve(cwd, file);
-  return `file://${file}${m[2] ?? ""}`;
+  const query = (m[2] ?? "").split("&").filter((p) => p !== "" && !FILEBLOB_OPTIONS.includes(decodeURIComponent(p.split("=")[0])));
+  return `file://${file}${query.length ? `?${query.join("&")}` : ""}`;
 }
+
+/** The URL options of gocloud's fileblob, which Pulumi's file backend passes on. */
+const FILEBLOB_OPTIONS = ["metadata", "no_tmp_dir", "create_dir", "dir_file_mode", "base_url", "secret_key_path"];
 
 /**
  * `PROJECT/STACK@XXXXXXXX`: the stack part of every owner string (XXXXXXXX: a hash of

@@ -37,6 +37,20 @@ function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ co
   });
 }
 
+/**
+ * The engine's error diagnostics, each once, leaving out those the CLI already printed
+ * (a failure of several resources gave the same lines four to six times).
+ */
+function writeErrors(printed: string, messages: string[]): void {
+  const seen = new Set<string>();
+  for (const message of messages) {
+    const text = message.trim();
+    if (!text || seen.has(text) || printed.includes(text)) continue;
+    seen.add(text);
+    process.stderr.write(`${text}\n`);
+  }
+}
+
 async function againstProgram(args: string[]): Promise<number> {
   const r = await run(["preview", "--refresh", "--json", "--non-interactive", ...args]);
   let preview;
@@ -50,7 +64,7 @@ async function againstProgram(args: string[]): Promise<number> {
   if (r.code !== 0) {
     process.stderr.write(r.stderr);
     process.stderr.write(pulumiErrorHint(r.stderr));
-    for (const d of preview.diagnostics ?? []) if (d.severity === "error") process.stderr.write(`${d.message}\n`);
+    writeErrors(r.stderr, (preview.diagnostics ?? []).filter((d: { severity?: string }) => d.severity === "error").map((d: { message: string }) => d.message));
     return r.code;
   }
   const drift = driftFromPreview(preview);
@@ -75,7 +89,7 @@ async function againstState(args: string[]): Promise<number> {
     if (r.code !== 0) {
       process.stderr.write(r.stderr || r.stdout);
       process.stderr.write(pulumiErrorHint(r.stderr || r.stdout));
-      for (const e of events) if (e.diagnosticEvent?.severity === "error") process.stderr.write(e.diagnosticEvent.message);
+      writeErrors(r.stderr || r.stdout, events.flatMap((e) => (e.diagnosticEvent?.severity === "error" ? [e.diagnosticEvent.message] : [])));
       return r.code;
     }
     if (refreshedResources(events) === 0) {

@@ -56,6 +56,11 @@ describe("normaliseBackendUrl", () => {
     expect(normaliseBackendUrl("file://~/s?no_legacy_layout=true", "/lab", "/home/u")).toBe("file:///home/u/s?no_legacy_layout=true");
     expect(normaliseBackendUrl("https://backend.example/", "/lab", "/home/u")).toBe("https://backend.example");
   });
+
+  it("leaves out the storage library's options (how the files are written, not which): ?metadata=skip keeps the stack's identity", () => {
+    expect(normaliseBackendUrl("file:///lab/state?metadata=skip", "/lab", "/home/u")).toBe("file:///lab/state");
+    expect(normaliseBackendUrl("file:///lab/state?no_tmp_dir=true&metadata=skip&no_legacy_layout=true", "/lab", "/home/u")).toBe("file:///lab/state?no_legacy_layout=true");
+  });
 });
 
 describe("stackIdentity", () => {
