@@ -80,8 +80,13 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
       // IPv4 and 1024 for IPv6.
       const { namespace, destination, family, table, metric } = inputs;
       if (typeof destination !== "string" || !known(host, namespace, destination, family, table, metric)) return [];
+      // "default" takes its family from the gateway or source: while one is unknown (a
+      // preview), check's "ipv4" is a guess, and an IPv6 default would clash with the IPv4 one.
+      if (destination === "default" && !known(inputs.gateway, inputs.source)) return [];
       const ns = typeof namespace === "string" ? namespace : "";
-      const key = [family, table ?? 254, destination, metric ?? (family === "ipv6" ? 1024 : 0)].join("\0");
+      // The kernel gives an IPv6 route with metric 0 its default, 1024.
+      const kernelMetric = family === "ipv6" ? (metric === undefined || metric === 0 ? 1024 : metric) : (metric ?? 0);
+      const key = [family, table ?? 254, destination, kernelMetric].join("\0");
       const where = ns ? `namespace "${ns}"` : "the program's namespace";
       const extras = [table !== undefined ? `table ${table}` : "", metric !== undefined ? `metric ${metric}` : ""].filter(Boolean).join(", ");
       return [

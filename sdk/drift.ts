@@ -135,14 +135,19 @@ export interface EngineEvent {
 const REFRESH_CHANGE: Record<string, ResourceDrift["change"]> = { update: "update", delete: "create" };
 
 /**
+ * How many of nslab's resources a refresh's events saw (none: the state records no lab).
+ * A resource under a component has its parent's type before its own in the URN
+ * (`...::nslab:index:BridgedNetwork$pulumi-nodejs:dynamic/nslab:Namespace::lan-h1`).
+ */
+export function refreshedResources(events: EngineEvent[]): number {
+  const nslab = /(?:::|\$)pulumi-nodejs:dynamic\/nslab:[^:$]+::/;
+  return new Set(events.flatMap(({ resOutputsEvent: e }) => (e && nslab.test(e.metadata.urn) ? [e.metadata.urn] : []))).size;
+}
+
+/**
  * Reads the events of `pulumi refresh --preview-only` into a per-resource report of how
  * the live lab differs from the stack's state (what the last `pulumi up` made).
  */
-/** How many of nslab's resources a refresh's events saw (none: the state records no lab). */
-export function refreshedResources(events: EngineEvent[]): number {
-  return new Set(events.flatMap(({ resOutputsEvent: e }) => (e && e.metadata.urn.includes("::pulumi-nodejs:dynamic/nslab:") ? [e.metadata.urn] : []))).size;
-}
-
 export function driftFromRefreshEvents(events: EngineEvent[]): ResourceDrift[] {
   return report(
     events.flatMap(({ resOutputsEvent: e }) => (e ? [{ change: REFRESH_CHANGE[e.metadata.op], urn: e.metadata.urn, live: e.metadata.new?.inputs, other: e.metadata.old?.inputs }] : [])),

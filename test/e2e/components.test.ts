@@ -54,6 +54,11 @@ describe("components through the real Pulumi engine", () => {
     expect(String(outs.ascii)).toContain("192.168.1.3/24");
     const hosts = [1, 2, 3].map((n) => ({ ns: `ns${n}`, address: `192.168.1.${n}` }));
     expect(await unreachable(sandbox, hosts)).toEqual([]);
+    // The drift check against the state sees the component's resources (URNs with the
+    // component's type before their own) and finds them clean.
+    const byState = await sandbox.run(path.join(REPO, "scripts/drift-check"), ["--against-state", "--cwd", lab.dir, "--stack", lab.stack], { env: lab.env() });
+    expect(byState.exitCode, show(byState)).toBe(0);
+    expect(byState.stdout).toContain("no drift: the live lab matches the stack's state");
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });

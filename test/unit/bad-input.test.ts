@@ -4,6 +4,7 @@
  * e2e/bad-input.test.ts proves the same through the engine with nothing created.
  */
 import { describe, expect, it } from "vitest";
+import { UNKNOWN } from "../../provider/validate";
 import { bridgeKind } from "../../provider/bridge";
 import { forwardingKind } from "../../provider/forwarding";
 import { natKind } from "../../provider/nat";
@@ -198,6 +199,11 @@ describe("two resources of one program that would make the same name fail at che
     expect(await check("Route", "d4", { namespace: "cl-rt", destination: "default", gateway: "10.0.0.1" })).toEqual([]);
     expect(await check("Route", "d6", { namespace: "cl-rt", destination: "default", gateway: "fd00:1::1" })).toEqual([]);
     expect(await check("Route", "d4b", { namespace: "cl-rt", destination: "0.0.0.0/0", device: "eth0" })).toHaveLength(1);
+    // A preview's unknown gateway: a default's family is not known yet, so it claims nothing.
+    expect(await check("Route", "u4", { namespace: "cl-rt2", destination: "default", gateway: UNKNOWN })).toEqual([]);
+    expect(await check("Route", "u6", { namespace: "cl-rt2", destination: "default", gateway: UNKNOWN })).toEqual([]);
+    // IPv6 metric 0 is the kernel's 1024.
+    expect(await check("Route", "m0", { namespace: "cl-rt", destination: "fd00:9::/64", gateway: "fd00:1::3", metric: 0 })).toHaveLength(1);
   });
 
   it("a namespace the program makes only on another machine (as host is spelled) fails at check for a resource on this one", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift, propertyDrift } from "../../sdk/drift";
+import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift, propertyDrift, refreshedResources } from "../../sdk/drift";
 
 const urn = (type: string, name: string) => `urn:pulumi:dev::lab::pulumi-nodejs:dynamic/nslab:${type}::${name}`;
 
@@ -34,6 +34,15 @@ describe("drift report", () => {
     expect(text).toContain('VethPair "cable" differs (pulumi up would update it in place)');
     expect(text).toContain("b.up: live false, program true");
     expect(text).toContain('Route "ns1-default" is missing from the live system');
+  });
+
+  it("counts the nslab resources a refresh saw, those under a component too, and leaves the stack and providers out of a report", () => {
+    const seen = (u: string, op = "same"): EngineEvent => ({ resOutputsEvent: { metadata: { op, urn: u } } });
+    const child = "urn:pulumi:dev::lab::nslab:index:BridgedNetwork$pulumi-nodejs:dynamic/nslab:Namespace::lan-h1";
+    expect(refreshedResources([seen(child), seen(child), seen(urn("Bridge", "br"))])).toBe(2);
+    expect(refreshedResources([seen("urn:pulumi:dev::lab::pulumi:pulumi:Stack::lab-dev"), seen("urn:pulumi:dev::lab::nslab:index:BridgedNetwork::lan")])).toBe(0);
+    const report = driftFromPreview({ steps: [{ op: "create", urn: "urn:pulumi:dev::lab::pulumi:pulumi:Stack::lab-dev" }, { op: "create", urn: child }] });
+    expect(report.map((d) => `${d.type} ${d.name}`)).toEqual(["Namespace lan-h1"]);
   });
 
   it("says so when nothing drifted", () => {
