@@ -59,18 +59,26 @@ export const READY_WAIT_MS_DEFAULT = 10_000;
 export const STOP_TIMEOUT_MS_DEFAULT = 5_000;
 const POLL_MS = 20;
 
-const RULES: FieldRule[] = [
-  ...["command", "namespace", "cwd", "logFile", "readyText", "startupMs", "stopTimeoutMs"].map((name) => ({ name, replace: true })),
-  // An interface in its dependsOn made anew (a tap replaced) or set up again: the program
-  // is started again, as it would have lost its device (a tap's file descriptor).
-  { ...LINKS_RULE, replace: true },
-];
+const RULES: FieldRule[] = ["command", "namespace", "cwd", "logFile", "readyText", "startupMs", "stopTimeoutMs"].map((name) => ({ name, replace: true }));
+
+/** The ifindexes in a list of generations, without their come-back-up counts ("7+1/8" is "7/8"). */
+const ifindexes = (links: string[]) => links.map((g) => g.split("/").map((end) => end.split("+")[0]).join("/"));
 
 /**
- * The rules a change goes by. A state written before Process took generations has no
- * `__links`: the first update records them in place, without starting the program again.
+ * Whether an interface in the Process's dependsOn was made anew (a TUN/TAP device
+ * replaced): the program held the old one (its file descriptor) and is started again. As
+ * many interfaces as before, one of them with another ifindex. One added or removed (a
+ * host of a BridgedNetwork in its dependsOn), or back up after `up: false`, restarts
+ * nothing. A state from before Process took generations has none: nothing to compare.
+ * A preview, which cannot know the next generations, plans it.
  */
-const rulesFor = (olds: { __links?: unknown }): FieldRule[] => (olds.__links === undefined ? RULES.filter((r) => r.name !== LINKS_RULE.name) : RULES);
+function madeAnew(olds: { __links?: string[] }, news: { __links?: string[] }): boolean {
+  const [before, after] = [olds.__links, news.__links];
+  if (before === undefined || after === undefined) return false;
+  if (isUnknown(after)) return true;
+  const [was, now] = [ifindexes(before), ifindexes(after)];
+  return was.length === now.length && was.some((g) => !now.includes(g));
+}
 
 function subject(i: { __owner: string; namespace?: string; command?: string[] }): string {
   const name = resourceNameOf(i.__owner);
@@ -162,9 +170,11 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
 
   diff(_id, olds, news) {
     // The old program goes first: the new one may need its port or its device.
-    const d = diffFields(olds as never, news as never, rulesFor(olds), true);
-    // Generations to record (a state from before them): an update that restarts nothing.
-    return !d.changes && olds.__links === undefined && news.__links !== undefined ? { ...d, changes: true } : d;
+    const d = diffFields(olds as never, news as never, RULES, true);
+    if (madeAnew(olds, news)) return { ...d, changes: true, replaces: [...d.replaces, LINKS_RULE.name], deleteBeforeReplace: true };
+    // Other generations to record: an update that restarts nothing.
+    const recorded = (v: unknown) => JSON.stringify(v ?? null);
+    return !d.changes && news.__links !== undefined && recorded(olds.__links) !== recorded(news.__links) ? { ...d, changes: true } : d;
   },
 
   async create(i) {
@@ -204,8 +214,9 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
 
   async update(_id, olds, news) {
     // Every input replaces, so an update only comes from a new way to reach the same
-    // host (identityFile, knownHostsFile): the running program stays as it is.
-    if (!diffFields(olds as never, news as never, rulesFor(olds)).changes) return { outs: { ...olds, ...news, pid: olds.pid, startTime: olds.startTime, log: olds.log } };
+    // host (identityFile, knownHostsFile) or generations to record: the running program
+    // stays as it is.
+    if (!diffFields(olds as never, news as never, RULES).changes && !madeAnew(olds, news)) return { outs: { ...olds, ...news, pid: olds.pid, startTime: olds.startTime, log: olds.log } };
     return processKind.create(news);
   },
 

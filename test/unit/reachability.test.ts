@@ -107,6 +107,12 @@ describe("Process check", () => {
     expect(processKind.diff("id", olds, { ...inputs, __links: UNKNOWN as never })).toMatchObject({ replaces: ["__links"] });
     // No dependsOn with interfaces: no change.
     expect(processKind.diff("id", olds, { ...inputs, __links: undefined }).changes).toBe(false);
+    // Back up after up: false, or an interface added to or removed from its dependsOn (a
+    // host of a BridgedNetwork): recorded in place, the program left running.
+    for (const links of [["7+1/8"], ["7/8", "10/11"]]) expect(processKind.diff("id", olds, { ...inputs, __links: links }), links.join()).toMatchObject({ changes: true, replaces: [] });
+    expect(processKind.diff("id", { ...olds, __links: ["7/8", "10/11"] }, inputs)).toMatchObject({ changes: true, replaces: [] });
+    const { outs: kept } = await processKind.update!("id", olds, { ...inputs, __links: ["7+1/8"] });
+    expect(kept).toMatchObject({ pid: 1, __links: ["7+1/8"] });
     const { __links: _l, ...legacy } = olds;
     expect(processKind.diff("id", legacy as never, inputs)).toMatchObject({ changes: true, replaces: [] });
     // That update keeps the program running and records the generations.
