@@ -950,22 +950,32 @@ export async function processStat(pid: number): Promise<ProcessStat | undefined>
 }
 
 /**
- * Whether PID runs in the namespace now named NAME (on the current host): false when the
- * namespace was deleted (and perhaps made anew) while the program kept the old one alive.
+ * Whether PID runs in the namespace now named NAME (on the current host): "other" when
+ * that namespace was deleted (and perhaps made anew) while the program kept the old one
+ * alive; "unknown" when the program's own namespace cannot be read (it ended meanwhile).
  * Equivalent to: [ "$(stat -L -c %d:%i /proc/PID/ns/net)" = "$(stat -L -c %d:%i /run/netns/NAME)" ]
  */
-export async function processInNetns(pid: number, name: string): Promise<boolean> {
+export async function processNetns(pid: number, name: string): Promise<"same" | "other" | "unknown"> {
+  let mine: string | undefined;
+  let named: string | undefined;
   if (currentHost() === undefined) {
+    const id = (file: string) => {
+      const st = fs.statSync(file, { throwIfNoEntry: false });
+      return st && `${st.dev}:${st.ino}`;
+    };
     try {
-      const [mine, named] = [fs.statSync(`/proc/${pid}/ns/net`), fs.statSync(`${NETNS_DIR}/${name}`)];
-      return mine.dev === named.dev && mine.ino === named.ino;
+      [mine, named] = [id(`/proc/${pid}/ns/net`), id(`${NETNS_DIR}/${name}`)];
     } catch {
-      return false;
+      return "unknown";
     }
+  } else {
+    // One line per file that stat could read, in order (and an error for the other).
+    const r = await remoteOutcome(["sh", "-c", 'stat -L -c %d:%i "$1" 2>/dev/null || echo -; stat -L -c %d:%i "$2" 2>/dev/null || echo -', "sh", `/proc/${pid}/ns/net`, `${NETNS_DIR}/${name}`], `process ${pid}${where()}`);
+    if (r.exitCode !== 0) return "unknown";
+    [mine, named] = r.stdout.trim().split("\n").map((l) => (l === "-" ? undefined : l));
   }
-  const r = await remoteOutcome(["stat", "-L", "-c", "%d:%i", `/proc/${pid}/ns/net`, `${NETNS_DIR}/${name}`], `process ${pid}${where()}`);
-  const [mine, named] = r.stdout.trim().split("\n");
-  return r.exitCode === 0 && mine !== undefined && mine === named;
+  if (mine === undefined) return "unknown";
+  return mine === named ? "same" : "other";
 }
 
 /** True when PID is the process that started at `startTime` and has not exited (a zombie has), on the current host. */
@@ -1443,7 +1453,7 @@ export function recordWriteError(exitCode: number, stderr: string, name: string,
 }
 
 /** What a user who cannot write nslab's records is told. */
-const RECORDS_NEED = `nslab keeps small records of what it makes under ${RECORD_DIR} and makes namespaces under ${NETNS_DIR}, which only root may write by default: run it as root (over SSH: log in as root), or give the user write access to both folders and the CAP_NET_ADMIN and CAP_SYS_ADMIN capabilities.`;
+const RECORDS_NEED = `nslab keeps small records of what it makes under ${RECORD_DIR} and makes namespaces under ${NETNS_DIR}, which only root may write by default: run it as root (on another host: log in as root there), or give the user write access to both folders and the CAP_NET_ADMIN and CAP_SYS_ADMIN capabilities.`;
 
 /** removeRecord, on the current host. */
 export async function hostRemoveRecord(netns: Netns, name: string): Promise<void> {

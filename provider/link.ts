@@ -276,8 +276,10 @@ async function ipv6Started(link: LinkJson, desired: LinkSettings, subject: strin
   const started = (l: LinkJson) => !l.flags.includes("LOWER_UP") || (l.addr_info ?? []).some((a) => a.family === "inet6" && a.scope === "link" && !a.tentative);
   const until = Date.now() + IPV6_START_MS;
   let current = link;
-  while (!started(current) && Date.now() < until) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  // 5 ms, then twice as long each time up to 100 ms: a few looks here, and few round
+  // trips to another host when it takes longer.
+  for (let wait = 5; !started(current) && Date.now() < until; wait = Math.min(wait * 2, 100)) {
+    await new Promise((resolve) => setTimeout(resolve, wait));
     const [again] = await kernel.ipBatchRead<LinkJson[]>([["address", "show", "dev", desired.name]], desired.namespace, subject);
     if (!again?.[0]) break;
     current = again[0];

@@ -85,6 +85,9 @@ function subject(i: { __owner: string; namespace?: string; command?: string[] })
   return `Process${name ? ` "${name}"` : ""} (${(i.command ?? []).join(" ")}) in ${i.namespace ? `namespace "${i.namespace}"` : "the program's namespace"}${kernel.where()}`;
 }
 
+/** What read appends to the namespace of a program whose namespace was deleted by hand. */
+const DELETED = " (deleted by hand)";
+
 /** A host's folder for temporary files (its TMPDIR is not known here; /tmp is on every Linux). */
 const HOST_TMP = "/tmp";
 
@@ -205,11 +208,12 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
   async read(id, props) {
     if (!(await kernel.processAlive(props.pid, props.startTime))) return {};
     // Running, but in a namespace deleted by hand (the program keeps it alive, unreachable
-    // by name), perhaps made anew since: not the program of this namespace, so gone. Its
-    // next create stops it (by its mark) before starting the new one.
-    if (props.namespace !== undefined && !(await kernel.processInNetns(props.pid, props.namespace))) return {};
-    const { pid: _pid, startTime: _start, log: _log, ...inputs } = props;
-    return { id, props, inputs };
+    // by name), perhaps made anew since: not the program of that namespace. Reported as
+    // drift of its namespace, which replaces it; kept in the state meanwhile, so that its
+    // delete (the replacement's, or destroy) stops it.
+    const live = props.namespace !== undefined && !props.namespace.endsWith(DELETED) && (await kernel.processNetns(props.pid, props.namespace)) === "other" ? { ...props, namespace: `${props.namespace}${DELETED}` } : props;
+    const { pid: _pid, startTime: _start, log: _log, ...inputs } = live;
+    return { id, props: live, inputs };
   },
 
   async update(_id, olds, news) {

@@ -261,7 +261,7 @@ export const log = sleeper.log;
     expect(await sandbox.residue()).toEqual([]);
   });
 
-  it("a Process in a namespace deleted by hand (which the program keeps alive) is gone, and up --refresh makes namespace, pair and program anew: the first ping passes", async () => {
+  it("a Process in a namespace deleted by hand (which the program keeps alive) is drift of its namespace: up --refresh makes namespace, pair and program anew (the first ping passes), and refresh then destroy stops it", async () => {
     lab = await Lab.create(
       sandbox,
       "process-netns",
@@ -285,7 +285,7 @@ export const pid = app.pid;
     expect(running(first)).toBe(true);
     const drift = await lab.driftCheck();
     expect(drift.exitCode, show(drift)).toBe(7);
-    expect(drift.stdout).toMatch(/nslab:Process: \(refresh\)\s*\[id=ph\/\d+\]\s*\[urn=[^\]]*Process::app\]\s*--outputs:--\s*- command/);
+    expect(drift.stdout).toMatch(/Process::app\][\s\S]*?namespace\s*: "ph" => "ph \(deleted by hand\)"/);
     const repair = await lab.up(["--refresh"]);
     expect(repair.exitCode, show(repair)).toBe(0);
     expect(await pings(sandbox, "psw", "10.71.0.2")).toBe(true);
@@ -298,6 +298,9 @@ export const pid = app.pid;
     const clean = await lab.driftCheck();
     expect(clean.exitCode, show(clean)).toBe(0);
 
+    // Again, then a refresh alone and destroy: the state kept the program, and destroy stops it.
+    await sandbox.must("ip", ["netns", "delete", "ph"]);
+    expect((await lab.pulumi(["refresh", "--yes", "--non-interactive"])).exitCode).toBe(0);
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(running(second)).toBe(false);
     expect(await sandbox.residue()).toEqual([]);

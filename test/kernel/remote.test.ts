@@ -384,19 +384,17 @@ describe("resources on other hosts, over SSH", () => {
     const tcpUnmet = await make("Reachability", "rp-closed-2", { host, from: "rp", to: "10.92.0.2", protocol: "tcp", port: 23 }).catch((e: NslabError) => e);
     expect(String(tcpUnmet)).toMatch(/from namespace "rp" on root@192\.0\.2\.1, tcp port 23 on 10\.92\.0\.2: expected reachable, but it did not answer: connection refused/);
     // A slow ~/.bashrc there (a pyenv init): bash run under sshd reads it even for -c,
-    // unless --norc; a 2 s probe then timed out. The test hosts have an empty one
-    // (test/helpers/sshd.ts), so a slow one goes over it for this probe alone.
-    if (fs.existsSync("/root/.bashrc")) {
-      const slow = path.join(lab.dir, "slow-bashrc");
-      fs.writeFileSync(slow, "sleep 3\n");
-      await lab.onHost(h1, "mount", ["--bind", slow, "/root/.bashrc"]);
-      try {
-        const quick = await make("Reachability", "rp-ssh-rc", { host, from: "rp", to: h1.address, protocol: "tcp", port: 22, timeoutMs: 2000 });
-        expect(quick.outs).toMatchObject({ reachable: true });
-        await dispatch("Reachability", "delete", [quick.id, quick.outs]);
-      } finally {
-        await lab.onHost(h1, "umount", ["/root/.bashrc"]);
-      }
+    // unless --norc; a 2 s probe then timed out. A home folder of its own for root on the
+    // host (a tmpfs in the host's private mount namespace; its authorized keys are in the
+    // test folder) holds one for this probe alone. A new SSH master reads it: the probe's
+    // own bash is what is timed.
+    await lab.onHost(h1, "sh", ["-c", 'mount -t tmpfs nslab-test-home /root && echo "sleep 3" > /root/.bashrc']);
+    try {
+      const quick = await make("Reachability", "rp-ssh-rc", { host, from: "rp", to: h1.address, protocol: "tcp", port: 22, timeoutMs: 2000 });
+      expect(quick.outs).toMatchObject({ reachable: true });
+      await dispatch("Reachability", "delete", [quick.id, quick.outs]);
+    } finally {
+      await lab.onHost(h1, "umount", ["/root"]);
     }
     const silent = await make("Reachability", "rp-silent", { host, from: "rp", to: "10.92.0.9", protocol: "tcp", port: 22, timeoutMs: 300 }).catch((e: NslabError) => e);
     expect(String(silent)).toMatch(/tcp port 22 on 10\.92\.0\.9: expected reachable, but it did not answer: timed out after 300 ms/);

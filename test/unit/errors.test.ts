@@ -39,7 +39,7 @@ describe("a record nslab cannot write", () => {
     const err = recordWriteError(1, [line, line, line, line].join("\n"), "intent-netns-u1", 'namespace "u1"');
     expect(err.kind).toBe("Permission");
     expect(err.message.split(line).length).toBe(2);
-    expect(err.message).toMatch(/run it as root \(over SSH: log in as root\), or give the user write access to both folders and the CAP_NET_ADMIN and CAP_SYS_ADMIN capabilities\.$/);
+    expect(err.message).toMatch(/run it as root \(on another host: log in as root there\), or give the user write access to both folders and the CAP_NET_ADMIN and CAP_SYS_ADMIN capabilities\.$/);
     expect(recordWriteError(3, "", "x", "s").kind).toBe("NotFound");
     expect(recordWriteError(1, "disk full", "x", "s").kind).toBe("CommandFailed");
   });
