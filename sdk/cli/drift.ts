@@ -19,7 +19,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { pulumiErrorHint } from "./hints";
+import { pulumiErrorHint, unprintedErrors } from "./hints";
 import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift, refreshedResources } from "../drift";
 
 /** Exit code for drift, the same as `pulumi preview --expect-no-changes`. */
@@ -37,18 +37,9 @@ function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ co
   });
 }
 
-/**
- * The engine's error diagnostics, each once, leaving out those the CLI already printed
- * (a failure of several resources gave the same lines four to six times).
- */
+/** The engine's error diagnostics, each once, but those the CLI already printed. */
 function writeErrors(printed: string, messages: string[]): void {
-  const seen = new Set<string>();
-  for (const message of messages) {
-    const text = message.trim();
-    if (!text || seen.has(text) || printed.includes(text)) continue;
-    seen.add(text);
-    process.stderr.write(`${text}\n`);
-  }
+  for (const text of unprintedErrors(printed, messages)) process.stderr.write(`${text}\n`);
 }
 
 async function againstProgram(args: string[]): Promise<number> {

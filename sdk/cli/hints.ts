@@ -21,3 +21,16 @@ export function pulumiErrorHint(text: string): string {
   }
   return "";
 }
+
+/**
+ * The engine's error diagnostics to print, each once, leaving out those the CLI already
+ * printed (a failure of several resources gave the same lines several times).
+ */
+export function unprintedErrors(printed: string, messages: string[]): string[] {
+  const out: string[] = [];
+  for (const message of messages) {
+    const text = message.trim();
+    if (text && !out.includes(text) && !printed.includes(text)) out.push(text);
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { pulumiErrorHint } from "../../sdk/cli/hints";
+import { pulumiErrorHint, unprintedErrors } from "../../sdk/cli/hints";
 
 const REPO = path.resolve(__dirname, "../..");
 
@@ -30,5 +30,12 @@ describe("hints on pulumi's errors", () => {
     expect(pulumiErrorHint("error: failed to load checkpoint: EOF\n")).toMatch(/find BACKEND_DIR\/\.pulumi\/stacks -name '\*\.attrs' -size 0 -delete/);
     expect(pulumiErrorHint("error: failed to load checkpoint: unexpected EOF")).not.toBe("");
     expect(pulumiErrorHint("error: no stack named 'dev' found")).toBe("");
+  });
+});
+
+describe("the engine's errors nslab-drift prints", () => {
+  it("each once, and none the CLI already printed", () => {
+    const printed = "error: Namespace \"a\" on h: cannot reach h over SSH\n";
+    expect(unprintedErrors(printed, ['Namespace "a" on h: cannot reach h over SSH', "Bridge b: refused\n", "Bridge b: refused", "  "])).toEqual(["Bridge b: refused"]);
   });
 });
