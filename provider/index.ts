@@ -267,10 +267,11 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
  * a.addresses[0] ...").
  */
 export function engineFailures<I>(result: CheckResult<I>): CheckResult<I> {
-  if (!result.failures?.some((f) => /[.[]/.test(f.property))) return result;
+  const nested = (property: string) => /[.[]/.test(property);
+  if (!result.failures?.some((f) => nested(f.property))) return result;
   return {
     ...result,
-    failures: result.failures.map((f) => (/[.[]/.test(f.property) ? { property: "", reason: f.reason.includes(f.property) ? f.reason : `${f.property}: ${f.reason}` } : f)),
+    failures: result.failures.map((f) => (nested(f.property) ? { property: "", reason: f.reason.includes(f.property) ? f.reason : `${f.property}: ${f.reason}` } : f)),
   };
 }
 

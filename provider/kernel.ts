@@ -385,6 +385,15 @@ export function netnsExists(name: string): boolean {
 }
 
 /**
+ * A namespace file's identity on this machine, as `stat -L -c %d:%i FILE` prints it;
+ * undefined when there is no such file.
+ */
+function nsfsId(file: string): string | undefined {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  return st && `${st.dev}:${st.ino}`;
+}
+
+/**
  * Which machine the current host is, as its kernel sees it: the boot, and the network and
  * mount namespaces its commands run in (the mount namespace's /run/netns holds the
  * namespaces). Spellings of one machine ("root@h", "h", an address of it; "localhost"
@@ -395,8 +404,8 @@ export function netnsExists(name: string): boolean {
 export async function machineIdentity(subject: string): Promise<string | undefined> {
   if (currentHost() === undefined) {
     try {
-      const ns = ["net", "mnt"].map((n) => fs.statSync(`/proc/self/ns/${n}`)).map((st) => `${st.dev}:${st.ino}`);
-      return [fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), ...ns].join(" ");
+      const ns = ["net", "mnt"].map((n) => nsfsId(`/proc/self/ns/${n}`));
+      return ns.includes(undefined) ? undefined : [fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), ...ns].join(" ");
     } catch {
       return undefined;
     }
@@ -562,10 +571,8 @@ export async function sysctlRead(name: string, netns: Netns, subject: string): P
 }
 
 /** Writes a sysctl: [nsenter --net=NS] sysctl -w KEY=VALUE */
-export async function sysctlWrite(name: string, value: string, netns: Netns, subject: string): Promise<void> {
-  const [command, args] = inNetns("sysctl", ["-q", "-w", `${name}=${value}`], netns);
-  invalidate(netns);
-  await run(command, args, { subject });
+export function sysctlWrite(name: string, value: string, netns: Netns, subject: string): Promise<void> {
+  return sysctlWriteAll([[name, value]], netns, subject);
 }
 
 /** Writes several sysctls in one process: [nsenter --net=NS] sysctl -w KEY=VALUE ... */
@@ -959,12 +966,8 @@ export async function processNetns(pid: number, name: string): Promise<"same" | 
   let mine: string | undefined;
   let named: string | undefined;
   if (currentHost() === undefined) {
-    const id = (file: string) => {
-      const st = fs.statSync(file, { throwIfNoEntry: false });
-      return st && `${st.dev}:${st.ino}`;
-    };
     try {
-      [mine, named] = [id(`/proc/${pid}/ns/net`), id(`${NETNS_DIR}/${name}`)];
+      [mine, named] = [nsfsId(`/proc/${pid}/ns/net`), nsfsId(`${NETNS_DIR}/${name}`)];
     } catch {
       return "unknown";
     }

@@ -147,10 +147,12 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   return cmds;
 }
 
+const isV6 = (addr: string) => addr.includes(":");
+
 /** The IPv6 addresses converging removes first, to add them again with another prefix length. */
 export function readdedFirst(desired: LinkSettings, live: LiveLink | undefined): string[] {
   const have = new Set(live?.allAddresses ?? []);
-  const readded = new Set(desired.addresses.filter((addr) => addr.includes(":") && !have.has(addr)).map((addr) => addr.split("/")[0]));
+  const readded = new Set(desired.addresses.filter((addr) => isV6(addr) && !have.has(addr)).map((addr) => addr.split("/")[0]));
   return (live?.addresses ?? []).filter((addr) => !desired.addresses.includes(addr) && readded.has(addr.split("/")[0]));
 }
 
@@ -238,8 +240,6 @@ export async function converge(desired: LinkSettings, live: LiveLink | undefined
     if (previous !== "1") await kernel.sysctlWrite(promote, previous, desired.namespace, subject).catch(() => undefined);
   }
 }
-
-const isV6 = (addr: string) => addr.includes(":");
 
 /**
  * Whether converging writes the interface's IPv6 settings first: it is to have an IPv6

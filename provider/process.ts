@@ -216,11 +216,11 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     return { id, props: live, inputs };
   },
 
-  async update(_id, olds, news) {
+  async update(id, olds, news) {
     // Every input replaces, so an update only comes from a new way to reach the same
     // host (identityFile, knownHostsFile) or generations to record: the running program
     // stays as it is.
-    if (!diffFields(olds as never, news as never, RULES).changes && !madeAnew(olds, news)) return { outs: { ...olds, ...news, pid: olds.pid, startTime: olds.startTime, log: olds.log } };
+    if (processKind.diff(id, olds, news).replaces.length === 0) return { outs: { ...olds, ...news, pid: olds.pid, startTime: olds.startTime, log: olds.log } };
     return processKind.create(news);
   },
 
