@@ -1311,8 +1311,18 @@ export function removeRecord(netns: Netns, name: string): void {
   const inode = netnsInode(netns);
   if (inode === undefined) return;
   fs.rmSync(recordPath(inode, name), { force: true });
+  // A writer killed between its temporary file and the rename (writeRecord: NAME.json.PID)
+  // left that file: it goes with the record once its process is gone (else the folder
+  // stayed after destroy).
+  const dir = `${RECORD_DIR}/netns-${inode}`;
+  const temporary = `${name}.json.`;
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+  for (const file of files.filter((f) => f.startsWith(temporary))) {
+    const pid = file.slice(temporary.length);
+    if (/^\d+$/.test(pid) && !fs.existsSync(`/proc/${pid}`)) fs.rmSync(`${dir}/${file}`, { force: true });
+  }
   try {
-    fs.rmdirSync(`${RECORD_DIR}/netns-${inode}`);
+    fs.rmdirSync(dir);
   } catch {
     // Not empty (another record) or already gone.
   }
@@ -1434,7 +1444,8 @@ function recordsDropArgv(name: string): string[] {
 
 /** The command that removes a record on another host (and its folder, once empty); never fails. */
 function recordRemoveArgv(netns: Netns, name: string): string[] {
-  return ["sh", "-c", `${REMOTE_RECORD_DIR}; rm -f -- "$d/$2.json"; rmdir -- "$d" 2>/dev/null; exit 0`, "sh", netnsFile(netns), name];
+  // As here: a killed writer's temporary file (NAME.json.PID) goes once its process is gone.
+  return ["sh", "-c", `${REMOTE_RECORD_DIR}; rm -f -- "$d/$2.json"; for t in "$d/$2.json."*; do [ -e "$t" ] && ! [ -e "/proc/\${t##*.}" ] && rm -f -- "$t"; done; rmdir -- "$d" 2>/dev/null; exit 0`, "sh", netnsFile(netns), name];
 }
 
 /** writeRecord, on the current host. */

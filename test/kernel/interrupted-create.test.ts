@@ -43,6 +43,20 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     await ipByHand("netns", "delete", ns).catch(() => undefined);
   });
 
+  it("a record's temporary file left by a writer killed before its rename goes with the record, and the folder with them", async () => {
+    kernel.writeRecord(ns, "kic-record", { a: 1 }, "test");
+    const inode = fs.statSync(`/run/netns/${ns}`).ino;
+    const dir = `${kernel.RECORD_DIR}/netns-${inode}`;
+    // A pid no process has (the kernel's largest is 4194304); and a live one's is left.
+    fs.writeFileSync(`${dir}/kic-record.json.4194303`, "{");
+    fs.writeFileSync(`${dir}/kic-record.json.${process.pid}`, "{");
+    kernel.removeRecord(ns, "kic-record");
+    expect(fs.readdirSync(dir)).toEqual([`kic-record.json.${process.pid}`]);
+    fs.rmSync(`${dir}/kic-record.json.${process.pid}`);
+    kernel.removeRecord(ns, "kic-record");
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
   it("Namespace: own mark or own intent taken over; unmarked or foreign mark refused", async () => {
     const name = uniq("kicn");
     const mine = check(namespace, { name, __owner: me });
