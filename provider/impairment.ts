@@ -15,7 +15,12 @@
  *   skip_classify path), so when ingress also has a rate or delay, ingress loss moves to
  *   a table `inet nslab_imp_<hash>`: a `prerouting` chain (priority raw) with
  *   `iifname DEV numgen random ... drop`, which drops IPv4 and IPv6 packets only (routed
- *   or delivered locally: frames a bridge port bridges do not pass it).
+ *   or delivered locally), and to a table `bridge nslab_imp_<hash>` with the same rule on
+ *   the bridge family's `prerouting` hook, for a device that is a bridge port: the IP
+ *   layer sees a port's frames as the bridge's (`iifname` is the bridge, with or without
+ *   br_netfilter), so only the bridge hook tells them apart (every frame, bridged or
+ *   delivered locally, ARP too, as the netdev hook would). Both are written whatever
+ *   the device is now, so that it may become a port, or stop being one, later;
  *   The egress hook drops before the qdisc: a forwarded packet or a kernel reply is lost
  *   silently, while a local application's own send of a dropped packet fails with
  *   ENOBUFS (TCP takes it as congestion, ping sends again, UDP ignores it unless it asked
@@ -65,8 +70,14 @@ export interface ImpairmentInputs extends CommonInputs, LinkDependentInputs {
 export interface ImpairmentOutputs extends ImpairmentInputs {
   /** The ifb device nslab made for ingress rate/delay, or null. */
   ifb?: string | null;
-  /** The nftables table (family netdev, and inet for ingress loss behind an ifb) holding the loss rules, or null. */
+  /** The nftables table (family netdev, and inet and bridge for ingress loss behind an ifb) holding the loss rules, or null. */
   lossTable?: string | null;
+  /**
+   * The device's ingress (or clsact) qdisc was there before this resource redirected its
+   * ingress: someone else's, so removing the redirect leaves it (only nslab's own filter
+   * goes). Unset: nslab added it, and removes it with its filter when no other is left.
+   */
+  ingressQdiscFound?: true;
 }
 
 const DIRECTIONS = ["egress", "ingress"] as const;
@@ -336,10 +347,11 @@ export function redirectCommand(dev: string, ifb: string, marks: Marks): string[
   return ["filter", "add", "dev", dev, "ingress", "prio", marks.prio, "protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb];
 }
 
-/** Which of the resource's loss tables exist: family netdev, family inet. */
+/** Which of the resource's loss tables exist: families netdev, inet and bridge. */
 export interface LossTables {
   netdev: boolean;
   inet: boolean;
+  bridge: boolean;
 }
 
 // A loss of 1 drops everything (numgen's values stop at LOSS_MODULUS - 1: `< 1000000` is refused).
@@ -352,7 +364,7 @@ const lossRule = (loss: number) => (loss >= 1 ? "counter drop" : `numgen random 
  */
 export function lossScript(table: string, dev: string, loss: Partial<Record<DirectionName, number>>, redirected: boolean, existing: LossTables): string | undefined {
   const lines: string[] = [];
-  for (const family of ["netdev", "inet"] as const) if (existing[family]) lines.push(`delete table ${family} ${table}`);
+  for (const family of ["netdev", "inet", "bridge"] as const) if (existing[family]) lines.push(`delete table ${family} ${table}`);
   const netdev = DIRECTIONS.filter((d) => (loss[d] ?? 0) > 0 && !(d === "ingress" && redirected));
   if (netdev.length) {
     lines.push(`add table netdev ${table}`);
@@ -365,6 +377,10 @@ export function lossScript(table: string, dev: string, loss: Partial<Record<Dire
     lines.push(`add table inet ${table}`);
     lines.push(`add chain inet ${table} ${LOSS_CHAIN.ingress} { type filter hook prerouting priority raw; policy accept; }`);
     lines.push(`add rule inet ${table} ${LOSS_CHAIN.ingress} iifname "${dev}" ${lossRule(loss.ingress!)}`);
+    // A bridge port's frames (bridged, or passed up as the bridge's): see the file comment.
+    lines.push(`add table bridge ${table}`);
+    lines.push(`add chain bridge ${table} ${LOSS_CHAIN.ingress} { type filter hook prerouting priority -300; policy accept; }`);
+    lines.push(`add rule bridge ${table} ${LOSS_CHAIN.ingress} iifname "${dev}" ${lossRule(loss.ingress!)}`);
   }
   return lines.length ? lines.join("\n") + "\n" : undefined;
 }
@@ -441,14 +457,20 @@ function chainLoss(nft: NftJson | undefined, chainName: string, hook: string, de
 }
 
 /**
- * The loss each direction really gets, from `nft -j list table netdev|inet T`: egress
- * from the netdev egress chain; ingress from the netdev ingress chain, or from the inet
- * prerouting chain when ingress is redirected to the ifb (the netdev hook is skipped then).
+ * The loss each direction really gets, from `nft -j list table netdev|inet|bridge T`:
+ * egress from the netdev egress chain; ingress from the netdev ingress chain, or, when
+ * ingress is redirected to the ifb (the netdev hook is skipped then), from the bridge
+ * prerouting chain for a bridge `port` and from the inet one for any other device.
  */
-export function parseLoss(netdev: NftJson | undefined, inet: NftJson | undefined, dev: string, redirected: boolean): Partial<Record<DirectionName, number>> {
+export function parseLoss(
+  tables: { netdev?: NftJson; inet?: NftJson; bridge?: NftJson },
+  dev: string,
+  redirected: boolean,
+  port: boolean,
+): Partial<Record<DirectionName, number>> {
   return compact({
-    egress: chainLoss(netdev, LOSS_CHAIN.egress, "egress", undefined),
-    ingress: redirected ? chainLoss(inet, LOSS_CHAIN.ingress, "prerouting", dev) : chainLoss(netdev, LOSS_CHAIN.ingress, "ingress", undefined),
+    egress: chainLoss(tables.netdev, LOSS_CHAIN.egress, "egress", undefined),
+    ingress: redirected ? chainLoss(port ? tables.bridge : tables.inet, LOSS_CHAIN.ingress, "prerouting", dev) : chainLoss(tables.netdev, LOSS_CHAIN.ingress, "ingress", undefined),
   });
 }
 
@@ -461,8 +483,8 @@ interface LiveState {
   ifbUnmarked?: LiveLink;
   /** A device with the ifb's name that is neither of those (someone's, or another kind). */
   ifbOther?: LiveLink;
-  /** An ingress or clsact qdisc is on the device. */
-  ingressQdisc: boolean;
+  /** The device's ingress or clsact qdisc, if any. */
+  ingressQdisc?: "ingress" | "clsact";
   /** nslab's redirect filter (to its ifb) is on the device. */
   redirect: boolean;
   /** A filter sits at nslab's priority (its redirect, or one changed by hand). */
@@ -479,7 +501,7 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
   const s = subject(i);
   const ifb = ifbName(i.__owner);
   const qdiscs = await kernel.tcJson<QdiscJson[]>(["qdisc", "show"], i.namespace, s);
-  const ingressQdisc = qdiscs.some((q) => q.dev === i.device && (q.kind === "ingress" || q.kind === "clsact"));
+  const ingressQdisc = qdiscs.find((q) => q.dev === i.device && (q.kind === "ingress" || q.kind === "clsact"))?.kind as LiveState["ingressQdisc"];
   const filters = ingressQdisc ? await kernel.tcJson<FilterJson[]>(["filter", "show", "dev", i.device, "ingress"], i.namespace, s) : [];
   const redirects = (f: FilterJson) => (f.options?.actions ?? []).some((a) => a.kind === "mirred" && a.to_dev === ifb);
   const marks = marksOf(i.__owner);
@@ -495,8 +517,9 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
       throw err;
     }
   };
-  const [netdev, inet] = [await table("netdev"), await table("inet")];
+  const [netdev, inet, bridge] = [await table("netdev"), await table("inet"), await table("bridge")];
   const redirect = ours.some(redirects);
+  const port = !!(await freshLink(i.device, i.namespace))?.master;
   return {
     egress: parseShaping(qdiscs, i.device, marks),
     ingress: ownIfb && redirect ? parseShaping(qdiscs, ifb, marks) : {},
@@ -507,8 +530,8 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
     redirect,
     ourPrio: ours.length > 0,
     otherFilters: filters.some((f) => String(f.pref) !== marks.prio),
-    loss: parseLoss(netdev, inet, i.device, redirect),
-    tables: { netdev: !!netdev, inet: !!inet },
+    loss: parseLoss({ netdev, inet, bridge }, i.device, redirect, port),
+    tables: { netdev: !!netdev, inet: !!inet, bridge: !!bridge },
   };
 }
 
@@ -521,8 +544,15 @@ function liveInputs(stated: ImpairmentInputs, live: LiveState): ImpairmentInputs
   });
 }
 
-function outputsOf(i: ImpairmentInputs, live: LiveState | undefined): ImpairmentOutputs {
-  return compact({ ...i, ifb: live?.ifb?.name ?? null, lossTable: live?.tables.netdev || live?.tables.inet ? lossTable(i.__owner) : null });
+function outputsOf(i: ImpairmentInputs, live: LiveState | undefined, ingressQdiscFound: true | undefined): ImpairmentOutputs {
+  const tables = live?.tables.netdev || live?.tables.inet || live?.tables.bridge;
+  return compact({ ...i, ifb: live?.ifb?.name ?? null, lossTable: tables ? lossTable(i.__owner) : null, ingressQdiscFound });
+}
+
+/** The recorded outputs without what outputsOf adds: the inputs, and whether the ingress qdisc was found. */
+function recorded(props: ImpairmentOutputs): [ImpairmentInputs, true | undefined] {
+  const { ifb: _ifb, lossTable: _table, ingressQdiscFound, ...stated } = props;
+  return [stated, ingressQdiscFound];
 }
 
 // ---- writing --------------------------------------------------------------------------------
@@ -606,8 +636,10 @@ async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
  * Converges the kernel to `i` from what is there now. A direction it starts shaping (at
  * create, or an update that adds it: `olds` had none) refuses a root qdisc or ingress
  * filters of someone else's; one it shaped already takes them over (drift repaired).
+ * `found` is set as soon as it is known whether the device's ingress qdisc is someone
+ * else's (ImpairmentOutputs.ingressQdiscFound), so that a failed create removes only what it added.
  */
-async function apply(i: ImpairmentInputs, creating: boolean, olds?: ImpairmentInputs): Promise<LiveState> {
+async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdisc?: true }, olds?: ImpairmentOutputs): Promise<LiveState> {
   const starts = (d: DirectionName) => creating || !needsShaping(olds?.[d]);
   const s = subject(i);
   await requireNamespace(i, s, "");
@@ -631,6 +663,9 @@ async function apply(i: ImpairmentInputs, creating: boolean, olds?: ImpairmentIn
   const marks = marksOf(i.__owner);
   const ifb = ifbName(i.__owner);
   const tcCommands: string[][] = [];
+  // Whose the ingress qdisc is: as recorded while this resource redirects ingress;
+  // someone else's when it starts to and finds one there.
+  found.ingressQdisc = needsShaping(i.ingress) ? (starts("ingress") ? (live.ingressQdisc ? true : undefined) : olds?.ingressQdiscFound) : undefined;
   if (needsShaping(i.ingress)) {
     await ensureIfb(i, live);
     tcCommands.push(...shapingCommands(ifb, shapingOf(i.ingress), live.ifb ? live.ingress : {}, marks));
@@ -642,7 +677,7 @@ async function apply(i: ImpairmentInputs, creating: boolean, olds?: ImpairmentIn
   }
   tcCommands.push(...shapingCommands(i.device, shapingOf(i.egress), live.egress, marks));
   await kernel.tcBatch(tcCommands, i.namespace, s);
-  if (!needsShaping(i.ingress)) await removeIngress(i, live);
+  if (!needsShaping(i.ingress)) await removeIngress(i, live, olds?.ingressQdiscFound);
   const loss = { egress: i.egress?.loss, ingress: i.ingress?.loss };
   if (DIRECTIONS.some((d) => (loss[d] ?? 0) !== (live.loss[d] ?? 0)) || needsShaping(i.ingress) !== live.redirect) {
     const script = lossScript(lossTable(i.__owner), i.device, loss, needsShaping(i.ingress), live.tables);
@@ -668,12 +703,17 @@ async function verify(i: ImpairmentInputs, s: string): Promise<LiveState> {
   return after;
 }
 
-/** Removes nslab's ingress redirect (the ingress qdisc too when nothing else uses it) and its ifb. */
-async function removeIngress(i: ImpairmentInputs, live: LiveState): Promise<void> {
+/**
+ * Removes nslab's ingress redirect and its ifb, and the ingress qdisc too when nslab
+ * added it (`found` unset) and nothing else uses it; a clsact is never nslab's.
+ */
+async function removeIngress(i: ImpairmentInputs, live: LiveState, found: true | undefined): Promise<void> {
   const s = subject(i);
   if (live.ourPrio) {
-    // Equivalent to: tc qdisc del dev D ingress (or, when others' filters are there: tc filter del dev D ingress prio PRIO)
-    const command = live.otherFilters ? ["filter", "del", "dev", i.device, "ingress", "prio", marksOf(i.__owner).prio] : ["qdisc", "del", "dev", i.device, "ingress"];
+    // Equivalent to: tc qdisc del dev D ingress (or, when the qdisc is someone else's or
+    // others' filters are there: tc filter del dev D ingress prio PRIO)
+    const whole = !found && !live.otherFilters && live.ingressQdisc === "ingress";
+    const command = whole ? ["qdisc", "del", "dev", i.device, "ingress"] : ["filter", "del", "dev", i.device, "ingress", "prio", marksOf(i.__owner).prio];
     await kernel.tc(command, i.namespace, s).catch((err) => {
       if (!(err instanceof NslabError && err.kind === "NotFound")) throw err;
     });
@@ -689,8 +729,8 @@ async function removeIngress(i: ImpairmentInputs, live: LiveState): Promise<void
   }
 }
 
-/** Removes everything of the resource's: its root qdisc, ingress redirect, ifb and loss table. */
-async function removeAll(i: ImpairmentInputs): Promise<void> {
+/** Removes everything of the resource's: its root qdisc, ingress redirect, ifb and loss tables. */
+async function removeAll(i: ImpairmentInputs, found: true | undefined): Promise<void> {
   if (i.namespace !== undefined && !(await kernel.hostNetnsExists(i.namespace))) return;
   const s = subject(i);
   const device = await freshLink(i.device, i.namespace);
@@ -701,7 +741,7 @@ async function removeAll(i: ImpairmentInputs): Promise<void> {
       if (!(err instanceof NslabError && err.kind === "NotFound")) throw err;
     });
   }
-  await removeIngress(i, device ? live : { ...live, ourPrio: false });
+  await removeIngress(i, device ? live : { ...live, ourPrio: false }, found);
   const script = lossScript(lossTable(i.__owner), i.device, {}, false, live.tables);
   if (script) await kernel.nftScript(script, i.namespace, s);
 }
@@ -736,12 +776,13 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
   },
 
   async create(i) {
+    const found: { ingressQdisc?: true } = {};
     try {
-      const live = await apply(i, true);
-      return { id: `${i.namespace ?? ""}/${i.device}/${hashOf(i.__owner)}`, outs: outputsOf(i, live) };
+      const live = await apply(i, true, found);
+      return { id: `${i.namespace ?? ""}/${i.device}/${hashOf(i.__owner)}`, outs: outputsOf(i, live, found.ingressQdisc) };
     } catch (err) {
       // Transactional: remove whatever of ours the failed attempt made.
-      await removeAll(i).catch(() => undefined);
+      await removeAll(i, found.ingressQdisc).catch(() => undefined);
       throw err;
     }
   },
@@ -749,28 +790,28 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
   async read(id, props) {
     if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return {};
     if (!(await freshLink(props.device, props.namespace))) return {};
-    const { ifb: _ifb, lossTable: _table, ...stated } = props;
+    const [stated, found] = recorded(props);
     const live = await readState(stated);
     const inputs = liveInputs(stated, live);
-    return { id, props: outputsOf(inputs, live), inputs };
+    return { id, props: outputsOf(inputs, live, found), inputs };
   },
 
   async exists(_id, props) {
     if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return false;
     // Its ifb and tables outlive the interface: looked for whether or not it is there.
-    const { ifb: _ifb, lossTable: _table, ...stated } = props;
+    const [stated] = recorded(props);
     // Its root qdisc, ifb, redirect or loss tables: read reports any of them missing as drift.
     const live = await readState(stated);
-    return !!(live.egress.root || live.ifb || live.ifbUnmarked || live.redirect || live.tables.netdev || live.tables.inet);
+    return !!(live.egress.root || live.ifb || live.ifbUnmarked || live.redirect || live.tables.netdev || live.tables.inet || live.tables.bridge);
   },
 
   async update(_id, olds, news) {
-    const live = await apply(news, false, olds);
-    return { outs: outputsOf(news, live) };
+    const found: { ingressQdisc?: true } = {};
+    const live = await apply(news, false, found, olds);
+    return { outs: outputsOf(news, live, found.ingressQdisc) };
   },
 
   async delete(_id, props) {
-    const { ifb: _ifb, lossTable: _table, ...stated } = props;
-    await removeAll(stated);
+    await removeAll(...recorded(props));
   },
 };

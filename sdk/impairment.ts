@@ -78,9 +78,11 @@ export interface LinkImpairmentArgs extends AdoptArgs, OnHostArgs {
  * What nslab makes: a `tbf` (or `netem`) root qdisc on the device for egress; for
  * ingress rate/delay an `ifb` device (output `ifb`) fed by an `ingress` qdisc with a
  * `u32` + `mirred` redirect; for loss an nftables table `netdev nslab_imp_<hash>`
- * (output `lossTable`). Deleting the resource removes exactly these, so the kernel
- * puts the device's default qdisc back. A root qdisc nslab did not make is refused at
- * create unless `adopt: true` (which replaces it).
+ * (output `lossTable`; `inet` and `bridge` tables of that name for ingress loss with a
+ * rate or delay). Deleting the resource removes exactly these, so the kernel
+ * puts the device's default qdisc back; an `ingress` or `clsact` qdisc that was there
+ * before (output `ingressQdiscFound`) stays. A root qdisc nslab did not make is refused
+ * at create unless `adopt: true` (which replaces it).
  */
 export class LinkImpairment extends NslabResource {
   /** The impaired interface. */
@@ -93,13 +95,15 @@ export class LinkImpairment extends NslabResource {
   declare readonly ingress: pulumi.Output<ImpairmentState | undefined>;
   /** The ifb device nslab made for ingress rate/delay, or null. */
   declare readonly ifb: pulumi.Output<string | null>;
-  /** The nftables table (family netdev) holding the loss rules, or null. */
+  /** The nftables table (family netdev; inet and bridge behind an ifb) holding the loss rules, or null. */
   declare readonly lossTable: pulumi.Output<string | null>;
+  /** True when the device's ingress (or clsact) qdisc was someone else's: it stays when the redirect goes. */
+  declare readonly ingressQdiscFound: pulumi.Output<true | undefined>;
 
   constructor(name: string, args: LinkImpairmentArgs, opts?: pulumi.CustomResourceOptions) {
     // A JavaScript program may leave the arguments out: check then says what is missing.
     args ??= {} as LinkImpairmentArgs;
     // Written again when an interface in dependsOn is made anew or comes back up.
-    super("LinkImpairment", name, { ifb: undefined, lossTable: undefined, ...args, __links: linksOf(opts?.dependsOn) }, opts);
+    super("LinkImpairment", name, { ifb: undefined, lossTable: undefined, ingressQdiscFound: undefined, ...args, __links: linksOf(opts?.dependsOn) }, opts);
   }
 }

@@ -234,6 +234,88 @@ describe("LinkImpairment on the kernel", () => {
     await imp.delete(made.id, made.outs);
   });
 
+  it("an ingress or clsact qdisc of someone else's, with its filters, stays when the redirect goes (update, delete); nslab's own goes", async () => {
+    const filters = async (dir: string) => (await must("tc", ["-n", x, "filter", "show", "dev", "im0", dir])).trim();
+    // Someone's clsact with an egress filter of theirs (one that never matches).
+    await tcByHand("qdisc", "add", "dev", "im0", "clsact");
+    await tcByHand("filter", "add", "dev", "im0", "egress", "prio", "1", "protocol", "ip", "u32", "match", "ip", "dst", "192.0.2.99/32", "action", "mirred", "egress", "mirror", "dev", "lo");
+    const theirs = await filters("egress");
+    const shaped = checked({ ingress: { rate: "10mbit" } }, "found");
+    const { id, outs } = await imp.create(shaped);
+    expect(outs.ingressQdiscFound).toBe(true);
+    expect(await filters("ingress")).toContain(`pref ${marksOf(owner("found")).prio}`);
+    expect((await imp.read(id, outs)).props).toMatchObject({ ingressQdiscFound: true });
+    // Ingress no longer shaped: only nslab's filter and ifb go.
+    const { outs: o2 } = await imp.update(id, outs, checked({ egress: { loss: 0.1 } }, "found"));
+    expect(o2.ingressQdiscFound).toBeUndefined();
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("clsact");
+    expect(await filters("egress")).toBe(theirs);
+    expect(await filters("ingress")).toBe("");
+    expect(await linkByHand(ifbName(owner("found")), x)).toBeUndefined();
+    // Shaped again, then deleted: the same.
+    const { outs: o3 } = await imp.update(id, o2, shaped);
+    expect(o3.ingressQdiscFound).toBe(true);
+    await imp.delete(id, o3);
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("clsact");
+    expect(await filters("egress")).toBe(theirs);
+    expect(await filters("ingress")).toBe("");
+    await tcByHand("qdisc", "del", "dev", "im0", "clsact");
+
+    // Someone's plain ingress qdisc, no filters: it stays too.
+    await tcByHand("qdisc", "add", "dev", "im0", "ingress");
+    const again = await imp.create(checked({ ingress: { rate: "10mbit" } }, "found"));
+    await imp.delete(again.id, again.outs);
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    await tcByHand("qdisc", "del", "dev", "im0", "ingress");
+
+    // nslab's own, found there by an update that keeps shaping ingress: still its own.
+    const own = await imp.create(checked({ ingress: { rate: "10mbit" } }, "found"));
+    expect(own.outs.ingressQdiscFound).toBeUndefined();
+    const { outs: o4 } = await imp.update(own.id, own.outs, checked({ ingress: { rate: "20mbit" } }, "found"));
+    expect(o4.ingressQdiscFound).toBeUndefined();
+    await imp.delete(own.id, o4);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+  });
+
+  it("ingress loss behind the redirect on a bridge port drops what the port brings in, bridged or delivered locally (the bridge family's hook); read back, and repaired", async () => {
+    // x: bridge kbr (10.78.0.1) with ports kp0 (to y's kp1, 10.78.0.2) and kq0 (to z's kq1, 10.78.0.3).
+    const z = uniq("kimz");
+    await ipByHand("netns", "add", z);
+    try {
+      await ipByHand("-n", x, "link", "add", "kbr", "type", "bridge");
+      await ipByHand("-n", x, "addr", "add", "10.78.0.1/24", "dev", "kbr");
+      await ipByHand("-n", x, "link", "set", "kbr", "up");
+      for (const [port, peer, ns, address] of [["kp0", "kp1", y, "10.78.0.2"], ["kq0", "kq1", z, "10.78.0.3"]]) {
+        await ipByHand("link", "add", port, "netns", x, "type", "veth", "peer", peer, "netns", ns);
+        await ipByHand("-n", x, "link", "set", port, "master", "kbr", "up");
+        await ipByHand("-n", ns, "addr", "add", `${address}/24`, "dev", peer);
+        await ipByHand("-n", ns, "link", "set", peer, "up");
+      }
+      expect(await pingLoss(spawnHere, y, "10.78.0.1", 3)).toEqual({ sent: 3, lost: 0 });
+      const want = checked({ device: "kp0", ingress: { rate: "100mbit", loss: 1 } }, "port");
+      const { id, outs } = await imp.create(want);
+      // Delivered locally (to the bridge's address) and bridged (to z): both dropped.
+      expect(await pingLoss(spawnHere, y, "10.78.0.1", 3)).toEqual({ sent: 3, lost: 3 });
+      expect(await pingLoss(spawnHere, y, "10.78.0.3", 3)).toEqual({ sent: 3, lost: 3 });
+      expect((await imp.read(id, outs)).inputs).toEqual(want);
+      // The bridge family's table deleted by hand: drift, which update repairs.
+      await must("ip", ["netns", "exec", x, "nft", "delete", "table", "bridge", lossTable(owner("port"))]);
+      const drifted = (await imp.read(id, outs)).inputs!;
+      expect(drifted.ingress).toEqual({ rate: "100mbit", burst: want.ingress!.burst });
+      const { outs: o2 } = await imp.update(id, drifted as never, want);
+      expect((await imp.read(id, o2)).inputs).toEqual(want);
+      expect(await pingLoss(spawnHere, y, "10.78.0.3", 3)).toEqual({ sent: 3, lost: 3 });
+      await imp.delete(id, o2);
+      expect((await sh("ip", ["netns", "exec", x, "nft", "list", "tables"])).stdout.trim()).toBe("");
+      expect(await pingLoss(spawnHere, y, "10.78.0.3", 3)).toEqual({ sent: 3, lost: 0 });
+    } finally {
+      await ipByHand("netns", "delete", z).catch(() => undefined);
+      await ipByHand("-n", x, "link", "del", "kbr").catch(() => undefined);
+      await ipByHand("-n", x, "link", "del", "kp0").catch(() => undefined);
+      await ipByHand("-n", x, "link", "del", "kq0").catch(() => undefined);
+    }
+  });
+
   it("an ifb a killed run made but never marked is taken over with its intent record (create, update), refused without it, and removed by delete", async () => {
     const name = "killed";
     const tag = ownerTag(owner(name));

@@ -202,8 +202,8 @@ describe("tc commands", () => {
 });
 
 describe("nft loss scripts", () => {
-  it("netdev chains per direction, the inet prerouting chain behind an ifb, atomic rewrites and deletes", () => {
-    expect(lossScript("T", "wan0", { egress: 0.05 }, false, { netdev: false, inet: false })).toBe(
+  it("netdev chains per direction, the inet and bridge prerouting chains behind an ifb, atomic rewrites and deletes", () => {
+    expect(lossScript("T", "wan0", { egress: 0.05 }, false, { netdev: false, inet: false, bridge: false })).toBe(
       [
         "add table netdev T",
         'add chain netdev T loss_out { type filter hook egress device "wan0" priority 0; policy accept; }',
@@ -211,7 +211,7 @@ describe("nft loss scripts", () => {
         "",
       ].join("\n"),
     );
-    expect(lossScript("T", "wan0", { egress: 0.05, ingress: 0.000001 }, true, { netdev: true, inet: false })).toBe(
+    expect(lossScript("T", "wan0", { egress: 0.05, ingress: 0.000001 }, true, { netdev: true, inet: false, bridge: false })).toBe(
       [
         "delete table netdev T",
         "add table netdev T",
@@ -220,13 +220,16 @@ describe("nft loss scripts", () => {
         "add table inet T",
         "add chain inet T loss_in { type filter hook prerouting priority raw; policy accept; }",
         'add rule inet T loss_in iifname "wan0" numgen random mod 1000000 < 1 counter drop',
+        "add table bridge T",
+        "add chain bridge T loss_in { type filter hook prerouting priority -300; policy accept; }",
+        'add rule bridge T loss_in iifname "wan0" numgen random mod 1000000 < 1 counter drop',
         "",
       ].join("\n"),
     );
-    expect(lossScript("T", "wan0", { egress: 0 }, false, { netdev: true, inet: true })).toBe("delete table netdev T\ndelete table inet T\n");
-    expect(lossScript("T", "wan0", {}, false, { netdev: false, inet: false })).toBeUndefined();
+    expect(lossScript("T", "wan0", { egress: 0 }, false, { netdev: true, inet: true, bridge: true })).toBe("delete table netdev T\ndelete table inet T\ndelete table bridge T\n");
+    expect(lossScript("T", "wan0", {}, false, { netdev: false, inet: false, bridge: false })).toBeUndefined();
     // A loss of 1 drops everything (numgen cannot be compared with < 1000000).
-    expect(lossScript("T", "wan0", { egress: 1 }, false, { netdev: false, inet: false })).toContain("add rule netdev T loss_out counter drop\n");
+    expect(lossScript("T", "wan0", { egress: 1 }, false, { netdev: false, inet: false, bridge: false })).toContain("add rule netdev T loss_out counter drop\n");
   });
 
   it("reads the loss back only from a rule nslab would write", () => {
@@ -241,9 +244,13 @@ describe("nft loss scripts", () => {
       ],
     };
     const inet = { nftables: [{ chain: { name: "loss_in", hook: "prerouting" } }, rule("loss_in", [{ match: { op: "==", left: { meta: { key: "iifname" } }, right: "wan0" } }, numgen(5000), { drop: null }])] };
-    expect(parseLoss(netdev, inet, "wan0", false)).toEqual({ egress: 0.2 });
-    expect(parseLoss(netdev, inet, "wan0", true)).toEqual({ egress: 0.2, ingress: 0.005 });
-    expect(parseLoss({ nftables: [{ chain: { name: "loss_out", hook: "egress" } }] }, undefined, "wan0", false)).toEqual({}); // flushed
-    expect(parseLoss({ nftables: [{ chain: { name: "loss_out", hook: "egress" } }, rule("loss_out", [{ counter: { packets: 0, bytes: 0 } }, { drop: null }])] }, undefined, "wan0", false)).toEqual({ egress: 1 });
+    const bridge = { nftables: [{ chain: { name: "loss_in", hook: "prerouting" } }, rule("loss_in", [{ match: { op: "==", left: { meta: { key: "iifname" } }, right: "wan0" } }, numgen(7000), { drop: null }])] };
+    expect(parseLoss({ netdev, inet, bridge }, "wan0", false, false)).toEqual({ egress: 0.2 });
+    expect(parseLoss({ netdev, inet, bridge }, "wan0", true, false)).toEqual({ egress: 0.2, ingress: 0.005 });
+    // A bridge port's frames reach only the bridge family's hook.
+    expect(parseLoss({ netdev, inet, bridge }, "wan0", true, true)).toEqual({ egress: 0.2, ingress: 0.007 });
+    expect(parseLoss({ netdev, inet }, "wan0", true, true)).toEqual({ egress: 0.2 });
+    expect(parseLoss({ netdev: { nftables: [{ chain: { name: "loss_out", hook: "egress" } }] } }, "wan0", false, false)).toEqual({}); // flushed
+    expect(parseLoss({ netdev: { nftables: [{ chain: { name: "loss_out", hook: "egress" } }, rule("loss_out", [{ counter: { packets: 0, bytes: 0 } }, { drop: null }])] } }, "wan0", false, false)).toEqual({ egress: 1 });
   });
 });
