@@ -4,8 +4,13 @@
  * argument and stops it when the run ends; when the CLI is killed (kill -9, a lost SSH
  * session) nobody stops it, and it went on creating namespaces for minutes. Pulumi's
  * own plugins health-check the engine and exit when it is gone; this does the same
- * from inside nslab's provider module (loaded by the provider text at the first call),
- * without patching @pulumi/pulumi:
+ * from inside nslab's code, without patching @pulumi/pulumi. It starts as the process
+ * starts when nslab/preload is loaded into it (the `plugins` entry of the README's
+ * Pulumi.yaml, or NODE_OPTIONS), else with the provider module, loaded by the provider
+ * text at the first call: without the preload, a CLI killed between the provider's start
+ * and its first call (about a second) leaves it waiting forever, since no nslab code
+ * runs in it yet.
+ *
  *
  * - every ENGINE_POLL_MS it opens a TCP connection to the engine's address; the
  *   engine's listening socket dies with the CLI, so the connection is refused;
@@ -28,16 +33,19 @@ const FAILURES_TO_EXIT = 2;
 /** Longest wait for running operations once the engine is gone. */
 const DRAIN_MS = 5_000;
 
-let running = 0;
-let started = false;
+/**
+ * The process's one watch: kept on the process (not this module), so that the preload
+ * and the provider module share it even when they are two copies of nslab.
+ */
+const state: { running: number; started: boolean } = ((globalThis as Record<symbol, unknown>)[Symbol.for("nslab.health")] ??= { running: 0, started: false }) as never;
 
 /** Counts an operation in flight, so that the exit waits for it (bounded by DRAIN_MS). */
 export async function tracked<T>(work: () => Promise<T>): Promise<T> {
-  running++;
+  state.running++;
   try {
     return await work();
   } finally {
-    running--;
+    state.running--;
   }
 }
 
@@ -68,7 +76,7 @@ function leave(why: string): void {
   process.stderr.write(`nslab provider: ${why}; exiting\n`);
   const deadline = Date.now() + DRAIN_MS;
   const wait = setInterval(() => {
-    if (running === 0 || Date.now() >= deadline) {
+    if (state.running === 0 || Date.now() >= deadline) {
       clearInterval(wait);
       process.exit(1);
     }
@@ -81,8 +89,8 @@ function leave(why: string): void {
  */
 export function watchEngine(): void {
   const address = engineAddress();
-  if (started || !address) return;
-  started = true;
+  if (state.started || !address) return;
+  state.started = true;
   const parent = process.ppid;
   let failures = 0;
   let checking = false;

@@ -45,11 +45,15 @@
  *    script loaded so far when it is enabled, then supplies the file names the first one
  *    missed.
  *
+ * 5. **The provider watches its engine from its start** (provider/health.ts), not only
+ *    from its first call: a CLI killed in between no longer leaves it waiting forever.
+ *
  * Measured with `bench/ab-env.sh` (`NSLAB_PRELOAD=0` against the default), `bench/ab.sh`
  * and `bench/profile.js`; see docs/benchmark.md.
  */
 import Module = require("node:module");
 import * as path from "node:path";
+import { watchEngine } from "../provider/health";
 import { testedPulumiAt } from "./pulumi-version";
 import { CHATTER, quietDebuggable, quietLog } from "./quiet";
 
@@ -241,3 +245,7 @@ export function install(): boolean {
 }
 
 install();
+// In the dynamic-provider process: watch the engine from the start, not only from the
+// first call (provider/health.ts), so that a CLI killed before that call does not leave
+// the provider waiting forever. Anywhere else a no-op.
+watchEngine();

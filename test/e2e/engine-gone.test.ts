@@ -2,7 +2,8 @@
  * No process outlives its engine (provider side): kill -9 of the Pulumi CLI in the
  * middle of `up` of a lab; 10 s later neither the dynamic-provider process of that run
  * nor anything it started (the ip launcher, the ip sessions) may be alive. Before, the
- * orphaned provider went on creating namespaces for minutes.
+ * orphaned provider went on creating namespaces for minutes. And the same kill as soon
+ * as the provider process appears, before its first call.
  */
 import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -95,5 +96,35 @@ describe("the provider process ends with its engine", () => {
     expect(alive.map((p) => p.cmdline)).toEqual([]);
     expect(othersText).toBe("");
     expect(namespacesLater).toBe(namespacesThen);
+  });
+
+  it("kill -9 of the CLI as soon as the provider process appears, before its first call: the provider is gone 10 s later", async () => {
+    // Before, only the first call started the watch (provider/health.ts): a provider
+    // whose engine died in the second or so before it stayed, waiting, forever.
+    const lab = await Lab.create(sandbox, "engine-gone-early", PROGRAM);
+    const { cli, output, exited } = lab.startUp();
+    let provider: Proc | undefined;
+    for (let i = 0; i < 3000 && !provider; i++) {
+      provider = tree(cli.pid!).find((p) => p.cmdline.includes("dynamic-provider"));
+      if (!provider) await sleep(10);
+    }
+    expect(provider, `the provider never started:\n${output()}`).toBeDefined();
+    process.kill(cli.pid!, "SIGKILL");
+    await exited;
+    // Nothing was made yet: the kill came before the provider's first call.
+    const made = (await sandbox.run("ls", ["/run/netns"])).stdout.trim();
+    await sleep(10_000);
+    const alive = proc(provider!.pid)?.start === provider!.start;
+    const others = allProcs().filter((p) => p.cwd === lab.dir || p.cmdline.includes(lab.dir));
+    for (const p of [...(alive ? [provider!] : []), ...others]) {
+      try {
+        process.kill(p.pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+    expect(made, "the kill came after the provider's first call; this test needs it before").toBe("");
+    expect(alive, `provider ${provider!.pid} (${provider!.cmdline}) still alive 10 s after its engine was killed`).toBe(false);
+    expect(others.map((p) => p.cmdline)).toEqual([]);
   });
 });
