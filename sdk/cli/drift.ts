@@ -19,7 +19,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { pulumiErrorHint, unprintedErrors } from "./hints";
+import { explainsFailure, pulumiErrorHint, unprintedErrors } from "./hints";
 import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift, refreshedResources } from "../drift";
 
 /** Exit code for drift, the same as `pulumi preview --expect-no-changes`. */
@@ -37,9 +37,16 @@ function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ co
   });
 }
 
-/** The engine's error diagnostics, each once, but those the CLI already printed. */
-function writeErrors(printed: string, messages: string[]): void {
-  for (const text of unprintedErrors(printed, messages)) process.stderr.write(`${text}\n`);
+/**
+ * The engine's diagnostics that say why the command failed, each once, but those the CLI
+ * already printed; when nothing at all says why, that it failed, and how to see more.
+ */
+function writeErrors(command: string, code: number, printed: string, messages: string[]): void {
+  const unprinted = unprintedErrors(printed, messages);
+  for (const text of unprinted) process.stderr.write(`${text}\n`);
+  if (unprinted.length === 0 && printed.trim() === "") {
+    process.stderr.write(`nslab-drift: pulumi ${command} failed (exit ${code}) without saying why; run it yourself (same --cwd and --stack) to see its output.\n`);
+  }
 }
 
 async function againstProgram(args: string[]): Promise<number> {
@@ -55,7 +62,7 @@ async function againstProgram(args: string[]): Promise<number> {
   if (r.code !== 0) {
     process.stderr.write(r.stderr);
     process.stderr.write(pulumiErrorHint(r.stderr));
-    writeErrors(r.stderr, (preview.diagnostics ?? []).filter((d: { severity?: string }) => d.severity === "error").map((d: { message: string }) => d.message));
+    writeErrors("preview --refresh", r.code, r.stderr, (preview.diagnostics ?? []).filter((d: { severity?: string }) => explainsFailure(d.severity)).map((d: { message: string }) => d.message));
     return r.code;
   }
   const drift = driftFromPreview(preview);
@@ -80,7 +87,7 @@ async function againstState(args: string[]): Promise<number> {
     if (r.code !== 0) {
       process.stderr.write(r.stderr || r.stdout);
       process.stderr.write(pulumiErrorHint(r.stderr || r.stdout));
-      writeErrors(r.stderr || r.stdout, events.flatMap((e) => (e.diagnosticEvent?.severity === "error" ? [e.diagnosticEvent.message] : [])));
+      writeErrors("refresh --preview-only", r.code, r.stderr || r.stdout, events.flatMap((e) => (explainsFailure(e.diagnosticEvent?.severity) ? [e.diagnosticEvent!.message] : [])));
       return r.code;
     }
     if (refreshedResources(events) === 0) {

@@ -34,3 +34,10 @@ export function unprintedErrors(printed: string, messages: string[]): string[] {
   }
   return out;
 }
+
+/**
+ * Whether an engine diagnostic says why a command failed: an error, or text the program
+ * or its language host wrote to stderr (severity "info#err": "We failed to locate the
+ * entry point for your program" comes only that way, so a failed preview said nothing).
+ */
+export const explainsFailure = (severity: string | undefined) => severity === "error" || severity === "info#err";

@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
@@ -87,5 +88,16 @@ describe("drift check for CI (scripts/drift-check)", () => {
     const emptyState = await check("--against-state");
     expect(emptyState.exitCode, show(emptyState)).toBe(7);
     expect(emptyState.stdout).toContain("the stack's state records no nslab resource, so there is no lab to compare");
+
+    // A preview that fails saying why only in the engine's stderr stream (severity
+    // info#err; here, no program to run: neither Pulumi.yaml nor package.json names one,
+    // and there is no index.js or index.ts): nslab-drift prints it. It printed nothing.
+    await sandbox.must("sed", ["-i", "/^main:/d", path.join(lab.dir, "Pulumi.yaml")]);
+    fs.writeFileSync(path.join(lab.dir, "package.json"), JSON.stringify({ name: "drift-no-program" }));
+    fs.renameSync(path.join(lab.dir, "index.ts"), path.join(lab.dir, "index.ts.away"));
+    const noProgram = await check();
+    expect(noProgram.exitCode, show(noProgram)).not.toBe(0);
+    expect(noProgram.exitCode, show(noProgram)).not.toBe(7);
+    expect(noProgram.stderr).toMatch(/failed to locate the entry point/);
   });
 });

@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { pulumiErrorHint, unprintedErrors } from "../../sdk/cli/hints";
+import { explainsFailure, pulumiErrorHint, unprintedErrors } from "../../sdk/cli/hints";
 
 const REPO = path.resolve(__dirname, "../..");
 
@@ -34,6 +34,10 @@ describe("hints on pulumi's errors", () => {
 });
 
 describe("the engine's errors nslab-drift prints", () => {
+  it("errors and what the program or language host wrote to stderr (info#err), not other diagnostics", () => {
+    expect(["error", "info#err", "warning", "info", "debug", undefined].map(explainsFailure)).toEqual([true, true, false, false, false, false]);
+  });
+
   it("each once, and none the CLI already printed", () => {
     const printed = "error: Namespace \"a\" on h: cannot reach h over SSH\n";
     expect(unprintedErrors(printed, ['Namespace "a" on h: cannot reach h over SSH', "Bridge b: refused\n", "Bridge b: refused", "  "])).toEqual(["Bridge b: refused"]);
