@@ -26,7 +26,7 @@ import * as net from "node:net";
 
 /** How often the engine is checked. */
 const ENGINE_POLL_MS = 1_000;
-/** A connect attempt slower than this counts as a failure. */
+/** A connect attempt slower than this is given up, and counts for nothing (see engineAnswers). */
 const CONNECT_TIMEOUT_MS = 2_000;
 /** Consecutive failed connects that mean "gone" (one may be a hiccup). */
 const FAILURES_TO_EXIT = 2;
@@ -57,15 +57,22 @@ export function engineAddress(argv: string[] = process.argv): { host: string; po
   return { host: m[1].replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(m[2]) };
 }
 
-/** Whether a TCP connection to the engine can be opened now. */
-function reachable(address: { host: string; port: number }): Promise<boolean> {
+/**
+ * Whether a TCP connection to the engine can be opened now: true, false when it is
+ * refused (the engine's listening socket is gone), undefined when no answer came within
+ * CONNECT_TIMEOUT_MS. A timeout says nothing: the engine listens on this machine, so a
+ * gone one refuses at once, while a provider whose event loop was busy for longer than
+ * the timeout (a loaded machine) runs the timer before it sees the connection made, and
+ * took a live engine for a gone one, leaving in the middle of a run.
+ */
+export function engineAnswers(address: { host: string; port: number }): Promise<boolean | undefined> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: address.host, port: address.port });
-    const done = (ok: boolean) => {
+    const done = (ok: boolean | undefined) => {
       socket.destroy();
       resolve(ok);
     };
-    socket.setTimeout(CONNECT_TIMEOUT_MS, () => done(false));
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => done(undefined));
     socket.once("connect", () => done(true));
     socket.once("error", () => done(false));
   });
@@ -102,7 +109,8 @@ export function watchEngine(): void {
         clearInterval(timer);
         return leave(`the engine (parent pid ${parent}) is gone`);
       }
-      failures = (await reachable(address)) ? 0 : failures + 1;
+      const answer = await engineAnswers(address);
+      if (answer !== undefined) failures = answer ? 0 : failures + 1;
       if (failures >= FAILURES_TO_EXIT) {
         clearInterval(timer);
         leave(`the engine at ${address.host}:${address.port} does not answer`);
