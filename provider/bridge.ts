@@ -3,7 +3,7 @@
  * it as their `master`. Ownership: nslab's alias on the bridge.
  */
 import { mayHaveRun, NslabError } from "./errors";
-import { whoseMark } from "./owned";
+import { notTakenOver, whoseMark } from "./owned";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
@@ -153,6 +153,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
 
   async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
+    if (!news.adopt) notTakenOver((await freshLink(news.name, news.namespace))?.alias, news.__owner, subject(news));
     return { outs: outputs(news, await apply(news, false), olds) };
   },
 

@@ -14,6 +14,7 @@
  * marks and different records: neither takes over the other's objects. Resources made
  * by an nslab before this carry PROJECT/STACK/KIND/NAME (no backend) and keep it.
  */
+import { NslabError } from "./errors";
 import { SWITCHES } from "./forwarding";
 import { stop as stopProcess, STOP_TIMEOUT_MS_DEFAULT } from "./process";
 import type { HostArgs } from "./host";
@@ -29,6 +30,8 @@ export interface OwnedRecord {
   kind: string;
   id: string;
   outs: Record<string, unknown>;
+  /** When it was written (ms since the epoch; absent in records of an earlier nslab): see takenOverBy. */
+  at?: number;
 }
 
 const PREFIX = "owned-";
@@ -42,7 +45,7 @@ export const ownerLabel = (owner: string) => `nslab ${owner.split("/")[2]} "${re
 export function remember(kind: string, owner: unknown, id: string, outs: Record<string, unknown>): void {
   if (typeof owner !== "string") return;
   try {
-    kernel.writeRecord(undefined, name(owner), { stack: stackOf(owner), owner, kind, id, outs } satisfies OwnedRecord, `${kind} ${id}`);
+    kernel.writeRecord(undefined, name(owner), { stack: stackOf(owner), owner, kind, id, outs, at: Date.now() } satisfies OwnedRecord, `${kind} ${id}`);
   } catch {
     // Not writable (/run read-only): only nslab-orphans loses sight of the object.
   }
@@ -216,6 +219,21 @@ export function whoseMark(mark: string | undefined, asker?: string): string {
 }
 
 /**
+ * Refuses an update of an object that carries another nslab resource's mark: that one
+ * took it over (adopt: true, in another stack or this one) since this resource last
+ * wrote it, and an update would quietly take it back (its mark, its settings) while the
+ * other still holds it. A mark that is no nslab resource's (absent, or someone's text)
+ * is drift the update repairs, as before. `adopt: true` takes it back on purpose.
+ */
+export function notTakenOver(mark: string | undefined, owner: string, subject: string): void {
+  if (!isNslabTag(mark) || mark === ownerTag(owner)) return;
+  throw new NslabError(
+    "AlreadyExists",
+    `${subject} was taken over by another resource (adopt) since this one last wrote it.${whoseMark(mark)} Remove this resource from the program (the object stays with the other), or set adopt: true to take it back.`,
+  );
+}
+
+/**
  * An object another resource of the asking resource's own stack holds: most often that
  * resource renamed in the program (Pulumi sees a new resource and deletes the old one
  * after creating it), which `aliases` says; adopting would not do, the old resource's
@@ -225,6 +243,18 @@ export function sameStack(owner: string): string {
   const [, , kind] = owner.split("/");
   const name = resourceNameOf(owner) ?? owner;
   return ` It belongs to nslab ${kind} "${name}" of this same stack (${stackOf(owner)}). If this resource is that one renamed, give it the option aliases: [{ name: "${name}" }] so that Pulumi keeps the object (adopt would not: the old resource's delete would then remove it); if both are in the program, they make one object: drop one. Otherwise:`;
+}
+
+/**
+ * The owner of another resource that took over an object without a per-owner mark (a
+ * route) matching `same` since `self` last wrote it (adopt: true, in another stack or
+ * this one): its record is newer than self's. The object is that resource's now, so
+ * self's update refuses it and self's delete (a destroy, nslab-orphans) leaves it.
+ */
+export function takenOverBy(kind: string, self: string, same: (outs: Record<string, unknown>) => boolean): string | undefined {
+  const since = recordOf(self)?.at ?? 0;
+  const all = kernel.onThisMachine(() => kernel.listRecords<OwnedRecord>(undefined, PREFIX));
+  return all.find((r) => r.kind === kind && r.owner !== self && (r.at ?? 0) > since && same(r.outs ?? {}))?.owner;
 }
 
 /**

@@ -8,7 +8,7 @@ import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { RouteJson } from "./kernel";
 import { sameHost } from "./host";
-import { ownerLabel, recordedByOther, sameStack, stackOf } from "./owned";
+import { ownerLabel, recordedByOther, sameStack, stackOf, takenOverBy } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown } from "./validate";
 import * as ipaddr from "ipaddr.js";
@@ -279,6 +279,13 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
 
   async update(_id, olds, news) {
     await kernel.requireNetns(news.namespace, subject(news), "", true);
+    const taker = news.adopt ? undefined : takenOverBy("Route", news.__owner, (o) => sameRoute(o, olds));
+    if (taker) {
+      throw new NslabError(
+        "AlreadyExists",
+        `${subject(olds)} was taken over by ${ownerLabel(taker)} (adopt) since this resource last wrote it, and is that one's now. Remove this resource from the program (the route stays with the other), or set adopt: true to take it back.`,
+      );
+    }
     // Written again only because an interface it depends on changed (__links): if its
     // way is down now (a link set up: false), the kernel cannot hold it, as when that
     // link went down; it comes back when the link does. Any other refusal fails.
@@ -293,6 +300,8 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
 
   async delete(_id, props) {
     if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
+    // Taken over by another resource (adopt) since: its route now, left to it.
+    if (takenOverBy("Route", props.__owner, (o) => sameRoute(o, props))) return;
     await kernel.ip(delCommand(props), props.namespace, subject(props), familyFlag(props)).catch((err) => {
       // Already gone (or not ours: the proto selector matched nothing) is success.
       if (err instanceof NslabError && (err.kind === "NotFound" || /No such process/.test(err.message))) return;

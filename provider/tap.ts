@@ -5,7 +5,7 @@
 import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { whoseMark } from "./owned";
+import { notTakenOver, whoseMark } from "./owned";
 import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker, isUnknown } from "./validate";
@@ -165,6 +165,7 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
 
   async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
+    if (!news.adopt) notTakenOver((await freshLink(news.name, news.namespace))?.alias, news.__owner, subject(news));
     return { outs: compact(linkOutputs(news, await apply(news, false), olds)) as TapOutputs };
   },
 

@@ -6,7 +6,7 @@
 import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { whoseMark } from "./owned";
+import { notTakenOver, whoseMark } from "./owned";
 import {
   converge,
   findLink,
@@ -242,6 +242,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
   async update(_id, olds, news) {
     await requireNamespace(news.a, pairSubject(news), "a.", true);
     await requireNamespace(news.b, pairSubject(news), "b.", true);
+    if (!news.adopt) for (const end of [news.a, news.b]) notTakenOver((await freshLink(end.name, end.namespace))?.alias, news.__owner, endSubject(end));
     const [liveA, liveB] = await apply(news, false);
     return { outs: outputs(news, liveA, liveB, olds) };
   },

@@ -15,7 +15,7 @@ import * as ipaddr from "ipaddr.js";
 import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { whoseMark } from "./owned";
+import { notTakenOver, whoseMark } from "./owned";
 import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, DiffResult, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ownerTag, ResourceKind } from "./resource";
 import { Checker, familyOf, isUnknown } from "./validate";
@@ -282,6 +282,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
       if (news.device !== undefined && diffFields(olds as never, news as never, [LINKS_RULE]).changes) return { outs: (await vxlanKind.create(news)).outs };
       throw new NslabError("NotFound", `${subject(news)} is in the stack's state but not in the kernel (deleted by hand, or with its underlay device): run \`pulumi up --refresh\` to make it again.`);
     }
+    if (!news.adopt) notTakenOver(live.alias, news.__owner, subject(news));
     return { outs: outputs(news, await apply(news, false, live), olds) };
   },
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dispatch } from "../../provider";
 import { forwardingKind as fwd } from "../../provider/forwarding";
 import { nftJson, resetSnapshots } from "../../provider/kernel";
 import { natKind as nat, parseRule, ruleExpression } from "../../provider/nat";
@@ -6,6 +7,7 @@ import { namespaceKind } from "../../provider/namespace";
 import { routeKind as route } from "../../provider/route";
 import { vethKind } from "../../provider/veth";
 import { ipByHand, must, OWNER, uniq } from "../helpers/kernel";
+import { sh } from "../helpers/sandbox";
 
 const ns = uniq("kl3");
 const owner = (n: string) => `${OWNER}/l3/${n}`;
@@ -76,6 +78,44 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect(await nsRun("ip", "route", "show", "172.16.0.0/12")).toMatch(/proto 151/);
     await route.delete(adopted.id, adopted.outs);
     expect(await nsRun("ip", "route", "show", "172.16.0.0/12")).toBe("");
+  });
+
+  it("a route and a veth pair another stack took over (adopt) are neither changed nor deleted by the stack that made them; adopt takes them back", async () => {
+    type Made = { id: string; outs: Record<string, unknown> };
+    const owned = async (kind: string, owner: string, news: Record<string, unknown>) => ((await dispatch(kind, "check", [undefined, { __owner: owner, ...news }])) as { inputs: Record<string, unknown> }).inputs;
+    const create = async (kind: string, inputs: Record<string, unknown>) => (await dispatch(kind, "create", [inputs])) as Made;
+    const route = { namespace: ns, destination: "10.123.0.0/16", gateway: "192.168.1.1" };
+    const pair = { a: { name: "tk0", namespace: ns, addresses: ["10.124.0.1/24"] }, b: { name: "tk1", namespace: ns, addresses: ["10.124.0.2/24"] } };
+    const a = { route: await owned("Route", "kt/a@t/Route/r", route), pair: await owned("VethPair", "kt/a@t/VethPair/v", pair) };
+    const madeA = { route: await create("Route", a.route), pair: await create("VethPair", a.pair) };
+    const b = { route: await owned("Route", "kt/b@t/Route/r", { ...route, adopt: true }), pair: await owned("VethPair", "kt/b@t/VethPair/v", { ...pair, adopt: true }) };
+    const madeB = { route: await create("Route", b.route), pair: await create("VethPair", b.pair) };
+
+    // A's update (another gateway, another address) is refused, and changes nothing.
+    const otherGateway = await owned("Route", "kt/a@t/Route/r", { ...route, gateway: "192.168.1.3" });
+    await expect(dispatch("Route", "update", [madeA.route.id, madeA.route.outs, otherGateway])).rejects.toThrow(/was taken over by nslab Route "r" of stack kt\/b@t \(adopt\).*set adopt: true to take it back/);
+    const otherAddress = await owned("VethPair", "kt/a@t/VethPair/v", { ...pair, a: { ...pair.a, addresses: ["10.124.0.9/24"] } });
+    await expect(dispatch("VethPair", "update", [madeA.pair.id, madeA.pair.outs, otherAddress])).rejects.toThrow(/veth "tk0" in namespace "[^"]+" was taken over by another resource \(adopt\).*It belongs to nslab VethPair "v" of stack kt\/b@t/);
+    expect(await nsRun("ip", "route", "show", "10.123.0.0/16")).toMatch(/via 192\.168\.1\.1 dev r0 proto 151/);
+    expect(await nsRun("ip", "-br", "addr", "show", "dev", "tk0")).toMatch(/10\.124\.0\.1\/24/);
+    // A's delete (a destroy, nslab-orphans) leaves both.
+    await dispatch("Route", "delete", [madeA.route.id, madeA.route.outs]);
+    await dispatch("VethPair", "delete", [madeA.pair.id, madeA.pair.outs]);
+    expect(await nsRun("ip", "route", "show", "10.123.0.0/16")).toMatch(/proto 151/);
+    expect(await nsRun("ip", "-br", "link", "show", "dev", "tk0")).toMatch(/tk0/);
+    // B's own update goes through; B's delete removes them.
+    const bMoved = await owned("Route", "kt/b@t/Route/r", { ...route, gateway: "192.168.1.3", adopt: true });
+    const { outs: bRoute } = (await dispatch("Route", "update", [madeB.route.id, madeB.route.outs, bMoved])) as Made;
+    expect(await nsRun("ip", "route", "show", "10.123.0.0/16")).toMatch(/via 192\.168\.1\.3/);
+    // And adopt: true takes them back: A (made again) adopts B's, then B's delete leaves them.
+    const again = { route: await create("Route", await owned("Route", "kt/a@t/Route/r", { ...route, adopt: true })), pair: await create("VethPair", await owned("VethPair", "kt/a@t/VethPair/v", { ...pair, adopt: true })) };
+    await dispatch("Route", "delete", [madeB.route.id, bRoute]);
+    await dispatch("VethPair", "delete", [madeB.pair.id, madeB.pair.outs]);
+    expect(await nsRun("ip", "route", "show", "10.123.0.0/16")).toMatch(/proto 151/);
+    await dispatch("Route", "delete", [again.route.id, again.route.outs]);
+    await dispatch("VethPair", "delete", [again.pair.id, again.pair.outs]);
+    expect(await nsRun("ip", "route", "show", "10.123.0.0/16")).toBe("");
+    expect((await sh("ip", ["-n", ns, "link", "show", "dev", "tk0"])).exitCode).not.toBe(0);
   });
 
   it("Route: a route through lo (an interface that is there, which a route may name)", async () => {
