@@ -267,7 +267,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
     const families = new Set([inputs.source, inputs.destination, inputs.toAddress].filter((a) => a && !isUnknown(a)).map((a) => familyOf(a!)));
     if (families.size > 1) c.fail("toAddress", "source, destination and toAddress mix IPv4 and IPv6; a NAT rule translates within one family.");
     if (families.has("ipv6")) inputs.family = "ipv6";
-    if ((inputs.kind === "snat" || inputs.kind === "dnat") && !inputs.toAddress) c.fail("toAddress", `a ${inputs.kind} rule needs toAddress (the address to translate to).`);
+    if ((inputs.kind === "snat" || inputs.kind === "dnat") && !inputs.toAddress && (news.toAddress === undefined || news.toAddress === null)) c.fail("toAddress", `a ${inputs.kind} rule needs toAddress (the address to translate to).`);
     if (inputs.kind === "masquerade" && inputs.toAddress) c.fail("toAddress", "masquerade takes the outgoing interface's address; remove toAddress or use kind \"snat\".");
     if (inputs.toPort !== undefined && !inputs.protocol) c.fail("toPort", "toPort needs protocol (\"tcp\" or \"udp\"): ports exist only for those.");
     if (inputs.port !== undefined && !inputs.protocol) c.fail("port", "port needs protocol (\"tcp\" or \"udp\").");

@@ -51,7 +51,7 @@ export class IpForwarding extends NslabResource {
         const other = claimed.get(key);
         if (other && other !== name) {
           throw new ProgramError(
-            `IpForwarding "${name}": ${family} forwarding in ${placeText(placeKey(ns, host))} is already managed by IpForwarding "${other}". Manage each switch with one resource.`,
+            `IpForwarding "${name}": ${family} forwarding in ${placeText(placeKey(ns, host))} is already managed by IpForwarding "${other}". Manage each switch with one resource (a Router, and a NatGateway unless given forwarding: false, make one of their own, named NAME-forwarding).`,
             call,
           );
         }

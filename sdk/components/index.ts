@@ -413,7 +413,12 @@ export interface NatGatewayArgs {
   uplink: string;
   /** Port forwards from the uplink to inside addresses. */
   portForwards?: PortForward[];
-  /** Switch IPv4 forwarding on in the namespace. Default true (false when another resource manages it). */
+  /**
+   * Switch IPv4 forwarding on in the namespace (an IpForwarding named `NAME-forwarding`).
+   * Default true. Give false when another resource manages that switch (an IpForwarding
+   * of the program's, or a Router in the same namespace): two on one switch fail at
+   * preview.
+   */
   forwarding?: boolean;
   /**
    * Impair the uplink, as a {@link LinkImpairment} of it (egress = what leaves for the
@@ -445,6 +450,11 @@ export class NatGateway extends NslabComponent {
 
   constructor(name: string, args: NatGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
     checkArgs(`NatGateway "${name}"`, args, NAT_GATEWAY_ARGS);
+    // One forward per protocol and port: the uplink's port goes to one place.
+    (args.portForwards ?? []).forEach((f, i, all) => {
+      const j = all.findIndex((g) => g.protocol === f.protocol && g.port === f.port);
+      if (j < i) throw new PlanError(`NatGateway "${name}": portForwards[${i}] forwards ${f.protocol} port ${f.port}, as portForwards[${j}] does: a port of the uplink goes to one place; drop one, or give it another port.`);
+    });
     super("nslab:index:NatGateway", name, {}, opts);
     const child = { parent: this };
     const host = args.host;

@@ -102,6 +102,11 @@ describe("bad input is refused by check, naming the property", () => {
     expect(failures.map((f) => f.property)).toContain(property);
     expect(failures.find((f) => f.property === property)!.reason).toMatch(reason);
   });
+
+  it("a dnat rule's toAddress that is no address gets that one failure, not also 'needs toAddress'", () => {
+    const { failures } = natKind.check(undefined, { __owner: "t", kind: "dnat", protocol: "udp", port: 53, toAddress: "192.168.9.300" });
+    expect(failures).toEqual([{ property: "toAddress", reason: expect.stringMatching(/"192\.168\.9\.300" is not an IP address/) }]);
+  });
 });
 
 describe("a property nothing would apply is refused at check, naming it (through the dispatcher, as the engine calls it)", () => {

@@ -48,6 +48,17 @@ describe("component arguments", () => {
     expect(refusal(() => new BridgedNetwork("n", undefined as never))).toMatch(/its arguments must be an object, got undefined/);
   });
 
+  it("two port forwards of one protocol and port are refused naming both, instead of Pulumi's duplicate URN", () => {
+    const forwards = [
+      { protocol: "tcp", port: 80, toAddress: "10.0.0.2" },
+      { protocol: "udp", port: 80, toAddress: "10.0.0.2" },
+      { protocol: "tcp", port: 80, toAddress: "10.0.0.3" },
+    ] as const;
+    expect(refusal(() => new NatGateway("dup", { sources: [], uplink: "up0", portForwards: [...forwards], forwarding: false }))).toMatch(
+      /^NatGateway "dup": portForwards\[2\] forwards tcp port 80, as portForwards\[0\] does: a port of the uplink goes to one place; drop one, or give it another port\. \(at /,
+    );
+  });
+
   it("accepts Outputs where a component takes an Input, and nowhere else", () => {
     const shape = { "name!": "string", namespace: "input" } as const;
     expect(() => checkArgs("X", { name: "a", namespace: pulumi.output("ns") }, shape)).not.toThrow();
