@@ -19,7 +19,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { explainsFailure, pulumiErrorHint, unprintedErrors } from "./hints";
+import { explainsFailure, pulumiErrorHint, pulumiSpawnError, unprintedErrors } from "./hints";
 import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift, refreshedResources } from "../drift";
 
 /** Exit code for drift, the same as `pulumi preview --expect-no-changes`. */
@@ -32,7 +32,7 @@ function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ co
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
+    child.on("error", (err) => reject(new Error(pulumiSpawnError("nslab-drift", err).replace(/^nslab-drift: /, ""))));
     child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
 }

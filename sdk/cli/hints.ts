@@ -35,6 +35,12 @@ export function unprintedErrors(printed: string, messages: string[]): string[] {
   return out;
 }
 
+/** What to say when running the pulumi CLI failed before it ran (`spawn`'s error). */
+export function pulumiSpawnError(tool: string, err: NodeJS.ErrnoException): string {
+  if (err.code === "ENOENT") return `${tool}: the pulumi CLI is not on PATH (${tool} runs it): put its folder on PATH, e.g. PATH=$HOME/.pulumi/bin:$PATH`;
+  return `${tool}: could not run pulumi: ${err.message}`;
+}
+
 /**
  * Whether an engine diagnostic says why a command failed: an error, or text the program
  * or its language host wrote to stderr (severity "info#err": "We failed to locate the

@@ -32,7 +32,7 @@ import { dispatch, forget, hostLabel, machineKey, ownerLabel, recorded, removeUn
 import { resourceNameOf } from "../../provider/resource";
 import type { HostArgs, OwnedRecord, UnmarkedObject } from "../../provider";
 import { backendUrl, processSources, stackIdentity } from "../identity";
-import { pulumiErrorHint } from "./hints";
+import { pulumiErrorHint, pulumiSpawnError } from "./hints";
 
 const USAGE = "nslab-orphans [--cwd DIR] [--stack NAME [--removed]] [--delete [--legacy]]";
 
@@ -45,9 +45,10 @@ interface Options {
   removed: boolean;
 }
 
-function parse(argv: string[]): Options {
+function parse(argv: string[]): Options | undefined {
   const options: Options = { cwd: process.cwd(), remove: false, legacy: false, removed: false };
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--help" || argv[i] === "-h") return undefined;
     if (argv[i] === "--cwd") options.cwd = path.resolve(argv[++i] ?? ".");
     else if (argv[i] === "--stack") options.stack = argv[++i];
     else if (argv[i] === "--delete") options.remove = true;
@@ -65,6 +66,7 @@ function pulumiRun(args: string[], options: Options) {
 
 function pulumi(args: string[], options: Options): string {
   const r = pulumiRun(args, options);
+  if (r.error) throw new Error(pulumiSpawnError("nslab-orphans", r.error).replace(/^nslab-orphans: /, ""));
   if (r.status !== 0) {
     const said = (r.stderr || r.stdout).trim();
     throw new Error(`pulumi ${args.join(" ")} exited ${r.status}: ${said}${pulumiErrorHint(said) ? `\n${pulumiErrorHint(said).trimEnd()}` : ""}`);
@@ -82,9 +84,12 @@ interface StackState {
 }
 
 function stackState(options: Options): StackState {
-  const yaml = fs.readFileSync(path.join(options.cwd, "Pulumi.yaml"), "utf8");
+  // Pulumi takes either name for the project file.
+  const file = ["Pulumi.yaml", "Pulumi.yml"].map((f) => path.join(options.cwd, f)).find((f) => fs.existsSync(f));
+  if (!file) throw new Error(`no Pulumi.yaml (or Pulumi.yml) in ${options.cwd}: run it in the project's folder, or give --cwd DIR`);
+  const yaml = fs.readFileSync(file, "utf8");
   const project = /^name:\s*["']?([^"'\s]+)/m.exec(yaml)?.[1];
-  if (!project) throw new Error(`no project name in ${path.join(options.cwd, "Pulumi.yaml")}`);
+  if (!project) throw new Error(`no project name in ${file}`);
   // A stack removed with `pulumi stack rm --force` has no state: every object recorded
   // for it is outside its state. Said with --removed (a stack the CLI does not find may
   // also be one asked of the wrong backend): its name is the one given (ORG/PROJECT/STACK,
@@ -175,6 +180,10 @@ function hostsOf(state: StackState): (HostArgs | undefined)[] {
 
 async function main(): Promise<number> {
   const options = parse(process.argv.slice(2));
+  if (!options) {
+    console.log(`Usage: ${USAGE}\n\nLists the kernel objects the stack made that its state does not record (a killed run's), and with --delete removes them.\n  --cwd DIR     the project's folder (default: this one)\n  --stack NAME  the stack (default: the selected one)\n  --removed     the stack was removed (pulumi stack rm --force): everything recorded for it\n  --delete      remove them, with nslab's own delete\n  --legacy      with --delete, also those recorded by an nslab that did not name the backend\nExits 0, or 1 when something could not be read or deleted.`);
+    return 0;
+  }
   const state = stackState(options);
   const name = [...state.stacks][0];
   if (options.removed) console.log(`stack ${name}: not found in the backend (removed?): every object recorded for it is outside its state`);

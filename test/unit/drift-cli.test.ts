@@ -1,4 +1,6 @@
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { explainsFailure, pulumiErrorHint, unprintedErrors } from "../../sdk/cli/hints";
@@ -41,5 +43,37 @@ describe("the engine's errors nslab-drift prints", () => {
   it("each once, and none the CLI already printed", () => {
     const printed = "error: Namespace \"a\" on h: cannot reach h over SSH\n";
     expect(unprintedErrors(printed, ['Namespace "a" on h: cannot reach h over SSH', "Bridge b: refused\n", "Bridge b: refused", "  "])).toEqual(["Bridge b: refused"]);
+  });
+});
+
+describe("nslab-orphans and nslab-drift outside a ready project", () => {
+  // No pulumi on PATH (only node's folder).
+  const env = { ...process.env, PATH: path.dirname(process.execPath) };
+  const orphans = (args: string[]) => spawnSync(process.execPath, [path.join(REPO, "dist/sdk/cli/orphans.js"), ...args], { env, encoding: "utf8" });
+  const drift = (args: string[]) => spawnSync(process.execPath, [path.join(REPO, "dist/sdk/cli/drift.js"), ...args], { env, encoding: "utf8" });
+
+  it("nslab-orphans --help prints its usage and runs nothing", () => {
+    const r = orphans(["--help"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: nslab-orphans \[--cwd DIR\]/);
+  });
+
+  it("a folder without a project file, a Pulumi.yml, and no pulumi on PATH: each says what to do", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-cli-"));
+    try {
+      const none = orphans(["--cwd", dir]);
+      expect(none.status).toBe(1);
+      expect(none.stderr).toContain(`nslab-orphans: no Pulumi.yaml (or Pulumi.yml) in ${dir}: run it in the project's folder, or give --cwd DIR`);
+      // Pulumi takes Pulumi.yml too: read, then the missing CLI is said plainly.
+      fs.writeFileSync(path.join(dir, "Pulumi.yml"), "name: lab\nruntime: nodejs\n");
+      const yml = orphans(["--cwd", dir]);
+      expect(yml.status).toBe(1);
+      expect(yml.stderr).toMatch(/^nslab-orphans: the pulumi CLI is not on PATH \(nslab-orphans runs it\): put its folder on PATH/);
+      const d = drift(["--cwd", dir]);
+      expect(d.status).toBe(1);
+      expect(d.stderr).toMatch(/^nslab-drift: the pulumi CLI is not on PATH \(nslab-drift runs it\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
