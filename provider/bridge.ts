@@ -6,7 +6,7 @@ import { mayHaveRun, NslabError } from "./errors";
 import { notTakenOver, whoseMark } from "./owned";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
-import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, restoreAlias, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, stableMac } from "./resource";
 import { Checker } from "./validate";
 
@@ -98,6 +98,8 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
     const earlier = await kernel.intentRecord(i.namespace, intent);
+    /** The bridge's alias as found, when an existing one is taken over: put back if the create fails. */
+    let found: { alias?: string } | undefined;
     const created = await kernel
       .ip(
         // The intent record, then (one request on another host):
@@ -115,7 +117,10 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         // run made it but did not mark it): take it over.
         const live = err instanceof NslabError && err.kind === "AlreadyExists" ? await freshLink(i.name, i.namespace) : undefined;
         if (live && (i.adopt || live.alias === tag || (!live.alias && earlier?.owner === tag))) {
-          if (live.kind === "bridge") return false;
+          if (live.kind === "bridge") {
+            found = { alias: live.alias };
+            return false;
+          }
           await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
           throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: "${i.name}" exists but is a ${live?.kind || "plain"} interface, not a bridge.`);
         }
@@ -131,6 +136,7 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
       return { id: `${i.namespace ?? ""}/${i.name}`, outs: outputs(i, live) };
     } catch (err) {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
+      else if (found) await restoreAlias(i.name, i.namespace, found.alias, subject(i));
       throw err;
     } finally {
       await kernel.intentDone(i.namespace, intent);

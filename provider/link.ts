@@ -445,6 +445,19 @@ export function checkLinkFields(c: Checker, news: Record<string, unknown>, owner
 }
 
 /**
+ * Puts back the alias an adopted interface had before a failed create marked it (none:
+ * removed), so that the object is left as it was, not marked as nslab's with nothing in
+ * the state (best effort: the create's own error is the one to report).
+ * Equivalent to: ip [-n NS] link set dev NAME alias ALIAS (alias "" removes it)
+ */
+export async function restoreAlias(name: string, netns: string | undefined, alias: string | undefined, subject: string): Promise<void> {
+  // One word of `ip -batch`, which splits at blanks and takes "..." or '...' whole.
+  const word = !alias ? '""' : /^[^\s"']+$/.test(alias) ? alias : !alias.includes('"') ? `"${alias}"` : !alias.includes("'") ? `'${alias}'` : undefined;
+  if (word === undefined) return;
+  await kernel.ip(["link", "set", "dev", name, "alias", word], netns, subject).catch(() => undefined);
+}
+
+/**
  * Deletes an interface only if it is of `kind` and carries `tag`; absent (or its
  * namespace gone) is success, and so is someone else's object, which is left alone.
  * Equivalent to: ip [-n NS] link del dev NAME

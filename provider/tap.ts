@@ -6,7 +6,7 @@ import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { notTakenOver, whoseMark } from "./owned";
-import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, restoreAlias, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker, isUnknown } from "./validate";
 
@@ -96,6 +96,8 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
   async create(i) {
     await requireNamespace(i, subject(i), "");
     let created = true;
+    /** The device's alias as found, when an existing one is taken over: put back if the create fails. */
+    let found: { alias?: string } | undefined;
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
     const earlier = await kernel.intentRecord(i.namespace, intent);
@@ -135,12 +137,14 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
         throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: the existing device does not match (${differs ?? "kind"}: desire '${String(differs ? want[differs] : "tun")}', current '${String(differs ? have[differs] : live.kind)}').`);
       }
       created = false;
+      found = { alias: live.alias };
     }
     try {
       const live = await apply(i, created);
       return { id: `${i.namespace ?? ""}/${i.name}`, outs: compact(linkOutputs(i, live)) as TapOutputs };
     } catch (err) {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
+      else if (found) await restoreAlias(i.name, i.namespace, found.alias, subject(i));
       throw err;
     } finally {
       await kernel.intentDone(i.namespace, intent);

@@ -21,6 +21,7 @@ import {
   linkInputs,
   recordingGeneration,
   requireNamespace,
+  restoreAlias,
   verifyLink,
 } from "./link";
 import { allInOrder, CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, stableMac } from "./resource";
@@ -165,6 +166,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       ...(inputs.mtu ? ["mtu", String(inputs.mtu)] : []),
     ];
     let created = true;
+    /** The ends' aliases as found, when an existing pair is taken over: put back if the create fails. */
+    let found: [string | undefined, string | undefined] | undefined;
     const tag = ownerTag(inputs.__owner);
     const intent = `link-${a.name}`;
     // The intent record, then (one request on another host):
@@ -207,14 +210,17 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
         );
       }
       created = false;
+      found = [liveA!.alias, liveB!.alias];
     }
     let gone = true;
     try {
       const [liveA, liveB] = await apply(inputs, created);
       return { id: idOf(inputs), outs: outputs(inputs, liveA, liveB) };
     } catch (err) {
-      // Transactional: deleting one end removes both; an adopted pair is left as it was.
+      // Transactional: deleting one end removes both; an adopted pair gets its aliases back
+      // (what else the failed attempt changed stays changed: see the README).
       if (created) gone = await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).then(() => true, () => false);
+      else if (found) for (const [e, alias] of [[a, found[0]], [b, found[1]]] as const) await restoreAlias(e.name, e.namespace, alias, pairSubject(inputs));
       throw err;
     } finally {
       // Marked, or removed: the intent record goes. A pair whose removal failed keeps it.

@@ -276,6 +276,21 @@ describe("VethPair on the kernel", () => {
     expect(await linkByHand("v-a", nsA)).toBeUndefined();
   });
 
+  it("an adopt that fails half-way gives the pair its aliases back (the user's, or none), instead of leaving nslab's mark on it", async () => {
+    await ipByHand("-n", nsA, "link", "add", "name", "v-a", "type", "veth", "peer", "name", "v-b", "netns", nsB);
+    await ipByHand("-n", nsA, "link", "set", "dev", "v-a", "alias", "my uplink");
+    await ipByHand("-n", nsA, "link", "add", "name", "vz1", "type", "veth", "peer", "name", "vz2");
+    try {
+      // The kernel refuses the master after the mark is written: a veth is no bridge.
+      await expect(veth.create(inputs({ adopt: true, a: { name: "v-a", namespace: nsA, master: "vz1" } }))).rejects.toThrow(/a\.master "vz1" is a veth interface, not a bridge/);
+      expect((await linkByHand("v-a", nsA))!.ifalias).toBe("my uplink");
+      expect((await linkByHand("v-b", nsB))!.ifalias).toBeUndefined();
+    } finally {
+      await ipByHand("-n", nsA, "link", "del", "v-a").catch(() => undefined);
+      await ipByHand("-n", nsA, "link", "del", "vz1").catch(() => undefined);
+    }
+  });
+
   it("undoes its own work when create fails half-way", async () => {
     // Bypass check: the kernel itself refuses an IPv6 address on a link with MTU < 1280,
     // after the pair exists.
