@@ -256,6 +256,16 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
           : other ? ownerLabel(other)
           : "nslab (another resource or an earlier run)";
         const mine = other !== undefined && stackOf(other) === stackOf(r.__owner) ? sameStack(other) : "";
+        if (existing?.protocol === "kernel" && existing.dev) {
+          // The route the kernel keeps for an address's subnet: most often an interface this
+          // same `pulumi up` removes (a network detached from a router), which Pulumi deletes
+          // only after its creates, so every run would stop here. adopt would replace the
+          // kernel's route, which the address still needs while it stays.
+          throw new NslabError(
+            "AlreadyExists",
+            `${subject(r)} already exists: it is the route the kernel keeps for an address of "${existing.dev}" in that subnet (proto kernel). If "${existing.dev}" goes away in this same change (Pulumi deletes only after it creates), make the change in two runs of pulumi up: first without this route, then with it. Otherwise remove that address, or change destination/table/metric.`,
+          );
+        }
         throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}).${mine} Remove it, change destination/table/metric, or set adopt: true to take it over.`);
       }
       adopted = true;

@@ -74,6 +74,11 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     await route.delete("x", foreign); // proto selector: not ours, not deleted
     expect(await nsRun("ip", "route", "show", "172.16.0.0/12")).toMatch(/172\.16\.0\.0\/12 via 192\.168\.1\.1/);
     expect(await route.read("x", foreign)).toEqual({});
+    // The kernel's own route for an address's subnet: refused, saying what it is and the
+    // two-run way when its interface goes in the same change, and left alone.
+    const connected = checked(route, { destination: "192.168.1.0/24", gateway: "192.168.2.2" });
+    await expect(route.create(connected)).rejects.toThrow(/already exists: it is the route the kernel keeps for an address of "r0" in that subnet \(proto kernel\)\. If "r0" goes away in this same change.*two runs of pulumi up/);
+    expect(await nsRun("ip", "route", "show", "192.168.1.0/24")).toMatch(/dev r0 proto kernel/);
     const adopted = await route.create({ ...foreign, adopt: true });
     expect(await nsRun("ip", "route", "show", "172.16.0.0/12")).toMatch(/proto 151/);
     await route.delete(adopted.id, adopted.outs);
