@@ -562,6 +562,21 @@ export async function nftJson<T>(args: string[], netns: Netns, subject: string):
   return JSON.parse(await run(command, argv, { subject })) as T;
 }
 
+// ---- conntrack ----------------------------------------------------------------------------
+
+/**
+ * Deletes the connection-tracking entries ARGS select: [nsenter --net=NS] conntrack -D
+ * ARGS. None selected is success (conntrack exits 1 saying "0 flow entries have been
+ * deleted"); a missing conntrack is an error naming it.
+ */
+export async function conntrackDelete(args: string[], netns: Netns, subject: string): Promise<void> {
+  const [command, argv] = inNetns("conntrack", ["-D", ...args], netns);
+  await run(command, argv, { subject }).catch((err) => {
+    if (err instanceof NslabError && /\b0 flow entries have been deleted/.test(`${err.details.stderr ?? ""}${err.message}`)) return;
+    throw err;
+  });
+}
+
 // ---- sysctl -----------------------------------------------------------------------------
 
 /** Reads a sysctl: [nsenter --net=NS] sysctl -n KEY */

@@ -213,6 +213,28 @@ export function foreignContent(objects: Record<string, any>[]): string[] {
  * Deletes our rule in one transaction: with it our base chain when nothing else is in
  * it, and the table when nothing else is in it. Call it holding the lock (locked()).
  */
+/**
+ * The connection-tracking entries `old` translated for UDP (a dnat rule with protocol udp
+ * or none) are deleted once it is rewritten or removed: the kernel keeps translating a
+ * tracked flow as its first packet was, so a client that sends from the same port went
+ * on reaching the old target (for up to 180 s of silence) after the forward was moved.
+ * Like Kubernetes' kube-proxy, only UDP: an established TCP connection keeps its target
+ * until it ends, and new ones take the new rule.
+ * Equivalent to: [nsenter --net=NS] conntrack -D [-f ipv6] -p udp [--orig-port-dst PORT] --dst-nat TO
+ */
+async function forgetUdpFlows(old: NatInputs, strict: boolean): Promise<void> {
+  if (old.kind !== "dnat" || !old.toAddress || (old.protocol !== undefined && old.protocol !== "udp")) return;
+  const args = [...(old.family === "ipv6" ? ["-f", "ipv6"] : []), "-p", "udp", ...(old.port !== undefined ? ["--orig-port-dst", String(old.port)] : []), "--dst-nat", old.toAddress];
+  await kernel.conntrackDelete(args, old.namespace, subject(old)).catch((err) => {
+    if (strict) {
+      if (err instanceof NslabError && /conntrack is not installed/.test(err.message)) {
+        throw new NslabError(err.kind, `${err.message}. The rule is rewritten; conntrack (Debian package conntrack) is needed to end the UDP flows still translated by the old one. Install it and run pulumi up again.`, err.details);
+      }
+      throw err;
+    }
+  });
+}
+
 async function remove(i: NatInputs): Promise<void> {
   const objects = await tableObjects(i.namespace, true, subject(i));
   const rules = objects.filter((x) => "rule" in x).map((x) => x.rule as NftRule);
@@ -310,13 +332,18 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
       await requireNamespace(news, true);
       const existing = (await tableRules(news.namespace, true, subject(news))).find((r) => r.comment === ownerTag(olds.__owner));
       await write(news, existing);
+      if (MATCH_FIELDS.some((f) => olds[f] !== news[f])) await forgetUdpFlows(olds, true);
       return { outs: news };
     });
   },
 
   async delete(_id, props) {
     if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
-    await locked(props, () => remove(props)).catch(async (err) => {
+    await locked(props, async () => {
+      await remove(props);
+      // Best effort: a destroy does not fail for want of conntrack (the flows age out).
+      await forgetUdpFlows(props, false);
+    }).catch(async (err) => {
       // The namespace went while we waited: so did the rule.
       if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
       throw err;

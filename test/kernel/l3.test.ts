@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch } from "../../provider";
 import { forwardingKind as fwd } from "../../provider/forwarding";
@@ -214,6 +215,47 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect(tables).not.toContain("nslab");
     for (const r of made) await nat.delete(r.id, r.outs);
     expect(await nat.read(made[0].id, made[0].outs)).toEqual({});
+  });
+
+  it("NatRule: a UDP port forward moved to another host, then removed: a client sending from the same port follows at once (its tracked flow is ended)", async () => {
+    const [gw, wan, h1, h2] = ["kngw", "knwan", "knh1", "knh2"].map(uniq);
+    const servers: ReturnType<typeof spawn>[] = [];
+    try {
+      for (const n of [gw, wan, h1, h2]) await ipByHand("netns", "add", n);
+      await ipByHand("link", "add", "g-wan", "netns", gw, "type", "veth", "peer", "w0", "netns", wan);
+      await ipByHand("link", "add", "g-h1", "netns", gw, "type", "veth", "peer", "e0", "netns", h1);
+      await ipByHand("link", "add", "g-h2", "netns", gw, "type", "veth", "peer", "e0", "netns", h2);
+      for (const [n, dev, cidr] of [[gw, "g-wan", "203.0.113.1/24"], [wan, "w0", "203.0.113.2/24"], [gw, "g-h1", "192.168.50.1/24"], [h1, "e0", "192.168.50.2/24"], [gw, "g-h2", "192.168.51.1/24"], [h2, "e0", "192.168.51.3/24"]]) {
+        await ipByHand("-n", n, "addr", "add", cidr, "dev", dev);
+        await ipByHand("-n", n, "link", "set", dev, "up");
+      }
+      for (const n of [gw, wan, h1, h2]) await ipByHand("-n", n, "link", "set", "lo", "up");
+      await ipByHand("-n", h1, "route", "add", "default", "via", "192.168.50.1");
+      await ipByHand("-n", h2, "route", "add", "default", "via", "192.168.51.1");
+      await must("ip", ["netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+      // A UDP echo on port 5353 in each host, answering with its name.
+      for (const [n, name] of [[h1, "h1"], [h2, "h2"]]) {
+        servers.push(spawn("ip", ["netns", "exec", n, "python3", "-c", `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(("",5353))\nwhile True:\n  d,a=s.recvfrom(100); s.sendto(b"${name}",a)`], { stdio: "ignore" }));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      // One datagram from the outside, always from port 40000: who answers.
+      const ask = async () =>
+        (await sh("ip", ["netns", "exec", wan, "python3", "-c", 'import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(("",40000)); s.settimeout(1)\ns.sendto(b"x",("203.0.113.1",5353))\ntry: print(s.recv(100).decode())\nexcept Exception as e: print(type(e).__name__)'])).stdout.trim();
+      const forward = (toAddress: string) => {
+        const r = nat.check(undefined, { namespace: gw, kind: "dnat", protocol: "udp", inInterface: "g-wan", port: 5353, toAddress, __owner: owner("udp-forward") });
+        expect(r.failures).toEqual([]);
+        return r.inputs;
+      };
+      const { id, outs } = await nat.create(forward("192.168.50.2"));
+      expect(await ask()).toBe("h1");
+      const { outs: moved } = await nat.update(id, outs, forward("192.168.51.3"));
+      expect(await ask()).toBe("h2");
+      await nat.delete(id, moved);
+      expect(await ask()).not.toBe("h2");
+    } finally {
+      for (const p of servers) p.kill("SIGKILL");
+      for (const n of [gw, wan, h1, h2]) await ipByHand("netns", "delete", n).catch(() => undefined);
+    }
   });
 
   it("NatRule: 32 rules created concurrently in one namespace all land; deleting concurrently empties the table", async () => {
