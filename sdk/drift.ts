@@ -21,6 +21,8 @@ export interface PreviewStep {
 export interface StepState {
   /** The resource's inputs. */
   inputs?: Record<string, unknown>;
+  /** False for a component (the stack too): it has no live object of its own. */
+  custom?: boolean;
 }
 
 /** One property that differs: the live value (after refresh) and the program's. */
@@ -92,16 +94,19 @@ interface Seen {
   urn: string;
   live?: Record<string, unknown>;
   other?: Record<string, unknown>;
+  /** False for a component: nothing live to differ, so not reported. */
+  custom?: boolean;
 }
 
 /** One entry per changed resource (its first report), typed and named from its URN. */
 function report(seen: Seen[]): ResourceDrift[] {
   const done = new Set<string>();
   const out: ResourceDrift[] = [];
-  for (const { change, urn, live, other } of seen) {
-    // The stack itself and its providers are no part of the lab (a stack never deployed
-    // listed "Stack ... is missing" among its resources).
-    if (!change || done.has(urn) || /::pulumi:(?:pulumi:Stack|providers:[^:]*)::/.test(urn)) continue;
+  for (const { change, urn, live, other, custom } of seen) {
+    // The stack itself, its providers and components (the user's, nslab's BridgedNetwork)
+    // are no part of the live lab (a stack never deployed listed "Stack ... is missing",
+    // and every component, among its resources).
+    if (!change || custom === false || done.has(urn) || /::pulumi:(?:pulumi:Stack|providers:[^:]*)::/.test(urn)) continue;
     done.add(urn);
     const parts = urn.split("::");
     out.push({
@@ -117,7 +122,7 @@ function report(seen: Seen[]): ResourceDrift[] {
 
 /** Reads the steps of `pulumi preview --refresh --json` into a per-resource report. */
 export function driftFromPreview(preview: { steps?: PreviewStep[] }): ResourceDrift[] {
-  return report((preview.steps ?? []).map((step) => ({ change: CHANGE[step.op], urn: step.urn, live: step.oldState?.inputs, other: step.newState?.inputs })));
+  return report((preview.steps ?? []).map((step) => ({ change: CHANGE[step.op], urn: step.urn, live: step.oldState?.inputs, other: step.newState?.inputs, custom: step.newState?.custom ?? step.oldState?.custom })));
 }
 
 /**
@@ -150,7 +155,7 @@ export function refreshedResources(events: EngineEvent[]): number {
  */
 export function driftFromRefreshEvents(events: EngineEvent[]): ResourceDrift[] {
   return report(
-    events.flatMap(({ resOutputsEvent: e }) => (e ? [{ change: REFRESH_CHANGE[e.metadata.op], urn: e.metadata.urn, live: e.metadata.new?.inputs, other: e.metadata.old?.inputs }] : [])),
+    events.flatMap(({ resOutputsEvent: e }) => (e ? [{ change: REFRESH_CHANGE[e.metadata.op], urn: e.metadata.urn, live: e.metadata.new?.inputs, other: e.metadata.old?.inputs, custom: e.metadata.new?.custom ?? e.metadata.old?.custom }] : [])),
   );
 }
 

@@ -43,6 +43,15 @@ describe("drift report", () => {
     expect(refreshedResources([seen("urn:pulumi:dev::lab::pulumi:pulumi:Stack::lab-dev"), seen("urn:pulumi:dev::lab::nslab:index:BridgedNetwork::lan")])).toBe(0);
     const report = driftFromPreview({ steps: [{ op: "create", urn: "urn:pulumi:dev::lab::pulumi:pulumi:Stack::lab-dev" }, { op: "create", urn: child }] });
     expect(report.map((d) => `${d.type} ${d.name}`)).toEqual(["Namespace lan-h1"]);
+    // Components (the user's own, nslab's) have no live object: not listed as missing.
+    const components = driftFromPreview({
+      steps: [
+        { op: "create", urn: "urn:pulumi:dev::lab::user:index:Site::site", newState: { custom: false } },
+        { op: "create", urn: "urn:pulumi:dev::lab::user:index:Site$nslab:index:BridgedNetwork::lan", newState: { custom: false } },
+        { op: "create", urn: child, newState: { custom: true } },
+      ],
+    });
+    expect(components.map((d) => `${d.type} ${d.name}`)).toEqual(["Namespace lan-h1"]);
   });
 
   it("says so when nothing drifted", () => {
