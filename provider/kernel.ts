@@ -734,7 +734,9 @@ export async function ping(to: string, netns: Netns, timeoutMs: number, subject:
   // Exit 1: no reply (the summary line says so); 2: an error (its message says which).
   const said = lines.filter((l) => !/^PING |^--- |^rtt /.test(l));
   const summary = said.join("; ") || `ping exited ${r.exitCode}`;
-  return { reachable: false, detail: r.exitCode === 1 && !said.some((l) => /From |ping:/.test(l)) ? `no reply within ${timeoutMs} ms (ping: ${summary})` : `ping: ${summary}` };
+  // ping's own errors start with "ping: " already ("ping: connect: Network is unreachable").
+  const named = /^ping: /.test(summary) ? summary : `ping: ${summary}`;
+  return { reachable: false, detail: r.exitCode === 1 && !said.some((l) => /From |ping:/.test(l)) ? `no reply within ${timeoutMs} ms (${named})` : named };
 }
 
 /** The probe program, run by the provider's own node inside the namespace. */

@@ -109,5 +109,9 @@ describe("Reachability and Process on the kernel", () => {
     await expect(reachabilityKind.create(probe({ to: "10.7.0.2", protocol: "tcp", port: 9 }))).rejects.toThrow(/tcp port 9 on 10\.7\.0\.2: expected reachable, but it did not answer: connection refused/);
     await expect(reachabilityKind.create(probe({ to: "10.7.0.2", expect: "unreachable" }))).rejects.toThrow(/expected unreachable, but it answered: 64 bytes from 10\.7\.0\.2/);
     await expect(reachabilityKind.create(probe({ to: "10.7.9.9", protocol: "tcp", port: 80, timeoutMs: 300 }))).rejects.toThrow(/network is unreachable \(ENETUNREACH\)/);
+    // ping's own error, named once: "ping: connect: Network is unreachable", not "ping: ping: ...".
+    const icmp = reachabilityKind.create(probe({ to: "10.7.9.9", timeoutMs: 300 }));
+    await expect(icmp).rejects.toThrow(/did not answer: ping: connect: Network is unreachable/);
+    await expect(icmp).rejects.not.toThrow(/ping: ping:/);
   });
 });
