@@ -219,8 +219,12 @@ function checkDirection(c: Checker, raw: unknown, name: DirectionName): Impairme
   };
   const [rate, bits] = unit("rate", parseRate, formatRate);
   let [burst, bytes] = unit("burst", parseSize, formatSize);
-  const [delay] = unit("delay", parseTime, formatTime);
-  const [jitter] = unit("jitter", parseTime, formatTime);
+  const [delay, delayUs] = unit("delay", parseTime, formatTime);
+  const [jitter, jitterUs] = unit("jitter", parseTime, formatTime);
+  // netem reads a delay (or jitter) of 0 back as none: it would never verify.
+  for (const [field, us] of [["delay", delayUs], ["jitter", jitterUs]] as const) {
+    if (us === 0) c.fail(`${name}.${field}`, `${name}.${field} 0 adds nothing; leave ${field} out for none.`);
+  }
   let loss: number | undefined;
   if (isUnknown(d.loss)) loss = d.loss as never;
   else if (d.loss !== undefined && d.loss !== null) {
@@ -768,6 +772,11 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
       __links: linksInput(news.__links),
       __owner: String(news.__owner ?? `LinkImpairment:${device}`),
     });
+    // Nothing to apply (no direction, or empty ones) is refused, not accepted to do nothing.
+    const none = (d: unknown) => d === undefined || (!isUnknown(d) && typeof d === "object" && d !== null && Object.keys(d).length === 0);
+    if (c.failures.length === 0 && none(inputs.egress) && none(inputs.ingress)) {
+      c.fail("egress", `the impairment has nothing to apply: give egress and/or ingress, e.g. egress: { rate: "10mbit", loss: 0.01 } (the fields are ${FIELDS.join(", ")}), or remove the resource.`);
+    }
     return { inputs, failures: c.failures };
   },
 

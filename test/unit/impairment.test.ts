@@ -70,6 +70,12 @@ describe("LinkImpairment check", () => {
     ["loss finer than the resolution", { egress: { loss: 0.0000001 } }, "egress.loss", /finer than nslab's resolution of 0.000001/],
     ["unknown delay unit", { egress: { delay: "40 minutes" } }, "egress.delay", /not a duration; write a number and one of s, ms, us/],
     ["jitter without delay", { egress: { jitter: "5ms" } }, "egress.jitter", /varies a delay; set egress.delay too, or remove jitter/],
+    // netem reads 0 back as none: it would never verify.
+    ["a delay of 0", { egress: { delay: "0ms" } }, "egress.delay", /egress\.delay 0 adds nothing; leave delay out for none/],
+    ["a jitter of 0", { ingress: { delay: "10ms", jitter: "0us" } }, "ingress.jitter", /ingress\.jitter 0 adds nothing/],
+    // Nothing to apply: refused, not accepted to do nothing.
+    ["no direction", {}, "egress", /the impairment has nothing to apply: give egress and\/or ingress/],
+    ["empty directions", { egress: {}, ingress: {} }, "egress", /nothing to apply/],
     ["unknown field", { egress: { latency: "5ms" } }, "egress.latency", /not an impairment; the fields are rate, burst, loss, delay, jitter/],
     ["direction not an object", { ingress: "10mbit" }, "ingress", /must be an object/],
     // What tc would refuse ("illegal value for burst"), or the kernel keep wrapped.
