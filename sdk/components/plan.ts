@@ -97,6 +97,9 @@ function fromBig(value: bigint, family: "ipv4" | "ipv6"): string {
  *   removing one from the middle moves the hosts after it (pin them with `address`).
  * - "stable": a hash of the host's name over the range. Adding or removing any host
  *   never moves another; two names landing on one address fail at preview, naming both.
+ *   The range starts after the gateway's address when `gateway: true` takes the first
+ *   one, so switching `gateway: true` on or off moves every such host (pin the ones
+ *   that must stay with `address`).
  */
 export type Allocation = "sequential" | "stable";
 
