@@ -118,7 +118,8 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         const live = err instanceof NslabError && err.kind === "AlreadyExists" ? await freshLink(i.name, i.namespace) : undefined;
         if (live && (i.adopt || live.alias === tag || (!live.alias && earlier?.owner === tag))) {
           if (live.kind === "bridge") {
-            found = { alias: live.alias };
+            // Taken over as someone else's (adopt), not as this resource's own interrupted create.
+            if (live.alias !== tag && !(!live.alias && earlier?.owner === tag)) found = { alias: live.alias };
             return false;
           }
           await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));

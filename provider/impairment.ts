@@ -523,7 +523,8 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
   };
   const [netdev, inet, bridge] = [await table("netdev"), await table("inet"), await table("bridge")];
   const redirect = ours.some(redirects);
-  const port = !!(await freshLink(i.device, i.namespace))?.master;
+  const master = (await freshLink(i.device, i.namespace))?.master;
+  const port = master !== undefined && (await freshLink(master, i.namespace))?.kind === "bridge";
   return {
     egress: parseShaping(qdiscs, i.device, marks),
     ingress: ownIfb && redirect ? parseShaping(qdiscs, ifb, marks) : {},
@@ -669,7 +670,8 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   const tcCommands: string[][] = [];
   // Whose the ingress qdisc is: as recorded while this resource redirects ingress;
   // someone else's when it starts to and finds one there.
-  found.ingressQdisc = needsShaping(i.ingress) ? (starts("ingress") ? (live.ingressQdisc ? true : undefined) : olds?.ingressQdiscFound) : undefined;
+  // A qdisc gone meanwhile (deleted by hand, the interface made anew) is added now: nslab's.
+  found.ingressQdisc = needsShaping(i.ingress) && live.ingressQdisc ? (starts("ingress") ? true : olds?.ingressQdiscFound) : undefined;
   if (needsShaping(i.ingress)) {
     await ensureIfb(i, live);
     tcCommands.push(...shapingCommands(ifb, shapingOf(i.ingress), live.ifb ? live.ingress : {}, marks));
@@ -713,10 +715,12 @@ async function verify(i: ImpairmentInputs, s: string): Promise<LiveState> {
  */
 async function removeIngress(i: ImpairmentInputs, live: LiveState, found: true | undefined): Promise<void> {
   const s = subject(i);
-  if (live.ourPrio) {
+  // nslab's own qdisc, which nothing else uses: removed, with or without its filter (a
+  // create that failed between adding the qdisc and the filter left it alone).
+  const whole = !found && !live.otherFilters && live.ingressQdisc === "ingress";
+  if (live.ourPrio || whole) {
     // Equivalent to: tc qdisc del dev D ingress (or, when the qdisc is someone else's or
     // others' filters are there: tc filter del dev D ingress prio PRIO)
-    const whole = !found && !live.otherFilters && live.ingressQdisc === "ingress";
     const command = whole ? ["qdisc", "del", "dev", i.device, "ingress"] : ["filter", "del", "dev", i.device, "ingress", "prio", marksOf(i.__owner).prio];
     await kernel.tc(command, i.namespace, s).catch((err) => {
       if (!(err instanceof NslabError && err.kind === "NotFound")) throw err;

@@ -562,6 +562,26 @@ export async function nftJson<T>(args: string[], netns: Netns, subject: string):
   return JSON.parse(await run(command, argv, { subject })) as T;
 }
 
+/**
+ * Sets an interface's alias to any text, or removes it (""): one `ip` process with the
+ * text as one argument, not a line of the namespace's `ip -batch` session, which splits
+ * at blanks and refuses '#' and '\'. On another host the words are argv there already.
+ * Equivalent to: [nsenter --net=NS] ip link set dev NAME alias TEXT
+ */
+export async function ipSetAlias(name: string, alias: string, netns: Netns, subject: string): Promise<void> {
+  if (currentHost() !== undefined) {
+    await ip(["link", "set", "dev", name, "alias", alias], netns, subject);
+    return;
+  }
+  const [command, args] = inNetns("ip", ["link", "set", "dev", name, "alias", alias], netns);
+  invalidate(netns);
+  try {
+    await run(command, args, { subject });
+  } finally {
+    invalidate(netns);
+  }
+}
+
 // ---- conntrack ----------------------------------------------------------------------------
 
 /**

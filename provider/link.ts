@@ -451,10 +451,7 @@ export function checkLinkFields(c: Checker, news: Record<string, unknown>, owner
  * Equivalent to: ip [-n NS] link set dev NAME alias ALIAS (alias "" removes it)
  */
 export async function restoreAlias(name: string, netns: string | undefined, alias: string | undefined, subject: string): Promise<void> {
-  // One word of `ip -batch`, which splits at blanks and takes "..." or '...' whole.
-  const word = !alias ? '""' : /^[^\s"']+$/.test(alias) ? alias : !alias.includes('"') ? `"${alias}"` : !alias.includes("'") ? `'${alias}'` : undefined;
-  if (word === undefined) return;
-  await kernel.ip(["link", "set", "dev", name, "alias", word], netns, subject).catch(() => undefined);
+  await kernel.ipSetAlias(name, alias ?? "", netns, subject).catch(() => undefined);
 }
 
 /**

@@ -210,10 +210,6 @@ export function foreignContent(objects: Record<string, any>[]): string[] {
 }
 
 /**
- * Deletes our rule in one transaction: with it our base chain when nothing else is in
- * it, and the table when nothing else is in it. Call it holding the lock (locked()).
- */
-/**
  * The connection-tracking entries `old` translated for UDP (a dnat rule with protocol udp
  * or none) are deleted once it is rewritten or removed: the kernel keeps translating a
  * tracked flow as its first packet was, so a client that sends from the same port went
@@ -235,6 +231,10 @@ async function forgetUdpFlows(old: NatInputs, strict: boolean): Promise<void> {
   });
 }
 
+/**
+ * Deletes our rule in one transaction: with it our base chain when nothing else is in
+ * it, and the table when nothing else is in it. Call it holding the lock (locked()).
+ */
 async function remove(i: NatInputs): Promise<void> {
   const objects = await tableObjects(i.namespace, true, subject(i));
   const rules = objects.filter((x) => "rule" in x).map((x) => x.rule as NftRule);

@@ -242,7 +242,7 @@ export function notTakenOver(mark: string | undefined, owner: string, subject: s
 export function sameStack(owner: string): string {
   const [, , kind] = owner.split("/");
   const name = resourceNameOf(owner) ?? owner;
-  return ` It belongs to nslab ${kind} "${name}" of this same stack (${stackOf(owner)}). If this resource is that one renamed, give it the option aliases: [{ name: "${name}" }] so that Pulumi keeps the object (adopt would not: the old resource's delete would then remove it); if both are in the program, they make one object: drop one. Otherwise:`;
+  return ` It belongs to nslab ${kind} "${name}" of this same stack (${stackOf(owner)}). If this resource is that one renamed, give it the option aliases: [{ name: "${name}" }] so that Pulumi keeps it as one resource and nothing moves; if both are in the program, they make one object: drop one. Otherwise:`;
 }
 
 /**

@@ -137,7 +137,8 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
         throw new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: the existing device does not match (${differs ?? "kind"}: desire '${String(differs ? want[differs] : "tun")}', current '${String(differs ? have[differs] : live.kind)}').`);
       }
       created = false;
-      found = { alias: live.alias };
+      // Taken over as someone else's (adopt), not as this resource's own interrupted create.
+      if (!mine) found = { alias: live.alias };
     }
     try {
       const live = await apply(i, created);

@@ -210,7 +210,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
         );
       }
       created = false;
-      found = [liveA!.alias, liveB!.alias];
+      // Taken over as someone else's (adopt), not as this resource's own interrupted create.
+      if (!(mine(liveA) && mine(liveB))) found = [liveA!.alias, liveB!.alias];
     }
     let gone = true;
     try {

@@ -47,6 +47,7 @@
  *
  * 5. **The provider watches its engine from its start** (provider/health.ts), not only
  *    from its first call: a CLI killed in between no longer leaves it waiting forever.
+ *    It touches nothing of Pulumi's, so it runs whatever the @pulumi/pulumi version.
  *
  * Measured with `bench/ab-env.sh` (`NSLAB_PRELOAD=0` against the default), `bench/ab.sh`
  * and `bench/profile.js`; see docs/benchmark.md.

@@ -98,7 +98,13 @@ function stackState(options: Options): StackState {
   if (removed && !options.stack) throw new Error("--removed needs --stack NAME: the removed stack's name (ORG/PROJECT/STACK on a backend with organizations)");
   const qualified = (() => {
     if (removed) {
-      if (pulumiRun(["stack", "--show-name"], options).status === 0) throw new Error(`--removed: stack ${options.stack} exists in this backend; run without --removed to compare with its state.`);
+      const r = pulumiRun(["stack", "--show-name"], options);
+      if (r.error) throw new Error(pulumiSpawnError("nslab-orphans", r.error).replace(/^nslab-orphans: /, ""));
+      if (r.status === 0) throw new Error(`--removed: stack ${options.stack} exists in this backend; run without --removed to compare with its state.`);
+      // Only "no such stack" says it was removed: any other failure (the backend not
+      // reachable, a lock) says nothing, and --delete would remove a live stack's objects.
+      const said = (r.stderr || r.stdout).trim();
+      if (!/no stack named/i.test(said)) throw new Error(`--removed: pulumi stack --show-name failed, so whether stack ${options.stack} was removed is not known: ${said}`);
       return options.stack!.split("/");
     }
     try {

@@ -268,6 +268,17 @@ describe("LinkImpairment on the kernel", () => {
     expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
     await tcByHand("qdisc", "del", "dev", "im0", "ingress");
 
+    // Someone's clsact, deleted by hand while the redirect is on it: the update that repairs
+    // the redirect adds an ingress qdisc of nslab's, which then goes with it.
+    await tcByHand("qdisc", "add", "dev", "im0", "clsact");
+    const repaired = await imp.create(checked({ ingress: { rate: "10mbit" } }, "found"));
+    expect(repaired.outs.ingressQdiscFound).toBe(true);
+    await tcByHand("qdisc", "del", "dev", "im0", "clsact");
+    const { outs: o5 } = await imp.update(repaired.id, repaired.outs, checked({ ingress: { rate: "12mbit" } }, "found"));
+    expect(o5.ingressQdiscFound).toBeUndefined();
+    await imp.delete(repaired.id, o5);
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+
     // nslab's own, found there by an update that keeps shaping ingress: still its own.
     const own = await imp.create(checked({ ingress: { rate: "10mbit" } }, "found"));
     expect(own.outs.ingressQdiscFound).toBeUndefined();

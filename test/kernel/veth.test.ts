@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bridgeKind } from "../../provider/bridge";
+import * as kernel from "../../provider/kernel";
 import { namespaceKind } from "../../provider/namespace";
 import { routeKind } from "../../provider/route";
 import { ownerTag } from "../../provider/resource";
@@ -278,13 +279,22 @@ describe("VethPair on the kernel", () => {
 
   it("an adopt that fails half-way gives the pair its aliases back (the user's, or none), instead of leaving nslab's mark on it", async () => {
     await ipByHand("-n", nsA, "link", "add", "name", "v-a", "type", "veth", "peer", "name", "v-b", "netns", nsB);
-    await ipByHand("-n", nsA, "link", "set", "dev", "v-a", "alias", "my uplink");
+    await ipByHand("-n", nsA, "link", "set", "dev", "v-a", "alias", "my uplink #1");
     await ipByHand("-n", nsA, "link", "add", "name", "vz1", "type", "veth", "peer", "name", "vz2");
     try {
       // The kernel refuses the master after the mark is written: a veth is no bridge.
       await expect(veth.create(inputs({ adopt: true, a: { name: "v-a", namespace: nsA, master: "vz1" } }))).rejects.toThrow(/a\.master "vz1" is a veth interface, not a bridge/);
-      expect((await linkByHand("v-a", nsA))!.ifalias).toBe("my uplink");
+      expect((await linkByHand("v-a", nsA))!.ifalias).toBe("my uplink #1");
       expect((await linkByHand("v-b", nsB))!.ifalias).toBeUndefined();
+      // This resource's own pair left unmarked by a killed create (its intent record says
+      // so), taken over and failing the same way: it keeps this resource's mark, so that
+      // the next run takes it over again (an alias put back to none left it no one's).
+      await ipByHand("-n", nsA, "link", "del", "v-a");
+      await ipByHand("-n", nsA, "link", "add", "name", "v-a", "type", "veth", "peer", "name", "v-b", "netns", nsB);
+      await kernel.intend(nsA, "link-v-a", ownerTag(owner), "test", owner);
+      await expect(veth.create(inputs({ a: { name: "v-a", namespace: nsA, master: "vz1" } }))).rejects.toThrow(/not a bridge/);
+      expect((await linkByHand("v-a", nsA))!.ifalias).toBe(ownerTag(owner));
+      expect((await linkByHand("v-b", nsB))!.ifalias).toBe(ownerTag(owner));
     } finally {
       await ipByHand("-n", nsA, "link", "del", "v-a").catch(() => undefined);
       await ipByHand("-n", nsA, "link", "del", "vz1").catch(() => undefined);

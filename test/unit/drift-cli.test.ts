@@ -69,6 +69,10 @@ describe("nslab-orphans and nslab-drift outside a ready project", () => {
       const yml = orphans(["--cwd", dir]);
       expect(yml.status).toBe(1);
       expect(yml.stderr).toMatch(/^nslab-orphans: the pulumi CLI is not on PATH \(nslab-orphans runs it\): put its folder on PATH/);
+      // --removed says a stack is gone only when pulumi says so: not when it cannot run.
+      const removed = orphans(["--cwd", dir, "--stack", "dev", "--removed", "--delete"]);
+      expect(removed.status).toBe(1);
+      expect(removed.stderr).toMatch(/^nslab-orphans: the pulumi CLI is not on PATH/);
       const d = drift(["--cwd", dir]);
       expect(d.status).toBe(1);
       expect(d.stderr).toMatch(/^nslab-drift: the pulumi CLI is not on PATH \(nslab-drift runs it\)/);
