@@ -293,14 +293,19 @@ describe("LinkImpairment on the kernel", () => {
     const z = uniq("kimz");
     await ipByHand("netns", "add", z);
     try {
-      await ipByHand("-n", x, "link", "add", "kbr", "type", "bridge");
+      await ipByHand("-n", x, "link", "add", "kbr", "address", "02:00:00:78:00:01", "type", "bridge");
       await ipByHand("-n", x, "addr", "add", "10.78.0.1/24", "dev", "kbr");
       await ipByHand("-n", x, "link", "set", "kbr", "up");
-      for (const [port, peer, ns, address] of [["kp0", "kp1", y, "10.78.0.2"], ["kq0", "kq1", z, "10.78.0.3"]]) {
-        await ipByHand("link", "add", port, "netns", x, "type", "veth", "peer", peer, "netns", ns);
+      for (const [port, peer, ns, address, mac] of [["kp0", "kp1", y, "10.78.0.2", "02:00:00:78:00:02"], ["kq0", "kq1", z, "10.78.0.3", "02:00:00:78:00:03"]]) {
+        await ipByHand("link", "add", port, "netns", x, "type", "veth", "peer", peer, "netns", ns, "address", mac);
         await ipByHand("-n", x, "link", "set", port, "master", "kbr", "up");
         await ipByHand("-n", ns, "addr", "add", `${address}/24`, "dev", peer);
         await ipByHand("-n", ns, "link", "set", peer, "up");
+      }
+      // Loss also drops ARP: fixed neighbours keep each probe's result its own (an ARP
+      // left unresolved by the dropped ones would hold the first ping after for a second).
+      for (const [ns, dev, to, mac] of [[y, "kp1", "10.78.0.1", "02:00:00:78:00:01"], [y, "kp1", "10.78.0.3", "02:00:00:78:00:03"], [z, "kq1", "10.78.0.2", "02:00:00:78:00:02"], [x, "kbr", "10.78.0.2", "02:00:00:78:00:02"]]) {
+        await ipByHand("-n", ns, "neigh", "replace", to, "lladdr", mac, "dev", dev, "nud", "permanent");
       }
       expect(await pingLoss(spawnHere, y, "10.78.0.1", 3)).toEqual({ sent: 3, lost: 0 });
       const want = checked({ device: "kp0", ingress: { rate: "100mbit", loss: 1 } }, "port");
