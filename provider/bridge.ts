@@ -53,6 +53,8 @@ function unsupportedVlan(err: unknown, i: BridgeInputs): never {
 async function apply(i: BridgeInputs, created: boolean): Promise<LiveLink> {
   const tag = ownerTag(i.__owner);
   const live = created ? undefined : await freshLink(i.name, i.namespace);
+  // Taken over by another resource since this one wrote it (adopt): not taken back.
+  if (!i.adopt) notTakenOver(live?.alias, i.__owner, subject(i));
   const groups = created ? [] : bridgeAttrs(i, live);
   if (groups.length) {
     // Equivalent to: ip link set dev NAME type bridge vlan_filtering N; ip link set dev NAME type bridge stp_state N
@@ -160,7 +162,6 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
 
   async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
-    if (!news.adopt) notTakenOver((await freshLink(news.name, news.namespace))?.alias, news.__owner, subject(news));
     return { outs: outputs(news, await apply(news, false), olds) };
   },
 

@@ -523,7 +523,8 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
   };
   const [netdev, inet, bridge] = [await table("netdev"), await table("inet"), await table("bridge")];
   const redirect = ours.some(redirects);
-  const master = (await freshLink(i.device, i.namespace))?.master;
+  // Which chain applies to redirected ingress: looked up only then.
+  const master = redirect ? (await freshLink(i.device, i.namespace))?.master : undefined;
   const port = master !== undefined && (await freshLink(master, i.namespace))?.kind === "bridge";
   return {
     egress: parseShaping(qdiscs, i.device, marks),

@@ -569,14 +569,16 @@ export async function nftJson<T>(args: string[], netns: Netns, subject: string):
  * Equivalent to: [nsenter --net=NS] ip link set dev NAME alias TEXT
  */
 export async function ipSetAlias(name: string, alias: string, netns: Netns, subject: string): Promise<void> {
-  if (currentHost() !== undefined) {
-    await ip(["link", "set", "dev", name, "alias", alias], netns, subject);
-    return;
-  }
-  const [command, args] = inNetns("ip", ["link", "set", "dev", name, "alias", alias], netns);
+  const args = ["link", "set", "dev", name, "alias", alias];
+  await (currentHost() !== undefined ? ip(args, netns, subject) : write("ip", args, netns, subject));
+}
+
+/** Runs a write: [nsenter --net=NS] TOOL ARGS (the namespace's snapshots are dropped, before and after). */
+async function write(tool: string, args: string[], netns: Netns, subject: string): Promise<string> {
+  const [command, argv] = inNetns(tool, args, netns);
   invalidate(netns);
   try {
-    await run(command, args, { subject });
+    return await run(command, argv, { subject });
   } finally {
     invalidate(netns);
   }
@@ -620,14 +622,8 @@ export async function sysctlWriteAll(settings: [string, string][], netns: Netns,
 // ---- tc ---------------------------------------------------------------------------------
 
 /** Runs a write: [nsenter --net=NS] tc ARGS (the namespace's snapshots are dropped). */
-export async function tc(args: string[], netns: Netns, subject: string): Promise<string> {
-  const [command, argv] = inNetns("tc", args, netns);
-  invalidate(netns);
-  try {
-    return await run(command, argv, { subject });
-  } finally {
-    invalidate(netns);
-  }
+export function tc(args: string[], netns: Netns, subject: string): Promise<string> {
+  return write("tc", args, netns, subject);
 }
 
 /**

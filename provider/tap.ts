@@ -58,6 +58,8 @@ async function liveTap(live: LiveLink, subject: string) {
 async function apply(i: TapInputs, created: boolean): Promise<LiveLink> {
   const tag = ownerTag(i.__owner);
   const live = created ? undefined : await freshLink(i.name, i.namespace);
+  // Taken over by another resource since this one wrote it (adopt): not taken back.
+  if (!i.adopt) notTakenOver(live?.alias, i.__owner, subject(i));
   const after = await converge(i, live, tag, subject(i)).catch(async (err) => {
     throw await explainMaster(err, i, subject(i), "");
   });
@@ -170,7 +172,6 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
 
   async update(_id, olds, news) {
     await requireNamespace(news, subject(news), "", true);
-    if (!news.adopt) notTakenOver((await freshLink(news.name, news.namespace))?.alias, news.__owner, subject(news));
     return { outs: compact(linkOutputs(news, await apply(news, false), olds)) as TapOutputs };
   },
 

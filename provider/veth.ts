@@ -98,6 +98,8 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
   const one = async (label: "a." | "b.", end: VethEnd): Promise<LiveLink> => {
     const desired = settings(end, inputs.mtu);
     const live = created ? undefined : await freshLink(end.name, end.namespace);
+    // Taken over by another resource since this one wrote it (adopt): not taken back.
+    if (!inputs.adopt) notTakenOver(live?.alias, inputs.__owner, endSubject(end));
     // Made with its address and MTU (create): not set again.
     const made = created ? { mac: desired.mac, mtu: inputs.mtu } : {};
     const after = await converge(desired, live, tag, endSubject(end), made).catch(async (err) => {
@@ -249,7 +251,6 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
   async update(_id, olds, news) {
     await requireNamespace(news.a, pairSubject(news), "a.", true);
     await requireNamespace(news.b, pairSubject(news), "b.", true);
-    if (!news.adopt) for (const end of [news.a, news.b]) notTakenOver((await freshLink(end.name, end.namespace))?.alias, news.__owner, endSubject(end));
     const [liveA, liveB] = await apply(news, false);
     return { outs: outputs(news, liveA, liveB, olds) };
   },

@@ -32,7 +32,7 @@ function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ co
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", (err) => reject(new Error(pulumiSpawnError("nslab-drift", err).replace(/^nslab-drift: /, ""))));
+    child.on("error", (err) => reject(new Error(pulumiSpawnError("nslab-drift", err))));
     child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
 }

@@ -35,10 +35,10 @@ export function unprintedErrors(printed: string, messages: string[]): string[] {
   return out;
 }
 
-/** What to say when running the pulumi CLI failed before it ran (`spawn`'s error). */
+/** What `tool` says when running the pulumi CLI failed before it ran (`spawn`'s error); its caller prefixes the tool's name. */
 export function pulumiSpawnError(tool: string, err: NodeJS.ErrnoException): string {
-  if (err.code === "ENOENT") return `${tool}: the pulumi CLI is not on PATH (${tool} runs it): put its folder on PATH, e.g. PATH=$HOME/.pulumi/bin:$PATH`;
-  return `${tool}: could not run pulumi: ${err.message}`;
+  if (err.code === "ENOENT") return `the pulumi CLI is not on PATH (${tool} runs it): put its folder on PATH, e.g. PATH=$HOME/.pulumi/bin:$PATH`;
+  return `could not run pulumi: ${err.message}`;
 }
 
 /**

@@ -66,7 +66,7 @@ function pulumiRun(args: string[], options: Options) {
 
 function pulumi(args: string[], options: Options): string {
   const r = pulumiRun(args, options);
-  if (r.error) throw new Error(pulumiSpawnError("nslab-orphans", r.error).replace(/^nslab-orphans: /, ""));
+  if (r.error) throw new Error(pulumiSpawnError("nslab-orphans", r.error));
   if (r.status !== 0) {
     const said = (r.stderr || r.stdout).trim();
     throw new Error(`pulumi ${args.join(" ")} exited ${r.status}: ${said}${pulumiErrorHint(said) ? `\n${pulumiErrorHint(said).trimEnd()}` : ""}`);
@@ -99,7 +99,7 @@ function stackState(options: Options): StackState {
   const qualified = (() => {
     if (removed) {
       const r = pulumiRun(["stack", "--show-name"], options);
-      if (r.error) throw new Error(pulumiSpawnError("nslab-orphans", r.error).replace(/^nslab-orphans: /, ""));
+      if (r.error) throw new Error(pulumiSpawnError("nslab-orphans", r.error));
       if (r.status === 0) throw new Error(`--removed: stack ${options.stack} exists in this backend; run without --removed to compare with its state.`);
       // Only "no such stack" says it was removed: any other failure (the backend not
       // reachable, a lock) says nothing, and --delete would remove a live stack's objects.
