@@ -158,8 +158,9 @@ export function readdedFirst(desired: LinkSettings, live: LiveLink | undefined):
 
 /**
  * When converging adds addresses to an interface that already exists, is (or comes) up
- * and has a MAC, they are announced: a gratuitous ARP (IPv4) and an unsolicited
- * neighbour advertisement (IPv6) for each of its addresses. A neighbour that knew an
+ * and has a MAC, or brings such an interface back up, they are announced: a gratuitous
+ * ARP (IPv4) and an unsolicited neighbour advertisement (IPv6) for each of its
+ * addresses. A neighbour that knew an
  * added address as another host's (a host removed and its address given to one that
  * stays, as a BridgedNetwork's sequential allocation does) would otherwise keep sending
  * to the old MAC until its entry times out, 15 to 20 s or more, and this host's own
@@ -171,10 +172,13 @@ export function announcement(desired: LinkSettings, live: LiveLink | undefined):
   // MAC is set stops following its ports'); a tun device has none.
   if (!live || !desired.up || desired.mac === undefined || !MAC_PATTERN.test(desired.mac)) return undefined;
   const adds = desired.addresses.filter((addr) => !live.allAddresses.includes(addr));
-  // A new MAC is announced too: its neighbours know the old one.
-  const moved = desired.mac !== live.mac;
-  const v4 = adds.some((addr) => !addr.includes(":")) || (moved && live.addresses.some((addr) => !addr.includes(":")));
-  const v6 = adds.some((addr) => addr.includes(":")) || (moved && live.addresses.some((addr) => addr.includes(":")));
+  // A new MAC is announced too: its neighbours know the old one. So is an interface that
+  // comes back up: a neighbour that sent to it while it was down is still asking (its
+  // entry unresolved, asked again once a second, then failed with what it held), and the
+  // first packets to it wait for the next question or are dropped with that entry.
+  const again = desired.mac !== live.mac || !live.up;
+  const v4 = adds.some((addr) => !addr.includes(":")) || (again && live.addresses.some((addr) => !addr.includes(":")));
+  const v6 = adds.some((addr) => addr.includes(":")) || (again && live.addresses.some((addr) => addr.includes(":")));
   return v4 || v6 ? { mac: desired.mac, v4, v6 } : undefined;
 }
 

@@ -243,6 +243,50 @@ describe("VethPair on the kernel", () => {
     }
   });
 
+  it("an end set up again is announced: a router that sent to it while it was down (its entry still unresolved) reaches it at the first packet, IPv4 and IPv6", async () => {
+    // h1 --e6/ra-- router --rb/e6-- h2; h2's end goes down and up.
+    const [h1, rt, h2] = [uniq("kua"), uniq("kur"), uniq("kub")];
+    for (const name of [h1, rt, h2]) await namespaceKind.create(namespaceKind.check(undefined, { name, __owner: `${OWNER}/${name}` }).inputs);
+    try {
+      const pair = (host: string, hostAddresses: string[], port: string, routerAddresses: string[], up = true) =>
+        inputs({ a: { name: "e6", namespace: host, addresses: hostAddresses, up }, b: { name: port, namespace: rt, addresses: routerAddresses }, __owner: `${owner}/${port}` });
+      const right = (up: boolean) => pair(h2, ["10.61.2.2/24", "fd02::2/64"], "rb", ["10.61.2.1/24", "fd02::1/64"], up);
+      await must("ip", ["netns", "exec", rt, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+      await veth.create(pair(h1, ["10.61.1.2/24", "fd01::2/64"], "ra", ["10.61.1.1/24", "fd01::1/64"]));
+      const made = await veth.create(right(true));
+      const defaults = async (host: string, v4: string, v6: string) => {
+        await ipByHand("-n", host, "route", "replace", "default", "via", v4);
+        await ipByHand("-n", host, "-6", "route", "replace", "default", "via", v6);
+      };
+      await defaults(h1, "10.61.1.1", "fd01::1");
+      await defaults(h2, "10.61.2.1", "fd02::1");
+      // The router asks for an unresolved neighbour again every 5 s instead of every
+      // second: a first packet that waits for its next question fails the ping below
+      // whatever the moment, instead of only in the last second before the entry fails.
+      for (const family of ["ipv4", "ipv6"]) await must("ip", ["netns", "exec", rt, "sysctl", "-qw", `net.${family}.neigh.rb.retrans_time_ms=5000`]);
+      const ping = (to: string) => ipByHand("netns", "exec", h1, "ping", "-n", "-c", "1", "-W", "1", to).then(
+        () => true,
+        () => false,
+      );
+      expect([await ping("10.61.2.2"), await ping("fd02::2")]).toEqual([true, true]);
+
+      const { outs: down } = await veth.update(made.id, made.outs, right(false));
+      // Sent to while it is down: the router's entries for h2 are left unresolved.
+      expect([await ping("10.61.2.2"), await ping("fd02::2")]).toEqual([false, false]);
+      const unresolved = await ipByHand("-n", rt, "neigh", "show", "dev", "rb");
+      const unresolved6 = await ipByHand("-n", rt, "-6", "neigh", "show", "dev", "rb");
+      expect(unresolved).toMatch(/10\.61\.2\.2 +INCOMPLETE/);
+      expect(unresolved6).toMatch(/fd02::2 +INCOMPLETE/);
+
+      await veth.update(made.id, down, right(true));
+      // The default routes went with the link (a Route that depends on the pair is written again).
+      await defaults(h2, "10.61.2.1", "fd02::1");
+      expect([await ping("10.61.2.2"), await ping("fd02::2")]).toEqual([true, true]);
+    } finally {
+      for (const name of [h1, rt, h2]) await ipByHand("netns", "delete", name).catch(() => undefined);
+    }
+  });
+
   it("attaches to and detaches from a bridge in place", async () => {
     const br = uniq("kbr");
     const brIn = bridgeKind.check(undefined, { name: br, namespace: nsB, __owner: `${owner}/br` }).inputs;
