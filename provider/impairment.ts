@@ -306,11 +306,14 @@ export function shapingOf(d: ImpairmentDirection | undefined): Shaping {
 const tbfArgs = (s: Shaping) => ["tbf", "rate", `${s.rate}bit`, "burst", String(s.burst), "latency", TBF_LATENCY];
 
 /**
- * The bytes tc reports for a tbf burst after the kernel stored it as time (ticks of
- * 64 ns): equal to what was asked within two ticks of the rate, and two bytes.
+ * The bytes tc reports for a tbf burst, against what was asked. tc hands the kernel the
+ * burst as the time it takes at the rate, cut to whole microseconds, and converts it
+ * back on reading: so it reads up to one microsecond of the rate short (at 50mbit,
+ * 32768 comes back as 32762; at 1gbit, 500736 as 500625), and a byte or two either way
+ * from rounding.
  */
 export function sameBurst(asked: number, reported: number, bits: number): boolean {
-  return Math.abs(asked - reported) <= Math.ceil((bits / 8) * 128e-9) + 2;
+  return Math.abs(asked - reported) <= Math.ceil((bits / 8) * 1e-6) + 2;
 }
 
 function sameShaping(want: Shaping, live: LiveShaping): boolean {

@@ -234,6 +234,27 @@ describe("LinkImpairment on the kernel", () => {
     await imp.delete(made.id, made.outs);
   });
 
+  it("fast rates, whose burst tc reads back up to a microsecond of the rate short, are made, changed in place and read back without drift (egress and ingress)", async () => {
+    // 32768 at 50mbit reads back as 32762, 500736 at 1gbit as 500625, 65536 at 100mbit as 65525.
+    const steps = [{ rate: "50mbit" }, { rate: "150mbit" }, { rate: "1gbit" }, { rate: "100mbit", burst: "64kb" }, { rate: "1gbit", burst: "489kb" }];
+    const first = checked({ egress: steps[0], ingress: { ...steps[0], loss: 0.001 } }, "fast");
+    const made = await imp.create(first);
+    let cur = made.outs;
+    try {
+      expect((await imp.read(made.id, cur)).inputs).toEqual(first);
+      for (const step of steps.slice(1)) {
+        const want = checked({ egress: step, ingress: { ...step, loss: 0.001 } }, "fast");
+        cur = (await imp.update(made.id, cur, want)).outs;
+        const back = await imp.read(made.id, cur);
+        expect(back.inputs).toEqual(want);
+        expect(imp.diff(made.id, back.props!, want).changes).toBe(false);
+      }
+    } finally {
+      await imp.delete(made.id, cur);
+    }
+    expect((await qdiscs("im0")).filter((q) => q.root && q.kind !== "noqueue")).toEqual([]);
+  });
+
   it("an ingress or clsact qdisc of someone else's, with its filters, stays when the redirect goes (update, delete); nslab's own goes", async () => {
     const filters = async (dir: string) => (await must("tc", ["-n", x, "filter", "show", "dev", "im0", dir])).trim();
     // Someone's clsact with an egress filter of theirs (one that never matches).
