@@ -191,10 +191,15 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       const carried = Object.keys(news).filter((k) => olds !== undefined && k in olds && JSON.stringify(olds[k]) === JSON.stringify(news[k]));
       c.knownKeys(news, [...impl.properties, "host", "__owner", ...carried], "", `a ${impl.kind}`);
       const result = checkWithHost(impl.kind, c.failures.length ? { ...checked, failures: [...checked.failures, ...c.failures] } : checked, news);
-      // Two resources of the program that would make one namespace or interface, or impair one direction of one.
+      // Two resources of the program that would make one namespace or interface, or impair
+      // one direction of one. Claimed under the program's name for the resource, not the
+      // owner it keeps: a resource renamed with aliases that must be replaced is checked
+      // twice, with its old owner and then (as its replacement, without olds) its new one,
+      // and the second check gives up the first's claims only when both are under one name.
       const inputs = result.inputs as Record<string, unknown> | undefined;
       if (result.failures.length > 0 || typeof inputs?.__owner !== "string") return result;
-      const taken = [...claimNames(impl.kind, inputs.__owner, inputs), ...namespacesElsewhere(impl.kind, inputs)];
+      const claimant = typeof given.__owner === "string" ? given.__owner : inputs.__owner;
+      const taken = [...claimNames(impl.kind, claimant, inputs), ...namespacesElsewhere(impl.kind, inputs)];
       return taken.length ? { ...result, failures: taken } : result;
     }
     case "diff": {
