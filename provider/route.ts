@@ -266,7 +266,8 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
             `${subject(r)} already exists: it is the route the kernel keeps for an address of "${existing.dev}" in that subnet (proto kernel). If "${existing.dev}" goes away in this same change (Pulumi deletes only after it creates), make the change in two runs of pulumi up: first without this route, then with it. Otherwise remove that address, or change destination/table/metric.`,
           );
         }
-        throw new NslabError("AlreadyExists", `${subject(r)} already exists (made by ${whose}).${mine} Remove it, change destination/table/metric, or set adopt: true to take it over.`);
+        // Of this same stack: sameStack names the maker, once.
+        throw new NslabError("AlreadyExists", `${subject(r)} already exists${mine ? "." : ` (made by ${whose}).`}${mine} Remove it, change destination/table/metric, or set adopt: true to take it over.`);
       }
       adopted = true;
       shown = await writeAndShow("replace", r).catch((e) => explain(e, r));

@@ -140,4 +140,33 @@ ${network}
     expect(destroyed.exitCode, show(destroyed)).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("a host moved from one BridgedNetwork to another in one up is refused with the way that works, two runs, which the lab survives", async () => {
+    const program = (lan: string, lan2: string) => `
+import * as nslab from "nslab";
+new nslab.BridgedNetwork("lan", { cidr: "10.64.1.0/24", hosts: [${lan}], gateway: true });
+new nslab.BridgedNetwork("lan2", { cidr: "10.64.2.0/24", hosts: [${lan2}], gateway: true });
+`;
+    const lab = await Lab.create(sandbox, "move-host", program(`"mh1", "mh3"`, `"mk1"`));
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    lab.write(program(`"mh1"`, `"mk1", "mh3"`));
+    const once = await lab.up();
+    expect(once.exitCode, show(once)).not.toBe(0);
+    // The advice is one a component's user can follow (aliases reach no component's child).
+    expect(once.stdout + once.stderr).toMatch(/a host moved from one BridgedNetwork to another[^:]*: move it in two runs/);
+    expect(await pings(sandbox, "mh1", "10.64.1.1")).toBe(true);
+
+    lab.write(program(`"mh1"`, `"mk1"`));
+    const out = await lab.up();
+    expect(out.exitCode, show(out)).toBe(0);
+    lab.write(program(`"mh1"`, `"mk1", "mh3"`));
+    const moved = await lab.up();
+    expect(moved.exitCode, show(moved)).toBe(0);
+    for (const [from, to] of [["mh3", "10.64.2.1"], ["mh3", "10.64.2.2"], ["mk1", "10.64.2.3"], ["mh1", "10.64.1.1"]]) expect(await pings(sandbox, from, to), `${from} -> ${to}`).toBe(true);
+    const clean = await lab.driftCheck();
+    expect(clean.exitCode, show(clean)).toBe(0);
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
+  });
 });
