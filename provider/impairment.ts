@@ -306,14 +306,15 @@ export function shapingOf(d: ImpairmentDirection | undefined): Shaping {
 const tbfArgs = (s: Shaping) => ["tbf", "rate", `${s.rate}bit`, "burst", String(s.burst), "latency", TBF_LATENCY];
 
 /**
- * The bytes tc reports for a tbf burst, against what was asked. tc hands the kernel the
- * burst as the time it takes at the rate, cut to whole microseconds, and converts it
- * back on reading: so it reads up to one microsecond of the rate short (at 50mbit,
- * 32768 comes back as 32762; at 1gbit, 500736 as 500625), and a byte or two either way
- * from rounding.
+ * The bytes tc reports for a tbf burst, against what was asked. The kernel keeps the
+ * burst as the time it takes at the rate and reports it in 64 ns ticks, cut down; tc
+ * before iproute2 6.15 turns those into whole microseconds, cut down again, and back
+ * into bytes. So a burst reads up to a microsecond and a tick of the rate short (at
+ * 50mbit 32768 comes back as 32762, at 1380mbit 690176 as 690000), and a byte or two
+ * either way from rounding.
  */
 export function sameBurst(asked: number, reported: number, bits: number): boolean {
-  return Math.abs(asked - reported) <= Math.ceil((bits / 8) * 1e-6) + 2;
+  return Math.abs(asked - reported) <= Math.ceil((bits / 8) * (1e-6 + 64e-9)) + 2;
 }
 
 function sameShaping(want: Shaping, live: LiveShaping): boolean {

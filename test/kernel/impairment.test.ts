@@ -234,9 +234,10 @@ describe("LinkImpairment on the kernel", () => {
     await imp.delete(made.id, made.outs);
   });
 
-  it("fast rates, whose burst tc reads back up to a microsecond of the rate short, are made, changed in place and read back without drift (egress and ingress)", async () => {
-    // 32768 at 50mbit reads back as 32762, 500736 at 1gbit as 500625, 65536 at 100mbit as 65525.
-    const steps = [{ rate: "50mbit" }, { rate: "150mbit" }, { rate: "1gbit" }, { rate: "100mbit", burst: "64kb" }, { rate: "1gbit", burst: "489kb" }];
+  it("fast rates, whose burst tc reads back up to a microsecond and a tick of the rate short, are made, changed in place and read back without drift (egress and ingress)", async () => {
+    // 32768 at 50mbit reads back as 32762, 500736 at 1gbit as 500625, 65536 at 100mbit as
+    // 65525, 690176 (the default) at 1380mbit as 690000: a microsecond and a tick short.
+    const steps = [{ rate: "50mbit" }, { rate: "150mbit" }, { rate: "1gbit" }, { rate: "100mbit", burst: "64kb" }, { rate: "1gbit", burst: "489kb" }, { rate: "1380mbit" }, { rate: "2500mbit", burst: "1232kb" }];
     const first = checked({ egress: steps[0], ingress: { ...steps[0], loss: 0.001 } }, "fast");
     const made = await imp.create(first);
     let cur = made.outs;

@@ -134,8 +134,11 @@ describe("units", () => {
     // tc reports 32767 for 32kb at 10mbit: the kernel keeps the burst as time.
     expect(sameBurst(32768, 32767, 10_000_000)).toBe(true);
     expect(sameBurst(32768, 65535, 10_000_000)).toBe(false);
-    // Up to a microsecond of the rate short (as read on Linux 6.18 with iproute2's tc).
+    // Up to a microsecond and a 64 ns tick of the rate short (as read on Linux 6.18 with iproute2 6.1's tc).
     expect(sameBurst(32768, 32762, 50_000_000)).toBe(true);
+    expect(sameBurst(690176, 690000, 1_380_000_000)).toBe(true);
+    expect(sameBurst(1261568, 1261250, 2_500_000_000)).toBe(true);
+    expect(sameBurst(500253, 500125, 1_000_000_000)).toBe(true);
     expect(sameBurst(500736, 500625, 1_000_000_000)).toBe(true);
     expect(sameBurst(1_000_000, 998750, 10_000_000_000)).toBe(true);
     expect(sameBurst(32768, 32700, 50_000_000)).toBe(false);
