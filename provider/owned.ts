@@ -237,14 +237,15 @@ export function notTakenOver(mark: string | undefined, owner: string, subject: s
  * An object another resource of the asking resource's own stack holds: most often that
  * resource renamed in the program (Pulumi sees a new resource and deletes the old one
  * after creating it), which `aliases` says; adopting would not do, the old resource's
- * delete would remove the object in the same run. A component's child moved to another
- * component (a BridgedNetwork's host) is renamed too, where the user cannot give it
- * aliases: two runs, one that deletes the old, one that makes the new.
+ * delete would remove the object in the same run. A renamed component takes aliases
+ * itself (its children follow). A child moved to another component (a BridgedNetwork's
+ * host) is renamed too, with no aliases of the component's to cover it: two runs, one
+ * that deletes the old, one that makes the new.
  */
 export function sameStack(owner: string): string {
   const [, , kind] = owner.split("/");
   const name = resourceNameOf(owner) ?? owner;
-  return ` It belongs to nslab ${kind} "${name}" of this same stack (${stackOf(owner)}). If this resource is that one renamed, give it the option aliases: [{ name: "${name}" }] so that Pulumi keeps it as one resource and nothing moves; if both are in the program, they make one object: drop one. If a component made that one and another makes this one (a host moved from one BridgedNetwork to another), no aliases reach them, and Pulumi makes this one before it deletes that one: move it in two runs (take it out, pulumi up; put it where it goes, pulumi up). Otherwise:`;
+  return ` It belongs to nslab ${kind} "${name}" of this same stack (${stackOf(owner)}). If this resource is that one renamed, give it the option aliases: [{ name: "${name}" }] so that Pulumi keeps it as one resource and nothing moves; if a component made both and it was the component that was renamed, give the component aliases: [{ name: "ITS-OLD-NAME" }] instead (what it makes follows it); if both are in the program, they make one object: drop one. A resource moved from one component to another (a host moved from one BridgedNetwork to another) is made before the old one is deleted: move it in two runs (take it out, pulumi up; put it where it goes, pulumi up). Otherwise:`;
 }
 
 /**
