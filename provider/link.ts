@@ -110,7 +110,7 @@ export interface MadeWith {
  * and link state last. `desired.mtu` undefined means "leave it".
  * Equivalent to: ip link set dev NAME alias TAG; ip link set dev NAME mtu M; ...
  */
-export function convergeCommands(desired: LinkSettings, live: LiveLink | undefined, tag: string, made: MadeWith = {}): string[][] {
+export function convergeCommands(desired: LinkSettings, live: LiveLink | undefined, tag: string, made: MadeWith = {}, peerBack = false): string[][] {
   const dev = desired.name;
   const cmds: string[][] = [];
   const mtu = live ? live.mtu : made.mtu;
@@ -142,7 +142,7 @@ export function convergeCommands(desired: LinkSettings, live: LiveLink | undefin
   if (desired.up && live?.up !== true) cmds.push(["link", "set", "dev", dev, "up"]);
   // Setting the MAC it has makes the kernel announce every address (with arp_notify and
   // ndisc_notify on: converge), and forget the interface's own neighbours.
-  const announce = announcement(desired, live);
+  const announce = announcement(desired, live, peerBack);
   if (announce) cmds.push(["link", "set", "dev", dev, "address", announce.mac]);
   return cmds;
 }
@@ -167,7 +167,7 @@ export function readdedFirst(desired: LinkSettings, live: LiveLink | undefined):
  * cached neighbours would keep it from asking. A new interface needs none: its own first
  * packet asks (a broadcast ARP request that every neighbour learns from).
  */
-export function announcement(desired: LinkSettings, live: LiveLink | undefined): { mac: string; v4: boolean; v6: boolean } | undefined {
+export function announcement(desired: LinkSettings, live: LiveLink | undefined, peerBack = false): { mac: string; v4: boolean; v6: boolean } | undefined {
   // An interface adopted without a MAC of the program's is left as it is (a bridge whose
   // MAC is set stops following its ports'); a tun device has none.
   if (!live || !desired.up || desired.mac === undefined || !MAC_PATTERN.test(desired.mac)) return undefined;
@@ -176,7 +176,9 @@ export function announcement(desired: LinkSettings, live: LiveLink | undefined):
   // comes back up: a neighbour that sent to it while it was down is still asking (its
   // entry unresolved, asked again once a second, then failed with what it held), and the
   // first packets to it wait for the next question or are dropped with that entry.
-  const again = desired.mac !== live.mac || !live.up;
+  // So is one whose veth peer came back up (peerBack): the hosts of a bridge the peer is
+  // a port of asked for it the same way while the port was down.
+  const again = desired.mac !== live.mac || !live.up || peerBack;
   const v4 = adds.some((addr) => !addr.includes(":")) || (again && live.addresses.some((addr) => !addr.includes(":")));
   const v6 = adds.some((addr) => addr.includes(":")) || (again && live.addresses.some((addr) => addr.includes(":")));
   return v4 || v6 ? { mac: desired.mac, v4, v6 } : undefined;
@@ -203,17 +205,17 @@ export function dropsPrimaryOfKept(desired: LinkSettings, live: LiveLink | undef
  * is put back after.
  * Equivalent to: [sysctl -w net/ipv4/conf/DEV/promote_secondaries=1;] ip -batch ...; [sysctl -w ...=PREVIOUS]
  */
-export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string, made: MadeWith = {}): Promise<LiveLink | undefined> {
+export async function converge(desired: LinkSettings, live: LiveLink | undefined, tag: string, subject: string, made: MadeWith = {}, peerBack = false): Promise<LiveLink | undefined> {
   // Slashes: an interface name may hold a dot, which sysctl's dotted form would split.
   // Added addresses are announced (announcement) when the MAC is set: the switches that
   // make the kernel do it stay on (they only add announcements). Setting the MAC also
   // flushes the interface's neighbours, static ones too: those are put back.
-  const announce = announcement(desired, live);
+  const announce = announcement(desired, live, peerBack);
   if (announce?.v4) await kernel.sysctlWrite(`net/ipv4/conf/${desired.name}/arp_notify`, "1", desired.namespace, subject);
   if (announce?.v6) await kernel.sysctlWrite(`net/ipv6/conf/${desired.name}/ndisc_notify`, "1", desired.namespace, subject);
   const statics = announce ? await kernel.ipJson<{ dst?: string; lladdr?: string }[]>(["neigh", "show", "dev", desired.name, "nud", "permanent"], desired.namespace, subject) : [];
   const commands = [
-    ...convergeCommands(desired, live, tag, made),
+    ...convergeCommands(desired, live, tag, made, peerBack),
     ...statics.filter((n) => n.dst && n.lladdr).map((n) => ["neigh", "replace", n.dst!, "lladdr", n.lladdr!, "dev", desired.name, "nud", "permanent"]),
     ["address", "show", "dev", desired.name],
   ];

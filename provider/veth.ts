@@ -95,6 +95,7 @@ function outputs(inputs: VethInputs, liveA?: LiveLink, liveB?: LiveLink, previou
  */
 async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, LiveLink]> {
   const tag = ownerTag(inputs.__owner);
+  const cameUp = { "a.": false, "b.": false };
   const one = async (label: "a." | "b.", end: VethEnd): Promise<LiveLink> => {
     const desired = settings(end, inputs.mtu);
     const live = created ? undefined : await freshLink(end.name, end.namespace);
@@ -105,11 +106,24 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
     const after = await converge(desired, live, tag, endSubject(end), made).catch(async (err) => {
       throw await explainMaster(err, desired, pairSubject(inputs), label);
     });
+    cameUp[label] = live?.up === false && desired.up;
     return verifyLink(desired, after, tag, endSubject(end), label);
   };
   // The two ends at once (each in its own namespace's session, or side by side on
   // another host); a's failure is reported first, as when they ran in turn.
-  return allInOrder<[LiveLink, LiveLink]>([one("a.", inputs.a), one("b.", inputs.b)]);
+  const ends = await allInOrder<[LiveLink, LiveLink]>([one("a.", inputs.a), one("b.", inputs.b)]);
+  // An end whose peer came back up announces its addresses (link.ts announcement), now
+  // that the peer carries them: what is beyond the peer (the hosts of a bridge it is a
+  // port of) asked for this end while the peer was down. Also when both came up at once:
+  // the first one up announced before its peer had carrier, into nothing.
+  const again = async (label: "a." | "b.", end: VethEnd, live: LiveLink, peer: "a." | "b."): Promise<LiveLink> => {
+    if (!cameUp[peer] || !live.up) return live;
+    const desired = settings(end, inputs.mtu);
+    // The announcement changes nothing the first pass read back (its generation included).
+    verifyLink(desired, await converge(desired, live, tag, endSubject(end), {}, true), tag, endSubject(end), label);
+    return live;
+  };
+  return allInOrder<[LiveLink, LiveLink]>([again("a.", inputs.a, ends[0], "b."), again("b.", inputs.b, ends[1], "a.")]);
 }
 
 /** Both ends exist, are veths and peers of each other. */

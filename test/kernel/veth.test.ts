@@ -288,6 +288,42 @@ describe("VethPair on the kernel", () => {
     }
   });
 
+  it("a bridge port set up again makes its peer announce: a host on the bridge that sent to the other end while the port was down reaches it at the first packet", async () => {
+    // h1 --(port p1)-- sw0 --(port p2)-- h2, all ports in namespace sw; p2 goes down and up.
+    const [h1, sw, h2] = [uniq("kpa"), uniq("kps"), uniq("kpb")];
+    for (const name of [h1, sw, h2]) await namespaceKind.create(namespaceKind.check(undefined, { name, __owner: `${OWNER}/${name}` }).inputs);
+    try {
+      await ipByHand("-n", sw, "link", "add", "sw0", "type", "bridge");
+      await ipByHand("-n", sw, "link", "set", "sw0", "up");
+      const pair = (host: string, addresses: string[], port: string, up = true) =>
+        inputs({ a: { name: "e0", namespace: host, addresses }, b: { name: port, namespace: sw, master: "sw0", up }, __owner: `${owner}/${port}` });
+      await veth.create(pair(h1, ["10.62.0.2/24", "fd62::2/64"], "p1"));
+      const right = (up: boolean) => pair(h2, ["10.62.0.3/24", "fd62::3/64"], "p2", up);
+      const made = await veth.create(right(true));
+      // h1 asks for an unresolved neighbour again every 30 s (see the test above).
+      for (const family of ["ipv4", "ipv6"]) await must("ip", ["netns", "exec", h1, "sysctl", "-qw", `net.${family}.neigh.e0.retrans_time_ms=30000`]);
+      const ping = (to: string) => ipByHand("netns", "exec", h1, "ping", "-n", "-c", "1", "-W", "1", to).then(
+        () => true,
+        () => false,
+      );
+      expect([await ping("10.62.0.3"), await ping("fd62::3")]).toEqual([true, true]);
+      // Forget h2 (as after a while), so the pings below must ask for it.
+      await ipByHand("-n", h1, "neigh", "flush", "dev", "e0");
+
+      const { outs: down } = await veth.update(made.id, made.outs, right(false));
+      expect([await ping("10.62.0.3"), await ping("fd62::3")]).toEqual([false, false]);
+      expect(await ipByHand("-n", h1, "neigh", "show", "dev", "e0")).toMatch(/10\.62\.0\.3 +INCOMPLETE/);
+      expect(await ipByHand("-n", h1, "-6", "neigh", "show", "dev", "e0")).toMatch(/fd62::3 +INCOMPLETE/);
+
+      const { outs: back } = await veth.update(made.id, down, right(true));
+      expect([await ping("10.62.0.3"), await ping("fd62::3")]).toEqual([true, true]);
+      // The announcement changed nothing recorded: no drift, the generation counts one up.
+      expect(veth.diff(made.id, (await veth.read(made.id, back)).props!, right(true)).changes).toBe(false);
+    } finally {
+      for (const name of [h1, sw, h2]) await ipByHand("netns", "delete", name).catch(() => undefined);
+    }
+  });
+
   it("attaches to and detaches from a bridge in place", async () => {
     const br = uniq("kbr");
     const brIn = bridgeKind.check(undefined, { name: br, namespace: nsB, __owner: `${owner}/br` }).inputs;
