@@ -94,14 +94,52 @@ async function wayDown(r: RouteInputs): Promise<boolean> {
   return r.device ? down.includes(r.device) : down.length > 0;
 }
 
+/**
+ * Where the gateway's subnet is in the route's namespace now: "up" (an interface that is
+ * up holds it), the name of an interface that holds it but is down, or undefined (none
+ * does), with the namespace's addresses of the gateway's family, as "ADDRESS/LEN on DEV".
+ */
+async function gatewaySubnet(r: RouteInputs): Promise<{ holder: "up" | { down: string } | undefined; subnets: string[] }> {
+  const gw = ipaddr.parse(r.gateway!);
+  const subnets: string[] = [];
+  let holder: "up" | { down: string } | undefined;
+  kernel.resetSnapshots();
+  for (const link of await kernel.links(r.namespace)) {
+    for (const a of link.addr_info ?? []) {
+      if (a.scope === "host" || a.scope === "link") continue;
+      const local = ipaddr.parse(a.local);
+      if (local.kind() !== gw.kind()) continue;
+      subnets.push(`${a.local}/${a.prefixlen} on ${link.ifname}`);
+      if (!gw.match(local, a.prefixlen)) continue;
+      if (link.flags.includes("UP")) holder = "up";
+      else if (holder === undefined) holder = { down: link.ifname };
+    }
+  }
+  return { holder, subnets };
+}
+
 /** Explains the kernel's terse answers for routes in terms of what the user wrote. */
-function explain(err: unknown, r: RouteInputs): never {
+async function explain(err: unknown, r: RouteInputs): Promise<never> {
   if (err instanceof NslabError && err.kind !== "AlreadyExists" && err.kind !== "Permission") {
-    const hint = /Nexthop has invalid gateway|Network is unreachable|No route to host/.test(err.message)
-      ? ` The gateway ${r.gateway} must be on a subnet of an interface that is up: make the route depend on that interface (pass the VethPair's output or use dependsOn).`
-      : /Cannot find device|No such device/.test(err.message)
-        ? ` Device "${r.device}" does not exist in that namespace yet: pass the interface's output name or use dependsOn.`
-        : "";
+    let hint = "";
+    if (/Nexthop has invalid gateway|Network is unreachable|No route to host/.test(err.message)) {
+      const dependOn = "make the route depend on it (pass the VethPair's output or use dependsOn)";
+      // What the namespace holds now tells a gateway off every subnet from an interface
+      // not made (or not up) yet; a gateway that is not an address (an IPv6 link-local
+      // one with a device) keeps the general advice.
+      const where = r.gateway && ipaddr.isValid(r.gateway) ? await gatewaySubnet(r).catch(() => undefined) : undefined;
+      const ns = r.namespace ? `namespace "${r.namespace}"` : "the program's namespace";
+      if (where?.holder && where.holder !== "up") {
+        hint = ` Its subnet is on "${where.holder.down}", which is down: set it up (up: true), or, if this program sets it up, ${dependOn}.`;
+      } else if (where && where.holder === undefined) {
+        const have = where.subnets.length ? `its addresses now: ${where.subnets.join(", ")}` : `it has no ${r.gateway!.includes(":") ? "IPv6" : "IPv4"} address now`;
+        hint = ` No interface in ${ns} has a subnet that holds ${r.gateway} (${have}): give a gateway on one of them, or, if the interface that will hold it is made by this program, ${dependOn}.`;
+      } else {
+        hint = ` The gateway ${r.gateway} must be on a subnet of an interface that is up: ${dependOn}.`;
+      }
+    } else if (/Cannot find device|No such device/.test(err.message)) {
+      hint = ` Device "${r.device}" does not exist in that namespace yet: pass the interface's output name or use dependsOn.`;
+    }
     throw new NslabError(err.kind, `${err.message}${hint}`, err.details);
   }
   throw err;

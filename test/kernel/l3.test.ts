@@ -133,14 +133,29 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect(await nsRun("ip", "route", "show", "10.77.0.0/24")).toBe("");
   });
 
-  it("Route: a gateway off every subnet fails with a hint, and nothing is left", async () => {
+  it("Route: a gateway off every subnet fails naming the namespace's addresses, one on a down interface names it, and nothing is left", async () => {
     const bad = checked(route, { destination: "10.1.0.0/16", gateway: "10.99.0.1" });
-    await expect(route.create(bad)).rejects.toThrow(/must be on a subnet of an interface that is up/);
+    const message = await route.create(bad).then(
+      () => "",
+      (e: Error) => e.message,
+    );
+    expect(message).toMatch(/No interface in namespace "kl3[^"]*" has a subnet that holds 10\.99\.0\.1 \(its addresses now: [^)]*\): give a gateway on one of them, or, if the interface that will hold it is made by this program, make the route depend on it/);
+    expect(message).toContain("192.168.1.2/24 on r0");
+    expect(message).toContain("192.168.2.1/24 on r1");
     expect(await nsRun("ip", "route", "show", "10.1.0.0/16")).toBe("");
-    // IPv6 says it otherwise ("No route to host"); the hint is the same.
+    // IPv6 says it otherwise ("No route to host"); the hint is the same, with IPv6 subnets.
     const bad6 = checked(route, { destination: "fd00:77::/64", gateway: "fd00:99::1" });
-    await expect(route.create(bad6)).rejects.toThrow(/No route to host.* The gateway fd00:99::1 must be on a subnet of an interface that is up/);
+    await expect(route.create(bad6)).rejects.toThrow(/No route to host.* No interface in namespace "kl3[^"]*" has a subnet that holds fd00:99::1 \(its addresses now: fd00:1::2\/64 on r0\)/);
     expect(await nsRun("ip", "-6", "route", "show", "fd00:77::/64")).toBe("");
+    // The gateway's subnet on an interface that is down: named, with the fix.
+    await nsRun("ip", "link", "add", "rdown", "type", "veth", "peer", "rdown1");
+    await nsRun("ip", "address", "add", "10.98.0.2/24", "dev", "rdown");
+    try {
+      await expect(route.create(checked(route, { destination: "10.1.0.0/16", gateway: "10.98.0.1" }))).rejects.toThrow(/Its subnet is on "rdown", which is down: set it up/);
+      expect(await nsRun("ip", "route", "show", "10.1.0.0/16")).toBe("");
+    } finally {
+      await nsRun("ip", "link", "del", "rdown");
+    }
   });
 
   it("IpForwarding: records, sets, sees drift, restores on delete", async () => {
