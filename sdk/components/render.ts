@@ -105,10 +105,26 @@ export type Topology = BridgedNetworkTopology | RouterTopology | NatGatewayTopol
 const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
 const nsLabel = (ns?: string) => ns ?? "host";
 
+/**
+ * The topologies to draw, one or several: a JavaScript program (or TypeScript with
+ * `noCheck`) that passes one alone gets its drawing, not "topologies is not iterable".
+ */
+function listOf(fn: string, topologies: Topology | Topology[]): Topology[] {
+  const list = Array.isArray(topologies) ? topologies : [topologies];
+  for (const t of list) {
+    if (!t || typeof t !== "object" || !["BridgedNetwork", "Router", "NatGateway"].includes((t as { kind?: string }).kind ?? "")) {
+      throw new TypeError(
+        `nslab.${fn}: ${String(t)} is not a component's topology; pass components' topology values, resolved: lan.topology.apply((t) => nslab.${fn}([t, router.topology]))`,
+      );
+    }
+  }
+  return list;
+}
+
 /** A Mermaid flowchart of the lab. */
-export function toMermaid(topologies: Topology[]): string {
+export function toMermaid(topologies: Topology | Topology[]): string {
   const lines = ["graph LR"];
-  for (const t of topologies) {
+  for (const t of listOf("toMermaid", topologies)) {
     if (t.kind === "BridgedNetwork") {
       const br = `${id(t.name)}_br`;
       lines.push(`  subgraph ${id(t.name)}["${t.name} ${t.cidr}"]`);
@@ -127,9 +143,9 @@ export function toMermaid(topologies: Topology[]): string {
 }
 
 /** A Graphviz (dot) graph of the lab. */
-export function toGraphviz(topologies: Topology[]): string {
+export function toGraphviz(topologies: Topology | Topology[]): string {
   const lines = ["graph lab {", "  rankdir=LR;", "  node [shape=box];"];
-  for (const t of topologies) {
+  for (const t of listOf("toGraphviz", topologies)) {
     if (t.kind === "BridgedNetwork") {
       const br = `${id(t.name)}_br`;
       lines.push(`  subgraph cluster_${id(t.name)} {`, `    label="${t.name} ${t.cidr}";`);
@@ -151,9 +167,9 @@ export function toGraphviz(topologies: Topology[]): string {
 const ASCII_MAX_HOSTS = 6;
 
 /** An ASCII sketch in the walkthrough's style: hosts in boxes above their bridge. */
-export function toAscii(topologies: Topology[]): string {
+export function toAscii(topologies: Topology | Topology[]): string {
   const out: string[] = [];
-  for (const t of topologies) {
+  for (const t of listOf("toAscii", topologies)) {
     if (t.kind === "BridgedNetwork") {
       const shown = t.hosts.slice(0, ASCII_MAX_HOSTS);
       const prefix = t.cidr.split("/")[1];

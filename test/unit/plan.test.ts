@@ -173,4 +173,12 @@ describe("renderings", () => {
     expect(a[3]).toContain("192.168.1.2/24");
     expect(a.find((l) => l.includes("br0 (bridge 192.168.1.1) lan 192.168.1.0/24"))).toBeDefined();
   });
+  it("one topology alone draws as a list of one; anything else is refused naming the call that works", () => {
+    expect(toAscii(lan)).toBe(toAscii([lan]));
+    expect(toMermaid(lan)).toBe(toMermaid([lan]));
+    expect(toGraphviz(lan)).toBe(toGraphviz([lan]));
+    // An Output passed unresolved (a JavaScript program): told to resolve it first.
+    expect(() => toAscii({ apply: () => undefined } as never)).toThrow(/nslab\.toAscii: .* is not a component's topology; pass components' topology values, resolved: lan\.topology\.apply/);
+    expect(() => toMermaid([lan, undefined as never])).toThrow(/nslab\.toMermaid: undefined is not a component's topology/);
+  });
 });
