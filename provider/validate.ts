@@ -187,6 +187,13 @@ export class Checker {
     if (raw === undefined) return undefined;
     const cidr = canonicalCidr(raw);
     if (cidr === undefined) {
+      // An address whose prefix length is out of its family's range: say that, not that
+      // it is no address.
+      const [address, length] = raw.split("/");
+      if (length !== undefined && /^\d+$/.test(length) && ipaddr.isValid(address)) {
+        const max = ipaddr.parse(address).kind() === "ipv6" ? 128 : 32;
+        if (Number(length) > max) return this.fail(property, `${property} "${raw}": the prefix length ${length} is more than an ${max === 32 ? "IPv4" : "IPv6"} address has (0 to ${max}); e.g. "${address}/${max === 32 ? 24 : 64}".`);
+      }
       return this.fail(property, `${property} "${raw}" is not an address with prefix length; write e.g. "192.168.1.1/24" or "fd00::1/64".`);
     }
     // An IPv4 network's own address and its broadcast address are no host's (a /31 or
