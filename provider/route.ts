@@ -125,9 +125,9 @@ async function explain(err: unknown, r: RouteInputs): Promise<never> {
     if (/Nexthop has invalid gateway|Network is unreachable|No route to host/.test(err.message)) {
       const dependOn = "make the route depend on it (pass the VethPair's output or use dependsOn)";
       // What the namespace holds now tells a gateway off every subnet from an interface
-      // not made (or not up) yet; a gateway that is not an address (an IPv6 link-local
-      // one with a device) keeps the general advice.
-      const where = r.gateway && ipaddr.isValid(r.gateway) ? await gatewaySubnet(r).catch(() => undefined) : undefined;
+      // not made (or not up) yet; a link-local gateway (on no subnet of addresses: the
+      // device says where) keeps the general advice.
+      const where = r.gateway && ipaddr.isValid(r.gateway) && ipaddr.parse(r.gateway).range() !== "linkLocal" ? await gatewaySubnet(r).catch(() => undefined) : undefined;
       const ns = r.namespace ? `namespace "${r.namespace}"` : "the program's namespace";
       if (where?.holder && where.holder !== "up") {
         hint = ` Its subnet is on "${where.holder.down}", which is down: set it up (up: true), or, if this program sets it up, ${dependOn}.`;

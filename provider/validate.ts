@@ -192,7 +192,7 @@ export class Checker {
       const [address, length] = raw.split("/");
       if (length !== undefined && /^\d+$/.test(length) && ipaddr.isValid(address)) {
         const max = ipaddr.parse(address).kind() === "ipv6" ? 128 : 32;
-        if (Number(length) > max) return this.fail(property, `${property} "${raw}": the prefix length ${length} is more than an ${max === 32 ? "IPv4" : "IPv6"} address has (0 to ${max}); e.g. "${address}/${max === 32 ? 24 : 64}".`);
+        if (Number(length) > max) return this.fail(property, `${property} "${raw}": the prefix length ${length} is more than an ${max === 32 ? "IPv4" : "IPv6"} address has (0 to ${max}), e.g. /${max === 32 ? 24 : 64}.`);
       }
       return this.fail(property, `${property} "${raw}" is not an address with prefix length; write e.g. "192.168.1.1/24" or "fd00::1/64".`);
     }

@@ -8,6 +8,7 @@ import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { notTakenOver, whoseMark } from "./owned";
 import {
+  announcement,
   converge,
   findLink,
   freshLink,
@@ -117,8 +118,9 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
   // port of) asked for this end while the peer was down. Also when both came up at once:
   // the first one up announced before its peer had carrier, into nothing.
   const again = async (label: "a." | "b.", end: VethEnd, live: LiveLink, peer: "a." | "b."): Promise<LiveLink> => {
-    if (!cameUp[peer] || !live.up) return live;
     const desired = settings(end, inputs.mtu);
+    // Nothing to announce (no addresses; adopted without a MAC of the program's): no pass.
+    if (!cameUp[peer] || !live.up || !announcement(desired, live, true)) return live;
     // The announcement changes nothing the first pass read back (its generation included).
     verifyLink(desired, await converge(desired, live, tag, endSubject(end), {}, true), tag, endSubject(end), label);
     return live;

@@ -1,3 +1,4 @@
+import * as pulumi from "@pulumi/pulumi";
 /**
  * Topology descriptions of components and their renderings: Mermaid, Graphviz, and an
  * ASCII sketch in the walkthrough's style. Pure functions of plain data.
@@ -113,8 +114,10 @@ function listOf(fn: string, topologies: Topology | Topology[]): Topology[] {
   const list = Array.isArray(topologies) ? topologies : [topologies];
   for (const t of list) {
     if (!t || typeof t !== "object" || !["BridgedNetwork", "Router", "NatGateway"].includes((t as { kind?: string }).kind ?? "")) {
+      // Not String(t): an Output's toString is Pulumi's warning text, or throws.
+      const what = pulumi.Output.isInstance(t) ? "an Output (not resolved yet)" : t === null ? "null" : Array.isArray(t) ? "a list" : typeof t === "object" ? "an object without a component's kind" : typeof t;
       throw new TypeError(
-        `nslab.${fn}: ${String(t)} is not a component's topology; pass components' topology values, resolved: lan.topology.apply((t) => nslab.${fn}([t, router.topology]))`,
+        `nslab.${fn}: ${what} is not a component's topology; pass components' topology values, resolved: lan.topology.apply((t) => nslab.${fn}([t, router.topology]))`,
       );
     }
   }

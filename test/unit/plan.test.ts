@@ -1,3 +1,4 @@
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { interfaceName, overlaps, planNetwork } from "../../sdk/components/plan";
 import { toAscii, toGraphviz, toMermaid, Topology } from "../../sdk/components/render";
@@ -178,7 +179,8 @@ describe("renderings", () => {
     expect(toMermaid(lan)).toBe(toMermaid([lan]));
     expect(toGraphviz(lan)).toBe(toGraphviz([lan]));
     // An Output passed unresolved (a JavaScript program): told to resolve it first.
-    expect(() => toAscii({ apply: () => undefined } as never)).toThrow(/nslab\.toAscii: .* is not a component's topology; pass components' topology values, resolved: lan\.topology\.apply/);
+    expect(() => toAscii(pulumi.output(lan) as never)).toThrow(/^nslab\.toAscii: an Output \(not resolved yet\) is not a component's topology; pass components' topology values, resolved: lan\.topology\.apply/);
     expect(() => toMermaid([lan, undefined as never])).toThrow(/nslab\.toMermaid: undefined is not a component's topology/);
+    expect(() => toGraphviz([{ name: "x" } as never])).toThrow(/nslab\.toGraphviz: an object without a component's kind is not/);
   });
 });
