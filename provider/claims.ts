@@ -46,7 +46,16 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
   switch (kind) {
     case "Namespace":
       if (typeof inputs.name !== "string" || !known(host, inputs.name)) return [];
-      return [{ key: `netns\0${machineKey(host as HostArgs | undefined)}\0${inputs.name}`, what: `namespace "${inputs.name}"`, property: "name" }];
+      return [
+        {
+          key: `netns\0${machineKey(host as HostArgs | undefined)}\0${inputs.name}`,
+          what: `namespace "${inputs.name}"`,
+          property: "name",
+          // A BridgedNetwork makes a namespace per host unless told to join one.
+          clash: (other: string) =>
+            `is also made by ${other} of this program; give each its own name, or make it once and pass its name to the resources that use it (a BridgedNetwork host joins a namespace made elsewhere as { name: "${inputs.name}", namespace: ns.name }).`,
+        },
+      ];
     case "VethPair": {
       const [a, b] = [inputs.a, inputs.b] as (Record<string, unknown> | undefined)[];
       if (!known(a, b)) return [];

@@ -162,7 +162,7 @@ describe("two resources of one program that would make the same name fail at che
   it("a namespace, and an interface in one namespace (whatever kind makes it), once per machine", async () => {
     expect(await check("Namespace", "d1", { name: "cl-same" })).toEqual([]);
     expect(await check("Namespace", "d2", { name: "cl-same" })).toEqual([
-      { property: "name", reason: expect.stringMatching(/^namespace "cl-same" is also made by Namespace "d1" of this program; give each its own name/) },
+      { property: "name", reason: expect.stringMatching(/^namespace "cl-same" is also made by Namespace "d1" of this program; give each its own name, .*\(a BridgedNetwork host joins a namespace made elsewhere as \{ name: "cl-same", namespace: ns\.name \}\)\.$/) },
     ]);
     // Checked again (the update after the preview): still its own.
     expect(await check("Namespace", "d1", { name: "cl-same" })).toEqual([]);
