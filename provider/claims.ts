@@ -23,6 +23,8 @@ interface Claim {
   property: string;
   /** What the other does with it and the fix, when not "made" (default: give each its own name). */
   clash?: (other: string) => string;
+  /** A way to make it once the default fix does not spell out, added to it in parentheses. */
+  also?: string;
 }
 
 /** key -> the owner (PROJECT/STACK@BACKEND/KIND/NAME) that claimed it. */
@@ -52,8 +54,7 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
           what: `namespace "${inputs.name}"`,
           property: "name",
           // A BridgedNetwork makes a namespace per host unless told to join one.
-          clash: (other: string) =>
-            `is also made by ${other} of this program; give each its own name, or make it once and pass its name to the resources that use it (a BridgedNetwork host joins a namespace made elsewhere as { name: "${inputs.name}", namespace: ns.name }).`,
+          also: `a BridgedNetwork host joins a namespace made elsewhere as { name: "${inputs.name}", namespace: ns.name }`,
         },
       ];
     case "VethPair": {
@@ -179,7 +180,7 @@ export function claimNames(kind: string, owner: string, inputs: Record<string, u
       const them = `${otherKind} "${resourceNameOf(other) ?? other}"`;
       failures.push({
         property: claim.property,
-        reason: `${claim.what} ${claim.clash ? claim.clash(them) : `is also made by ${them} of this program; give each its own name, or make it once and pass its name to the resources that use it.`}`,
+        reason: `${claim.what} ${claim.clash ? claim.clash(them) : `is also made by ${them} of this program; give each its own name, or make it once and pass its name to the resources that use it${claim.also ? ` (${claim.also})` : ""}.`}`,
       });
       continue;
     }

@@ -160,9 +160,9 @@ export function readdedFirst(desired: LinkSettings, live: LiveLink | undefined):
  * When converging adds addresses to an interface that already exists, is (or comes) up
  * and has a MAC, or brings such an interface back up, they are announced: a gratuitous
  * ARP (IPv4) and an unsolicited neighbour advertisement (IPv6) for each of its
- * addresses. A neighbour that knew an
- * added address as another host's (a host removed and its address given to one that
- * stays, as a BridgedNetwork's sequential allocation does) would otherwise keep sending
+ * addresses. A neighbour that knew an added address as another host's (a host removed
+ * and its address given to one that stays, as a BridgedNetwork's sequential allocation
+ * does) would otherwise keep sending
  * to the old MAC until its entry times out, 15 to 20 s or more, and this host's own
  * cached neighbours would keep it from asking. A new interface needs none: its own first
  * packet asks (a broadcast ARP request that every neighbour learns from).

@@ -99,23 +99,23 @@ async function wayDown(r: RouteInputs): Promise<boolean> {
  * up holds it), the name of an interface that holds it but is down, or undefined (none
  * does), with the namespace's addresses of the gateway's family, as "ADDRESS/LEN on DEV".
  */
-async function gatewaySubnet(r: RouteInputs): Promise<{ holder: "up" | { down: string } | undefined; subnets: string[] }> {
+async function gatewaySubnet(r: RouteInputs): Promise<{ holder: "up" | { down: string } | undefined; addresses: string[] }> {
   const gw = ipaddr.parse(r.gateway!);
-  const subnets: string[] = [];
+  const addresses: string[] = [];
   let holder: "up" | { down: string } | undefined;
-  kernel.resetSnapshots();
+  // The failed write dropped the namespace's snapshots: this reads the kernel afresh.
   for (const link of await kernel.links(r.namespace)) {
     for (const a of link.addr_info ?? []) {
       if (a.scope === "host" || a.scope === "link") continue;
       const local = ipaddr.parse(a.local);
       if (local.kind() !== gw.kind()) continue;
-      subnets.push(`${a.local}/${a.prefixlen} on ${link.ifname}`);
+      addresses.push(`${a.local}/${a.prefixlen} on ${link.ifname}`);
       if (!gw.match(local, a.prefixlen)) continue;
       if (link.flags.includes("UP")) holder = "up";
       else if (holder === undefined) holder = { down: link.ifname };
     }
   }
-  return { holder, subnets };
+  return { holder, addresses };
 }
 
 /** Explains the kernel's terse answers for routes in terms of what the user wrote. */
@@ -132,7 +132,7 @@ async function explain(err: unknown, r: RouteInputs): Promise<never> {
       if (where?.holder && where.holder !== "up") {
         hint = ` Its subnet is on "${where.holder.down}", which is down: set it up (up: true), or, if this program sets it up, ${dependOn}.`;
       } else if (where && where.holder === undefined) {
-        const have = where.subnets.length ? `its addresses now: ${where.subnets.join(", ")}` : `it has no ${r.gateway!.includes(":") ? "IPv6" : "IPv4"} address now`;
+        const have = where.addresses.length ? `its addresses now: ${where.addresses.join(", ")}` : `it has no ${r.gateway!.includes(":") ? "IPv6" : "IPv4"} address now`;
         hint = ` No interface in ${ns} has a subnet that holds ${r.gateway} (${have}): give a gateway on one of them, or, if the interface that will hold it is made by this program, ${dependOn}.`;
       } else {
         hint = ` The gateway ${r.gateway} must be on a subnet of an interface that is up: ${dependOn}.`;

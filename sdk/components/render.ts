@@ -1,8 +1,8 @@
-import * as pulumi from "@pulumi/pulumi";
 /**
  * Topology descriptions of components and their renderings: Mermaid, Graphviz, and an
  * ASCII sketch in the walkthrough's style. Pure functions of plain data.
  */
+import * as pulumi from "@pulumi/pulumi";
 
 /** A host joined to a bridged network. */
 export interface TopologyHost {

@@ -22,6 +22,34 @@ function inputs(over: Partial<Record<string, unknown>> = {}): VethInputs {
   return inputs;
 }
 
+/** Namespaces made for one test (three hosts of a small topology), deleted after `body`. */
+async function withNamespaces(prefixes: string[], body: (names: string[]) => Promise<void>): Promise<void> {
+  const names = prefixes.map(uniq);
+  for (const name of names) await namespaceKind.create(namespaceKind.check(undefined, { name, __owner: `${OWNER}/${name}` }).inputs);
+  try {
+    await body(names);
+  } finally {
+    for (const name of names) await ipByHand("netns", "delete", name).catch(() => undefined);
+  }
+}
+
+/** One echo with one second to answer, from `netns`: whether it came back. */
+const pingsFrom = (netns: string) => (to: string) =>
+  ipByHand("netns", "exec", netns, "ping", "-n", "-c", "1", "-W", "1", to).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * `dev` in `netns` asks for an unresolved neighbour again every 30 s instead of every
+ * second: a first packet that waits for its next question fails a one-second ping
+ * however long the steps before it take, instead of only in the last second before the
+ * entry fails.
+ */
+async function asksSlowly(netns: string, dev: string): Promise<void> {
+  for (const family of ["ipv4", "ipv6"]) await must("ip", ["netns", "exec", netns, "sysctl", "-qw", `net.${family}.neigh.${dev}.retrans_time_ms=30000`]);
+}
+
 describe("VethPair on the kernel", () => {
   beforeAll(async () => {
     for (const name of [nsA, nsB]) await namespaceKind.create(namespaceKind.check(undefined, { name, __owner: `${OWNER}/${name}` }).inputs);
@@ -211,9 +239,7 @@ describe("VethPair on the kernel", () => {
 
   it("IPv6 is usable at once: a router forwards the first packet right after its pairs are made, and an end set down and up again keeps its IPv6 addresses", async () => {
     // h1 fd01::2 --e6/r6a-- router fd01::1 | fd02::1 --r6b/e6-- h2 fd02::2
-    const [h1, rt, h2] = [uniq("k6a"), uniq("k6r"), uniq("k6b")];
-    for (const name of [h1, rt, h2]) await namespaceKind.create(namespaceKind.check(undefined, { name, __owner: `${OWNER}/${name}` }).inputs);
-    try {
+    await withNamespaces(["k6a", "k6r", "k6b"], async ([h1, rt, h2]) => {
       const pair = (host: string, hostAddress: string, port: string, routerAddress: string, up = true) =>
         inputs({ a: { name: "e6", namespace: host, addresses: [hostAddress], up }, b: { name: port, namespace: rt, addresses: [routerAddress] }, __owner: `${owner}/${port}` });
       await must("ip", ["netns", "exec", rt, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
@@ -238,16 +264,12 @@ describe("VethPair on the kernel", () => {
       await veth.update(left.id, down, pair(h1, "fd01::2/64", "r6a", "fd01::1/64"));
       await ipByHand("-n", h1, "-6", "route", "replace", "default", "via", "fd01::1");
       await ping();
-    } finally {
-      for (const name of [h1, rt, h2]) await ipByHand("netns", "delete", name).catch(() => undefined);
-    }
+    });
   });
 
   it("an end set up again is announced: a router that sent to it while it was down (its entry still unresolved) reaches it at the first packet, IPv4 and IPv6", async () => {
     // h1 --e6/ra-- router --rb/e6-- h2; h2's end goes down and up.
-    const [h1, rt, h2] = [uniq("kua"), uniq("kur"), uniq("kub")];
-    for (const name of [h1, rt, h2]) await namespaceKind.create(namespaceKind.check(undefined, { name, __owner: `${OWNER}/${name}` }).inputs);
-    try {
+    await withNamespaces(["kua", "kur", "kub"], async ([h1, rt, h2]) => {
       const pair = (host: string, hostAddresses: string[], port: string, routerAddresses: string[], up = true) =>
         inputs({ a: { name: "e6", namespace: host, addresses: hostAddresses, up }, b: { name: port, namespace: rt, addresses: routerAddresses }, __owner: `${owner}/${port}` });
       const right = (up: boolean) => pair(h2, ["10.61.2.2/24", "fd02::2/64"], "rb", ["10.61.2.1/24", "fd02::1/64"], up);
@@ -260,15 +282,8 @@ describe("VethPair on the kernel", () => {
       };
       await defaults(h1, "10.61.1.1", "fd01::1");
       await defaults(h2, "10.61.2.1", "fd02::1");
-      // The router asks for an unresolved neighbour again every 30 s instead of every
-      // second: a first packet that waits for its next question fails the ping below
-      // however long the steps between take, instead of only in the last second before
-      // the entry fails.
-      for (const family of ["ipv4", "ipv6"]) await must("ip", ["netns", "exec", rt, "sysctl", "-qw", `net.${family}.neigh.rb.retrans_time_ms=30000`]);
-      const ping = (to: string) => ipByHand("netns", "exec", h1, "ping", "-n", "-c", "1", "-W", "1", to).then(
-        () => true,
-        () => false,
-      );
+      await asksSlowly(rt, "rb");
+      const ping = pingsFrom(h1);
       expect([await ping("10.61.2.2"), await ping("fd02::2")]).toEqual([true, true]);
 
       const { outs: down } = await veth.update(made.id, made.outs, right(false));
@@ -283,16 +298,12 @@ describe("VethPair on the kernel", () => {
       // The default routes went with the link (a Route that depends on the pair is written again).
       await defaults(h2, "10.61.2.1", "fd02::1");
       expect([await ping("10.61.2.2"), await ping("fd02::2")]).toEqual([true, true]);
-    } finally {
-      for (const name of [h1, rt, h2]) await ipByHand("netns", "delete", name).catch(() => undefined);
-    }
+    });
   });
 
   it("a bridge port set up again makes its peer announce: a host on the bridge that sent to the other end while the port was down reaches it at the first packet", async () => {
     // h1 --(port p1)-- sw0 --(port p2)-- h2, all ports in namespace sw; p2 goes down and up.
-    const [h1, sw, h2] = [uniq("kpa"), uniq("kps"), uniq("kpb")];
-    for (const name of [h1, sw, h2]) await namespaceKind.create(namespaceKind.check(undefined, { name, __owner: `${OWNER}/${name}` }).inputs);
-    try {
+    await withNamespaces(["kpa", "kps", "kpb"], async ([h1, sw, h2]) => {
       await ipByHand("-n", sw, "link", "add", "sw0", "type", "bridge");
       await ipByHand("-n", sw, "link", "set", "sw0", "up");
       const pair = (host: string, addresses: string[], port: string, up = true) =>
@@ -300,12 +311,8 @@ describe("VethPair on the kernel", () => {
       await veth.create(pair(h1, ["10.62.0.2/24", "fd62::2/64"], "p1"));
       const right = (up: boolean) => pair(h2, ["10.62.0.3/24", "fd62::3/64"], "p2", up);
       const made = await veth.create(right(true));
-      // h1 asks for an unresolved neighbour again every 30 s (see the test above).
-      for (const family of ["ipv4", "ipv6"]) await must("ip", ["netns", "exec", h1, "sysctl", "-qw", `net.${family}.neigh.e0.retrans_time_ms=30000`]);
-      const ping = (to: string) => ipByHand("netns", "exec", h1, "ping", "-n", "-c", "1", "-W", "1", to).then(
-        () => true,
-        () => false,
-      );
+      await asksSlowly(h1, "e0");
+      const ping = pingsFrom(h1);
       expect([await ping("10.62.0.3"), await ping("fd62::3")]).toEqual([true, true]);
       // Forget h2 (as after a while), so the pings below must ask for it.
       await ipByHand("-n", h1, "neigh", "flush", "dev", "e0");
@@ -319,9 +326,7 @@ describe("VethPair on the kernel", () => {
       expect([await ping("10.62.0.3"), await ping("fd62::3")]).toEqual([true, true]);
       // The announcement changed nothing recorded: no drift, the generation counts one up.
       expect(veth.diff(made.id, (await veth.read(made.id, back)).props!, right(true)).changes).toBe(false);
-    } finally {
-      for (const name of [h1, sw, h2]) await ipByHand("netns", "delete", name).catch(() => undefined);
-    }
+    });
   });
 
   it("attaches to and detaches from a bridge in place", async () => {
