@@ -8,11 +8,15 @@
  * @packageDocumentation
  */
 import { quietPulumi } from "./quiet";
+import { safeStacks } from "./safe-stacks";
 
 // What nslab/preload does per resource, done for every program that imports nslab (the
 // plain `pulumi up` too): no stack trace per promise, no per-resource debug chatter
 // (sdk/quiet.ts).
 quietPulumi();
+// Traces Pulumi's runner can print without spinning for a minute on Node.js 22
+// (sdk/safe-stacks.ts).
+safeStacks();
 
 export { Namespace } from "./namespace";
 export type { NamespaceArgs } from "./namespace";

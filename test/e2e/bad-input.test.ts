@@ -105,4 +105,41 @@ new nslab.VethPair("typo", { a: { name: "t-a", adresses: ["192.168.3.1/24"] }, b
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });
+
+  it("a mistake inside an apply, or a missing setting, is reported at once (on Node.js 22, not after a minute's loop in util.inspect per message)", async () => {
+    lab = await Lab.create(
+      sandbox,
+      "apply-throws",
+      `
+import * as pulumi from "@pulumi/pulumi";
+import * as nslab from "nslab";
+const ns1 = new nslab.Namespace("ns1");
+const hosts: Record<string, { address: string }> = {};
+export const address = ns1.name.apply((n) => hosts[n].address);
+`,
+    );
+    // A heap too small for the loop turns its minute into an out-of-memory crash that
+    // hides the message (sdk/safe-stacks.ts; test/unit/safe-stacks.test.ts checks the
+    // running Node.js has the loop).
+    const small = { NODE_OPTIONS: "--max-old-space-size=192" };
+    const reported = async (message: string) => {
+      const r = await lab.pulumi(["preview", "--non-interactive"], small);
+      expect(r.exitCode, show(r)).not.toBe(0);
+      expect(r.stdout + r.stderr, show(r)).toContain(message);
+      expect(r.stdout + r.stderr).not.toMatch(/out of memory|Invalid string length/i);
+      return r.stdout + r.stderr;
+    };
+    const text = await reported("TypeError: Cannot read properties of undefined (reading 'address')");
+    // Its frames: the program's line, and @pulumi/pulumi's (source-mapped) apply.
+    expect(text).toMatch(/at .*index\.ts:6:\d+/);
+    expect(text).toMatch(/at applyHelperAsync .*output\.ts:\d+:\d+/);
+
+    lab.write(`
+import * as pulumi from "@pulumi/pulumi";
+import * as nslab from "nslab";
+new nslab.Namespace("ns" + new pulumi.Config().require("suffix"));
+`);
+    await reported("Missing required configuration variable 'nslab-test:suffix'");
+    expect(await sandbox.residue()).toEqual([]);
+  });
 });
