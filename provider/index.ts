@@ -5,6 +5,7 @@
  * run the installed code (not a copy frozen at the last update) and no third-party
  * module is ever captured.
  */
+import { randomBytes } from "node:crypto";
 import { NslabError } from "./errors";
 import { bridgeKind } from "./bridge";
 import { forwardingKind } from "./forwarding";
@@ -163,6 +164,36 @@ const madeKey = (kind: string, host: HostArgs | undefined, id: unknown, owner: u
 /** The key of the object an owned record describes. */
 const recordKey = (r: OwnedRecord) => madeKey(r.kind, r.outs?.host as HostArgs | undefined, r.id, r.owner);
 
+/**
+ * Which create made a resource's object: `__made` in its outputs, a token new to each
+ * create, kept by updates and reads, recorded with the object (provider/owned.ts). When
+ * the record of an owner's object carries another token than a resource being deleted,
+ * a later create of that owner (the resource made again: replaced creating first, moved
+ * to another URN, its host spelled another way) holds the object now.
+ */
+const newMade = () => randomBytes(6).toString("base64url");
+function withMade<T extends { outs?: Record<string, unknown>; props?: Record<string, unknown> }>(result: T, made: unknown): T {
+  if (typeof made !== "string") return result;
+  const out = { ...result };
+  if (out.outs) out.outs = { ...out.outs, __made: made };
+  if (out.props) out.props = { ...out.props, __made: made };
+  return out;
+}
+
+/**
+ * Whether the object a resource being deleted (OLD, of id ID and key KEY) describes was
+ * made again by a later create of its owner, which holds it now: RECORD, the owner's
+ * record, names that object (kind, id, machine) under another create's token. The run
+ * that made it again deletes the original itself (madeThisRun); this is for an original
+ * the engine deletes in a later run, the one that made it again having failed first.
+ */
+async function madeAgain(kind: string, record: OwnedRecord, old: Record<string, unknown>, id: string, key: string): Promise<boolean> {
+  const made = record.outs?.__made;
+  if (typeof made !== "string" || made === old.__made) return false;
+  if (record.kind !== kind || String(record.id) !== id || record.owner !== old.__owner) return false;
+  return recordKey(record) === key || sameMachine(kind, old.__owner, record.outs?.host as HostArgs | undefined, hostOf(old));
+}
+
 /** Whether two hosts (undefined: this machine) reach one machine; false when either cannot tell. */
 async function sameMachine(kind: string, owner: unknown, a: HostArgs | undefined, b: HostArgs | undefined): Promise<boolean> {
   const identity = (host: HostArgs | undefined) =>
@@ -212,7 +243,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       const before = recordOf(inputs.__owner);
       pending(impl.kind, inputs.__owner, inputs);
       try {
-        const made = withHostOut(await onHost(impl.kind, inputs.__owner, hostOf(inputs), () => impl.create(inputs)), hostOf(inputs));
+        const made = withMade(withHostOut(await onHost(impl.kind, inputs.__owner, hostOf(inputs), () => impl.create(inputs)), hostOf(inputs)), newMade());
         remember(impl.kind, made.outs?.__owner, made.id, made.outs);
         const key = madeKey(impl.kind, hostOf(inputs), made.id, made.outs?.__owner ?? inputs.__owner);
         if (before && recordKey(before) === key) madeThisRun.add(key);
@@ -231,7 +262,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     }
     case "read": {
       const old = props(args[1]);
-      return withHostOut(await onHost(impl.kind, old.__owner, hostOf(old), () => impl.read(String(args[0]), old)), hostOf(old));
+      return withMade(withHostOut(await onHost(impl.kind, old.__owner, hostOf(old), () => impl.read(String(args[0]), old)), hostOf(old)), old.__made);
     }
     case "exists": {
       const old = props(args[1]);
@@ -239,8 +270,8 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       return onHost(impl.kind, old.__owner, hostOf(old), async () => (impl.exists ? impl.exists(id, old) : (await impl.read(id, old)).props !== undefined));
     }
     case "update": {
-      const news = props(args[2]);
-      const updated = withHostOut(await onHost(impl.kind, news.__owner, hostOf(news), () => impl.update(String(args[0]), props(args[1]), news)), hostOf(news));
+      const [olds, news] = [props(args[1]), props(args[2])];
+      const updated = withMade(withHostOut(await onHost(impl.kind, news.__owner, hostOf(news), () => impl.update(String(args[0]), olds, news)), hostOf(news)), olds.__made);
       remember(impl.kind, updated.outs?.__owner, String(args[0]), updated.outs);
       return updated;
     }
@@ -250,11 +281,14 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       // records. Once: a later delete of it (another operation) is a real one.
       const key = madeKey(impl.kind, hostOf(old), args[0], old.__owner);
       if (madeThisRun.delete(key)) return undefined;
+      // The same object, made again by a later create of the owner, in an earlier run:
+      // one that failed before this original's delete (which the engine does now).
+      const record = recordOf(old.__owner);
+      if (record && (await madeAgain(impl.kind, record, old, String(args[0]), key))) return undefined;
       await onHost(impl.kind, old.__owner, hostOf(old), () => impl.delete(String(args[0]), old));
       // The owner's records go, unless they now describe another object of the owner (a
       // Process's new program, the resource made on another machine: a create of this
       // run), which is still the new resource's.
-      const record = recordOf(old.__owner);
       if (!record || recordKey(record) === key) forget(old.__owner);
       releaseNames(String(old.__owner), true);
       return undefined;

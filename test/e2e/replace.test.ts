@@ -6,6 +6,8 @@
  * which carries its own mark; the delete of the old resource, in the same run, leaves
  * it to the new one (provider/index.ts madeThisRun). Before, that delete removed the
  * object the new resource held: the bridge or the namespace was gone, with `up` green.
+ * When the run fails before that delete, the engine does it in a later run: the object's
+ * record names a later create's token (`__made`), and the delete leaves the object too.
  */
 import { describe, expect, it } from "vitest";
 import { Lab, sandboxPerTest, show } from "../helpers/lab";
@@ -94,6 +96,54 @@ describe("a resource made again under another URN keeps its object", () => {
     expect(destroyed.exitCode, show(destroyed)).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
     expect((await sandbox.must("sysctl", ["-n", "net.ipv4.ip_forward"])).trim()).toBe("0");
+  });
+
+  it("a run that fails after objects were made again (--replace, a move under a component) and before the originals' deletes: the next run deletes the originals and the objects stay", async () => {
+    const lab = await Lab.create(sandbox, "replace-fail", FLAT);
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    const reachable = async () => {
+      for (const [from, to] of [["rh1", "10.62.0.1"], ["rh1", "10.62.0.12"], ["rh2", "10.62.0.11"]]) expect(await pings(sandbox, from, to), `${from} -> ${to}`).toBe(true);
+    };
+    await reachable();
+    // A bridge that cannot be made (its name taken by hand), made after the others: the
+    // run stops with the originals not yet deleted (kept in the state to delete later).
+    await sandbox.must("ip", ["link", "add", "junk0", "type", "veth", "peer", "name", "junk1"]);
+    const failing = (after: string) => `\nnew nslab.Bridge("junk", { name: "junk0" }, { dependsOn: [${after}] });\n`;
+    const urn = async (type: string, name: string) => (await lab.resources()).find((r) => r.type === `pulumi-nodejs:dynamic/nslab:${type}` && r.urn.endsWith(`::${name}`))!.urn;
+
+    lab.write(FLAT.replace(`new nslab.IpForwarding("fwd", { ipv4: true }, opts);`, `const fwd = new nslab.IpForwarding("fwd", { ipv4: true }, opts);${failing("br, fwd")}`));
+    const replacing = await lab.up(["--replace", await urn("Bridge", "br"), "--replace", await urn("Namespace", "h2")]);
+    expect(replacing.exitCode, show(replacing)).not.toBe(0);
+    expect(replacing.stdout + replacing.stderr).toContain('bridge "junk0" in the program\'s namespace already exists');
+    await reachable();
+    await sandbox.must("ip", ["link", "del", "junk0"]);
+    lab.write(FLAT);
+    const deleting = await lab.up();
+    expect(deleting.exitCode, show(deleting)).toBe(0);
+    expect(deleting.stdout.match(/deleted original/g)).toHaveLength(2); // the originals the failed run kept
+    await reachable();
+    const clean = await lab.driftCheck();
+    expect(clean.exitCode, show(clean)).toBe(0);
+
+    await sandbox.must("ip", ["link", "add", "junk0", "type", "veth", "peer", "name", "junk1"]);
+    lab.write(NESTED.replace(`new Site("site");`, `const site = new Site("site");${failing("site")}`));
+    const moving = await lab.up();
+    expect(moving.exitCode, show(moving)).not.toBe(0);
+    expect(moving.stdout).toMatch(/\+ 9 created/); // the component and its 8 resources
+    await reachable();
+    await sandbox.must("ip", ["link", "del", "junk0"]);
+    lab.write(NESTED);
+    const moved = await lab.up();
+    expect(moved.exitCode, show(moved)).toBe(0);
+    expect(moved.stdout).toMatch(/- 8 deleted/);
+    await reachable();
+    const settled = await lab.driftCheck();
+    expect(settled.exitCode, show(settled)).toBe(0);
+
+    const destroyed = await lab.destroy();
+    expect(destroyed.exitCode, show(destroyed)).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
   });
 
   it("a resource renamed with aliases while a change replaces it (a bridge given another name; a BridgedNetwork renamed, which renames its interfaces): one up, traffic passes, nothing is left", async () => {
