@@ -1200,25 +1200,67 @@ async function spawnRemote(argv: string[], options: SpawnOptions): Promise<Start
  * On another host: the start time is compared and the signal sent in one script (the
  * stat's fields after COMM: $4 is the state, ${23} the start time, field 22).
  */
-const REMOTE_SIGNAL = `set -f; s=$(cat "/proc/$1/stat" 2>/dev/null) || exit 1; set -- "$1" "$2" "$3" \${s##*") "}; [ "$4" != Z ] && [ "$4" != X ] && [ "\${23}" = "$2" ] || exit 1; kill -s "$3" "$1"`;
+const REMOTE_SIGNAL = `set -f; g=$4; s=$(cat "/proc/$1/stat" 2>/dev/null) || exit 1; set -- "$1" "$2" "$3" \${s##*") "}; [ "$4" != Z ] && [ "$4" != X ] && [ "\${23}" = "$2" ] || exit 1; kill -s "$3" -- "$g$1"`;
 
 /**
  * Sends `signal` to PID on the current host only while it is still the process that
  * started at `startTime`; false when it is not (gone, or the pid is another's now).
- * Equivalent to: [ START = $(field 22 of /proc/PID/stat) ] && kill -s SIGNAL PID
+ * With GROUP, to its whole process group (PID leads it: setsid), the programs it
+ * started with it.
+ * Equivalent to: [ START = $(field 22 of /proc/PID/stat) ] && kill -s SIGNAL -- [-]PID
  */
-export async function signalProcess(pid: number, startTime: string, signal: NodeJS.Signals): Promise<boolean> {
+export async function signalProcess(pid: number, startTime: string, signal: NodeJS.Signals, group = false): Promise<boolean> {
   if (currentHost() !== undefined) {
-    const r = await remoteScript(REMOTE_SIGNAL, [String(pid), startTime, signal.replace(/^SIG/, "")], `process ${pid}${where()}`);
+    const r = await remoteScript(REMOTE_SIGNAL, [String(pid), startTime, signal.replace(/^SIG/, ""), group ? "-" : ""], `process ${pid}${where()}`);
     return r.exitCode === 0;
   }
   if (!(await processAlive(pid, startTime))) return false;
   try {
-    process.kill(pid, signal);
+    process.kill(group ? -pid : pid, signal);
     return true;
   } catch {
     return false;
   }
+}
+
+/**
+ * On another host: each process of group $1 whose environment holds NSLAB_OWNER=$2,
+ * as "PID START" (the stat's fields after COMM: $3 is the group, \${20} the start time).
+ */
+const REMOTE_GROUP = `g=$1; m="${PROCESS_MARK}=$2"; for d in /proc/[0-9]*; do s=$(cat "$d/stat" 2>/dev/null) || continue; set -- \${s##*") "}; [ "$3" = "$g" ] && [ "$1" != Z ] || continue; tr '\\0' '\\n' <"$d/environ" 2>/dev/null | grep -qxF -e "$m" && echo "\${d#/proc/} \${20}"; done; exit 0`;
+
+/**
+ * The live processes of process group PGID on the current host that carry the mark
+ * OWNER (PROCESS_MARK): a program nslab started (it leads the group) and the programs
+ * it started, which inherit both. A group outlives its leader while a member lives, and
+ * its id is no new process's meanwhile; the mark tells its members from anyone's.
+ * Equivalent to: for each /proc/PID with field 5 of its stat = PGID: grep -qxF NSLAB_OWNER=OWNER its environ
+ */
+export async function markedGroup(pgid: number, owner: string): Promise<{ pid: number; startTime: string }[]> {
+  if (currentHost() !== undefined) {
+    const r = await remoteOutcome(["sh", "-c", REMOTE_GROUP, "sh", String(pgid), owner], `processes of group ${pgid}${where()}`);
+    return r.stdout
+      .split("\n")
+      .map((l) => /^(\d+) (\d+)$/.exec(l.trim()))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ pid: Number(m[1]), startTime: m[2] }));
+  }
+  const mark = `${PROCESS_MARK}=${owner}`;
+  const found: { pid: number; startTime: string }[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const text = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      const stat = parseStat(text);
+      if (fields[2] !== String(pgid) || !stat || stat.state === "Z" || stat.state === "X") continue;
+      if (!Buffer.from(fs.readFileSync(`/proc/${entry}/environ`)).toString("utf8").split("\0").includes(mark)) continue;
+      found.push({ pid: Number(entry), startTime: stat.startTime });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }
 
 /**

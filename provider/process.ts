@@ -117,13 +117,41 @@ async function waitReady(pid: number, startTime: string, file: string, from: num
   }
 }
 
-/** Stops the process if it is still ours; idempotent. */
+/** Waits until none of PROCS is alive, up to `ms`; those still alive then. */
+async function waitAllExit(procs: { pid: number; startTime: string }[], ms: number): Promise<{ pid: number; startTime: string }[]> {
+  let alive = procs;
+  for (const until = Date.now() + ms; ; await sleep(POLL_MS)) {
+    alive = (await Promise.all(alive.map(async (p) => ((await kernel.processAlive(p.pid, p.startTime)) ? [p] : [])))).flat();
+    if (alive.length === 0 || Date.now() >= until) return alive;
+  }
+}
+
+/**
+ * Stops the process if it is still ours, and the programs it started (its process group,
+ * which it leads: a shell's `cmd &`, a server's workers), also when it has ended and
+ * left them running; idempotent. Each gets SIGTERM, then SIGKILL after stopTimeoutMs.
+ */
 export async function stop(props: Pick<ProcessOutputs, "pid" | "startTime" | "stopTimeoutMs" | "__owner" | "namespace" | "command">): Promise<void> {
-  if (!(await kernel.signalProcess(props.pid, props.startTime, "SIGTERM"))) return;
-  if (await waitExit(props.pid, props.startTime, props.stopTimeoutMs)) return;
-  await kernel.signalProcess(props.pid, props.startTime, "SIGKILL");
-  if (!(await waitExit(props.pid, props.startTime, 2_000))) {
-    throw new NslabError("CommandFailed", `${subject(props)}: pid ${props.pid} did not exit after SIGTERM and SIGKILL.`);
+  const leader = { pid: props.pid, startTime: props.startTime };
+  const signal = async (sig: NodeJS.Signals, procs: { pid: number; startTime: string }[]) => {
+    // The whole group through its leader while it lives (a member that dropped the mark too); the marked members one by one.
+    const led = await kernel.signalProcess(leader.pid, leader.startTime, sig, true);
+    for (const p of procs) if (!(led && p.pid === leader.pid)) await kernel.signalProcess(p.pid, p.startTime, sig);
+    return led;
+  };
+  // A pid another program has now (another start time): neither it nor its group is ours.
+  const now = await kernel.processStat(leader.pid);
+  if (now && now.state !== "Z" && now.state !== "X" && now.startTime !== leader.startTime) return;
+  const members = await kernel.markedGroup(props.pid, props.__owner);
+  const led = await signal("SIGTERM", members);
+  if (!led && members.length === 0) return;
+  const all = [...(led ? [leader] : []), ...members.filter((p) => p.pid !== leader.pid)];
+  const left = await waitAllExit(all, props.stopTimeoutMs);
+  if (left.length === 0) return;
+  await signal("SIGKILL", left);
+  const stuck = await waitAllExit(left, 2_000);
+  if (stuck.length > 0) {
+    throw new NslabError("CommandFailed", `${subject(props)}: ${stuck.map((p) => `pid ${p.pid}${p.pid === leader.pid ? "" : " (started by it)"}`).join(", ")} did not exit after SIGTERM and SIGKILL.`);
   }
 }
 

@@ -92,6 +92,31 @@ describe("Reachability and Process on the kernel", () => {
     expect(await kernel.processAlive(pid, stat.startTime)).toBe(false);
   });
 
+  it("a Process's delete stops the programs it started too (its process group), also those left running after it ended itself", async () => {
+    const run = async (name: string, script: string) => {
+      const { inputs } = processKind.check(undefined, { __owner: `${OWNER}/Process/${name}`, namespace: b, command: ["bash", "-c", script], readyText: "ok" });
+      return (await processKind.create(inputs)).outs;
+    };
+    // A shell that starts two programs in the background and waits for them.
+    const shell = await run("shell", "sleep 61.31 & sleep 61.32 & echo ok; wait");
+    expect(processesWith("sleep\u000061.31")).toHaveLength(1);
+    expect(processesWith("sleep\u000061.32")).toHaveLength(1);
+    await processKind.delete("", shell);
+    expect(processesWith("sleep\u000061.31")).toEqual([]);
+    expect(processesWith("sleep\u000061.32")).toEqual([]);
+    expect(await kernel.processAlive(shell.pid, shell.startTime)).toBe(false);
+
+    // One that ends, leaving its program running: read says it is gone (drift); the
+    // delete still stops what it left; a second delete finds nothing.
+    const brief = await run("brief", "sleep 61.33 & echo ok");
+    for (let i = 0; i < 50 && (await kernel.processAlive(brief.pid, brief.startTime)); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await processKind.read("", brief)).toEqual({});
+    expect(processesWith("sleep\u000061.33")).toHaveLength(1);
+    await processKind.delete("", brief);
+    expect(processesWith("sleep\u000061.33")).toEqual([]);
+    await processKind.delete("", brief);
+  });
+
   it("a Process whose cwd or log folder is missing fails naming it, and starts nothing", async () => {
     const start = (over: Record<string, unknown>) =>
       processKind.create(processKind.check(undefined, { __owner: `${OWNER}/Process/nocwd`, namespace: b, command: ["sleep", "61.25"], ...over }).inputs).catch((e: Error) => e);

@@ -467,6 +467,23 @@ describe("resources on other hosts, over SSH", () => {
       expect(await dispatch("Process", "read", [proc.id, proc.outs])).toEqual({});
       await dispatch("Process", "delete", [proc.id, proc.outs]);
       await dispatch("Process", "delete", [proc.id, proc.outs]);
+
+      // A shell's background program goes with it: its process group, found on the host.
+      const shell = await make("Process", "shell", { host, namespace: "pr", command: ["bash", "-c", "sleep 300.5 & echo ok; wait"], readyText: "ok" });
+      const child = fs
+        .readdirSync("/proc")
+        .filter((d) => /^\d+$/.test(d))
+        .find((d) => {
+          try {
+            return fs.readFileSync(`/proc/${d}/cmdline`, "utf8") === "sleep\u0000300.5\u0000";
+          } catch {
+            return false;
+          }
+        });
+      expect(child).toBeDefined();
+      await dispatch("Process", "delete", [shell.id, shell.outs]);
+      expect(await gone(Number(child))).toBe(true);
+      expect(await gone(shell.outs.pid)).toBe(true);
     } finally {
       try {
         process.kill(pid, "SIGKILL");
