@@ -35,8 +35,11 @@ export interface ReachabilityArgs extends OnHostArgs {
  *
  * `pulumi up` probes when it creates the resource and fails, naming from, to,
  * protocol, port, the expectation and what came back (ping's line, "connection
- * refused", "timed out after 2000 ms"), when the expectation does not hold; so an up
- * ends only on a lab that works. Every refresh probes again: when the result no longer
+ * refused", "timed out after 2000 ms"), when the expectation does not hold. It probes
+ * again when its own inputs change or an interface in its `dependsOn` is made anew or
+ * comes back up, not when another resource there is updated or made anew (a listener's
+ * Process moved to another port): run the drift check after such a change. Every
+ * refresh probes again: when the result no longer
  * matches, the refresh reports `expect` as observed (`expect: "unreachable" =>
  * "reachable"` in a preview), so `pulumi preview --refresh --expect-no-changes` and
  * `scripts/drift-check` exit 7 on a lab whose traffic broke while every object is
