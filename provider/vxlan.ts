@@ -68,6 +68,22 @@ const RULES: FieldRule[] = [
 
 const subject = (i: { name: string; namespace?: string }) => describe("vxlan", i.name, i.namespace);
 
+/**
+ * The error for a create the kernel refused because another VXLAN device of the
+ * namespace has its vni and port ("A VXLAN device with the specified VNI already
+ * exists"): it names that device, and what to change, not the name.
+ */
+async function vniTaken(i: VxlanInputs): Promise<NslabError> {
+  const other = (await kernel.links(i.namespace)).find(
+    (l) => l.linkinfo?.info_kind === "vxlan" && Number(l.linkinfo.info_data?.id) === i.vni && Number(l.linkinfo.info_data?.port) === i.dstPort,
+  );
+  const them = other ? `vxlan "${other.ifname}"` : "another vxlan device";
+  return new NslabError(
+    "AlreadyExists",
+    `${subject(i)}: ${them} there already uses vni ${i.vni} on UDP port ${i.dstPort}, and the kernel takes one device per vni and port in a namespace. Give this one another vni (the same on its other end; for a HostLink, its vni) or dstPort${other ? `, or remove "${other.ifname}"` : ""}.`,
+  );
+}
+
 const isAddress = (v: unknown): v is string => typeof v === "string" && !isUnknown(v) && ipaddr.isValid(v);
 const familyOfAny = (...values: unknown[]) => values.filter(isAddress).map((v) => familyOf(v))[0];
 
@@ -237,7 +253,11 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
           await kernel.intentRestore(i.namespace, intent, earlier, tag, subject(i));
           return Promise.reject(e);
         };
-        if (!live) return refuse(err);
+        if (!live) {
+          // Not the name: the vni and port, which the kernel gives one device per namespace.
+          if (/VNI already exists/i.test(String(err))) return refuse(await vniTaken(i).catch(() => err));
+          return refuse(err);
+        }
         // adopt, or this resource's own device (its alias, or its intent when a killed
         // run made it but did not mark it): take it over, if it matches.
         const mine = live.alias === tag || (!live.alias && earlier?.owner === tag);

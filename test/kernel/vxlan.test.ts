@@ -160,6 +160,21 @@ describe("Vxlan on the kernel", () => {
     expect(await linkByHand(name)).toBeUndefined();
   });
 
+  it("a second device with another name but the same vni and port is refused naming the device that has them, not the name", async () => {
+    const vni = vniOf();
+    const first = await vxlan.create(check({ name: uniq("kx"), vni, remote: "10.99.0.2" }));
+    const name = uniq("kx");
+    const err = await vxlan.create(check({ name, vni, remote: "10.99.0.3" })).catch((e: Error) => e);
+    expect(String(err)).toContain(
+      `vxlan "${name}" in the program's namespace: vxlan "${first.outs.name}" there already uses vni ${vni} on UDP port 4789, and the kernel takes one device per vni and port in a namespace. Give this one another vni (the same on its other end; for a HostLink, its vni) or dstPort, or remove "${first.outs.name}".`,
+    );
+    expect(await linkByHand(name)).toBeUndefined();
+    // Another port is another device.
+    const other = await vxlan.create(check({ name, vni, remote: "10.99.0.3", dstPort: 4790 }));
+    await vxlan.delete(other.id, other.outs);
+    await vxlan.delete(first.id, first.outs);
+  });
+
   it("never deletes a device it does not own, and a failed create leaves nothing", async () => {
     const name = uniq("kx");
     const vni = vniOf();
