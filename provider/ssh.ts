@@ -158,6 +158,17 @@ export function sshFailed(exitCode: number | undefined, stderr: string): boolean
   return exitCode === 255 && SSH_FAILED.test(stderr);
 }
 
+/** Why FILE cannot be read here ("no such file", "permission denied", ...), or "" when it can. */
+function unreadable(file: string): string {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+    return "";
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(code ?? err);
+  }
+}
+
 /** The error for ssh's own failure: names the host, what ssh said, and what to check. */
 export function sshError(host: HostArgs, subject: string, stderr: string): NslabError {
   const label = hostLabel(host);
@@ -165,6 +176,10 @@ export function sshError(host: HostArgs, subject: string, stderr: string): Nslab
   let fix = `Check that sshd runs on ${label} and that this machine reaches it.`;
   if (/Host key verification failed|No .* host key is known|IDENTIFICATION HAS CHANGED/.test(stderr)) {
     fix = `Its host key is not in ${host.knownHostsFile ?? "~/.ssh/known_hosts"} (or differs): add the right key there (ssh-keyscan, checked by hand); nslab never accepts an unknown key.`;
+  } else if (/Permission denied/.test(stderr) && host.identityFile && unreadable(host.identityFile)) {
+    // ssh goes on without it (saying so only below LogLevel=ERROR), and the host refuses:
+    // the file is what to fix.
+    fix = `identityFile ${host.identityFile} cannot be read on this machine (the one that runs the engine: ${unreadable(host.identityFile)}): give the path of the private key there.`;
   } else if (/Permission denied/.test(stderr)) {
     fix = `The key ${host.identityFile ?? "(ssh's default)"} was refused: add its public half to the user's authorized_keys on ${label}.`;
   }

@@ -9,6 +9,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
@@ -414,6 +415,21 @@ describe("resources on other hosts, over SSH", () => {
     for (const [kind, r] of [["Reachability", probe], ["Reachability", fromHost], ["Reachability", ssh], ["Reachability", closed], ["VethPair", link], ["Namespace", ns]] as const) await dispatch(kind, "delete", [r.id, r.outs]);
     expect(((await dispatch("Reachability", "read", [probe.id, probe.outs])) as { id?: string }).id).toBeUndefined();
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).toBe("");
+  });
+
+  it("an identityFile that does not exist, or a key the host does not know, fails naming the file and the fix", async () => {
+    const [h1] = lab.hosts;
+    const attempt = async (identityFile: string) =>
+      String(await dispatch("Namespace", "create", [{ __owner: `test/remote/Namespace/key-${tag}`, name: "keyless", host: { ...h1.host, identityFile } }]).catch((e: Error) => e));
+    const missing = `/nonexistent-${tag}/id`;
+    const said = await attempt(missing);
+    expect(said).toContain(`cannot reach root@${h1.address} over SSH: `);
+    expect(said).toContain(`identityFile ${missing} cannot be read on this machine (the one that runs the engine: no such file): give the path of the private key there.`);
+    const stranger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "nslab-key-")), "id");
+    await must("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
+    expect(await attempt(stranger)).toContain(`The key ${stranger} was refused: add its public half to the user's authorized_keys on root@${h1.address}.`);
+    fs.rmSync(path.dirname(stranger), { recursive: true, force: true });
+    expect(await lab.onHost(h1, "ip", ["netns", "list"])).not.toContain("keyless");
   });
 
   it("runs a Process on the host, in a namespace only the host has: read sees it, a kill by hand is drift, delete is idempotent and never signals another start time", async () => {
