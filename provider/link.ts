@@ -164,8 +164,10 @@ export function readdedFirst(desired: LinkSettings, live: LiveLink | undefined):
  * and its address given to one that stays, as a BridgedNetwork's sequential allocation
  * does) would otherwise keep sending
  * to the old MAC until its entry times out, 15 to 20 s or more, and this host's own
- * cached neighbours would keep it from asking. A new interface needs none: its own first
- * packet asks (a broadcast ARP request that every neighbour learns from).
+ * cached neighbours would keep it from asking. A new interface is not announced (it has
+ * no arp_notify yet, and turning it on would cost a process per interface): neighbours
+ * that knew its address as a removed host's reach it only once their entry fails
+ * (README, "Changing a running lab").
  */
 export function announcement(desired: LinkSettings, live: LiveLink | undefined, peerBack = false): { mac: string; v4: boolean; v6: boolean } | undefined {
   // An interface adopted without a MAC of the program's is left as it is (a bridge whose
