@@ -93,11 +93,14 @@ const HOST_TMP = "/tmp";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What a failed start says of a log with nothing in it. */
+const EMPTY_LOG = "(the log is empty)";
+
 /** The last lines of the log (on the current host), for error messages. */
 async function logTail(file: string, from = 0): Promise<string> {
   const text = await kernel.readFileFrom(file, from);
   if (text === undefined) return "(no log)";
-  return text.trimEnd().split("\n").slice(-5).join(" | ") || "(the log is empty)";
+  return text.trimEnd().split("\n").slice(-5).join(" | ") || EMPTY_LOG;
 }
 
 /** Waits until the process has exited, up to `ms`; true when it has. */
@@ -230,7 +233,10 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     const alive = await kernel.processAlive(pid, startTime);
     await stop(outs);
     const what = alive ? `did not print ${JSON.stringify(i.readyText)} within ${i.startupMs} ms (stopped it)` : `exited within ${i.startupMs} ms of starting`;
-    throw new NslabError("Verification", `${subject(i)}: ${what}; its log (${log}${kernel.where()}) ends: ${await logTail(log, logStart)}`);
+    const tail = await logTail(log, logStart);
+    // A program that writes to a file (not a terminal) may keep its output in a buffer.
+    const buffered = alive && tail === EMPTY_LOG ? `. A program may hold back its output when it goes to a file: make it write at once (python3 -u, stdbuf -oL COMMAND), or raise startupMs.` : "";
+    throw new NslabError("Verification", `${subject(i)}: ${what}; its log (${log}${kernel.where()}) ends: ${tail}${buffered}`);
   },
 
   async read(id, props) {

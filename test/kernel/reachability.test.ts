@@ -117,6 +117,15 @@ describe("Reachability and Process on the kernel", () => {
     await processKind.delete("", brief);
   });
 
+  it("a Process that runs but prints nothing within startupMs is stopped, and told its output may be held back in a buffer", async () => {
+    const { inputs } = processKind.check(undefined, { __owner: `${OWNER}/Process/quiet`, namespace: b, command: ["sleep", "61.41"], readyText: "ready", startupMs: 300 });
+    const err = await processKind.create(inputs).catch((e: Error) => e);
+    expect(String(err)).toMatch(
+      /Process "quiet" \(sleep 61\.41\) in namespace "[^"]+": did not print "ready" within 300 ms \(stopped it\); its log \(.*\) ends: \(the log is empty\)\. A program may hold back its output when it goes to a file: make it write at once \(python3 -u, stdbuf -oL COMMAND\), or raise startupMs\.$/,
+    );
+    expect(processesWith("sleep\u000061.41")).toEqual([]);
+  });
+
   it("a Process whose cwd or log folder is missing fails naming it, and starts nothing", async () => {
     const start = (over: Record<string, unknown>) =>
       processKind.create(processKind.check(undefined, { __owner: `${OWNER}/Process/nocwd`, namespace: b, command: ["sleep", "61.25"], ...over }).inputs).catch((e: Error) => e);
