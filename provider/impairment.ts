@@ -228,7 +228,10 @@ function checkDirection(c: Checker, raw: unknown, name: DirectionName): Impairme
   let loss: number | undefined;
   if (isUnknown(d.loss)) loss = d.loss as never;
   else if (d.loss !== undefined && d.loss !== null) {
-    if (typeof d.loss !== "number" || !Number.isFinite(d.loss) || d.loss < 0 || d.loss > 1) {
+    if (typeof d.loss === "string" && d.loss.trim() !== "" && Number.isFinite(Number(d.loss))) {
+      // A number that arrived as text (pulumi config set --path, a YAML value in quotes).
+      c.fail(`${name}.loss`, `${name}.loss must be a number, got the string ${JSON.stringify(d.loss)}: pass Number(...) of it (a value from pulumi config is text unless set with --path and no quotes, or read with config.requireNumber).`);
+    } else if (typeof d.loss !== "number" || !Number.isFinite(d.loss) || d.loss < 0 || d.loss > 1) {
       c.fail(`${name}.loss`, `${name}.loss must be a fraction from 0 to 1 (0.05 drops 5% of packets), got ${JSON.stringify(d.loss)}.`);
     } else if (Math.abs(d.loss * LOSS_MODULUS - Math.round(d.loss * LOSS_MODULUS)) > 1e-6) {
       c.fail(`${name}.loss`, `${name}.loss ${d.loss} is finer than nslab's resolution of ${LOSS_STEP} (nftables numgen random mod ${LOSS_MODULUS}); round it, e.g. to ${Math.round(d.loss * LOSS_MODULUS) / LOSS_MODULUS}.`);

@@ -67,6 +67,7 @@ describe("LinkImpairment check", () => {
     ["negative loss", { egress: { loss: -0.1 } }, "egress.loss", /fraction from 0 to 1/],
     ["loss above 1", { ingress: { loss: 1.5 } }, "ingress.loss", /fraction from 0 to 1/],
     ["loss as a percentage string", { ingress: { loss: "5%" } }, "ingress.loss", /fraction from 0 to 1/],
+    ["loss as a number in a string (from pulumi config)", { egress: { loss: "1" } }, "egress.loss", /egress\.loss must be a number, got the string "1": pass Number\(\.\.\.\) of it/],
     ["loss finer than the resolution", { egress: { loss: 0.0000001 } }, "egress.loss", /finer than nslab's resolution of 0.000001/],
     ["unknown delay unit", { egress: { delay: "40 minutes" } }, "egress.delay", /not a duration; write a number and one of s, ms, us/],
     ["jitter without delay", { egress: { jitter: "5ms" } }, "egress.jitter", /varies a delay; set egress.delay too, or remove jitter/],
