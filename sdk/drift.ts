@@ -47,6 +47,11 @@ export interface ResourceDrift {
   urn: string;
   /** The properties that differ (for updates and replacements). */
   properties: PropertyDrift[];
+  /**
+   * True when an interface in its `dependsOn` was made anew or is back up (its generation
+   * changed, or is unknown until the update): the resource is written again for it.
+   */
+  interfaceRenewed?: boolean;
 }
 
 /** Engine bookkeeping and nslab's hidden inputs: never drift a person cares about. */
@@ -115,6 +120,7 @@ function report(seen: Seen[]): ResourceDrift[] {
       name: parts[3] ?? urn,
       urn,
       properties: change === "update" || change === "replace" ? propertyDrift(live, other) : [],
+      ...((change === "update" || change === "replace") && other?.__links !== undefined && JSON.stringify(live?.__links ?? null) !== JSON.stringify(other.__links) ? { interfaceRenewed: true } : {}),
     });
   }
   return out;
@@ -183,6 +189,11 @@ export function formatDrift(drift: ResourceDrift[], against: "program" | "state"
         : { update: "differs", replace: "differs", create: "is missing from the live system", delete: "exists but is not in the state" }[d.change];
     lines.push(`  ${d.type} "${d.name}" ${what}`);
     for (const p of d.properties) lines.push(`      ${p.property}: live ${show(p.live)}, ${label} ${show(p.program)}`);
+    if (d.interfaceRenewed) {
+      lines.push(
+        "      an interface in its dependsOn was made anew or is back up: pulumi up writes it again (a Route, a LinkImpairment), probes again (a Reachability); a Process restarts only if the interface was made anew, which a preview cannot tell from back up",
+      );
+    }
   }
   return lines.join("\n");
 }

@@ -54,6 +54,25 @@ describe("drift report", () => {
     expect(components.map((d) => `${d.type} ${d.name}`)).toEqual(["Namespace lan-h1"]);
   });
 
+  it("says when a resource is written again for an interface in its dependsOn (a generation changed), which shows as no property", () => {
+    const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+    const drift = driftFromPreview({
+      steps: [
+        { op: "replace", urn: urn("Process", "echo"), oldState: { inputs: { command: ["x"], __links: ["7+1"] } }, newState: { inputs: { command: ["x"], __links: unknown } } },
+        { op: "update", urn: urn("Route", "r"), oldState: { inputs: { destination: "default", __links: ["7+1"] } }, newState: { inputs: { destination: "default", __links: ["7+2"] } } },
+        { op: "update", urn: urn("VethPair", "v"), oldState: { inputs: { b: { up: false } } }, newState: { inputs: { b: { up: true } } } },
+      ],
+    });
+    expect(drift.map((d) => [d.name, d.properties.length, d.interfaceRenewed ?? false])).toEqual([
+      ["echo", 0, true],
+      ["r", 0, true],
+      ["v", 1, false],
+    ]);
+    const text = formatDrift(drift);
+    expect(text).toContain('Process "echo" differs (pulumi up would replace it)\n      an interface in its dependsOn was made anew or is back up: pulumi up writes it again');
+    expect(text.match(/an interface in its dependsOn/g)).toHaveLength(2);
+  });
+
   it("says so when nothing drifted", () => {
     expect(formatDrift(driftFromPreview({ steps: [{ op: "same", urn: urn("Namespace", "a") }] }))).toMatch(/^no drift/);
   });
