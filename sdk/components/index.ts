@@ -477,7 +477,7 @@ export class NatGateway extends NslabComponent {
     this.topology = {
       kind: "NatGateway",
       name,
-      ...(typeof args.namespace === "string" ? { namespace: args.namespace } : {}),
+      ...(typeof args.namespace === "string" ? { namespace: args.namespace } : args.namespace !== undefined ? { namespaceOutput: true as const } : {}),
       uplink: args.uplink,
       sources,
       portForwards: (args.portForwards ?? []).map((f) => ({ ...f })),

@@ -90,8 +90,10 @@ export interface NatGatewayTopology {
   kind: "NatGateway";
   /** The component's name. */
   name: string;
-  /** The namespace doing NAT, when given as a plain name; undefined for the program's. */
+  /** The namespace doing NAT, when given as a plain name; undefined for the program's, or when given as an Output. */
   namespace?: string;
+  /** True when the namespace was given as an Output (e.g. a Router's `namespace.name`): its name is not known while the program declares it. */
+  namespaceOutput?: true;
   /** The interface that leads outside. */
   uplink: string;
   /** The networks masqueraded out of the uplink. */
@@ -192,7 +194,7 @@ export function toAscii(topologies: Topology | Topology[]): string {
       out.push(`[router ${t.namespace}] ${t.attachments.map((a) => `${a.interface} ${a.address} -> ${a.network}`).join("; ")}`, "");
     } else {
       const fwd = t.portForwards.map((p) => `${p.protocol}/${p.port} -> ${p.toAddress}${p.toPort ? `:${p.toPort}` : ""}`).join(", ");
-      out.push(`[NAT in ${nsLabel(t.namespace)}] masquerade ${t.sources.join(", ")} out of ${t.uplink}${fwd ? `; forwards ${fwd}` : ""}`, "");
+      out.push(`[NAT in ${t.namespaceOutput ? "a namespace given as an Output" : nsLabel(t.namespace)}] masquerade ${t.sources.join(", ")} out of ${t.uplink}${fwd ? `; forwards ${fwd}` : ""}`, "");
     }
   }
   return out.join("\n").trimEnd();

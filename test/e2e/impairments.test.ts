@@ -133,10 +133,13 @@ const uplink = new nslab.VethPair("uplink", {
   a: { name: "up0", namespace: core.name, addresses: ["10.0.9.1/24"] },
   b: { name: "up1", namespace: wan.name, addresses: ["10.0.9.2/24"] },
 });
-new nslab.NatGateway("nat", { namespace: core.name, sources: [lan], uplink: "up0", uplinkImpairment: { egress: { rate: "20mbit" } } }, { dependsOn: [uplink] });
+const nat = new nslab.NatGateway("nat", { namespace: core.name, sources: [lan], uplink: "up0", uplinkImpairment: { egress: { rate: "20mbit" } } }, { dependsOn: [uplink] });
+export const sketch = lan.topology.apply((t) => nslab.toAscii([t, nat.topology]));
 `,
     );
     await upOk();
+    // The NAT's namespace, given as an Output, is not drawn as the host's.
+    expect(String((await lab.outputs()).sketch)).toContain("[NAT in a namespace given as an Output] masquerade 192.168.7.0/24 out of up0");
     const h1 = await throughput(spawnIn, "h1", "core", "192.168.7.1");
     const h2 = await throughput(spawnIn, "h2", "core", "192.168.7.1");
     const up = await throughput(spawnIn, "core", "wan", "10.0.9.2");

@@ -176,6 +176,10 @@ describe("renderings", () => {
   });
   it("one topology alone draws as a list of one; anything else is refused naming the call that works", () => {
     expect(toAscii(lan)).toBe(toAscii([lan]));
+    // A NatGateway's namespace given as an Output is not drawn as the host's.
+    const nat = (namespaceOutput?: true): Topology => ({ kind: "NatGateway", name: "nat", uplink: "up0", sources: ["10.0.0.0/24"], portForwards: [], ...(namespaceOutput ? { namespaceOutput } : {}) });
+    expect(toAscii([nat()])).toBe("[NAT in host] masquerade 10.0.0.0/24 out of up0");
+    expect(toAscii([nat(true)])).toBe("[NAT in a namespace given as an Output] masquerade 10.0.0.0/24 out of up0");
     expect(toMermaid(lan)).toBe(toMermaid([lan]));
     expect(toGraphviz(lan)).toBe(toGraphviz([lan]));
     // An Output passed unresolved (a JavaScript program): told to resolve it first.
