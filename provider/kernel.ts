@@ -1059,8 +1059,9 @@ const REMOTE_STATS = `me=$(id -u); for p; do [ "$(stat -c %u "/proc/$p" 2>/dev/n
  * The live (not exited) programs on the current host that nslab started, found by
  * their NSLAB_OWNER (PROCESS_MARK), running as this user (here: the provider's; on
  * another host: the SSH user) and leading their own session (setsid: the children they
- * start inherit the variable, and are not listed), with their owner strings and stop
- * timeouts (NSLAB_STOP_TIMEOUT_MS, when they were started with one).
+ * start inherit the variable, and are not listed while their leader runs; once it has
+ * ended, they are), with their owner strings and stop timeouts (NSLAB_STOP_TIMEOUT_MS,
+ * when they were started with one).
  * Equivalent to: grep -azoHZ -e '^NSLAB_OWNER=.*' -e '^NSLAB_STOP_TIMEOUT_MS=[0-9]*$' /proc/[0-9]*\/environ, and each one's /proc/PID/stat
  */
 export async function markedProcesses(): Promise<MarkedProcess[]> {
@@ -1105,15 +1106,15 @@ export async function markedProcesses(): Promise<MarkedProcess[]> {
       }
     }
   }
-  const found: MarkedProcess[] = [];
-  for (const line of stats) {
-    const pid = Number(/^(\d+) \(/.exec(line)?.[1]);
-    const stat = parseStat(line);
-    const owner = owners.get(pid);
-    // Only the program itself, which leads the session setsid gave it.
-    if (owner !== undefined && stat && stat.session === String(pid) && stat.state !== "Z" && stat.state !== "X") found.push({ pid, startTime: stat.startTime, owner, ...(stopTimeouts.has(pid) ? { stopTimeoutMs: stopTimeouts.get(pid) } : {}) });
-  }
-  return found;
+  const live = stats
+    .map((line) => ({ pid: Number(/^(\d+) \(/.exec(line)?.[1]), stat: parseStat(line) }))
+    .filter((p): p is { pid: number; stat: ProcessStat } => owners.has(p.pid) && p.stat !== undefined && p.stat.state !== "Z" && p.stat.state !== "X");
+  // The program itself, which leads the session setsid gave it; and what it started and
+  // left running when it ended (its session's leader gone), which nothing else would stop.
+  const leaders = new Set(live.filter((p) => p.stat.session === String(p.pid)).map((p) => p.stat.session));
+  return live
+    .filter((p) => p.stat.session === String(p.pid) || !leaders.has(p.stat.session))
+    .map(({ pid, stat }) => ({ pid, startTime: stat.startTime, owner: owners.get(pid)!, ...(stopTimeouts.has(pid) ? { stopTimeoutMs: stopTimeouts.get(pid) } : {}) }));
 }
 
 /** How a program is started: where, its log, its marks (PROCESS_MARK, PROCESS_STOP_MARK), and the subject of errors. */
@@ -1224,38 +1225,47 @@ export async function signalProcess(pid: number, startTime: string, signal: Node
 }
 
 /**
- * On another host: each process of group $1 whose environment holds NSLAB_OWNER=$2,
- * as "PID START" (the stat's fields after COMM: $3 is the group, \${20} the start time).
+ * On another host: each process of session $1 (whose environment holds NSLAB_OWNER=$2,
+ * when $2 is not empty), as "PID START PGRP" (the stat's fields after COMM: $4 is the
+ * session, $3 the process group, \${20} the start time). No process per entry but grep's.
  */
-const REMOTE_GROUP = `g=$1; m="${PROCESS_MARK}=$2"; for d in /proc/[0-9]*; do s=$(cat "$d/stat" 2>/dev/null) || continue; set -- \${s##*") "}; [ "$3" = "$g" ] && [ "$1" != Z ] || continue; tr '\\0' '\\n' <"$d/environ" 2>/dev/null | grep -qxF -e "$m" && echo "\${d#/proc/} \${20}"; done; exit 0`;
+const REMOTE_SESSION = `s=$1; m=$2; for d in /proc/[0-9]*; do read -r st 2>/dev/null <"$d/stat" || continue; set -- \${st##*") "}; [ "$4" = "$s" ] && [ "$1" != Z ] || continue; if [ -n "$m" ]; then tr '\\0' '\\n' 2>/dev/null <"$d/environ" | grep -qxF -e "${PROCESS_MARK}=$m" || continue; fi; echo "\${d#/proc/} \${20} $3"; done; exit 0`;
+
+/** A live member of a session: its identity and its process group. */
+export interface SessionMember {
+  pid: number;
+  startTime: string;
+  pgrp: number;
+}
 
 /**
- * The live processes of process group PGID on the current host that carry the mark
- * OWNER (PROCESS_MARK): a program nslab started (it leads the group) and the programs
- * it started, which inherit both. A group outlives its leader while a member lives, and
- * its id is no new process's meanwhile; the mark tells its members from anyone's.
- * Equivalent to: for each /proc/PID with field 5 of its stat = PGID: grep -qxF NSLAB_OWNER=OWNER its environ
+ * The live processes of session SID on the current host (the session a program nslab
+ * started leads, setsid: the programs it started, in its process group or in groups of
+ * their own), with OWNER only those carrying that mark (PROCESS_MARK), which they
+ * inherit. A session id is no new process's while a member lives.
+ * Equivalent to: for each /proc/PID with field 6 of its stat = SID [and NSLAB_OWNER=OWNER in its environ]: PID, field 22, field 5
  */
-export async function markedGroup(pgid: number, owner: string): Promise<{ pid: number; startTime: string }[]> {
+export async function sessionMembers(sid: number, owner?: string): Promise<SessionMember[]> {
   if (currentHost() !== undefined) {
-    const r = await remoteOutcome(["sh", "-c", REMOTE_GROUP, "sh", String(pgid), owner], `processes of group ${pgid}${where()}`);
+    const subject = `processes of session ${sid}${where()}`;
+    const r = await remoteOutcome(["sh", "-c", REMOTE_SESSION, "sh", String(sid), owner ?? ""], subject);
+    if (r.exitCode !== 0) throw new NslabError("CommandFailed", `cannot list the ${subject}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
     return r.stdout
       .split("\n")
-      .map((l) => /^(\d+) (\d+)$/.exec(l.trim()))
+      .map((l) => /^(\d+) (\d+) (\d+)$/.exec(l.trim()))
       .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => ({ pid: Number(m[1]), startTime: m[2] }));
+      .map((m) => ({ pid: Number(m[1]), startTime: m[2], pgrp: Number(m[3]) }));
   }
-  const mark = `${PROCESS_MARK}=${owner}`;
-  const found: { pid: number; startTime: string }[] = [];
+  const mark = owner === undefined ? undefined : `${PROCESS_MARK}=${owner}`;
+  const found: SessionMember[] = [];
   for (const entry of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const text = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
       const stat = parseStat(text);
-      if (fields[2] !== String(pgid) || !stat || stat.state === "Z" || stat.state === "X") continue;
-      if (!Buffer.from(fs.readFileSync(`/proc/${entry}/environ`)).toString("utf8").split("\0").includes(mark)) continue;
-      found.push({ pid: Number(entry), startTime: stat.startTime });
+      if (!stat || stat.session !== String(sid) || stat.state === "Z" || stat.state === "X") continue;
+      if (mark !== undefined && !fs.readFileSync(`/proc/${entry}/environ`).toString("utf8").split("\0").includes(mark)) continue;
+      found.push({ pid: Number(entry), startTime: stat.startTime, pgrp: Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[2]) });
     } catch {
       // gone meanwhile
     }

@@ -121,7 +121,7 @@ async function waitReady(pid: number, startTime: string, file: string, from: num
 }
 
 /** Waits until none of PROCS is alive, up to `ms`; those still alive then. */
-async function waitAllExit(procs: { pid: number; startTime: string }[], ms: number): Promise<{ pid: number; startTime: string }[]> {
+async function waitAllExit<P extends { pid: number; startTime: string }>(procs: P[], ms: number): Promise<P[]> {
   let alive = procs;
   for (const until = Date.now() + ms; ; await sleep(POLL_MS)) {
     alive = (await Promise.all(alive.map(async (p) => ((await kernel.processAlive(p.pid, p.startTime)) ? [p] : [])))).flat();
@@ -130,25 +130,27 @@ async function waitAllExit(procs: { pid: number; startTime: string }[], ms: numb
 }
 
 /**
- * Stops the process if it is still ours, and the programs it started (its process group,
- * which it leads: a shell's `cmd &`, a server's workers), also when it has ended and
- * left them running; idempotent. Each gets SIGTERM, then SIGKILL after stopTimeoutMs.
+ * Stops the process if it is still ours, and the programs it started (its session,
+ * which it leads: a shell's `cmd &`, a server's workers, `timeout`'s child in a group of
+ * its own), also when it has ended and left them running; idempotent. Each gets SIGTERM
+ * once, then SIGKILL after stopTimeoutMs.
  */
 export async function stop(props: Pick<ProcessOutputs, "pid" | "startTime" | "stopTimeoutMs" | "__owner" | "namespace" | "command">): Promise<void> {
   const leader = { pid: props.pid, startTime: props.startTime };
-  const signal = async (sig: NodeJS.Signals, procs: { pid: number; startTime: string }[]) => {
-    // The whole group through its leader while it lives (a member that dropped the mark too); the marked members one by one.
-    const led = await kernel.signalProcess(leader.pid, leader.startTime, sig, true);
-    for (const p of procs) if (!(led && p.pid === leader.pid)) await kernel.signalProcess(p.pid, p.startTime, sig);
-    return led;
-  };
-  // A pid another program has now (another start time): neither it nor its group is ours.
+  // A pid another program has now (another start time): neither it nor its session is ours.
   const now = await kernel.processStat(leader.pid);
-  if (now && now.state !== "Z" && now.state !== "X" && now.startTime !== leader.startTime) return;
-  const members = await kernel.markedGroup(props.pid, props.__owner);
-  const led = await signal("SIGTERM", members);
-  if (!led && members.length === 0) return;
-  const all = [...(led ? [leader] : []), ...members.filter((p) => p.pid !== leader.pid)];
+  const live = now !== undefined && now.state !== "Z" && now.state !== "X";
+  if (live && now.startTime !== leader.startTime) return;
+  // While it runs, its whole session is its own; once it has ended, the members that carry its mark.
+  const members = await kernel.sessionMembers(leader.pid, live ? undefined : props.__owner);
+  if (!live && members.length === 0) return;
+  const signal = async (sig: NodeJS.Signals, procs: kernel.SessionMember[]) => {
+    // Its process group at once while it runs (one signal each); the others one by one.
+    const group = await kernel.signalProcess(leader.pid, leader.startTime, sig, true);
+    for (const p of procs) if (!(group && p.pgrp === leader.pid)) await kernel.signalProcess(p.pid, p.startTime, sig);
+  };
+  const all: kernel.SessionMember[] = live && !members.some((p) => p.pid === leader.pid) ? [{ ...leader, pgrp: leader.pid }, ...members] : members;
+  await signal("SIGTERM", all);
   const left = await waitAllExit(all, props.stopTimeoutMs);
   if (left.length === 0) return;
   await signal("SIGKILL", left);

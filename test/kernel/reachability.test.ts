@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as kernel from "../../provider/kernel";
 import { processKind } from "../../provider/process";
@@ -95,7 +97,11 @@ describe("Reachability and Process on the kernel", () => {
   it("a Process's delete stops the programs it started too (its process group), also those left running after it ended itself", async () => {
     const run = async (name: string, script: string) => {
       const { inputs } = processKind.check(undefined, { __owner: `${OWNER}/Process/${name}`, namespace: b, command: ["bash", "-c", script], readyText: "ok" });
-      return (await processKind.create(inputs)).outs;
+      const outs = (await processKind.create(inputs)).outs;
+      // "ok" comes after the forks, perhaps before the children have become sleep.
+      const sleeps = [...script.matchAll(/sleep (61\.\d+)/g)].map((m) => `sleep\u0000${m[1]}`);
+      for (let i = 0; i < 100 && sleeps.some((s) => processesWith(s).length === 0); i++) await new Promise((r) => setTimeout(r, 20));
+      return outs;
     };
     // A shell that starts two programs in the background and waits for them.
     const shell = await run("shell", "sleep 61.31 & sleep 61.32 & echo ok; wait");
@@ -115,6 +121,40 @@ describe("Reachability and Process on the kernel", () => {
     await processKind.delete("", brief);
     expect(processesWith("sleep\u000061.33")).toEqual([]);
     await processKind.delete("", brief);
+
+    // What it left is found by its mark (nslab-orphans; a create of the same resource
+    // after a refresh dropped it stops it first, as it does an earlier program).
+    const left = await run("left", "sleep 61.36 & echo ok");
+    for (let i = 0; i < 50 && (await kernel.processAlive(left.pid, left.startTime)); i++) await new Promise((r) => setTimeout(r, 100));
+    const [stray] = processesWith("sleep\u000061.36");
+    expect((await kernel.markedProcesses()).filter((p) => p.owner === left.__owner).map((p) => p.pid)).toEqual([stray]);
+    const again = await run("left", "sleep 61.37 & echo ok; wait");
+    expect(processesWith("sleep\u000061.36")).toEqual([]);
+    expect((await kernel.markedProcesses()).filter((p) => p.owner === left.__owner).map((p) => p.pid)).toEqual([again.pid]);
+    await processKind.delete("", again);
+    expect(processesWith("sleep\u000061.37")).toEqual([]);
+
+    // A program in a process group of its own (a job-control shell's job, like timeout's
+    // child), and one without the mark that ignores SIGTERM: its session, both stopped.
+    const jobs = await run("jobs", "set -m; sleep 61.34 & env -i sh -c 'trap \"\" TERM; exec sleep 61.35' & echo ok; wait");
+    expect(processesWith("sleep\u000061.34")).toHaveLength(1);
+    expect(processesWith("sleep\u000061.35")).toHaveLength(1);
+    await processKind.delete("", { ...jobs, stopTimeoutMs: 500 });
+    expect(processesWith("sleep\u000061.34")).toEqual([]);
+    expect(processesWith("sleep\u000061.35")).toEqual([]);
+  });
+
+  it("a Process's programs get SIGTERM once each (a second one cuts a graceful stop short)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-term-"));
+    const counter = path.join(dir, "count.py");
+    fs.writeFileSync(counter, "import signal, sys, time\nseen = open(sys.argv[1], 'a')\ndef term(*_):\n    seen.write('T'); seen.flush()\nsignal.signal(signal.SIGTERM, term)\nprint('ok', flush=True)\nwhile True:\n    time.sleep(0.05)\n    if seen.tell() and time.time() > 0: time.sleep(0.3); sys.exit(0)\n");
+    const { inputs } = processKind.check(undefined, { __owner: `${OWNER}/Process/once`, namespace: b, command: ["bash", "-c", `python3 -u ${counter} ${dir}/leader & python3 -u ${counter} ${dir}/child > /dev/null & wait`], readyText: "ok" });
+    const once = (await processKind.create(inputs)).outs;
+    await new Promise((r) => setTimeout(r, 300)); // the second python up too
+    await processKind.delete("", once);
+    expect(fs.readFileSync(path.join(dir, "leader"), "utf8")).toBe("T");
+    expect(fs.readFileSync(path.join(dir, "child"), "utf8")).toBe("T");
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("a Process that runs but prints nothing within startupMs is stopped, and told its output may be held back in a buffer", async () => {
