@@ -4,7 +4,9 @@
  * and an expectation ("reachable" or "unreachable").
  *
  * - create probes and fails, saying what was tried and what came back, when the
- *   expectation does not hold, so `pulumi up` ends only on a lab that works.
+ *   expectation does not hold. It probes again when its own inputs change or an
+ *   interface in its dependsOn is made anew or comes back up (`__links`), not when
+ *   another resource there is updated or made anew (README: run the drift check).
  * - read probes again. When the result no longer matches, it reports `expect` as what
  *   was observed (and `reachable` with it): the refresh shows
  *   `expect: "unreachable" => "reachable"` and a drift check exits 7. Since every input
