@@ -428,6 +428,11 @@ describe("resources on other hosts, over SSH", () => {
     const stranger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "nslab-key-")), "id");
     await must("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
     expect(await attempt(stranger)).toContain(`The key ${stranger} was refused: add its public half to the user's authorized_keys on root@${h1.address}.`);
+    // The host's own key, readable by others: ssh will not use it.
+    const open = path.join(path.dirname(stranger), "open");
+    fs.copyFileSync(h1.host.identityFile!, open);
+    fs.chmodSync(open, 0o644);
+    expect(await attempt(open)).toContain(`identityFile ${open} can be read by others (mode 0644), and ssh will not use a private key like that: chmod 600 it.`);
     fs.rmSync(path.dirname(stranger), { recursive: true, force: true });
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).not.toContain("keyless");
   });
