@@ -1112,8 +1112,20 @@ export async function markedProcesses(): Promise<MarkedProcess[]> {
   // The program itself, which leads the session setsid gave it; and what it started and
   // left running when it ended (its session's leader gone), which nothing else would stop.
   const leaders = new Set(live.filter((p) => p.stat.session === String(p.pid)).map((p) => p.stat.session));
+  // Here a leader is looked at directly (it may have lost its mark: a process title
+  // written over its environment); on another host, only the marked ones are known.
+  const leaderLives = (sid: string) => {
+    if (leaders.has(sid)) return true;
+    if (currentHost() !== undefined) return false;
+    try {
+      const stat = parseStat(fs.readFileSync(`/proc/${sid}/stat`, "utf8"));
+      return stat !== undefined && stat.session === sid && stat.state !== "Z" && stat.state !== "X";
+    } catch {
+      return false;
+    }
+  };
   return live
-    .filter((p) => p.stat.session === String(p.pid) || !leaders.has(p.stat.session))
+    .filter((p) => p.stat.session === String(p.pid) || !leaderLives(p.stat.session))
     .map(({ pid, stat }) => ({ pid, startTime: stat.startTime, owner: owners.get(pid)!, ...(stopTimeouts.has(pid) ? { stopTimeoutMs: stopTimeouts.get(pid) } : {}) }));
 }
 

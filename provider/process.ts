@@ -141,15 +141,19 @@ export async function stop(props: Pick<ProcessOutputs, "pid" | "startTime" | "st
   const now = await kernel.processStat(leader.pid);
   const live = now !== undefined && now.state !== "Z" && now.state !== "X";
   if (live && now.startTime !== leader.startTime) return;
-  // While it runs, its whole session is its own; once it has ended, the members that carry its mark.
-  const members = await kernel.sessionMembers(leader.pid, live ? undefined : props.__owner);
-  if (!live && members.length === 0) return;
+  // While it runs as its session's leader, the whole session is its own. Once it has
+  // ended, the members that carry its mark; and when it is itself what an ended program
+  // left (nslab-orphans, a create taking over), the marked members of that program's session.
+  const leads = live && now.session === String(leader.pid);
+  const sid = live && !leads ? Number(now.session) : leader.pid;
+  const members = await kernel.sessionMembers(sid, leads ? undefined : props.__owner);
+  if (!leads && members.length === 0) return;
   const signal = async (sig: NodeJS.Signals, procs: kernel.SessionMember[]) => {
-    // Its process group at once while it runs (one signal each); the others one by one.
-    const group = await kernel.signalProcess(leader.pid, leader.startTime, sig, true);
+    // Its process group at once while it leads (one signal each); the others one by one.
+    const group = leads && (await kernel.signalProcess(leader.pid, leader.startTime, sig, true));
     for (const p of procs) if (!(group && p.pgrp === leader.pid)) await kernel.signalProcess(p.pid, p.startTime, sig);
   };
-  const all: kernel.SessionMember[] = live && !members.some((p) => p.pid === leader.pid) ? [{ ...leader, pgrp: leader.pid }, ...members] : members;
+  const all: kernel.SessionMember[] = leads && !members.some((p) => p.pid === leader.pid) ? [{ ...leader, pgrp: leader.pid }, ...members] : members;
   await signal("SIGTERM", all);
   const left = await waitAllExit(all, props.stopTimeoutMs);
   if (left.length === 0) return;

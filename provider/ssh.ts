@@ -169,11 +169,12 @@ function unreadable(file: string): string {
   }
 }
 
-/** FILE's mode in octal when group or others may access it (ssh refuses such a private key), or "". */
+/** FILE's mode in octal when it is this user's and group or others may access it (ssh refuses such a private key of its user's), or "". */
 function tooOpen(file: string): string {
   try {
-    const mode = fs.statSync(file).mode & 0o777;
-    return mode & 0o077 ? mode.toString(8).padStart(4, "0") : "";
+    const st = fs.statSync(file);
+    const mode = st.mode & 0o777;
+    return st.uid === process.getuid?.() && mode & 0o077 ? mode.toString(8).padStart(4, "0") : "";
   } catch {
     return "";
   }
@@ -190,8 +191,8 @@ export function sshError(host: HostArgs, subject: string, stderr: string): Nslab
     // ssh goes on without it (saying so only below LogLevel=ERROR), and the host refuses:
     // the file is what to fix.
     fix = `identityFile ${host.identityFile} cannot be read on this machine (the one that runs the engine: ${unreadable(host.identityFile)}): give the path of the private key there.`;
-  } else if (/Permission denied/.test(stderr) && host.identityFile && tooOpen(host.identityFile)) {
-    fix = `identityFile ${host.identityFile} can be read by others (mode ${tooOpen(host.identityFile)}), and ssh will not use a private key like that: chmod 600 it.`;
+  } else if (/Permission denied/.test(stderr) && host.identityFile && (/UNPROTECTED PRIVATE KEY FILE|are too open/.test(stderr) || tooOpen(host.identityFile))) {
+    fix = `identityFile ${host.identityFile} is open to group or others (mode ${tooOpen(host.identityFile) || "too open"}), and ssh will not use its own private key like that: chmod 600 it.`;
   } else if (/Permission denied/.test(stderr)) {
     fix = `The key ${host.identityFile ?? "(ssh's default)"} was refused: add its public half to the user's authorized_keys on ${label}.`;
   }

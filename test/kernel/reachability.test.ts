@@ -150,10 +150,28 @@ describe("Reachability and Process on the kernel", () => {
     fs.writeFileSync(counter, "import signal, sys, time\nseen = open(sys.argv[1], 'a')\ndef term(*_):\n    seen.write('T'); seen.flush()\nsignal.signal(signal.SIGTERM, term)\nprint('ok', flush=True)\nwhile True:\n    time.sleep(0.05)\n    if seen.tell() and time.time() > 0: time.sleep(0.3); sys.exit(0)\n");
     const { inputs } = processKind.check(undefined, { __owner: `${OWNER}/Process/once`, namespace: b, command: ["bash", "-c", `python3 -u ${counter} ${dir}/leader & python3 -u ${counter} ${dir}/child > /dev/null & wait`], readyText: "ok" });
     const once = (await processKind.create(inputs)).outs;
-    await new Promise((r) => setTimeout(r, 300)); // the second python up too
+    // The second python up too (python3 may be a slow-starting shim): each has opened its file.
+    for (let i = 0; i < 100 && !["leader", "child"].every((f) => fs.existsSync(path.join(dir, f))); i++) await new Promise((r) => setTimeout(r, 50));
     await processKind.delete("", once);
     expect(fs.readFileSync(path.join(dir, "leader"), "utf8")).toBe("T");
     expect(fs.readFileSync(path.join(dir, "child"), "utf8")).toBe("T");
+
+    // Left running by a program that ended, a job in a group of its own with two
+    // programs: the create that starts the resource again stops each once (each is
+    // listed; the first stop takes the whole session and waits for it).
+    const script = `set -m; (python3 -u ${counter} ${dir}/left1 > /dev/null & python3 -u ${counter} ${dir}/left2 > /dev/null & wait) & sleep 0.5; echo ok`;
+    const ended = (await processKind.create(processKind.check(undefined, { __owner: `${OWNER}/Process/ended`, namespace: b, command: ["bash", "-c", script], readyText: "ok" }).inputs)).outs;
+    for (let i = 0; i < 50 && (await kernel.processAlive(ended.pid, ended.startTime)); i++) await new Promise((r) => setTimeout(r, 100));
+    // Both counting (python3 may be a slow-starting shim): each has opened its file.
+    for (let i = 0; i < 100 && !["left1", "left2"].every((f) => fs.existsSync(path.join(dir, f))); i++) await new Promise((r) => setTimeout(r, 50));
+    const counters = fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d) && (() => { try { const argv = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0"); return argv[0] !== "bash" && argv.some((a) => a.startsWith(`${dir}/left`)); } catch { return false; } })()).map(Number);
+    expect(counters).toHaveLength(2);
+    expect((await kernel.markedProcesses()).filter((p) => p.owner === ended.__owner).map((p) => p.pid)).toEqual(expect.arrayContaining(counters));
+    const again = (await processKind.create(processKind.check(undefined, { __owner: `${OWNER}/Process/ended`, namespace: b, command: ["sleep", "61.38"] }).inputs)).outs;
+    expect(fs.readFileSync(path.join(dir, "left1"), "utf8")).toBe("T");
+    expect(fs.readFileSync(path.join(dir, "left2"), "utf8")).toBe("T");
+    expect((await kernel.markedProcesses()).filter((p) => p.owner === ended.__owner).map((p) => p.pid)).toEqual([again.pid]);
+    await processKind.delete("", again);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -432,7 +432,7 @@ describe("resources on other hosts, over SSH", () => {
     const open = path.join(path.dirname(stranger), "open");
     fs.copyFileSync(h1.host.identityFile!, open);
     fs.chmodSync(open, 0o644);
-    expect(await attempt(open)).toContain(`identityFile ${open} can be read by others (mode 0644), and ssh will not use a private key like that: chmod 600 it.`);
+    expect(await attempt(open)).toContain(`identityFile ${open} is open to group or others (mode 0644), and ssh will not use its own private key like that: chmod 600 it.`);
     fs.rmSync(path.dirname(stranger), { recursive: true, force: true });
     expect(await lab.onHost(h1, "ip", ["netns", "list"])).not.toContain("keyless");
   });
