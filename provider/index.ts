@@ -262,7 +262,14 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     }
     case "read": {
       const old = props(args[1]);
-      return withMade(withHostOut(await onHost(impl.kind, old.__owner, hostOf(old), () => impl.read(String(args[0]), old)), hostOf(old)), old.__made);
+      const read = withMade(withHostOut(await onHost(impl.kind, old.__owner, hostOf(old), () => impl.read(String(args[0]), old)), hostOf(old)), old.__made);
+      // The token is an output only: not among the inputs a read gives back (the kinds
+      // derive them from the recorded outputs).
+      if (read.inputs && "__made" in read.inputs) {
+        const { __made: _made, ...inputs } = read.inputs as Record<string, unknown>;
+        return { ...read, inputs };
+      }
+      return read;
     }
     case "exists": {
       const old = props(args[1]);

@@ -45,23 +45,29 @@ class Site extends pulumi.ComponentResource {
 new Site("site");
 `;
 
+/** Both hosts reach the bridge's address and each other (FLAT's and NESTED's lab), at the first try. */
+async function reachable(sandbox: Sandbox): Promise<void> {
+  for (const [from, to] of [["rh1", "10.62.0.1"], ["rh1", "10.62.0.12"], ["rh2", "10.62.0.11"]]) expect(await pings(sandbox, from, to), `${from} -> ${to}`).toBe(true);
+}
+
+/** The URN of the lab's nslab resource of TYPE named NAME. */
+async function urnOf(lab: Lab, type: string, name: string): Promise<string> {
+  return (await lab.resources()).find((r) => r.type === `pulumi-nodejs:dynamic/nslab:${type}` && r.urn.endsWith(`::${name}`))!.urn;
+}
+
 describe("a resource made again under another URN keeps its object", () => {
   it("pulumi up --replace of a bridge and of a namespace, and resources moved under a component without aliases: the lab stays up, nothing is left", async () => {
     const lab = await Lab.create(sandbox, "replace", FLAT);
     const up = await lab.up();
     expect(up.exitCode, show(up)).toBe(0);
-    const reachable = async () => {
-      for (const [from, to] of [["rh1", "10.62.0.1"], ["rh1", "10.62.0.12"], ["rh2", "10.62.0.11"]]) expect(await pings(sandbox, from, to), `${from} -> ${to}`).toBe(true);
-    };
-    await reachable();
-    const urn = async (type: string, name: string) => (await lab.resources()).find((r) => r.type === `pulumi-nodejs:dynamic/nslab:${type}` && r.urn.endsWith(`::${name}`))!.urn;
+    await reachable(sandbox);
 
     for (const [type, name] of [["Bridge", "br"], ["Namespace", "h2"], ["IpForwarding", "fwd"]]) {
-      const replaced = await lab.up(["--replace", await urn(type, name)]);
+      const replaced = await lab.up(["--replace", await urnOf(lab, type, name)]);
       expect(replaced.exitCode, show(replaced)).toBe(0);
       expect(replaced.stdout, `${type} ${name}`).toMatch(/1 replaced/);
       // At the first try: the object was never gone.
-      await reachable();
+      await reachable(sandbox);
       expect((await sandbox.must("sysctl", ["-n", "net.ipv4.ip_forward"])).trim()).toBe("1");
       const clean = await lab.driftCheck();
       expect(clean.exitCode, show(clean)).toBe(0);
@@ -72,7 +78,7 @@ describe("a resource made again under another URN keeps its object", () => {
     expect(moved.exitCode, show(moved)).toBe(0);
     expect(moved.stdout).toMatch(/\+ 9 created/); // the component and its 8 resources
     expect(moved.stdout).toMatch(/- 8 deleted/);
-    await reachable();
+    await reachable(sandbox);
     const settled = await lab.driftCheck();
     expect(settled.exitCode, show(settled)).toBe(0);
 
@@ -83,11 +89,11 @@ describe("a resource made again under another URN keeps its object", () => {
     const renamed = await lab.up();
     expect(renamed.exitCode, show(renamed)).not.toBe(0);
     expect(renamed.stdout + renamed.stderr).toMatch(/namespace "rh1" already exists\. It belongs to nslab Namespace "h1" of this same stack \([^)]*\)\. If this resource is that one renamed, give it the option aliases: \[\{ name: "h1" \}\]/);
-    await reachable();
+    await reachable(sandbox);
     lab.edit(`new nslab.Namespace("host" + i, { name: "rh" + i }, opts);`, `new nslab.Namespace("host" + i, { name: "rh" + i }, { ...opts, aliases: [{ name: "h" + i }] });`);
     const aliased = await lab.up();
     expect(aliased.exitCode, show(aliased)).toBe(0);
-    await reachable();
+    await reachable(sandbox);
     const kept = await lab.driftCheck();
     expect(kept.exitCode, show(kept)).toBe(0);
 
@@ -102,27 +108,23 @@ describe("a resource made again under another URN keeps its object", () => {
     const lab = await Lab.create(sandbox, "replace-fail", FLAT);
     const up = await lab.up();
     expect(up.exitCode, show(up)).toBe(0);
-    const reachable = async () => {
-      for (const [from, to] of [["rh1", "10.62.0.1"], ["rh1", "10.62.0.12"], ["rh2", "10.62.0.11"]]) expect(await pings(sandbox, from, to), `${from} -> ${to}`).toBe(true);
-    };
-    await reachable();
+    await reachable(sandbox);
     // A bridge that cannot be made (its name taken by hand), made after the others: the
     // run stops with the originals not yet deleted (kept in the state to delete later).
     await sandbox.must("ip", ["link", "add", "junk0", "type", "veth", "peer", "name", "junk1"]);
     const failing = (after: string) => `\nnew nslab.Bridge("junk", { name: "junk0" }, { dependsOn: [${after}] });\n`;
-    const urn = async (type: string, name: string) => (await lab.resources()).find((r) => r.type === `pulumi-nodejs:dynamic/nslab:${type}` && r.urn.endsWith(`::${name}`))!.urn;
 
     lab.write(FLAT.replace(`new nslab.IpForwarding("fwd", { ipv4: true }, opts);`, `const fwd = new nslab.IpForwarding("fwd", { ipv4: true }, opts);${failing("br, fwd")}`));
-    const replacing = await lab.up(["--replace", await urn("Bridge", "br"), "--replace", await urn("Namespace", "h2")]);
+    const replacing = await lab.up(["--replace", await urnOf(lab, "Bridge", "br"), "--replace", await urnOf(lab, "Namespace", "h2")]);
     expect(replacing.exitCode, show(replacing)).not.toBe(0);
     expect(replacing.stdout + replacing.stderr).toContain('bridge "junk0" in the program\'s namespace already exists');
-    await reachable();
+    await reachable(sandbox);
     await sandbox.must("ip", ["link", "del", "junk0"]);
     lab.write(FLAT);
     const deleting = await lab.up();
     expect(deleting.exitCode, show(deleting)).toBe(0);
     expect(deleting.stdout.match(/deleted original/g)).toHaveLength(2); // the originals the failed run kept
-    await reachable();
+    await reachable(sandbox);
     const clean = await lab.driftCheck();
     expect(clean.exitCode, show(clean)).toBe(0);
 
@@ -131,13 +133,13 @@ describe("a resource made again under another URN keeps its object", () => {
     const moving = await lab.up();
     expect(moving.exitCode, show(moving)).not.toBe(0);
     expect(moving.stdout).toMatch(/\+ 9 created/); // the component and its 8 resources
-    await reachable();
+    await reachable(sandbox);
     await sandbox.must("ip", ["link", "del", "junk0"]);
     lab.write(NESTED);
     const moved = await lab.up();
     expect(moved.exitCode, show(moved)).toBe(0);
     expect(moved.stdout).toMatch(/- 8 deleted/);
-    await reachable();
+    await reachable(sandbox);
     const settled = await lab.driftCheck();
     expect(settled.exitCode, show(settled)).toBe(0);
 

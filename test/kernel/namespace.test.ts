@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
+import { dispatch } from "../../provider";
 import { namespaceKind as ns } from "../../provider/namespace";
 import { ownerTag } from "../../provider/resource";
 import { ipByHand, linkByHand, OWNER, uniq } from "../helpers/kernel";
@@ -25,6 +26,36 @@ describe("Namespace on the kernel", () => {
     expect(fs.existsSync(outs.path)).toBe(false);
     expect(await ns.read(id, outs)).toEqual({});
     await ns.delete(id, outs); // idempotent
+  });
+
+  it("through the dispatcher: create stamps a token of its own (__made) in the outputs, which update and read keep, and read does not give back as an input", async () => {
+    const name = uniq("kns");
+    const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
+    const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
+    try {
+      expect(made.outs.__made).toMatch(/^[A-Za-z0-9_-]{8}$/);
+      const read = (await dispatch("Namespace", "read", [made.id, made.outs])) as { props: Record<string, unknown>; inputs: Record<string, unknown> };
+      expect(read.props.__made).toBe(made.outs.__made);
+      expect(read.inputs).not.toHaveProperty("__made");
+      // A kind whose read gives back its recorded outputs as inputs (a Process) too.
+      const proc = (await dispatch("Process", "create", [((await dispatch("Process", "check", [undefined, { namespace: name, command: ["sleep", "61.5"], __owner: `${OWNER}/${name}-p` }])) as { inputs: unknown }).inputs])) as { id: string; outs: Record<string, unknown> };
+      const seen = (await dispatch("Process", "read", [proc.id, proc.outs])) as { props: Record<string, unknown>; inputs: Record<string, unknown> };
+      expect(seen.props.__made).toBe(proc.outs.__made);
+      expect(seen.inputs).not.toHaveProperty("__made");
+      await dispatch("Process", "delete", [proc.id, proc.outs]);
+      const updated = (await dispatch("Namespace", "update", [made.id, made.outs, checked.inputs])) as { outs: Record<string, unknown> };
+      expect(updated.outs.__made).toBe(made.outs.__made);
+      // Made again (a replacement taking it over): the original's delete leaves it to the
+      // later create, whose delete removes it.
+      const again = (await dispatch("Namespace", "create", [{ ...checked.inputs, adopt: true }])) as { outs: Record<string, unknown> };
+      expect(again.outs.__made).not.toBe(made.outs.__made);
+      await dispatch("Namespace", "delete", [made.id, made.outs]);
+      expect(fs.existsSync(`/run/netns/${name}`)).toBe(true);
+      await dispatch("Namespace", "delete", [made.id, again.outs]);
+      expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
+    } finally {
+      if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
+    }
   });
 
   it("refuses an existing namespace unless adopting, and leaves it alone", async () => {
