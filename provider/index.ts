@@ -121,12 +121,19 @@ function diffWithHost(result: DiffResult, olds: Record<string, unknown>, news: R
 }
 
 /** The outputs with the host they live on (kinds build their outputs without it). */
-function withHostOut<T extends { outs?: Record<string, unknown>; props?: Record<string, unknown>; inputs?: Record<string, unknown> }>(result: T, host: HostArgs | undefined): T {
-  if (host === undefined) return result;
+function withHostOut<T extends Result>(result: T, host: HostArgs | undefined): T {
+  return host === undefined ? result : withFields(result, { host }, true);
+}
+
+/** A kind's result (create, update: outs; read: props and inputs). */
+type Result = { outs?: Record<string, unknown>; props?: Record<string, unknown>; inputs?: Record<string, unknown> };
+
+/** RESULT with FIELDS added to its outputs, and with INPUTS to its inputs too. */
+function withFields<T extends Result>(result: T, fields: Record<string, unknown>, inputs: boolean): T {
   const out = { ...result };
-  if (out.outs) out.outs = { ...out.outs, host };
-  if (out.props) out.props = { ...out.props, host };
-  if (out.inputs) out.inputs = { ...out.inputs, host };
+  if (out.outs) out.outs = { ...out.outs, ...fields };
+  if (out.props) out.props = { ...out.props, ...fields };
+  if (inputs && out.inputs) out.inputs = { ...out.inputs, ...fields };
   return out;
 }
 
@@ -172,12 +179,8 @@ const recordKey = (r: OwnedRecord) => madeKey(r.kind, r.outs?.host as HostArgs |
  * to another URN, its host spelled another way) holds the object now.
  */
 const newMade = () => randomBytes(6).toString("base64url");
-function withMade<T extends { outs?: Record<string, unknown>; props?: Record<string, unknown> }>(result: T, made: unknown): T {
-  if (typeof made !== "string") return result;
-  const out = { ...result };
-  if (out.outs) out.outs = { ...out.outs, __made: made };
-  if (out.props) out.props = { ...out.props, __made: made };
-  return out;
+function withMade<T extends Result>(result: T, made: unknown): T {
+  return typeof made === "string" ? withFields(result, { __made: made }, false) : result;
 }
 
 /**

@@ -960,9 +960,14 @@ export async function closeProbers(netns: string): Promise<void> {
 export interface ProcessStat {
   state: string;
   startTime: string;
+  /** The process group id. */
+  group: string;
   /** The session id: a program nslab started leads its own (setsid). */
   session: string;
 }
+
+/** Whether STAT is of a process that has not exited (neither a zombie nor dead). */
+export const running = (stat: ProcessStat | undefined): stat is ProcessStat => stat !== undefined && stat.state !== "Z" && stat.state !== "X";
 
 /** The fields of a /proc/PID/stat line that nslab needs. */
 function parseStat(text: string): ProcessStat | undefined {
@@ -970,7 +975,7 @@ function parseStat(text: string): ProcessStat | undefined {
   const close = text.lastIndexOf(")");
   if (close < 0) return undefined;
   const fields = text.slice(close + 2).trim().split(" ");
-  return fields[19] === undefined ? undefined : { state: fields[0], startTime: fields[19], session: fields[3] };
+  return fields[19] === undefined ? undefined : { state: fields[0], startTime: fields[19], group: fields[2], session: fields[3] };
 }
 
 /**
@@ -1017,7 +1022,7 @@ export async function processNetns(pid: number, name: string): Promise<"same" | 
 /** True when PID is the process that started at `startTime` and has not exited (a zombie has), on the current host. */
 export async function processAlive(pid: number, startTime: string): Promise<boolean> {
   const stat = await processStat(pid);
-  return stat !== undefined && stat.startTime === startTime && stat.state !== "Z" && stat.state !== "X";
+  return running(stat) && stat.startTime === startTime;
 }
 
 /**
@@ -1108,7 +1113,7 @@ export async function markedProcesses(): Promise<MarkedProcess[]> {
   }
   const live = stats
     .map((line) => ({ pid: Number(/^(\d+) \(/.exec(line)?.[1]), stat: parseStat(line) }))
-    .filter((p): p is { pid: number; stat: ProcessStat } => owners.has(p.pid) && p.stat !== undefined && p.stat.state !== "Z" && p.stat.state !== "X");
+    .filter((p): p is { pid: number; stat: ProcessStat } => owners.has(p.pid) && running(p.stat));
   // The program itself, which leads the session setsid gave it; and what it started and
   // left running when it ended (its session's leader gone), which nothing else would stop.
   const leaders = new Set(live.filter((p) => p.stat.session === String(p.pid)).map((p) => p.stat.session));
@@ -1119,7 +1124,7 @@ export async function markedProcesses(): Promise<MarkedProcess[]> {
     if (currentHost() !== undefined) return false;
     try {
       const stat = parseStat(fs.readFileSync(`/proc/${sid}/stat`, "utf8"));
-      return stat !== undefined && stat.session === sid && stat.state !== "Z" && stat.state !== "X";
+      return running(stat) && stat.session === sid;
     } catch {
       return false;
     }
@@ -1273,11 +1278,10 @@ export async function sessionMembers(sid: number, owner?: string): Promise<Sessi
   for (const entry of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const text = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const stat = parseStat(text);
-      if (!stat || stat.session !== String(sid) || stat.state === "Z" || stat.state === "X") continue;
+      const stat = parseStat(fs.readFileSync(`/proc/${entry}/stat`, "utf8"));
+      if (!running(stat) || stat.session !== String(sid)) continue;
       if (mark !== undefined && !fs.readFileSync(`/proc/${entry}/environ`).toString("utf8").split("\0").includes(mark)) continue;
-      found.push({ pid: Number(entry), startTime: stat.startTime, pgrp: Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[2]) });
+      found.push({ pid: Number(entry), startTime: stat.startTime, pgrp: Number(stat.group) });
     } catch {
       // gone meanwhile
     }

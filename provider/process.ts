@@ -105,10 +105,7 @@ async function logTail(file: string, from = 0): Promise<string> {
 
 /** Waits until the process has exited, up to `ms`; true when it has. */
 async function waitExit(pid: number, startTime: string, ms: number): Promise<boolean> {
-  for (const until = Date.now() + ms; Date.now() < until; await sleep(POLL_MS)) {
-    if (!(await kernel.processAlive(pid, startTime))) return true;
-  }
-  return !(await kernel.processAlive(pid, startTime));
+  return (await waitAllExit([{ pid, startTime }], ms)).length === 0;
 }
 
 /** Waits until the log, past `from`, holds `text`; false when the process exits or `ms` pass first. */
@@ -139,7 +136,7 @@ export async function stop(props: Pick<ProcessOutputs, "pid" | "startTime" | "st
   const leader = { pid: props.pid, startTime: props.startTime };
   // A pid another program has now (another start time): neither it nor its session is ours.
   const now = await kernel.processStat(leader.pid);
-  const live = now !== undefined && now.state !== "Z" && now.state !== "X";
+  const live = kernel.running(now);
   if (live && now.startTime !== leader.startTime) return;
   // While it runs as its session's leader, the whole session is its own. Once it has
   // ended, the members that carry its mark; and when it is itself what an ended program

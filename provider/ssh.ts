@@ -187,14 +187,15 @@ export function sshError(host: HostArgs, subject: string, stderr: string): Nslab
   let fix = `Check that sshd runs on ${label} and that this machine reaches it.`;
   if (/Host key verification failed|No .* host key is known|IDENTIFICATION HAS CHANGED/.test(stderr)) {
     fix = `Its host key is not in ${host.knownHostsFile ?? "~/.ssh/known_hosts"} (or differs): add the right key there (ssh-keyscan, checked by hand); nslab never accepts an unknown key.`;
-  } else if (/Permission denied/.test(stderr) && host.identityFile && unreadable(host.identityFile)) {
-    // ssh goes on without it (saying so only below LogLevel=ERROR), and the host refuses:
-    // the file is what to fix.
-    fix = `identityFile ${host.identityFile} cannot be read on this machine (the one that runs the engine: ${unreadable(host.identityFile)}): give the path of the private key there.`;
-  } else if (/Permission denied/.test(stderr) && host.identityFile && (/UNPROTECTED PRIVATE KEY FILE|are too open/.test(stderr) || tooOpen(host.identityFile))) {
-    fix = `identityFile ${host.identityFile} is open to group or others (mode ${tooOpen(host.identityFile) || "too open"}), and ssh will not use its own private key like that: chmod 600 it.`;
   } else if (/Permission denied/.test(stderr)) {
     fix = `The key ${host.identityFile ?? "(ssh's default)"} was refused: add its public half to the user's authorized_keys on ${label}.`;
+    const file = host.identityFile;
+    // ssh goes on without a key it cannot read (saying so only below LogLevel=ERROR), or
+    // will not use, and the host refuses: the file is what to fix.
+    const cannot = file ? unreadable(file) : "";
+    const open = file && !cannot ? tooOpen(file) || (/UNPROTECTED PRIVATE KEY FILE|are too open/.test(stderr) ? "too open" : "") : "";
+    if (cannot) fix = `identityFile ${file} cannot be read on this machine (the one that runs the engine: ${cannot}): give the path of the private key there.`;
+    else if (open) fix = `identityFile ${file} is open to group or others (mode ${open}), and ssh will not use its own private key like that: chmod 600 it.`;
   }
   const kind = /Permission denied|Host key verification failed/.test(stderr) ? "Permission" : "CommandFailed";
   const where = subject.includes(label) ? subject : `${subject} on ${label}`;

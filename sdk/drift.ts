@@ -114,13 +114,14 @@ function report(seen: Seen[]): ResourceDrift[] {
     if (!change || custom === false || done.has(urn) || /::pulumi:(?:pulumi:Stack|providers:[^:]*)::/.test(urn)) continue;
     done.add(urn);
     const parts = urn.split("::");
+    const changed = change === "update" || change === "replace";
     out.push({
       change,
       type: (parts[2] ?? "").split(":").pop() ?? "",
       name: parts[3] ?? urn,
       urn,
-      properties: change === "update" || change === "replace" ? propertyDrift(live, other) : [],
-      ...((change === "update" || change === "replace") && other?.__links !== undefined && JSON.stringify(live?.__links ?? null) !== JSON.stringify(other.__links) ? { interfaceRenewed: true } : {}),
+      properties: changed ? propertyDrift(live, other) : [],
+      ...(changed && other?.__links !== undefined && JSON.stringify(live?.__links ?? null) !== JSON.stringify(other.__links) ? { interfaceRenewed: true } : {}),
     });
   }
   return out;
