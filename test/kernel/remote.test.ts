@@ -505,6 +505,7 @@ describe("resources on other hosts, over SSH", () => {
       await dispatch("Process", "delete", [shell.id, shell.outs]);
       expect(await gone(Number(child))).toBe(true);
       expect(await gone(shell.outs.pid)).toBe(true);
+      fs.rmSync(shell.outs.log, { force: true });
     } finally {
       try {
         process.kill(pid, "SIGKILL");
