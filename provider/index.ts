@@ -172,15 +172,37 @@ const madeKey = (kind: string, host: HostArgs | undefined, id: unknown, owner: u
 const recordKey = (r: OwnedRecord) => madeKey(r.kind, r.outs?.host as HostArgs | undefined, r.id, r.owner);
 
 /**
- * Which create made a resource's object: `__made` in its outputs, a token new to each
- * create, kept by updates and reads, recorded with the object (provider/owned.ts). When
- * the record of an owner's object carries another token than a resource being deleted,
- * a later create of that owner (the resource made again: replaced creating first, moved
- * to another URN, its host spelled another way) holds the object now.
+ * Which create made a resource's object, and which write last changed it: `__made` in
+ * its outputs, "MADE" after a create (a token new to each create) and "MADE.WROTE" after
+ * an update (a token new to each update), kept by reads, recorded with the object
+ * (provider/owned.ts). When the record of an owner's object carries another MADE than a
+ * resource being deleted, a later create of that owner (the resource made again:
+ * replaced creating first, moved to another URN, its host spelled another way) holds the
+ * object now. A Reachability takes the whole token of each resource in its dependsOn
+ * (sdk/base.ts writesOf), so it probes again after any of them is written.
  */
 const newMade = () => randomBytes(6).toString("base64url");
+/** The create part of a `__made` token. */
+const madePart = (made: unknown) => (typeof made === "string" ? made.split(".")[0] : undefined);
+/** The token of an update: the create's part kept (or one new, for a resource recorded before tokens), a write's new. */
+const written = (made: unknown) => `${madePart(made) ?? newMade()}.${newMade()}`;
 function withMade<T extends Result>(result: T, made: unknown): T {
   return typeof made === "string" ? withFields(result, { __made: made }, false) : result;
+}
+
+/**
+ * A diff that also updates a resource whose recorded outputs have no `__made` (made by an
+ * nslab from before tokens), once: a Reachability that depends on it would otherwise see
+ * its token as unknown in every preview and plan to probe again each time. The update
+ * writes nothing to the kernel (stampOnly), only the token, to the state and the record.
+ */
+function stamping(d: DiffResult, olds: Record<string, unknown>): DiffResult {
+  return !d.changes && olds.__made === undefined ? { ...d, changes: true } : d;
+}
+/** Whether an update is only the one that records a token (stamping): nothing else differs. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function stampOnly(impl: ResourceKind<any, any>, id: string, olds: Record<string, unknown>, news: Record<string, unknown>): boolean {
+  return olds.__made === undefined && !diffWithHost(impl.diff(id, olds, news), olds, news).changes;
 }
 
 /**
@@ -191,8 +213,8 @@ function withMade<T extends Result>(result: T, made: unknown): T {
  * the engine deletes in a later run, the one that made it again having failed first.
  */
 async function madeAgain(kind: string, record: OwnedRecord, old: Record<string, unknown>, id: string, key: string): Promise<boolean> {
-  const made = record.outs?.__made;
-  if (typeof made !== "string" || made === old.__made) return false;
+  const made = madePart(record.outs?.__made);
+  if (made === undefined || made === madePart(old.__made)) return false;
   if (record.kind !== kind || String(record.id) !== id || record.owner !== old.__owner) return false;
   return recordKey(record) === key || sameMachine(kind, old.__owner, record.outs?.host as HostArgs | undefined, hostOf(old));
 }
@@ -238,7 +260,7 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     }
     case "diff": {
       const [olds, news] = [props(args[1]), props(args[2])];
-      return diffWithHost(impl.diff(String(args[0]), olds, news), olds, news);
+      return stamping(diffWithHost(impl.diff(String(args[0]), olds, news), olds, news), olds);
     }
     case "create": {
       const inputs = props(args[0]);
@@ -281,7 +303,10 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     }
     case "update": {
       const [olds, news] = [props(args[1]), props(args[2])];
-      const updated = withMade(withHostOut(await onHost(impl.kind, news.__owner, hostOf(news), () => impl.update(String(args[0]), olds, news)), hostOf(news)), olds.__made);
+      const id = String(args[0]);
+      // Only the token to record (stamping): the recorded outputs as they are.
+      const write = stampOnly(impl, id, olds, news) ? async () => ({ outs: olds }) : () => impl.update(id, olds, news);
+      const updated = withMade(withHostOut(await onHost(impl.kind, news.__owner, hostOf(news), write), hostOf(news)), written(olds.__made));
       remember(impl.kind, updated.outs?.__owner, String(args[0]), updated.outs);
       return updated;
     }

@@ -4,9 +4,10 @@
  * and an expectation ("reachable" or "unreachable").
  *
  * - create probes and fails, saying what was tried and what came back, when the
- *   expectation does not hold. It probes again when its own inputs change or an
- *   interface in its dependsOn is made anew or comes back up (`__links`), not when
- *   another resource there is updated or made anew (README: run the drift check).
+ *   expectation does not hold. It probes again when its own inputs change, when a
+ *   resource in its dependsOn is updated or made anew (its `__made` token changes) and
+ *   when an interface there comes back up (its generation): `__links`, sdk/base.ts
+ *   writesOf.
  * - read probes again. When the result no longer matches, it reports `expect` as what
  *   was observed (and `reachable` with it): the refresh shows
  *   `expect: "unreachable" => "reachable"` and a drift check exits 7. Since every input
@@ -143,7 +144,7 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
   },
 
   async update(_id, _olds, news) {
-    // Only __links changes in place: probe again.
+    // Only __links changes in place (a dependency written, an interface back up): probe again.
     return reachabilityKind.create(news);
   },
 

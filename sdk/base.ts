@@ -105,6 +105,13 @@ export interface AdoptArgs {
  * with the provider text written by {@link providerModule} instead of serialized.
  */
 export abstract class NslabResource extends pulumi.CustomResource {
+  /**
+   * Which create made its object and which write last changed it (the provider's
+   * `__made`): a {@link Reachability} with this resource in its `dependsOn` probes again
+   * when it changes. @internal
+   */
+  declare readonly __made: pulumi.Output<string | undefined>;
+
   protected constructor(kind: string, name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
     const owner = `${currentStack()}/${kind}/${name}`;
     // While the resource is constructed, @pulumi/pulumi wraps four promises per
@@ -118,7 +125,8 @@ export abstract class NslabResource extends pulumi.CustomResource {
     // The call sites Pulumi records in the state: the user's, not nslab's (sdk/callsites.ts).
     const unshape = shapeCallSites();
     try {
-      super(`pulumi-nodejs:dynamic/nslab:${kind}`, name, { ...props, __owner: owner, __provider: providerModule(kind) }, opts);
+      super(`pulumi-nodejs:dynamic/nslab:${kind}`, name, { ...props, __made: undefined, __owner: owner, __provider: providerModule(kind) }, opts);
+      if (opts?.parent instanceof NslabComponent) opts.parent.members.push(this);
     } catch (err) {
       Error.stackTraceLimit = limit;
       // An error thrown meanwhile was taken without frames: give it this one's.
@@ -180,15 +188,35 @@ export function linksOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): p
 }
 
 /**
+ * `__links` of a {@link Reachability}: as {@link linksOf}, and also the `__made` token of
+ * every nslab resource in its `dependsOn` and in the components there (nested ones
+ * included), which changes when that resource is updated or made anew (a listener's
+ * Process moved to another port, a LinkImpairment set to drop everything): the probe
+ * runs again after it. A `dependsOn` given as an Output or Promise is not looked into.
+ */
+export function writesOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
+  if (dependsOn === undefined || dependsOn === null) return undefined;
+  const tokens = (d: unknown): pulumi.Output<string | undefined>[] =>
+    d instanceof NslabResource ? [d.__made, ...(hasLinks(d) ? d.linkGenerations() : [])] : d instanceof NslabComponent ? d.members.flatMap(tokens) : [];
+  const all = (Array.isArray(dependsOn) ? dependsOn : [dependsOn]).flatMap(tokens);
+  if (all.length === 0) return undefined;
+  return pulumi.all(all).apply((values) => values.filter((v): v is string => typeof v === "string"));
+}
+
+/**
  * Base of nslab's components (BridgedNetwork, Router, NatGateway, HostLink): a
  * `pulumi.ComponentResource` whose recorded call sites are the user's
  * (sdk/callsites.ts), as for nslab's resources.
  */
 export class NslabComponent extends pulumi.ComponentResource {
+  /** The nslab resources and components made with this one as their parent (writesOf). @internal */
+  readonly members: (NslabResource | NslabComponent)[] = [];
+
   constructor(type: string, name: string, args: pulumi.Inputs, opts?: pulumi.ComponentResourceOptions) {
     const unshape = shapeCallSites();
     try {
       super(type, name, args, opts);
+      if (opts?.parent instanceof NslabComponent) opts.parent.members.push(this);
     } finally {
       unshape();
     }

@@ -21,6 +21,8 @@ export interface PreviewStep {
 export interface StepState {
   /** The resource's inputs. */
   inputs?: Record<string, unknown>;
+  /** The resource's outputs (read for nslab's `__made` token). */
+  outputs?: Record<string, unknown>;
   /** False for a component (the stack too): it has no live object of its own. */
   custom?: boolean;
 }
@@ -52,6 +54,11 @@ export interface ResourceDrift {
    * changed, or is unknown until the update): the resource is written again for it.
    */
   interfaceRenewed?: boolean;
+  /**
+   * True when the state has no write token for it (`__made`: recorded by an nslab from
+   * before tokens): the update records one and writes nothing else.
+   */
+  tokenMissing?: boolean;
 }
 
 /** Engine bookkeeping and nslab's hidden inputs: never drift a person cares about. */
@@ -101,13 +108,15 @@ interface Seen {
   other?: Record<string, unknown>;
   /** False for a component: nothing live to differ, so not reported. */
   custom?: boolean;
+  /** The live outputs, when known. */
+  outputs?: Record<string, unknown>;
 }
 
 /** One entry per changed resource (its first report), typed and named from its URN. */
 function report(seen: Seen[]): ResourceDrift[] {
   const done = new Set<string>();
   const out: ResourceDrift[] = [];
-  for (const { change, urn, live, other, custom } of seen) {
+  for (const { change, urn, live, other, custom, outputs } of seen) {
     // The stack itself, its providers and components (the user's, nslab's BridgedNetwork)
     // are no part of the live lab (a stack never deployed listed "Stack ... is missing",
     // and every component, among its resources).
@@ -122,6 +131,7 @@ function report(seen: Seen[]): ResourceDrift[] {
       urn,
       properties: changed ? propertyDrift(live, other) : [],
       ...(changed && other?.__links !== undefined && JSON.stringify(live?.__links ?? null) !== JSON.stringify(other.__links) ? { interfaceRenewed: true } : {}),
+      ...(change === "update" && outputs !== undefined && outputs.__made === undefined && /(?:::|\$)pulumi-nodejs:dynamic\/nslab:/.test(urn) ? { tokenMissing: true } : {}),
     });
   }
   return out;
@@ -129,7 +139,7 @@ function report(seen: Seen[]): ResourceDrift[] {
 
 /** Reads the steps of `pulumi preview --refresh --json` into a per-resource report. */
 export function driftFromPreview(preview: { steps?: PreviewStep[] }): ResourceDrift[] {
-  return report((preview.steps ?? []).map((step) => ({ change: CHANGE[step.op], urn: step.urn, live: step.oldState?.inputs, other: step.newState?.inputs, custom: step.newState?.custom ?? step.oldState?.custom })));
+  return report((preview.steps ?? []).map((step) => ({ change: CHANGE[step.op], urn: step.urn, live: step.oldState?.inputs, other: step.newState?.inputs, custom: step.newState?.custom ?? step.oldState?.custom, outputs: step.oldState?.outputs })));
 }
 
 /**
@@ -190,11 +200,14 @@ export function formatDrift(drift: ResourceDrift[], against: "program" | "state"
         : { update: "differs", replace: "differs", create: "is missing from the live system", delete: "exists but is not in the state" }[d.change];
     lines.push(`  ${d.type} "${d.name}" ${what}`);
     for (const p of d.properties) lines.push(`      ${p.property}: live ${show(p.live)}, ${label} ${show(p.program)}`);
-    if (d.interfaceRenewed) {
+    if (d.interfaceRenewed && d.type === "Reachability") {
+      lines.push("      a resource in its dependsOn was written or made anew, or an interface there is back up: pulumi up probes again");
+    } else if (d.interfaceRenewed) {
       lines.push(
-        "      an interface in its dependsOn was made anew or is back up: pulumi up writes it again (a Route, a LinkImpairment), probes again (a Reachability); a Process restarts only if the interface was made anew, which a preview cannot tell from back up",
+        "      an interface in its dependsOn was made anew or is back up: pulumi up writes it again (a Route, a LinkImpairment); a Process restarts only if the interface was made anew, which a preview cannot tell from back up",
       );
     }
+    if (d.tokenMissing) lines.push("      recorded by an nslab from before write tokens: pulumi up records one and writes nothing else (once)");
   }
   return lines.join("\n");
 }

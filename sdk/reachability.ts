@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { HostArgs, linksOf, NslabResource, OnHostArgs } from "./base";
+import { HostArgs, NslabResource, OnHostArgs, writesOf } from "./base";
 import { ProgramError } from "./errors";
 
 /** Arguments of {@link Reachability}. Changing any of them replaces the resource: a new probe. */
@@ -36,10 +36,11 @@ export interface ReachabilityArgs extends OnHostArgs {
  * `pulumi up` probes when it creates the resource and fails, naming from, to,
  * protocol, port, the expectation and what came back (ping's line, "connection
  * refused", "timed out after 2000 ms"), when the expectation does not hold. It probes
- * again when its own inputs change or an interface in its `dependsOn` is made anew or
- * comes back up, not when another resource there is updated or made anew (a listener's
- * Process moved to another port): run the drift check after such a change. Every
- * refresh probes again: when the result no longer
+ * again when its own inputs change, when a resource in its `dependsOn` (or in a
+ * component there) is updated or made anew (a listener's Process moved to another port,
+ * a LinkImpairment set to drop everything), and when an interface there comes back up,
+ * so such an `up` fails while the probe fails. Every refresh probes again: when the
+ * result no longer
  * matches, the refresh reports `expect` as observed (`expect: "unreachable" =>
  * "reachable"` in a preview), so `pulumi preview --refresh --expect-no-changes` and
  * `scripts/drift-check` exit 7 on a lab whose traffic broke while every object is
@@ -73,8 +74,8 @@ export class Reachability extends NslabResource {
     // A JavaScript program may leave the arguments out: check then says what is missing.
     args ??= {} as ReachabilityArgs;
     // Every output is named here (undefined until the provider fills in defaults).
-    // Probed again when an interface in dependsOn is made anew or comes back up.
-    super("Reachability", name, { from: undefined, protocol: undefined, port: undefined, expect: undefined, timeoutMs: undefined, ...args, reachable: undefined, __links: linksOf(opts?.dependsOn) }, opts);
+    // Probed again when a resource in dependsOn is written or made anew, or an interface there comes back up.
+    super("Reachability", name, { from: undefined, protocol: undefined, port: undefined, expect: undefined, timeoutMs: undefined, ...args, reachable: undefined, __links: writesOf(opts?.dependsOn) }, opts);
   }
 }
 

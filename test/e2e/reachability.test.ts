@@ -214,6 +214,89 @@ ${probe}
     }
   });
 
+  it("a probe runs again when a resource in its dependsOn is updated or made anew (a listener moved, an impairment set to drop everything, one inside a component), and a lab recorded before write tokens is stamped once, writing nothing", async () => {
+    const program = (port: number, loss: number, lanLoss: number) => `
+import * as nslab from "nslab";
+const ns1 = new nslab.Namespace("ns1");
+const ns2 = new nslab.Namespace("ns2");
+const link = new nslab.VethPair("link", {
+  a: { name: "eth0", namespace: ns1.name, addresses: ["10.0.0.1/24"] },
+  b: { name: "eth0", namespace: ns2.name, addresses: ["10.0.0.2/24"] },
+});
+const TCP = "import socket\\ns=socket.socket()\\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\\ns.bind(('0.0.0.0',${port}))\\ns.listen(64)\\nprint('listening')\\nwhile True:\\n  c,_=s.accept(); c.close()";
+const web = new nslab.Process("web", { namespace: ns2.name, command: ["python3", "-u", "-c", TCP], readyText: "listening" }, { dependsOn: [link] });
+const shaper = new nslab.LinkImpairment("shaper", { device: "eth0", namespace: ns2.name, egress: { loss: ${loss} } }, { dependsOn: [link] });
+new nslab.Reachability("web", { from: ns1.name, to: "10.0.0.2", protocol: "tcp", port: 8080, timeoutMs: 500 }, { dependsOn: [web, shaper] });
+const lan = new nslab.BridgedNetwork("lan", { cidr: "192.168.7.0/24", hosts: ["h1", { name: "h2", impairment: { ingress: { loss: ${lanLoss} } } }] });
+new nslab.Reachability("lan", { from: "h1", to: lan.hosts[1].address, timeoutMs: 500 }, { dependsOn: [lan] });
+export const pid = web.pid;
+`;
+    lab = await Lab.create(sandbox, "reach-deps", program(8080, 0, 0));
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    started.push((await lab.outputs()).pid as number);
+    const quiet = () => lab.pulumi(["preview", "--non-interactive", "--expect-no-changes"]);
+    const unchanged = await quiet();
+    expect(unchanged.exitCode, show(unchanged)).toBe(0);
+
+    // The listener moved to another port: the probe of 8080 runs again and fails.
+    lab.write(program(8081, 0, 0));
+    const moved = await lab.up();
+    expect(moved.exitCode, show(moved)).not.toBe(0);
+    expect(moved.stdout + moved.stderr).toMatch(/Reachability "web": from namespace "ns1", tcp port 8080 on 10\.0\.0\.2: expected reachable, but it did not answer: connection refused/);
+    lab.write(program(8080, 0, 0));
+    const back = await lab.up();
+    expect(back.exitCode, show(back)).toBe(0);
+    started.push((await lab.outputs()).pid as number);
+
+    // An impairment updated in place to drop everything.
+    lab.write(program(8080, 1, 0));
+    const dropped = await lab.up();
+    expect(dropped.exitCode, show(dropped)).not.toBe(0);
+    expect(dropped.stdout + dropped.stderr).toMatch(/Reachability "web": [^\n]*expected reachable, but it did not answer: timed out after 500 ms/);
+    // And one inside a component in the dependsOn.
+    lab.write(program(8080, 0, 1));
+    const lanDropped = await lab.up();
+    expect(lanDropped.exitCode, show(lanDropped)).not.toBe(0);
+    expect(lanDropped.stdout + lanDropped.stderr).toMatch(/Reachability "lan": from namespace "h1", icmp \(ping\) to 192\.168\.7\.\d+: expected reachable, but it did not answer/);
+    lab.write(program(8080, 0, 0));
+    const repaired = await lab.up();
+    expect(repaired.exitCode, show(repaired)).toBe(0);
+    const settled = await quiet();
+    expect(settled.exitCode, show(settled)).toBe(0);
+
+    // The state as an nslab from before write tokens wrote it: no __made anywhere.
+    const pid = (await lab.outputs()).pid as number;
+    const exported = JSON.parse((await lab.ok(["stack", "export"])).stdout);
+    for (const r of exported.deployment.resources) if (r.outputs) delete r.outputs.__made;
+    const file = path.join(lab.dir, "legacy.json");
+    fs.writeFileSync(file, JSON.stringify(exported));
+    await lab.ok(["stack", "import", "--file", file]);
+    const routes = await sandbox.must("ip", ["-n", "h1", "route"]);
+    const legacy = await quiet();
+    expect(legacy.exitCode, show(legacy)).not.toBe(0);
+    const told = await sandbox.run(DRIFT, ["--cwd", lab.dir, "--stack", lab.stack], { env: lab.env() });
+    expect(told.exitCode, show(told)).toBe(7);
+    expect(told.stdout).toMatch(/Namespace "ns1" differs \(pulumi up would update it in place\)\n\s+recorded by an nslab from before write tokens: pulumi up records one and writes nothing else \(once\)/);
+    const stamped = await lab.up();
+    expect(stamped.exitCode, show(stamped)).toBe(0);
+    expect(stamped.stdout).toMatch(/~ \d+ updated/);
+    // Nothing written to the kernel: the same program, the same routes; and quiet from then on.
+    expect((await lab.outputs()).pid).toBe(pid);
+    expect(running(pid)).toBe(true);
+    expect(await sandbox.must("ip", ["-n", "h1", "route"])).toBe(routes);
+    const nslabs = (await lab.resources()).filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/nslab:"));
+    expect(nslabs.filter((r) => typeof r.outputs?.__made !== "string").map((r) => r.urn)).toEqual([]);
+    const after = await quiet();
+    expect(after.exitCode, show(after)).toBe(0);
+    expect(await pings(sandbox, "ns1", "10.0.0.2")).toBe(true);
+
+    const destroy = await lab.destroy();
+    expect(destroy.exitCode, show(destroy)).toBe(0);
+    expect(running(pid)).toBe(false);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+
   it("a Process that exits at once fails its create with the end of its log; one killed by hand is drift, and up --refresh starts it again", async () => {
     lab = await Lab.create(
       sandbox,

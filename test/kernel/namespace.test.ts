@@ -28,7 +28,7 @@ describe("Namespace on the kernel", () => {
     await ns.delete(id, outs); // idempotent
   });
 
-  it("through the dispatcher: create stamps a token of its own (__made) in the outputs, which update and read keep, and read does not give back as an input", async () => {
+  it("through the dispatcher: create stamps a token of its own (__made) in the outputs, which read keeps and update extends with one of its own write, and read does not give back as an input", async () => {
     const name = uniq("kns");
     const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
     const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
@@ -44,7 +44,10 @@ describe("Namespace on the kernel", () => {
       expect(seen.inputs).not.toHaveProperty("__made");
       await dispatch("Process", "delete", [proc.id, proc.outs]);
       const updated = (await dispatch("Namespace", "update", [made.id, made.outs, checked.inputs])) as { outs: Record<string, unknown> };
-      expect(updated.outs.__made).toBe(made.outs.__made);
+      expect(updated.outs.__made).toMatch(new RegExp(`^${made.outs.__made}\\.[A-Za-z0-9_-]{8}$`));
+      const twice = (await dispatch("Namespace", "update", [made.id, updated.outs, checked.inputs])) as { outs: Record<string, unknown> };
+      expect(twice.outs.__made).toMatch(new RegExp(`^${made.outs.__made}\\.[A-Za-z0-9_-]{8}$`));
+      expect(twice.outs.__made).not.toBe(updated.outs.__made);
       // Made again (a replacement taking it over): the original's delete leaves it to the
       // later create, whose delete removes it.
       const again = (await dispatch("Namespace", "create", [{ ...checked.inputs, adopt: true }])) as { outs: Record<string, unknown> };
@@ -52,6 +55,38 @@ describe("Namespace on the kernel", () => {
       await dispatch("Namespace", "delete", [made.id, made.outs]);
       expect(fs.existsSync(`/run/netns/${name}`)).toBe(true);
       await dispatch("Namespace", "delete", [made.id, again.outs]);
+      expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
+    } finally {
+      if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
+    }
+  });
+
+  it("through the dispatcher: an update the engine never recorded (a run killed after it) leaves the object the state's: its delete removes it", async () => {
+    const name = uniq("kns");
+    const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
+    const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
+    try {
+      // The record now names the update's token; the state still has the create's.
+      await dispatch("Namespace", "update", [made.id, made.outs, checked.inputs]);
+      await dispatch("Namespace", "delete", [made.id, made.outs]);
+      expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
+    } finally {
+      if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
+    }
+  });
+
+  it("through the dispatcher: a resource recorded without a token (an nslab from before them) is updated once to get one, writing nothing to the kernel", async () => {
+    const name = uniq("kns");
+    const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
+    const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
+    try {
+      const { __made: _made, ...legacy } = made.outs;
+      expect(((await dispatch("Namespace", "diff", [made.id, legacy, checked.inputs])) as { changes: boolean }).changes).toBe(true);
+      expect(((await dispatch("Namespace", "diff", [made.id, made.outs, checked.inputs])) as { changes: boolean }).changes).toBe(false);
+      // The namespace deleted by hand meanwhile: a stamp writes nothing, so it is not made again.
+      await ipByHand("netns", "del", name);
+      const stamped = (await dispatch("Namespace", "update", [made.id, legacy, checked.inputs])) as { outs: Record<string, unknown> };
+      expect(stamped.outs).toEqual({ ...legacy, __made: expect.stringMatching(/^[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{8}$/) });
       expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
     } finally {
       if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);

@@ -73,6 +73,25 @@ describe("drift report", () => {
     expect(text.match(/an interface in its dependsOn/g)).toHaveLength(2);
   });
 
+  it("says when a probe runs again for a write of what it depends on, and when a resource only gets its write token (recorded before tokens)", () => {
+    const drift = driftFromPreview({
+      steps: [
+        { op: "update", urn: urn("Reachability", "web"), oldState: { inputs: { to: "10.0.0.2", __links: ["aB3_-x9Z"] }, outputs: { __made: "Qw3_-x9Z" } }, newState: { inputs: { to: "10.0.0.2", __links: ["aB3_-x9Z.Zz0_-x9Y"] } } },
+        { op: "update", urn: urn("Namespace", "ns1"), oldState: { inputs: { name: "ns1" }, outputs: { name: "ns1" } }, newState: { inputs: { name: "ns1" } } },
+        { op: "update", urn: urn("Namespace", "ns2"), oldState: { inputs: { name: "ns2" }, outputs: { name: "ns2", __made: "aB3_-x9Z" } }, newState: { inputs: { name: "ns3" } } },
+      ],
+    });
+    expect(drift.map((d) => [d.name, d.interfaceRenewed ?? false, d.tokenMissing ?? false])).toEqual([
+      ["web", true, false],
+      ["ns1", false, true],
+      ["ns2", false, false],
+    ]);
+    const text = formatDrift(drift);
+    expect(text).toContain('Reachability "web" differs (pulumi up would update it in place)\n      a resource in its dependsOn was written or made anew, or an interface there is back up: pulumi up probes again');
+    expect(text).toContain('Namespace "ns1" differs (pulumi up would update it in place)\n      recorded by an nslab from before write tokens: pulumi up records one and writes nothing else (once)');
+    expect(text.match(/before write tokens/g)).toHaveLength(1);
+  });
+
   it("says so when nothing drifted", () => {
     expect(formatDrift(driftFromPreview({ steps: [{ op: "same", urn: urn("Namespace", "a") }] }))).toMatch(/^no drift/);
   });
