@@ -619,6 +619,34 @@ export async function sysctlWriteAll(settings: [string, string][], netns: Netns,
   await run(command, args, { subject });
 }
 
+// ---- bridge fdb -------------------------------------------------------------------------
+
+/** The MAC of a VXLAN device's default forwarding entries: frames for unknown MACs. */
+const ANY_MAC = "00:00:00:00:00:00";
+
+/**
+ * Where a VXLAN device sends frames for unknown MACs: the destinations of its own
+ * all-zeros forwarding entries, which the kernel adds for `remote` or `group` at create
+ * and `bridge fdb del` takes away while the device keeps showing them (a read).
+ * Equivalent to: [nsenter --net=NS] bridge -json fdb show dev NAME
+ */
+export async function fdbDefaults(dev: string, netns: Netns, subject: string): Promise<string[]> {
+  const [command, args] = inNetns("bridge", ["-json", "fdb", "show", "dev", dev], netns);
+  const entries = parseJson<{ mac?: string; dst?: string; master?: string }[]>(await run(command, args, { subject }));
+  return entries.filter((e) => e.mac === ANY_MAC && e.master === undefined && typeof e.dst === "string").map((e) => e.dst as string);
+}
+
+/**
+ * Puts back a VXLAN device's default forwarding entry for its remote or group, as the
+ * kernel makes it at create (`via` the group's underlay device).
+ * Equivalent to: [nsenter --net=NS] bridge fdb append 00:00:00:00:00:00 dev NAME dst ADDR [via DEV] self permanent
+ */
+export async function fdbAppendDefault(dev: string, dst: string, via: string | undefined, netns: Netns, subject: string): Promise<void> {
+  const [command, args] = inNetns("bridge", ["fdb", "append", ANY_MAC, "dev", dev, "dst", dst, ...(via ? ["via", via] : []), "self", "permanent"], netns);
+  invalidate(netns);
+  await run(command, args, { subject });
+}
+
 // ---- tc ---------------------------------------------------------------------------------
 
 /** Runs a write: [nsenter --net=NS] tc ARGS (the namespace's snapshots are dropped). */

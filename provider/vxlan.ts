@@ -117,6 +117,28 @@ function liveTunnel(live: LiveLink): Tunnel {
   };
 }
 
+/**
+ * The tunnel with its peer only while frames for unknown MACs go there: a remote or
+ * group whose default forwarding entry was deleted (`bridge fdb del 00:00:00:00:00:00
+ * dev NAME dst PEER`) still shows in `ip -d link`, but the device sends nothing to it,
+ * so it is read as unset (drift, which update repairs: restoreDefault).
+ */
+async function forwardedTunnel(t: Tunnel, name: string, netns: string | undefined): Promise<Tunnel> {
+  const peer = t.remote ?? t.group;
+  if (peer === undefined) return t;
+  const sent = (await kernel.fdbDefaults(name, netns, subject({ name, namespace: netns }))).filter(isAddress).map(canonical);
+  if (sent.includes(peer)) return t;
+  return t.remote !== undefined ? { ...t, remote: undefined } : { ...t, group: undefined };
+}
+
+/** Puts back the default forwarding entry of the device's remote or group when it is missing (see forwardedTunnel). */
+async function restoreDefault(i: VxlanInputs): Promise<void> {
+  const peer = i.remote ?? i.group;
+  if (peer === undefined) return;
+  const sent = (await kernel.fdbDefaults(i.name, i.namespace, subject(i))).filter(isAddress).map(canonical);
+  if (!sent.includes(canonical(peer))) await kernel.fdbAppendDefault(i.name, peer, i.group !== undefined ? i.device : undefined, i.namespace, subject(i));
+}
+
 function canonical(v: string): string {
   const a = ipaddr.parse(v);
   return a.kind() === "ipv6" ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
@@ -154,6 +176,8 @@ async function apply(i: VxlanInputs, created: boolean, seen?: LiveLink): Promise
     throw await explainMaster(err, i, subject(i), "");
   });
   const verified = verifyLink(i, after, tag, subject(i));
+  // A device just made has the entry the kernel adds with it.
+  if (!created) await restoreDefault(i);
   const have = liveTunnel(verified);
   const wrong = tunnelMismatch(i, have);
   if (wrong) throw new NslabError("Verification", `${subject(i)}: ${wrong}: desire '${String(i[wrong] ?? "(none)")}', current '${String(have[wrong] ?? "(none)")}'`);
@@ -288,7 +312,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
     const live = await findLink(props.name, props.namespace);
     if (!live || live.kind !== "vxlan" || live.alias !== ownerTag(props.__owner)) return {};
     const stated = linkInputs(props);
-    const t = liveTunnel(live);
+    const t = await forwardedTunnel(liveTunnel(live), props.name, props.namespace);
     const inputs: VxlanInputs = compact({ ...stated, ...liveSettings(stated, live), ...t });
     return { id, props: outputs(inputs, live, props), inputs };
   },

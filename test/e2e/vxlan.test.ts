@@ -93,6 +93,19 @@ describe("Vxlan: two sites joined only by an underlay, through the real CLI", ()
     expect(await pings(sandbox, "hostB", "10.50.0.11")).toBe(true);
     expect((await lab.driftCheck()).exitCode).toBe(0);
 
+    // Drift 3: the tunnel's default forwarding entry deleted by hand on siteA. The device
+    // still shows remote 10.99.0.2, but frames for unknown MACs (ARP) go nowhere.
+    await sandbox.must("ip", ["netns", "exec", "siteA", "bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "vx42", "dst", "10.99.0.2"]);
+    await sandbox.must("ip", ["-n", "hostA", "neigh", "flush", "all"]);
+    expect(await pings(sandbox, "hostA", "10.50.0.12")).toBe(false);
+    const unsent = await lab.driftCheck();
+    expect(unsent.exitCode, show(unsent)).toBe(7);
+    expect(unsent.stdout).toMatch(/remote\s*: "10\.99\.0\.2"/);
+    const repair3 = await lab.up(["--refresh"]);
+    expect(repair3.exitCode, show(repair3)).toBe(0);
+    expect(await pings(sandbox, "hostA", "10.50.0.12")).toBe(true);
+    expect((await lab.driftCheck()).exitCode).toBe(0);
+
     // In place: learning off on both sides keeps the device (same ifindex) and traffic.
     const ifindex = JSON.parse(await sandbox.must("ip", ["-n", "siteA", "-j", "link", "show", "vx42"]))[0].ifindex;
     lab.edit("dstPort: 4789, master", "dstPort: 4789, learning: false, master");

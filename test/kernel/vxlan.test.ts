@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { bridgeKind as bridge } from "../../provider/bridge";
 import { ownerTag } from "../../provider/resource";
 import { vxlanKind as vxlan, VxlanInputs } from "../../provider/vxlan";
-import { ipByHand, linkByHand, OWNER, uniq } from "../helpers/kernel";
+import { ipByHand, linkByHand, must, OWNER, uniq } from "../helpers/kernel";
 
 const owner = `${OWNER}/vxlan`;
 const check = (news: Record<string, unknown>): VxlanInputs => {
@@ -69,6 +69,36 @@ describe("Vxlan on the kernel", () => {
     await ipByHand("link", "del", name);
     expect(await vxlan.read(id, outs)).toEqual({});
     await vxlan.delete(id, outs);
+  });
+
+  it("a default forwarding entry deleted by hand (bridge fdb del, the device still shows its remote or group) is read as no peer, and update puts it back", async () => {
+    const defaults = async (dev: string) => JSON.parse(await must("bridge", ["-json", "fdb", "show", "dev", dev])).filter((e: { mac: string }) => e.mac === "00:00:00:00:00:00");
+    const under = uniq("ku");
+    await ipByHand("link", "add", under, "type", "veth", "peer", "name", `${under}p`);
+    await ipByHand("address", "add", "10.97.0.1/24", "dev", under);
+    await ipByHand("link", "set", under, "up");
+    try {
+      for (const [peer, want] of [
+        ["remote", check({ name: uniq("kx"), vni: vniOf(), local: "10.97.0.1", remote: "10.97.0.2" })],
+        ["group", check({ name: uniq("kx"), vni: vniOf(), local: "10.97.0.1", group: "239.1.1.7", device: under })],
+      ] as const) {
+        const { id, outs } = await vxlan.create(want);
+        const made = await defaults(want.name);
+        expect(made).toHaveLength(1);
+        expect((await vxlan.read(id, outs)).inputs).toEqual(want);
+        await must("bridge", ["fdb", "del", "00:00:00:00:00:00", "dev", want.name, "dst", want[peer]!, ...(peer === "group" ? ["via", under] : [])]);
+        expect(await defaults(want.name)).toEqual([]);
+        const drifted = await vxlan.read(id, outs);
+        expect(drifted.inputs).not.toHaveProperty(peer);
+        expect(vxlan.diff(id, drifted.props!, want)).toMatchObject({ changes: true, replaces: [] });
+        const { outs: repaired } = await vxlan.update(id, drifted.props!, want);
+        expect(await defaults(want.name)).toEqual(made);
+        expect((await vxlan.read(id, repaired)).inputs).toEqual(want);
+        await vxlan.delete(id, repaired);
+      }
+    } finally {
+      await ipByHand("link", "del", under);
+    }
   });
 
   it("IPv6 endpoints: created, read back as stated (ip prints local6/remote6), remote changed in place", async () => {
