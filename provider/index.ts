@@ -182,10 +182,14 @@ const recordKey = (r: OwnedRecord) => madeKey(r.kind, r.outs?.host as HostArgs |
  * (sdk/base.ts writesOf), so it probes again after any of them is written.
  */
 const newMade = () => randomBytes(6).toString("base64url");
-/** The create part of a `__made` token. */
-const madePart = (made: unknown) => (typeof made === "string" ? made.split(".")[0] : undefined);
-/** The token of an update: the create's part kept (or one new, for a resource recorded before tokens), a write's new. */
-const written = (made: unknown) => `${madePart(made) ?? newMade()}.${newMade()}`;
+/** The create part of a `__made` token; undefined for none (a resource recorded before tokens has ".WROTE" after an update). */
+const madePart = (made: unknown) => (typeof made === "string" && made.split(".")[0] !== "" ? made.split(".")[0] : undefined);
+/**
+ * The token of an update: the create's part kept, a write's new. A resource recorded
+ * before tokens gets no create part: its record names none either, so a delete from a
+ * state that missed this update (a run killed after it) still removes the object.
+ */
+const written = (made: unknown) => `${madePart(made) ?? ""}.${newMade()}`;
 function withMade<T extends Result>(result: T, made: unknown): T {
   return typeof made === "string" ? withFields(result, { __made: made }, false) : result;
 }
@@ -305,8 +309,10 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
       const [olds, news] = [props(args[1]), props(args[2])];
       const id = String(args[0]);
       // Only the token to record (stamping): the recorded outputs as they are.
-      const write = stampOnly(impl, id, olds, news) ? async () => ({ outs: olds }) : () => impl.update(id, olds, news);
-      const updated = withMade(withHostOut(await onHost(impl.kind, news.__owner, hostOf(news), write), hostOf(news)), written(olds.__made));
+      // Only the token to record (stamping): the recorded outputs as they are, without
+      // reaching the resource's machine.
+      const result = stampOnly(impl, id, olds, news) ? { outs: olds } : await onHost(impl.kind, news.__owner, hostOf(news), () => impl.update(id, olds, news));
+      const updated = withMade(withHostOut(result, hostOf(news)), written(olds.__made));
       remember(impl.kind, updated.outs?.__owner, String(args[0]), updated.outs);
       return updated;
     }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { shapeCallSites } from "./callsites";
 import { backendUrl, processSources, stackIdentity } from "./identity";
@@ -126,7 +127,7 @@ export abstract class NslabResource extends pulumi.CustomResource {
     const unshape = shapeCallSites();
     try {
       super(`pulumi-nodejs:dynamic/nslab:${kind}`, name, { ...props, __made: undefined, __owner: owner, __provider: providerModule(kind) }, opts);
-      if (opts?.parent instanceof NslabComponent) opts.parent.members.push(this);
+      joinParent(this, opts?.parent);
     } catch (err) {
       Error.stackTraceLimit = limit;
       // An error thrown meanwhile was taken without frames: give it this one's.
@@ -187,20 +188,43 @@ export function linksOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): p
   return pulumi.all(generations).apply((all) => all.filter((g): g is string => typeof g === "string"));
 }
 
+/** An nslab component as writesOf looks into it (by shape: another copy of nslab's components count too). */
+interface HasMembers {
+  nslabMembers: unknown[];
+}
+const hasMembers = (r: unknown): r is HasMembers => !!r && Array.isArray((r as HasMembers).nslabMembers);
+
+/** Lists a resource or component among its parent's members, when that is an nslab component. */
+function joinParent(self: unknown, parent: unknown): void {
+  if (hasMembers(parent)) parent.nslabMembers.push(self);
+}
+
 /**
- * `__links` of a {@link Reachability}: as {@link linksOf}, and also the `__made` token of
- * every nslab resource in its `dependsOn` and in the components there (nested ones
- * included), which changes when that resource is updated or made anew (a listener's
- * Process moved to another port, a LinkImpairment set to drop everything): the probe
- * runs again after it. A `dependsOn` given as an Output or Promise is not looked into.
+ * `__links` of a {@link Reachability}: one digest of the generations of the interfaces
+ * in its `dependsOn` (as {@link linksOf}) and of the `__made` token of every nslab
+ * resource there and in the components there (nested ones included), which changes when
+ * that resource is updated or made anew (a listener's Process moved to another port, a
+ * LinkImpairment set to drop everything): the probe runs again after it. One digest, not
+ * the list: a matrix of n hosts on a network holds n x (n - 1) probes that each depend
+ * on all of its resources. Members a component gets after the probe is declared, and a
+ * `dependsOn` given as an Output or Promise, are not looked into.
  */
 export function writesOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
   if (dependsOn === undefined || dependsOn === null) return undefined;
-  const tokens = (d: unknown): pulumi.Output<string | undefined>[] =>
-    d instanceof NslabResource ? [d.__made, ...(hasLinks(d) ? d.linkGenerations() : [])] : d instanceof NslabComponent ? d.members.flatMap(tokens) : [];
+  const tokens = (d: unknown): pulumi.Output<string | undefined>[] => {
+    if (hasMembers(d)) return d.nslabMembers.flatMap(tokens);
+    const made = (d as { __made?: unknown } | undefined)?.__made;
+    return [...(pulumi.Output.isInstance(made) ? [made as pulumi.Output<string | undefined>] : []), ...(hasLinks(d) ? d.linkGenerations() : [])];
+  };
   const all = (Array.isArray(dependsOn) ? dependsOn : [dependsOn]).flatMap(tokens);
   if (all.length === 0) return undefined;
-  return pulumi.all(all).apply((values) => values.filter((v): v is string => typeof v === "string"));
+  return pulumi.all(all).apply(writesDigest);
+}
+
+/** The digest writesOf keeps: of the tokens and generations given, in any order; none for none. @internal */
+export function writesDigest(values: (string | undefined)[]): string[] {
+  const known = values.filter((v): v is string => typeof v === "string");
+  return known.length ? [createHash("sha256").update([...known].sort().join("\n")).digest("base64url").slice(0, 16)] : [];
 }
 
 /**
@@ -210,13 +234,13 @@ export function writesOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): 
  */
 export class NslabComponent extends pulumi.ComponentResource {
   /** The nslab resources and components made with this one as their parent (writesOf). @internal */
-  readonly members: (NslabResource | NslabComponent)[] = [];
+  readonly nslabMembers: (NslabResource | NslabComponent)[] = [];
 
   constructor(type: string, name: string, args: pulumi.Inputs, opts?: pulumi.ComponentResourceOptions) {
     const unshape = shapeCallSites();
     try {
       super(type, name, args, opts);
-      if (opts?.parent instanceof NslabComponent) opts.parent.members.push(this);
+      joinParent(this, opts?.parent);
     } finally {
       unshape();
     }

@@ -207,7 +207,8 @@ export function formatDrift(drift: ResourceDrift[], against: "program" | "state"
         "      an interface in its dependsOn was made anew or is back up: pulumi up writes it again (a Route, a LinkImpairment); a Process restarts only if the interface was made anew, which a preview cannot tell from back up",
       );
     }
-    if (d.tokenMissing) lines.push("      recorded by an nslab from before write tokens: pulumi up records one and writes nothing else (once)");
+    // Only when nothing else differs: otherwise the update writes that too.
+    if (d.tokenMissing && d.properties.length === 0 && !d.interfaceRenewed) lines.push("      recorded by an nslab from before write tokens: pulumi up records one and writes nothing else (once)");
   }
   return lines.join("\n");
 }

@@ -39,7 +39,8 @@ export interface ReachabilityArgs extends OnHostArgs {
  * again when its own inputs change, when a resource in its `dependsOn` (or in a
  * component there) is updated or made anew (a listener's Process moved to another port,
  * a LinkImpairment set to drop everything), and when an interface there comes back up,
- * so such an `up` fails while the probe fails. Every refresh probes again: when the
+ * so such an `up` fails while the probe fails (not followed: your own components, and
+ * members a component gets after the probe is declared). Every refresh probes again: when the
  * result no longer
  * matches, the refresh reports `expect` as observed (`expect: "unreachable" =>
  * "reachable"` in a preview), so `pulumi preview --refresh --expect-no-changes` and

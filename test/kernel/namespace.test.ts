@@ -75,6 +75,20 @@ describe("Namespace on the kernel", () => {
     }
   });
 
+  it("through the dispatcher: a resource recorded without a token, updated by a run that was killed before the state recorded it, is still deleted from that state", async () => {
+    const name = uniq("kns");
+    const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
+    const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
+    try {
+      const { __made: _made, ...legacy } = made.outs;
+      await dispatch("Namespace", "update", [made.id, legacy, checked.inputs]);
+      await dispatch("Namespace", "delete", [made.id, legacy]);
+      expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
+    } finally {
+      if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
+    }
+  });
+
   it("through the dispatcher: a resource recorded without a token (an nslab from before them) is updated once to get one, writing nothing to the kernel", async () => {
     const name = uniq("kns");
     const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
@@ -86,11 +100,22 @@ describe("Namespace on the kernel", () => {
       // The namespace deleted by hand meanwhile: a stamp writes nothing, so it is not made again.
       await ipByHand("netns", "del", name);
       const stamped = (await dispatch("Namespace", "update", [made.id, legacy, checked.inputs])) as { outs: Record<string, unknown> };
-      expect(stamped.outs).toEqual({ ...legacy, __made: expect.stringMatching(/^[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{8}$/) });
+      // No create part: its record names none either.
+      expect(stamped.outs).toEqual({ ...legacy, __made: expect.stringMatching(/^\.[A-Za-z0-9_-]{8}$/) });
       expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
     } finally {
       if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
     }
+  });
+
+  it("through the dispatcher: the one update that records a token does not reach the resource's machine (one that is down, here)", async () => {
+    const host = { ssh: "root@127.0.0.1", port: 9 };
+    const recorded = { name: uniq("kns"), adopt: false, path: "/run/netns/x", host, __owner: `${OWNER}/remote` };
+    const inputs = { name: recorded.name, adopt: false, host, __owner: recorded.__owner };
+    const stamped = (await dispatch("Namespace", "update", [recorded.name, recorded, inputs])) as { outs: Record<string, unknown> };
+    expect(stamped.outs).toEqual({ ...recorded, __made: expect.stringMatching(/^\.[A-Za-z0-9_-]{8}$/) });
+    // A real change there does try to reach it, and says it cannot.
+    await expect(dispatch("Namespace", "update", [recorded.name, { ...recorded, __made: "aaaaaaaa" }, { ...inputs, adopt: true }])).rejects.toThrow(/127\.0\.0\.1/);
   });
 
   it("refuses an existing namespace unless adopting, and leaves it alone", async () => {

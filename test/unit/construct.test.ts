@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { writesDigest } from "../../sdk/base";
 import { Bridge } from "../../sdk/bridge";
 import { BridgedNetwork } from "../../sdk/components";
 import { IpForwarding } from "../../sdk/forwarding";
@@ -95,6 +96,8 @@ describe("the resources that depend on interfaces", () => {
           made.set(args.name, args.inputs);
           const state = { ...args.inputs };
           if (/:(VethPair|Bridge|TapDevice|Vxlan)$/.test(args.type)) state.generation = `${args.name}.g`;
+          // And every resource's write token, as the provider's dispatcher returns it.
+          state.__made = `${args.name}.m`;
           return { id: `${args.name}-id`, state };
         },
         call: (args) => args.inputs,
@@ -113,8 +116,19 @@ describe("the resources that depend on interfaces", () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(made.get("g-route")!.__links).toEqual(["g-pair.g", "g-br.g"]);
     expect(made.get("g-imp")!.__links).toEqual(["g-pair.g"]);
-    expect(made.get("g-probe")!.__links).toEqual(["gn-bridge.g", "gn-ga.g"]);
+    // The probe keeps one digest of the write tokens of every resource in the network
+    // (its bridge, the host's namespace, link and route) and of its interfaces' generations.
+    expect(made.get("g-probe")!.__links).toEqual(writesDigest(["gn-bridge.m", "gn-bridge.g", "gn-ga.m", "gn-ga.m", "gn-ga.g", "gn-ga-default.m"]));
+    expect(made.get("g-probe")!.__links).not.toEqual(writesDigest(["gn-bridge.m", "gn-bridge.g", "gn-ga.m", "gn-ga.g", "gn-ga-default.m"]));
     expect(made.get("g-plain")!.__links).toBeUndefined();
+  });
+
+  it("a probe's digest of its dependencies' tokens: one 16-character value, the same in any order, changed by any token, none for none", () => {
+    const digest = writesDigest(["a.m", "b.m.x", undefined, "7+1"]);
+    expect(digest).toEqual([expect.stringMatching(/^[A-Za-z0-9_-]{16}$/)]);
+    expect(writesDigest(["7+1", "b.m.x", "a.m"])).toEqual(digest);
+    expect(writesDigest(["a.m", "b.m.y", "7+1"])).not.toEqual(digest);
+    expect(writesDigest([undefined])).toEqual([]);
   });
 
   it("a JavaScript program that leaves the arguments out gets check's word for what is missing, not a TypeError", () => {

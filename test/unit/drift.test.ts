@@ -79,12 +79,15 @@ describe("drift report", () => {
         { op: "update", urn: urn("Reachability", "web"), oldState: { inputs: { to: "10.0.0.2", __links: ["aB3_-x9Z"] }, outputs: { __made: "Qw3_-x9Z" } }, newState: { inputs: { to: "10.0.0.2", __links: ["aB3_-x9Z.Zz0_-x9Y"] } } },
         { op: "update", urn: urn("Namespace", "ns1"), oldState: { inputs: { name: "ns1" }, outputs: { name: "ns1" } }, newState: { inputs: { name: "ns1" } } },
         { op: "update", urn: urn("Namespace", "ns2"), oldState: { inputs: { name: "ns2" }, outputs: { name: "ns2", __made: "aB3_-x9Z" } }, newState: { inputs: { name: "ns3" } } },
+        // Without a token and with a real change: the update writes the change, so the line is not given.
+        { op: "update", urn: urn("Namespace", "ns4"), oldState: { inputs: { name: "ns4" }, outputs: { name: "ns4" } }, newState: { inputs: { name: "ns5" } } },
       ],
     });
     expect(drift.map((d) => [d.name, d.interfaceRenewed ?? false, d.tokenMissing ?? false])).toEqual([
       ["web", true, false],
       ["ns1", false, true],
       ["ns2", false, false],
+      ["ns4", false, true],
     ]);
     const text = formatDrift(drift);
     expect(text).toContain('Reachability "web" differs (pulumi up would update it in place)\n      a resource in its dependsOn was written or made anew, or an interface there is back up: pulumi up probes again');

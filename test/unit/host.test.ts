@@ -90,7 +90,7 @@ describe("host", () => {
   it("check keeps the host in the inputs; diff replaces on another machine, and only then; another key updates", async () => {
     const checked = (await dispatch("Namespace", "check", [undefined, { name: "b1", __owner: "p/s/Namespace/b1", host: { ssh: "root@192.0.2.2", port: 22 } }])) as { inputs: Record<string, unknown> };
     expect(checked.inputs).toEqual({ name: "b1", adopt: false, __owner: "p/s/Namespace/b1", host: { ssh: "root@192.0.2.2" } });
-    const olds = { ...checked.inputs, path: "/run/netns/b1" };
+    const olds = { ...checked.inputs, path: "/run/netns/b1", __made: "aaaaaaaa" };
     expect(await dispatch("Namespace", "diff", ["b1", olds, checked.inputs])).toMatchObject({ changes: false, replaces: [], stables: expect.arrayContaining(["host"]) });
     const moved = { ...checked.inputs, host: { ssh: "root@192.0.2.3" } };
     expect(await dispatch("Namespace", "diff", ["b1", olds, moved])).toMatchObject({ changes: true, replaces: ["host"] });

@@ -93,7 +93,7 @@ describe("the provider's check", () => {
     expect(made.inputs.mac).toBe(stableMac(legacy, "bridge"));
     const again = (await dispatch("Bridge", "check", [made.inputs, { name: "br0", __owner: now }])) as Checked;
     expect(again.inputs).toMatchObject({ __owner: legacy, mac: made.inputs.mac });
-    expect(((await dispatch("Bridge", "diff", ["/br0", { ...made.inputs, generation: "7" }, again.inputs])) as { changes: boolean }).changes).toBe(false);
+    expect(((await dispatch("Bridge", "diff", ["/br0", { ...made.inputs, generation: "7", __made: "aaaaaaaa" }, again.inputs])) as { changes: boolean }).changes).toBe(false);
     // A veth's two ends alike.
     const pair = { a: { name: "v-a" }, b: { name: "v-b" } };
     const vMade = (await dispatch("VethPair", "check", [undefined, { ...pair, __owner: "lab/dev/VethPair/v" }])) as { inputs: { a: { mac: string }; b: { mac: string } } };

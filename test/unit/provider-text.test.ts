@@ -38,7 +38,7 @@ describe("the provider text each resource carries in state", () => {
     };
     expect(veth.failures).toEqual([{ property: "", reason: expect.stringMatching(/^a\.addresses\[0\] "10\.0\.0\.300\/24" is not an address/) }]);
     const same = { name: "x", adopt: false, __owner: "o", __provider: "text" };
-    expect(await ns.diff("x", same, { ...same, __provider: "other text" })).toMatchObject({ changes: false });
+    expect(await ns.diff("x", { ...same, __made: "aaaaaaaa" }, { ...same, __provider: "other text" })).toMatchObject({ changes: false });
     await expect(handlerFor("Nope").check(undefined, {})).rejects.toThrow(/nslab has no resource kind "Nope"/);
   });
 
