@@ -151,7 +151,7 @@ export function sshCommand(host: HostArgs, argv: string[]): [string, string[]] {
 }
 
 /** What ssh says when it (not the remote command) failed: its exit status is 255. */
-const SSH_FAILED = /^ssh: |Host key verification failed|Permission denied \(|Connection (?:refused|timed out|closed)|No route to host|Could not resolve|kex_exchange_identification|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known|Control socket connect|Broken pipe/m;
+const SSH_FAILED = /^ssh: |Host key verification failed|Permission denied \(|Connection (?:refused|timed out|closed)|No route to host|Could not resolve|kex_exchange_identification|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known|Control socket connect|Broken pipe|^mux(?:client|_client_\w+):/m;
 
 /** True when a command run through ssh failed in ssh itself. */
 export function sshFailed(exitCode: number | undefined, stderr: string): boolean {
@@ -183,7 +183,16 @@ function tooOpen(file: string): string {
 /** The error for ssh's own failure: names the host, what ssh said, and what to check. */
 export function sshError(host: HostArgs, subject: string, stderr: string): NslabError {
   const label = hostLabel(host);
-  const said = stderr.trim().split("\n").filter(Boolean).slice(-2).map((line) => line.trim().replace(/\.+$/, "")).join("; ") || "ssh exited 255";
+  // ssh's talk with its own master connection ("muxclient: master hello exchange
+  // failed", "mux_client_request_session: read from master failed") says only that the
+  // connection went: said so in words, unless ssh said more.
+  const lines = stderr.split("\n").map((line) => line.trim()).filter(Boolean);
+  const plain = lines.filter((line) => !/^mux(?:client|_client_\w+):/.test(line));
+  const said =
+    (plain.length ? plain : lines.length ? [`the connection to ${label} ended (its sshd stopped, the machine restarted, or the network dropped)`] : [])
+      .slice(-2)
+      .map((line) => line.replace(/\.+$/, ""))
+      .join("; ") || "ssh exited 255";
   let fix = `Check that sshd runs on ${label} and that this machine reaches it.`;
   if (/Host key verification failed|No .* host key is known|IDENTIFICATION HAS CHANGED/.test(stderr)) {
     fix = `Its host key is not in ${host.knownHostsFile ?? "~/.ssh/known_hosts"} (or differs): add the right key there (ssh-keyscan, checked by hand); nslab never accepts an unknown key.`;

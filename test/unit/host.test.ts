@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { dispatch } from "../../provider";
 import { checkHost, hostLabel, remoteCommand, shellQuote } from "../../provider/host";
+import { sshError, sshFailed } from "../../provider/ssh";
 import { Checker, UNKNOWN } from "../../provider/validate";
 import * as pulumi from "@pulumi/pulumi";
 import { BridgedNetwork, NatGateway, Router } from "../../sdk/components";
@@ -152,5 +153,19 @@ describe("host", () => {
     expect(() => new BridgedNetwork("hn3", { cidr: "10.9.0.0/25", hosts: ["z"], host: { ssh: "root@192.0.2.3" } })).toThrow(/cidr 10\.9\.0\.0\/25 overlaps 10\.9\.0\.0\/24 of BridgedNetwork "hn"/);
     // A router joins networks of its own machine.
     expect(() => new Router("hr2", { attach: [{ network: here, address: "10.8.0.254" }], host })).toThrow(/^Router "hr2": network "hn-here" is on the machine that runs pulumi, the router on root@192\.0\.2\.2; .*HostLink/);
+  });
+});
+
+describe("ssh's own failures, in words", () => {
+  const host = { ssh: "root@192.0.2.2" };
+  it("a master connection that went (sshd stopped mid-run) is said so, not in ssh's mux words; what else ssh said is kept", () => {
+    const mux = "muxclient: master hello exchange failed\nmux_client_request_session: read from master failed: Broken pipe\n";
+    expect(sshFailed(255, mux)).toBe(true);
+    expect(sshFailed(255, "muxclient: master hello exchange failed\n")).toBe(true);
+    const err = sshError(host, 'Namespace "a"', mux);
+    expect(err.message).toBe('Namespace "a" on root@192.0.2.2: cannot reach root@192.0.2.2 over SSH: the connection to root@192.0.2.2 ended (its sshd stopped, the machine restarted, or the network dropped). Check that sshd runs on root@192.0.2.2 and that this machine reaches it.');
+    const refused = sshError(host, 'Namespace "a"', `${mux}ssh: connect to host 192.0.2.2 port 22: Connection refused\n`);
+    expect(refused.message).toContain("over SSH: ssh: connect to host 192.0.2.2 port 22: Connection refused. Check");
+    expect(refused.message).not.toMatch(/mux/);
   });
 });
