@@ -112,6 +112,8 @@ export abstract class NslabResource extends pulumi.CustomResource {
    * when it changes. @internal
    */
   declare readonly __made: pulumi.Output<string | undefined>;
+  /** The resources its `dependsOn` lists (writesOf follows them). @internal */
+  readonly nslabDependsOn: unknown[];
 
   protected constructor(kind: string, name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
     const owner = `${currentStack()}/${kind}/${name}`;
@@ -127,6 +129,7 @@ export abstract class NslabResource extends pulumi.CustomResource {
     const unshape = shapeCallSites();
     try {
       super(`pulumi-nodejs:dynamic/nslab:${kind}`, name, { ...props, __made: undefined, __owner: owner, __provider: providerModule(kind) }, opts);
+      this.nslabDependsOn = listed(opts?.dependsOn);
       joinParent(this, opts?.parent);
     } catch (err) {
       Error.stackTraceLimit = limit;
@@ -194,29 +197,45 @@ interface HasMembers {
 }
 const hasMembers = (r: unknown): r is HasMembers => !!r && Array.isArray((r as HasMembers).nslabMembers);
 
+/** The resources a `dependsOn` lists; one given as an Output or Promise (the list, or one in it) is not known while the program declares resources. */
+function listed(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): unknown[] {
+  if (dependsOn === undefined || dependsOn === null || pulumi.Output.isInstance(dependsOn) || dependsOn instanceof Promise) return [];
+  return (Array.isArray(dependsOn) ? dependsOn : [dependsOn]).filter((d) => !pulumi.Output.isInstance(d) && !(d instanceof Promise));
+}
+
 /** Lists a resource or component among its parent's members, when that is an nslab component. */
 function joinParent(self: unknown, parent: unknown): void {
   if (hasMembers(parent)) parent.nslabMembers.push(self);
 }
 
 /**
- * `__links` of a {@link Reachability}: one digest of the generations of the interfaces
- * in its `dependsOn` (as {@link linksOf}) and of the `__made` token of every nslab
- * resource there and in the components there (nested ones included), which changes when
- * that resource is updated or made anew (a listener's Process moved to another port, a
- * LinkImpairment set to drop everything): the probe runs again after it. One digest, not
- * the list: a matrix of n hosts on a network holds n x (n - 1) probes that each depend
- * on all of its resources. Members a component gets after the probe is declared, and a
- * `dependsOn` given as an Output or Promise, are not looked into.
+ * `__links` of a {@link Reachability}: one digest of the `__made` token of every nslab
+ * resource it depends on, which changes when that resource is updated or made anew (a
+ * listener's Process moved to another port, a LinkImpairment set to drop everything, a
+ * link set down), and of the generations of the interfaces among them (as
+ * {@link linksOf}): the probe runs again after any of them is written. It depends on
+ * what its `dependsOn` lists, the members of the components there (nested ones
+ * included), and, in turn, what their own `dependsOn` lists (a Process's link). One
+ * digest, not the list: a matrix of n hosts on a network holds n x (n - 1) probes that
+ * each depend on all of its resources. Members a component gets after the probe is
+ * declared, a `dependsOn` given as an Output or Promise, and what a resource uses only
+ * through an input (a namespace's name) are not followed.
  */
 export function writesOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
-  if (dependsOn === undefined || dependsOn === null) return undefined;
+  const seen = new Set<unknown>();
   const tokens = (d: unknown): pulumi.Output<string | undefined>[] => {
-    if (hasMembers(d)) return d.nslabMembers.flatMap(tokens);
-    const made = (d as { __made?: unknown } | undefined)?.__made;
-    return [...(pulumi.Output.isInstance(made) ? [made as pulumi.Output<string | undefined>] : []), ...(hasLinks(d) ? d.linkGenerations() : [])];
+    if (!d || typeof d !== "object" || seen.has(d)) return [];
+    seen.add(d);
+    const made = (d as { __made?: unknown }).__made;
+    const after = (d as { nslabDependsOn?: unknown }).nslabDependsOn;
+    return [
+      ...(pulumi.Output.isInstance(made) ? [made as pulumi.Output<string | undefined>] : []),
+      ...(hasLinks(d) && !hasMembers(d) ? d.linkGenerations() : []),
+      ...(hasMembers(d) ? d.nslabMembers.flatMap(tokens) : []),
+      ...(Array.isArray(after) ? after.flatMap(tokens) : []),
+    ];
   };
-  const all = (Array.isArray(dependsOn) ? dependsOn : [dependsOn]).flatMap(tokens);
+  const all = listed(dependsOn).flatMap(tokens);
   if (all.length === 0) return undefined;
   return pulumi.all(all).apply(writesDigest);
 }
@@ -235,11 +254,14 @@ export function writesDigest(values: (string | undefined)[]): string[] {
 export class NslabComponent extends pulumi.ComponentResource {
   /** The nslab resources and components made with this one as their parent (writesOf). @internal */
   readonly nslabMembers: (NslabResource | NslabComponent)[] = [];
+  /** The resources its `dependsOn` lists (writesOf follows them). @internal */
+  readonly nslabDependsOn: unknown[];
 
   constructor(type: string, name: string, args: pulumi.Inputs, opts?: pulumi.ComponentResourceOptions) {
     const unshape = shapeCallSites();
     try {
       super(type, name, args, opts);
+      this.nslabDependsOn = listed(opts?.dependsOn);
       joinParent(this, opts?.parent);
     } finally {
       unshape();

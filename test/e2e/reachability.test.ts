@@ -214,14 +214,14 @@ ${probe}
     }
   });
 
-  it("a probe runs again when a resource in its dependsOn is updated or made anew (a listener moved, an impairment set to drop everything, one inside a component), and a lab recorded before write tokens is stamped once, writing nothing", async () => {
-    const program = (port: number, loss: number, lanLoss: number) => `
+  it("a probe runs again when a resource it depends on is updated or made anew (a listener moved, an impairment set to drop everything, one inside a component, the listener's link set down), and a lab recorded before write tokens is stamped once, writing nothing", async () => {
+    const program = (port: number, loss: number, lanLoss: number, linkUp = true) => `
 import * as nslab from "nslab";
 const ns1 = new nslab.Namespace("ns1");
 const ns2 = new nslab.Namespace("ns2");
 const link = new nslab.VethPair("link", {
   a: { name: "eth0", namespace: ns1.name, addresses: ["10.0.0.1/24"] },
-  b: { name: "eth0", namespace: ns2.name, addresses: ["10.0.0.2/24"] },
+  b: { name: "eth0", namespace: ns2.name, addresses: ["10.0.0.2/24"], up: ${linkUp} },
 });
 const TCP = "import socket\\ns=socket.socket()\\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\\ns.bind(('0.0.0.0',${port}))\\ns.listen(64)\\nprint('listening')\\nwhile True:\\n  c,_=s.accept(); c.close()";
 const web = new nslab.Process("web", { namespace: ns2.name, command: ["python3", "-u", "-c", TCP], readyText: "listening" }, { dependsOn: [link] });
@@ -259,6 +259,11 @@ export const pid = web.pid;
     const lanDropped = await lab.up();
     expect(lanDropped.exitCode, show(lanDropped)).not.toBe(0);
     expect(lanDropped.stdout + lanDropped.stderr).toMatch(/Reachability "lan": from namespace "h1", icmp \(ping\) to 192\.168\.7\.\d+: expected reachable, but it did not answer/);
+    // The link set down: the probe depends on it only through the listener and the impairment.
+    lab.write(program(8080, 0, 0, false));
+    const down = await lab.up();
+    expect(down.exitCode, show(down)).not.toBe(0);
+    expect(down.stdout + down.stderr).toMatch(/Reachability "web": [^\n]*expected reachable, but it did not answer/);
     lab.write(program(8080, 0, 0));
     const repaired = await lab.up();
     expect(repaired.exitCode, show(repaired)).toBe(0);

@@ -113,6 +113,10 @@ describe("the resources that depend on interfaces", () => {
     new Reachability("g-probe", { from: "ga", to: "10.5.0.1" }, { dependsOn: [lan] });
     // No interface in dependsOn: no __links.
     new Route("g-plain", { namespace: "g1", destination: "10.4.0.0/24", device: "e0" }, { dependsOn: [new Namespace("g-ns")] });
+    // What the resources in its dependsOn depend on, in turn: a listener's link.
+    const wire = new VethPair("t-link", { a: { name: "e0", namespace: "t1" }, b: { name: "e0", namespace: "t2" } });
+    const listener = new Process("t-web", { namespace: "t2", command: ["sleep", "1"] }, { dependsOn: [wire] });
+    new Reachability("t-probe", { from: "t1", to: "10.7.0.2" }, { dependsOn: [listener, listener] });
     await new Promise((r) => setTimeout(r, 100));
     expect(made.get("g-route")!.__links).toEqual(["g-pair.g", "g-br.g"]);
     expect(made.get("g-imp")!.__links).toEqual(["g-pair.g"]);
@@ -121,6 +125,7 @@ describe("the resources that depend on interfaces", () => {
     expect(made.get("g-probe")!.__links).toEqual(writesDigest(["gn-bridge.m", "gn-bridge.g", "gn-ga.m", "gn-ga.m", "gn-ga.g", "gn-ga-default.m"]));
     expect(made.get("g-probe")!.__links).not.toEqual(writesDigest(["gn-bridge.m", "gn-bridge.g", "gn-ga.m", "gn-ga.g", "gn-ga-default.m"]));
     expect(made.get("g-plain")!.__links).toBeUndefined();
+    expect(made.get("t-probe")!.__links).toEqual(writesDigest(["t-web.m", "t-link.m", "t-link.g"]));
   });
 
   it("a probe's digest of its dependencies' tokens: one 16-character value, the same in any order, changed by any token, none for none", () => {
