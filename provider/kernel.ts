@@ -624,21 +624,33 @@ export async function sysctlWriteAll(settings: [string, string][], netns: Netns,
 /** The MAC of a VXLAN device's default forwarding entries: frames for unknown MACs. */
 const ANY_MAC = "00:00:00:00:00:00";
 
+/** A VXLAN device's own all-zeros forwarding entry: where it sends frames for unknown MACs. */
+export interface FdbDefault {
+  dst: string;
+  /** The underlay device it leaves by, when pinned. */
+  via?: string;
+  /** Set only when they differ from the device's own (bridge prints them then). */
+  port?: number;
+  vni?: number;
+}
+
 /**
- * Where a VXLAN device sends frames for unknown MACs: the destinations of its own
- * all-zeros forwarding entries, which the kernel adds for `remote` or `group` at create
- * and `bridge fdb del` takes away while the device keeps showing them (a read).
+ * A VXLAN device's own all-zeros forwarding entries, which the kernel adds for `remote`
+ * or `group` at create and `bridge fdb del` takes away while the device keeps showing
+ * them (a read).
  * Equivalent to: [nsenter --net=NS] bridge -json fdb show dev NAME
  */
-export async function fdbDefaults(dev: string, netns: Netns, subject: string): Promise<string[]> {
+export async function fdbDefaults(dev: string, netns: Netns, subject: string): Promise<FdbDefault[]> {
   const [command, args] = inNetns("bridge", ["-json", "fdb", "show", "dev", dev], netns);
-  const entries = parseJson<{ mac?: string; dst?: string; master?: string }[]>(await run(command, args, { subject }));
-  return entries.filter((e) => e.mac === ANY_MAC && e.master === undefined && typeof e.dst === "string").map((e) => e.dst as string);
+  const entries = parseJson<{ mac?: string; dst?: string; master?: string; viaIf?: string; port?: number; vni?: number }[]>(await run(command, args, { subject }));
+  return entries
+    .filter((e) => e.mac === ANY_MAC && e.master === undefined && typeof e.dst === "string")
+    .map((e) => ({ dst: e.dst as string, ...(e.viaIf !== undefined ? { via: e.viaIf } : {}), ...(e.port !== undefined ? { port: e.port } : {}), ...(e.vni !== undefined ? { vni: e.vni } : {}) }));
 }
 
 /**
  * Puts back a VXLAN device's default forwarding entry for its remote or group, as the
- * kernel makes it at create (`via` the group's underlay device).
+ * kernel makes it at create (`via` its underlay device, when it has one).
  * Equivalent to: [nsenter --net=NS] bridge fdb append 00:00:00:00:00:00 dev NAME dst ADDR [via DEV] self permanent
  */
 export async function fdbAppendDefault(dev: string, dst: string, via: string | undefined, netns: Netns, subject: string): Promise<void> {

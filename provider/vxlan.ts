@@ -124,19 +124,26 @@ function liveTunnel(live: LiveLink): Tunnel {
  * so it is read as unset (drift, which update repairs: restoreDefault).
  */
 async function forwardedTunnel(t: Tunnel, name: string, netns: string | undefined): Promise<Tunnel> {
-  const peer = t.remote ?? t.group;
-  if (peer === undefined) return t;
-  const sent = (await kernel.fdbDefaults(name, netns, subject({ name, namespace: netns }))).filter(isAddress).map(canonical);
-  if (sent.includes(peer)) return t;
+  if (t.remote === undefined && t.group === undefined) return t;
+  if (await forwarding(t, name, netns)) return t;
   return t.remote !== undefined ? { ...t, remote: undefined } : { ...t, group: undefined };
+}
+
+/**
+ * Whether the device has the default forwarding entry the kernel makes for its remote or
+ * group: to that address, by its underlay device (or none), on its own port and vni.
+ */
+async function forwarding(t: Tunnel, name: string, netns: string | undefined): Promise<boolean> {
+  const peer = t.remote ?? t.group;
+  const entries = await kernel.fdbDefaults(name, netns, subject({ name, namespace: netns }));
+  return entries.some((e) => isAddress(e.dst) && canonical(e.dst) === canonical(peer!) && e.via === t.device && e.port === undefined && e.vni === undefined);
 }
 
 /** Puts back the default forwarding entry of the device's remote or group when it is missing (see forwardedTunnel). */
 async function restoreDefault(i: VxlanInputs): Promise<void> {
   const peer = i.remote ?? i.group;
-  if (peer === undefined) return;
-  const sent = (await kernel.fdbDefaults(i.name, i.namespace, subject(i))).filter(isAddress).map(canonical);
-  if (!sent.includes(canonical(peer))) await kernel.fdbAppendDefault(i.name, peer, i.group !== undefined ? i.device : undefined, i.namespace, subject(i));
+  if (peer === undefined || (await forwarding(i, i.name, i.namespace))) return;
+  await kernel.fdbAppendDefault(i.name, peer, i.device, i.namespace, subject(i));
 }
 
 function canonical(v: string): string {

@@ -222,6 +222,15 @@ function joinParent(self: unknown, parent: unknown): void {
  * through an input (a namespace's name) are not followed.
  */
 export function writesOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
+  // One walk per dependsOn value of this run: a reachabilityMatrix gives its every probe the same.
+  const memo = runRegistry("writesOf", () => new WeakMap<object, pulumi.Output<string[]> | undefined>());
+  if (dependsOn !== null && typeof dependsOn === "object" && memo.has(dependsOn)) return memo.get(dependsOn);
+  const digest = walkWrites(dependsOn);
+  if (dependsOn !== null && typeof dependsOn === "object") memo.set(dependsOn, digest);
+  return digest;
+}
+
+function walkWrites(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
   const seen = new Set<unknown>();
   const tokens = (d: unknown): pulumi.Output<string | undefined>[] => {
     if (!d || typeof d !== "object" || seen.has(d)) return [];

@@ -80,13 +80,15 @@ describe("Vxlan on the kernel", () => {
     try {
       for (const [peer, want] of [
         ["remote", check({ name: uniq("kx"), vni: vniOf(), local: "10.97.0.1", remote: "10.97.0.2" })],
+        // With an underlay device, the kernel's entry leaves by it (via): put back alike.
+        ["remote", check({ name: uniq("kx"), vni: vniOf(), local: "10.97.0.1", remote: "10.97.0.2", device: under })],
         ["group", check({ name: uniq("kx"), vni: vniOf(), local: "10.97.0.1", group: "239.1.1.7", device: under })],
       ] as const) {
         const { id, outs } = await vxlan.create(want);
         const made = await defaults(want.name);
         expect(made).toHaveLength(1);
         expect((await vxlan.read(id, outs)).inputs).toEqual(want);
-        await must("bridge", ["fdb", "del", "00:00:00:00:00:00", "dev", want.name, "dst", want[peer]!, ...(peer === "group" ? ["via", under] : [])]);
+        await must("bridge", ["fdb", "del", "00:00:00:00:00:00", "dev", want.name, "dst", want[peer]!, ...(want.device ? ["via", under] : [])]);
         expect(await defaults(want.name)).toEqual([]);
         const drifted = await vxlan.read(id, outs);
         expect(drifted.inputs).not.toHaveProperty(peer);
@@ -94,6 +96,10 @@ describe("Vxlan on the kernel", () => {
         const { outs: repaired } = await vxlan.update(id, drifted.props!, want);
         expect(await defaults(want.name)).toEqual(made);
         expect((await vxlan.read(id, repaired)).inputs).toEqual(want);
+        // An entry to the peer on another port is not the device's own: still no peer.
+        await must("bridge", ["fdb", "del", "00:00:00:00:00:00", "dev", want.name, "dst", want[peer]!, ...(want.device ? ["via", under] : [])]);
+        await must("bridge", ["fdb", "append", "00:00:00:00:00:00", "dev", want.name, "dst", want[peer]!, "port", "9999", ...(want.device ? ["via", under] : []), "self", "permanent"]);
+        expect((await vxlan.read(id, repaired)).inputs).not.toHaveProperty(peer);
         await vxlan.delete(id, repaired);
       }
     } finally {
