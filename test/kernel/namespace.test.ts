@@ -7,6 +7,19 @@ import { ipByHand, linkByHand, OWNER, uniq } from "../helpers/kernel";
 
 const inputs = (name: string, adopt = false) => ns.check(undefined, { name, adopt, __owner: `${OWNER}/${name}` }).inputs;
 
+type Made = { id: string; outs: Record<string, unknown> };
+/** A namespace checked and made through the dispatcher for FN, removed afterwards whatever FN left. */
+async function dispatched(fn: (ns: { name: string; checked: { inputs: Record<string, unknown> }; made: Made }) => Promise<void>): Promise<void> {
+  const name = uniq("kns");
+  const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
+  const made = (await dispatch("Namespace", "create", [checked.inputs])) as Made;
+  try {
+    await fn({ name, checked, made });
+  } finally {
+    if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
+  }
+}
+
 describe("Namespace on the kernel", () => {
   it("creates, reads back, deletes, and deletes again", async () => {
     const name = uniq("kns");
@@ -29,10 +42,7 @@ describe("Namespace on the kernel", () => {
   });
 
   it("through the dispatcher: create stamps a token of its own (__made) in the outputs, which read keeps and update extends with one of its own write, and read does not give back as an input", async () => {
-    const name = uniq("kns");
-    const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
-    const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
-    try {
+    await dispatched(async ({ name, checked, made }) => {
       expect(made.outs.__made).toMatch(/^[A-Za-z0-9_-]{8}$/);
       const read = (await dispatch("Namespace", "read", [made.id, made.outs])) as { props: Record<string, unknown>; inputs: Record<string, unknown> };
       expect(read.props.__made).toBe(made.outs.__made);
@@ -56,44 +66,29 @@ describe("Namespace on the kernel", () => {
       expect(fs.existsSync(`/run/netns/${name}`)).toBe(true);
       await dispatch("Namespace", "delete", [made.id, again.outs]);
       expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
-    } finally {
-      if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
-    }
+    });
   });
 
   it("through the dispatcher: an update the engine never recorded (a run killed after it) leaves the object the state's: its delete removes it", async () => {
-    const name = uniq("kns");
-    const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
-    const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
-    try {
+    await dispatched(async ({ name, checked, made }) => {
       // The record now names the update's token; the state still has the create's.
       await dispatch("Namespace", "update", [made.id, made.outs, checked.inputs]);
       await dispatch("Namespace", "delete", [made.id, made.outs]);
       expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
-    } finally {
-      if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
-    }
+    });
   });
 
   it("through the dispatcher: a resource recorded without a token, updated by a run that was killed before the state recorded it, is still deleted from that state", async () => {
-    const name = uniq("kns");
-    const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
-    const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
-    try {
+    await dispatched(async ({ name, checked, made }) => {
       const { __made: _made, ...legacy } = made.outs;
       await dispatch("Namespace", "update", [made.id, legacy, checked.inputs]);
       await dispatch("Namespace", "delete", [made.id, legacy]);
       expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
-    } finally {
-      if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
-    }
+    });
   });
 
   it("through the dispatcher: a resource recorded without a token (an nslab from before them) is updated once to get one, writing nothing to the kernel", async () => {
-    const name = uniq("kns");
-    const checked = (await dispatch("Namespace", "check", [undefined, { name, __owner: `${OWNER}/${name}` }])) as { inputs: Record<string, unknown> };
-    const made = (await dispatch("Namespace", "create", [checked.inputs])) as { id: string; outs: Record<string, unknown> };
-    try {
+    await dispatched(async ({ name, checked, made }) => {
       const { __made: _made, ...legacy } = made.outs;
       expect(((await dispatch("Namespace", "diff", [made.id, legacy, checked.inputs])) as { changes: boolean }).changes).toBe(true);
       expect(((await dispatch("Namespace", "diff", [made.id, made.outs, checked.inputs])) as { changes: boolean }).changes).toBe(false);
@@ -103,9 +98,7 @@ describe("Namespace on the kernel", () => {
       // No create part: its record names none either.
       expect(stamped.outs).toEqual({ ...legacy, __made: expect.stringMatching(/^\.[A-Za-z0-9_-]{8}$/) });
       expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
-    } finally {
-      if (fs.existsSync(`/run/netns/${name}`)) await ipByHand("netns", "del", name);
-    }
+    });
   });
 
   it("through the dispatcher: the one update that records a token does not reach the resource's machine (one that is down, here)", async () => {
