@@ -308,12 +308,11 @@ async function run(impl: ResourceKind<any, any>, op: Operation, args: unknown[])
     case "update": {
       const [olds, news] = [props(args[1]), props(args[2])];
       const id = String(args[0]);
-      // Only the token to record (stamping): the recorded outputs as they are.
       // Only the token to record (stamping): the recorded outputs as they are, without
       // reaching the resource's machine.
       const result = stampOnly(impl, id, olds, news) ? { outs: olds } : await onHost(impl.kind, news.__owner, hostOf(news), () => impl.update(id, olds, news));
       const updated = withMade(withHostOut(result, hostOf(news)), written(olds.__made));
-      remember(impl.kind, updated.outs?.__owner, String(args[0]), updated.outs);
+      remember(impl.kind, updated.outs?.__owner, id, updated.outs);
       return updated;
     }
     case "delete": {

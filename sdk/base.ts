@@ -177,7 +177,8 @@ const hasLinks = (r: unknown): r is HasLinks => !!r && typeof (r as HasLinks).li
 
 /**
  * `__links` of a resource that is written again when an interface it depends on is made
- * anew or comes back up (a Route, a LinkImpairment, a Reachability): the generations of
+ * anew or comes back up (a Route, a LinkImpairment, a Process, a Vxlan; a Reachability
+ * takes more: writesOf): the generations of
  * the VethPairs, Bridges, TapDevices and Vxlans in its `dependsOn`, and of those of the
  * components there (a BridgedNetwork's bridge and host links, a HostLink's ends, a
  * Router's links). A `dependsOn` given as an Output or Promise is not looked into.
@@ -185,8 +186,7 @@ const hasLinks = (r: unknown): r is HasLinks => !!r && typeof (r as HasLinks).li
 export function linksOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
   // An Output or a Promise (the whole list, or one in it) is passed over: its resource is
   // not known while the program declares resources.
-  if (dependsOn === undefined || dependsOn === null) return undefined;
-  const generations = (Array.isArray(dependsOn) ? dependsOn : [dependsOn]).flatMap((d) => (hasLinks(d) ? d.linkGenerations() : []));
+  const generations = listed(dependsOn).flatMap((d) => (hasLinks(d) ? d.linkGenerations() : []));
   if (generations.length === 0) return undefined;
   return pulumi.all(generations).apply((all) => all.filter((g): g is string => typeof g === "string"));
 }
