@@ -30,6 +30,15 @@ const tcByHand = async (...args: string[]) => {
   resetSnapshots();
   return out;
 };
+/**
+ * A transfer shaped to 10mbit: 8.5 to 11 Mbit/s. The receiver (test/helpers/tcp-bulk.js)
+ * opens its window at a read; on a loaded machine what queued while it waited for the
+ * CPU is then counted in the window too: 10.9 Mbit/s was seen once in CI at 10mbit.
+ */
+const expectShapedTo10 = (mbit: number) => {
+  expect(mbit).toBeGreaterThanOrEqual(8.5);
+  expect(mbit).toBeLessThanOrEqual(11);
+};
 const qdiscs = async (dev: string) => JSON.parse(await must("tc", ["-n", x, "-j", "qdisc", "show", "dev", dev])) as { kind: string; handle: string; root?: boolean }[];
 const ifindex = async () => (await linkByHand("im0", x))!.ifindex as number;
 
@@ -63,7 +72,7 @@ describe("LinkImpairment on the kernel", () => {
     await ipByHand("netns", "delete", y).catch(() => undefined);
   });
 
-  it("egress rate: 10mbit measures 8.5-10.5 Mbit/s, 20mbit in place doubles it, delete unshapes", async () => {
+  it("egress rate: 10mbit measures 8.5-11 Mbit/s, 20mbit in place doubles it, delete unshapes", async () => {
     const before = await ifindex();
     const unshaped = await throughput(spawnHere, x, y, B);
     const ten = checked({ egress: { rate: "10mbit" } });
@@ -72,8 +81,7 @@ describe("LinkImpairment on the kernel", () => {
     expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("imp")).root, root: true }]);
     const at10 = await throughput(spawnHere, x, y, B);
     console.log(`egress: unshaped ${unshaped.toFixed(1)} Mbit/s, 10mbit -> ${at10.toFixed(2)} Mbit/s`);
-    expect(at10).toBeGreaterThanOrEqual(8.5);
-    expect(at10).toBeLessThanOrEqual(10.5);
+    expectShapedTo10(at10);
     expect((await imp.read(id, outs)).inputs).toEqual(ten);
 
     const twenty = checked({ egress: { rate: "20mbit" } });
@@ -104,8 +112,7 @@ describe("LinkImpairment on the kernel", () => {
     expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
     const at10 = await throughput(spawnHere, y, x, A);
     console.log(`ingress: 10mbit -> ${at10.toFixed(2)} Mbit/s`);
-    expect(at10).toBeGreaterThanOrEqual(8.5);
-    expect(at10).toBeLessThanOrEqual(10.5);
+    expectShapedTo10(at10);
     expect((await imp.read(id, outs)).inputs).toEqual(want);
 
     await imp.delete(id, outs);
@@ -366,8 +373,7 @@ describe("LinkImpairment on the kernel", () => {
     };
     const shaped10 = async () => {
       const at10 = await throughput(spawnHere, y, x, A);
-      expect(at10).toBeGreaterThanOrEqual(8.5);
-      expect(at10).toBeLessThanOrEqual(10.5);
+      expectShapedTo10(at10);
     };
     const want = checked({ ingress: { rate: "10mbit", burst: "16kb" } }, name);
     const egressOnly = checked({ egress: { rate: "10mbit" } }, name);
