@@ -183,7 +183,7 @@ const recordKey = (r: OwnedRecord) => madeKey(r.kind, r.outs?.host as HostArgs |
  */
 const newMade = () => randomBytes(6).toString("base64url");
 /** The create part of a `__made` token; undefined for none (a resource recorded before tokens has ".WROTE" after an update). */
-const madePart = (made: unknown) => (typeof made === "string" && made.split(".")[0] !== "" ? made.split(".")[0] : undefined);
+const madePart = (made: unknown) => (typeof made === "string" ? made.split(".")[0] || undefined : undefined);
 /**
  * The token of an update: the create's part kept, a write's new. A resource recorded
  * before tokens gets no create part: its record names none either, so a delete from a

@@ -643,9 +643,7 @@ export interface FdbDefault {
 export async function fdbDefaults(dev: string, netns: Netns, subject: string): Promise<FdbDefault[]> {
   const [command, args] = inNetns("bridge", ["-json", "fdb", "show", "dev", dev], netns);
   const entries = parseJson<{ mac?: string; dst?: string; master?: string; viaIf?: string; port?: number; vni?: number }[]>(await run(command, args, { subject }));
-  return entries
-    .filter((e) => e.mac === ANY_MAC && e.master === undefined && typeof e.dst === "string")
-    .map((e) => ({ dst: e.dst as string, ...(e.viaIf !== undefined ? { via: e.viaIf } : {}), ...(e.port !== undefined ? { port: e.port } : {}), ...(e.vni !== undefined ? { vni: e.vni } : {}) }));
+  return entries.filter((e) => e.mac === ANY_MAC && e.master === undefined && typeof e.dst === "string").map((e) => ({ dst: e.dst!, via: e.viaIf, port: e.port, vni: e.vni }));
 }
 
 /**

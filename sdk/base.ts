@@ -223,11 +223,10 @@ function joinParent(self: unknown, parent: unknown): void {
  */
 export function writesOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
   // One walk per dependsOn value of this run: a reachabilityMatrix gives its every probe the same.
+  if (dependsOn === null || typeof dependsOn !== "object") return undefined;
   const memo = runRegistry("writesOf", () => new WeakMap<object, pulumi.Output<string[]> | undefined>());
-  if (dependsOn !== null && typeof dependsOn === "object" && memo.has(dependsOn)) return memo.get(dependsOn);
-  const digest = walkWrites(dependsOn);
-  if (dependsOn !== null && typeof dependsOn === "object") memo.set(dependsOn, digest);
-  return digest;
+  if (!memo.has(dependsOn)) memo.set(dependsOn, walkWrites(dependsOn));
+  return memo.get(dependsOn);
 }
 
 function walkWrites(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {

@@ -112,6 +112,12 @@ interface Seen {
   outputs?: Record<string, unknown>;
 }
 
+/**
+ * The URN of one of nslab's resources. A resource under a component has its parent's type
+ * before its own (`...::nslab:index:BridgedNetwork$pulumi-nodejs:dynamic/nslab:Namespace::lan-h1`).
+ */
+const NSLAB_URN = /(?:::|\$)pulumi-nodejs:dynamic\/nslab:[^:$]+::/;
+
 /** One entry per changed resource (its first report), typed and named from its URN. */
 function report(seen: Seen[]): ResourceDrift[] {
   const done = new Set<string>();
@@ -131,7 +137,7 @@ function report(seen: Seen[]): ResourceDrift[] {
       urn,
       properties: changed ? propertyDrift(live, other) : [],
       ...(changed && other?.__links !== undefined && JSON.stringify(live?.__links ?? null) !== JSON.stringify(other.__links) ? { interfaceRenewed: true } : {}),
-      ...(change === "update" && outputs !== undefined && outputs.__made === undefined && /(?:::|\$)pulumi-nodejs:dynamic\/nslab:/.test(urn) ? { tokenMissing: true } : {}),
+      ...(change === "update" && outputs !== undefined && outputs.__made === undefined && NSLAB_URN.test(urn) ? { tokenMissing: true } : {}),
     });
   }
   return out;
@@ -157,13 +163,11 @@ export interface EngineEvent {
 const REFRESH_CHANGE: Record<string, ResourceDrift["change"]> = { update: "update", delete: "create" };
 
 /**
- * How many of nslab's resources a refresh's events saw (none: the state records no lab).
- * A resource under a component has its parent's type before its own in the URN
- * (`...::nslab:index:BridgedNetwork$pulumi-nodejs:dynamic/nslab:Namespace::lan-h1`).
+ * How many of nslab's resources (NSLAB_URN) a refresh's events saw (none: the state
+ * records no lab).
  */
 export function refreshedResources(events: EngineEvent[]): number {
-  const nslab = /(?:::|\$)pulumi-nodejs:dynamic\/nslab:[^:$]+::/;
-  return new Set(events.flatMap(({ resOutputsEvent: e }) => (e && nslab.test(e.metadata.urn) ? [e.metadata.urn] : []))).size;
+  return new Set(events.flatMap(({ resOutputsEvent: e }) => (e && NSLAB_URN.test(e.metadata.urn) ? [e.metadata.urn] : []))).size;
 }
 
 /**

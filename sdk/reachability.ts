@@ -36,13 +36,13 @@ export interface ReachabilityArgs extends OnHostArgs {
  * `pulumi up` probes when it creates the resource and fails, naming from, to,
  * protocol, port, the expectation and what came back (ping's line, "connection
  * refused", "timed out after 2000 ms"), when the expectation does not hold. It probes
- * again when its own inputs change, when a resource in its `dependsOn` (or in a
- * component there) is updated or made anew (a listener's Process moved to another port,
- * a LinkImpairment set to drop everything), and when an interface there comes back up,
- * so such an `up` fails while the probe fails (not followed: your own components, and
- * members a component gets after the probe is declared). Every refresh probes again: when the
- * result no longer
- * matches, the refresh reports `expect` as observed (`expect: "unreachable" =>
+ * again when its own inputs change, when a resource it depends on is updated or made
+ * anew (a listener's Process moved to another port, a LinkImpairment set to drop
+ * everything), and when an interface there comes back up, so such an `up` fails while
+ * the probe fails: what its `dependsOn` lists, the members of nslab components there,
+ * and what those list in their own `dependsOn` (sdk/base.ts writesOf; not followed:
+ * your own components, members a component gets after the probe is declared). Every
+ * refresh probes again: when the result no longer matches, the refresh reports `expect` as observed (`expect: "unreachable" =>
  * "reachable"` in a preview), so `pulumi preview --refresh --expect-no-changes` and
  * `scripts/drift-check` exit 7 on a lab whose traffic broke while every object is
  * intact, and `pulumi up --refresh` probes again (and fails again while it is broken).
