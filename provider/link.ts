@@ -164,10 +164,9 @@ export function readdedFirst(desired: LinkSettings, live: LiveLink | undefined):
  * and its address given to one that stays, as a BridgedNetwork's sequential allocation
  * does) would otherwise keep sending
  * to the old MAC until its entry times out, 15 to 20 s or more, and this host's own
- * cached neighbours would keep it from asking. A new interface is not announced (it has
- * no arp_notify yet, and turning it on would cost a process per interface): neighbours
- * that knew its address as a removed host's reach it only once their entry fails
- * (README, "Changing a running lab").
+ * cached neighbours would keep it from asking. A new interface has no arp_notify (turning
+ * it on would cost a process per interface): a veth end just made is announced by
+ * announceMade instead; other new interfaces are not (README, "Changing a running lab").
  */
 export function announcement(desired: LinkSettings, live: LiveLink | undefined, peerBack = false): { mac: string; v4: boolean; v6: boolean } | undefined {
   // An interface adopted without a MAC of the program's is left as it is (a bridge whose
@@ -184,6 +183,34 @@ export function announcement(desired: LinkSettings, live: LiveLink | undefined, 
   const v4 = adds.some((addr) => !addr.includes(":")) || (again && live.addresses.some((addr) => !addr.includes(":")));
   const v6 = adds.some((addr) => addr.includes(":")) || (again && live.addresses.some((addr) => addr.includes(":")));
   return v4 || v6 ? { mac: desired.mac, v4, v6 } : undefined;
+}
+
+/**
+ * The commands that announce the addresses of an interface just made, once what is
+ * beyond it can hear (a veth's peer up): a host made anew with the address of one just
+ * removed (a `BridgedNetwork`'s sequential allocation) is otherwise reached by the
+ * neighbours that knew the old one only once their entry for it fails, 15 to 20 s, or
+ * never at the first try. Without a process per interface (as announcement's switches
+ * would cost):
+ * - IPv4: an entry for the interface's own address put in use makes the kernel ask for
+ *   it at once, a gratuitous ARP (who has A, tell A) that every neighbour holding an
+ *   entry for A takes; the entry is removed straight after, so nothing is left and
+ *   nothing is asked again;
+ * - IPv6: setting the MAC it has makes the kernel send an unsolicited neighbour
+ *   advertisement of each address, as ndisc_notify (turned on with the interface's other
+ *   IPv6 settings when it was made: ipv6Settings) asks.
+ * None for an interface that is down, has no address or no MAC of the program's (see
+ * announcement).
+ * Equivalent to: ip link set dev DEV address MAC; ip neigh replace A dev DEV use; ip neigh del A dev DEV
+ */
+export function announceMade(desired: LinkSettings, live: LiveLink): string[][] {
+  if (!live.up || desired.mac === undefined || !MAC_PATTERN.test(desired.mac) || live.mac !== desired.mac) return [];
+  const held = desired.addresses.filter((addr) => live.addresses.includes(addr));
+  const commands = held.some(isV6) ? [["link", "set", "dev", desired.name, "address", desired.mac]] : [];
+  for (const addr of held.filter((a) => !isV6(a)).map((a) => a.split("/")[0])) {
+    commands.push(["neigh", "replace", addr, "dev", desired.name, "use"], ["neigh", "del", addr, "dev", desired.name]);
+  }
+  return commands;
 }
 
 /**
@@ -232,6 +259,8 @@ export async function converge(desired: LinkSettings, live: LiveLink | undefined
         [
           [`net/ipv6/conf/${desired.name}/accept_dad`, "0"],
           [`net/ipv6/conf/${desired.name}/keep_addr_on_down`, "1"],
+          // Just made: its addresses are announced once its peer can hear (announceMade).
+          ...(live === undefined ? [[`net/ipv6/conf/${desired.name}/ndisc_notify`, "1"] as [string, string]] : []),
         ],
         desired.namespace,
         subject,
@@ -259,8 +288,9 @@ export async function converge(desired: LinkSettings, live: LiveLink | undefined
  *   the first ping through it took 1 to 2 s;
  * - keep_addr_on_down 1: the kernel removes an interface's IPv6 addresses when it goes
  *   down, so `up: false` could not keep them (the update failed verifying them) and the
- *   lab came back without them.
- * Equivalent to: sysctl -w net/ipv6/conf/DEV/accept_dad=0 net/ipv6/conf/DEV/keep_addr_on_down=1
+ *   lab came back without them;
+ * - ndisc_notify 1, when just made: announceMade's announcement of its addresses.
+ * Equivalent to: sysctl -w net/ipv6/conf/DEV/accept_dad=0 net/ipv6/conf/DEV/keep_addr_on_down=1 [net/ipv6/conf/DEV/ndisc_notify=1]
  */
 export function ipv6Settings(desired: LinkSettings, live: LiveLink | undefined): boolean {
   if (!desired.addresses.some(isV6)) return false;

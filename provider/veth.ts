@@ -8,6 +8,7 @@ import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { notTakenOver, whoseMark } from "./owned";
 import {
+  announceMade,
   announcement,
   converge,
   findLink,
@@ -116,9 +117,16 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
   // An end whose peer came back up announces its addresses (link.ts announcement), now
   // that the peer carries them: what is beyond the peer (the hosts of a bridge it is a
   // port of) asked for this end while the peer was down. Also when both came up at once:
-  // the first one up announced before its peer had carrier, into nothing.
+  // the first one up announced before its peer had carrier, into nothing. So does an end
+  // of a pair just made, once its peer is up (announceMade): what is beyond may know its
+  // addresses as a removed host's.
   const again = async (label: "a." | "b.", end: VethEnd, live: LiveLink, peer: "a." | "b."): Promise<LiveLink> => {
     const desired = settings(end, inputs.mtu);
+    if (created) {
+      const announce = ends[peer === "a." ? 0 : 1].up ? announceMade(desired, live) : [];
+      if (announce.length) await kernel.ipBatchRead(announce, end.namespace, endSubject(end));
+      return live;
+    }
     // Nothing to announce (no addresses; adopted without a MAC of the program's): no pass.
     if (!cameUp[peer] || !live.up || !announcement(desired, live, true)) return live;
     // The announcement changes nothing the first pass read back (its generation included).

@@ -107,7 +107,7 @@ export const addresses = Object.fromEntries(lan.hosts.map((h) => [h.name, h.addr
     expect(await sandbox.residue()).toEqual([]);
   });
 
-  it("a host removed from a sequential network: the host that takes its address is reached at the first try (the address is announced)", async () => {
+  it("a host removed from a sequential network: the host that takes its address, and a host added with another's former address, are reached at the first try (the addresses are announced)", async () => {
     const program = (hosts: string[]) => `
 import * as nslab from "nslab";
 const lan = new nslab.BridgedNetwork("lan", { cidr: "10.51.0.0/24", gateway: true, hosts: ${JSON.stringify(hosts)} });
@@ -126,6 +126,16 @@ export const addresses = Object.fromEntries(lan.hosts.map((h) => [h.name, h.addr
     // At the first try, from sc's side and from its neighbours'.
     expect(await pings(sandbox, "sc", "10.51.0.1")).toBe(true);
     expect(await pings(sandbox, "sa", after.sc)).toBe(true);
+    // A host added now takes sc's first address: a new interface, which its neighbours
+    // (sa, the gateway) knew as sc's. Announced when made: reached at the first try.
+    lab.write(program(["sa", "sc", "sd"]));
+    const grown = await lab.up();
+    expect(grown.exitCode, show(grown)).toBe(0);
+    const last = (await lab.outputs()).addresses as Record<string, string>;
+    expect(last.sd).toBe(before.sc);
+    expect(await pings(sandbox, "sa", last.sd)).toBe(true);
+    expect((await sandbox.run("ping", ["-c", "1", "-W", "2", last.sd])).exitCode).toBe(0);
+    expect(await pings(sandbox, "sd", last.sa)).toBe(true);
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
   });

@@ -329,6 +329,35 @@ describe("VethPair on the kernel", () => {
     });
   });
 
+  it("a pair made anew announces its end's addresses once the peer is up: a host on the bridge that knew them as a removed host's reaches the new one at the first packet, IPv4 and IPv6", async () => {
+    // h1 --(p1)-- sw0 --(p2)-- old host, removed; then --(p3)-- new host, same addresses.
+    await withNamespaces(["kma", "kms", "kmb", "kmc"], async ([h1, sw, gone, h3]) => {
+      await ipByHand("-n", sw, "link", "add", "sw0", "type", "bridge");
+      await ipByHand("-n", sw, "link", "set", "sw0", "up");
+      const pair = (host: string, addresses: string[], port: string) =>
+        inputs({ a: { name: "e0", namespace: host, addresses }, b: { name: port, namespace: sw, master: "sw0" }, __owner: `${owner}/${port}` });
+      await veth.create(pair(h1, ["10.63.0.2/24", "fd63::2/64"], "p1"));
+      const old = await veth.create(pair(gone, ["10.63.0.3/24", "fd63::3/64"], "p2"));
+      const ping = pingsFrom(h1);
+      expect([await ping("10.63.0.3"), await ping("fd63::3")]).toEqual([true, true]);
+      const oldMac = (await linkByHand("e0", gone))!.address;
+      await veth.delete(old.id, old.outs);
+      // h1 still holds the removed host's MAC for both addresses.
+      expect(await ipByHand("-n", h1, "neigh", "show", "10.63.0.3", "dev", "e0")).toContain(`lladdr ${oldMac}`);
+      expect(await ipByHand("-n", h1, "-6", "neigh", "show", "fd63::3", "dev", "e0")).toContain(`lladdr ${oldMac}`);
+
+      const made = await veth.create(pair(h3, ["10.63.0.3/24", "fd63::3/64"], "p3"));
+      const mac = (await linkByHand("e0", h3))!.address;
+      expect(mac).not.toBe(oldMac);
+      expect(await ipByHand("-n", h1, "neigh", "show", "10.63.0.3", "dev", "e0")).toContain(`lladdr ${mac}`);
+      expect(await ipByHand("-n", h1, "-6", "neigh", "show", "fd63::3", "dev", "e0")).toContain(`lladdr ${mac}`);
+      expect([await ping("10.63.0.3"), await ping("fd63::3")]).toEqual([true, true]);
+      // The announcement leaves no entry for the host's own address behind.
+      expect(await ipByHand("-n", h3, "neigh", "show", "10.63.0.3")).toBe("");
+      expect(veth.diff(made.id, (await veth.read(made.id, made.outs)).props!, pair(h3, ["10.63.0.3/24", "fd63::3/64"], "p3")).changes).toBe(false);
+    });
+  });
+
   it("attaches to and detaches from a bridge in place", async () => {
     const br = uniq("kbr");
     const brIn = bridgeKind.check(undefined, { name: br, namespace: nsB, __owner: `${owner}/br` }).inputs;

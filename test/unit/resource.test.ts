@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { impairmentKind } from "../../provider/impairment";
 import { bridgeKind } from "../../provider/bridge";
-import { generationOf, LiveLink, recordingGeneration } from "../../provider/link";
+import { announceMade, generationOf, LinkSettings, LiveLink, recordingGeneration } from "../../provider/link";
 import { vethKind } from "../../provider/veth";
 import { reachabilityKind } from "../../provider/reachability";
 import { diffFields, isNslabTag, LINKS_RULE, linksInput, ownerTag } from "../../provider/resource";
@@ -101,5 +101,31 @@ describe("interfaces made anew: generations and the resources that depend on the
     const p = reachabilityKind.check(undefined, { from: "h1", to: "10.0.0.1", __links: ["3"], __owner: "p/s/Reachability/p" });
     expect(p.failures).toEqual([]);
     expect(reachabilityKind.diff("", { ...p.inputs, reachable: true }, { ...p.inputs, __links: ["9"] })).toMatchObject({ changes: true, replaces: [] });
+  });
+});
+
+describe("announceMade: what announces the addresses of an interface just made", () => {
+  const desired = (addresses: string[], mac: string | undefined = "02:aa:00:00:00:01"): LinkSettings => ({ name: "e0", addresses, mac, up: true });
+  const live = (addresses: string[], over: Partial<LiveLink> = {}) => ({ up: true, mac: "02:aa:00:00:00:01", addresses, allAddresses: addresses, ...over }) as LiveLink;
+
+  it("IPv4: each address asked for once and its entry removed; IPv6: the MAC set again (ndisc_notify)", () => {
+    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"]))).toEqual([
+      ["neigh", "replace", "10.0.0.3", "dev", "e0", "use"],
+      ["neigh", "del", "10.0.0.3", "dev", "e0"],
+    ]);
+    expect(announceMade(desired(["fd00::3/64", "10.0.0.3/24"]), live(["fd00::3/64", "10.0.0.3/24"]))).toEqual([
+      ["link", "set", "dev", "e0", "address", "02:aa:00:00:00:01"],
+      ["neigh", "replace", "10.0.0.3", "dev", "e0", "use"],
+      ["neigh", "del", "10.0.0.3", "dev", "e0"],
+    ]);
+  });
+
+  it("nothing for an interface that is down, has no address, or no MAC of the program's", () => {
+    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"], { up: false }))).toEqual([]);
+    expect(announceMade(desired([]), live([]))).toEqual([]);
+    expect(announceMade({ ...desired(["10.0.0.3/24"]), mac: undefined }, live(["10.0.0.3/24"]))).toEqual([]);
+    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"], { mac: "02:bb:00:00:00:01" }))).toEqual([]);
+    // An address the kernel does not show (it refused it: converge's verify says so) is not asked for.
+    expect(announceMade(desired(["10.0.0.3/24"]), live([]))).toEqual([]);
   });
 });
