@@ -98,11 +98,12 @@ export async function freshLink(name: string, netns: Netns): Promise<LiveLink | 
 /**
  * What the command that made an interface already set (`ip link add ... address MAC mtu
  * M`), so that converging the just-made interface (`live` undefined) does not set it
- * again.
+ * again; `announced`: its addresses are announced once it is up and heard (announceMade).
  */
 export interface MadeWith {
   mac?: string;
   mtu?: number;
+  announced?: boolean;
 }
 
 /**
@@ -260,7 +261,7 @@ export async function converge(desired: LinkSettings, live: LiveLink | undefined
           [`net/ipv6/conf/${desired.name}/accept_dad`, "0"],
           [`net/ipv6/conf/${desired.name}/keep_addr_on_down`, "1"],
           // Just made: its addresses are announced once its peer can hear (announceMade).
-          ...(live === undefined ? [[`net/ipv6/conf/${desired.name}/ndisc_notify`, "1"] as [string, string]] : []),
+          ...(live === undefined && made.announced ? [[`net/ipv6/conf/${desired.name}/ndisc_notify`, "1"] as [string, string]] : []),
         ],
         desired.namespace,
         subject,
@@ -289,7 +290,8 @@ export async function converge(desired: LinkSettings, live: LiveLink | undefined
  * - keep_addr_on_down 1: the kernel removes an interface's IPv6 addresses when it goes
  *   down, so `up: false` could not keep them (the update failed verifying them) and the
  *   lab came back without them;
- * - ndisc_notify 1, when just made: announceMade's announcement of its addresses.
+ * - ndisc_notify 1, when just made to be announced (MadeWith.announced): announceMade's
+ *   announcement of its addresses.
  * Equivalent to: sysctl -w net/ipv6/conf/DEV/accept_dad=0 net/ipv6/conf/DEV/keep_addr_on_down=1 [net/ipv6/conf/DEV/ndisc_notify=1]
  */
 export function ipv6Settings(desired: LinkSettings, live: LiveLink | undefined): boolean {

@@ -103,8 +103,8 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
     const live = created ? undefined : await freshLink(end.name, end.namespace);
     // Taken over by another resource since this one wrote it (adopt): not taken back.
     if (!inputs.adopt) notTakenOver(live?.alias, inputs.__owner, endSubject(end));
-    // Made with its address and MTU (create): not set again.
-    const made = created ? { mac: desired.mac, mtu: inputs.mtu } : {};
+    // Made with its address and MTU (create): not set again; announced after (announceMade).
+    const made = created ? { mac: desired.mac, mtu: inputs.mtu, announced: true } : {};
     const after = await converge(desired, live, tag, endSubject(end), made).catch(async (err) => {
       throw await explainMaster(err, desired, pairSubject(inputs), label);
     });
