@@ -548,12 +548,16 @@ async function readState(i: ImpairmentInputs): Promise<LiveState> {
   };
 }
 
-/** The inputs as the kernel has them now, in the words of `stated` where they agree. */
+/**
+ * The inputs as the kernel has them now, in the words of `stated` where they agree. An
+ * ifb set down (by hand) drops every frame redirected to it: its shaping counts as
+ * missing (drift, which update repairs: ensureIfb sets it up).
+ */
 function liveInputs(stated: ImpairmentInputs, live: LiveState): ImpairmentInputs {
   return compact({
     ...stated,
     egress: liveDirection(stated.egress, live.egress, live.loss.egress),
-    ingress: liveDirection(stated.ingress, live.ingress, live.loss.ingress),
+    ingress: liveDirection(stated.ingress, live.ifb?.up === false ? {} : live.ingress, live.loss.ingress),
   });
 }
 
@@ -607,9 +611,13 @@ async function requireNetem(i: ImpairmentInputs): Promise<void> {
  * ip link set dev IFB alias TAG up
  */
 async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
-  if (live.ifb) return;
   const s = subject(i);
   const ifb = ifbName(i.__owner);
+  if (live.ifb) {
+    // Set down by hand: every frame redirected to it was dropped. Equivalent to: ip link set dev IFB up
+    if (!live.ifb.up) await kernel.ip(["link", "set", "dev", ifb, "up"], i.namespace, s);
+    return;
+  }
   const tag = ownerTag(i.__owner);
   const intent = `link-${ifb}`;
   if (live.ifbUnmarked) {
@@ -664,7 +672,7 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   if (starts("egress") && !i.adopt && needsShaping(i.egress) && live.egress.foreign) {
     throw new NslabError(
       "AlreadyExists",
-      `${s}: the interface already has a root qdisc this resource did not make (${live.egress.foreign}; another LinkImpairment's, or someone's). Remove it (tc qdisc del dev ${i.device} root), declare one LinkImpairment per interface with both directions, drop egress rate/delay, or set adopt: true to replace it (destroy then restores the kernel's default qdisc).`,
+      `${s}: the interface already has a root qdisc this resource did not make (${live.egress.foreign}; another LinkImpairment's, or someone's: one a \`tc qdisc replace\` by hand put there in place of this resource's own counts as someone's, and nslab does not delete it). Remove it (tc qdisc del dev ${i.device} root), declare one LinkImpairment per interface with both directions, drop egress rate/delay, or set adopt: true to replace it (destroy then restores the kernel's default qdisc).`,
     );
   }
   if (starts("ingress") && !i.adopt && needsShaping(i.ingress) && live.otherFilters) {

@@ -166,14 +166,26 @@ describe("LinkImpairment on the kernel", () => {
     const { outs: o2 } = await imp.update(id, drifted as never, want);
     expect((await imp.read(id, o2)).inputs).toEqual(want);
     expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("drift")).root }, { kind: "ingress" }]);
-    await imp.delete(id, o2);
+
+    // The ifb set down by hand: every frame arriving on im0 is dropped there. Its shaping
+    // reads as missing; update sets it up, and what arrives passes again.
+    await must("ip", ["-n", x, "link", "set", "dev", ifbName(owner("drift")), "down"]);
+    expect(await pingLoss(spawnHere, y, A, 10)).toEqual({ sent: 10, lost: 10 });
+    const downed = (await imp.read(id, o2)).inputs!;
+    expect(downed.ingress).toEqual({});
+    expect(imp.diff(id, downed as never, want).changes).toBe(true);
+    const { outs: o3 } = await imp.update(id, downed as never, want);
+    expect((await imp.read(id, o3)).inputs).toEqual(want);
+    // Egress loss 0.1 on the replies: losses within its binomial bounds.
+    expect((await pingLoss(spawnHere, y, A, 20)).lost).toBeLessThanOrEqual(binomialBounds(20, 0.1)[1]);
+    await imp.delete(id, o3);
     expect(await linkByHand(ifbName(owner("drift")), x)).toBeUndefined();
   });
 
   it("a root qdisc nslab did not make is refused at create and left alone; adopt replaces it and delete restores the default", async () => {
     await tcByHand("qdisc", "replace", "dev", "im0", "root", "handle", "1:", "htb");
     const want = checked({ egress: { rate: "10mbit" } }, "foreign");
-    await expect(imp.create(want)).rejects.toThrow(/root qdisc this resource did not make \(htb 1:;.*tc qdisc del dev im0 root.*adopt: true/);
+    await expect(imp.create(want)).rejects.toThrow(/root qdisc this resource did not make \(htb 1:;.*tc qdisc replace\` by hand put there in place of this resource.s own counts as someone.s.*tc qdisc del dev im0 root.*adopt: true/);
     expect(await qdiscs("im0")).toMatchObject([{ kind: "htb", handle: "1:" }]);
     const { id, outs } = await imp.create({ ...want, adopt: true });
     expect(await qdiscs("im0")).toMatchObject([{ kind: "tbf", handle: marksOf(owner("foreign")).root }]);
