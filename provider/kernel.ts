@@ -657,6 +657,26 @@ export async function fdbAppendDefault(dev: string, dst: string, via: string | u
   await run(command, args, { subject });
 }
 
+/**
+ * Removes the forwarding entries a VXLAN device learned from the packets it received
+ * (neither permanent nor static, not its bridge's): after its remote, group or underlay
+ * device changed they still send to the peer they were learned from (an address that
+ * may be gone) until they age out, 300 s. They are learned again from the next packets.
+ * Entry by entry rather than `bridge fdb flush`, which kernels before 6.6 refuse for
+ * VXLAN devices. Returns how many there were.
+ * Equivalent to: [nsenter --net=NS] bridge -json fdb show dev NAME; bridge -batch - (fdb del MAC dev NAME dst D self, each)
+ */
+export async function fdbForgetLearned(dev: string, netns: Netns, subject: string): Promise<number> {
+  const [show, showArgs] = inNetns("bridge", ["-json", "fdb", "show", "dev", dev], netns);
+  const entries = parseJson<{ mac?: string; dst?: string; master?: string; state?: string; flags?: string[] }[]>(await run(show, showArgs, { subject }));
+  const learned = entries.filter((e) => e.mac && e.mac !== ANY_MAC && typeof e.dst === "string" && e.master === undefined && !e.state && (e.flags ?? []).includes("self"));
+  if (learned.length === 0) return 0;
+  const [command, args] = inNetns("bridge", ["-batch", "-"], netns);
+  invalidate(netns);
+  await run(command, args, { subject, input: learned.map((e) => `fdb del ${e.mac} dev ${dev} dst ${e.dst} self`).join("\n") + "\n" });
+  return learned.length;
+}
+
 // ---- tc ---------------------------------------------------------------------------------
 
 /** Runs a write: [nsenter --net=NS] tc ARGS (the namespace's snapshots are dropped). */

@@ -173,9 +173,13 @@ function tunnelMismatch(want: Tunnel, have: Tunnel): (typeof TUNNEL_FIELDS)[numb
 async function apply(i: VxlanInputs, created: boolean, seen?: LiveLink): Promise<LiveLink> {
   const tag = ownerTag(i.__owner);
   let live = created ? undefined : (seen ?? (await freshLink(i.name, i.namespace)));
-  if (live && tunnelMismatch(i, liveTunnel(live))) {
+  const before = live && liveTunnel(live);
+  if (live && before && tunnelMismatch(i, before)) {
     // Equivalent to: ip link set dev NAME type vxlan [local A] [remote B | group G] [dev D] [no]learning
     await kernel.ip(["link", "set", "dev", i.name, "type", "vxlan", ...endpointAttrs(i)], i.namespace, subject(i));
+    // What it learned was learned by the old way to its peers (the peer re-addressed, say):
+    // forgotten, so that the first frames take the new one (kernel.fdbForgetLearned).
+    if ((["remote", "group", "device"] as const).some((f) => (i[f] ?? "") !== (before[f] ?? ""))) await kernel.fdbForgetLearned(i.name, i.namespace, subject(i));
     live = await freshLink(i.name, i.namespace);
   }
   // Made with its address and MTU (create): not set again.

@@ -106,6 +106,24 @@ describe("Vxlan: two sites joined only by an underlay, through the real CLI", ()
     expect(await pings(sandbox, "hostA", "10.50.0.12")).toBe(true);
     expect((await lab.driftCheck()).exitCode).toBe(0);
 
+    // In place: siteB's underlay re-addressed (10.99.0.2 -> 10.99.0.3) with both tunnels'
+    // ends. siteA's vx42 learned hostB's MAC at 10.99.0.2: those entries are forgotten, so
+    // hostA's next frame (its neighbour entry for hostB kept) takes the new remote at once.
+    const learnedAt = async (dst: string) =>
+      (JSON.parse(await sandbox.must("ip", ["netns", "exec", "siteA", "bridge", "-json", "fdb", "show", "dev", "vx42"])) as { mac: string; dst?: string; state?: string }[]).filter(
+        (e) => e.dst === dst && !e.state && e.mac !== "00:00:00:00:00:00",
+      );
+    expect(await pings(sandbox, "hostA", "10.50.0.12")).toBe(true);
+    expect(await learnedAt("10.99.0.2")).not.toEqual([]);
+    lab.edit('addresses: ["10.99.0.2/24"]', 'addresses: ["10.99.0.3/24"]');
+    lab.edit('local: "10.99.0.2"', 'local: "10.99.0.3"');
+    lab.edit('remote: "10.99.0.2"', 'remote: "10.99.0.3"');
+    const moved = await lab.up();
+    expect(moved.exitCode, show(moved)).toBe(0);
+    expect(await learnedAt("10.99.0.2")).toEqual([]);
+    expect(await pings(sandbox, "hostA", "10.50.0.12")).toBe(true);
+    expect(await pings(sandbox, "hostB", "10.50.0.11")).toBe(true);
+
     // In place: learning off on both sides keeps the device (same ifindex) and traffic.
     const ifindex = JSON.parse(await sandbox.must("ip", ["-n", "siteA", "-j", "link", "show", "vx42"]))[0].ifindex;
     lab.edit("dstPort: 4789, master", "dstPort: 4789, learning: false, master");
