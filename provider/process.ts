@@ -64,20 +64,34 @@ const RULES: FieldRule[] = ["command", "namespace", "cwd", "logFile", "readyText
 /** The ifindexes in a list of generations, without their come-back-up counts ("7+1/8" is "7/8"). */
 const ifindexes = (links: string[]) => links.map((g) => g.split("/").map((end) => end.split("+")[0]).join("/"));
 
+/** KEY=GENERATION (the SDK keys a Process's generations by interface) as [KEY, GENERATION]; [undefined, G] for an unkeyed one. */
+const keyOf = (g: string): [string | undefined, string] => {
+  const at = g.indexOf("=");
+  return at < 0 ? [undefined, g] : [g.slice(0, at), g.slice(at + 1)];
+};
+
 /**
  * Whether an interface in the Process's dependsOn was made anew (a TUN/TAP device
- * replaced): the program held the old one (its file descriptor) and is started again. As
- * many interfaces as before, one of them with another ifindex. One added or removed (a
- * host of a BridgedNetwork in its dependsOn), or back up after `up: false`, restarts
- * nothing. A state from before Process took generations has none: nothing to compare.
- * A preview, which cannot know the next generations, plans it.
+ * replaced): the program held the old one (its file descriptor) and is started again.
+ * The SDK keys each generation by its interface (sdk/base.ts linkKey): one that was
+ * there before with another ifindex. One added or removed (a host of a BridgedNetwork in
+ * its dependsOn, a host renamed: one of each), or back up after `up: false`, restarts
+ * nothing. Generations without keys (a state from before them, a component of another
+ * copy of nslab) are compared as they were: as many interfaces as before, one of them
+ * with another ifindex. A state from before Process took generations has none: nothing
+ * to compare. A preview, which cannot know the next generations, plans it.
  */
-function madeAnew(olds: { __links?: string[] }, news: { __links?: string[] }): boolean {
+export function madeAnew(olds: { __links?: string[] }, news: { __links?: string[] }): boolean {
   const [before, after] = [olds.__links, news.__links];
   if (before === undefined || after === undefined) return false;
   if (isUnknown(after)) return true;
-  const [was, now] = [ifindexes(before), ifindexes(after)];
-  return was.length === now.length && was.some((g) => !now.includes(g));
+  const [was, now] = [before.map(keyOf), after.map(keyOf)];
+  if ([...was, ...now].every(([key]) => key !== undefined)) {
+    const earlier = new Map(was.map(([key, g]) => [key, ifindexes([g])[0]]));
+    return now.some(([key, g]) => earlier.has(key) && earlier.get(key) !== ifindexes([g])[0]);
+  }
+  const [wasIfs, nowIfs] = [ifindexes(was.map(([, g]) => g)), ifindexes(now.map(([, g]) => g))];
+  return wasIfs.length === nowIfs.length && wasIfs.some((g) => !nowIfs.includes(g));
 }
 
 function subject(i: { __owner: string; namespace?: string; command?: string[] }): string {

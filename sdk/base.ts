@@ -160,18 +160,28 @@ export abstract class NslabLink extends NslabResource {
     super(kind, name, { generation: undefined, ...props }, opts);
   }
 
-  /** Its generation, for the resources that depend on it. @internal */
-  linkGenerations(): pulumi.Output<string | undefined>[] {
-    return [this.generation];
+  /**
+   * Its generation, for the resources that depend on it; `keyed`: as KEY=GENERATION, KEY
+   * a short digest of its URN, so that a dependent tells this interface made anew from
+   * another one added while one went (see linkKey). @internal
+   */
+  linkGenerations(keyed = false): pulumi.Output<string | undefined>[] {
+    if (!keyed) return [this.generation];
+    return [pulumi.all([this.urn, this.generation]).apply(([urn, generation]) => (generation === undefined ? undefined : `${linkKey(urn)}=${generation}`))];
   }
+}
+
+/** The key of an interface among keyed generations: 8 hex digits of its URN's SHA-256. @internal */
+export function linkKey(urn: string): string {
+  return createHash("sha256").update(urn).digest("hex").slice(0, 8);
 }
 
 /**
  * A resource that is an interface, or a component that holds some: the `generation`
- * outputs that its dependents go by (the provider's link.ts generationOf).
+ * outputs that its dependents go by (the provider's link.ts generationOf), keyed or not.
  */
 interface HasLinks {
-  linkGenerations(): pulumi.Output<string | undefined>[];
+  linkGenerations(keyed?: boolean): pulumi.Output<string | undefined>[];
 }
 const hasLinks = (r: unknown): r is HasLinks => !!r && typeof (r as HasLinks).linkGenerations === "function";
 
@@ -182,11 +192,12 @@ const hasLinks = (r: unknown): r is HasLinks => !!r && typeof (r as HasLinks).li
  * the VethPairs, Bridges, TapDevices and Vxlans in its `dependsOn`, and of those of the
  * components there (a BridgedNetwork's bridge and host links, a HostLink's ends, a
  * Router's links). A `dependsOn` given as an Output or Promise is not looked into.
+ * `keyed` (a Process's): each as KEY=GENERATION (NslabLink.linkGenerations).
  */
-export function linksOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Output<string[]> | undefined {
+export function linksOf(dependsOn: pulumi.CustomResourceOptions["dependsOn"], keyed = false): pulumi.Output<string[]> | undefined {
   // An Output or a Promise (the whole list, or one in it) is passed over: its resource is
   // not known while the program declares resources.
-  const generations = listed(dependsOn).flatMap((d) => (hasLinks(d) ? d.linkGenerations() : []));
+  const generations = listed(dependsOn).flatMap((d) => (hasLinks(d) ? d.linkGenerations(keyed) : []));
   if (generations.length === 0) return undefined;
   return pulumi.all(generations).apply((all) => all.filter((g): g is string => typeof g === "string"));
 }

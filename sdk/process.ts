@@ -67,6 +67,6 @@ export class Process extends NslabResource {
   constructor(name: string, args: ProcessArgs, opts?: pulumi.CustomResourceOptions) {
     // A JavaScript program may leave the arguments out: check then says what is missing.
     args ??= {} as ProcessArgs;
-    super("Process", name, { namespace: undefined, ...args, pid: undefined, startTime: undefined, log: undefined, __links: linksOf(opts?.dependsOn) }, opts);
+    super("Process", name, { namespace: undefined, ...args, pid: undefined, startTime: undefined, log: undefined, __links: linksOf(opts?.dependsOn, true) }, opts);
   }
 }

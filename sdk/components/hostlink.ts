@@ -107,7 +107,7 @@ export class HostLink extends NslabComponent {
   }
 
   /** Its two ends' generations: a resource that depends on the link is written again when one is made anew. @internal */
-  linkGenerations(): pulumi.Output<string | undefined>[] {
-    return [...this.a.linkGenerations(), ...this.b.linkGenerations()];
+  linkGenerations(keyed = false): pulumi.Output<string | undefined>[] {
+    return [...this.a.linkGenerations(keyed), ...this.b.linkGenerations(keyed)];
   }
 }

@@ -264,8 +264,8 @@ export class BridgedNetwork extends NslabComponent {
   }
 
   /** The generations of its bridge and host links: a resource that depends on the network is written again when one is made anew. @internal */
-  linkGenerations(): pulumi.Output<string | undefined>[] {
-    return [...this.bridge.linkGenerations(), ...Object.values(this.links).flatMap((l) => l.linkGenerations())];
+  linkGenerations(keyed = false): pulumi.Output<string | undefined>[] {
+    return [...this.bridge.linkGenerations(keyed), ...Object.values(this.links).flatMap((l) => l.linkGenerations(keyed))];
   }
 }
 
@@ -386,8 +386,8 @@ export class Router extends NslabComponent {
   }
 
   /** Its links' generations: a resource that depends on the router is written again when one is made anew. @internal */
-  linkGenerations(): pulumi.Output<string | undefined>[] {
-    return this.links.flatMap((l) => l.linkGenerations());
+  linkGenerations(keyed = false): pulumi.Output<string | undefined>[] {
+    return this.links.flatMap((l) => l.linkGenerations(keyed));
   }
 }
 

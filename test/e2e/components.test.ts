@@ -2,6 +2,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { pings, unreachable } from "../helpers/net";
+import { running } from "../helpers/proc";
 import { Sandbox } from "../helpers/sandbox";
 
 const WHOAMI = path.join(REPO, "examples/04-routing-nat/whoami.py");
@@ -80,15 +81,20 @@ describe("components through the real Pulumi engine", () => {
     expect(await sandbox.residue()).toEqual([]);
   });
 
-  it("adding and removing hosts renames nobody and, with allocation \"stable\", moves nobody", async () => {
+  it("adding and removing hosts renames nobody, restarts no Process on the network and, with allocation \"stable\", moves nobody", async () => {
+    // A program on alpha that depends on the whole network (its links' generations): one
+    // host going and another coming in the same up (a rename) is no link of its made anew.
     const program = (hosts: string[]) => `
 import * as nslab from "nslab";
 const lan = new nslab.BridgedNetwork("lan", { cidr: "10.50.0.0/16", gateway: true, allocation: "stable", hosts: ${JSON.stringify(hosts)} });
 export const addresses = Object.fromEntries(lan.hosts.map((h) => [h.name, h.address]));
+const sleeper = new nslab.Process("sleeper", { namespace: lan.namespaces["alpha"].name, command: ["/bin/sleep", "300"] }, { dependsOn: [lan] });
+export const pid = sleeper.pid;
 `;
     lab = await Lab.create(sandbox, "comp-stable", program(["alpha", "bravo", "charlie"]));
     expect((await lab.up()).exitCode).toBe(0);
     const before = (await lab.outputs()).addresses as Record<string, string>;
+    const pid = (await lab.outputs()).pid as number;
     const ifindex = async (ns: string) => JSON.parse(await sandbox.must("ip", ["-n", ns, "-j", "link", "show", "eth-lan"]))[0].ifindex;
     const port = async (host: string) => JSON.parse(await sandbox.must("ip", ["-j", "link", "show", `lan-${host}`]))[0].ifindex;
     const kept = { alpha: [await ifindex("alpha"), await port("alpha")], charlie: [await ifindex("charlie"), await port("charlie")] };
@@ -103,7 +109,10 @@ export const addresses = Object.fromEntries(lan.hosts.map((h) => [h.name, h.addr
     expect([await ifindex("alpha"), await port("alpha")]).toEqual(kept.alpha);
     expect([await ifindex("charlie"), await port("charlie")]).toEqual(kept.charlie);
     expect(await pings(sandbox, "delta", after.alpha)).toBe(true);
+    expect((await lab.outputs()).pid).toBe(pid);
+    expect(running(pid)).toBe(true);
     expect((await lab.destroy()).exitCode).toBe(0);
+    expect(running(pid)).toBe(false);
     expect(await sandbox.residue()).toEqual([]);
   });
 

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { pings } from "../helpers/net";
+import { running } from "../helpers/proc";
 import { Sandbox } from "../helpers/sandbox";
 
 const DRIFT = path.join(REPO, "scripts/drift-check");
@@ -40,14 +41,6 @@ export const results = probes.map((p) => ({ to: p.to, protocol: p.protocol, port
 export const pids = [web.pid, echo.pid];
 `;
 
-/** True while /proc/PID exists and is not a zombie. */
-function running(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 /** Field 22 of /proc/PID/stat (start time), or undefined. */
 function startTimeOf(pid: number): string | undefined {

@@ -3,6 +3,7 @@ import { impairmentKind } from "../../provider/impairment";
 import { bridgeKind } from "../../provider/bridge";
 import { announceMade, generationOf, LinkSettings, LiveLink, recordingGeneration } from "../../provider/link";
 import { vethKind } from "../../provider/veth";
+import { madeAnew } from "../../provider/process";
 import { reachabilityKind } from "../../provider/reachability";
 import { diffFields, isNslabTag, LINKS_RULE, linksInput, ownerTag } from "../../provider/resource";
 import { routeKind } from "../../provider/route";
@@ -127,5 +128,25 @@ describe("announceMade: what announces the addresses of an interface just made",
     expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"], { mac: "02:bb:00:00:00:01" }))).toEqual([]);
     // An address the kernel does not show (it refused it: converge's verify says so) is not asked for.
     expect(announceMade(desired(["10.0.0.3/24"]), live([]))).toEqual([]);
+  });
+});
+
+describe("Process: which changes of its interfaces' generations start it again (madeAnew)", () => {
+  const links = (...l: string[]) => ({ __links: l });
+
+  it("keyed by interface: one of them with another ifindex is made anew; one added and one removed (a host renamed), or one back up, is not", () => {
+    expect(madeAnew(links("aa=5/6", "bb=7/8"), links("aa=5/6", "bb=11/12"))).toBe(true);
+    expect(madeAnew(links("aa=5/6", "bb=7/8"), links("aa=5/6", "cc=11/12"))).toBe(false);
+    expect(madeAnew(links("aa=5/6", "bb=7/8"), links("aa=5/6", "bb=7+1/8"))).toBe(false);
+    expect(madeAnew(links("aa=5/6"), links("aa=5/6", "cc=11/12"))).toBe(false);
+    expect(madeAnew(links("aa=5/6", "bb=7/8"), links("aa=5/6"))).toBe(false);
+  });
+
+  it("unkeyed (a state from before keys, another copy of nslab): as many as before, one with another ifindex", () => {
+    expect(madeAnew(links("5/6", "7/8"), links("aa=5/6", "bb=7/8"))).toBe(false);
+    expect(madeAnew(links("5/6"), links("aa=9/10"))).toBe(true);
+    expect(madeAnew(links("5/6", "7/8"), links("5/6", "11/12"))).toBe(true);
+    expect(madeAnew(links("5/6"), links("5/6", "11/12"))).toBe(false);
+    expect(madeAnew({}, links("aa=5/6"))).toBe(false);
   });
 });
