@@ -151,7 +151,19 @@ export function sshCommand(host: HostArgs, argv: string[]): [string, string[]] {
 }
 
 /** What ssh says when it (not the remote command) failed: its exit status is 255. */
-const SSH_FAILED = /^ssh: |Host key verification failed|Permission denied \(|Connection (?:refused|timed out|closed)|No route to host|Could not resolve|kex_exchange_identification|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known|Control socket connect|Broken pipe|^mux(?:client|_client_\w+):/m;
+const SSH_FAILED = /^ssh: |Host key verification failed|Permission denied \(|Connection (?:refused|timed out|closed)|Connection to \S+ closed|No route to host|Could not resolve|kex_exchange_identification|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known|Control socket connect|Broken pipe|^mux(?:client|_client_\w+):/m;
+
+/**
+ * What the commands a remote shell was running or held get as their stderr when it ends
+ * under them: what ssh said or, when it said nothing and exited 255 (its own failure:
+ * sshd stopped mid-run), that the connection ended, in words sshFailed knows, so that
+ * they fail as the commands sent after it do ("cannot reach HOST over SSH ... Check that
+ * sshd runs"), not as a command's own failure.
+ */
+export function shellEnded(host: HostArgs, code: number, stderr: string): string {
+  if (stderr.trim()) return stderr;
+  return code === 255 ? `ssh: the connection to ${hostLabel(host)} ended (its sshd stopped, the machine restarted, or the network dropped)` : `the shell on ${hostLabel(host)} exited (${code})`;
+}
 
 /** True when a command run through ssh failed in ssh itself. */
 export function sshFailed(exitCode: number | undefined, stderr: string): boolean {
@@ -472,7 +484,7 @@ class RemoteShell {
     this.onGone(this, []);
     for (const request of this.queue.splice(0)) {
       clearTimeout(request.timer);
-      request.done({ exitCode: code === 0 ? -1 : code, stdout: "", stderr: this.stderr || `the shell on ${hostLabel(this.host)} exited (${code})`, timedOut: false });
+      request.done({ exitCode: code === 0 ? -1 : code, stdout: "", stderr: shellEnded(this.host, code, this.stderr), timedOut: false });
     }
   }
 

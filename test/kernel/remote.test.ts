@@ -17,8 +17,9 @@ import { intend, ip, ipBatchRead, markedProcesses, resetSnapshots, withHost } fr
 import type { HostArgs } from "../../provider/host";
 import { probe } from "../../provider/reachability";
 import { ownerTag } from "../../provider/resource";
-import { closeMasters, controlState, ensureMaster, openMasters, remoteRequests, remoteRun, remoteSequence } from "../../provider/ssh";
+import { closeMasters, controlState, ensureMaster, openMasters, remoteRequests, remoteRun, remoteSequence, sshError, sshFailed } from "../../provider/ssh";
 import { must } from "../helpers/sandbox";
+import { running as alive } from "../helpers/proc";
 import { here, SshHosts, startHosts } from "../helpers/sshd";
 import { tunUsable, uniq } from "../helpers/kernel";
 import { REPO } from "../helpers/lab";
@@ -33,14 +34,6 @@ async function make(kind: string, name: string, args: Record<string, unknown>): 
   return (await dispatch(kind, "create", [checked.inputs])) as { id: string; outs: Record<string, any> };
 }
 
-/** Whether `pid` runs (not gone, not a zombie). */
-function alive(pid: number): boolean {
-  try {
-    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 /** Whether `pid` has ended within 10 s. */
 async function gone(pid: number): Promise<boolean> {
@@ -574,7 +567,7 @@ describe("resources on other hosts, over SSH", () => {
       expect(fs.readlinkSync(`/proc/${proc.outs.pid}/cwd`)).toBe("/tmp");
       // delete: SIGTERM to that process, waited for.
       await dispatch("Process", "delete", [proc.id, proc.outs]);
-      expect(fs.existsSync(`/proc/${proc.outs.pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${proc.outs.pid}/stat`, "utf8"))).toBe(false);
+      expect(alive(proc.outs.pid)).toBe(false);
 
       // A program that exits at once: create fails with the tail of its log there (this run's lines only).
       const failed = (await make("Process", "boom", { host, namespace: "pw", command: ["sh", "-c", "echo boom-$$ >&2; exit 3"], logFile }).catch((e: Error) => e)) as NslabError;
@@ -769,6 +762,35 @@ describe("resources on other hosts, over SSH", () => {
       closeMasters();
       // Whatever failed, no file of these shells is left in the machine's /tmp.
       for (const pid of shells) if (await gone(pid)) for (const f of fileOf(pid)) fs.rmSync(`/tmp/${f}`, { force: true });
+    }
+  });
+
+  it("a command whose connection ends under it (the host's sshd session killed) fails as ssh's own failure, with the fix the next command gets", async () => {
+    const [h1] = lab.hosts;
+    closeMasters();
+    await ensureMaster(h1.host, "test");
+    const net = fs.readlinkSync(`/proc/${h1.pid}/ns/net`);
+    // The host's sshd processes that serve connections (not the listener, which stays).
+    const sessions = () =>
+      fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+        try {
+          return /^sshd: root/.test(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")) && fs.readlinkSync(`/proc/${pid}/ns/net`) === net && alive(pid);
+        } catch {
+          return false;
+        }
+      });
+    try {
+      const sleeping = remoteRun(h1.host, ["sleep", "5"], { timeoutMs: 20_000, subject: "test" });
+      for (let i = 0; i < 100 && sessions().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sessions()).not.toEqual([]);
+      for (const pid of sessions()) process.kill(pid, "SIGKILL");
+      const r = await sleeping;
+      expect(r.exitCode).toBe(255);
+      expect(sshFailed(r.exitCode, r.stderr)).toBe(true);
+      expect(sshError(h1.host, 'namespace "x"', r.stderr).message).toMatch(/^namespace "x" on root@192\.0\.2\.1: cannot reach root@192\.0\.2\.1 over SSH: .*\. Check that sshd runs on root@192\.0\.2\.1/);
+    } finally {
+      closeMasters();
     }
   });
 

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { dispatch } from "../../provider";
 import { checkHost, hostLabel, remoteCommand, shellQuote } from "../../provider/host";
-import { sshError, sshFailed } from "../../provider/ssh";
+import { shellEnded, sshError, sshFailed } from "../../provider/ssh";
 import { Checker, UNKNOWN } from "../../provider/validate";
 import * as pulumi from "@pulumi/pulumi";
 import { BridgedNetwork, NatGateway, Router } from "../../sdk/components";
@@ -167,5 +167,18 @@ describe("ssh's own failures, in words", () => {
     const refused = sshError(host, 'Namespace "a"', `${mux}ssh: connect to host 192.0.2.2 port 22: Connection refused\n`);
     expect(refused.message).toContain("over SSH: ssh: connect to host 192.0.2.2 port 22: Connection refused. Check");
     expect(refused.message).not.toMatch(/mux/);
+  });
+
+  it("a remote shell that ends under its commands (sshd stopped mid-run) fails them as ssh's own failure, with the same fix as the commands sent after it", () => {
+    const quiet = shellEnded(host, 255, "");
+    expect(sshFailed(255, quiet)).toBe(true);
+    expect(sshError(host, 'namespace "x"', quiet).message).toBe(
+      'namespace "x" on root@192.0.2.2: cannot reach root@192.0.2.2 over SSH: ssh: the connection to root@192.0.2.2 ended (its sshd stopped, the machine restarted, or the network dropped). Check that sshd runs on root@192.0.2.2 and that this machine reaches it.',
+    );
+    const closed = shellEnded(host, 255, "Connection to 192.0.2.2 closed by remote host.\n");
+    expect(sshFailed(255, closed)).toBe(true);
+    expect(sshError(host, 'namespace "x"', closed).message).toContain("over SSH: Connection to 192.0.2.2 closed by remote host. Check that sshd runs");
+    // A shell that ended otherwise (a command of its own killed it) is no ssh failure.
+    expect(sshFailed(1, shellEnded(host, 1, ""))).toBe(false);
   });
 });
