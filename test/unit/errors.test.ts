@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { commandError, isKind } from "../../provider/errors";
+import { inspect } from "node:util";
+import { commandError, isKind, NslabError } from "../../provider/errors";
 import { recordWriteError } from "../../provider/kernel";
 
 describe("commandError: one place maps a command's failure to a kind", () => {
@@ -42,5 +43,20 @@ describe("a record nslab cannot write", () => {
     expect(err.message).toMatch(/run it as root \(on another host: log in as root there\), or give the user write access to both folders and the CAP_NET_ADMIN and CAP_SYS_ADMIN capabilities\.$/);
     expect(recordWriteError(3, "", "x", "s").kind).toBe("NotFound");
     expect(recordWriteError(1, "disk full", "x", "s").kind).toBe("CommandFailed");
+  });
+});
+
+describe("an NslabError's stack", () => {
+  it("is its first line alone (Pulumi prints it after the message of a failed read or delete), with every frame when NSLAB_FULL_STACK_TRACES=1", () => {
+    const e = new NslabError("NotFound", 'namespace "x": gone');
+    expect(e.stack).toBe('NslabError: namespace "x": gone');
+    expect(`${e}: ${e.stack}`.split("\n")).toHaveLength(1);
+    expect(inspect(e)).toContain('namespace "x": gone');
+    process.env.NSLAB_FULL_STACK_TRACES = "1";
+    try {
+      expect(new NslabError("NotFound", "y").stack).toMatch(/^NslabError: y\n\s+at /);
+    } finally {
+      delete process.env.NSLAB_FULL_STACK_TRACES;
+    }
   });
 });
