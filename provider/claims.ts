@@ -11,7 +11,7 @@
  * first, and a deleted one gives up its own. Names not known yet (a preview's unknowns)
  * claim nothing.
  */
-import { HostArgs, machineKey } from "./host";
+import { HostArgs, hostLabel, machineKey } from "./host";
 import { ImpairmentDirection, needsShaping } from "./impairment";
 import { resourceNameOf } from "./resource";
 import { Failure, isUnknown } from "./validate";
@@ -35,11 +35,14 @@ const byOwner = new Map<string, string[]>();
 /** Known values (a host whose ssh is not known yet is not). */
 const known = (...values: unknown[]) => values.every((v) => !isUnknown(v) && !(v && typeof v === "object" && isUnknown((v as { ssh?: unknown }).ssh)));
 
+/** " on HOST" for a name on another machine (a resource's `host`), "" on this one. */
+const onMachine = (host: unknown) => (host && typeof host === "object" && typeof (host as HostArgs).ssh === "string" ? ` on ${hostLabel(host as HostArgs)}` : "");
+
 function linkClaim(host: unknown, namespace: unknown, name: unknown, property: string): Claim[] {
   if (typeof name !== "string" || !known(host, namespace, name)) return [];
   const ns = typeof namespace === "string" ? namespace : "";
   const where = ns ? `namespace "${ns}"` : "the program's namespace";
-  return [{ key: `link\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${name}`, what: `interface "${name}" in ${where}`, property }];
+  return [{ key: `link\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${name}`, what: `interface "${name}" in ${where}${onMachine(host)}`, property }];
 }
 
 /** The names a checked resource makes. */
@@ -51,7 +54,7 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
       return [
         {
           key: `netns\0${machineKey(host as HostArgs | undefined)}\0${inputs.name}`,
-          what: `namespace "${inputs.name}"`,
+          what: `namespace "${inputs.name}"${onMachine(host)}`,
           property: "name",
           // A BridgedNetwork makes a namespace per host unless told to join one.
           also: `a BridgedNetwork host joins a namespace made elsewhere as { name: "${inputs.name}", namespace: ns.name }`,
@@ -78,7 +81,7 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
         .filter((d) => inputs[d] !== undefined && inputs[d] !== null && !isUnknown(inputs[d]) && (d === "ingress" || needsShaping(inputs[d] as ImpairmentDirection)))
         .map((d) => ({
           key: `impairment-${d}\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${inputs.device}`,
-          what: `the ${d} of ${where}`,
+          what: `the ${d} of ${where}${onMachine(host)}`,
           property: d,
           clash: (other: string) => `is also impaired by ${other} of this program; declare one LinkImpairment per interface and direction (one resource can hold both directions).`,
         }));
@@ -102,7 +105,7 @@ function claimsOf(kind: string, inputs: Record<string, unknown>): Claim[] {
       return [
         {
           key: `route\0${machineKey(host as HostArgs | undefined)}\0${ns}\0${key}`,
-          what: `the ${family} route to ${destination}${extras ? ` (${extras})` : ""} in ${where}`,
+          what: `the ${family} route to ${destination}${extras ? ` (${extras})` : ""} in ${where}${onMachine(host)}`,
           property: "destination",
           clash: (other: string) => `is also made by ${other} of this program; the kernel holds one route per destination, table and metric: drop one, or give them different metrics.`,
         },

@@ -168,6 +168,12 @@ describe("two resources of one program that would make the same name fail at che
     expect(await check("Namespace", "d1", { name: "cl-same" })).toEqual([]);
     // Another machine's namespace of that name is another namespace.
     expect(await check("Namespace", "d3", { name: "cl-same", host: { ssh: "root@192.0.2.7" } })).toEqual([]);
+    // A clash there says where it is.
+    expect((await check("Namespace", "d4", { name: "cl-same", host: { ssh: "root@192.0.2.7" } })).map((f) => f.reason)).toEqual([expect.stringMatching(/^namespace "cl-same" on root@192\.0\.2\.7 is also made by Namespace "d3"/)]);
+    expect(await check("Vxlan", "v1", { name: "cl-vx", vni: 7, remote: "192.0.2.9", host: { ssh: "root@192.0.2.7" } })).toEqual([]);
+    expect((await check("Vxlan", "v2", { name: "cl-vx", vni: 8, remote: "192.0.2.9", host: { ssh: "root@192.0.2.7" } })).map((f) => f.reason)).toEqual([
+      expect.stringMatching(/^interface "cl-vx" in the program's namespace on root@192\.0\.2\.7 is also made by Vxlan "v1"/),
+    ]);
     expect(await check("VethPair", "x", { a: { name: "cl-dup0", namespace: "cl-n1" }, b: { name: "cl-x1" } })).toEqual([]);
     expect((await check("VethPair", "y", { a: { name: "cl-y0" }, b: { name: "cl-dup0", namespace: "cl-n1" } })).map((f) => [f.property, f.reason])).toEqual([
       ["b.name", expect.stringMatching(/^interface "cl-dup0" in namespace "cl-n1" is also made by VethPair "x" of this program/)],
