@@ -35,8 +35,10 @@
 import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
+import { HostArgs, machineKey } from "./host";
 import { freshLink, LiveLink, requireNamespace } from "./link";
-import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ownerTag, ResourceKind } from "./resource";
+import { ownerLabel, recorded as ownedRecords, stackOf } from "./owned";
+import { CommonInputs, compact, diffFields, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ownerTag, resourceNameOf, ResourceKind } from "./resource";
 import { Checker, isUnknown } from "./validate";
 
 // ---- inputs ---------------------------------------------------------------------------------
@@ -672,7 +674,7 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   if (starts("egress") && !i.adopt && needsShaping(i.egress) && live.egress.foreign) {
     throw new NslabError(
       "AlreadyExists",
-      `${s}: the interface already has a root qdisc this resource did not make (${live.egress.foreign}; another LinkImpairment's, or someone's: one a \`tc qdisc replace\` by hand put there in place of this resource's own counts as someone's, and nslab does not delete it). Remove it (tc qdisc del dev ${i.device} root), declare one LinkImpairment per interface with both directions, drop egress rate/delay, or set adopt: true to replace it (destroy then restores the kernel's default qdisc).`,
+      `${s}: the interface already has a root qdisc this resource did not make (${live.egress.foreign}; another LinkImpairment's, or someone's: one a \`tc qdisc replace\` by hand put there in place of this resource's own counts as someone's, and nslab does not delete it). Remove it (tc qdisc del dev ${i.device} root), declare one LinkImpairment per interface with both directions, drop egress rate/delay, or set adopt: true to replace it (destroy then restores the kernel's default qdisc).${qdiscOwner(i, live.egress.foreign)}`,
     );
   }
   if (starts("ingress") && !i.adopt && needsShaping(i.ingress) && live.otherFilters) {
@@ -707,6 +709,22 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
     if (script) await kernel.nftScript(script, i.namespace, s);
   }
   return verify(i, s);
+}
+
+/**
+ * Whose nslab LinkImpairment a root qdisc (`foreign`: "tbf 6761:") on the interface is,
+ * by the handle its owner gives it (marksOf), among the records on this machine: "" when
+ * none. One of this stack is most often this resource under its old name.
+ */
+function qdiscOwner(i: ImpairmentInputs, foreign: string): string {
+  const handle = foreign.split(" ")[1];
+  const other = kernel
+    .onThisMachine(() => ownedRecords())
+    .find((r) => r.kind === "LinkImpairment" && r.owner !== i.__owner && r.outs.device === i.device && (r.outs.namespace ?? "") === (i.namespace ?? "") && machineKey(r.outs.host as HostArgs | undefined) === machineKey(kernel.currentHost()) && marksOf(r.owner).root === handle);
+  if (!other) return "";
+  const name = resourceNameOf(other.owner) ?? other.owner;
+  if (stackOf(other.owner) !== stackOf(i.__owner)) return ` It is the root qdisc of ${ownerLabel(other.owner)}.`;
+  return ` It is the root qdisc of LinkImpairment "${name}" of this same stack: if this resource is that one renamed, give it the option aliases: [{ name: "${name}" }].`;
 }
 
 /** Re-reads the kernel and fails naming the first property it does not have as asked. */

@@ -197,6 +197,22 @@ describe("LinkImpairment on the kernel", () => {
     expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
   });
 
+  it("a LinkImpairment renamed without aliases (created before the old name's delete) is refused naming the old name and the aliases that keep it one resource", async () => {
+    type Made = { id: string; outs: Record<string, unknown> };
+    const through = async (name: string) => {
+      const news = { device: "im0", namespace: x, egress: { rate: "10mbit" }, __owner: `lab/dev@file/LinkImpairment/${name}` };
+      const { inputs } = (await dispatch("LinkImpairment", "check", [undefined, news])) as { inputs: Record<string, unknown> };
+      return dispatch("LinkImpairment", "create", [inputs]) as Promise<Made>;
+    };
+    const old = await through("imp");
+    try {
+      await expect(through("imp-renamed")).rejects.toThrow(/It is the root qdisc of LinkImpairment "imp" of this same stack: if this resource is that one renamed, give it the option aliases: \[\{ name: "imp" \}\]\.$/);
+    } finally {
+      await dispatch("LinkImpairment", "delete", [old.id, old.outs]);
+    }
+    expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+  });
+
   it("an update that adds a direction refuses another LinkImpairment's root qdisc or ingress filters, as create does, and changes nothing", async () => {
     // B shapes egress; A (ingress only) then asks for egress too.
     const b = await imp.create(checked({ egress: { rate: "7mbit" } }, "owner-b"));
