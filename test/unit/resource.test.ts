@@ -3,7 +3,7 @@ import { impairmentKind } from "../../provider/impairment";
 import { bridgeKind } from "../../provider/bridge";
 import { announceMade, generationOf, LinkSettings, LiveLink, recordingGeneration } from "../../provider/link";
 import { vethKind } from "../../provider/veth";
-import { madeAnew } from "../../provider/process";
+import { madeAnew, processKind } from "../../provider/process";
 import { reachabilityKind } from "../../provider/reachability";
 import { diffFields, isNslabTag, LINKS_RULE, linksInput, ownerTag } from "../../provider/resource";
 import { routeKind } from "../../provider/route";
@@ -148,5 +148,12 @@ describe("Process: which changes of its interfaces' generations start it again (
     expect(madeAnew(links("5/6", "7/8"), links("5/6", "11/12"))).toBe(true);
     expect(madeAnew(links("5/6"), links("5/6", "11/12"))).toBe(false);
     expect(madeAnew({}, links("aa=5/6"))).toBe(false);
+  });
+
+  it("a state from before keys is updated once, to record them, and nothing restarts", () => {
+    const p = processKind.check(undefined, { command: ["/bin/sleep", "9"], __links: ["aa=5/6"], __owner: "p/s/Process/p" });
+    expect(p.failures).toEqual([]);
+    expect(processKind.diff("", { ...p.inputs, __links: ["5/6"] } as never, p.inputs)).toMatchObject({ changes: true, replaces: [] });
+    expect(processKind.diff("", p.inputs as never, p.inputs).changes).toBe(false);
   });
 });
