@@ -689,7 +689,10 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   // Whose the ingress qdisc is: as recorded while this resource redirects ingress;
   // someone else's when it starts to and finds one there.
   // A qdisc gone meanwhile (deleted by hand, the interface made anew) is added now: nslab's.
-  found.ingressQdisc = needsShaping(i.ingress) && live.ingressQdisc ? (starts("ingress") ? true : olds?.ingressQdiscFound) : undefined;
+  // Ingress read back as missing (its ifb deleted or set down by hand) while this
+  // resource's redirect filter is still there is no start: the qdisc stays as recorded.
+  const startsIngress = starts("ingress") && !(olds !== undefined && !creating && live.ourPrio);
+  found.ingressQdisc = needsShaping(i.ingress) && live.ingressQdisc ? (startsIngress ? true : olds?.ingressQdiscFound) : undefined;
   if (needsShaping(i.ingress)) {
     await ensureIfb(i, live);
     tcCommands.push(...shapingCommands(ifb, shapingOf(i.ingress), live.ifb ? live.ingress : {}, marks));

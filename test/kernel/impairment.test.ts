@@ -178,7 +178,10 @@ describe("LinkImpairment on the kernel", () => {
     expect((await imp.read(id, o3)).inputs).toEqual(want);
     // Egress loss 0.1 on the replies: losses within its binomial bounds.
     expect((await pingLoss(spawnHere, y, A, 20)).lost).toBeLessThanOrEqual(binomialBounds(20, 0.1)[1]);
+    // The ingress qdisc is still nslab's own: delete takes it too.
+    expect(o3.ingressQdiscFound).toBeUndefined();
     await imp.delete(id, o3);
+    expect((await qdiscs("im0")).map((q) => q.kind)).not.toContain("ingress");
     expect(await linkByHand(ifbName(owner("drift")), x)).toBeUndefined();
   });
 
