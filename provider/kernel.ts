@@ -667,14 +667,46 @@ export async function fdbAppendDefault(dev: string, dst: string, via: string | u
  * Equivalent to: [nsenter --net=NS] bridge -json fdb show dev NAME; bridge -batch - (fdb del MAC dev NAME dst D self, each)
  */
 export async function fdbForgetLearned(dev: string, netns: Netns, subject: string): Promise<number> {
-  const [show, showArgs] = inNetns("bridge", ["-json", "fdb", "show", "dev", dev], netns);
-  const entries = parseJson<{ mac?: string; dst?: string; master?: string; state?: string; flags?: string[] }[]>(await run(show, showArgs, { subject }));
-  const learned = entries.filter((e) => e.mac && e.mac !== ANY_MAC && typeof e.dst === "string" && e.master === undefined && !e.state && (e.flags ?? []).includes("self"));
-  if (learned.length === 0) return 0;
-  const [command, args] = inNetns("bridge", ["-batch", "-"], netns);
+  const learned = async () => {
+    const [show, showArgs] = inNetns("bridge", ["-json", "fdb", "show", "dev", dev], netns);
+    const entries = parseJson<{ mac?: string; dst?: string; master?: string; state?: string; flags?: string[] }[]>(await run(show, showArgs, { subject }));
+    // A controller's entries (extern_learn, offload) are not the device's learning.
+    const own = (e: { flags?: string[] }) => (e.flags ?? []).includes("self") && !(e.flags ?? []).some((f) => f === "extern_learn" || f === "offload");
+    return entries.filter((e) => e.mac && e.mac !== ANY_MAC && typeof e.dst === "string" && e.master === undefined && !e.state && own(e));
+  };
+  const found = await learned();
+  if (found.length === 0) return 0;
+  const [command, args] = inNetns("bridge", ["-force", "-batch", "-"], netns);
   invalidate(netns);
-  await run(command, args, { subject, input: learned.map((e) => `fdb del ${e.mac} dev ${dev} dst ${e.dst} self`).join("\n") + "\n" });
-  return learned.length;
+  await run(command, args, { subject, input: found.map((e) => `fdb del ${e.mac} dev ${dev} dst ${e.dst} self`).join("\n") + "\n" }).catch(async (err) => {
+    // One that aged out between the look and the delete is gone all the same.
+    if ((await learned()).length > 0) throw err;
+  });
+  return found.length;
+}
+
+/** Whether `ip -V`'s version has `ip neigh ... use` (iproute2 5.16 and later). */
+export function neighUseIn(version: string): boolean {
+  const m = /iproute2-(\d+)\.(\d+)/.exec(version);
+  return !!m && (Number(m[1]) > 5 || (Number(m[1]) === 5 && Number(m[2]) >= 16));
+}
+
+/** Per machine (this one, or a host's), whether its `ip` has `neigh ... use`: asked once per provider process. */
+const neighUse = new Map<string, Promise<boolean>>();
+
+/**
+ * Whether the current machine's `ip` takes `ip neigh replace A dev D use` (iproute2 5.16
+ * and later). An older one exits at that word, ending its whole batch session. One
+ * `ip -V` per machine and provider process. Equivalent to: ip -V
+ */
+export function ipNeighUse(subject: string): Promise<boolean> {
+  const machine = hostKey(currentHost());
+  let known = neighUse.get(machine);
+  if (known === undefined) {
+    known = run("ip", ["-V"], { subject }).then(neighUseIn, () => false);
+    neighUse.set(machine, known);
+  }
+  return known;
 }
 
 // ---- tc ---------------------------------------------------------------------------------

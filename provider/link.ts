@@ -201,14 +201,16 @@ export function announcement(desired: LinkSettings, live: LiveLink | undefined, 
  *   advertisement of each address, as ndisc_notify (turned on with the interface's other
  *   IPv6 settings when it was made: ipv6Settings) asks.
  * None for an interface that is down, has no address or no MAC of the program's (see
- * announcement).
+ * announcement); no IPv4 one where `ip` is older than iproute2 5.16 (`neighUse` false),
+ * which has no `use` (and ends its batch session at that word).
  * Equivalent to: ip link set dev DEV address MAC; ip neigh replace A dev DEV use; ip neigh del A dev DEV
  */
-export function announceMade(desired: LinkSettings, live: LiveLink): string[][] {
+export function announceMade(desired: LinkSettings, live: LiveLink, neighUse: boolean): string[][] {
   if (!live.up || desired.mac === undefined || !MAC_PATTERN.test(desired.mac) || live.mac !== desired.mac) return [];
   const held = desired.addresses.filter((addr) => live.addresses.includes(addr));
   const commands = held.some(isV6) ? [["link", "set", "dev", desired.name, "address", desired.mac]] : [];
-  for (const addr of held.filter((a) => !isV6(a)).map((a) => a.split("/")[0])) {
+  // `use` came with iproute2 5.16 (kernel.ipNeighUse): an older ip announces no IPv4.
+  for (const addr of neighUse ? held.filter((a) => !isV6(a)).map((a) => a.split("/")[0]) : []) {
     commands.push(["neigh", "replace", addr, "dev", desired.name, "use"], ["neigh", "del", addr, "dev", desired.name]);
   }
   return commands;

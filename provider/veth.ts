@@ -123,8 +123,11 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
   const again = async (label: "a." | "b.", end: VethEnd, live: LiveLink, peer: "a." | "b."): Promise<LiveLink> => {
     const desired = settings(end, inputs.mtu);
     if (created) {
-      const announce = ends[peer === "a." ? 0 : 1].up ? announceMade(desired, live) : [];
-      if (announce.length) await kernel.ipBatchRead(announce, end.namespace, endSubject(end));
+      const other = peer === "a." ? inputs.a : inputs.b;
+      if (!ends[peer === "a." ? 0 : 1].up || announceMade(desired, live, true).length === 0) return live;
+      const announce = announceMade(desired, live, await kernel.ipNeighUse(endSubject(end)));
+      // Best effort: the pair is made as asked whether or not its neighbours heard.
+      if (announce.length) await operUp(other).then(() => kernel.ipBatchRead(announce, end.namespace, endSubject(end))).catch(() => undefined);
       return live;
     }
     // Nothing to announce (no addresses; adopted without a MAC of the program's): no pass.
@@ -135,6 +138,25 @@ async function apply(inputs: VethInputs, created: boolean): Promise<[LiveLink, L
   };
   return allInOrder<[LiveLink, LiveLink]>([again("a.", inputs.a, ends[0], "b."), again("b.", inputs.b, ends[1], "a.")]);
 }
+
+/**
+ * Waits until a veth end that was just set up is up for the kernel too (operstate UP,
+ * LOWER_UP): its carrier seen by the kernel's link worker, which is also when a bridge
+ * it is a port of starts to forward through it (without STP; with STP, only after the
+ * forward delay, which nothing here waits for). What its peer announces before that is
+ * lost at the bridge. Gives up after OPER_UP_MS. Equivalent to: ip address show dev END, until UP
+ */
+async function operUp(end: VethEnd): Promise<void> {
+  const until = Date.now() + OPER_UP_MS;
+  for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+    const link = await kernel.link(end.name, end.namespace);
+    if (!link || link.operstate === "UP" || Date.now() >= until) return;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+/** How long operUp waits at most. */
+const OPER_UP_MS = 500;
 
 /** Both ends exist, are veths and peers of each other. */
 function isPair(a: LiveLink | undefined, b: LiveLink | undefined): boolean {

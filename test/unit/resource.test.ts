@@ -4,6 +4,7 @@ import { bridgeKind } from "../../provider/bridge";
 import { announceMade, generationOf, LinkSettings, LiveLink, recordingGeneration } from "../../provider/link";
 import { vethKind } from "../../provider/veth";
 import { madeAnew, processKind } from "../../provider/process";
+import { neighUseIn } from "../../provider/kernel";
 import { reachabilityKind } from "../../provider/reachability";
 import { diffFields, isNslabTag, LINKS_RULE, linksInput, ownerTag } from "../../provider/resource";
 import { routeKind } from "../../provider/route";
@@ -110,24 +111,34 @@ describe("announceMade: what announces the addresses of an interface just made",
   const live = (addresses: string[], over: Partial<LiveLink> = {}) => ({ up: true, mac: "02:aa:00:00:00:01", addresses, allAddresses: addresses, ...over }) as LiveLink;
 
   it("IPv4: each address asked for once and its entry removed; IPv6: the MAC set again (ndisc_notify)", () => {
-    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"]))).toEqual([
+    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"]), true)).toEqual([
       ["neigh", "replace", "10.0.0.3", "dev", "e0", "use"],
       ["neigh", "del", "10.0.0.3", "dev", "e0"],
     ]);
-    expect(announceMade(desired(["fd00::3/64", "10.0.0.3/24"]), live(["fd00::3/64", "10.0.0.3/24"]))).toEqual([
+    expect(announceMade(desired(["fd00::3/64", "10.0.0.3/24"]), live(["fd00::3/64", "10.0.0.3/24"]), true)).toEqual([
       ["link", "set", "dev", "e0", "address", "02:aa:00:00:00:01"],
       ["neigh", "replace", "10.0.0.3", "dev", "e0", "use"],
       ["neigh", "del", "10.0.0.3", "dev", "e0"],
     ]);
   });
 
+  it("an ip older than iproute2 5.16 has no `neigh ... use` (and ends its batch session at the word): no IPv4 announcement there, IPv6 still", () => {
+    expect(announceMade(desired(["fd00::3/64", "10.0.0.3/24"]), live(["fd00::3/64", "10.0.0.3/24"]), false)).toEqual([["link", "set", "dev", "e0", "address", "02:aa:00:00:00:01"]]);
+    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"]), false)).toEqual([]);
+    expect(neighUseIn("ip utility, iproute2-6.1.0")).toBe(true);
+    expect(neighUseIn("ip utility, iproute2-5.16.0, libbpf 0.5.0")).toBe(true);
+    expect(neighUseIn("ip utility, iproute2-5.15.0, libbpf 0.5.0")).toBe(false);
+    expect(neighUseIn("ip utility, iproute2-ss200127")).toBe(false);
+    expect(neighUseIn("")).toBe(false);
+  });
+
   it("nothing for an interface that is down, has no address, or no MAC of the program's", () => {
-    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"], { up: false }))).toEqual([]);
-    expect(announceMade(desired([]), live([]))).toEqual([]);
-    expect(announceMade({ ...desired(["10.0.0.3/24"]), mac: undefined }, live(["10.0.0.3/24"]))).toEqual([]);
-    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"], { mac: "02:bb:00:00:00:01" }))).toEqual([]);
+    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"], { up: false }), true)).toEqual([]);
+    expect(announceMade(desired([]), live([]), true)).toEqual([]);
+    expect(announceMade({ ...desired(["10.0.0.3/24"]), mac: undefined }, live(["10.0.0.3/24"]), true)).toEqual([]);
+    expect(announceMade(desired(["10.0.0.3/24"]), live(["10.0.0.3/24"], { mac: "02:bb:00:00:00:01" }), true)).toEqual([]);
     // An address the kernel does not show (it refused it: converge's verify says so) is not asked for.
-    expect(announceMade(desired(["10.0.0.3/24"]), live([]))).toEqual([]);
+    expect(announceMade(desired(["10.0.0.3/24"]), live([]), true)).toEqual([]);
   });
 });
 
