@@ -28,9 +28,12 @@ export class NslabError extends Error {
     // Pulumi's dynamic provider prints a failed check's, diff's, read's or delete's error
     // as `${e}: ${e.stack}` before it returns it to the engine: nslab's frames (80 lines
     // over SSH) said nothing to the user. The message is the error (it names the object,
-    // the command and the fix): the stack is its first line alone, as Node.js prints it,
-    // unless NSLAB_FULL_STACK_TRACES=1.
-    if (process.env.NSLAB_FULL_STACK_TRACES !== "1") this.stack = `NslabError: ${message}`;
+    // the command and the fix): the stack is its first line alone, as Node.js prints it
+    // (read when asked: a message added to later shows whole), unless
+    // NSLAB_FULL_STACK_TRACES=1, or the error is a bug of nslab's, whose frames say where.
+    if (process.env.NSLAB_FULL_STACK_TRACES !== "1" && !message.includes("nslab bug")) {
+      Object.defineProperty(this, "stack", { get: () => `NslabError: ${this.message}`, configurable: true });
+    }
   }
 }
 

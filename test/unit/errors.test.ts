@@ -52,6 +52,9 @@ describe("an NslabError's stack", () => {
     expect(e.stack).toBe('NslabError: namespace "x": gone');
     expect(`${e}: ${e.stack}`.split("\n")).toHaveLength(1);
     expect(inspect(e)).toContain('namespace "x": gone');
+    e.message += " Remove it.";
+    expect(e.stack).toBe('NslabError: namespace "x": gone Remove it.');
+    expect(new NslabError("CommandFailed", "nslab bug: z").stack).toMatch(/\n\s+at /);
     process.env.NSLAB_FULL_STACK_TRACES = "1";
     try {
       expect(new NslabError("NotFound", "y").stack).toMatch(/^NslabError: y\n\s+at /);
