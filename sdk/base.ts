@@ -162,18 +162,32 @@ export abstract class NslabLink extends NslabResource {
 
   /**
    * Its generation, for the resources that depend on it; `keyed`: as KEY=GENERATION, KEY
-   * a short digest of its URN, so that a dependent tells this interface made anew from
-   * another one added while one went (see linkKey). @internal
+   * a short digest of where it is (see linkKey), so that a dependent tells this
+   * interface made anew from another one added while one went. @internal
    */
   linkGenerations(keyed = false): pulumi.Output<string | undefined>[] {
     if (!keyed) return [this.generation];
-    return [pulumi.all([this.urn, this.generation]).apply(([urn, generation]) => (generation === undefined ? undefined : `${linkKey(urn)}=${generation}`))];
+    return [pulumi.all([this.linkPlace(), this.generation]).apply(([place, generation]) => (generation === undefined ? undefined : `${linkKey(place)}=${generation}`))];
+  }
+
+  /**
+   * Where the interface is: its namespace and name (a VethPair's: both ends'). Not its
+   * URN: one renamed with aliases and made anew in the same run (a TapDevice a program
+   * holds) is the same interface made anew; a BridgedNetwork host renamed is another
+   * (its namespace and port are named after it).
+   */
+  private linkPlace(): pulumi.Output<unknown[]> {
+    const self = this as unknown as Record<string, pulumi.Output<unknown> | undefined>;
+    if (self.a && self.b) {
+      return pulumi.all([self.a, self.b]).apply(([a, b]) => [a, b].flatMap((end) => [(end as { namespace?: string })?.namespace ?? "", (end as { name?: string })?.name ?? ""]));
+    }
+    return pulumi.all([self.namespace, self.name]).apply(([namespace, name]) => [namespace ?? "", name ?? ""]);
   }
 }
 
-/** The key of an interface among keyed generations: 8 hex digits of its URN's SHA-256. @internal */
-export function linkKey(urn: string): string {
-  return createHash("sha256").update(urn).digest("hex").slice(0, 8);
+/** The key of an interface among keyed generations: 8 hex digits of the SHA-256 of where it is (NslabLink.linkPlace). @internal */
+export function linkKey(place: unknown[]): string {
+  return createHash("sha256").update(JSON.stringify(place)).digest("hex").slice(0, 8);
 }
 
 /**
