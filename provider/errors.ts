@@ -32,7 +32,12 @@ export class NslabError extends Error {
     // (read when asked: a message added to later shows whole), unless
     // NSLAB_FULL_STACK_TRACES=1, or the error is a bug of nslab's, whose frames say where.
     if (process.env.NSLAB_FULL_STACK_TRACES !== "1" && !message.includes("nslab bug")) {
-      Object.defineProperty(this, "stack", { get: () => `NslabError: ${this.message}`, configurable: true });
+      Object.defineProperty(this, "stack", {
+        get: () => `NslabError: ${this.message}`,
+        // Set by someone else (a library chaining causes): kept as given.
+        set: (value: unknown) => Object.defineProperty(this, "stack", { value, writable: true, configurable: true }),
+        configurable: true,
+      });
     }
   }
 }

@@ -689,9 +689,9 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   // Whose the ingress qdisc is: as recorded while this resource redirects ingress;
   // someone else's when it starts to and finds one there.
   // A qdisc gone meanwhile (deleted by hand, the interface made anew) is added now: nslab's.
-  // Ingress read back as missing (its ifb deleted or set down by hand) while this
-  // resource's redirect filter is still there is no start: the qdisc stays as recorded.
-  const startsIngress = starts("ingress") && !(olds !== undefined && !creating && live.ourPrio);
+  // Ingress read back as missing (its ifb set down by hand) while this resource's ifb
+  // and redirect filter are still there is no start: the qdisc stays as recorded.
+  const startsIngress = starts("ingress") && !(olds !== undefined && !creating && live.ourPrio && olds.ifb);
   found.ingressQdisc = needsShaping(i.ingress) && live.ingressQdisc ? (startsIngress ? true : olds?.ingressQdiscFound) : undefined;
   if (needsShaping(i.ingress)) {
     await ensureIfb(i, live);
@@ -723,7 +723,7 @@ function qdiscOwner(i: ImpairmentInputs, foreign: string): string {
   const handle = foreign.split(" ")[1];
   const other = kernel
     .onThisMachine(() => ownedRecords())
-    .find((r) => r.kind === "LinkImpairment" && r.owner !== i.__owner && r.outs.device === i.device && (r.outs.namespace ?? "") === (i.namespace ?? "") && machineKey(r.outs.host as HostArgs | undefined) === machineKey(kernel.currentHost()) && marksOf(r.owner).root === handle);
+    .find((r) => r.kind === "LinkImpairment" && r.owner !== i.__owner && r.outs?.device === i.device && (r.outs?.namespace ?? "") === (i.namespace ?? "") && machineKey(r.outs?.host as HostArgs | undefined) === machineKey(kernel.currentHost()) && marksOf(r.owner).root === handle);
   if (!other) return "";
   const name = resourceNameOf(other.owner) ?? other.owner;
   if (stackOf(other.owner) !== stackOf(i.__owner)) return ` It is the root qdisc of ${ownerLabel(other.owner)}.`;

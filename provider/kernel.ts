@@ -679,15 +679,17 @@ export async function fdbForgetLearned(dev: string, netns: Netns, subject: strin
   const [command, args] = inNetns("bridge", ["-force", "-batch", "-"], netns);
   invalidate(netns);
   await run(command, args, { subject, input: found.map((e) => `fdb del ${e.mac} dev ${dev} dst ${e.dst} self`).join("\n") + "\n" }).catch(async (err) => {
-    // One that aged out between the look and the delete is gone all the same.
-    if ((await learned()).length > 0) throw err;
+    // One that aged out between the look and the delete is gone all the same (and one
+    // learned again since, from the new way, may stay).
+    const left = await learned();
+    if (found.some((e) => left.some((l) => l.mac === e.mac && l.dst === e.dst))) throw err;
   });
   return found.length;
 }
 
 /** Whether `ip -V`'s version has `ip neigh ... use` (iproute2 5.16 and later). */
 export function neighUseIn(version: string): boolean {
-  const m = /iproute2-(\d+)\.(\d+)/.exec(version);
+  const m = /iproute2-v?(\d+)\.(\d+)/.exec(version);
   return !!m && (Number(m[1]) > 5 || (Number(m[1]) === 5 && Number(m[2]) >= 16));
 }
 
@@ -703,10 +705,12 @@ export function ipNeighUse(subject: string): Promise<boolean> {
   const machine = hostKey(currentHost());
   let known = neighUse.get(machine);
   if (known === undefined) {
-    known = run("ip", ["-V"], { subject }).then(neighUseIn, () => false);
+    known = run("ip", ["-V"], { subject }).then(neighUseIn);
     neighUse.set(machine, known);
+    // A failed look (a connection that dropped) is asked again next time.
+    known.catch(() => neighUse.delete(machine));
   }
-  return known;
+  return known.catch(() => false);
 }
 
 // ---- tc ---------------------------------------------------------------------------------

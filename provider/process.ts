@@ -86,12 +86,21 @@ export function madeAnew(olds: { __links?: string[] }, news: { __links?: string[
   if (before === undefined || after === undefined) return false;
   if (isUnknown(after)) return true;
   const [was, now] = [before.map(keyOf), after.map(keyOf)];
-  if ([...was, ...now].every(([key]) => key !== undefined)) {
-    const earlier = new Map(was.map(([key, g]) => [key, ifindexes([g])[0]]));
-    return now.some(([key, g]) => earlier.has(key) && earlier.get(key) !== ifindexes([g])[0]);
-  }
-  const [wasIfs, nowIfs] = [ifindexes(was.map(([, g]) => g)), ifindexes(now.map(([, g]) => g))];
-  return wasIfs.length === nowIfs.length && wasIfs.some((g) => !nowIfs.includes(g));
+  // As many as before, one of them with another ifindex: the rule for generations
+  // without keys, and for those of one key (interfaces whose place the SDK cannot tell
+  // apart, such as two with default names in one namespace).
+  const renewed = (a: string[], b: string[]) => {
+    const [x, y] = [ifindexes(a), ifindexes(b)];
+    return x.length === y.length && x.some((g) => !y.includes(g));
+  };
+  if ([...was, ...now].some(([key]) => key === undefined)) return renewed(was.map(([, g]) => g), now.map(([, g]) => g));
+  const byKey = (list: [string | undefined, string][]) => {
+    const groups = new Map<string, string[]>();
+    for (const [key, g] of list) groups.set(key!, [...(groups.get(key!) ?? []), g]);
+    return groups;
+  };
+  const earlier = byKey(was);
+  return [...byKey(now)].some(([key, gs]) => earlier.has(key) && renewed(earlier.get(key)!, gs));
 }
 
 function subject(i: { __owner: string; namespace?: string; command?: string[] }): string {

@@ -177,11 +177,15 @@ export abstract class NslabLink extends NslabResource {
    * (its namespace and port are named after it).
    */
   private linkPlace(): pulumi.Output<unknown[]> {
+    // Outputs the resource registered (a name left to its default is none: two such in one
+    // place share a key, which the provider's comparison allows for).
     const self = this as unknown as Record<string, pulumi.Output<unknown> | undefined>;
+    const host: pulumi.Output<unknown> = self.host ?? pulumi.output<unknown>("");
+    const machine = host.apply((h) => (h && typeof h === "object" ? machineKey(h as HostArgs) : ""));
     if (self.a && self.b) {
-      return pulumi.all([self.a, self.b]).apply(([a, b]) => [a, b].flatMap((end) => [(end as { namespace?: string })?.namespace ?? "", (end as { name?: string })?.name ?? ""]));
+      return pulumi.all([machine, self.a, self.b]).apply(([m, a, b]) => [m, ...[a, b].flatMap((end) => [(end as { namespace?: string })?.namespace ?? "", (end as { name?: string })?.name ?? ""])]);
     }
-    return pulumi.all([self.namespace, self.name]).apply(([namespace, name]) => [namespace ?? "", name ?? ""]);
+    return pulumi.all([machine, self.namespace, self.name]).apply(([m, namespace, name]) => [m, namespace ?? "", name ?? ""]);
   }
 }
 

@@ -55,6 +55,8 @@ describe("an NslabError's stack", () => {
     e.message += " Remove it.";
     expect(e.stack).toBe('NslabError: namespace "x": gone Remove it.');
     expect(new NslabError("CommandFailed", "nslab bug: z").stack).toMatch(/\n\s+at /);
+    e.stack = "set by a library";
+    expect(e.stack).toBe("set by a library");
     process.env.NSLAB_FULL_STACK_TRACES = "1";
     try {
       expect(new NslabError("NotFound", "y").stack).toMatch(/^NslabError: y\n\s+at /);

@@ -129,6 +129,7 @@ describe("announceMade: what announces the addresses of an interface just made",
     expect(neighUseIn("ip utility, iproute2-5.16.0, libbpf 0.5.0")).toBe(true);
     expect(neighUseIn("ip utility, iproute2-5.15.0, libbpf 0.5.0")).toBe(false);
     expect(neighUseIn("ip utility, iproute2-ss200127")).toBe(false);
+    expect(neighUseIn("ip utility, iproute2-v6.10.0")).toBe(true);
     expect(neighUseIn("")).toBe(false);
   });
 
@@ -151,6 +152,11 @@ describe("Process: which changes of its interfaces' generations start it again (
     expect(madeAnew(links("aa=5/6", "bb=7/8"), links("aa=5/6", "bb=7+1/8"))).toBe(false);
     expect(madeAnew(links("aa=5/6"), links("aa=5/6", "cc=11/12"))).toBe(false);
     expect(madeAnew(links("aa=5/6", "bb=7/8"), links("aa=5/6"))).toBe(false);
+    // Two interfaces of one key (default names in one namespace): unchanged is no renewal.
+    expect(madeAnew(links("aa=7", "aa=12"), links("aa=7", "aa=12"))).toBe(false);
+    expect(madeAnew(links("aa=7", "aa=12"), links("aa=12", "aa=7"))).toBe(false);
+    expect(madeAnew(links("aa=7", "aa=12"), links("aa=7", "aa=15"))).toBe(true);
+    expect(madeAnew(links("aa=7", "aa=12"), links("aa=7", "aa=12", "aa=15"))).toBe(false);
   });
 
   it("unkeyed (a state from before keys, another copy of nslab): as many as before, one with another ifindex", () => {
