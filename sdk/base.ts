@@ -156,8 +156,12 @@ export abstract class NslabLink extends NslabResource {
    */
   declare readonly generation: pulumi.Output<string | undefined>;
 
+  /** Where it is, as the program gave it: its inputs [host, namespace, name], or a pair's [host, a, b] (see linkPlace). */
+  private readonly placeInputs: unknown[];
+
   protected constructor(kind: string, name: string, props: Record<string, unknown>, opts?: pulumi.CustomResourceOptions) {
     super(kind, name, { generation: undefined, ...props }, opts);
+    this.placeInputs = props.a !== undefined ? [props.host, props.a, props.b] : [props.host, props.namespace, props.name];
   }
 
   /**
@@ -177,15 +181,15 @@ export abstract class NslabLink extends NslabResource {
    * (its namespace and port are named after it).
    */
   private linkPlace(): pulumi.Output<unknown[]> {
-    // Outputs the resource registered (a name left to its default is none: two such in one
-    // place share a key, which the provider's comparison allows for).
-    const self = this as unknown as Record<string, pulumi.Output<unknown> | undefined>;
-    const host: pulumi.Output<unknown> = self.host ?? pulumi.output<unknown>("");
-    const machine = host.apply((h) => (h && typeof h === "object" ? machineKey(h as HostArgs) : ""));
-    if (self.a && self.b) {
-      return pulumi.all([machine, self.a, self.b]).apply(([m, a, b]) => [m, ...[a, b].flatMap((end) => [(end as { namespace?: string })?.namespace ?? "", (end as { name?: string })?.name ?? ""])]);
-    }
-    return pulumi.all([machine, self.namespace, self.name]).apply(([m, namespace, name]) => [m, namespace ?? "", name ?? ""]);
+    // From the inputs, not the outputs: an output the state does not hold (no host, a
+    // default name) is unknown at preview, which would plan the Process's replacement in
+    // every preview. A name left to its default is none: two such in one namespace share
+    // a key, which the provider's comparison allows for.
+    return pulumi.output(this.placeInputs).apply(([host, ...rest]) => {
+      const machine = host && typeof host === "object" ? machineKey(host as HostArgs) : "";
+      const ends = rest.length === 2 && rest.every((end) => end && typeof end === "object") ? (rest as { namespace?: string; name?: string }[]).flatMap((end) => [end.namespace ?? "", end.name ?? ""]) : rest.map((v) => v ?? "");
+      return [machine, ...ends];
+    });
   }
 }
 
