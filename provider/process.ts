@@ -73,13 +73,14 @@ const keyOf = (g: string): [string | undefined, string] => {
 /**
  * Whether an interface in the Process's dependsOn was made anew (a TUN/TAP device
  * replaced): the program held the old one (its file descriptor) and is started again.
- * The SDK keys each generation by where its interface is, namespace and name (sdk/base.ts
- * linkKey): one that was there before with another ifindex. One added or removed (a host
- * of a BridgedNetwork in its dependsOn, a host renamed: one of each), or back up after
- * `up: false`, restarts nothing. Generations without keys (a state from before them, a component of another
- * copy of nslab) are compared as they were: as many interfaces as before, one of them
- * with another ifindex. A state from before Process took generations has none: nothing
- * to compare. A preview, which cannot know the next generations, plans it.
+ * The SDK keys each generation by where its interface is, machine, namespace and name
+ * (sdk/base.ts linkKey): one that was there before with another ifindex. One added or
+ * removed (a host of a BridgedNetwork in its dependsOn, a host renamed: one of each), or
+ * back up after `up: false`, restarts nothing. Generations without keys (a state from
+ * before them, a component of another copy of nslab) are compared as they were: as many
+ * interfaces as before, one of them with another ifindex. A state from before Process
+ * took generations has none: nothing to compare. A preview, which cannot know the next
+ * generations, plans it.
  */
 export function madeAnew(olds: { __links?: string[] }, news: { __links?: string[] }): boolean {
   const [before, after] = [olds.__links, news.__links];

@@ -175,8 +175,8 @@ export abstract class NslabLink extends NslabResource {
   }
 
   /**
-   * Where the interface is: its namespace and name (a VethPair's: both ends'). Not its
-   * URN: one renamed with aliases and made anew in the same run (a TapDevice a program
+   * Where the interface is: its machine, namespace and name (a VethPair's: both ends').
+   * Not its URN: one renamed with aliases and made anew in the same run (a TapDevice a program
    * holds) is the same interface made anew; a BridgedNetwork host renamed is another
    * (its namespace and port are named after it).
    */
