@@ -664,7 +664,7 @@ export async function fdbAppendDefault(dev: string, dst: string, via: string | u
  * may be gone) until they age out, 300 s. They are learned again from the next packets.
  * Entry by entry rather than `bridge fdb flush`, which kernels before 6.6 refuse for
  * VXLAN devices. Returns how many there were.
- * Equivalent to: [nsenter --net=NS] bridge -json fdb show dev NAME; bridge -batch - (fdb del MAC dev NAME dst D self, each)
+ * Equivalent to: [nsenter --net=NS] bridge -json fdb show dev NAME; bridge -force -batch - (fdb del MAC dev NAME dst D self, each)
  */
 export async function fdbForgetLearned(dev: string, netns: Netns, subject: string): Promise<number> {
   const learned = async () => {
