@@ -11,7 +11,7 @@
  * first, and a deleted one gives up its own. Names not known yet (a preview's unknowns)
  * claim nothing.
  */
-import { HostArgs, hostLabel, machineKey } from "./host";
+import { HostArgs, machineKey, onHost } from "./host";
 import { ImpairmentDirection, needsShaping } from "./impairment";
 import { resourceNameOf } from "./resource";
 import { Failure, isUnknown } from "./validate";
@@ -35,8 +35,8 @@ const byOwner = new Map<string, string[]>();
 /** Known values (a host whose ssh is not known yet is not). */
 const known = (...values: unknown[]) => values.every((v) => !isUnknown(v) && !(v && typeof v === "object" && isUnknown((v as { ssh?: unknown }).ssh)));
 
-/** " on HOST" for a name on another machine (a resource's `host`), "" on this one. */
-const onMachine = (host: unknown) => (host && typeof host === "object" && typeof (host as HostArgs).ssh === "string" ? ` on ${hostLabel(host as HostArgs)}` : "");
+/** " on HOST" for a name on another machine (a resource's checked `host`), "" on this one. */
+const onMachine = (host: unknown) => onHost(host && typeof host === "object" ? (host as HostArgs) : undefined);
 
 function linkClaim(host: unknown, namespace: unknown, name: unknown, property: string): Claim[] {
   if (typeof name !== "string" || !known(host, namespace, name)) return [];
