@@ -689,9 +689,10 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   // Whose the ingress qdisc is: as recorded while this resource redirects ingress;
   // someone else's when it starts to and finds one there.
   // A qdisc gone meanwhile (deleted by hand, the interface made anew) is added now: nslab's.
-  // Ingress read back as missing (its ifb set down by hand) while this resource's ifb
-  // and redirect filter are still there is no start: the qdisc stays as recorded.
-  const startsIngress = starts("ingress") && !(olds !== undefined && !creating && live.ourPrio && olds.ifb);
+  // Ingress read back as missing (its ifb set down or deleted by hand) while this
+  // resource's filter is still on the device is no start: the qdisc stays as recorded.
+  // (The filter's priority is this resource's own, and removing ingress shaping deletes it.)
+  const startsIngress = starts("ingress") && !(olds !== undefined && !creating && live.ourPrio);
   found.ingressQdisc = needsShaping(i.ingress) && live.ingressQdisc ? (startsIngress ? true : olds?.ingressQdiscFound) : undefined;
   if (needsShaping(i.ingress)) {
     await ensureIfb(i, live);

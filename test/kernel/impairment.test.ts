@@ -179,9 +179,23 @@ describe("LinkImpairment on the kernel", () => {
     expect((await imp.read(id, o3)).inputs).toEqual(want);
     // Egress loss 0.1 on the replies: losses within its binomial bounds.
     expect((await pingLoss(spawnHere, y, A, 20)).lost).toBeLessThanOrEqual(binomialBounds(20, 0.1)[1]);
-    // The ingress qdisc is still nslab's own: delete takes it too.
     expect(o3.ingressQdiscFound).toBeUndefined();
-    await imp.delete(id, o3);
+
+    // The ifb deleted by hand: nslab's redirect filter stays on im0, pointing nowhere. The
+    // refreshed outputs record no ifb; update makes it again, and the ingress qdisc,
+    // which nslab added, is still recorded as nslab's (not as found there).
+    await must("ip", ["-n", x, "link", "del", "dev", ifbName(owner("drift"))]);
+    const gone = (await imp.read(id, o3)).props!;
+    expect(gone.ifb).toBeNull();
+    expect(gone.ingress).toEqual({});
+    expect(imp.diff(id, gone, want).changes).toBe(true);
+    const { outs: o4 } = await imp.update(id, gone, want);
+    expect((await imp.read(id, o4)).inputs).toEqual(want);
+    expect(o4.ifb).toBe(ifbName(owner("drift")));
+    expect((await pingLoss(spawnHere, y, A, 20)).lost).toBeLessThanOrEqual(binomialBounds(20, 0.1)[1]);
+    // The ingress qdisc is still nslab's own: delete takes it too.
+    expect(o4.ingressQdiscFound).toBeUndefined();
+    await imp.delete(id, o4);
     expect((await qdiscs("im0")).map((q) => q.kind)).not.toContain("ingress");
     expect(await linkByHand(ifbName(owner("drift")), x)).toBeUndefined();
   });
