@@ -134,6 +134,41 @@ describe("resources on other hosts, over SSH", () => {
     expect(await lab.onHost(h1, "find", ["/run/nslab", "-type", "f"])).toBe("");
   });
 
+  it("a pair made anew on the host announces its end's addresses there (each `ip` its own process over SSH): a neighbour that knew them as a removed host's gets the new MAC, IPv4 and IPv6", async () => {
+    const [h1] = lab.hosts;
+    const host = h1.host;
+    const made: { kind: string; id: string; outs: Record<string, any> }[] = [];
+    const add = async (kind: string, name: string, args: Record<string, unknown>) => {
+      const r = await make(kind, name, args);
+      made.push({ kind, ...r });
+      return r;
+    };
+    for (const n of ["an-sw", "an-h1", "an-old", "an-new"]) await add("Namespace", n, { name: n, host });
+    await add("Bridge", "an-br", { host, name: "sw0", namespace: "an-sw" });
+    const pair = (ns: string, addresses: string[], port: string) => ({ host, a: { name: "e0", namespace: ns, addresses }, b: { name: port, namespace: "an-sw", master: "sw0" } });
+    await add("VethPair", "an-p1", pair("an-h1", ["10.64.0.2/24", "fd64::2/64"], "p1"));
+    const old = await make("VethPair", "an-p2", pair("an-old", ["10.64.0.3/24", "fd64::3/64"], "p2"));
+    const on = (...args: string[]) => lab.onHost(h1, "ip", args);
+    const ping = (to: string) => on("netns", "exec", "an-h1", "ping", "-c", "1", "-W", "2", to).then(() => true, () => false);
+    expect([await ping("10.64.0.3"), await ping("fd64::3")]).toEqual([true, true]);
+    const macOf = async (ns: string) => JSON.parse(await on("-n", ns, "-j", "link", "show", "e0"))[0].address as string;
+    const oldMac = await macOf("an-old");
+    await dispatch("VethPair", "delete", [old.id, old.outs]);
+    expect(await on("-n", "an-h1", "neigh", "show", "10.64.0.3", "dev", "e0")).toContain(`lladdr ${oldMac}`);
+    expect(await on("-n", "an-h1", "-6", "neigh", "show", "fd64::3", "dev", "e0")).toContain(`lladdr ${oldMac}`);
+
+    await add("VethPair", "an-p3", pair("an-new", ["10.64.0.3/24", "fd64::3/64"], "p3"));
+    const mac = await macOf("an-new");
+    expect(mac).not.toBe(oldMac);
+    expect(await on("-n", "an-h1", "neigh", "show", "10.64.0.3", "dev", "e0")).toContain(`lladdr ${mac}`);
+    expect(await on("-n", "an-h1", "-6", "neigh", "show", "fd64::3", "dev", "e0")).toContain(`lladdr ${mac}`);
+    expect([await ping("10.64.0.3"), await ping("fd64::3")]).toEqual([true, true]);
+    // The announcement leaves no entry for the host's own address behind.
+    expect(await on("-n", "an-new", "neigh", "show", "10.64.0.3")).toBe("");
+    for (const m of [...made].reverse()) await dispatch(m.kind, "delete", [m.id, m.outs]);
+    expect(await on("netns", "list")).toBe("");
+  });
+
   it("makes and deletes a namespace on a host in few round trips", async () => {
     const [h1] = lab.hosts;
     const before = remoteRequests();
