@@ -607,6 +607,33 @@ async function requireNetem(i: ImpairmentInputs): Promise<void> {
 }
 
 /**
+ * Ingress rate or delay on a bridge itself redirects what the bridge's own stack receives
+ * (traffic it routes, and traffic to its addresses) through the ifb, and tc's redirect
+ * clears a packet's conntrack entry (act_mirred). Where br_netfilter passes bridged
+ * traffic to iptables/nftables, conntrack already ran in the bridge's prerouting and the
+ * IP layer does not run it again: routed packets go on untracked, so NAT (NatRule) and
+ * stateful rules miss them, and a masqueraded uplink drops the lab's traffic. Refused
+ * before anything is written, naming the switches and the ways out. A bridge *port*'s
+ * ingress is redirected before the bridge sees the frame, and is not affected.
+ */
+async function requireTrackedThroughIfb(i: ImpairmentInputs, device: LiveLink): Promise<void> {
+  const s = subject(i);
+  const calls = await kernel.bridgeNfCalls(i.namespace, s);
+  const options = (["nf_call_iptables", "nf_call_ip6tables"] as const).filter((o) => Number(device.info[o]) === 1);
+  if (calls.length === 0 && options.length === 0) return;
+  const on = [...calls.map((c) => `${c}=1`), ...options.map((o) => `the bridge's option ${o} 1`)].join(", ");
+  const inNs = i.namespace ? `ip netns exec ${i.namespace} ` : "";
+  const fixes = [
+    ...(calls.length ? [`${inNs}sysctl -w ${calls.map((c) => `${c}=0`).join(" ")}${i.namespace ? "" : " (this is the machine's own namespace: container runtimes may rely on it)"}`] : []),
+    ...(options.length ? [`ip ${i.namespace ? `-n ${i.namespace} ` : ""}link set dev ${i.device} type bridge ${options.map((o) => `${o} 0`).join(" ")}`] : []),
+  ];
+  throw new NslabError(
+    "InvalidArgument",
+    `${s}: ingress rate and delay on a bridge go through an ifb, and br_netfilter is on here (${on}): the packets the bridge routes would lose their conntrack entry on the way, so NAT (NatRule) and stateful firewall rules would not apply to them. Shape the ingress of the bridge's ports, or the egress of the interface the traffic leaves by, instead; or switch br_netfilter's calls off (${fixes.join("; ")}) and run again.`,
+  );
+}
+
+/**
  * Creates nslab's ifb (alias = tag, up) when absent, with an intent record around it: a run
  * killed between `ip link add` and the alias leaves an unmarked ifb the next run takes over
  * (nslab-orphans deletes it when no run does). Equivalent to: ip link add IFB type ifb;
@@ -666,10 +693,12 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   const starts = (d: DirectionName) => creating || !needsShaping(olds?.[d]);
   const s = subject(i);
   await requireNamespace(i, s, "");
-  if (!(await freshLink(i.device, i.namespace))) {
+  const device = await freshLink(i.device, i.namespace);
+  if (!device) {
     throw new NslabError("NotFound", `${s}: the interface does not exist. Create it first (a VethPair end, Bridge or TapDevice) and pass dependsOn, so Pulumi orders the two.`);
   }
   await requireNetem(i);
+  if (needsShaping(i.ingress) && device.kind === "bridge") await requireTrackedThroughIfb(i, device);
   const live = await readState(i);
   if (starts("egress") && !i.adopt && needsShaping(i.egress) && live.egress.foreign) {
     throw new NslabError(

@@ -607,6 +607,21 @@ export async function sysctlRead(name: string, netns: Netns, subject: string): P
   return (await run(command, args, { subject })).trim();
 }
 
+/** br_netfilter's switches that pass bridged IPv4 and IPv6 traffic to iptables/nftables. */
+export const BRIDGE_NF_CALLS = ["net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"] as const;
+
+/**
+ * Those of BRIDGE_NF_CALLS that are on (1) in `netns`: none when br_netfilter is not
+ * loaded (the keys do not exist then). One process.
+ * Equivalent to: [nsenter --net=NS] sysctl -n -e net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
+ */
+export async function bridgeNfCalls(netns: Netns, subject: string): Promise<string[]> {
+  const [command, args] = inNetns("sysctl", ["-n", "-e", ...BRIDGE_NF_CALLS], netns);
+  const values = (await run(command, args, { subject })).split("\n").map((l) => l.trim()).filter(Boolean);
+  // -e prints nothing for a key that does not exist; both come and go with the module.
+  return values.length === BRIDGE_NF_CALLS.length ? BRIDGE_NF_CALLS.filter((_, n) => values[n] === "1") : [];
+}
+
 /** Writes a sysctl: [nsenter --net=NS] sysctl -w KEY=VALUE */
 export function sysctlWrite(name: string, value: string, netns: Netns, subject: string): Promise<void> {
   return sysctlWriteAll([[name, value]], netns, subject);

@@ -4,6 +4,7 @@
  * drift read back, and everything removed on delete. Delay needs netem: its test runs
  * where the kernel has it; here the clear error is tested instead.
  */
+import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { impairmentKind as imp, ImpairmentInputs, ifbName, lossTable, marksOf } from "../../provider/impairment";
 import { dispatch } from "../../provider";
@@ -499,5 +500,57 @@ describe("LinkImpairment on the kernel", () => {
     expect((await imp.read(id, o2)).inputs).toEqual(changed);
     await imp.delete(id, o2);
     expect(await qdiscs("im0")).toMatchObject([{ kind: "noqueue", handle: "0:" }]);
+  });
+
+  it.skipIf(!fs.existsSync("/proc/sys/net/bridge"))("ingress rate on a routing bridge where br_netfilter is on is refused before anything is written (the redirect would untrack routed packets, and NAT miss them); with its calls off, NAT works through the shaped bridge", async () => {
+    // host h --(hv)-- imbr 10.79.0.1 [router r, masquerade out of imup] imup 10.78.0.1 -- imw 10.78.0.2 (w, no route back)
+    const [r, h, w] = [uniq("kbnr"), uniq("kbnh"), uniq("kbnw")];
+    try {
+      for (const n of [r, h, w]) await ipByHand("netns", "add", n);
+      await ipByHand("-n", r, "link", "add", "imbr", "type", "bridge");
+      await ipByHand("-n", r, "addr", "add", "10.79.0.1/24", "dev", "imbr");
+      await ipByHand("-n", r, "link", "set", "imbr", "up");
+      await ipByHand("link", "add", "hv", "netns", h, "type", "veth", "peer", "hp", "netns", r);
+      await ipByHand("-n", r, "link", "set", "hp", "master", "imbr", "up");
+      await ipByHand("-n", h, "addr", "add", "10.79.0.2/24", "dev", "hv");
+      await ipByHand("-n", h, "link", "set", "hv", "up");
+      await ipByHand("-n", h, "route", "add", "default", "via", "10.79.0.1");
+      await ipByHand("link", "add", "imup", "netns", r, "type", "veth", "peer", "imw", "netns", w);
+      await ipByHand("-n", r, "addr", "add", "10.78.0.1/24", "dev", "imup");
+      await ipByHand("-n", r, "link", "set", "imup", "up");
+      await ipByHand("-n", w, "addr", "add", "10.78.0.2/24", "dev", "imw");
+      await ipByHand("-n", w, "link", "set", "imw", "up");
+      await must("ip", ["netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=0"]);
+      await must("ip", ["netns", "exec", r, "nft", "add table ip t; add chain ip t post { type nat hook postrouting priority srcnat; }; add rule ip t post ip saddr 10.79.0.0/24 oifname imup masquerade"]);
+      const ping = () => must("ip", ["netns", "exec", h, "ping", "-c", "1", "-W", "2", "10.78.0.2"]).then(() => true, () => false);
+      expect(await ping()).toBe(true);
+
+      const want = imp.check(undefined, { device: "imbr", namespace: r, ingress: { rate: "10mbit" }, __owner: owner("bridged") }).inputs;
+      const ifbs = async () => (await must("ip", ["-n", r, "-o", "link", "show", "type", "ifb"])).trim();
+      const ingressQdisc = async () => (await must("tc", ["-n", r, "qdisc", "show", "dev", "imbr", "ingress"])).trim();
+      await expect(imp.create(want)).rejects.toThrow(
+        new RegExp(`br_netfilter is on here \\(net\\.bridge\\.bridge-nf-call-iptables=1\\): the packets the bridge routes would lose their conntrack entry.*NAT \\(NatRule\\).*Shape the ingress of the bridge's ports.*ip netns exec ${r} sysctl -w net\\.bridge\\.bridge-nf-call-iptables=0\\)`),
+      );
+      expect([await ifbs(), await ingressQdisc()]).toEqual(["", ""]);
+      expect(await ping()).toBe(true);
+
+      // The bridge's own switch counts too, and names its command.
+      await must("ip", ["netns", "exec", r, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"]);
+      await ipByHand("-n", r, "link", "set", "dev", "imbr", "type", "bridge", "nf_call_iptables", "1");
+      await expect(imp.create(want)).rejects.toThrow(`(the bridge's option nf_call_iptables 1)`);
+      await expect(imp.create(want)).rejects.toThrow(`ip -n ${r} link set dev imbr type bridge nf_call_iptables 0)`);
+      expect([await ifbs(), await ingressQdisc()]).toEqual(["", ""]);
+
+      // Both off: shaped, and what the bridge routes is still masqueraded (w has no route back).
+      await ipByHand("-n", r, "link", "set", "dev", "imbr", "type", "bridge", "nf_call_iptables", "0");
+      const { id, outs } = await imp.create(want);
+      expect(outs.ifb).toBe(ifbName(owner("bridged")));
+      expect(await ping()).toBe(true);
+      expect((await imp.read(id, outs)).inputs).toEqual(want);
+      await imp.delete(id, outs);
+      expect([await ifbs(), await ingressQdisc()]).toEqual(["", ""]);
+    } finally {
+      for (const n of [r, h, w]) await ipByHand("netns", "delete", n).catch(() => undefined);
+    }
   });
 });
