@@ -23,6 +23,7 @@ export class Namespace extends NslabResource {
   declare readonly path: pulumi.Output<string>;
 
   constructor(name: string, args: NamespaceArgs = {}, opts?: pulumi.CustomResourceOptions) {
-    super("Namespace", name, { name: args.name ?? name, adopt: args.adopt, host: args.host, path: undefined }, opts);
+    // Every argument goes to check, a misspelt one too, so that preview names it.
+    super("Namespace", name, { ...args, name: args.name ?? name, path: undefined }, opts);
   }
 }

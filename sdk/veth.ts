@@ -90,6 +90,7 @@ export class VethPair extends NslabLink {
         checkMaster(bridges, `VethPair "${name}"`, `${label}.`, v?.master, v?.namespace, host, call);
         return v;
       });
-    super("VethPair", name, { a: end(args.a, "a"), b: end(args.b, "b"), mtu: args.mtu, adopt: args.adopt, host: args.host }, opts);
+    // Every argument goes to check, a misspelt one too, so that preview names it.
+    super("VethPair", name, { ...args, a: end(args.a, "a"), b: end(args.b, "b") }, opts);
   }
 }

@@ -95,6 +95,13 @@ new nslab.VethPair("typo", { a: { name: "t-a", adresses: ["192.168.3.1/24"] }, b
     expect(await sandbox.residue()).toEqual([]);
     await refused("up", typo);
     expect(await sandbox.residue()).toEqual([]);
+    // At the top level of a Namespace and a VethPair too (their classes once built their
+    // inputs field by field, so a misspelt one never reached check and nothing applied it).
+    lab.edit(/new nslab\.VethPair[^\n]*\n/, `new nslab.Namespace("n3", { name: "n3", adpot: true } as never);\n`);
+    await refused("preview", /Namespace resource 'n3': property adpot .*has a problem: adpot is not a property of a Namespace \(did you mean adopt\?\)/);
+    lab.edit(/new nslab\.Namespace[^\n]*\n/, `new nslab.VethPair("p", { a: { name: "va" }, b: { name: "vb" }, mtuu: 1400 } as never);\n`);
+    await refused("preview", /VethPair resource 'p': property mtuu .*has a problem: mtuu is not a property of a VethPair \(did you mean mtu\?\)/);
+    expect(await sandbox.residue()).toEqual([]);
 
     lab.edit(/new nslab\.VethPair[^\n]*\n/, `new nslab.Namespace("d1", { name: "same" });\nnew nslab.Namespace("d2", { name: "same" });\n`);
     const twice = /Namespace resource '(d1|d2)': property name .*namespace "same" is also made by Namespace "(d1|d2)" of this program/;
