@@ -6,6 +6,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { captureCall, userSite } from "./callsites";
 
+/** The prefix @pulumi/pulumi's runtime/rpc.js (serializeFilteredProperties) gives an error thrown while serializing a property. */
+const SERIALIZING = /^error serializing property "[^"]*": /;
+
 /**
  * A mistake in the program, not in nslab. Pulumi prints a RunError's message alone,
  * without a stack trace of nslab's and Pulumi's frames; so the message names the
@@ -20,6 +23,20 @@ export class ProgramError extends pulumi.RunError {
   constructor(message: string, call: Error = captureCall()) {
     const site = userSite(call);
     super(site ? `${message} (at ${site})` : message);
+    // Pulumi's serializer writes `error serializing property "P": ` in front of the message
+    // of an error thrown while it awaits a resource's property (one thrown inside an apply
+    // of its arguments), and it names a property the message may not be about. The
+    // message names the resource and the argument already: that prefix is dropped, and
+    // anything else written to it is kept.
+    let text = this.message;
+    Object.defineProperty(this, "message", {
+      configurable: true,
+      enumerable: false,
+      get: () => text,
+      set: (value: unknown) => {
+        text = String(value).replace(SERIALIZING, "");
+      },
+    });
     // One that surfaces after the program's code has returned (from inside an apply) is
     // printed by Pulumi as its stack: that is the message alone too, unless
     // NSLAB_FULL_STACK_TRACES=1.

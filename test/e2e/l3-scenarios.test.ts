@@ -111,6 +111,19 @@ new nslab.IpForwarding("two", { namespace: rtr.name, ipv4: true });
     const dup = await lab.preview();
     expect(dup.exitCode).not.toBe(0);
     expect(dup.stdout + dup.stderr).toMatch(/ipv4 forwarding in namespace "rtr" is already managed by IpForwarding "one"/);
+    // In the program's own namespace (no Output among the arguments), the same words: not
+    // under Pulumi's "error serializing property" prefix, which named the wrong property.
+    lab.write(
+      `
+import * as nslab from "nslab";
+new nslab.IpForwarding("one", { ipv4: true });
+new nslab.IpForwarding("two", { ipv4: true });
+`,
+    );
+    const own = await lab.preview();
+    expect(own.exitCode).not.toBe(0);
+    expect(own.stdout + own.stderr).toMatch(/error: IpForwarding "two": ipv4 forwarding in the program's namespace is already managed by IpForwarding "one"/);
+    expect(own.stdout + own.stderr).not.toMatch(/error serializing property/);
 
     const destroy = await lab.destroy();
     expect(destroy.exitCode, show(destroy)).toBe(0);
