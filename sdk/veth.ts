@@ -23,7 +23,9 @@ export interface VethEndArgs {
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /**
    * Ethernet address (`ip link set dev NAME address MAC`), unicast, e.g.
-   * "02:00:00:00:00:01". Default: the kernel's random one. Updated in place.
+   * "02:00:00:00:00:01". Default: a stable, locally administered MAC derived from the
+   * project, stack, resource name and end ("a" or "b"), the same every time the pair is
+   * recreated (an adopted end keeps its own). Updated in place.
    */
   mac?: pulumi.Input<string>;
   /**
