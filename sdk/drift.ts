@@ -51,9 +51,15 @@ export interface ResourceDrift {
   properties: PropertyDrift[];
   /**
    * True when an interface in its `dependsOn` was made anew or is back up (its generation
-   * changed, or is unknown until the update): the resource is written again for it.
+   * changed): the resource is written again for it.
    */
   interfaceRenewed?: boolean;
+  /**
+   * True when what it depends on is itself to be updated or replaced by the same `up`, so
+   * whether that renews an interface (and writes this again, or restarts a Process) is
+   * known only then: the preview shows the dependency's outputs as unknown.
+   */
+  interfaceMayRenew?: boolean;
   /**
    * True when the state has no write token for it (`__made`: recorded by an nslab from
    * before tokens): the update records one and writes nothing else.
@@ -118,6 +124,9 @@ interface Seen {
  */
 const NSLAB_URN = /(?:::|\$)pulumi-nodejs:dynamic\/nslab:[^:$]+::/;
 
+/** How `pulumi preview --json` writes a value known only once the update runs. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
 /** One entry per changed resource (its first report), typed and named from its URN. */
 function report(seen: Seen[]): ResourceDrift[] {
   const done = new Set<string>();
@@ -130,13 +139,19 @@ function report(seen: Seen[]): ResourceDrift[] {
     done.add(urn);
     const parts = urn.split("::");
     const changed = change === "update" || change === "replace";
+    const type = (parts[2] ?? "").split(":").pop() ?? "";
+    // A Reachability probes again after any write of what it depends on: a dependency
+    // to be updated or replaced (its outputs unknown in the preview) is certain to do that.
+    const renewal = (links: unknown) => (type !== "Reachability" && JSON.stringify(links).includes(UNKNOWN) ? { interfaceMayRenew: true } : { interfaceRenewed: true });
     out.push({
       change,
-      type: (parts[2] ?? "").split(":").pop() ?? "",
+      type,
       name: parts[3] ?? urn,
       urn,
       properties: changed ? propertyDrift(live, other) : [],
-      ...(changed && other?.__links !== undefined && JSON.stringify(live?.__links ?? null) !== JSON.stringify(other.__links) ? { interfaceRenewed: true } : {}),
+      ...(changed && other?.__links !== undefined && JSON.stringify(live?.__links ?? null) !== JSON.stringify(other.__links)
+        ? renewal(other.__links)
+        : {}),
       ...(change === "update" && outputs !== undefined && outputs.__made === undefined && NSLAB_URN.test(urn) ? { tokenMissing: true } : {}),
     });
   }
@@ -202,7 +217,10 @@ export function formatDrift(drift: ResourceDrift[], against: "program" | "state"
             delete: "exists but is no longer in the program (pulumi up would delete it)",
           }[d.change]
         : { update: "differs", replace: "differs", create: "is missing from the live system", delete: "exists but is not in the state" }[d.change];
-    lines.push(`  ${d.type} "${d.name}" ${what}`);
+    // Nothing of its own differs, and whether it is written again waits for a dependency's update.
+    const only = d.interfaceMayRenew && d.properties.length === 0;
+    const may = d.type === "Process" ? "may be restarted by pulumi up" : "may be written again by pulumi up";
+    lines.push(`  ${d.type} "${d.name}" ${only && against === "program" ? may : what}`);
     for (const p of d.properties) lines.push(`      ${p.property}: live ${show(p.live)}, ${label} ${show(p.program)}`);
     if (d.interfaceRenewed && d.type === "Reachability") {
       lines.push("      a resource in its dependsOn was written or made anew, or an interface there is back up: pulumi up probes again");
@@ -211,8 +229,13 @@ export function formatDrift(drift: ResourceDrift[], against: "program" | "state"
         "      an interface in its dependsOn was made anew or is back up: pulumi up writes it again (a Route, a LinkImpairment); a Process restarts only if the interface was made anew, which a preview cannot tell from back up",
       );
     }
+    if (d.interfaceMayRenew) {
+      lines.push(
+        "      something in its dependsOn is itself to be updated or replaced by this up (listed here): only if that makes an interface anew or brings it back up is this written again (a Route, a LinkImpairment) or restarted (a Process), which a preview cannot tell",
+      );
+    }
     // Only when nothing else differs: otherwise the update writes that too.
-    if (d.tokenMissing && d.properties.length === 0 && !d.interfaceRenewed) lines.push("      recorded by an nslab from before write tokens: pulumi up records one and writes nothing else (once)");
+    if (d.tokenMissing && d.properties.length === 0 && !d.interfaceRenewed && !d.interfaceMayRenew) lines.push("      recorded by an nslab from before write tokens: pulumi up records one and writes nothing else (once)");
   }
   return lines.join("\n");
 }
