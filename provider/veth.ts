@@ -176,6 +176,13 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     if (a.name && b.name && a.name === b.name && (a.namespace ?? "") === (b.namespace ?? "")) {
       c.fail("b.name", `a and b are both "${a.name}" in the same namespace; give the ends different names.`);
     }
+    // The two ends are one link: an address on both is a duplicate on it (IPv6 duplicate
+    // address detection fails it; IPv4 answers ARP for it from both sides).
+    const hostsOf = (e: VethEnd) => (Array.isArray(e.addresses) ? e.addresses.filter((x) => typeof x === "string" && !isUnknown(x)).map((x) => x.split("/")[0]) : []);
+    const shared = hostsOf(a).filter((h) => hostsOf(b).includes(h));
+    if (shared.length > 0) {
+      c.fail("b.addresses", `a and b both hold ${shared.map((h) => `"${h}"`).join(", ")}: the two ends of a pair are one link, on which an address must be unique. Give each end its own address (e.g. .1 and .2 of one subnet), or leave one end without.`);
+    }
     c.ipv6Mtu([...(Array.isArray(a.addresses) ? a.addresses : []), ...(Array.isArray(b.addresses) ? b.addresses : [])], typeof news.mtu === "number" ? news.mtu : undefined, "mtu");
     const inputs = compact({
       a,

@@ -29,6 +29,8 @@ const CASES: Case[] = [
   ["veth name with a space", vethKind, { a: A, b: { ...B, name: "veth ns2" } }, "b.name", /may only contain/],
   ["veth name reserved", vethKind, { a: { ...A, name: "default" }, b: B }, "a.name", /reserved/],
   ["veth ends with the same name in one namespace", vethKind, { a: { name: "x" }, b: { name: "x" } }, "b.name", /different names/],
+  ["veth ends with the same address", vethKind, { a: A, b: { ...B, addresses: ["fd00::0:1/64", "192.168.1.1/30"] }, mtu: undefined }, "b.addresses", /a and b both hold "192\.168\.1\.1": the two ends of a pair are one link, on which an address must be unique\. Give each end its own address/],
+  ["veth ends with the same IPv6 address, written two ways", vethKind, { a: { ...A, addresses: ["FD00::1/64"] }, b: { ...B, addresses: ["fd00:0::1/64"] } }, "b.addresses", /a and b both hold "fd00::1"/],
   ["veth namespace invalid", vethKind, { a: { ...A, namespace: "../etc" }, b: B }, "a.namespace", /may only contain/],
   ["veth address without prefix", vethKind, { a: { ...A, addresses: ["192.168.1.1"] }, b: B }, "a.addresses[0]", /prefix length/],
   ["veth address out of range", vethKind, { a: A, b: { ...B, addresses: ["192.168.1.256/24"] } }, "b.addresses[0]", /prefix length/],
