@@ -196,8 +196,13 @@ async function main(): Promise<number> {
   const hosts = hostsOf(state);
   const found = await orphans(state);
   const { found: unmarkedFound, unreachable } = await unmarkedOrphans(state, hosts);
-  // A program whose Process completed its create is listed once, by its record, above.
-  const half = unmarkedFound.filter((o) => !(o.type === "process" && found.some((f) => f.owner === o.owner && String(f.outs?.pid) === o.name)));
+  // A program whose Process completed its create is listed once, by its record, above; so
+  // is a switch whose IpForwarding did (its restore record stays for the resource's life).
+  const half = unmarkedFound.filter(
+    (o) =>
+      !(o.type === "process" && found.some((f) => f.owner === o.owner && String(f.outs?.pid) === o.name)) &&
+      !(o.type === "forwarding" && found.some((f) => f.owner === o.owner && f.kind === "IpForwarding" && (f.outs?.namespace ?? undefined) === (o.namespace ?? undefined))),
+  );
   for (const reason of unreachable) console.error(`nslab-orphans: not searched: ${reason}`);
   if (!found.length && !half.length) {
     console.log(`stack ${name}: no objects outside its state`);

@@ -20,6 +20,7 @@ const b = new nslab.Namespace("ob");
 const link = new nslab.VethPair("ab", { a: { name: "eth0", namespace: a.name, addresses: ["10.50.0.1/24"] }, b: { name: "eth0", namespace: b.name, addresses: ["10.50.0.2/24"] } });
 new nslab.Route("b-default", { namespace: b.name, destination: "default", gateway: "10.50.0.1" }, { dependsOn: [link] });
 new nslab.NatRule("masq", { namespace: a.name, kind: "masquerade", source: "10.50.0.0/24" });
+new nslab.IpForwarding("fwd", { namespace: a.name, ipv4: true });
 `;
 
 // A program that says it is ready only once the file "go" exists in the program's
@@ -91,6 +92,11 @@ describe("nslab-orphans", () => {
     expect(r.exitCode, show(r)).toBe(0);
     expect(r.stdout).toMatch(/not found in the backend \(removed\?\): every object recorded for it is outside its state/);
     expect(r.stdout).toMatch(/Namespace "oa" \(id/);
+    // The switch once, by its resource's record: its restore record (kept beside it for the
+    // resource's life) is no second object, and no create was killed.
+    expect(r.stdout).toMatch(/IpForwarding "fwd" \(id/);
+    expect(r.stdout).not.toMatch(/switch "net\.ipv4\.ip_forward"|its create was killed/);
+    expect(r.stdout).toMatch(/: 4 object\(s\) not in its state/);
     r = await orphans("--removed", "--delete");
     expect(r.exitCode, show(r)).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
