@@ -31,6 +31,25 @@ async function marker(name: string, state?: "absent" | "namespace" | "half"): Pr
 }
 
 /**
+ * The error for a namespace someone made between create's look and its `ip netns add`:
+ * whose, once its mark is there (up to about a second), else that nslab cannot tell.
+ */
+async function raced(name: string, owner: string): Promise<NslabError> {
+  let mark: string | undefined;
+  for (let i = 0; i < 20 && !mark; i++) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    mark = await marker(name).catch(() => undefined);
+  }
+  const whose = whoseMark(mark, owner);
+  return new NslabError(
+    "AlreadyExists",
+    whose
+      ? `${subject(name)} was made by another process at the same moment as this create.${whose} Choose another name for one of them.`
+      : `${subject(name)} was made by another process at the same moment as this create (another stack's pulumi up, or an ip netns add), which has not marked it: nslab cannot tell whose it is. Choose another name, or once you know it is nobody's, remove it (ip netns del ${name}) and run again.`,
+  );
+}
+
+/**
  * Marks the namespace as ours and reads the mark back, in one exchange; then, if given,
  * removes the create's intent record (it is marked now).
  * Equivalent to: ip -n NAME link set lo up; ip -n NAME link set lo alias TAG; ip -n NAME addr show dev lo; rm INTENT
@@ -100,6 +119,10 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
         // A namespace that may have been made all the same keeps its intent record (the
         // next create takes it over, nslab-orphans finds it).
         if (!mayHaveRun(err)) await kernel.intentDone(undefined, intent);
+        // Made between the look and the add: another process's create at the same
+        // moment (another stack's up, most often). Named when its mark comes, which
+        // another nslab writes right after its add.
+        if (err instanceof NslabError && err.kind === "AlreadyExists") throw await raced(name, inputs.__owner);
         throw err;
       });
       made = true;

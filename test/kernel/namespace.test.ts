@@ -129,6 +129,27 @@ describe("Namespace on the kernel", () => {
     expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
   });
 
+  it("two stacks' creates of one name at the same moment: one makes it, the other is refused naming it, and the namespace stays the first's", async () => {
+    const name = uniq("krace");
+    const owners = ["test/one@0000aaaa/Namespace/first", "test/two@0000bbbb/Namespace/second"];
+    const checked = await Promise.all(owners.map((o) => dispatch("Namespace", "check", [undefined, { name, __owner: o }]) as Promise<{ inputs: Record<string, unknown> }>));
+    // Both look before either adds (one ip session serves both, in order).
+    const results = await Promise.allSettled(checked.map((c) => dispatch("Namespace", "create", [c.inputs]) as Promise<Made>));
+    try {
+      const won = results.findIndex((r) => r.status === "fulfilled");
+      const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+      expect(won).toBeGreaterThanOrEqual(0);
+      expect(lost).toBeDefined();
+      const winner = won === 0 ? 'Namespace "first" of stack test/one@0000aaaa' : 'Namespace "second" of stack test/two@0000bbbb';
+      expect(lost!.reason.message).toContain(`namespace "${name}" was made by another process at the same moment as this create. It belongs to nslab ${winner}`);
+      expect(lost!.reason.message).not.toMatch(/ip netns del/);
+      expect((await linkByHand("lo", name))!.ifalias).toBe(ownerTag(owners[won]));
+    } finally {
+      for (const r of results) if (r.status === "fulfilled") await dispatch("Namespace", "delete", [r.value.id, r.value.outs]);
+    }
+    expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
+  });
+
   it("treats a namespace deleted by hand as gone", async () => {
     const name = uniq("kns");
     const { outs } = await ns.create(inputs(name));
