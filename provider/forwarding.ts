@@ -19,7 +19,7 @@
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { ownerLabel } from "./owned";
-import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
+import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind, resourceNameOf } from "./resource";
 import { Checker } from "./validate";
 
 export const SWITCHES = { ipv4: "net.ipv4.ip_forward", ipv6: "net.ipv6.conf.all.forwarding" } as const;
@@ -67,10 +67,21 @@ async function previousValue(f: Family, i: ForwardingInputs): Promise<string> {
   if (record.owner !== ownerTag(i.__owner) && !i.adopt) {
     throw new NslabError(
       "AlreadyExists",
-      `${subject(i)}: ${f} forwarding already exists: ${record.by ? ownerLabel(record.by) : `another nslab resource (${record.owner})`} set it to '${record.set}' and will restore '${record.previous}'. Delete that resource, or set adopt: true to take the switch over.`,
+      `${subject(i)}: ${f} forwarding already exists: ${record.by ? ownerLabel(record.by) : `another nslab resource (${record.owner})`} set it to '${record.set}' and will restore '${record.previous}'. Delete that resource, or set adopt: true to take the switch over.${componentHint(i)}`,
     );
   }
   return record.previous;
+}
+
+/**
+ * For the IpForwarding a NatGateway makes (NAME-forwarding), which takes no `adopt`: how
+ * to leave the switch to the other resource instead.
+ */
+function componentHint(i: ForwardingInputs): string {
+  const name = resourceNameOf(i.__owner) ?? "";
+  if (!name.endsWith("-forwarding")) return "";
+  const component = name.slice(0, -"-forwarding".length);
+  return ` If this is the IpForwarding of NatGateway "${component}" (which takes no adopt), give that component forwarding: false instead: the switch then stays the other resource's, and is restored (forwarding off) when that one is destroyed, so this lab depends on it.`;
 }
 
 /** Records the value to restore on the machine, before the switch is touched. */

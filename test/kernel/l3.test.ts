@@ -179,6 +179,11 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     // (This test's owners are test/kernel/l3/<inputs>: stack test/kernel, kind "l3".)
     const other = checked(fwd, { ipv4: true, __owner: "proj/dev@0123abcd/IpForwarding/one" });
     await expect(fwd.create(other)).rejects.toThrow(/ipv4 forwarding already exists: nslab l3 "\{"ipv4":true,"ipv6":true\}" of stack test\/kernel set it to '1' and will restore '0'/);
+    await expect(fwd.create(other)).rejects.toThrow(/take the switch over\.$/);
+    // A NatGateway's own (NAME-forwarding) takes no adopt: the message says what it takes.
+    const gateways = checked(fwd, { ipv4: true, __owner: "proj/dev@0123abcd/IpForwarding/nat-forwarding" });
+    await expect(fwd.create(gateways)).rejects.toThrow(/set adopt: true to take the switch over\. If this is the IpForwarding of NatGateway "nat" \(which takes no adopt\), give that component forwarding: false instead: the switch then stays the other resource's/);
+    expect((await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim()).toBe("1");
 
     await fwd.delete(id, repaired);
     expect((await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim()).toBe(before);
