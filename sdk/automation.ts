@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { PulumiFn, Stack } from "@pulumi/pulumi/automation";
@@ -80,6 +81,7 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   checkLimits({ ...process.env, ...envVars });
   // The backend the CLI gets (envVars may override it), as the program names it.
   const programBackend = normaliseBackendUrl(envVars.PULUMI_BACKEND_URL, workDir, os.homedir());
+  requireResolvable(workDir, options.workDir === undefined);
   fs.mkdirSync(workDir, { recursive: true });
   if (stateDir !== undefined) fs.mkdirSync(stateDir, { recursive: true });
   const stack = await LocalWorkspace.createOrSelectStack(
@@ -101,6 +103,30 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
   );
   for (const [key, value] of Object.entries(options.config ?? {})) await stack.setConfig(key, { value });
   return stack;
+}
+
+/**
+ * The engine starts the dynamic-provider process in `workDir`, which loads
+ * `@pulumi/pulumi` and nslab's provider from the node_modules chain there: a folder that
+ * cannot reach them fails at the first resource with "Cannot find module". Checked
+ * before anything is made.
+ */
+function requireResolvable(workDir: string, defaulted: boolean): void {
+  // As a module in workDir resolves them (require.resolve with `paths` would find nslab
+  // from nslab's own folder: a package may name itself).
+  const resolveThere = createRequire(path.join(workDir, "index.js")).resolve;
+  const missing = ["@pulumi/pulumi", "nslab"].filter((name) => {
+    try {
+      resolveThere(`${name}/package.json`);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return;
+  throw new Error(
+    `localLab: the engine would run the lab in ${workDir}${defaulted ? " (the default, .nslab/<projectName> under the current directory)" : ""}, from where ${missing.join(" and ")} cannot be found (no node_modules folder on the way up has ${missing.length === 1 ? "it" : "them"}). Run from your project's folder, or give workDir: a folder inside your project (where npm installed nslab and @pulumi/pulumi).`,
+  );
 }
 
 /**

@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { REPO } from "../helpers/lab";
@@ -57,6 +58,21 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
     expect(owner).toMatch(/^ident\/dev@[0-9a-f]{8}\/Namespace\/n1$/);
     expect(owner).toBe(/WANT=(.*)/.exec(r.stdout)?.[1]);
     expect(await sandbox.residue()).toEqual([]);
+  });
+
+  it("localLab refuses a workDir from where nslab and @pulumi/pulumi cannot be found, naming it and the fix, and makes nothing", async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { localLab } = require(path.join(REPO, "dist/sdk/automation.js")) as typeof import("../../sdk/automation");
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-outside-"));
+    try {
+      const far = path.join(outside, "far");
+      await expect(localLab({ projectName: "far", program: async () => ({}), workDir: far, stateDir: path.join(outside, "state") })).rejects.toThrow(
+        `localLab: the engine would run the lab in ${far}, from where @pulumi/pulumi and nslab cannot be found (no node_modules folder on the way up has them). Run from your project's folder, or give workDir: a folder inside your project`,
+      );
+      expect(fs.readdirSync(outside)).toEqual([]);
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it("localLab uses the backend PULUMI_BACKEND_URL names when no stateDir is given; a stateDir wins", async () => {
