@@ -170,8 +170,23 @@ export function driftFromPreview(preview: { steps?: PreviewStep[] }): ResourceDr
  * `new` what was read) or "delete" (the object is gone).
  */
 export interface EngineEvent {
+  resourcePreEvent?: { metadata: { op: string; urn: string; old?: StepState; new?: StepState } };
   resOutputsEvent?: { metadata: { op: string; urn: string; old?: StepState; new?: StepState } };
   diagnosticEvent?: { severity: string; message: string; urn?: string };
+}
+
+/**
+ * Reads the engine events of a preview with refresh into the same report as
+ * driftFromPreview: with the Automation API, the events `stack.preview({ refresh: true,
+ * onEvent })` passes (`onEvent: (e) => events.push(e)`); with the CLI, the lines of
+ * `pulumi preview --refresh --event-log FILE`. Its `resourcePreEvent`s are the steps.
+ */
+export function driftFromPreviewEvents(events: EngineEvent[]): ResourceDrift[] {
+  return report(
+    events.flatMap(({ resourcePreEvent: e }) =>
+      e ? [{ change: CHANGE[e.metadata.op], urn: e.metadata.urn, live: e.metadata.old?.inputs, other: e.metadata.new?.inputs, custom: e.metadata.new?.custom ?? e.metadata.old?.custom, outputs: e.metadata.old?.outputs }] : [],
+    ),
+  );
 }
 
 /** What a refresh's op means for the live lab against the state: gone means missing. */
@@ -187,7 +202,8 @@ export function refreshedResources(events: EngineEvent[]): number {
 
 /**
  * Reads the events of `pulumi refresh --preview-only` into a per-resource report of how
- * the live lab differs from the stack's state (what the last `pulumi up` made).
+ * the live lab differs from the stack's state (what the last `pulumi up` made). With the
+ * Automation API: the events `stack.previewRefresh({ onEvent })` passes.
  */
 export function driftFromRefreshEvents(events: EngineEvent[]): ResourceDrift[] {
   return report(

@@ -44,6 +44,6 @@ export { Process } from "./process";
 export type { ProcessArgs } from "./process";
 export { localLab } from "./automation";
 export type { LocalLabOptions } from "./automation";
-export { driftFromPreview, formatDrift, propertyDrift } from "./drift";
-export type { ResourceDrift, PropertyDrift, PreviewStep, StepState } from "./drift";
+export { driftFromPreview, driftFromPreviewEvents, driftFromRefreshEvents, formatDrift, propertyDrift } from "./drift";
+export type { EngineEvent, ResourceDrift, PropertyDrift, PreviewStep, StepState } from "./drift";
 export * from "./components";

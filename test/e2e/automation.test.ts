@@ -60,6 +60,41 @@ describe("programmatic labs with the Automation API (examples/06-automation)", (
     expect(await sandbox.residue()).toEqual([]);
   });
 
+  it("drift reports from the Automation API's own events: a preview with refresh (against the program) and previewRefresh (against the state)", async () => {
+    const script = `
+      const path = require("node:path");
+      const { execFileSync } = require("node:child_process");
+      const nslab = require(${JSON.stringify(path.join(REPO, "dist/sdk/index.js"))});
+      (async () => {
+        const stack = await nslab.localLab({ projectName: "drifty", stateDir: path.resolve("state"), program: async () => {
+          const a = new nslab.Namespace("da", { name: "drift-a" });
+          const b = new nslab.Namespace("db", { name: "drift-b" });
+          new nslab.VethPair("p", { a: { name: "eth0", namespace: a.name, addresses: ["10.66.0.1/24"] }, b: { name: "eth0", namespace: b.name, addresses: ["10.66.0.2/24"] } });
+        } });
+        await stack.up();
+        const clean = [];
+        await stack.preview({ refresh: true, onEvent: (e) => clean.push(e) });
+        console.log("CLEAN=" + nslab.formatDrift(nslab.driftFromPreviewEvents(clean)));
+        execFileSync("ip", ["-n", "drift-a", "addr", "add", "10.66.0.99/24", "dev", "eth0"]);
+        const events = [];
+        await stack.preview({ refresh: true, onEvent: (e) => events.push(e) });
+        console.log("PROGRAM=" + JSON.stringify(nslab.driftFromPreviewEvents(events)));
+        const refreshed = [];
+        await stack.previewRefresh({ onEvent: (e) => refreshed.push(e) });
+        console.log("STATE=" + JSON.stringify(nslab.driftFromRefreshEvents(refreshed)));
+        await stack.destroy();
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const r = await sandbox.run(process.execPath, ["-e", script], { cwd: dir, env: { ...process.env, PATH: `${REPO}/.tools/bin:${process.env.PATH}` }, timeoutMs: 300_000 });
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toContain("CLEAN=no drift: the live lab matches the program");
+    const added = { property: "a.addresses", live: ["10.66.0.1/24", "10.66.0.99/24"] };
+    const program = JSON.parse(/PROGRAM=(.*)/.exec(r.stdout)![1]);
+    expect(program).toMatchObject([{ change: "update", type: "VethPair", name: "p", properties: [{ ...added, program: ["10.66.0.1/24"] }] }]);
+    const state = JSON.parse(/STATE=(.*)/.exec(r.stdout)![1]);
+    expect(state).toMatchObject([{ change: "update", type: "VethPair", name: "p", properties: [{ ...added, program: ["10.66.0.1/24"] }] }]);
+    expect(await sandbox.residue()).toEqual([]);
+  });
+
   it("localLab refuses a workDir from where nslab and @pulumi/pulumi cannot be found, naming it and the fix, and makes nothing", async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { localLab } = require(path.join(REPO, "dist/sdk/automation.js")) as typeof import("../../sdk/automation");
