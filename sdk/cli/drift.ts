@@ -19,7 +19,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { explainsFailure, pulumiErrorHint, pulumiSpawnError, unprintedErrors } from "./hints";
+import { explainsFailure, projectDirOf, pulumiErrorHint, pulumiSpawnError, unprintedErrors } from "./hints";
 import { driftFromPreview, driftFromRefreshEvents, EngineEvent, formatDrift, refreshedResources } from "../drift";
 
 /** Exit code for drift, the same as `pulumi preview --expect-no-changes`. */
@@ -56,12 +56,12 @@ async function againstProgram(args: string[]): Promise<number> {
     preview = JSON.parse(r.stdout);
   } catch {
     process.stderr.write(r.stderr || r.stdout);
-    process.stderr.write(pulumiErrorHint(r.stderr || r.stdout));
+    process.stderr.write(pulumiErrorHint(r.stderr || r.stdout, projectDirOf(args)));
     return r.code || 1;
   }
   if (r.code !== 0) {
     process.stderr.write(r.stderr);
-    process.stderr.write(pulumiErrorHint(r.stderr));
+    process.stderr.write(pulumiErrorHint(r.stderr, projectDirOf(args)));
     writeErrors("preview --refresh", r.code, r.stderr, (preview.diagnostics ?? []).filter((d: { severity?: string }) => explainsFailure(d.severity)).map((d: { message: string }) => d.message));
     return r.code;
   }
@@ -86,7 +86,7 @@ async function againstState(args: string[]): Promise<number> {
       : [];
     if (r.code !== 0) {
       process.stderr.write(r.stderr || r.stdout);
-      process.stderr.write(pulumiErrorHint(r.stderr || r.stdout));
+      process.stderr.write(pulumiErrorHint(r.stderr || r.stdout, projectDirOf(args)));
       writeErrors("refresh --preview-only", r.code, r.stderr || r.stdout, events.flatMap((e) => (explainsFailure(e.diagnosticEvent?.severity) ? [e.diagnosticEvent!.message] : [])));
       return r.code;
     }

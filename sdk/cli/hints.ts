@@ -2,6 +2,8 @@
  * What nslab's command-line tools add to an error of the `pulumi` CLI they ran, when they
  * know its cause and the fix.
  */
+import * as path from "node:path";
+import { backendUrl, processSources } from "../identity";
 
 /**
  * "failed to load checkpoint: EOF" from a file backend: a `pulumi` killed while it saved
@@ -11,11 +13,12 @@
  * is safe: it holds only metadata (a content type, a checksum), and the next save writes
  * it again. Reproduced by truncating one: the error, and the fix.
  */
-export function pulumiErrorHint(text: string): string {
+export function pulumiErrorHint(text: string, projectDir?: string): string {
   if (/failed to load checkpoint: (?:unexpected )?EOF/.test(text)) {
+    const dir = projectDir === undefined ? undefined : fileBackendDir(projectDir);
     return (
       "nslab: a pulumi killed while it saved the state can leave the state's metadata file (STACK.json.attrs, file backend) empty, which every command then fails to read. " +
-      "Remove the empty one and run the command again: find BACKEND_DIR/.pulumi/stacks -name '*.attrs' -size 0 -delete (BACKEND_DIR: the folder of your file:// backend URL). " +
+      `Remove the empty one and run the command again: find ${dir ? shellWord(dir) : "BACKEND_DIR"}/.pulumi/stacks -name '*.attrs' -size 0 -delete${dir ? "" : " (BACKEND_DIR: the folder of your file:// backend URL)"}. ` +
       "A backend URL ending in ?metadata=skip writes no such files (README, \"Recovering from a crash\").\n"
     );
   }
@@ -47,3 +50,22 @@ export function pulumiSpawnError(tool: string, err: NodeJS.ErrnoException): stri
  * entry point for your program" comes only that way, so a failed preview said nothing).
  */
 export const explainsFailure = (severity: string | undefined) => severity === "error" || severity === "info#err";
+
+/** The folder of the file backend the pulumi CLI uses for the project in `projectDir`, as it chooses it; undefined for another backend, or none. */
+export function fileBackendDir(projectDir: string): string | undefined {
+  const url = backendUrl({ ...processSources(), cwd: path.resolve(projectDir) });
+  const m = url === undefined ? null : /^file:\/\/([^?]*)/.exec(url);
+  return m ? m[1] : undefined;
+}
+
+/** The project folder a pulumi command line names (--cwd DIR, -C DIR, --cwd=DIR), else this one. */
+export function projectDirOf(args: string[]): string {
+  for (const [n, a] of args.entries()) {
+    if ((a === "--cwd" || a === "-C") && args[n + 1] !== undefined) return args[n + 1];
+    if (a.startsWith("--cwd=")) return a.slice("--cwd=".length);
+  }
+  return process.cwd();
+}
+
+/** `text` as one shell word: as is when plain, else in single quotes. */
+const shellWord = (text: string) => (/^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`);

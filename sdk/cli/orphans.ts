@@ -69,7 +69,8 @@ function pulumi(args: string[], options: Options): string {
   if (r.error) throw new Error(pulumiSpawnError("nslab-orphans", r.error));
   if (r.status !== 0) {
     const said = (r.stderr || r.stdout).trim();
-    throw new Error(`pulumi ${args.join(" ")} exited ${r.status}: ${said}${pulumiErrorHint(said) ? `\n${pulumiErrorHint(said).trimEnd()}` : ""}`);
+    const hint = pulumiErrorHint(said, options.cwd);
+    throw new Error(`pulumi ${args.join(" ")} exited ${r.status}: ${said}${hint ? `\n${hint.trimEnd()}` : ""}`);
   }
   return r.stdout;
 }

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { explainsFailure, pulumiErrorHint, unprintedErrors } from "../../sdk/cli/hints";
+import { explainsFailure, projectDirOf, pulumiErrorHint, unprintedErrors } from "../../sdk/cli/hints";
 
 const REPO = path.resolve(__dirname, "../..");
 
@@ -32,6 +32,25 @@ describe("hints on pulumi's errors", () => {
     expect(pulumiErrorHint("error: failed to load checkpoint: EOF\n")).toMatch(/find BACKEND_DIR\/\.pulumi\/stacks -name '\*\.attrs' -size 0 -delete/);
     expect(pulumiErrorHint("error: failed to load checkpoint: unexpected EOF")).not.toBe("");
     expect(pulumiErrorHint("error: no stack named 'dev' found")).toBe("");
+  });
+
+  it("names the project's file backend folder when it can tell (PULUMI_BACKEND_URL, Pulumi.yaml), as the CLI chooses it", () => {
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), "nslab-hint-"));
+    const saved = process.env.PULUMI_BACKEND_URL;
+    try {
+      process.env.PULUMI_BACKEND_URL = "file:///srv/lab state?metadata=skip";
+      expect(pulumiErrorHint("error: failed to load checkpoint: EOF", project)).toContain("find '/srv/lab state'/.pulumi/stacks -name '*.attrs' -size 0 -delete. ");
+      delete process.env.PULUMI_BACKEND_URL;
+      fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: lab\nruntime: nodejs\nbackend:\n  url: file://./state\n");
+      expect(pulumiErrorHint("error: failed to load checkpoint: EOF", project)).toContain(`find ${project}/state/.pulumi/stacks -name`);
+      expect(projectDirOf(["--stack", "dev", "--cwd", project])).toBe(project);
+      expect(projectDirOf([`--cwd=${project}`])).toBe(project);
+      expect(projectDirOf(["-C", project])).toBe(project);
+    } finally {
+      if (saved === undefined) delete process.env.PULUMI_BACKEND_URL;
+      else process.env.PULUMI_BACKEND_URL = saved;
+      fs.rmSync(project, { recursive: true, force: true });
+    }
   });
 });
 
