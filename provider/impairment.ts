@@ -618,8 +618,9 @@ async function requireNetem(i: ImpairmentInputs): Promise<void> {
  */
 async function requireTrackedThroughIfb(i: ImpairmentInputs, device: LiveLink): Promise<void> {
   const s = subject(i);
-  const calls = await kernel.bridgeNfCalls(i.namespace, s);
-  const options = (["nf_call_iptables", "nf_call_ip6tables"] as const).filter((o) => Number(device.info[o]) === 1);
+  const { loaded, on: calls } = await kernel.bridgeNf(i.namespace, s);
+  // The bridge's own switches act only where br_netfilter is loaded (its sysctls exist).
+  const options = loaded ? (["nf_call_iptables", "nf_call_ip6tables"] as const).filter((o) => Number(device.info[o]) === 1) : [];
   if (calls.length === 0 && options.length === 0) return;
   const on = [...calls.map((c) => `${c}=1`), ...options.map((o) => `the bridge's option ${o} 1`)].join(", ");
   const inNs = i.namespace ? `ip netns exec ${i.namespace} ` : "";
@@ -698,7 +699,6 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
     throw new NslabError("NotFound", `${s}: the interface does not exist. Create it first (a VethPair end, Bridge or TapDevice) and pass dependsOn, so Pulumi orders the two.`);
   }
   await requireNetem(i);
-  if (needsShaping(i.ingress) && device.kind === "bridge") await requireTrackedThroughIfb(i, device);
   const live = await readState(i);
   if (starts("egress") && !i.adopt && needsShaping(i.egress) && live.egress.foreign) {
     throw new NslabError(
@@ -720,8 +720,13 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   // A qdisc gone meanwhile (deleted by hand, the interface made anew) is added now: nslab's.
   // Ingress read back as missing (its ifb set down or deleted by hand) while this
   // resource's filter is still on the device is no start: the qdisc stays as recorded.
-  // (The filter's priority is this resource's own, and removing ingress shaping deletes it.)
-  const startsIngress = starts("ingress") && !(olds !== undefined && !creating && live.ourPrio);
+  // (The filter's priority is this resource's own, and removing ingress shaping deletes
+  // it.) An ifb that is there while none is recorded is a failed update's that added
+  // ingress, retried: a start, as it was.
+  const startsIngress = starts("ingress") && !(olds !== undefined && !creating && live.ourPrio && (!!olds.ifb || !live.ifb));
+  // Only where ingress shaping starts on a bridge: one already in place is left to work
+  // as it does (refusing its updates would remove nothing, and block every other change).
+  if (startsIngress && needsShaping(i.ingress) && device.kind === "bridge") await requireTrackedThroughIfb(i, device);
   found.ingressQdisc = needsShaping(i.ingress) && live.ingressQdisc ? (startsIngress ? true : olds?.ingressQdiscFound) : undefined;
   if (needsShaping(i.ingress)) {
     await ensureIfb(i, live);

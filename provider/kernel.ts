@@ -611,15 +611,16 @@ export async function sysctlRead(name: string, netns: Netns, subject: string): P
 export const BRIDGE_NF_CALLS = ["net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"] as const;
 
 /**
- * Those of BRIDGE_NF_CALLS that are on (1) in `netns`: none when br_netfilter is not
- * loaded (the keys do not exist then). One process.
+ * Whether br_netfilter is loaded in `netns` (its keys exist), and those of
+ * BRIDGE_NF_CALLS that are on (1) there. One process.
  * Equivalent to: [nsenter --net=NS] sysctl -n -e net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
  */
-export async function bridgeNfCalls(netns: Netns, subject: string): Promise<string[]> {
+export async function bridgeNf(netns: Netns, subject: string): Promise<{ loaded: boolean; on: string[] }> {
   const [command, args] = inNetns("sysctl", ["-n", "-e", ...BRIDGE_NF_CALLS], netns);
   const values = (await run(command, args, { subject })).split("\n").map((l) => l.trim()).filter(Boolean);
   // -e prints nothing for a key that does not exist; both come and go with the module.
-  return values.length === BRIDGE_NF_CALLS.length ? BRIDGE_NF_CALLS.filter((_, n) => values[n] === "1") : [];
+  const loaded = values.length === BRIDGE_NF_CALLS.length;
+  return { loaded, on: loaded ? BRIDGE_NF_CALLS.filter((_, n) => values[n] === "1") : [] };
 }
 
 /** Writes a sysctl: [nsenter --net=NS] sysctl -w KEY=VALUE */

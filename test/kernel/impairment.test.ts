@@ -547,8 +547,20 @@ describe("LinkImpairment on the kernel", () => {
       expect(outs.ifb).toBe(ifbName(owner("bridged")));
       expect(await ping()).toBe(true);
       expect((await imp.read(id, outs)).inputs).toEqual(want);
-      await imp.delete(id, outs);
+      // Switched on again afterwards: the impairment already in place keeps its updates
+      // (refusing them would remove nothing); only a start of ingress shaping is refused.
+      await must("ip", ["netns", "exec", r, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"]);
+      const faster = imp.check(undefined, { device: "imbr", namespace: r, ingress: { rate: "20mbit" }, egress: { rate: "50mbit" }, __owner: owner("bridged") }).inputs;
+      const { outs: o2 } = await imp.update(id, outs, faster);
+      expect((await imp.read(id, o2)).inputs).toEqual(faster);
+      await imp.delete(id, o2);
       expect([await ifbs(), await ingressQdisc()]).toEqual(["", ""]);
+      // A port's ingress is redirected before the bridge sees the frame: accepted, and NAT works.
+      const port = imp.check(undefined, { device: "hp", namespace: r, ingress: { rate: "10mbit" }, __owner: owner("bridge-port") }).inputs;
+      const onPort = await imp.create(port);
+      expect(await ping()).toBe(true);
+      await imp.delete(onPort.id, onPort.outs);
+      expect(await ifbs()).toBe("");
     } finally {
       for (const n of [r, h, w]) await ipByHand("netns", "delete", n).catch(() => undefined);
     }
