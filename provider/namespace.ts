@@ -4,7 +4,7 @@
  */
 import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
-import { whoseMark } from "./owned";
+import { markOwnerSentence, whoseMark } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
@@ -34,13 +34,13 @@ async function marker(name: string, state?: "absent" | "namespace" | "half"): Pr
  * The error for a namespace someone made between create's look and its `ip netns add`:
  * whose, once its mark is there (up to about a second), else that nslab cannot tell.
  */
-async function raced(name: string, owner: string): Promise<NslabError> {
+async function raced(name: string): Promise<NslabError> {
   let mark: string | undefined;
   for (let i = 0; i < 20 && !mark; i++) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50));
     mark = await marker(name).catch(() => undefined);
   }
-  const whose = whoseMark(mark, owner);
+  const whose = markOwnerSentence(mark);
   return new NslabError(
     "AlreadyExists",
     whose
@@ -122,7 +122,7 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
         // Made between the look and the add: another process's create at the same
         // moment (another stack's up, most often). Named when its mark comes, which
         // another nslab writes right after its add.
-        if (err instanceof NslabError && err.kind === "AlreadyExists") throw await raced(name, inputs.__owner);
+        if (err instanceof NslabError && err.kind === "AlreadyExists") throw await raced(name);
         throw err;
       });
       made = true;

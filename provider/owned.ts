@@ -210,12 +210,23 @@ export function removeUnmarked(o: UnmarkedObject): Promise<void> {
  */
 export function whoseMark(mark: string | undefined, asker?: string): string {
   if (!isNslabTag(mark)) return "";
-  const hash = mark!.slice("nslab:".length);
-  // The stack's records are on this machine, even while a resource on another host asks.
-  const record = kernel.onThisMachine(() => kernel.readRecord<OwnedRecord>(undefined, `${PREFIX}${hash}`) ?? kernel.readRecord<OwnedRecord>(undefined, `pending-${hash}`));
+  const record = markRecord(mark!);
   if (!record?.owner) return ` It carries the mark of another nslab resource (${mark}).`;
   if (asker !== undefined && stackOf(asker) === stackOf(record.owner)) return sameStack(record.owner);
   return ` It belongs to ${ownerLabel(record.owner)}; adopting it takes it from that stack.`;
+}
+
+/** The record of the resource whose mark (`nslab:HASH`) this is, made or being made on this machine. */
+function markRecord(mark: string): OwnedRecord | undefined {
+  const hash = mark.slice("nslab:".length);
+  // The stack's records are on this machine, even while a resource on another host asks.
+  return kernel.onThisMachine(() => kernel.readRecord<OwnedRecord>(undefined, `${PREFIX}${hash}`) ?? kernel.readRecord<OwnedRecord>(undefined, `pending-${hash}`));
+}
+
+/** " It belongs to nslab KIND "NAME" of stack S." for an nslab mark whose record is here; else "". */
+export function markOwnerSentence(mark: string | undefined): string {
+  const owner = isNslabTag(mark) ? markRecord(mark!)?.owner : undefined;
+  return owner ? ` It belongs to ${ownerLabel(owner)}.` : isNslabTag(mark) ? ` It carries the mark of another nslab resource (${mark}).` : "";
 }
 
 /**
