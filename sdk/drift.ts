@@ -245,7 +245,8 @@ export function formatDrift(drift: ResourceDrift[], against: "program" | "state"
         "      an interface in its dependsOn was made anew or is back up: pulumi up writes it again (a Route, a LinkImpairment); a Process restarts only if the interface was made anew, which a preview cannot tell from back up",
       );
     }
-    if (d.interfaceMayRenew) {
+    // Its own properties differing decide its change anyway: no "may" under "would replace it".
+    if (d.interfaceMayRenew && d.properties.length === 0) {
       lines.push(
         "      something in its dependsOn is itself to be updated or replaced by this up (listed here): only if that makes an interface anew or brings it back up is this written again (a Route, a LinkImpairment) or restarted (a Process), which a preview cannot tell",
       );

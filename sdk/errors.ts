@@ -27,14 +27,16 @@ export class ProgramError extends pulumi.RunError {
     // of an error thrown while it awaits a resource's property (one thrown inside an apply
     // of its arguments), and it names a property the message may not be about. The
     // message names the resource and the argument already: that prefix is dropped, and
-    // anything else written to it is kept.
-    let text = this.message;
+    // anything else written to it is kept. The first write makes `message` a plain value
+    // again; until then it is an accessor, which V8's serializer (structuredClone,
+    // postMessage to a worker) does not copy: such a copy keeps the text in `stack`.
+    const text = this.message;
     Object.defineProperty(this, "message", {
       configurable: true,
       enumerable: false,
       get: () => text,
-      set: (value: unknown) => {
-        text = String(value).replace(SERIALIZING, "");
+      set(this: ProgramError, value: unknown) {
+        Object.defineProperty(this, "message", { value: String(value).replace(SERIALIZING, ""), writable: true, configurable: true, enumerable: false });
       },
     });
     // One that surfaces after the program's code has returned (from inside an apply) is

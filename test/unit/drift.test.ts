@@ -79,6 +79,12 @@ describe("drift report", () => {
       steps: [{ op: "update", urn: urn("Reachability", "web"), oldState: { inputs: { to: "10.0.0.2", __links: ["aB3_-x9Z"] } }, newState: { inputs: { to: "10.0.0.2", __links: unknown } } }],
     });
     expect([probe[0].interfaceRenewed, probe[0].interfaceMayRenew]).toEqual([true, undefined]);
+    // Its own properties differ too: they decide, and no "may" line contradicts the header.
+    const own = driftFromPreview({
+      steps: [{ op: "replace", urn: urn("Process", "echo"), oldState: { inputs: { command: ["x"], __links: ["7+1"] } }, newState: { inputs: { command: ["y"], __links: unknown } } }],
+    });
+    expect(formatDrift(own)).toContain('Process "echo" differs (pulumi up would replace it)\n      command: live ["x"], program ["y"]');
+    expect(formatDrift(own)).not.toMatch(/something in its dependsOn|may be/);
   });
 
   it("says when a probe runs again for a write of what it depends on, and when a resource only gets its write token (recorded before tokens)", () => {

@@ -29,6 +29,20 @@ describe("ProgramError", () => {
     expect(new ProgramError("y").stack).toMatch(/\n\s+at /);
   });
 
+  it("drops the prefix Pulumi's serializer writes in front of its message (naming a property it may not be about), keeps anything else written, and is copied whole afterwards", () => {
+    const e = new ProgramError('IpForwarding "two": ipv4 forwarding is already managed by IpForwarding "one".');
+    const said = e.message;
+    // As @pulumi/pulumi's runtime/rpc.js does for an error thrown while it awaits a property:
+    e.message = `error serializing property "namespace": ${e.message}`;
+    expect(e.message).toBe(said);
+    expect(Object.getOwnPropertyDescriptor(e, "message")).toMatchObject({ value: said, writable: true });
+    expect(structuredClone(e).message).toBe(said);
+    e.message = "another text";
+    expect(e.message).toBe("another text");
+    // Not yet written: a copy keeps the text in its stack.
+    expect(structuredClone(new ProgramError("z")).stack).toMatch(/^z/);
+  });
+
   it("thrown later (inside an apply) names the line of the call taken in the constructor", () => {
     const bridges = new Map([["br0", new Set(["ns:siteA"])]]);
     const call = captureCall();
