@@ -51,9 +51,23 @@ export function pulumiSpawnError(tool: string, err: NodeJS.ErrnoException): stri
  */
 export const explainsFailure = (severity: string | undefined) => severity === "error" || severity === "info#err";
 
-/** The folder of the file backend the pulumi CLI uses for the project in `projectDir`, as it chooses it; undefined for another backend, or none. */
+/**
+ * The folder of the file backend the pulumi CLI uses for the project in `projectDir` (or
+ * a folder below it: the CLI looks upward for Pulumi.yaml), as it chooses it; undefined
+ * for another backend, or when no project is found and no PULUMI_BACKEND_URL set.
+ */
 export function fileBackendDir(projectDir: string): string | undefined {
-  const url = backendUrl({ ...processSources(), cwd: path.resolve(projectDir) });
+  const sources = processSources();
+  let project: string | undefined;
+  for (let dir = path.resolve(projectDir); ; dir = path.dirname(dir)) {
+    if (["Pulumi.yaml", "Pulumi.yml"].some((f) => sources.readFile(path.join(dir, f)) !== undefined)) {
+      project = dir;
+      break;
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  if (project === undefined && !sources.env.PULUMI_BACKEND_URL?.trim()) return undefined;
+  const url = backendUrl({ ...sources, cwd: project ?? path.resolve(projectDir) });
   const m = url === undefined ? null : /^file:\/\/([^?]*)/.exec(url);
   return m ? m[1] : undefined;
 }

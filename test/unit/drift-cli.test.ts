@@ -43,6 +43,12 @@ describe("hints on pulumi's errors", () => {
       delete process.env.PULUMI_BACKEND_URL;
       fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: lab\nruntime: nodejs\nbackend:\n  url: file://./state\n");
       expect(pulumiErrorHint("error: failed to load checkpoint: EOF", project)).toContain(`find ${project}/state/.pulumi/stacks -name`);
+      // From a folder below the project, as the CLI finds it (upward).
+      fs.mkdirSync(path.join(project, "src"));
+      expect(pulumiErrorHint("error: failed to load checkpoint: EOF", path.join(project, "src"))).toContain(`find ${project}/state/.pulumi/stacks -name`);
+      // No project found and no PULUMI_BACKEND_URL: the placeholder, with what it means.
+      fs.rmSync(path.join(project, "Pulumi.yaml"));
+      expect(pulumiErrorHint("error: failed to load checkpoint: EOF", path.join(project, "src"))).toContain("find BACKEND_DIR/.pulumi/stacks -name '*.attrs' -size 0 -delete (BACKEND_DIR: the folder of your file:// backend URL)");
       expect(projectDirOf(["--stack", "dev", "--cwd", project])).toBe(project);
       expect(projectDirOf([`--cwd=${project}`])).toBe(project);
       expect(projectDirOf(["-C", project])).toBe(project);
