@@ -113,20 +113,38 @@ export async function localLab(options: LocalLabOptions): Promise<Stack> {
  */
 function requireResolvable(workDir: string, defaulted: boolean): void {
   // As a module in workDir resolves them (require.resolve with `paths` would find nslab
-  // from nslab's own folder: a package may name itself).
-  const resolveThere = createRequire(path.join(workDir, "index.js")).resolve;
-  const missing = ["@pulumi/pulumi", "nslab"].filter((name) => {
-    try {
-      resolveThere(`${name}/package.json`);
-      return false;
-    } catch {
-      return true;
-    }
-  });
+  // from nslab's own folder: a package may name itself), from its real path, as the
+  // provider's launcher does (pwd -P): workDir may not exist yet.
+  const resolveThere = createRequire(path.join(realFolder(workDir), "index.js")).resolve;
+  const wanted: [string, string][] = [
+    ["@pulumi/pulumi", "@pulumi/pulumi/cmd/dynamic-provider"],
+    ["nslab", "nslab/provider"],
+  ];
+  const missing = wanted
+    .filter(([, request]) => {
+      try {
+        resolveThere(request);
+        return false;
+      } catch {
+        return true;
+      }
+    })
+    .map(([name]) => name);
   if (missing.length === 0) return;
   throw new Error(
     `localLab: the engine would run the lab in ${workDir}${defaulted ? " (the default, .nslab/<projectName> under the current directory)" : ""}, from where ${missing.join(" and ")} cannot be found (no node_modules folder on the way up has ${missing.length === 1 ? "it" : "them"}). Run from your project's folder, or give workDir: a folder inside your project (where npm installed nslab and @pulumi/pulumi).`,
   );
+}
+
+/** `dir` with its nearest existing folder's symbolic links resolved. */
+function realFolder(dir: string): string {
+  const rest: string[] = [];
+  let existing = dir;
+  while (!fs.existsSync(existing) && path.dirname(existing) !== existing) {
+    rest.unshift(path.basename(existing));
+    existing = path.dirname(existing);
+  }
+  return path.join(fs.realpathSync(existing), ...rest);
 }
 
 /**
