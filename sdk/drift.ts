@@ -170,9 +170,40 @@ export function driftFromPreview(preview: { steps?: PreviewStep[] }): ResourceDr
  * `new` what was read) or "delete" (the object is gone).
  */
 export interface EngineEvent {
-  resourcePreEvent?: { metadata: { op: string; urn: string; old?: StepState; new?: StepState } };
-  resOutputsEvent?: { metadata: { op: string; urn: string; old?: StepState; new?: StepState } };
-  diagnosticEvent?: { severity: string; message: string; urn?: string };
+  /** A step the engine is about to take for a resource (in a preview: the plan). */
+  resourcePreEvent?: ResourceEvent;
+  /** How a resource's step ended (in a refresh: what was read). */
+  resOutputsEvent?: ResourceEvent;
+  /** A message of the engine, the program or a provider. */
+  diagnosticEvent?: DiagnosticEvent;
+}
+
+/** An engine event about one resource. */
+export interface ResourceEvent {
+  /** The resource and its step. */
+  metadata: StepEventMetadata;
+}
+
+/** One resource's step, as the engine reports it (the fields the reports read). */
+export interface StepEventMetadata {
+  /** The operation: "same", "update", "replace", "create", "delete", "refresh", ... */
+  op: string;
+  /** The resource's URN. */
+  urn: string;
+  /** Its state before the step. */
+  old?: StepState;
+  /** Its state after the step. */
+  new?: StepState;
+}
+
+/** A message the engine reports. */
+export interface DiagnosticEvent {
+  /** "error", "warning", "info", "info#err" (what a program wrote to stderr) or "debug". */
+  severity: string;
+  /** The text. */
+  message: string;
+  /** The resource it is about, if any. */
+  urn?: string;
 }
 
 /**

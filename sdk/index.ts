@@ -45,5 +45,5 @@ export type { ProcessArgs } from "./process";
 export { localLab } from "./automation";
 export type { LocalLabOptions } from "./automation";
 export { driftFromPreview, driftFromPreviewEvents, driftFromRefreshEvents, formatDrift, propertyDrift } from "./drift";
-export type { EngineEvent, ResourceDrift, PropertyDrift, PreviewStep, StepState } from "./drift";
+export type { DiagnosticEvent, EngineEvent, ResourceDrift, ResourceEvent, PropertyDrift, PreviewStep, StepEventMetadata, StepState } from "./drift";
 export * from "./components";
