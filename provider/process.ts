@@ -137,7 +137,10 @@ async function waitReady(pid: number, startTime: string, file: string, from: num
   for (const until = Date.now() + ms; ; await sleep(POLL_MS)) {
     const seen = (await kernel.readFileFrom(file, from)) ?? "";
     if (seen.includes(text)) return true;
-    if (!(await kernel.processAlive(pid, startTime)) || Date.now() >= until) return false;
+    // Ended: it may have printed the text after the read above, and exited (a shell that
+    // starts its programs in the background and says so): read once more.
+    if (!(await kernel.processAlive(pid, startTime))) return ((await kernel.readFileFrom(file, from)) ?? "").includes(text);
+    if (Date.now() >= until) return false;
   }
 }
 
