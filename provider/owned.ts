@@ -210,10 +210,9 @@ export function removeUnmarked(o: UnmarkedObject): Promise<void> {
  */
 export function whoseMark(mark: string | undefined, asker?: string): string {
   if (!isNslabTag(mark)) return "";
-  const record = markRecord(mark!);
-  if (!record?.owner) return ` It carries the mark of another nslab resource (${mark}).`;
-  if (asker !== undefined && stackOf(asker) === stackOf(record.owner)) return sameStack(record.owner);
-  return ` It belongs to ${ownerLabel(record.owner)}; adopting it takes it from that stack.`;
+  const owner = markRecord(mark!)?.owner;
+  if (owner && asker !== undefined && stackOf(asker) === stackOf(owner)) return sameStack(owner);
+  return markSentence(mark!, owner, "; adopting it takes it from that stack");
 }
 
 /** The record of the resource whose mark (`nslab:HASH`) this is, made or being made on this machine. */
@@ -225,8 +224,12 @@ function markRecord(mark: string): OwnedRecord | undefined {
 
 /** " It belongs to nslab KIND "NAME" of stack S." for an nslab mark whose record is here; else "". */
 export function markOwnerSentence(mark: string | undefined): string {
-  const owner = isNslabTag(mark) ? markRecord(mark!)?.owner : undefined;
-  return owner ? ` It belongs to ${ownerLabel(owner)}.` : isNslabTag(mark) ? ` It carries the mark of another nslab resource (${mark}).` : "";
+  return isNslabTag(mark) ? markSentence(mark!, markRecord(mark!)?.owner, "") : "";
+}
+
+/** Whose an nslab mark is, with `after` added to the owner's sentence; an owner without a record here is named by the mark. */
+function markSentence(mark: string, owner: string | undefined, after: string): string {
+  return owner ? ` It belongs to ${ownerLabel(owner)}${after}.` : ` It carries the mark of another nslab resource (${mark}).`;
 }
 
 /**
