@@ -1431,14 +1431,19 @@ function netnsFile(netns: Netns): string {
  * process on the machine: flock(2) on the namespace's own nsfs file, so the lock is
  * keyed by the namespace itself (two sandboxes with equal names never meet), needs no
  * file on disk, and is released by the kernel when its holder dies. Node has no
- * flock(), so a `flock FILE cat` child holds it: it echoes a line once locked and
- * exits when its stdin closes, which also happens when this process is killed.
- * Equivalent to: flock -w 60 /run/netns/NS <work>
+ * flock(), so a child holds it (`sh` opening the file, `flock` on that descriptor, then
+ * `cat`): it echoes a line once locked and exits when its stdin closes, which also
+ * happens when this process is killed. A missing namespace is an error, never a file made.
+ * Equivalent to: sh -c 'exec 3</run/netns/NS; flock -w 60 3; <work>' 
  */
 export async function withNetnsLock<T>(netns: Netns, subject: string, work: () => Promise<T>): Promise<T> {
   const { execa } = await import("execa");
   // On another host the lock is taken there (the namespace's file is there), over ssh.
-  const [program, argv] = await placed("flock", ["-w", String(LOCK_WAIT_S), netnsFile(netns), "cat"], subject);
+  // The file is opened without O_CREAT (`flock FILE` would make a missing namespace's
+  // /run/netns/NAME as a plain file, which then blocks `ip netns add NAME`): sh opens it
+  // as fd 3 (`command`: a failed open returns instead of ending the shell), flock locks
+  // that descriptor, and cat, inheriting it, holds the lock.
+  const [program, argv] = await placed("sh", ["-c", `command exec 3<"$1" || exit 66; flock -w ${LOCK_WAIT_S} 3 || exit $?; exec cat`, "sh", netnsFile(netns)], subject);
   const holder = execa(program, argv, {
     stdin: "pipe",
     stdout: "pipe",
@@ -1449,7 +1454,11 @@ export async function withNetnsLock<T>(netns: Netns, subject: string, work: () =
   const locked = new Promise<void>((resolve, reject) => {
     holder.stdout!.once("data", () => resolve());
     holder.then((r) => {
-      const why = r.exitCode === undefined && /ENOENT/.test(String(r.message)) ? "flock is not installed (util-linux)" : `flock exited ${r.exitCode}: ${String(r.stderr).trim() || `no lock within ${LOCK_WAIT_S} s`}`;
+      const stderr = String(r.stderr).trim();
+      const why =
+        r.exitCode === 66 ? `it does not exist (${stderr || netnsFile(netns)})`
+        : r.exitCode === 127 ? `flock is not installed (util-linux)${stderr ? `: ${stderr}` : ""}`
+        : `flock exited ${r.exitCode}: ${stderr || `no lock within ${LOCK_WAIT_S} s`}`;
       reject(new NslabError("CommandFailed", `${subject}: cannot lock ${netns === undefined ? "the program's namespace" : `namespace "${netns}"`}${where()}: ${why}`));
     });
   });

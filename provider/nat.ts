@@ -302,9 +302,11 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
     return diffFields(olds as never, news as never, RULES, false);
   },
 
-  create(i) {
+  async create(i) {
+    // Before the lock: a missing namespace gets its own message (and the lock never
+    // makes a file in its place, see kernel.withNetnsLock).
+    await requireNamespace(i);
     return locked(i, async () => {
-      await requireNamespace(i);
       // A rule with this resource's own comment is one an interrupted create made:
       // take it over and converge it (replaced in the same transaction).
       const existing = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === ownerTag(i.__owner));
@@ -327,9 +329,9 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
     return { id, props: inputs, inputs };
   },
 
-  update(_id, olds, news) {
+  async update(_id, olds, news) {
+    await requireNamespace(news, true);
     return locked(news, async () => {
-      await requireNamespace(news, true);
       const existing = (await tableRules(news.namespace, true, subject(news))).find((r) => r.comment === ownerTag(olds.__owner));
       await write(news, existing);
       if (MATCH_FIELDS.some((f) => olds[f] !== news[f])) await forgetUdpFlows(olds, true);

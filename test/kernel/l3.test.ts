@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch } from "../../provider";
 import { forwardingKind as fwd } from "../../provider/forwarding";
-import { nftJson, resetSnapshots } from "../../provider/kernel";
+import { nftJson, resetSnapshots, withNetnsLock } from "../../provider/kernel";
 import { natKind as nat, parseRule, ruleExpression } from "../../provider/nat";
 import { namespaceKind } from "../../provider/namespace";
 import { routeKind as route } from "../../provider/route";
@@ -235,6 +236,23 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect(tables).not.toContain("nslab");
     for (const r of made) await nat.delete(r.id, r.outs);
     expect(await nat.read(made[0].id, made[0].outs)).toEqual({});
+  });
+
+  it("NatRule: a namespace that is not there is named, and no file is made in its place (the lock opens, never creates)", async () => {
+    const missing = uniq("knone");
+    const rule = nat.check(undefined, { namespace: missing, kind: "masquerade", __owner: owner("missing-ns") }).inputs;
+    await expect(nat.create(rule)).rejects.toThrow(new RegExp(`namespace "${missing}" does not exist`));
+    await expect(nat.update(`${missing}/x`, rule, rule)).rejects.toThrow(new RegExp(`namespace "${missing}"`));
+    // The lock itself, asked directly (a namespace removed between the check and the lock).
+    await expect(withNetnsLock(missing, "t", async () => "ran")).rejects.toThrow(new RegExp(`cannot lock namespace "${missing}": it does not exist`));
+    expect(fs.existsSync(`/run/netns/${missing}`)).toBe(false);
+    // The name stays free: a namespace of that name is made, and the lock then works there.
+    await must("ip", ["netns", "add", missing]);
+    try {
+      expect(await withNetnsLock(missing, "t", async () => "ran")).toBe("ran");
+    } finally {
+      await must("ip", ["netns", "delete", missing]);
+    }
   });
 
   it("NatRule: a UDP port forward moved to another host, then removed: a client sending from the same port follows at once (its tracked flow is ended)", async () => {
