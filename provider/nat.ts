@@ -203,7 +203,7 @@ export function foreignContent(objects: Record<string, any>[]): string[] {
   return objects.flatMap((o) => {
     const [type] = Object.keys(o);
     if (type === "metainfo" || type === "table") return [];
-    if (type === "chain" && o.chain.name in CHAINS) return [];
+    if (type === "chain" && Object.hasOwn(CHAINS, o.chain.name)) return [];
     if (type === "rule" && isNslabTag(o.rule.comment)) return [];
     return [`${type} ${o[type].name ?? `in chain ${o[type].chain} (handle ${o[type].handle})`}`];
   });
@@ -242,7 +242,7 @@ async function remove(i: NatInputs): Promise<void> {
   if (!ours) return;
   const others = rules.filter((r) => r !== ours);
   const tableEmpty = others.length === 0 && foreignContent(objects).length === 0;
-  const chainEmpty = !others.some((r) => r.chain === ours.chain) && ours.chain in CHAINS;
+  const chainEmpty = !others.some((r) => r.chain === ours.chain) && Object.hasOwn(CHAINS, ours.chain);
   const script = tableEmpty
     ? [`delete table ${TABLE}`]
     : [`delete rule ${TABLE} ${ours.chain} handle ${ours.handle}`, ...(chainEmpty ? [`delete chain ${TABLE} ${ours.chain}`] : [])];
