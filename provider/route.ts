@@ -313,7 +313,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     try {
       verify(r, shown);
     } catch (err) {
-      if (!adopted) await kernel.ip(delCommand(r), r.namespace, subject(r), familyFlag(r)).catch(() => undefined);
+      if (!adopted) await deleteOwn(r).catch(() => undefined);
       throw err;
     }
     return { id: `${r.namespace ?? ""}/${r.family}/${r.destination}/${r.table ?? MAIN_TABLE}/${r.metric ?? ""}`, outs: r };
@@ -351,7 +351,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
     if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
     // Taken over by another resource (adopt) since: its route now, left to it.
     if (takenOverBy("Route", props.__owner, (o) => sameRoute(o, props))) return;
-    await kernel.ip(delCommand(props), props.namespace, subject(props), familyFlag(props)).catch((err) => {
+    await deleteOwn(props).catch((err) => {
       // Already gone (or not ours: the proto selector matched nothing) is success.
       if (err instanceof NslabError && (err.kind === "NotFound" || /No such process/.test(err.message))) return;
       throw err;
@@ -359,7 +359,21 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
   },
 };
 
-/** Deletes only a route carrying nslab's proto: ip [-6] route del DEST [table T] [metric M] proto 151 */
-function delCommand(r: RouteInputs): string[] {
-  return [...selector("del", r), "proto", NSLAB_ROUTE_PROTO];
+/**
+ * Deletes only a route carrying nslab's proto, at this route's own metric: the kernel
+ * takes a delete without one (or, for IPv4, with metric 0) as "any metric" and removes
+ * the first match, which may be another resource's route to the same destination.
+ * IPv6 names its default metric (1024); an IPv4 route of metric 0 sorts first, so the
+ * delete takes it when it is there, and it is looked up first (fresh) so that, when it
+ * is gone, another's at a higher metric is not taken instead.
+ * Equivalent to: ip [-6] route del DEST [table T] [metric M] proto 151
+ */
+async function deleteOwn(r: RouteInputs): Promise<void> {
+  if (r.family !== "ipv6" && r.metric === undefined) {
+    kernel.invalidate(r.namespace);
+    const live = await findRoute(r);
+    if (live?.protocol !== NSLAB_ROUTE_PROTO) return;
+  }
+  const metric = r.metric ?? (r.family === "ipv6" ? IPV6_DEFAULT_METRIC : undefined);
+  await kernel.ip([...selector("del", { ...r, metric }), "proto", NSLAB_ROUTE_PROTO], r.namespace, subject(r), familyFlag(r));
 }

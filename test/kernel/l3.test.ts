@@ -62,6 +62,36 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     await route.delete(id, o2);
   });
 
+  it("Route: deleting a route without a metric never removes another resource's route to the same destination at another metric", async () => {
+    // IPv6: both there. The kernel takes a delete without a metric as "any metric".
+    const a6 = checked(route, { destination: "fd00:78::/64", gateway: "fd00:1::1" });
+    const b6 = checked(route, { destination: "fd00:78::/64", gateway: "fd00:1::3", metric: 100, __owner: "proj/dev@0123abcd/Route/b6" });
+    const madeB6 = await route.create(b6);
+    const madeA6 = await route.create(a6);
+    const both = await nsRun("ip", "-6", "route", "show", "fd00:78::/64");
+    expect(both).toMatch(/via fd00:1::1 dev r0 proto 151 metric 1024 /);
+    expect(both).toMatch(/via fd00:1::3 dev r0 proto 151 metric 100 /);
+    await route.delete(madeA6.id, madeA6.outs);
+    await route.delete(madeA6.id, madeA6.outs);
+    expect(await nsRun("ip", "-6", "route", "show", "fd00:78::/64")).toMatch(/^fd00:78::\/64 via fd00:1::3 dev r0 proto 151 metric 100 /);
+    // IPv4: this resource's route gone by hand first; the other's (metric 100) stays.
+    const a4 = checked(route, { destination: "10.78.0.0/16", gateway: "192.168.1.1" });
+    const b4 = checked(route, { destination: "10.78.0.0/16", gateway: "192.168.1.3", metric: 100, __owner: "proj/dev@0123abcd/Route/b4" });
+    const madeB4 = await route.create(b4);
+    const madeA4 = await route.create(a4);
+    await nsRun("ip", "route", "del", "10.78.0.0/16", "via", "192.168.1.1");
+    await route.delete(madeA4.id, madeA4.outs);
+    expect(await nsRun("ip", "route", "show", "10.78.0.0/16")).toMatch(/^10\.78\.0\.0\/16 via 192\.168\.1\.3 dev r0 proto 151 metric 100/);
+    // With both there, the delete takes its own (metric 0) and leaves the other.
+    const again = await route.create(a4);
+    await route.delete(again.id, again.outs);
+    expect(await nsRun("ip", "route", "show", "10.78.0.0/16")).toMatch(/^10\.78\.0\.0\/16 via 192\.168\.1\.3 dev r0 proto 151 metric 100\s*$/);
+    await route.delete(madeB4.id, madeB4.outs);
+    await route.delete(madeB6.id, madeB6.outs);
+    expect(await nsRun("ip", "route", "show", "10.78.0.0/16")).toBe("");
+    expect(await nsRun("ip", "-6", "route", "show", "fd00:78::/64")).toBe("");
+  });
+
   it("Route: IPv6 default in another table; a foreign route is refused, left alone, or adopted", async () => {
     const v6 = checked(route, { destination: "default", gateway: "fd00:1::1", table: 100 });
     expect(v6.family).toBe("ipv6");
