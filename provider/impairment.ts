@@ -688,9 +688,10 @@ async function ensureIfb(i: ImpairmentInputs, live: LiveState): Promise<void> {
  * create, or an update that adds it: `olds` had none) refuses a root qdisc or ingress
  * filters of someone else's; one it shaped already takes them over (drift repaired).
  * `found` is set as soon as it is known whether the device's ingress qdisc is someone
- * else's (ImpairmentOutputs.ingressQdiscFound), so that a failed create removes only what it added.
+ * else's (ImpairmentOutputs.ingressQdiscFound) or this resource's (`ours`: added now,
+ * or kept as its own), so that a failed create removes only what it added.
  */
-async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdisc?: true }, olds?: ImpairmentOutputs): Promise<LiveState> {
+async function apply(i: ImpairmentInputs, creating: boolean, found: Found, olds?: ImpairmentOutputs): Promise<LiveState> {
   const starts = (d: DirectionName) => creating || !needsShaping(olds?.[d]);
   const s = subject(i);
   await requireNamespace(i, s, "");
@@ -728,6 +729,7 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   // as it does (refusing its updates would remove nothing, and block every other change).
   if (startsIngress && needsShaping(i.ingress) && device.kind === "bridge") await requireTrackedThroughIfb(i, device);
   found.ingressQdisc = needsShaping(i.ingress) && live.ingressQdisc ? (startsIngress ? true : olds?.ingressQdiscFound) : undefined;
+  found.ours = needsShaping(i.ingress) && !found.ingressQdisc;
   if (needsShaping(i.ingress)) {
     await ensureIfb(i, live);
     tcCommands.push(...shapingCommands(ifb, shapingOf(i.ingress), live.ifb ? live.ingress : {}, marks));
@@ -739,7 +741,7 @@ async function apply(i: ImpairmentInputs, creating: boolean, found: { ingressQdi
   }
   tcCommands.push(...shapingCommands(i.device, shapingOf(i.egress), live.egress, marks));
   await kernel.tcBatch(tcCommands, i.namespace, s);
-  if (!needsShaping(i.ingress)) await removeIngress(i, live, olds?.ingressQdiscFound);
+  if (!needsShaping(i.ingress)) await removeIngress(i, live, ingressQdiscOurs(olds, live));
   const loss = { egress: i.egress?.loss, ingress: i.ingress?.loss };
   if (DIRECTIONS.some((d) => (loss[d] ?? 0) !== (live.loss[d] ?? 0)) || needsShaping(i.ingress) !== live.redirect) {
     const script = lossScript(lossTable(i.__owner), i.device, loss, needsShaping(i.ingress), live.tables);
@@ -781,15 +783,34 @@ async function verify(i: ImpairmentInputs, s: string): Promise<LiveState> {
   return after;
 }
 
+/** What apply learns about the device's ingress qdisc, as soon as it knows. */
+interface Found {
+  /** Someone else's (ImpairmentOutputs.ingressQdiscFound). */
+  ingressQdisc?: true;
+  /** This resource's: added by it now, or kept as its own. */
+  ours?: boolean;
+}
+
 /**
- * Removes nslab's ingress redirect and its ifb, and the ingress qdisc too when nslab
- * added it (`found` unset) and nothing else uses it; a clsact is never nslab's.
+ * Whether the device's ingress qdisc is this resource's, by what was recorded (`props`:
+ * its outputs) and what is there: only a resource that shaped ingress (recorded so, or
+ * its redirect filter still on the device after its ifb went) and did not find the
+ * qdisc there added it. One that never shaped ingress, or stopped, never owns it: a
+ * plain ingress qdisc someone adds to its device is theirs.
  */
-async function removeIngress(i: ImpairmentInputs, live: LiveState, found: true | undefined): Promise<void> {
+function ingressQdiscOurs(props: ImpairmentOutputs | undefined, live: LiveState): boolean {
+  return !props?.ingressQdiscFound && (needsShaping(props?.ingress) || live.ourPrio);
+}
+
+/**
+ * Removes nslab's ingress redirect and its ifb, and the ingress qdisc too when it is this
+ * resource's (`ours`, see ingressQdiscOurs) and nothing else uses it; a clsact is never nslab's.
+ */
+async function removeIngress(i: ImpairmentInputs, live: LiveState, ours: boolean): Promise<void> {
   const s = subject(i);
   // nslab's own qdisc, which nothing else uses: removed, with or without its filter (a
   // create that failed between adding the qdisc and the filter left it alone).
-  const whole = !found && !live.otherFilters && live.ingressQdisc === "ingress";
+  const whole = ours && !live.otherFilters && live.ingressQdisc === "ingress";
   if (live.ourPrio || whole) {
     // Equivalent to: tc qdisc del dev D ingress (or, when the qdisc is someone else's or
     // others' filters are there: tc filter del dev D ingress prio PRIO)
@@ -809,8 +830,11 @@ async function removeIngress(i: ImpairmentInputs, live: LiveState, found: true |
   }
 }
 
-/** Removes everything of the resource's: its root qdisc, ingress redirect, ifb and loss tables. */
-async function removeAll(i: ImpairmentInputs, found: true | undefined): Promise<void> {
+/**
+ * Removes everything of the resource's: its root qdisc, ingress redirect, ifb and loss
+ * tables, and the ingress qdisc when `ours` says, from what is there, it is its own.
+ */
+async function removeAll(i: ImpairmentInputs, ours: (live: LiveState) => boolean): Promise<void> {
   if (i.namespace !== undefined && !(await kernel.hostNetnsExists(i.namespace))) return;
   const s = subject(i);
   const device = await freshLink(i.device, i.namespace);
@@ -821,7 +845,7 @@ async function removeAll(i: ImpairmentInputs, found: true | undefined): Promise<
       if (!(err instanceof NslabError && err.kind === "NotFound")) throw err;
     });
   }
-  await removeIngress(i, device ? live : { ...live, ourPrio: false }, found);
+  await removeIngress(i, device ? live : { ...live, ourPrio: false }, ours(live));
   const script = lossScript(lossTable(i.__owner), i.device, {}, false, live.tables);
   if (script) await kernel.nftScript(script, i.namespace, s);
 }
@@ -861,13 +885,15 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
   },
 
   async create(i) {
-    const found: { ingressQdisc?: true } = {};
+    const found: Found = {};
     try {
       const live = await apply(i, true, found);
       return { id: `${i.namespace ?? ""}/${i.device}/${hashOf(i.__owner)}`, outs: outputsOf(i, live, found.ingressQdisc) };
     } catch (err) {
       // Transactional: remove whatever of ours the failed attempt made.
-      await removeAll(i, found.ingressQdisc).catch(() => undefined);
+      // The ingress qdisc only if this attempt added it (or would have: a batch that failed
+      // after adding it); one there before, or found before ownership was known, stays.
+      await removeAll(i, () => found.ours === true).catch(() => undefined);
       throw err;
     }
   },
@@ -891,12 +917,12 @@ export const impairmentKind: ResourceKind<ImpairmentInputs, ImpairmentOutputs> =
   },
 
   async update(_id, olds, news) {
-    const found: { ingressQdisc?: true } = {};
+    const found: Found = {};
     const live = await apply(news, false, found, olds);
     return { outs: outputsOf(news, live, found.ingressQdisc) };
   },
 
   async delete(_id, props) {
-    await removeAll(...recorded(props));
+    await removeAll(recorded(props)[0], (live) => ingressQdiscOurs(props, live));
   },
 };

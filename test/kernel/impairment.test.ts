@@ -342,6 +342,26 @@ describe("LinkImpairment on the kernel", () => {
     const again = await imp.create(checked({ ingress: { rate: "10mbit" } }, "found"));
     await imp.delete(again.id, again.outs);
     expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    // ... also for a resource that never shapes ingress: its create, update and delete.
+    const egressOnly = await imp.create(checked({ egress: { rate: "10mbit" } }, "found"));
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    const { outs: e2 } = await imp.update(egressOnly.id, egressOnly.outs, checked({ egress: { rate: "12mbit" } }, "found"));
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    await imp.delete(egressOnly.id, e2);
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    // ... for one that shaped ingress there (found) and then stopped: its next update and delete.
+    const stopped = await imp.create(checked({ ingress: { rate: "10mbit" } }, "found"));
+    expect(stopped.outs.ingressQdiscFound).toBe(true);
+    const { outs: s2 } = await imp.update(stopped.id, stopped.outs, checked({ egress: { loss: 0.1 } }, "found"));
+    const { outs: s3 } = await imp.update(stopped.id, s2, checked({ egress: { loss: 0.2 } }, "found"));
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    await imp.delete(stopped.id, s3);
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    // ... and for a create refused before it knew whose the qdisc is (a root qdisc of someone's).
+    await tcByHand("qdisc", "replace", "dev", "im0", "root", "handle", "1:", "htb");
+    await expect(imp.create(checked({ egress: { rate: "10mbit" }, ingress: { rate: "10mbit" } }, "found"))).rejects.toThrow(/root qdisc this resource did not make/);
+    expect((await qdiscs("im0")).map((q) => q.kind)).toContain("ingress");
+    await tcByHand("qdisc", "del", "dev", "im0", "root");
     await tcByHand("qdisc", "del", "dev", "im0", "ingress");
 
     // Someone's clsact, deleted by hand while the redirect is on it: the update that repairs
