@@ -14,7 +14,11 @@
  * namespace's inode (unique among live namespaces; deleting a namespace with nslab
  * removes its records), and is removed when the switch is restored. A live record of
  * *another* resource means another IpForwarding manages the switch: refused unless
- * adopt: true, which inherits that record's value to restore.
+ * adopt: true, which inherits that record's value to restore. The record says whose the
+ * switch is: a resource whose switch another took over (adopt, or a create after this
+ * one's value was changed by hand) neither restores it on delete nor writes it on update
+ * (refused, unless adopt: true takes it back). Every create, update and delete holds the
+ * namespace's lock (kernel.withNetnsLock), so two stacks never both record the same "0".
  */
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
@@ -89,10 +93,21 @@ async function keepRecord(f: Family, i: ForwardingInputs, previous: string): Pro
   await kernel.hostWriteRecord(i.namespace, recordName(f), { owner: ownerTag(i.__owner), previous, set: i[f] ? "1" : "0", by: i.__owner } satisfies SwitchRecord, subject(i));
 }
 
-/** Drops the record once the switch is restored (only our own). */
-async function dropRecord(f: Family, props: ForwardingInputs): Promise<void> {
+/** The record of another resource kept for the switch: that one manages it now. */
+async function otherRecord(f: Family, i: ForwardingInputs): Promise<SwitchRecord | undefined> {
+  const record = await kernel.hostReadRecord<SwitchRecord>(i.namespace, recordName(f));
+  return record && record.owner !== ownerTag(i.__owner) ? record : undefined;
+}
+
+/**
+ * Puts one switch back to `previous` and drops the record, unless another resource's
+ * record says the switch is that one's now: then both are left to it.
+ */
+async function restoreSwitch(f: Family, props: ForwardingInputs, previous: string): Promise<void> {
   const record = await kernel.hostReadRecord<SwitchRecord>(props.namespace, recordName(f));
-  if (record?.owner === ownerTag(props.__owner)) await kernel.hostRemoveRecord(props.namespace, recordName(f));
+  if (record && record.owner !== ownerTag(props.__owner)) return;
+  await kernel.sysctlWrite(SWITCHES[f], previous, props.namespace, subject(props));
+  if (record) await kernel.hostRemoveRecord(props.namespace, recordName(f));
 }
 
 async function readSwitch(f: Family, i: ForwardingInputs): Promise<string> {
@@ -114,6 +129,11 @@ async function apply(i: ForwardingInputs): Promise<void> {
 
 async function requireNamespace(i: ForwardingInputs, recorded = false): Promise<void> {
   await kernel.requireNetns(i.namespace, subject(i), "", recorded);
+}
+
+/** Runs a read-record-then-write holding the namespace's lock, shared by every nslab process. */
+function locked<T>(i: ForwardingInputs, work: () => Promise<T>): Promise<T> {
+  return kernel.withNetnsLock(i.namespace, subject(i), work);
 }
 
 export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> = {
@@ -141,16 +161,33 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
 
   async create(i) {
     await requireNamespace(i);
-    const outs: ForwardingOutputs = { ...i };
-    for (const f of FAMILIES) if (i[f] !== undefined) outs[prevKey(f)] = await previousValue(f, i);
-    try {
-      for (const f of FAMILIES) if (i[f] !== undefined) await keepRecord(f, i, outs[prevKey(f)]!);
-      await apply(i);
-    } catch (err) {
-      await restore(outs).catch(() => undefined);
-      throw err;
-    }
-    return { id: `${i.namespace ?? ""}/forwarding`, outs: compact(outs) };
+    return locked(i, async () => {
+      const outs: ForwardingOutputs = { ...i };
+      // Another resource's live record this create takes over (adopt): given back on failure.
+      const taken: Partial<Record<Family, SwitchRecord>> = {};
+      for (const f of FAMILIES) {
+        if (i[f] === undefined) continue;
+        outs[prevKey(f)] = await previousValue(f, i);
+        const other = await otherRecord(f, i);
+        if (other && other.set === (await readSwitch(f, i))) taken[f] = other;
+      }
+      try {
+        for (const f of FAMILIES) if (i[f] !== undefined) await keepRecord(f, i, outs[prevKey(f)]!);
+        await apply(i);
+      } catch (err) {
+        for (const f of FAMILIES) {
+          if (i[f] === undefined) continue;
+          const other = taken[f];
+          const undo = other
+            ? // The switch stays the other resource's: its value and its record as they were.
+              kernel.sysctlWrite(SWITCHES[f], other.set, i.namespace, subject(i)).then(() => kernel.hostWriteRecord(i.namespace, recordName(f), other, subject(i)))
+            : restoreSwitch(f, i, outs[prevKey(f)]!);
+          await undo.catch(() => undefined);
+        }
+        throw err;
+      }
+      return { id: `${i.namespace ?? ""}/forwarding`, outs: compact(outs) };
+    });
   },
 
   async read(id, props) {
@@ -164,33 +201,40 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
 
   async update(_id, olds, news) {
     await requireNamespace(news, true);
-    const outs: ForwardingOutputs = { ...news, previousIpv4: olds.previousIpv4, previousIpv6: olds.previousIpv6 };
-    // A switch newly managed: remember what it was. One no longer managed: put it back.
-    for (const f of FAMILIES) {
-      if (news[f] !== undefined && outs[prevKey(f)] === undefined) outs[prevKey(f)] = await previousValue(f, news);
-      if (news[f] === undefined && olds[prevKey(f)] !== undefined) {
-        await kernel.sysctlWrite(SWITCHES[f], olds[prevKey(f)]!, news.namespace, subject(news));
-        await dropRecord(f, olds);
-        delete outs[prevKey(f)];
+    return locked(news, async () => {
+      const outs: ForwardingOutputs = { ...news, previousIpv4: olds.previousIpv4, previousIpv6: olds.previousIpv6 };
+      // A switch another resource took over since (its record): refused, unless adopt takes it back.
+      for (const f of FAMILIES) {
+        if (news[f] === undefined || olds[prevKey(f)] === undefined || news.adopt) continue;
+        const other = await otherRecord(f, olds);
+        if (other) {
+          throw new NslabError(
+            "AlreadyExists",
+            `${subject(news)}: ${f} forwarding was taken over by ${other.by ? ownerLabel(other.by) : `another nslab resource (${other.owner})`} since this resource set it, and is that one's now (it will restore '${other.previous}'). Remove this resource from the program (the switch stays with the other), or set adopt: true to take it back.`,
+          );
+        }
       }
-    }
-    for (const f of FAMILIES) if (news[f] !== undefined) await keepRecord(f, news, outs[prevKey(f)]!);
-    await apply(news);
-    return { outs: compact(outs) };
+      // A switch newly managed: remember what it was. One no longer managed: put it back.
+      for (const f of FAMILIES) {
+        if (news[f] !== undefined && outs[prevKey(f)] === undefined) outs[prevKey(f)] = await previousValue(f, news);
+        if (news[f] === undefined && olds[prevKey(f)] !== undefined) {
+          await restoreSwitch(f, olds, olds[prevKey(f)]!);
+          delete outs[prevKey(f)];
+        }
+      }
+      for (const f of FAMILIES) if (news[f] !== undefined) await keepRecord(f, news, outs[prevKey(f)]!);
+      await apply(news);
+      return { outs: compact(outs) };
+    });
   },
 
   async delete(_id, props) {
     if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return;
-    await restore(props);
+    await locked(props, async () => {
+      for (const f of FAMILIES) {
+        const previous = props[prevKey(f)];
+        if (previous !== undefined) await restoreSwitch(f, props, previous);
+      }
+    });
   },
 };
-
-/** Puts back the values recorded at create. */
-async function restore(props: ForwardingOutputs): Promise<void> {
-  for (const f of FAMILIES) {
-    const previous = props[prevKey(f)];
-    if (previous === undefined) continue;
-    await kernel.sysctlWrite(SWITCHES[f], previous, props.namespace, subject(props));
-    await dropRecord(f, props);
-  }
-}

@@ -222,6 +222,44 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     await fwd.delete(id, repaired);
   });
 
+  it("IpForwarding: a switch another resource took over is neither restored nor written by the first (adopt, or a create after its value was changed by hand)", async () => {
+    const sw = async () => (await nsRun("sysctl", "-n", "net.ipv4.ip_forward")).trim();
+    await nsRun("sysctl", "-w", "net.ipv4.ip_forward=0");
+    const first = checked(fwd, { ipv4: true, __owner: "proj/one@0123abcd/IpForwarding/fwd" });
+    const second = checked(fwd, { ipv4: true, adopt: true, __owner: "proj/two@0123abcd/IpForwarding/fwd" });
+    const s1 = await fwd.create(first);
+    const s2 = await fwd.create(second);
+    expect(s2.outs.previousIpv4).toBe("0");
+    // The first's delete leaves the switch to the second; its update is refused.
+    await fwd.delete(s1.id, s1.outs);
+    expect(await sw()).toBe("1");
+    await expect(fwd.update(s1.id, s1.outs, first)).rejects.toThrow(/ipv4 forwarding was taken over by nslab IpForwarding "fwd" of stack proj\/two@0123abcd since this resource set it.*set adopt: true to take it back/);
+    // adopt takes it back: then the second's delete leaves it, and the first's restores.
+    const { outs: back } = await fwd.update(s1.id, s1.outs, { ...first, adopt: true });
+    await fwd.delete(s2.id, s2.outs);
+    expect(await sw()).toBe("1");
+    await fwd.delete(s1.id, back);
+    expect(await sw()).toBe("0");
+
+    // Switched off by hand (the first's record is stale), then made by another resource:
+    // that one's now. The first's delete leaves it on; the second's restores the "0".
+    const t1 = await fwd.create(first);
+    await nsRun("sysctl", "-w", "net.ipv4.ip_forward=0");
+    const plain = checked(fwd, { ipv4: true, __owner: "proj/two@0123abcd/IpForwarding/fwd" });
+    const t2 = await fwd.create(plain);
+    await fwd.delete(t1.id, t1.outs);
+    expect(await sw()).toBe("1");
+    await fwd.delete(t2.id, t2.outs);
+    expect(await sw()).toBe("0");
+    // Concurrent creates of two stacks: one gets the switch, the other is refused.
+    const results = await Promise.allSettled([fwd.create(first), fwd.create(plain)]);
+    expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    const winner = results.find((r) => r.status === "fulfilled") as PromiseFulfilledResult<Awaited<ReturnType<typeof fwd.create>>>;
+    expect(winner.value.outs.previousIpv4).toBe("0");
+    await fwd.delete(winner.value.id, winner.value.outs);
+    expect(await sw()).toBe("0");
+  });
+
   it("NatRule: masquerade, snat, dnat: create, read, update atomically, table gone with last rule", async () => {
     const masq = checked(nat, { kind: "masquerade", source: "192.168.1.0/24", outInterface: "r1" });
     const snat = checked(nat, { kind: "snat", source: "192.168.2.0/24", outInterface: "r1", toAddress: "10.0.2.15" });
