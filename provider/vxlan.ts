@@ -16,7 +16,7 @@ import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
 import { describe } from "./kernel";
 import { notTakenOver, whoseMark } from "./owned";
-import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, verifyLink } from "./link";
+import { checkLinkFields, converge, recordingGeneration, linkRules, deleteOwnedLink, explainMaster, findLink, freshLink, LinkSettings, linkInputs, linkOutputs, liveSettings, LiveLink, requireNamespace, restoreAlias, verifyLink } from "./link";
 import { CommonInputs, compact, diffFields, DiffResult, FieldRule, LinkDependentInputs, LINKS_RULE, linksInput, ownerTag, ResourceKind } from "./resource";
 import { Checker, familyOf, isUnknown } from "./validate";
 
@@ -262,6 +262,8 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
     const tag = ownerTag(i.__owner);
     const intent = `link-${i.name}`;
     const earlier = await kernel.intentRecord(i.namespace, intent);
+    // A device of someone else's being adopted: its alias, given back if the create fails.
+    let found: { alias?: string } | undefined;
     const created = await kernel
       .ip(
         // The intent record, then (one request on another host):
@@ -303,6 +305,7 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
         for (const f of ["vni", "dstPort"] as const) {
           if (have[f] !== i[f]) return refuse(new NslabError("AlreadyExists", `${subject(i)}: cannot adopt: ${f}: desire '${i[f]}', current '${have[f]}' (the kernel cannot change it; delete the device or match it).`));
         }
+        if (!mine) found = { alias: live.alias };
         return false;
       });
     let gone = true;
@@ -310,8 +313,10 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
       const live = await apply(i, created);
       return { id: `${i.namespace ?? ""}/${i.name}`, outs: outputs(i, live) };
     } catch (err) {
-      // Transactional: a device made here goes again; an adopted one is left.
+      // Transactional: a device made here goes again; an adopted one is left, with its
+      // own alias back.
       if (created) gone = await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).then(() => true, () => false);
+      else if (found) await restoreAlias(i.name, i.namespace, found.alias, subject(i));
       throw err;
     } finally {
       // Marked, or removed: the intent record goes. A device whose removal failed keeps it.

@@ -187,6 +187,12 @@ describe("Vxlan on the kernel", () => {
     expect(foreign!.ifalias).toBeUndefined();
     expect(foreign!.linkinfo.info_data.id).toBe(vni);
 
+    // An adopt that fails (its master is not there) gives the device its own alias back.
+    await ipByHand("link", "set", "dev", name, "alias", "theirs");
+    await expect(vxlan.create(check({ name, vni, remote: "10.99.0.2", master: "kxnobr", adopt: true }))).rejects.toThrow(/kxnobr/);
+    expect((await linkByHand(name))!.ifalias).toBe("theirs");
+    await ipByHand("link", "set", "dev", name, "alias", "");
+
     const want = check({ name, vni, remote: "10.99.0.2", learning: false, adopt: true });
     const { id, outs } = await vxlan.create(want);
     expect(outs.mac).toBe("02:00:00:00:00:42");
