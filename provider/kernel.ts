@@ -168,6 +168,8 @@ export interface LinkJson {
   address?: string;
   master?: string;
   ifalias?: string;
+  /** The peer's (or lower device's) name, when it is in the same namespace. */
+  link?: string;
   link_index?: number;
   link_netnsid?: number;
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };

@@ -158,9 +158,14 @@ async function operUp(end: VethEnd): Promise<void> {
 /** How long operUp waits at most. */
 const OPER_UP_MS = 500;
 
-/** Both ends exist, are veths and peers of each other. */
+/**
+ * Both ends exist, are veths and peers of each other: in one namespace each names the
+ * other; in two, each holds the other's ifindex (in the other's namespace).
+ */
 function isPair(a: LiveLink | undefined, b: LiveLink | undefined): boolean {
-  return !!a && !!b && a.kind === "veth" && b.kind === "veth";
+  if (!a || !b || a.kind !== "veth" || b.kind !== "veth") return false;
+  if (!a.peer?.elsewhere && !b.peer?.elsewhere) return a.peer?.name === b.name && b.peer?.name === a.name;
+  return !!a.peer?.elsewhere && !!b.peer?.elsewhere && a.peer.index === b.ifindex && b.peer.index === a.ifindex;
 }
 
 export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
@@ -261,7 +266,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
         await kernel.intentRestore(a.namespace, intent, earlier, tag, pairSubject(inputs));
         throw new NslabError(
           "AlreadyExists",
-          `${pairSubject(inputs)}: cannot adopt: an interface with one of these names exists but the two are not a veth pair. Remove it or choose other names.`,
+          `${pairSubject(inputs)}: cannot adopt: an interface with one of these names exists but the two are not a veth pair (each the other's peer). Remove it or choose other names.`,
         );
       }
       created = false;

@@ -392,6 +392,31 @@ describe("VethPair on the kernel", () => {
     expect(await linkByHand("v-a", nsA)).toBeUndefined();
   });
 
+  it("adopt refuses two veths that are not each other's peers, and leaves them and their peers alone", async () => {
+    // v-a (peer x-a, in nsB) and v-b (peer x-b, in nsA): two veths, not one pair.
+    await ipByHand("-n", nsA, "link", "add", "name", "v-a", "type", "veth", "peer", "name", "x-a", "netns", nsB);
+    await ipByHand("-n", nsB, "link", "add", "name", "v-b", "type", "veth", "peer", "name", "x-b", "netns", nsA);
+    // And in one namespace: y-a (peer y-c) and y-b (peer y-d).
+    await ipByHand("-n", nsA, "link", "add", "name", "y-a", "type", "veth", "peer", "name", "y-c");
+    await ipByHand("-n", nsA, "link", "add", "name", "y-b", "type", "veth", "peer", "name", "y-d");
+    try {
+      await expect(veth.create(inputs({ adopt: true }))).rejects.toThrow(/cannot adopt: an interface with one of these names exists but the two are not a veth pair \(each the other's peer\)/);
+      const same = inputs({ adopt: true, a: { name: "y-a", namespace: nsA }, b: { name: "y-b", namespace: nsA } });
+      await expect(veth.create(same)).rejects.toThrow(/not a veth pair/);
+      for (const [name, ns] of [["v-a", nsA], ["v-b", nsB], ["x-a", nsB], ["x-b", nsA], ["y-a", nsA], ["y-b", nsA]] as const) {
+        expect((await linkByHand(name, ns))?.ifalias).toBeUndefined();
+      }
+      // Each end with its own peer is a pair (in one namespace too).
+      const pairInOne = inputs({ adopt: true, a: { name: "y-a", namespace: nsA }, b: { name: "y-c", namespace: nsA } });
+      const adopted = await veth.create(pairInOne);
+      expect((await veth.read(adopted.id, adopted.outs)).id).toBe(adopted.id);
+      await veth.delete(adopted.id, adopted.outs);
+      expect(await linkByHand("y-a", nsA)).toBeUndefined();
+    } finally {
+      for (const [name, ns] of [["v-a", nsA], ["v-b", nsB], ["y-a", nsA], ["y-b", nsA]] as const) await ipByHand("-n", ns, "link", "del", name).catch(() => undefined);
+    }
+  });
+
   it("an adopt that fails half-way gives the pair its aliases back (the user's, or none), instead of leaving nslab's mark on it", async () => {
     await ipByHand("-n", nsA, "link", "add", "name", "v-a", "type", "veth", "peer", "name", "v-b", "netns", nsB);
     await ipByHand("-n", nsA, "link", "set", "dev", "v-a", "alias", "my uplink #1");
