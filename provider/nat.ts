@@ -22,7 +22,9 @@
  *   our listing and our write is the one case not covered.
  * - A rule of this resource already there (its own comment: a create that was
  *   interrupted before Pulumi recorded it) is taken over and converged, as CNI's ADD
- *   does; rules of other resources carry other comments and are never touched.
+ *   does; rules of other resources carry other comments and are never touched, except
+ *   by `adopt: true`, which takes over a rule in `inet nslab` that matches exactly (another
+ *   stack's, or one without a comment) by giving it this resource's comment.
  */
 import { NslabError } from "./errors";
 import { hostKey } from "./host";
@@ -185,7 +187,8 @@ async function write(i: NatInputs, old: NftRule | undefined): Promise<void> {
   // Equivalent to: nft -f - <<< "add table inet nslab; add chain ...; add rule ... comment TAG"
   await kernel.nftScript(script + "\n", i.namespace, subject(i));
   const rule = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === tag);
-  const seen = rule && parseRule(rule);
+  // A rule without addresses says no family: read as ipv4, as read() does.
+  const seen = rule && { family: "ipv4" as const, ...parseRule(rule) };
   const mismatch = rule ? MATCH_FIELDS.find((f) => (seen![f] ?? "") !== (i[f] ?? "")) : "rule";
   if (mismatch || seen?.unmanagedExpression) {
     throw new NslabError(
@@ -193,6 +196,27 @@ async function write(i: NatInputs, old: NftRule | undefined): Promise<void> {
       `${subject(i)}: ${mismatch ?? "expression"}: desire '${mismatch && mismatch !== "rule" ? String(i[mismatch]) : ruleExpression(i)}', current '${mismatch && mismatch !== "rule" ? String(seen?.[mismatch]) : "(missing)"}'`,
     );
   }
+}
+
+/** Whether a live rule is `i`'s rule exactly: its chain, every field, nothing else. */
+function sameRule(rule: NftRule, i: NatInputs): boolean {
+  const seen: Partial<NatInputs> = { family: "ipv4", ...parseRule(rule) };
+  return rule.chain === chainOf(i) && !seen.unmanagedExpression && MATCH_FIELDS.every((f) => (seen[f] ?? "") === (i[f] ?? ""));
+}
+
+/**
+ * Puts a rule this resource took over (adopt) back as it was, comment and all, in place
+ * of this resource's (a create that failed after it).
+ * Equivalent to: nft -f - <<< "delete rule inet nslab CHAIN handle H; add rule inet nslab CHAIN EXPR [comment C]"
+ */
+async function giveBack(i: NatInputs, theirs: NftRule): Promise<void> {
+  const ours = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === ownerTag(i.__owner));
+  const original = { ...i, ...parseRule(theirs) } as NatInputs;
+  const script = [
+    ...(ours ? [`delete rule ${TABLE} ${ours.chain} handle ${ours.handle}`] : []),
+    `add rule ${TABLE} ${theirs.chain} ${ruleExpression(original)}${theirs.comment !== undefined ? ` comment ${JSON.stringify(theirs.comment)}` : ""}`,
+  ];
+  await kernel.nftScript(script.join("\n") + "\n", i.namespace, subject(i));
 }
 
 /**
@@ -309,11 +333,15 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
     return locked(i, async () => {
       // A rule with this resource's own comment is one an interrupted create made:
       // take it over and converge it (replaced in the same transaction).
-      const existing = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === ownerTag(i.__owner));
+      const rules = await tableRules(i.namespace, true, subject(i));
+      const existing = rules.find((r) => r.comment === ownerTag(i.__owner));
+      // adopt: a rule that is this one exactly, of someone else's, replaced by it the same way.
+      const adopted = !existing && i.adopt ? rules.find((r) => sameRule(r, i)) : undefined;
       try {
-        await write(i, existing);
+        await write(i, existing ?? adopted);
       } catch (err) {
-        if (!existing) await remove(i).catch(() => undefined);
+        if (adopted) await giveBack(i, adopted).catch(() => undefined);
+        else if (!existing) await remove(i).catch(() => undefined);
         throw err;
       }
       return { id: `${i.namespace ?? ""}/${TABLE}/${ownerTag(i.__owner)}`, outs: i };

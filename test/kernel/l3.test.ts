@@ -6,6 +6,7 @@ import { forwardingKind as fwd } from "../../provider/forwarding";
 import { nftJson, resetSnapshots, withNetnsLock } from "../../provider/kernel";
 import { natKind as nat, parseRule, ruleExpression } from "../../provider/nat";
 import { namespaceKind } from "../../provider/namespace";
+import { ownerTag } from "../../provider/resource";
 import { routeKind as route } from "../../provider/route";
 import { vethKind } from "../../provider/veth";
 import { ipByHand, must, OWNER, uniq } from "../helpers/kernel";
@@ -304,6 +305,39 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect(tables).not.toContain("nslab");
     for (const r of made) await nat.delete(r.id, r.outs);
     expect(await nat.read(made[0].id, made[0].outs)).toEqual({});
+  });
+
+  it("NatRule: adopt takes over a rule in inet nslab that matches exactly (another stack's, or one without a comment); without it, or with no match, a rule of its own is added", async () => {
+    const rules = async () => (await nftJson<any>(["list", "table", "inet", "nslab"], ns, "t")).nftables.filter((x: any) => x.rule).map((x: any) => x.rule);
+    const theirs = checked(nat, { kind: "masquerade", source: "192.168.5.0/24", outInterface: "r1", __owner: "proj/two@0123abcd/NatRule/out" });
+    const other = await nat.create(theirs);
+    const mine = { kind: "masquerade", source: "192.168.5.0/24", outInterface: "r1", __owner: "proj/one@0123abcd/NatRule/out" };
+    const taken = await nat.create(checked(nat, { ...mine, adopt: true }));
+    expect((await rules()).map((r: any) => r.comment)).toEqual([ownerTag(mine.__owner)]);
+    // The other's: gone from its refresh, and its delete leaves the rule.
+    expect(await nat.read(other.id, other.outs)).toEqual({});
+    await nat.delete(other.id, other.outs);
+    expect((await rules()).map((r: any) => r.comment)).toEqual([ownerTag(mine.__owner)]);
+    await nat.delete(taken.id, taken.outs);
+    expect(await nsRun("nft", "list", "tables")).not.toContain("nslab");
+
+    // One added by hand, without a comment (and only an outInterface: family from none).
+    await nsRun("nft", "add", "table", "inet", "nslab");
+    await nsRun("nft", "add", "chain", "inet", "nslab", "postrouting", "{ type nat hook postrouting priority srcnat; policy accept; }");
+    await nsRun("nft", "add", "rule", "inet", "nslab", "postrouting", "oifname", "r1", "masquerade");
+    const byHand = { kind: "masquerade", outInterface: "r1", __owner: "proj/one@0123abcd/NatRule/hand" };
+    const plain = await nat.create(checked(nat, byHand));
+    expect((await rules()).map((r: any) => r.comment ?? null)).toEqual([null, ownerTag(byHand.__owner)]);
+    await nat.delete(plain.id, plain.outs);
+    const adopted = await nat.create(checked(nat, { ...byHand, adopt: true }));
+    expect((await rules()).map((r: any) => r.comment ?? null)).toEqual([ownerTag(byHand.__owner)]);
+    // A rule that differs (another interface) is not taken: one of its own is added.
+    const differs = { kind: "masquerade", outInterface: "r0", adopt: true, __owner: "proj/one@0123abcd/NatRule/differs" };
+    const fresh = await nat.create(checked(nat, differs));
+    expect((await rules()).map((r: any) => r.comment)).toEqual([ownerTag(byHand.__owner), ownerTag(differs.__owner)]);
+    await nat.delete(fresh.id, fresh.outs);
+    await nat.delete(adopted.id, adopted.outs);
+    expect(await nsRun("nft", "list", "tables")).not.toContain("nslab");
   });
 
   it("NatRule: a namespace that is not there is named, and no file is made in its place (the lock opens, never creates)", async () => {
