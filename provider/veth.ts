@@ -294,7 +294,8 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
     const liveA = await findLink(props.a.name, props.a.namespace);
     const liveB = await findLink(props.b.name, props.b.namespace);
     if (!isPair(liveA, liveB) || liveA!.alias !== tag || liveB!.alias !== tag) return {};
-    const mtu = props.mtu === undefined ? undefined : liveA!.mtu;
+    // Both ends carry the pair's MTU: the one that differs from the recorded one is drift.
+    const mtu = props.mtu === undefined ? undefined : liveA!.mtu !== props.mtu ? liveA!.mtu : liveB!.mtu;
     const { generation: _generation, ...recorded } = props;
     const inputs: VethInputs = compact({
       ...recorded,

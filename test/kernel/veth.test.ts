@@ -72,6 +72,15 @@ describe("VethPair on the kernel", () => {
     const read = await veth.read(id, outs);
     expect(read.props).toEqual(outs);
     expect(veth.diff(id, read.props!, want).changes).toBe(false);
+    // Either end's MTU changed by hand is drift, and update puts it back.
+    for (const [end, ns] of [["v-a", nsA], ["v-b", nsB]] as const) {
+      await ipByHand("-n", ns, "link", "set", "dev", end, "mtu", "1300");
+      const drifted = await veth.read(id, outs);
+      expect(drifted.props!.mtu).toBe(1300);
+      expect(veth.diff(id, drifted.props!, want).changes).toBe(true);
+      await veth.update(id, drifted.props!, want);
+      expect((await linkByHand(end, ns))!.mtu).toBe(1400);
+    }
 
     // Each in-place property, keeping the interfaces (same ifindex).
     const ifindex = a!.ifindex;
