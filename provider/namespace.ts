@@ -4,7 +4,7 @@
  */
 import { mayHaveRun, NslabError } from "./errors";
 import * as kernel from "./kernel";
-import { markOwnerSentence, whoseMark } from "./owned";
+import { markOwnerSentence, notTakenOver, whoseMark } from "./owned";
 import { CommonInputs, compact, diffFields, FieldRule, ownerTag, ResourceKind } from "./resource";
 import { Checker } from "./validate";
 
@@ -150,7 +150,9 @@ export const namespaceKind: ResourceKind<NamespaceInputs, NamespaceOutputs> = {
     return { id, props: outputs(inputs), inputs };
   },
 
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
+    // Another resource's since (adopt): writing this one's mark would take it back.
+    if (!news.adopt) notTakenOver(await marker(news.name), olds.__owner, subject(news.name));
     await claim(news.name, news.__owner);
     return { outs: outputs(news) };
   },

@@ -125,6 +125,14 @@ describe("Namespace on the kernel", () => {
 
     const { outs } = await ns.create(inputs(name, true));
     expect((await ns.read(name, outs)).id).toBe(name);
+    // Taken over by another resource (adopt): this one's update is refused and leaves the
+    // other's mark; with adopt it takes the namespace back.
+    const other = ns.check(undefined, { name, adopt: true, __owner: "proj/two@0123abcd/Namespace/other" }).inputs;
+    await ns.create(other);
+    await expect(ns.update(name, outs, { ...outs, adopt: false })).rejects.toThrow(/was taken over by another resource \(adopt\) since this one last wrote it/);
+    expect(await ns.read(name, outs)).toEqual({});
+    await ns.update(name, outs, outs);
+    expect((await ns.read(name, outs)).id).toBe(name);
     await ns.delete(name, outs);
     expect(fs.existsSync(`/run/netns/${name}`)).toBe(false);
   });
