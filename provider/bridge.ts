@@ -134,15 +134,20 @@ export const bridgeKind: ResourceKind<BridgeInputs, BridgeOutputs> = {
         if (live) throw new NslabError("AlreadyExists", `${subject(i)} already exists.${whoseMark(live.alias, i.__owner)} Remove it, choose another name, or set adopt: true to take it over.`);
         return unsupportedVlan(err, i);
       });
+    let keep = false;
     try {
       const live = await apply(i, created);
       return { id: `${i.namespace ?? ""}/${i.name}`, outs: outputs(i, live) };
     } catch (err) {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
       else if (found) await restoreAlias(i.name, i.namespace, found.alias, subject(i));
+      // This resource's own object, left by an interrupted create and taken over: it keeps
+      // its mark and its intent record, so that nslab-orphans lists it (a destroy does not
+      // know it) and the next create takes it over again.
+      else keep = true;
       throw err;
     } finally {
-      await kernel.intentDone(i.namespace, intent);
+      if (!keep) await kernel.intentDone(i.namespace, intent);
     }
   },
 

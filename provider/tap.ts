@@ -142,15 +142,20 @@ export const tapKind: ResourceKind<TapInputs, TapOutputs> = {
       // Taken over as someone else's (adopt), not as this resource's own interrupted create.
       if (!mine) found = { alias: live.alias };
     }
+    let keep = false;
     try {
       const live = await apply(i, created);
       return { id: `${i.namespace ?? ""}/${i.name}`, outs: compact(linkOutputs(i, live)) as TapOutputs };
     } catch (err) {
       if (created) await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).catch(() => undefined);
       else if (found) await restoreAlias(i.name, i.namespace, found.alias, subject(i));
+      // This resource's own object, left by an interrupted create and taken over: it keeps
+      // its mark and its intent record, so that nslab-orphans lists it (a destroy does not
+      // know it) and the next create takes it over again.
+      else keep = true;
       throw err;
     } finally {
-      await kernel.intentDone(i.namespace, intent);
+      if (!keep) await kernel.intentDone(i.namespace, intent);
     }
   },
 

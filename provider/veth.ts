@@ -282,6 +282,10 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
       // (what else the failed attempt changed stays changed: see the README).
       if (created) gone = await kernel.ip(["link", "del", "dev", a.name], a.namespace, pairSubject(inputs)).then(() => true, () => false);
       else if (found) for (const [e, alias] of [[a, found[0]], [b, found[1]]] as const) await restoreAlias(e.name, e.namespace, alias, pairSubject(inputs));
+      // This resource's own object, left by an interrupted create and taken over: it keeps
+      // its mark and its intent record, so that nslab-orphans lists it (a destroy does not
+      // know it) and the next create takes it over again.
+      else gone = false;
       throw err;
     } finally {
       // Marked, or removed: the intent record goes. A pair whose removal failed keeps it.

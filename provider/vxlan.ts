@@ -317,6 +317,10 @@ export const vxlanKind: ResourceKind<VxlanInputs, VxlanOutputs> = {
       // own alias back.
       if (created) gone = await kernel.ip(["link", "del", "dev", i.name], i.namespace, subject(i)).then(() => true, () => false);
       else if (found) await restoreAlias(i.name, i.namespace, found.alias, subject(i));
+      // This resource's own object, left by an interrupted create and taken over: it keeps
+      // its mark and its intent record, so that nslab-orphans lists it (a destroy does not
+      // know it) and the next create takes it over again.
+      else gone = false;
       throw err;
     } finally {
       // Marked, or removed: the intent record goes. A device whose removal failed keeps it.

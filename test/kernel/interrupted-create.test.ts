@@ -145,6 +145,17 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(me));
     await bridge.delete(taken.id, taken.outs);
 
+    // The recovery's create fails (the kernel refuses an IPv6 address at MTU 1000; check
+    // would have said so, bypassed here): the bridge keeps its mark and its intent
+    // record, so nslab-orphans lists it, and the next create takes it over.
+    await bridge.create({ ...want, addresses: [] });
+    await expect(bridge.create({ ...want, mtu: 1000, addresses: ["fd00:9::1/64"] })).rejects.toThrow();
+    expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(me));
+    expect((await unmarked()).filter((o) => o.owner === me).map((o) => o.name)).toEqual([name]);
+    const recovered = await bridge.create(want);
+    expect(await kernel.intended(ns, `link-${name}`)).toBeUndefined();
+    await bridge.delete(recovered.id, recovered.outs);
+
     // Another resource's create was killed after making its bridge: its intent record
     // survives this resource's refused create, and its own recovery takes the bridge over.
     await ipByHand("-n", ns, "link", "add", name, "type", "bridge");
