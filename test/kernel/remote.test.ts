@@ -519,16 +519,24 @@ describe("resources on other hosts, over SSH", () => {
 
       // A shell's background program goes with it: its process group, found on the host.
       const shell = await make("Process", "shell", { host, namespace: "pr", command: ["bash", "-c", "sleep 300.5 & echo ok; wait"], readyText: "ok" });
-      const child = fs
-        .readdirSync("/proc")
-        .filter((d) => /^\d+$/.test(d))
-        .find((d) => {
-          try {
-            return fs.readFileSync(`/proc/${d}/cmdline`, "utf8") === "sleep\u0000300.5\u0000";
-          } catch {
-            return false;
-          }
-        });
+      // Forked before the echo, the sleep may not have exec'd yet when "ok" is seen (its
+      // cmdline is still bash's): looked for until it has, up to 2 s.
+      const findChild = () =>
+        fs
+          .readdirSync("/proc")
+          .filter((d) => /^\d+$/.test(d))
+          .find((d) => {
+            try {
+              return fs.readFileSync(`/proc/${d}/cmdline`, "utf8") === "sleep\u0000300.5\u0000";
+            } catch {
+              return false;
+            }
+          });
+      let child = findChild();
+      for (let waited = 0; child === undefined && waited < 2000; waited += 20) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        child = findChild();
+      }
       expect(child).toBeDefined();
       await dispatch("Process", "delete", [shell.id, shell.outs]);
       expect(await gone(Number(child))).toBe(true);
