@@ -10,7 +10,7 @@ import { Namespace } from "../namespace";
 import { Route } from "../route";
 import { VethPair } from "../veth";
 import { checkArgs, Shape } from "./args";
-import { Allocation, HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
+import { addressIn, Allocation, HostSpec, interfaceName, NetworkPlan, overlaps, PlanError, planNetwork } from "./plan";
 import { Topology, TopologyAttachment, TopologyHost } from "./render";
 import { runRegistry } from "../scope";
 import { HostArgs, NslabComponent, placeKey, placeText } from "../base";
@@ -356,13 +356,18 @@ export class Router extends NslabComponent {
     const families = new Set(args.attach.map((a) => (a.network.cidr.includes(":") ? "ipv6" : "ipv4")));
     this.forwarding = new IpForwarding(`${name}-forwarding`, { namespace: this.namespace.name, ipv4: families.has("ipv4") || undefined, ipv6: families.has("ipv6") || undefined, host }, child);
     const links: VethPair[] = [];
-    this.attachments = args.attach.map(({ network, address }) => {
+    this.attachments = args.attach.map(({ network, address }, i) => {
       const netName = network.networkName;
-      const addr = address ?? (!network.gatewayOnBridge ? network.gateway : undefined);
+      // Given: checked and spelled canonically, as the network's own addresses are.
+      const addr = address !== undefined ? addressIn(owner, `attach[${i}].address (network "${netName}")`, address, network.cidr) : !network.gatewayOnBridge ? network.gateway : undefined;
       if (!addr) {
         throw new PlanError(`${owner}: network "${netName}" keeps its gateway on its bridge (or has none); give the router an address in ${network.cidr}, or create the network with gatewayOnBridge: false and a gateway.`);
       }
-      if (network.hosts.some((h) => h.address === addr)) throw new PlanError(`${owner}: address ${addr} in "${netName}" belongs to a host; choose a free one.`);
+      const holder = network.hosts.find((h) => h.address === addr);
+      if (holder) throw new PlanError(`${owner}: attach[${i}].address ${addr} in "${netName}" belongs to host "${holder.name}"; choose a free one.`);
+      if (network.gatewayOnBridge && network.gateway === addr) {
+        throw new PlanError(`${owner}: attach[${i}].address ${addr} in "${netName}" is the network's gateway, which its bridge holds (gatewayOnBridge: true); give the router another address, or create the network with gatewayOnBridge: false so that the router holds the gateway (then omit address).`);
+      }
       const iface = interfaceName("to", netName);
       links.push(
         new VethPair(
@@ -414,8 +419,9 @@ export interface NatGatewayArgs {
   /** Port forwards from the uplink to inside addresses. */
   portForwards?: PortForward[];
   /**
-   * Switch IPv4 forwarding on in the namespace (an IpForwarding named `NAME-forwarding`).
-   * Default true. Give false when another resource manages that switch (an IpForwarding
+   * Switch forwarding on in the namespace (an IpForwarding named `NAME-forwarding`) for
+   * the families of `sources` and `portForwards`: IPv4, IPv6 or both (IPv4 when there
+   * are none). Default true. Give false when another resource manages that switch (an IpForwarding
    * of the program's, or a Router in the same namespace): two on one switch fail at
    * preview.
    */
@@ -450,23 +456,30 @@ export class NatGateway extends NslabComponent {
 
   constructor(name: string, args: NatGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
     checkArgs(`NatGateway "${name}"`, args, NAT_GATEWAY_ARGS);
-    // One forward per protocol and port: the uplink's port goes to one place.
+    // One forward per protocol, port and family: the uplink's port goes to one place
+    // (one over IPv4, one over IPv6).
+    const familyOf = (a: string) => (a.includes(":") ? "ipv6" : "ipv4");
+    const samePort = (f: PortForward, g: PortForward) => g.protocol === f.protocol && g.port === f.port;
     (args.portForwards ?? []).forEach((f, i, all) => {
-      const j = all.findIndex((g) => g.protocol === f.protocol && g.port === f.port);
-      if (j < i) throw new PlanError(`NatGateway "${name}": portForwards[${i}] forwards ${f.protocol} port ${f.port}, as portForwards[${j}] does: a port of the uplink goes to one place; drop one, or give it another port.`);
+      const j = all.findIndex((g) => samePort(f, g) && familyOf(String(g.toAddress)) === familyOf(String(f.toAddress)));
+      if (j < i) throw new PlanError(`NatGateway "${name}": portForwards[${i}] forwards ${f.protocol} port ${f.port}, as portForwards[${j}] does, over ${familyOf(String(f.toAddress)) === "ipv6" ? "IPv6" : "IPv4"}: a port of the uplink goes to one place per family; drop one, or give it another port.`);
     });
     super("nslab:index:NatGateway", name, {}, opts);
     const child = { parent: this };
     const host = args.host;
-    if (args.forwarding ?? true) new IpForwarding(`${name}-forwarding`, { namespace: args.namespace, ipv4: true, host }, child);
     const sources = args.sources.map((s) => (typeof s === "string" ? s : s.cidr));
+    const families = new Set([...sources.map((c) => familyOf(String(c))), ...(args.portForwards ?? []).map((f) => familyOf(String(f.toAddress)))]);
+    if (families.size === 0) families.add("ipv4");
+    if (args.forwarding ?? true) new IpForwarding(`${name}-forwarding`, { namespace: args.namespace, ipv4: families.has("ipv4") || undefined, ipv6: families.has("ipv6") || undefined, host }, child);
     this.masquerade = sources.map(
       (cidr, i) => new NatRule(`${name}-masquerade-${i}`, { namespace: args.namespace, kind: "masquerade", source: cidr, outInterface: args.uplink, host }, child),
     );
     this.forwards = (args.portForwards ?? []).map(
-      (f) =>
+      (f, _i, all) =>
         new NatRule(
-          `${name}-${f.protocol}-${f.port}`,
+          // The IPv6 one of a port forwarded over both families: "-ipv6" (the IPv4 one,
+          // and a port forwarded over one family, keep the plain name).
+          `${name}-${f.protocol}-${f.port}${familyOf(String(f.toAddress)) === "ipv6" && all.some((g) => samePort(f, g) && familyOf(String(g.toAddress)) === "ipv4") ? "-ipv6" : ""}`,
           { namespace: args.namespace, kind: "dnat", protocol: f.protocol, inInterface: args.uplink, port: f.port, toAddress: f.toAddress, toPort: f.toPort ?? f.port, host },
           child,
         ),

@@ -91,6 +91,36 @@ function fromBig(value: bigint, family: "ipv4" | "ipv6"): string {
 }
 
 /**
+ * Why `address` cannot be given to an interface of `cidr` ("" when it can): not an
+ * address, of the other family, outside the network, or the network's own address
+ * (IPv4's network and broadcast addresses; IPv6's subnet-router anycast address, the
+ * one with all host bits zero). `cidr` must be valid.
+ */
+export function unusableReason(address: string, cidr: string): string {
+  if (!ipaddr.isValid(address)) return `is not an IP address`;
+  const range = usable(cidr);
+  const addr = ipaddr.parse(address);
+  if (addr.kind() !== range.family) return `is ${addr.kind() === "ipv4" ? "an IPv4" : "an IPv6"} address, and ${cidr} is ${range.family === "ipv4" ? "IPv4" : "IPv6"}`;
+  if (!addr.match(ipaddr.parseCIDR(cidr))) return `is outside ${cidr}`;
+  const value = toBig(addr);
+  if (value < range.first || value > range.last) {
+    if (value === range.network) return range.family === "ipv6" ? `is ${cidr}'s subnet-router anycast address (all host bits zero), which the kernel answers on every router of the subnet` : `is ${cidr}'s network address`;
+    return `is ${cidr}'s broadcast address`;
+  }
+  return "";
+}
+
+/**
+ * `address` in its canonical spelling, checked to be usable on an interface of `cidr`.
+ * @throws PlanError naming `owner` and `who` ("gateway", `host "a"`), the reason and the fix.
+ */
+export function addressIn(owner: string, who: string, address: string, cidr: string): string {
+  const why = unusableReason(address, cidr);
+  if (why) throw new PlanError(`${owner}: ${who} ${address} ${why}; use an address inside the subnet.`);
+  return fromBig(toBig(ipaddr.parse(address)), usable(cidr).family);
+}
+
+/**
  * How hosts without a fixed address get one:
  * - "sequential" (default): the next free address in declaration order, compact and
  *   predictable (.1, .2, .3 as in the walkthrough). Appending hosts moves nobody;
@@ -116,8 +146,6 @@ export function planNetwork(owner: string, cidr: string, hosts: HostSpec[], gate
   if (givenBase !== range.network) {
     throw new PlanError(`${owner}: cidr "${cidr}" has host bits set; did you mean "${fromBig(range.network, range.family)}/${range.len}"?`);
   }
-  const [net] = ipaddr.parseCIDR(cidr);
-  const inside = (a: string) => ipaddr.isValid(a) && ipaddr.parse(a).kind() === net.kind() && ipaddr.parse(a).match(ipaddr.parseCIDR(cidr)) && toBig(ipaddr.parse(a)) >= range.first && toBig(ipaddr.parse(a)) <= range.last;
   const names = new Set<string>();
   for (const h of hosts) {
     if (names.has(h.name)) throw new PlanError(`${owner}: host "${h.name}" is listed twice; host names must be unique in a network.`);
@@ -133,12 +161,12 @@ export function planNetwork(owner: string, cidr: string, hosts: HostSpec[], gate
   };
   let gatewayAddress: string | undefined;
   if (typeof gateway === "string") {
-    if (!inside(gateway)) throw new PlanError(`${owner}: gateway ${gateway} is outside ${cidr} (or is its network/broadcast address); use an address inside the subnet.`);
+    addressIn(owner, "gateway", gateway, cidr);
     gatewayAddress = take(gateway, "the gateway");
   }
   for (const h of hosts) {
     if (h.address === undefined) continue;
-    if (!inside(h.address)) throw new PlanError(`${owner}: host "${h.name}" address ${h.address} is outside ${cidr}; use an address inside the subnet.`);
+    addressIn(owner, `host "${h.name}" address`, h.address, cidr);
     take(h.address, `host "${h.name}"`);
   }
   let next = range.first;

@@ -47,6 +47,21 @@ const link = new nslab.VethPair("solo-link", { a: { name: "eth0", namespace: sol
 new nslab.Route("solo-default", { namespace: solo.name, destination: "default", gateway: "fd00:13::1" }, { dependsOn: [link] });
 `;
 
+/**
+ * A NatGateway for an IPv4 and an IPv6 network, with port 80 forwarded over both
+ * families; a Router whose address is another spelling of a host's is added later.
+ */
+const NAT_DUAL = `
+import * as nslab from "nslab";
+const gw = new nslab.Namespace("gw");
+const wan = new nslab.Namespace("wan");
+const lan4 = new nslab.BridgedNetwork("lan4", { cidr: "192.168.60.0/24", gateway: true, bridgeNamespace: gw.name, hosts: ["h4"] });
+const lan6 = new nslab.BridgedNetwork("lan6", { cidr: "fd00:60::/64", gateway: true, bridgeNamespace: gw.name, hosts: ["h6"] });
+const up = new nslab.VethPair("uplink", { a: { name: "up0", namespace: gw.name, addresses: ["10.60.0.1/24", "fd00:99::1/64"] }, b: { name: "wan0", namespace: wan.name, addresses: ["10.60.0.2/24", "fd00:99::2/64"] } });
+new nslab.NatGateway("nat", { namespace: gw.name, sources: [lan4, lan6], uplink: "up0", portForwards: [{ protocol: "tcp", port: 80, toAddress: "192.168.60.2" }, { protocol: "tcp", port: 80, toAddress: "fd00:60::2" }] }, { dependsOn: [up] });
+// ROUTER
+`;
+
 async function once(sandbox: Sandbox, from: string, to: string): Promise<boolean> {
   const family = to.includes(":") ? "-6" : "-4";
   return (await sandbox.run("ip", ["netns", "exec", from, "ping", family, "-c", "1", "-W", "1", to])).exitCode === 0;
@@ -99,6 +114,31 @@ describe("IPv6 end to end", () => {
     expect((await lab.destroy()).exitCode).toBe(0);
     expect(await sandbox.residue()).toEqual([]);
     expect((await sandbox.must("sysctl", ["-n", "net.ipv6.conf.all.forwarding"])).trim()).toBe("0");
+  });
+
+  it("a NatGateway of an IPv4 and an IPv6 network switches both forwarding switches on and forwards a port over both families; a Router address that is a host's in another spelling fails at preview", async () => {
+    const lab = await Lab.create(sandbox, "ipv6-nat", NAT_DUAL);
+    const up = await lab.up();
+    expect(up.exitCode, show(up)).toBe(0);
+    // Out over both families at the first try (before: IPv6 forwarding stayed off).
+    expect(await once(sandbox, "h6", "fd00:99::2")).toBe(true);
+    expect(await once(sandbox, "h4", "10.60.0.2")).toBe(true);
+    for (const key of ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"]) expect((await sandbox.must("ip", ["netns", "exec", "gw", "sysctl", "-n", key])).trim()).toBe("1");
+    const rules = await sandbox.must("ip", ["netns", "exec", "gw", "nft", "list", "table", "inet", "nslab"]);
+    expect(rules).toContain('iifname "up0" tcp dport 80 dnat ip to 192.168.60.2:80');
+    expect(rules).toContain('iifname "up0" tcp dport 80 dnat ip6 to [fd00:60::2]:80');
+    expect((await lab.resources()).map((r) => r.urn.split("::").pop())).toEqual(expect.arrayContaining(["nat-tcp-80", "nat-tcp-80-ipv6"]));
+
+    // fd00:60:0:0::2 is h6's fd00:60::2: refused at preview, naming the Router, the
+    // attachment and the host; nothing changes.
+    lab.edit("// ROUTER", `new nslab.Router("r", { attach: [{ network: lan6, address: "fd00:60:0:0::2" }] });`);
+    const refused = await lab.preview();
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toMatch(/Router "r": attach\[0\]\.address fd00:60::2 in "lan6" belongs to host "h6"; choose a free one/);
+    expect(await once(sandbox, "h6", "fd00:99::2")).toBe(true);
+
+    expect((await lab.destroy()).exitCode).toBe(0);
+    expect(await sandbox.residue()).toEqual([]);
   });
 
   it("through a Router, the first packet passes right after up; an end set down keeps its IPv6 address, and up again passes at the first try", async () => {

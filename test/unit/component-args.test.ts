@@ -55,8 +55,24 @@ describe("component arguments", () => {
       { protocol: "tcp", port: 80, toAddress: "10.0.0.3" },
     ] as const;
     expect(refusal(() => new NatGateway("dup", { sources: [], uplink: "up0", portForwards: [...forwards], forwarding: false }))).toMatch(
-      /^NatGateway "dup": portForwards\[2\] forwards tcp port 80, as portForwards\[0\] does: a port of the uplink goes to one place; drop one, or give it another port\. \(at /,
+      /^NatGateway "dup": portForwards\[2\] forwards tcp port 80, as portForwards\[0\] does, over IPv4: a port of the uplink goes to one place per family; drop one, or give it another port\. \(at /,
     );
+    // One over IPv4 and one over IPv6 are two places: both made, the IPv6 one named "-ipv6".
+    const both = new NatGateway("dual", { sources: [], uplink: "up0", portForwards: [{ protocol: "tcp", port: 80, toAddress: "fd00::2" }, { protocol: "tcp", port: 80, toAddress: "10.0.0.2" }], forwarding: false });
+    expect(both.forwards.length).toBe(2);
+  });
+
+  it("a Router's address is checked against its network: family, subnet, the network's own address, a host's in any spelling, the bridge's gateway", () => {
+    const lan = new BridgedNetwork("ra", { cidr: "fd00:5::/64", hosts: ["x1"], gateway: true });
+    const lan4 = new BridgedNetwork("ra4", { cidr: "10.5.0.0/24", hosts: ["y1"], gateway: true });
+    const attach = (network: BridgedNetwork, address: string) => refusal(() => new Router(`r-${address}`, { attach: [{ network, address }] }));
+    expect(attach(lan, "fd00:6::1")).toMatch(/^Router "r-fd00:6::1": attach\[0\]\.address \(network "ra"\) fd00:6::1 is outside fd00:5::\/64; use an address inside the subnet/);
+    expect(attach(lan4, "10.6.0.1")).toMatch(/10\.6\.0\.1 is outside 10\.5\.0\.0\/24/);
+    expect(attach(lan, "10.0.0.1")).toMatch(/10\.0\.0\.1 is an IPv4 address, and fd00:5::\/64 is IPv6/);
+    expect(attach(lan, "fd00:5::")).toMatch(/subnet-router anycast address/);
+    expect(attach(lan4, "10.5.0.255")).toMatch(/broadcast address/);
+    expect(attach(lan, "fd00:5:0:0::2")).toMatch(/attach\[0\]\.address fd00:5::2 in "ra" belongs to host "x1"; choose a free one/);
+    expect(attach(lan, "fd00:5::1")).toMatch(/is the network's gateway, which its bridge holds \(gatewayOnBridge: true\)/);
   });
 
   it("accepts Outputs where a component takes an Input, and nowhere else", () => {

@@ -68,6 +68,9 @@ describe("planNetwork", () => {
     ["10.0.0.0/24", [{ name: "a", address: "10.0.0.1" }], "10.0.0.1", /host "a" and the gateway both have address 10.0.0.1/],
     // gateway: true is the first usable address; a host pinned there would move it.
     ["10.0.0.0/24", [{ name: "a", address: "10.0.0.1" }], true, /host "a" is pinned to 10\.0\.0\.1, the address gateway: true takes/],
+    ["fd00:5::/64", [{ name: "a", address: "fd00:5::" }], false, /host "a" address fd00:5:: is fd00:5::\/64's subnet-router anycast address/],
+    ["10.0.0.0/24", [{ name: "a", address: "10.0.0.255" }], false, /host "a" address 10\.0\.0\.255 is 10\.0\.0\.0\/24's broadcast address/],
+    ["10.0.0.0/24", [], "fd00::1", /gateway fd00::1 is an IPv6 address, and 10\.0\.0\.0\/24 is IPv4/],
     ["10.0.0.5/24", [], false, /did you mean "10.0.0.0\/24"/],
     ["10.0.0.0/33", [], false, /not a network/],
   ] as const)("refuses %s %j gateway=%s", (cidr, hosts, gw, reason) => {
