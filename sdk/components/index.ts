@@ -1,6 +1,7 @@
 /**
  * Components: whole labs in a few lines, built only from nslab's seven resources.
  */
+import * as ipaddr from "ipaddr.js";
 import * as pulumi from "@pulumi/pulumi";
 import { Bridge } from "../bridge";
 import { ImpairmentArgs, LinkImpairment } from "../impairment";
@@ -213,6 +214,7 @@ export class BridgedNetwork extends NslabComponent {
       child,
     );
     const hostInterface = interfaceName("eth", name);
+    const linkLocal = plan.gateway !== undefined && plan.gateway.includes(":") && ipaddr.parse(plan.gateway).range() === "linkLocal";
     const routes = args.defaultRoutes ?? plan.gateway !== undefined;
     this.hosts = plan.hosts.map((h, i) => {
       const spec = hostSpecs[i];
@@ -247,7 +249,9 @@ export class BridgedNetwork extends NslabComponent {
         this.impairments[h.name] = new LinkImpairment(`${name}-${h.name}-impairment`, { device: hostInterface, namespace, ...spec.impairment, host }, { parent: this, dependsOn: [link] });
       }
       if (routes && plan.gateway) {
-        new Route(`${name}-${h.name}-default`, { namespace, destination: "default", gateway: plan.gateway, host }, { parent: this, dependsOn: [link, this.bridge] });
+        // A link-local gateway (a network in fe80::/10) is reached through a named interface.
+        const device = linkLocal ? { device: hostInterface } : {};
+        new Route(`${name}-${h.name}-default`, { namespace, destination: "default", gateway: plan.gateway, ...device, host }, { parent: this, dependsOn: [link, this.bridge] });
       }
       return { name: h.name, namespace, address: h.address, interface: hostInterface, port, ...(host ? { host } : {}) };
     });

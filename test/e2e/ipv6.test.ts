@@ -59,6 +59,8 @@ const lan4 = new nslab.BridgedNetwork("lan4", { cidr: "192.168.60.0/24", gateway
 const lan6 = new nslab.BridgedNetwork("lan6", { cidr: "fd00:60::/64", gateway: true, bridgeNamespace: gw.name, hosts: ["h6"] });
 const up = new nslab.VethPair("uplink", { a: { name: "up0", namespace: gw.name, addresses: ["10.60.0.1/24", "fd00:99::1/64"] }, b: { name: "wan0", namespace: wan.name, addresses: ["10.60.0.2/24", "fd00:99::2/64"] } });
 new nslab.NatGateway("nat", { namespace: gw.name, sources: [lan4, lan6], uplink: "up0", portForwards: [{ protocol: "tcp", port: 80, toAddress: "192.168.60.2" }, { protocol: "tcp", port: 80, toAddress: "fd00:60::2" }] }, { dependsOn: [up] });
+// A link-local network with a gateway: its hosts' default routes name their interface.
+new nslab.BridgedNetwork("ll", { cidr: "fe80::/64", gateway: true, bridgeNamespace: gw.name, hosts: ["hl"] });
 // ROUTER
 `;
 
@@ -128,6 +130,8 @@ describe("IPv6 end to end", () => {
     expect(rules).toContain('iifname "up0" tcp dport 80 dnat ip to 192.168.60.2:80');
     expect(rules).toContain('iifname "up0" tcp dport 80 dnat ip6 to [fd00:60::2]:80');
     expect((await lab.resources()).map((r) => r.urn.split("::").pop())).toEqual(expect.arrayContaining(["nat-tcp-80", "nat-tcp-80-ipv6"]));
+    expect((await sandbox.must("ip", ["-n", "hl", "-6", "route", "show", "default"])).trim()).toMatch(/^default via fe80::1 dev eth-ll proto 151/);
+    expect((await sandbox.run("ip", ["netns", "exec", "hl", "ping", "-6", "-c", "1", "-W", "1", "fe80::1%eth-ll"])).exitCode).toBe(0);
 
     // fd00:60:0:0::2 is h6's fd00:60::2: refused at preview, naming the Router, the
     // attachment and the host; nothing changes.
