@@ -3,7 +3,7 @@
  * nslab-orphans: lists the kernel objects a stack made that are not in its state, and
  * with --delete removes them.
  *
- *   nslab-orphans [--cwd DIR] [--stack NAME [--removed]] [--delete [--legacy]]
+ *   nslab-orphans [--cwd DIR] [--stack NAME [--removed]] [--delete [--legacy]] [--forget-host HOST]
  *
  * After a run was killed, `pulumi destroy` deletes only what the state records; objects
  * the killed run made but never recorded stay. nslab's provider keeps, on the machine,
@@ -22,7 +22,10 @@
  * another backend.
  * Run it where the lab's provider ran (the same machine and network namespace): the
  * records are there; objects on other hosts (a resource's `host`) are looked at, and
- * deleted, over SSH as the provider does.
+ * deleted, over SSH as the provider does. A host it cannot reach is said ("not
+ * searched") and its records kept; the rest is listed and deleted all the same. For a
+ * machine that is gone for good, --forget-host HOST (as `ssh`, or `ssh:port`) with
+ * --delete drops the stack's records of it, deleting nothing there.
  * Exits 0, or 1 when something could not be read or deleted.
  */
 import { spawnSync } from "node:child_process";
@@ -34,7 +37,7 @@ import type { HostArgs, OwnedRecord, UnmarkedObject } from "../../provider";
 import { backendUrl, processSources, stackIdentity } from "../identity";
 import { pulumiErrorHint, pulumiSpawnError } from "./hints";
 
-const USAGE = "nslab-orphans [--cwd DIR] [--stack NAME [--removed]] [--delete [--legacy]]";
+const USAGE = "nslab-orphans [--cwd DIR] [--stack NAME [--removed]] [--delete [--legacy]] [--forget-host HOST]";
 
 interface Options {
   cwd: string;
@@ -43,10 +46,12 @@ interface Options {
   legacy: boolean;
   /** The stack was removed (pulumi stack rm --force): it has no state, everything recorded for it is outside it. */
   removed: boolean;
+  /** Machines gone for good (their hostLabel): their records are dropped (with --delete), not looked at. */
+  forgetHosts: string[];
 }
 
 function parse(argv: string[]): Options | undefined {
-  const options: Options = { cwd: process.cwd(), remove: false, legacy: false, removed: false };
+  const options: Options = { cwd: process.cwd(), remove: false, legacy: false, removed: false, forgetHosts: [] };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--help" || argv[i] === "-h") return undefined;
     if (argv[i] === "--cwd") options.cwd = path.resolve(argv[++i] ?? ".");
@@ -54,6 +59,11 @@ function parse(argv: string[]): Options | undefined {
     else if (argv[i] === "--delete") options.remove = true;
     else if (argv[i] === "--legacy") options.legacy = true;
     else if (argv[i] === "--removed") options.removed = true;
+    else if (argv[i] === "--forget-host") {
+      const host = argv[++i];
+      if (!host) throw new Error(`--forget-host needs the host as the program names it (its ssh, e.g. root@192.0.2.3, or ssh:port); usage: ${USAGE}`);
+      options.forgetHosts.push(host);
+    }
     else throw new Error(`unknown argument ${JSON.stringify(argv[i])}; usage: ${USAGE}`);
   }
   return options;
@@ -138,16 +148,52 @@ export const DELETE_ORDER = ["Reachability", "Process", "LinkImpairment", "NatRu
 /** True when a record's stack is the selected one, or its owners made before backends were named. */
 const ofStack = (stack: string, state: StackState) => state.stacks.has(stack) || stack === state.legacy;
 
-/** The stack's recorded objects that are not in its state and still exist (stale records of gone objects are dropped). */
-async function orphans(state: StackState): Promise<OwnedRecord[]> {
-  const found: OwnedRecord[] = [];
+/** A record's machine: its `host`, or undefined for the one that runs this. */
+const hostOf = (record: OwnedRecord): HostArgs | undefined => {
+  const host = record.outs?.host as HostArgs | undefined;
+  return host?.ssh ? host : undefined;
+};
+
+/** What orphans() found: the objects, the hosts it could not reach, and the records of machines to forget. */
+interface Found {
+  found: OwnedRecord[];
+  /** Per machine (machineKey) it could not reach: why, and how many records there were not looked at. */
+  unreachable: Map<string, { host: HostArgs; reason: string; records: number }>;
+  /** Records of machines --forget-host names. */
+  forgotten: OwnedRecord[];
+}
+
+/**
+ * The stack's recorded objects that are not in its state and still exist (stale records
+ * of gone objects are dropped). A host that cannot be reached is asked once: its other
+ * records are counted, not looked at, and kept.
+ */
+async function orphans(state: StackState, forgetHosts: string[]): Promise<Found> {
+  const out: Found = { found: [], unreachable: new Map(), forgotten: [] };
   for (const record of recorded()) {
-    if (!ofStack(record.stack, state) || state.owners.has(record.owner) || found.some((f) => f.owner === record.owner)) continue;
-    // Gone (or carrying no mark of this resource): nothing to list.
-    if (await dispatch(record.kind, "exists", [record.id, record.outs])) found.push(record);
-    else forget(record.owner);
+    if (!ofStack(record.stack, state) || state.owners.has(record.owner) || out.found.some((f) => f.owner === record.owner) || out.forgotten.some((f) => f.owner === record.owner)) continue;
+    const host = hostOf(record);
+    if (host && forgetHosts.some((h) => h === hostLabel(host) || h === host.ssh)) {
+      out.forgotten.push(record);
+      continue;
+    }
+    const failed = out.unreachable.get(machineKey(host));
+    if (failed) {
+      failed.records++;
+      continue;
+    }
+    try {
+      // Gone (or carrying no mark of this resource): nothing to list.
+      if (await dispatch(record.kind, "exists", [record.id, record.outs])) out.found.push(record);
+      else forget(record.owner);
+    } catch (err) {
+      // Only a machine that cannot be reached is passed over; anything else stops here.
+      if (!host || !/cannot reach /.test((err as Error).message)) throw err;
+      out.unreachable.set(machineKey(host), { host, reason: (err as Error).message, records: 1 });
+    }
   }
-  return found.sort((a, b) => DELETE_ORDER.indexOf(a.kind) - DELETE_ORDER.indexOf(b.kind));
+  out.found.sort((a, b) => DELETE_ORDER.indexOf(a.kind) - DELETE_ORDER.indexOf(b.kind));
+  return out;
 }
 
 const ORDER: UnmarkedObject["type"][] = ["process", "forwarding", "link", "netns"];
@@ -188,15 +234,27 @@ function hostsOf(state: StackState): (HostArgs | undefined)[] {
 async function main(): Promise<number> {
   const options = parse(process.argv.slice(2));
   if (!options) {
-    console.log(`Usage: ${USAGE}\n\nLists the kernel objects the stack made that its state does not record (a killed run's), and with --delete removes them.\n  --cwd DIR     the project's folder (default: this one)\n  --stack NAME  the stack (default: the selected one)\n  --removed     the stack was removed (pulumi stack rm --force): everything recorded for it\n  --delete      remove them, with nslab's own delete\n  --legacy      with --delete, also those recorded by an nslab that did not name the backend\nExits 0, or 1 when something could not be read or deleted.`);
+    console.log(`Usage: ${USAGE}\n\nLists the kernel objects the stack made that its state does not record (a killed run's), and with --delete removes them.\n  --cwd DIR     the project's folder (default: this one)\n  --stack NAME  the stack (default: the selected one)\n  --removed     the stack was removed (pulumi stack rm --force): everything recorded for it\n  --delete      remove them, with nslab's own delete\n  --legacy      with --delete, also those recorded by an nslab that did not name the backend\n  --forget-host HOST  with --delete, drop the stack's records of a machine gone for good (HOST as its ssh, or ssh:port), deleting nothing there\nExits 0, or 1 when something could not be read or deleted.`);
     return 0;
   }
   const state = stackState(options);
   const name = [...state.stacks][0];
   if (options.removed) console.log(`stack ${name}: not found in the backend (removed?): every object recorded for it is outside its state`);
-  const hosts = hostsOf(state);
-  const found = await orphans(state);
+  const { found, unreachable: passedOver, forgotten } = await orphans(state, options.forgetHosts);
+  // A machine found unreachable, or to be forgotten, is not asked again for its intent records.
+  const skip = new Set([...passedOver.keys(), ...forgotten.map((r) => machineKey(hostOf(r)))]);
+  const hosts = hostsOf(state).filter((h) => !(h && (skip.has(machineKey(h)) || options.forgetHosts.some((f) => f === hostLabel(h) || f === h.ssh))));
   const { found: unmarkedFound, unreachable } = await unmarkedOrphans(state, hosts);
+  for (const { host, reason, records } of passedOver.values()) {
+    unreachable.push(
+      `${reason} (${records} recorded object(s) of the stack there not looked at, and kept; if that machine is gone for good, run again with --forget-host ${hostLabel(host)} --delete to drop them, deleting nothing there)`,
+    );
+  }
+  for (const record of forgotten) {
+    const host = hostOf(record)!;
+    console.log(`  ${record.kind} "${resourceNameOf(record.owner) ?? record.owner}" on ${hostLabel(host)} (--forget-host): ${options.remove ? "record dropped, nothing deleted there" : "its record would be dropped with --delete"}`);
+    if (options.remove) forget(record.owner);
+  }
   // A program whose Process completed its create is listed once, by its record, above; so
   // is a switch whose IpForwarding did (its restore record stays for the resource's life).
   const half = unmarkedFound.filter(
@@ -230,7 +288,10 @@ async function main(): Promise<number> {
     console.log(`  ${what}${note}`);
   };
   const nameOf = (owner: string) => resourceNameOf(owner) ?? owner;
-  for (const r of found) await act(`${r.kind} "${nameOf(r.owner)}" ${r.id ? `(id ${r.id})` : "(its create was killed)"}`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
+  for (const r of found) {
+    const on = hostOf(r) ? ` on ${hostLabel(hostOf(r)!)}` : "";
+    await act(`${r.kind} "${nameOf(r.owner)}"${on} ${r.id ? `(id ${r.id})` : "(its create was killed)"}`, r.stack, () => dispatch(r.kind, "delete", [r.id, r.outs]));
+  }
   for (const o of half) {
     const where = (o.type === "netns" || o.type === "process" ? "" : ` in ${o.namespace ? `namespace "${o.namespace}"` : "the program's namespace"}`) + (o.host ? ` on ${hostLabel(o.host)}` : "");
     if (o.type === "process") {

@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Lab, sandboxPerTest, show } from "../helpers/lab";
+import { Lab, REPO, sandboxPerTest, show } from "../helpers/lab";
 import { running } from "../helpers/proc";
 import { Sandbox } from "../helpers/sandbox";
 import { SshHost, SshHosts, startHosts } from "../helpers/sshd";
@@ -59,6 +59,13 @@ const echo = new nslab.Process("echo", {
 new nslab.Reachability("cli-echo", { host: site, from: cli.name, to: "10.62.0.1", protocol: "udp", port: 7 }, { dependsOn: [echo] });
 export const pid = echo.pid;
 export const log = echo.log;
+`;
+
+/** A namespace on each of two hosts. */
+const twoNamespaces = (a: SshHost, b: SshHost) => `
+import * as nslab from "nslab";
+new nslab.Namespace("na", { host: ${JSON.stringify(a.host)}, name: "na" });
+new nslab.Namespace("nb", { host: ${JSON.stringify(b.host)}, name: "nb" });
 `;
 
 /** What nslab could have left on a host: namespaces, links but lo and the underlay, nft tables, records. */
@@ -160,6 +167,39 @@ describe("a lab on two machines over SSH, through the real CLI", () => {
       const after = await lab.destroy();
       expect(after.exitCode, show(after)).toBe(0);
       expect(await leftOn(hosts, a)).toEqual([]);
+    } finally {
+      await hosts.destroy();
+    }
+  });
+
+  it("nslab-orphans with a host it cannot reach: lists and deletes what is on the others, says which host it passed over, and --forget-host drops that machine's records", async () => {
+    const hosts = await startHosts(sandbox, 2, "o");
+    try {
+      const [a, b] = hosts.hosts;
+      const lab = await Lab.create(sandbox, "multihost-orphans", twoNamespaces(a, b));
+      const up = await lab.up();
+      expect(up.exitCode, show(up)).toBe(0);
+      // Both out of the state (as after a killed run): both are orphans.
+      for (const r of (await lab.resources()).filter((r) => r.type.endsWith(":Namespace"))) expect((await lab.pulumi(["state", "delete", "--yes", r.urn])).exitCode).toBe(0);
+      await hosts.stop(b);
+      const orphans = (...extra: string[]) =>
+        sandbox.run(process.execPath, [path.join(REPO, "dist/sdk/cli/orphans.js"), "--cwd", lab.dir, "--stack", lab.stack, ...extra], { env: { ...lab.env(), PATH: `${REPO}/.tools/bin:${process.env.PATH}` } });
+      const listed = await orphans();
+      expect(listed.exitCode, show(listed)).toBe(1);
+      expect(listed.stdout).toContain(`Namespace "na" on ${a.host.ssh} (id na)`);
+      expect(listed.stderr).toContain(`nslab-orphans: not searched: Namespace "nb" on ${b.host.ssh}: cannot reach ${b.host.ssh} over SSH`);
+      expect(listed.stderr).toContain(`(1 recorded object(s) of the stack there not looked at, and kept; if that machine is gone for good, run again with --forget-host ${b.host.ssh} --delete to drop them, deleting nothing there)`);
+      const deleted = await orphans("--delete");
+      expect(deleted.exitCode, show(deleted)).toBe(1);
+      expect(deleted.stdout).toContain(`Namespace "na" on ${a.host.ssh} (id na) deleted`);
+      expect(await leftOn(hosts, a)).toEqual([]);
+      // The machine gone for good: its records dropped; then nothing is left to say.
+      const forgot = await orphans("--forget-host", b.host.ssh, "--delete");
+      expect(forgot.exitCode, show(forgot)).toBe(0);
+      expect(forgot.stdout).toContain(`Namespace "nb" on ${b.host.ssh} (--forget-host): record dropped, nothing deleted there`);
+      const after = await orphans();
+      expect(after.exitCode, show(after)).toBe(0);
+      expect(after.stdout).toMatch(/no objects outside its state/);
     } finally {
       await hosts.destroy();
     }
