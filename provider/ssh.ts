@@ -209,7 +209,7 @@ export function sshError(host: HostArgs, subject: string, stderr: string): Nslab
   if (/Host key verification failed|No .* host key is known|IDENTIFICATION HAS CHANGED/.test(stderr)) {
     fix = `Its host key is not in ${host.knownHostsFile ?? "~/.ssh/known_hosts"} (or differs): add the right key there (ssh-keyscan, checked by hand); nslab never accepts an unknown key.`;
   } else if (/Permission denied/.test(stderr)) {
-    fix = `The key ${host.identityFile ?? "(ssh's default)"} was refused: add its public half to the user's authorized_keys on ${label}.`;
+    fix = `The key ${host.identityFile ?? "(ssh's default)"} was refused: add its public half to the user's authorized_keys on ${label}. (A refresh, destroy or drift check uses the key the stack's state recorded: if the program now names another one, authorise this one again until a plain pulumi up has recorded the new one.)`;
     const file = host.identityFile;
     // ssh goes on without a key it cannot read (saying so only below LogLevel=ERROR), or
     // will not use, and the host refuses: the file is what to fix.

@@ -455,7 +455,9 @@ describe("resources on other hosts, over SSH", () => {
     expect(said).toContain(`identityFile ${missing} cannot be read on this machine (the one that runs the engine: no such file): give the path of the private key there.`);
     const stranger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "nslab-key-")), "id");
     await must("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
-    expect(await attempt(stranger)).toContain(`The key ${stranger} was refused: add its public half to the user's authorized_keys on root@${h1.address}.`);
+    const refused = await attempt(stranger);
+    expect(refused).toContain(`The key ${stranger} was refused: add its public half to the user's authorized_keys on root@${h1.address}.`);
+    expect(refused).toContain("uses the key the stack's state recorded: if the program now names another one, authorise this one again until a plain pulumi up has recorded the new one");
     // The host's own key, readable by others: ssh will not use it.
     const open = path.join(path.dirname(stranger), "open");
     fs.copyFileSync(h1.host.identityFile!, open);
