@@ -1403,10 +1403,11 @@ export async function sessionMembers(sid: number, owner?: string): Promise<Sessi
 
 /**
  * A file's content from byte `from` on (a process's log), on the current host;
- * undefined when there is no such file.
+ * undefined when there is no such file. `subject` names the resource that reads it in
+ * an error (the host not reached).
  * Equivalent to: tail -c +FROM+1 -- FILE
  */
-export async function readFileFrom(file: string, from: number): Promise<string | undefined> {
+export async function readFileFrom(file: string, from: number, subject = `file ${file}${where()}`): Promise<string | undefined> {
   if (currentHost() === undefined) {
     try {
       return fs.readFileSync(file).subarray(from).toString("utf8");
@@ -1414,7 +1415,7 @@ export async function readFileFrom(file: string, from: number): Promise<string |
       return undefined;
     }
   }
-  const r = await remoteOutcome(["tail", "-c", `+${from + 1}`, "--", file], `file ${file}${where()}`);
+  const r = await remoteOutcome(["tail", "-c", `+${from + 1}`, "--", file], subject);
   return r.exitCode === 0 ? r.stdout : undefined;
 }
 

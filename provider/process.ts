@@ -121,8 +121,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const EMPTY_LOG = "(the log is empty)";
 
 /** The last lines of the log (on the current host), for error messages. */
-async function logTail(file: string, from = 0): Promise<string> {
-  const text = await kernel.readFileFrom(file, from);
+async function logTail(file: string, from: number, who: string): Promise<string> {
+  const text = await kernel.readFileFrom(file, from, who);
   if (text === undefined) return "(no log)";
   return text.trimEnd().split("\n").slice(-5).join(" | ") || EMPTY_LOG;
 }
@@ -133,13 +133,13 @@ async function waitExit(pid: number, startTime: string, ms: number): Promise<boo
 }
 
 /** Waits until the log, past `from`, holds `text`; false when the process exits or `ms` pass first. */
-async function waitReady(pid: number, startTime: string, file: string, from: number, text: string, ms: number): Promise<boolean> {
+async function waitReady(pid: number, startTime: string, file: string, from: number, text: string, ms: number, who: string): Promise<boolean> {
   for (const until = Date.now() + ms; ; await sleep(POLL_MS)) {
-    const seen = (await kernel.readFileFrom(file, from)) ?? "";
+    const seen = (await kernel.readFileFrom(file, from, who)) ?? "";
     if (seen.includes(text)) return true;
     // Ended: it may have printed the text after the read above, and exited (a shell that
     // starts its programs in the background and says so): read once more.
-    if (!(await kernel.processAlive(pid, startTime))) return ((await kernel.readFileFrom(file, from)) ?? "").includes(text);
+    if (!(await kernel.processAlive(pid, startTime))) return ((await kernel.readFileFrom(file, from, who)) ?? "").includes(text);
     if (Date.now() >= until) return false;
   }
 }
@@ -257,13 +257,13 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     }
     const { pid, startTime, logStart } = await kernel.spawnDetached(i.command, i.namespace, { cwd, logFile: log, subject: subject(i), owner: i.__owner, stopTimeoutMs: i.stopTimeoutMs });
     const outs: ProcessOutputs = { ...i, pid, startTime, log };
-    const ready = i.readyText === undefined ? !(await waitExit(pid, startTime, i.startupMs)) : await waitReady(pid, startTime, log, logStart, i.readyText, i.startupMs);
+    const ready = i.readyText === undefined ? !(await waitExit(pid, startTime, i.startupMs)) : await waitReady(pid, startTime, log, logStart, i.readyText, i.startupMs, subject(i));
     if (ready) return { id: `${i.namespace ?? ""}/${pid}`, outs };
     // A failed create leaves nothing running.
     const alive = await kernel.processAlive(pid, startTime);
     await stop(outs);
     const what = alive ? `did not print ${JSON.stringify(i.readyText)} within ${i.startupMs} ms (stopped it)` : `exited within ${i.startupMs} ms of starting`;
-    const tail = await logTail(log, logStart);
+    const tail = await logTail(log, logStart, subject(i));
     // A program that writes to a file (not a terminal) may keep its output in a buffer.
     const buffered = alive && tail === EMPTY_LOG ? `. A program may hold back its output when it goes to a file: make it write at once (python3 -u, stdbuf -oL COMMAND), or raise startupMs.` : "";
     throw new NslabError("Verification", `${subject(i)}: ${what}; its log (${log}${kernel.where()}) ends: ${tail}${buffered}`);

@@ -13,7 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch, NslabError, removeUnmarked, unmarked } from "../../provider";
-import { intend, ip, ipBatchRead, markedProcesses, resetSnapshots, withHost } from "../../provider/kernel";
+import { intend, ip, ipBatchRead, markedProcesses, readFileFrom, resetSnapshots, withHost } from "../../provider/kernel";
 import type { HostArgs } from "../../provider/host";
 import { probe } from "../../provider/reachability";
 import { ownerTag } from "../../provider/resource";
@@ -455,6 +455,9 @@ describe("resources on other hosts, over SSH", () => {
     expect(said).toContain(`identityFile ${missing} cannot be read on this machine (the one that runs the engine: no such file): give the path of the private key there.`);
     const stranger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "nslab-key-")), "id");
     await must("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
+    // A Process's log read on a host that cannot be reached names the Process, not the file.
+    const nowhere: HostArgs = { ...h1.host, ssh: "root@127.0.0.1", port: 1 };
+    await expect(withHost(nowhere, () => readFileFrom("/tmp/nslab-process-x.log", 0, 'Process "p" on root@127.0.0.1:1'))).rejects.toThrow(/^Process "p" on root@127\.0\.0\.1:1: cannot reach root@127\.0\.0\.1:1 over SSH/);
     const refused = await attempt(stranger);
     expect(refused).toContain(`The key ${stranger} was refused: add its public half to the user's authorized_keys on root@${h1.address}.`);
     expect(refused).toContain("uses the key the stack's state recorded: if the program now names another one, authorise this one again until a plain pulumi up has recorded the new one");
