@@ -98,7 +98,10 @@ export const reachabilityKind: ResourceKind<ReachabilityInputs, ReachabilityOutp
       if (["unspecified", "broadcast", "multicast"].includes(range)) c.fail("to", `to ${to} is a${range === "unspecified" ? "n unspecified" : ` ${range}`} address, not one host's; probe a host's own address.`);
       // A link-local address is reached through a named interface, which a probe has no
       // way to give: it failed after timeoutMs with "no reply".
-      if (range === "linkLocal" && to.includes(":")) c.fail("to", `to ${to} is a link-local address, which is only reached through a named interface (${to}%eth0), and a probe names none; probe one of the host's global addresses.`);
+      if (range === "linkLocal" && to.includes(":")) {
+        const zone = to.includes("%");
+        c.fail("to", `to ${to} is a link-local address, which is only reached through a named interface (${zone ? to : `${to}%eth0`}), and a probe ${zone ? "cannot use the one it names" : "names none"}; probe one of the host's global addresses.`);
+      }
     }
     const inputs = compact({
       from: c.netns(news.from, "from"),

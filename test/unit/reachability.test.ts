@@ -33,6 +33,7 @@ describe("Reachability check", () => {
     [{ to: "0.0.0.0" }, "to", /to 0\.0\.0\.0 is an unspecified address, not one host's/],
     [{ to: "::" }, "to", /is an unspecified address/],
     [{ to: "fe80::1" }, "to", /to fe80::1 is a link-local address, which is only reached through a named interface/],
+    [{ to: "fe80::1%eth0" }, "to", /to fe80::1%eth0 is a link-local address, which is only reached through a named interface \(fe80::1%eth0\), and a probe cannot use the one it names/],
     [{ to: "255.255.255.255" }, "to", /is a broadcast address/],
     [{ to: "224.0.0.1" }, "to", /is a multicast address/],
     [{ to: "ff02::1" }, "to", /is a multicast address/],
