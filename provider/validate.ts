@@ -204,6 +204,11 @@ export class Checker {
     if (addr.range() === "multicast") {
       return this.fail(property, `${property} "${raw}" is a multicast group address, which no interface may have as its own; give a unicast address.`);
     }
+    // IPv6's loopback and unspecified addresses (the kernel refuses ::1 on any device but
+    // lo at up: "Cannot assign loopback address on this device").
+    if (addr.kind() === "ipv6" && (addr.range() === "loopback" || addr.range() === "unspecified")) {
+      return this.fail(property, `${property} "${raw}" is IPv6's ${addr.range()} address, which no interface of a lab may have; give a unicast address such as "fd00::1/64".`);
+    }
     if (addr.kind() === "ipv4" && len <= 30) {
       const network = ipaddr.IPv4.networkAddressFromCIDR(cidr);
       const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(cidr);

@@ -75,6 +75,8 @@ const L3_CASES: Case[] = [
   ["route via a link-local gateway without device", routeKind, { destination: "::/0", gateway: "fe80::1" }, "gateway", /gateway fe80::1 is a link-local address, which is on every interface: set device/],
   ["veth IPv6 multicast address", vethKind, { a: { ...A, addresses: ["ff02::1/64"] }, b: B }, "a.addresses[0]", /"ff02::1\/64" is a multicast group address, which no interface may have as its own/],
   ["veth IPv4 multicast address", vethKind, { a: { ...A, addresses: ["224.0.0.5/24"] }, b: B }, "a.addresses[0]", /is a multicast group address/],
+  ["veth IPv6 loopback address", vethKind, { a: { ...A, addresses: ["::1/128"] }, b: B }, "a.addresses[0]", /"::1\/128" is IPv6's loopback address, which no interface of a lab may have/],
+  ["veth IPv6 unspecified address", vethKind, { a: { ...A, addresses: ["::/64"] }, b: B }, "a.addresses[0]", /"::\/64" is IPv6's unspecified address/],
   ["route device name too long", routeKind, { destination: "default", device: "a-very-long-device" }, "device", /at most 15/],
   ["forwarding with nothing to set", forwardingKind, {}, "ipv4", /set ipv4 and\/or ipv6/],
   ["forwarding ipv6 not boolean", forwardingKind, { ipv6: "on" }, "ipv6", /true or false/],
