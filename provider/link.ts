@@ -58,7 +58,7 @@ export interface LiveLink {
    * The other end (a veth's peer): by name when it is in the same namespace, else by its
    * ifindex in its own namespace (`elsewhere`).
    */
-  peer?: { name?: string; index?: number; elsewhere: boolean };
+  peer?: { name?: string; index?: number; elsewhere: boolean; netnsid?: number };
   /**
    * Set by converge when it removed IPv6 addresses to add them again with another prefix
    * length: the kernel then cleared them as the source (`src`) of the routes that had
@@ -84,7 +84,7 @@ export function normaliseLink(link: LinkJson): LiveLink {
     addresses: global,
     allAddresses: all,
     info: link.linkinfo?.info_data ?? {},
-    ...(link.link !== undefined || link.link_index !== undefined ? { peer: { name: link.link, index: link.link_index, elsewhere: link.link_netnsid !== undefined } } : {}),
+    ...(link.link !== undefined || link.link_index !== undefined ? { peer: { name: link.link, index: link.link_index, elsewhere: link.link_netnsid !== undefined, netnsid: link.link_netnsid } } : {}),
   };
 }
 

@@ -168,6 +168,22 @@ function isPair(a: LiveLink | undefined, b: LiveLink | undefined): boolean {
   return !!a.peer?.elsewhere && !!b.peer?.elsewhere && a.peer.index === b.ifindex && b.peer.index === a.ifindex;
 }
 
+/**
+ * For ends in two namespaces, that one end's peer is in the other end's namespace (so,
+ * with isPair's ifindexes, is that end: an ifindex is unique within a namespace, not
+ * across them). Asked where the peer's namespace has a name: the nsid the kernel gives
+ * it, in the end's namespace, read back as that name.
+ * Equivalent to: ip [-n NS] -json netns list-id
+ */
+async function peersAcross(a: VethEnd, liveA: LiveLink, b: VethEnd): Promise<boolean> {
+  if ((a.namespace ?? "") === (b.namespace ?? "")) return true;
+  const [end, live, other] = b.namespace !== undefined ? [a, liveA, b] : [b, undefined, a];
+  const peer = live?.peer ?? (await freshLink(end.name, end.namespace))?.peer;
+  if (peer?.netnsid === undefined) return false;
+  const ids = await kernel.ipJson<{ nsid: number; name?: string }[]>(["netns", "list-id"], end.namespace, describe("namespace ids", "*", end.namespace));
+  return ids.some((id) => id.nsid === peer.netnsid && id.name === other.namespace);
+}
+
 export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
   kind: "VethPair",
   properties: ["a", "b", "mtu", "adopt"],
@@ -262,7 +278,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
         if (other) err.message += whoseMark(other, inputs.__owner);
         throw err;
       }
-      if (!isPair(liveA, liveB)) {
+      if (!isPair(liveA, liveB) || !(await peersAcross(a, liveA!, b))) {
         await kernel.intentRestore(a.namespace, intent, earlier, tag, pairSubject(inputs));
         throw new NslabError(
           "AlreadyExists",

@@ -415,6 +415,24 @@ describe("VethPair on the kernel", () => {
       for (const [name, ns] of [["v-a", nsA], ["v-b", nsB], ["x-a", nsB], ["x-b", nsA], ["y-a", nsA], ["y-b", nsA]] as const) {
         expect((await linkByHand(name, ns))?.ifalias).toBeUndefined();
       }
+      // Across four fresh namespaces, where both veths have ifindex 2 at both ends: x (in
+      // n1, peer in n2) and z (in n3, peer in n4) look like peers of each other by
+      // ifindex alone, and are not.
+      const fresh = [uniq("kv1"), uniq("kv2"), uniq("kv3"), uniq("kv4")];
+      for (const n of fresh) await ipByHand("netns", "add", n);
+      try {
+        await ipByHand("-n", fresh[0], "link", "add", "name", "x", "type", "veth", "peer", "name", "y", "netns", fresh[1]);
+        await ipByHand("-n", fresh[2], "link", "add", "name", "z", "type", "veth", "peer", "name", "w", "netns", fresh[3]);
+        expect([(await linkByHand("x", fresh[0]))!.ifindex, (await linkByHand("z", fresh[2]))!.ifindex]).toEqual([2, 2]);
+        await expect(veth.create(inputs({ adopt: true, a: { name: "x", namespace: fresh[0] }, b: { name: "z", namespace: fresh[2] } }))).rejects.toThrow(/not a veth pair/);
+        expect((await linkByHand("x", fresh[0]))!.ifalias).toBeUndefined();
+        // The real pair across two namespaces is adopted.
+        const real = await veth.create(inputs({ adopt: true, a: { name: "x", namespace: fresh[0] }, b: { name: "y", namespace: fresh[1] } }));
+        await veth.delete(real.id, real.outs);
+        expect(await linkByHand("z", fresh[2])).toBeDefined();
+      } finally {
+        for (const n of fresh) await ipByHand("netns", "delete", n).catch(() => undefined);
+      }
       // Each end with its own peer is a pair (in one namespace too).
       const pairInOne = inputs({ adopt: true, a: { name: "y-a", namespace: nsA }, b: { name: "y-c", namespace: nsA } });
       const adopted = await veth.create(pairInOne);
