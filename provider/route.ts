@@ -4,6 +4,8 @@
  * source change in place (`ip route replace`).
  * Ownership: nslab's routes carry `proto 151` (NSLAB_ROUTE_PROTO).
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { NslabError } from "./errors";
 import * as kernel from "./kernel";
 import type { RouteJson } from "./kernel";
@@ -155,8 +157,47 @@ function liveKey(route: RouteJson): { destination: string; family: "ipv4" | "ipv
   let destination: string;
   if (dst === "default") destination = "default";
   else destination = canonicalCidr(dst.includes("/") ? dst : `${dst}/${family === "ipv6" ? 128 : 32}`) ?? dst;
-  const table = route.table === undefined || route.table === "main" ? MAIN_TABLE : Number(route.table);
+  const table = tableNumber(route.table);
   return { destination, family, table, metric: route.metric ?? 0 };
+}
+
+/**
+ * A table as `ip -json route` prints it: its number, or the name iproute2 gives it. The
+ * kernel's own names are known (253 prints as "default"); another name is looked up in
+ * the rt_tables files (/etc/iproute2/rt_tables, rt_tables.d/*.conf, /usr/share/iproute2/...)
+ * of the machine that runs the provider (a remote host's own names are not read there).
+ */
+function tableNumber(table: string | undefined): number {
+  if (table === undefined) return MAIN_TABLE;
+  if (/^\d+$/.test(table)) return Number(table);
+  const known: Record<string, number> = { main: MAIN_TABLE, default: 253, local: 255, unspec: 0 };
+  return known[table] ?? namedTables().get(table) ?? NaN;
+}
+
+/** The table names of this machine's iproute2 files (name to number). */
+function namedTables(): Map<string, number> {
+  const names = new Map<string, number>();
+  const files = ["/usr/share/iproute2/rt_tables", "/etc/iproute2/rt_tables"];
+  for (const dir of ["/usr/share/iproute2/rt_tables.d", "/etc/iproute2/rt_tables.d"]) {
+    try {
+      for (const f of fs.readdirSync(dir)) if (f.endsWith(".conf")) files.push(path.join(dir, f));
+    } catch {
+      // none there
+    }
+  }
+  for (const file of files) {
+    let text = "";
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n")) {
+      const m = /^\s*(\d+)\s+(\S+)/.exec(line);
+      if (m) names.set(m[2], Number(m[1]));
+    }
+  }
+  return names;
 }
 
 /** The table and metric a route of these inputs gets from the kernel when they are unset. */
@@ -263,6 +304,8 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
       __owner: String(news.__owner ?? `Route:${rawDest}`),
     });
     if (inputs.table === 255) c.fail("table", "table 255 is the kernel's local table; use main (omit table) or another number.");
+    // IPv6 has no metric 0: the kernel stores such a route at its default, 1024.
+    if (inputs.metric === 0 && inputs.family === "ipv6") c.fail("metric", `metric 0 is not an IPv6 metric: the kernel gives such a route ${IPV6_DEFAULT_METRIC}, its default; omit metric (${IPV6_DEFAULT_METRIC}) or give 1 or more.`);
     return { inputs, failures: c.failures };
   },
 
@@ -369,7 +412,7 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
  * Equivalent to: ip [-6] route del DEST [table T] [metric M] proto 151
  */
 async function deleteOwn(r: RouteInputs): Promise<void> {
-  if (r.family !== "ipv6" && r.metric === undefined) {
+  if (r.family !== "ipv6" && !r.metric) {
     kernel.invalidate(r.namespace);
     const live = await findRoute(r);
     if (live?.protocol !== NSLAB_ROUTE_PROTO) return;

@@ -87,6 +87,20 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     const again = await route.create(a4);
     await route.delete(again.id, again.outs);
     expect(await nsRun("ip", "route", "show", "10.78.0.0/16")).toMatch(/^10\.78\.0\.0\/16 via 192\.168\.1\.3 dev r0 proto 151 metric 100\s*$/);
+    // The same with metric 0 given: IPv4 takes "metric 0" in a delete as any metric too.
+    const zero = await route.create(checked(route, { destination: "10.78.0.0/16", gateway: "192.168.1.1", metric: 0 }));
+    await nsRun("ip", "route", "del", "10.78.0.0/16", "via", "192.168.1.1");
+    await route.delete(zero.id, zero.outs);
+    expect(await nsRun("ip", "route", "show", "10.78.0.0/16")).toMatch(/^10\.78\.0\.0\/16 via 192\.168\.1\.3 dev r0 proto 151 metric 100/);
+    // IPv6 has no metric 0 (the kernel stores 1024): refused at check.
+    expect(route.check(undefined, { namespace: ns, destination: "fd00:79::/64", gateway: "fd00:1::1", metric: 0, __owner: owner("v6zero") }).failures).toEqual([
+      expect.objectContaining({ property: "metric", reason: expect.stringMatching(/metric 0 is not an IPv6 metric: the kernel gives such a route 1024/) }),
+    ]);
+    // A route in table 253, which ip prints by its name ("default"): read finds it, delete removes it.
+    const named = await route.create(checked(route, { destination: "10.79.0.0/16", gateway: "192.168.1.1", table: 253 }));
+    expect((await route.read(named.id, named.outs)).id).toBe(named.id);
+    await route.delete(named.id, named.outs);
+    expect(await nsRun("ip", "route", "show", "table", "253")).toBe("");
     await route.delete(madeB4.id, madeB4.outs);
     await route.delete(madeB6.id, madeB6.outs);
     expect(await nsRun("ip", "route", "show", "10.78.0.0/16")).toBe("");
