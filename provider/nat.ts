@@ -210,13 +210,16 @@ function sameRule(rule: NftRule, i: NatInputs): boolean {
  * Equivalent to: nft -f - <<< "delete rule inet nslab CHAIN handle H; add rule inet nslab CHAIN EXPR [comment C]"
  */
 async function giveBack(i: NatInputs, theirs: NftRule): Promise<void> {
-  const ours = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === ownerTag(i.__owner));
+  const rules = await tableRules(i.namespace, true, subject(i));
+  const ours = rules.find((r) => r.comment === ownerTag(i.__owner));
+  // A transaction refused whole deleted nothing: theirs is still there, and stays as it is.
+  const still = rules.some((r) => r.handle === theirs.handle && r.chain === theirs.chain);
   const original = { ...i, ...parseRule(theirs) } as NatInputs;
   const script = [
     ...(ours ? [`delete rule ${TABLE} ${ours.chain} handle ${ours.handle}`] : []),
-    `add rule ${TABLE} ${theirs.chain} ${ruleExpression(original)}${theirs.comment !== undefined ? ` comment ${JSON.stringify(theirs.comment)}` : ""}`,
+    ...(still ? [] : [`add rule ${TABLE} ${theirs.chain} ${ruleExpression(original)}${theirs.comment !== undefined ? ` comment ${JSON.stringify(theirs.comment)}` : ""}`]),
   ];
-  await kernel.nftScript(script.join("\n") + "\n", i.namespace, subject(i));
+  if (script.length) await kernel.nftScript(script.join("\n") + "\n", i.namespace, subject(i));
 }
 
 /**
@@ -360,8 +363,18 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
   async update(_id, olds, news) {
     await requireNamespace(news, true);
     return locked(news, async () => {
-      const existing = (await tableRules(news.namespace, true, subject(news))).find((r) => r.comment === ownerTag(olds.__owner));
-      await write(news, existing);
+      const rules = await tableRules(news.namespace, true, subject(news));
+      const existing = rules.find((r) => r.comment === ownerTag(olds.__owner));
+      // Gone, and the same rule there under another resource's comment: that one took it
+      // over (adopt). Writing this one again would make two; adopt takes it back.
+      const taker = existing ? undefined : rules.find((r) => isNslabTag(r.comment) && sameRule(r, olds));
+      if (taker && !news.adopt) {
+        throw new NslabError(
+          "AlreadyExists",
+          `${subject(news)} was taken over by another nslab resource (adopt; its comment ${taker.comment}) since this one last wrote it. Remove this resource from the program (the rule stays with the other), or set adopt: true to take it back.`,
+        );
+      }
+      await write(news, existing ?? taker);
       if (MATCH_FIELDS.some((f) => olds[f] !== news[f])) await forgetUdpFlows(olds, true);
       return { outs: news };
     });

@@ -330,6 +330,9 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect((await rules()).map((r: any) => r.comment)).toEqual([ownerTag(mine.__owner)]);
     // The other's: gone from its refresh, and its delete leaves the rule.
     expect(await nat.read(other.id, other.outs)).toEqual({});
+    // Its update is refused (writing it again would make two rules), and changes nothing.
+    await expect(nat.update(other.id, other.outs, other.outs)).rejects.toThrow(/was taken over by another nslab resource \(adopt; its comment nslab:[0-9a-f]+\) since this one last wrote it.*set adopt: true to take it back/);
+    expect((await rules()).map((r: any) => r.comment)).toEqual([ownerTag(mine.__owner)]);
     await nat.delete(other.id, other.outs);
     expect((await rules()).map((r: any) => r.comment)).toEqual([ownerTag(mine.__owner)]);
     await nat.delete(taken.id, taken.outs);
