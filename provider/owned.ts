@@ -116,6 +116,8 @@ export interface UnmarkedObject {
   namespace?: string;
   /** The host it is on (undefined: this machine). */
   host?: HostArgs;
+  /** A namespace or link that carries its resource's own mark (a create that took it over, then failed). */
+  marked?: true;
 }
 
 /**
@@ -145,7 +147,7 @@ export async function unmarked(dropStaleOf: (stack: string) => boolean = () => f
     const mark = type === "netns" ? await namespaceMark(name) : await linkMark(name, netns);
     if (mark === undefined && dropStaleOf(stackOf(record.by))) await kernel.intentDone(netns, file.slice("intent-".length));
     if (mark === undefined || (mark !== "" && mark !== record.owner)) continue;
-    found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns, ...(host ? { host } : {}) });
+    found.push({ stack: stackOf(record.by), owner: record.by, type, name, namespace: netns, ...(host ? { host } : {}), ...(mark ? { marked: true as const } : {}) });
   }
   // Programs nslab started: their NSLAB_OWNER names the resource (no record needed).
   for (const p of await kernel.markedProcesses()) {

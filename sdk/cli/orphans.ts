@@ -62,7 +62,8 @@ function parse(argv: string[]): Options | undefined {
     else if (argv[i] === "--forget-host") {
       const host = argv[++i];
       if (!host) throw new Error(`--forget-host needs the host as the program names it (its ssh, e.g. root@192.0.2.3, or ssh:port); usage: ${USAGE}`);
-      options.forgetHosts.push(host);
+      // As hostLabel spells it: port 22 is not written.
+      options.forgetHosts.push(host.replace(/:22$/, ""));
     }
     else throw new Error(`unknown argument ${JSON.stringify(argv[i])}; usage: ${USAGE}`);
   }
@@ -173,7 +174,7 @@ async function orphans(state: StackState, forgetHosts: string[]): Promise<Found>
   for (const record of recorded()) {
     if (!ofStack(record.stack, state) || state.owners.has(record.owner) || out.found.some((f) => f.owner === record.owner) || out.forgotten.some((f) => f.owner === record.owner)) continue;
     const host = hostOf(record);
-    if (host && forgetHosts.some((h) => h === hostLabel(host) || h === host.ssh)) {
+    if (host && forgetHosts.includes(hostLabel(host))) {
       out.forgotten.push(record);
       continue;
     }
@@ -243,7 +244,13 @@ async function main(): Promise<number> {
   const { found, unreachable: passedOver, forgotten } = await orphans(state, options.forgetHosts);
   // A machine found unreachable, or to be forgotten, is not asked again for its intent records.
   const skip = new Set([...passedOver.keys(), ...forgotten.map((r) => machineKey(hostOf(r)))]);
-  const hosts = hostsOf(state).filter((h) => !(h && (skip.has(machineKey(h)) || options.forgetHosts.some((f) => f === hostLabel(h) || f === h.ssh))));
+  const hosts = hostsOf(state).filter((h) => !(h && (skip.has(machineKey(h)) || options.forgetHosts.includes(hostLabel(h)))));
+  // A --forget-host that names no machine the stack's records name: said (exit 1).
+  const named = new Set(hostsOf(state).flatMap((h) => (h ? [hostLabel(h)] : [])));
+  const unknownHosts = options.forgetHosts.filter((f) => !named.has(f) && !forgotten.some((r) => hostLabel(hostOf(r)!) === f));
+  for (const f of unknownHosts) {
+    console.error(`nslab-orphans: --forget-host ${f}: the stack's records name no such machine (they name: ${[...named].join(", ") || "none but this one"}); write it as the program's host.ssh, with :PORT when it is not 22`);
+  }
   const { found: unmarkedFound, unreachable } = await unmarkedOrphans(state, hosts);
   for (const { host, reason, records } of passedOver.values()) {
     unreachable.push(
@@ -265,10 +272,10 @@ async function main(): Promise<number> {
   for (const reason of unreachable) console.error(`nslab-orphans: not searched: ${reason}`);
   if (!found.length && !half.length) {
     console.log(`stack ${name}: no objects outside its state`);
-    return unreachable.length ? 1 : 0;
+    return unreachable.length || unknownHosts.length ? 1 : 0;
   }
   console.log(`stack ${name}: ${found.length + half.length} object(s) not in its state${options.remove ? ", deleting" : " (run with --delete to remove them)"}:`);
-  let status = unreachable.length ? 1 : 0;
+  let status = unreachable.length || unknownHosts.length ? 1 : 0;
   // Objects recorded as PROJECT/STACK (an nslab before owners named the backend) may be a
   // same-named stack's on another backend: deleted only when --legacy says they are ours.
   const act = async (what: string, stack: string, remove: () => Promise<unknown>) => {
@@ -298,8 +305,9 @@ async function main(): Promise<number> {
       await act(`${ownerLabel(o.owner)}: program pid ${o.name}${where} (not in the state: its create was killed, or the state lost it)`, o.stack, () => removeUnmarked(o));
       continue;
     }
-    const what = o.type === "netns" ? "unmarked namespace" : o.type === "link" ? "unmarked interface" : "switch";
-    await act(`${ownerLabel(o.owner)}: ${what} "${o.name}"${where} (its create was killed)`, o.stack, () => removeUnmarked(o));
+    const what = o.type === "netns" ? "namespace" : o.type === "link" ? "interface" : "switch";
+    const why = o.marked ? "its create was killed, or a recovery's create took it over and failed; it carries the resource's mark" : "its create was killed";
+    await act(`${ownerLabel(o.owner)}: ${o.marked || o.type === "forwarding" ? "" : "unmarked "}${what} "${o.name}"${where} (${why})`, o.stack, () => removeUnmarked(o));
   }
   return status;
 }

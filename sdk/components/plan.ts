@@ -73,7 +73,9 @@ function usable(cidr: string): { network: bigint; first: bigint; last: bigint; f
       ? { network, first: network, last: network + size - 1n, family: "ipv4", len }
       : { network, first: network + 1n, last: network + size - 2n, family: "ipv4", len };
   }
-  return { network, first: network + 1n, last: network + size - 1n, family: "ipv6", len };
+  // The subnet-router anycast address (all host bits zero) is no host's, except on a
+  // /127 or /128 (RFC 6164: Linux keeps no anycast address there).
+  return len >= 127 ? { network, first: network, last: network + size - 1n, family: "ipv6", len } : { network, first: network + 1n, last: network + size - 1n, family: "ipv6", len };
 }
 
 function toBig(addr: ipaddr.IPv4 | ipaddr.IPv6): bigint {

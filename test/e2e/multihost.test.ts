@@ -193,6 +193,10 @@ describe("a lab on two machines over SSH, through the real CLI", () => {
       expect(deleted.exitCode, show(deleted)).toBe(1);
       expect(deleted.stdout).toContain(`Namespace "na" on ${a.host.ssh} (id na) deleted`);
       expect(await leftOn(hosts, a)).toEqual([]);
+      // A --forget-host that names no machine of the stack's (another port of b's address) is said, and drops nothing.
+      const wrong = await orphans("--forget-host", `${b.host.ssh}:2222`, "--delete");
+      expect(wrong.exitCode, show(wrong)).toBe(1);
+      expect(wrong.stderr).toContain(`nslab-orphans: --forget-host ${b.host.ssh}:2222: the stack's records name no such machine (they name: ${b.host.ssh})`);
       // The machine gone for good: its records dropped; then nothing is left to say.
       const forgot = await orphans("--forget-host", b.host.ssh, "--delete");
       expect(forgot.exitCode, show(forgot)).toBe(0);

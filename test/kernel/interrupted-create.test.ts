@@ -151,7 +151,7 @@ describe("create takes over its own interrupted work and refuses anyone else's",
     await bridge.create({ ...want, addresses: [] });
     await expect(bridge.create({ ...want, mtu: 1000, addresses: ["fd00:9::1/64"] })).rejects.toThrow();
     expect((await linkByHand(name, ns))!.ifalias).toBe(ownerTag(me));
-    expect((await unmarked()).filter((o) => o.owner === me).map((o) => o.name)).toEqual([name]);
+    expect((await unmarked()).filter((o) => o.owner === me).map((o) => [o.name, o.marked])).toEqual([[name, true]]);
     const recovered = await bridge.create(want);
     expect(await kernel.intended(ns, `link-${name}`)).toBeUndefined();
     await bridge.delete(recovered.id, recovered.outs);

@@ -61,6 +61,11 @@ describe("planNetwork", () => {
     expect(p.gateway).toBe("fd00:1::ff");
   });
 
+  it("an IPv6 /127 holds two hosts, the lower address included (RFC 6164: no subnet-router anycast address there)", () => {
+    expect(planNetwork("t", "fd00:7::/127", [{ name: "a" }, { name: "b" }]).hosts).toEqual([{ name: "a", address: "fd00:7::" }, { name: "b", address: "fd00:7::1" }]);
+    expect(planNetwork("t", "fd00:7::/127", [{ name: "a", address: "fd00:7::" }]).hosts).toEqual([{ name: "a", address: "fd00:7::" }]);
+  });
+
   it.each([
     ["10.0.0.0/30", [{ name: "a" }, { name: "b" }], true, /holds 2 addresses but 2 hosts and a gateway/],
     ["10.0.0.0/24", [{ name: "a" }, { name: "a" }], false, /"a" is listed twice/],
