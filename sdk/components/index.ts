@@ -81,7 +81,7 @@ const BRIDGED_NETWORK_ARGS: Shape = {
 const ROUTER_ARGS: Shape = {
   namespace: "string",
   "attach!": { arrayOf: { "network!": "network", address: "string" } },
-  routes: { arrayOf: { "destination!": "string", "gateway!": "string" } },
+  routes: { arrayOf: { "destination!": "string", "gateway!": "string", device: "string" } },
   host: "host",
 };
 const NAT_GATEWAY_ARGS: Shape = {
@@ -290,6 +290,12 @@ export interface StaticRoute {
   destination: string;
   /** The next hop. */
   gateway: string;
+  /**
+   * The router's interface the next hop is reached through: needed for a link-local
+   * gateway (fe80::...), which is on every interface. The router's interface to a
+   * network is in its `attachments` (`to-NETWORK`, shortened with a hash when long).
+   */
+  device?: string;
 }
 
 /** A host as a {@link BridgedNetwork} made it. */
@@ -387,7 +393,7 @@ export class Router extends NslabComponent {
       return { network: netName, interface: iface, address: addr };
     });
     for (const [i, r] of (args.routes ?? []).entries()) {
-      new Route(`${name}-route-${i}`, { namespace: this.namespace.name, destination: r.destination, gateway: r.gateway, host }, { parent: this, dependsOn: links });
+      new Route(`${name}-route-${i}`, { namespace: this.namespace.name, destination: r.destination, gateway: r.gateway, ...(r.device !== undefined ? { device: r.device } : {}), host }, { parent: this, dependsOn: links });
     }
     this.links = links;
     this.topology = { kind: "Router", name, namespace: nsName, attachments: this.attachments };
@@ -425,7 +431,10 @@ export interface NatGatewayArgs {
   /**
    * Switch forwarding on in the namespace (an IpForwarding named `NAME-forwarding`) for
    * the families of `sources` and `portForwards`: IPv4, IPv6 or both (IPv4 when there
-   * are none). Default true. Give false when another resource manages that switch (an IpForwarding
+   * are none). Default true. IPv6 forwarding on makes the kernel drop, in that namespace,
+   * the default routes it learnt from router advertisements, unless the interface has
+   * `accept_ra` 2: on a machine whose uplink gets its IPv6 route that way (the program's
+   * namespace), set `net.ipv6.conf.UPLINK.accept_ra=2` first. Give false when another resource manages that switch (an IpForwarding
    * of the program's, or a Router in the same namespace): two on one switch fail at
    * preview.
    */
