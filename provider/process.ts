@@ -132,14 +132,16 @@ async function waitExit(pid: number, startTime: string, ms: number): Promise<boo
   return (await waitAllExit([{ pid, startTime }], ms)).length === 0;
 }
 
-/** Waits until the log, past `from`, holds `text`; false when the process exits or `ms` pass first. */
+/**
+ * Waits until the log, past `from`, holds `text` while the process still runs; false
+ * when it exits (before or right after printing it: a Process is a program that keeps
+ * running, and read would report it gone from then on) or `ms` pass first.
+ */
 async function waitReady(pid: number, startTime: string, file: string, from: number, text: string, ms: number, who: string): Promise<boolean> {
   for (const until = Date.now() + ms; ; await sleep(POLL_MS)) {
     const seen = (await kernel.readFileFrom(file, from, who)) ?? "";
+    if (!(await kernel.processAlive(pid, startTime))) return false;
     if (seen.includes(text)) return true;
-    // Ended: it may have printed the text after the read above, and exited (a shell that
-    // starts its programs in the background and says so): read once more.
-    if (!(await kernel.processAlive(pid, startTime))) return ((await kernel.readFileFrom(file, from, who)) ?? "").includes(text);
     if (Date.now() >= until) return false;
   }
 }
@@ -262,7 +264,12 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     // A failed create leaves nothing running.
     const alive = await kernel.processAlive(pid, startTime);
     await stop(outs);
-    const what = alive ? `did not print ${JSON.stringify(i.readyText)} within ${i.startupMs} ms (stopped it)` : `exited within ${i.startupMs} ms of starting`;
+    const printed = !alive && i.readyText !== undefined && ((await kernel.readFileFrom(log, logStart, subject(i))) ?? "").includes(i.readyText);
+    const what = alive
+      ? `did not print ${JSON.stringify(i.readyText)} within ${i.startupMs} ms (stopped it)`
+      : printed
+        ? `printed ${JSON.stringify(i.readyText)} and then exited: a Process is a program that keeps running (read would report it gone, and every pulumi up --refresh start it again). Run it in the foreground: exec the program, end a script with wait, or give a daemon its foreground flag (e.g. -d, --no-daemon)`
+        : `exited within ${i.startupMs} ms of starting`;
     const tail = await logTail(log, logStart, subject(i));
     // A program that writes to a file (not a terminal) may keep its output in a buffer.
     const buffered = alive && tail === EMPTY_LOG ? `. A program may hold back its output when it goes to a file: make it write at once (python3 -u, stdbuf -oL COMMAND), or raise startupMs.` : "";

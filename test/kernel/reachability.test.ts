@@ -114,7 +114,7 @@ describe("Reachability and Process on the kernel", () => {
 
     // One that ends, leaving its program running: read says it is gone (drift); the
     // delete still stops what it left; a second delete finds nothing.
-    const brief = await run("brief", "sleep 61.33 & echo ok");
+    const brief = await run("brief", "sleep 61.33 & echo ok; sleep 0.3");
     for (let i = 0; i < 50 && (await kernel.processAlive(brief.pid, brief.startTime)); i++) await new Promise((r) => setTimeout(r, 100));
     expect(await processKind.read("", brief)).toEqual({});
     expect(processesWith("sleep\u000061.33")).toHaveLength(1);
@@ -124,7 +124,7 @@ describe("Reachability and Process on the kernel", () => {
 
     // What it left is found by its mark (nslab-orphans; a create of the same resource
     // after a refresh dropped it stops it first, as it does an earlier program).
-    const left = await run("left", "sleep 61.36 & echo ok");
+    const left = await run("left", "sleep 61.36 & echo ok; sleep 0.3");
     for (let i = 0; i < 50 && (await kernel.processAlive(left.pid, left.startTime)); i++) await new Promise((r) => setTimeout(r, 100));
     const [stray] = processesWith("sleep\u000061.36");
     expect((await kernel.markedProcesses()).filter((p) => p.owner === left.__owner).map((p) => p.pid)).toEqual([stray]);
@@ -133,6 +133,12 @@ describe("Reachability and Process on the kernel", () => {
     expect((await kernel.markedProcesses()).filter((p) => p.owner === left.__owner).map((p) => p.pid)).toEqual([again.pid]);
     await processKind.delete("", again);
     expect(processesWith("sleep\u000061.37")).toEqual([]);
+
+    // One that says it is ready and ends at once (a shell that leaves its program in the
+    // background): the create fails saying so, and stops what it left.
+    const quick = processKind.check(undefined, { __owner: `${OWNER}/Process/quick`, namespace: b, command: ["bash", "-c", "sleep 61.39 & echo ok"], readyText: "ok" }).inputs;
+    await expect(processKind.create(quick)).rejects.toThrow(/printed "ok" and then exited: a Process is a program that keeps running .*Run it in the foreground/);
+    expect(processesWith("sleep\u000061.39")).toEqual([]);
 
     // A program in a process group of its own (a job-control shell's job, like timeout's
     // child), and one without the mark that ignores SIGTERM: its session, both stopped.
@@ -159,7 +165,7 @@ describe("Reachability and Process on the kernel", () => {
     // Left running by a program that ended, a job in a group of its own with two
     // programs: the create that starts the resource again stops each once (each is
     // listed; the first stop takes the whole session and waits for it).
-    const script = `set -m; (python3 -u ${counter} ${dir}/left1 > /dev/null & python3 -u ${counter} ${dir}/left2 > /dev/null & wait) & sleep 0.5; echo ok`;
+    const script = `set -m; (python3 -u ${counter} ${dir}/left1 > /dev/null & python3 -u ${counter} ${dir}/left2 > /dev/null & wait) & sleep 0.5; echo ok; sleep 0.3`;
     const ended = (await processKind.create(processKind.check(undefined, { __owner: `${OWNER}/Process/ended`, namespace: b, command: ["bash", "-c", script], readyText: "ok" }).inputs)).outs;
     for (let i = 0; i < 50 && (await kernel.processAlive(ended.pid, ended.startTime)); i++) await new Promise((r) => setTimeout(r, 100));
     // Both counting (python3 may be a slow-starting shim): each has opened its file.
