@@ -210,6 +210,7 @@ export const processKind: ResourceKind<ProcessInputs, ProcessOutputs> = {
     const c = new Checker();
     let command: string[] = [];
     if (isUnknown(news.command)) command = news.command as never;
+    else if (typeof news.command === "string") c.fail("command", `command must be a list (the program and its arguments, no shell), got the string ${JSON.stringify(news.command)}: write e.g. ${JSON.stringify(news.command.trim().split(/\s+/))}, or ["sh", "-c", ${JSON.stringify(news.command)}] for a shell line.`);
     else if (!Array.isArray(news.command) || news.command.length === 0) c.fail("command", `command is required: the program and its arguments as a list, e.g. ["python3", "tunnel.py", "tun0"] (no shell).`);
     else {
       command = news.command.map((arg, i) => {

@@ -170,6 +170,14 @@ export interface MatrixEntry {
  * ```
  */
 export function reachabilityMatrix(name: string, spec: MatrixSpec, options: MatrixOptions = {}, opts?: pulumi.CustomResourceOptions): MatrixEntry[] {
+  // Hosts are told apart by name (it names the probes): two of one name are refused, not merged.
+  if ("hosts" in spec) {
+    const names = spec.hosts.map((h) => h.name);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice !== undefined) {
+      throw new ProgramError(`reachabilityMatrix "${name}": two hosts are named "${twice}" (hosts of two networks, say); the probes are named by host, so give each host its own name in the list (e.g. { ...host, name: "lan2-${twice}" }), or list pairs.`);
+    }
+  }
   const pairs: MatrixPair[] =
     "hosts" in spec ? spec.hosts.flatMap((from) => spec.hosts.filter((to) => to !== from && to.name !== from.name).map((to) => ({ from, to }))) : spec.pairs;
   const seen = new Set<string>();

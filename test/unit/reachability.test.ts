@@ -81,7 +81,7 @@ describe("Process check", () => {
   it.each([
     [{}, "command", /command is required/],
     [{ command: [] }, "command", /command is required/],
-    [{ command: "python3 x.py" }, "command", /as a list/],
+    [{ command: "python3 x.py" }, "command", /command must be a list \(the program and its arguments, no shell\), got the string "python3 x.py": write e\.g\. \["python3","x\.py"\], or \["sh", "-c", "python3 x\.py"\]/],
     [{ command: ["", "x"] }, "command[0]", /non-empty string/],
     [{ command: ["a", 3] }, "command[1]", /must be a string/],
     [{ command: ["a"], startupMs: -1 }, "startupMs", /integer from 0 to 60000/],
