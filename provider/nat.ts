@@ -27,7 +27,8 @@
  *   stack's, or one without a comment) by giving it this resource's comment.
  */
 import { NslabError } from "./errors";
-import { hostKey } from "./host";
+import { hostKey, sameHost } from "./host";
+import { ownerLabel, takenOverBy } from "./owned";
 import * as kernel from "./kernel";
 import { CommonInputs, compact, diffFields, FieldRule, isNslabTag, ownerTag, ResourceKind } from "./resource";
 import { canonicalAddress, canonicalCidr, Checker, familyOf, isUnknown, networkOf } from "./validate";
@@ -365,13 +366,18 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
     return locked(news, async () => {
       const rules = await tableRules(news.namespace, true, subject(news));
       const existing = rules.find((r) => r.comment === ownerTag(olds.__owner));
-      // Gone, and the same rule there under another resource's comment: that one took it
-      // over (adopt). Writing this one again would make two; adopt takes it back.
-      const taker = existing ? undefined : rules.find((r) => isNslabTag(r.comment) && sameRule(r, olds));
+      // Gone, and taken over since this resource last wrote it: another resource recorded
+      // an adopt of this very rule later (its record on this machine, as for routes) and
+      // its rule is there. Writing this one again would make two; adopt takes it back.
+      // (An identical rule of another stack made without adopt coexists: not a takeover.)
+      const takerOwner = existing
+        ? undefined
+        : takenOverBy("NatRule", olds.__owner, (o) => o.adopt === true && (o.namespace ?? "") === (olds.namespace ?? "") && sameHost(o.host , kernel.currentHost()) && MATCH_FIELDS.every((f) => (o[f] ?? "") === (olds[f] ?? "")));
+      const taker = takerOwner ? rules.find((r) => r.comment === ownerTag(takerOwner)) : undefined;
       if (taker && !news.adopt) {
         throw new NslabError(
           "AlreadyExists",
-          `${subject(news)} was taken over by another nslab resource (adopt; its comment ${taker.comment}) since this one last wrote it. Remove this resource from the program (the rule stays with the other), or set adopt: true to take it back.`,
+          `${subject(news)} was taken over by ${ownerLabel(takerOwner!)} (adopt) since this resource last wrote it, and is that one's now. Remove this resource from the program (the rule stays with the other), or set adopt: true to take it back.`,
         );
       }
       await write(news, existing ?? taker);
