@@ -62,8 +62,7 @@ function parse(argv: string[]): Options | undefined {
     else if (argv[i] === "--forget-host") {
       const host = argv[++i];
       if (!host) throw new Error(`--forget-host needs the host as the program names it (its ssh, e.g. root@192.0.2.3, or ssh:port); usage: ${USAGE}`);
-      // As hostLabel spells it: port 22 is not written.
-      options.forgetHosts.push(host.replace(/:22$/, ""));
+      options.forgetHosts.push(host);
     }
     else throw new Error(`unknown argument ${JSON.stringify(argv[i])}; usage: ${USAGE}`);
   }
@@ -149,6 +148,13 @@ export const DELETE_ORDER = ["Reachability", "Process", "LinkImpairment", "NatRu
 /** True when a record's stack is the selected one, or its owners made before backends were named. */
 const ofStack = (stack: string, state: StackState) => state.stacks.has(stack) || stack === state.legacy;
 
+/**
+ * Whether `given` (a --forget-host) names `host`: as hostLabel spells it (ssh, with
+ * ":PORT" when not 22), or as ssh:PORT with the port written out (":22" too). Never by
+ * cutting a ":22" off the end, which an IPv6 address may end in (root@fd00::22).
+ */
+export const namesHost = (given: string, host: HostArgs) => given === hostLabel(host) || given === `${host.ssh}:${host.port ?? 22}`;
+
 /** A record's machine: its `host`, or undefined for the one that runs this. */
 const hostOf = (record: OwnedRecord): HostArgs | undefined => {
   const host = record.outs?.host as HostArgs | undefined;
@@ -174,7 +180,7 @@ async function orphans(state: StackState, forgetHosts: string[]): Promise<Found>
   for (const record of recorded()) {
     if (!ofStack(record.stack, state) || state.owners.has(record.owner) || out.found.some((f) => f.owner === record.owner) || out.forgotten.some((f) => f.owner === record.owner)) continue;
     const host = hostOf(record);
-    if (host && forgetHosts.includes(hostLabel(host))) {
+    if (host && forgetHosts.some((f) => namesHost(f, host))) {
       out.forgotten.push(record);
       continue;
     }
@@ -244,10 +250,11 @@ async function main(): Promise<number> {
   const { found, unreachable: passedOver, forgotten } = await orphans(state, options.forgetHosts);
   // A machine found unreachable, or to be forgotten, is not asked again for its intent records.
   const skip = new Set([...passedOver.keys(), ...forgotten.map((r) => machineKey(hostOf(r)))]);
-  const hosts = hostsOf(state).filter((h) => !(h && (skip.has(machineKey(h)) || options.forgetHosts.includes(hostLabel(h)))));
+  const hosts = hostsOf(state).filter((h) => !(h && (skip.has(machineKey(h)) || options.forgetHosts.some((f) => namesHost(f, h)))));
   // A --forget-host that names no machine the stack's records name: said (exit 1).
-  const named = new Set(hostsOf(state).flatMap((h) => (h ? [hostLabel(h)] : [])));
-  const unknownHosts = options.forgetHosts.filter((f) => !named.has(f) && !forgotten.some((r) => hostLabel(hostOf(r)!) === f));
+  const known = hostsOf(state).filter((h): h is HostArgs => h !== undefined);
+  const named = new Set(known.map((h) => hostLabel(h)));
+  const unknownHosts = options.forgetHosts.filter((f) => !known.some((h) => namesHost(f, h)) && !forgotten.some((r) => namesHost(f, hostOf(r)!)));
   for (const f of unknownHosts) {
     console.error(`nslab-orphans: --forget-host ${f}: the stack's records name no such machine (they name: ${[...named].join(", ") || "none but this one"}); write it as the program's host.ssh, with :PORT when it is not 22`);
   }
