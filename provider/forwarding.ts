@@ -114,6 +114,25 @@ async function readSwitch(f: Family, i: ForwardingInputs): Promise<string> {
   return kernel.sysctlRead(SWITCHES[f], i.namespace, subject(i));
 }
 
+/**
+ * Refuses to switch IPv6 forwarding on where the namespace has default routes learnt
+ * from router advertisements on an interface whose accept_ra is not 2: the kernel
+ * deletes them at once (and ignores advertisements from then on), which would cut the
+ * machine's IPv6 way out (and an SSH session over it). Nothing is written.
+ */
+async function requireNoRaDefaults(i: ForwardingInputs): Promise<void> {
+  if (i.ipv6 !== true || (await readSwitch("ipv6", i)) === "1") return;
+  const learnt = (await kernel.routes(i.namespace)).filter((r) => r.family === "ipv6" && r.dst === "default" && r.protocol === "ra" && r.dev);
+  for (const dev of [...new Set(learnt.map((r) => r.dev!))]) {
+    const acceptRa = await kernel.sysctlRead(`net.ipv6.conf.${dev.replace(/\./g, "/")}.accept_ra`, i.namespace, subject(i));
+    if (acceptRa === "2") continue;
+    throw new NslabError(
+      "AlreadyExists",
+      `${subject(i)}: ipv6: switching IPv6 forwarding on would make the kernel delete the default route on "${dev}" learnt from a router advertisement (accept_ra is ${acceptRa}; with forwarding on, only 2 keeps it), cutting this machine's IPv6 way out. Set net.ipv6.conf.${dev}.accept_ra=2 first (sysctl -w), or forward IPv6 in a namespace of the lab instead.`,
+    );
+  }
+}
+
 /** Sets each managed switch and checks it took. */
 async function apply(i: ForwardingInputs): Promise<void> {
   for (const f of FAMILIES) {
@@ -165,6 +184,7 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
       const outs: ForwardingOutputs = { ...i };
       // Another resource's live record this create takes over (adopt): given back on failure.
       const taken: Partial<Record<Family, SwitchRecord>> = {};
+      await requireNoRaDefaults(i);
       for (const f of FAMILIES) {
         if (i[f] === undefined) continue;
         outs[prevKey(f)] = await previousValue(f, i);
@@ -214,6 +234,7 @@ export const forwardingKind: ResourceKind<ForwardingInputs, ForwardingOutputs> =
           );
         }
       }
+      await requireNoRaDefaults(news);
       // A switch newly managed: remember what it was. One no longer managed: put it back.
       for (const f of FAMILIES) {
         if (news[f] !== undefined && outs[prevKey(f)] === undefined) outs[prevKey(f)] = await previousValue(f, news);

@@ -431,10 +431,9 @@ export interface NatGatewayArgs {
   /**
    * Switch forwarding on in the namespace (an IpForwarding named `NAME-forwarding`) for
    * the families of `sources` and `portForwards`: IPv4, IPv6 or both (IPv4 when there
-   * are none). Default true. IPv6 forwarding on makes the kernel drop, in that namespace,
-   * the default routes it learnt from router advertisements, unless the interface has
-   * `accept_ra` 2: on a machine whose uplink gets its IPv6 route that way (the program's
-   * namespace), set `net.ipv6.conf.UPLINK.accept_ra=2` first. Give false when another resource manages that switch (an IpForwarding
+   * are none). Default true. IPv6 forwarding is refused where the namespace has a default
+   * route learnt from router advertisements on an interface whose `accept_ra` is not 2
+   * (the kernel would delete it): set `net.ipv6.conf.UPLINK.accept_ra=2` first. Give false when another resource manages that switch (an IpForwarding
    * of the program's, or a Router in the same namespace): two on one switch fail at
    * preview.
    */

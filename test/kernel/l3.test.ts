@@ -275,6 +275,27 @@ describe("Route, IpForwarding and NatRule on the kernel", () => {
     expect(await sw()).toBe("0");
   });
 
+  it("IpForwarding: IPv6 forwarding is refused where it would delete a default route learnt from router advertisements (accept_ra not 2); with accept_ra 2 it is switched on", async () => {
+    const sw = async () => (await nsRun("sysctl", "-n", "net.ipv6.conf.all.forwarding")).trim();
+    await nsRun("sysctl", "-w", "net.ipv6.conf.all.forwarding=0");
+    await nsRun("ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "r0", "proto", "ra");
+    try {
+      await nsRun("sysctl", "-w", "net.ipv6.conf.r0.accept_ra=1");
+      const want = checked(fwd, { ipv6: true, __owner: "proj/ra@0123abcd/IpForwarding/ra" });
+      await expect(fwd.create(want)).rejects.toThrow(/ipv6: switching IPv6 forwarding on would make the kernel delete the default route on "r0" learnt from a router advertisement \(accept_ra is 1; with forwarding on, only 2 keeps it\).*Set net\.ipv6\.conf\.r0\.accept_ra=2 first/);
+      expect(await sw()).toBe("0");
+      expect(await nsRun("ip", "-6", "route", "show", "default")).toMatch(/proto ra/);
+      await nsRun("sysctl", "-w", "net.ipv6.conf.r0.accept_ra=2");
+      const made = await fwd.create(want);
+      expect(await sw()).toBe("1");
+      await fwd.delete(made.id, made.outs);
+      expect(await sw()).toBe("0");
+    } finally {
+      await nsRun("ip", "-6", "route", "del", "default", "via", "fe80::1", "dev", "r0").catch(() => undefined);
+      await nsRun("sysctl", "-w", "net.ipv6.conf.r0.accept_ra=1");
+    }
+  });
+
   it("NatRule: masquerade, snat, dnat: create, read, update atomically, table gone with last rule", async () => {
     const masq = checked(nat, { kind: "masquerade", source: "192.168.1.0/24", outInterface: "r1" });
     const snat = checked(nat, { kind: "snat", source: "192.168.2.0/24", outInterface: "r1", toAddress: "10.0.2.15" });
