@@ -604,6 +604,17 @@ export async function conntrackDelete(args: string[], netns: Netns, subject: str
 // ---- sysctl -----------------------------------------------------------------------------
 
 /** Reads a sysctl: [nsenter --net=NS] sysctl -n KEY */
+/**
+ * The namespace ids `netns` gives other namespaces, with their /run/netns names, from an
+ * `ip` of its own: a long-lived `ip -batch` session keeps a cache of id-to-name that
+ * goes stale when namespaces come and go.
+ * Equivalent to: [nsenter --net=/run/netns/NS] ip -json netns list-id
+ */
+export async function netnsIds(netns: Netns, subject: string): Promise<{ nsid: number; name?: string }[]> {
+  const [command, args] = inNetns("ip", ["-json", "netns", "list-id"], netns);
+  return parseJson<{ nsid: number; name?: string }[]>(await run(command, args, { subject }));
+}
+
 export async function sysctlRead(name: string, netns: Netns, subject: string): Promise<string> {
   const [command, args] = inNetns("sysctl", ["-n", name], netns);
   return (await run(command, args, { subject })).trim();

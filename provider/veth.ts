@@ -173,14 +173,14 @@ function isPair(a: LiveLink | undefined, b: LiveLink | undefined): boolean {
  * with isPair's ifindexes, is that end: an ifindex is unique within a namespace, not
  * across them). Asked where the peer's namespace has a name: the nsid the kernel gives
  * it, in the end's namespace, read back as that name.
- * Equivalent to: ip [-n NS] -json netns list-id
+ * Equivalent to: ip [-n NS] -json netns list-id (an ip of its own, not the session's)
  */
 async function peersAcross(a: VethEnd, liveA: LiveLink, b: VethEnd): Promise<boolean> {
   if ((a.namespace ?? "") === (b.namespace ?? "")) return true;
   const [end, live, other] = b.namespace !== undefined ? [a, liveA, b] : [b, undefined, a];
   const peer = live?.peer ?? (await freshLink(end.name, end.namespace))?.peer;
   if (peer?.netnsid === undefined) return false;
-  const ids = await kernel.ipJson<{ nsid: number; name?: string }[]>(["netns", "list-id"], end.namespace, describe("namespace ids", "*", end.namespace));
+  const ids = await kernel.netnsIds(end.namespace, describe("namespace ids", "*", end.namespace));
   return ids.some((id) => id.nsid === peer.netnsid && id.name === other.namespace);
 }
 
