@@ -106,6 +106,9 @@ interface NftRule {
   expr: Record<string, unknown>[];
 }
 
+/** parseRule's fields with the family a rule without addresses has in the inputs: ipv4. */
+const liveFields = (rule: NftRule): Partial<NatInputs> => ({ family: "ipv4", ...parseRule(rule) });
+
 /** The match and action fields of a live rule, or the text of what nslab cannot read. */
 export function parseRule(rule: NftRule): Partial<NatInputs> {
   const out: Partial<NatInputs> = {};
@@ -188,8 +191,7 @@ async function write(i: NatInputs, old: NftRule | undefined): Promise<void> {
   // Equivalent to: nft -f - <<< "add table inet nslab; add chain ...; add rule ... comment TAG"
   await kernel.nftScript(script + "\n", i.namespace, subject(i));
   const rule = (await tableRules(i.namespace, true, subject(i))).find((r) => r.comment === tag);
-  // A rule without addresses says no family: read as ipv4, as read() does.
-  const seen = rule && { family: "ipv4" as const, ...parseRule(rule) };
+  const seen = rule && liveFields(rule);
   const mismatch = rule ? MATCH_FIELDS.find((f) => (seen![f] ?? "") !== (i[f] ?? "")) : "rule";
   if (mismatch || seen?.unmanagedExpression) {
     throw new NslabError(
@@ -201,7 +203,7 @@ async function write(i: NatInputs, old: NftRule | undefined): Promise<void> {
 
 /** Whether a live rule is `i`'s rule exactly: its chain, every field, nothing else. */
 function sameRule(rule: NftRule, i: NatInputs): boolean {
-  const seen: Partial<NatInputs> = { family: "ipv4", ...parseRule(rule) };
+  const seen = liveFields(rule);
   return rule.chain === chainOf(i) && !seen.unmanagedExpression && MATCH_FIELDS.every((f) => (seen[f] ?? "") === (i[f] ?? ""));
 }
 
@@ -356,8 +358,8 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
     if (props.namespace !== undefined && !(await kernel.hostNetnsExists(props.namespace))) return {};
     const rule = (await tableRules(props.namespace, false, subject(props))).find((r) => r.comment === ownerTag(props.__owner));
     if (!rule) return {};
-    const seen = parseRule(rule);
-    const inputs: NatInputs = compact({ namespace: props.namespace, adopt: props.adopt, __owner: props.__owner, family: "ipv4", ...seen }) as NatInputs;
+    const seen = liveFields(rule);
+    const inputs: NatInputs = compact({ namespace: props.namespace, adopt: props.adopt, __owner: props.__owner, ...seen }) as NatInputs;
     return { id, props: inputs, inputs };
   },
 
@@ -372,7 +374,7 @@ export const natKind: ResourceKind<NatInputs, NatOutputs> = {
       // (An identical rule of another stack made without adopt coexists: not a takeover.)
       const takerOwner = existing
         ? undefined
-        : takenOverBy("NatRule", olds.__owner, (o) => o.adopt === true && (o.namespace ?? "") === (olds.namespace ?? "") && sameHost(o.host , kernel.currentHost()) && MATCH_FIELDS.every((f) => (o[f] ?? "") === (olds[f] ?? "")));
+        : takenOverBy("NatRule", olds.__owner, (o) => o.adopt === true && (o.namespace ?? "") === (olds.namespace ?? "") && sameHost(o.host, kernel.currentHost()) && MATCH_FIELDS.every((f) => (o[f] ?? "") === (olds[f] ?? "")));
       const taker = takerOwner ? rules.find((r) => r.comment === ownerTag(takerOwner)) : undefined;
       if (taker && !news.adopt) {
         throw new NslabError(

@@ -79,9 +79,14 @@ function command(verb: "add" | "replace", r: RouteInputs): string[] {
 }
 
 /** Writes the route and reads it back in one process; returns the routes shown. */
-async function writeAndShow(verb: "add" | "replace", r: RouteInputs): Promise<RouteJson[]> {
+function writeAndShow(verb: "add" | "replace", r: RouteInputs): Promise<RouteJson[]> {
+  return showRoutes(r, command(verb, r));
+}
+
+/** The routes to r's destination in its table, read fresh: after `write` in the same exchange, when given. */
+async function showRoutes(r: RouteInputs, write?: string[]): Promise<RouteJson[]> {
   const table = String(r.table ?? MAIN_TABLE);
-  const [shown] = await kernel.ipBatchRead<RouteJson[]>([command(verb, r), ["route", "show", r.destination, "table", table]], r.namespace, subject(r), familyFlag(r));
+  const [shown] = await kernel.ipBatchRead<RouteJson[]>([...(write ? [write] : []), ["route", "show", r.destination, "table", table]], r.namespace, subject(r), familyFlag(r));
   // `show ... table T` leaves the table out of each route: put it back for matching, and
   // the family it was shown with.
   return (shown ?? []).map((route) => ({ ...route, table: route.table ?? table, family: r.family }));
@@ -407,15 +412,13 @@ export const routeKind: ResourceKind<RouteInputs, RouteOutputs> = {
  * takes a delete without one (or, for IPv4, with metric 0) as "any metric" and removes
  * the first match, which may be another resource's route to the same destination.
  * IPv6 names its default metric (1024); an IPv4 route of metric 0 sorts first, so the
- * delete takes it when it is there, and it is looked up first (fresh) so that, when it
- * is gone, another's at a higher metric is not taken instead.
+ * delete takes it when it is there, and it is looked up first (fresh, that destination
+ * only) so that, when it is gone, another's at a higher metric is not taken instead.
  * Equivalent to: ip [-6] route del DEST [table T] [metric M] proto 151
  */
 async function deleteOwn(r: RouteInputs): Promise<void> {
   if (r.family !== "ipv6" && !r.metric) {
-    kernel.invalidate(r.namespace);
-    const live = await findRoute(r);
-    if (live?.protocol !== NSLAB_ROUTE_PROTO) return;
+    if (matchRoute(r, await showRoutes(r))?.protocol !== NSLAB_ROUTE_PROTO) return;
   }
   const metric = r.metric ?? (r.family === "ipv6" ? IPV6_DEFAULT_METRIC : undefined);
   await kernel.ip([...selector("del", { ...r, metric }), "proto", NSLAB_ROUTE_PROTO], r.namespace, subject(r), familyFlag(r));

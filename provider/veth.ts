@@ -175,10 +175,9 @@ function isPair(a: LiveLink | undefined, b: LiveLink | undefined): boolean {
  * it, in the end's namespace, read back as that name.
  * Equivalent to: ip [-n NS] -json netns list-id (an ip of its own, not the session's)
  */
-async function peersAcross(a: VethEnd, liveA: LiveLink, b: VethEnd): Promise<boolean> {
+async function peersAcross(a: VethEnd, liveA: LiveLink, b: VethEnd, liveB: LiveLink): Promise<boolean> {
   if ((a.namespace ?? "") === (b.namespace ?? "")) return true;
-  const [end, live, other] = b.namespace !== undefined ? [a, liveA, b] : [b, undefined, a];
-  const peer = live?.peer ?? (await freshLink(end.name, end.namespace))?.peer;
+  const [end, peer, other] = b.namespace !== undefined ? [a, liveA.peer, b] : [b, liveB.peer, a];
   if (peer?.netnsid === undefined) return false;
   const ids = await kernel.netnsIds(end.namespace, describe("namespace ids", "*", end.namespace));
   return ids.some((id) => id.nsid === peer.netnsid && id.name === other.namespace);
@@ -278,7 +277,7 @@ export const vethKind: ResourceKind<VethInputs, VethOutputs> = {
         if (other) err.message += whoseMark(other, inputs.__owner);
         throw err;
       }
-      if (!isPair(liveA, liveB) || !(await peersAcross(a, liveA!, b))) {
+      if (!isPair(liveA, liveB) || !(await peersAcross(a, liveA!, b, liveB!))) {
         await kernel.intentRestore(a.namespace, intent, earlier, tag, pairSubject(inputs));
         throw new NslabError(
           "AlreadyExists",
